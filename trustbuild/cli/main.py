@@ -1,0 +1,77 @@
+"""Entry point: parse arguments, dispatch to a command module, turn TrustbuildError into exit codes.
+
+Each command lives in ``trustbuild/cli/cmd_<name>.py`` with ``register(subparsers)`` that adds its
+parser and sets ``func(args) -> int``. Exit codes: 0 ok, 1 failed/denied, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from trustbuild import __version__
+from trustbuild.errors import TrustbuildError
+
+__all__ = ["main", "build_parser"]
+
+COMMANDS = (
+    "version",
+    "copy",
+    "inspect",
+    "build",
+    "generate_key_pair",
+    "sign",
+    "verify",
+    "attest",
+    "verify_attestation",
+    "policy",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every available command."""
+    parser = argparse.ArgumentParser(
+        prog="trustbuild",
+        description="Daemonless container image builder with signing, provenance and a policy gate.",
+    )
+    parser.add_argument("--version", action="version", version=f"trustbuild {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"trustbuild.cli.cmd_{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"trustbuild.cli.cmd_{name}":
+                continue  # command not part of this build yet
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (console script entry point)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    verbose = bool(getattr(args, "verbose", 0))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except TrustbuildError as err:
+        if verbose:
+            raise
+        msg = str(err)
+        print(f"trustbuild: error: {msg}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("trustbuild: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The one error tree: every failure a user can cause or meet is a TrustbuildError.
+
+The CLI catches TrustbuildError once, prints ``str(err)`` as one line (plus ``diagnostics()``
+with ``-v``) and exits with ``err.exit_code``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+__all__ = [
+    "TrustbuildError",
+    "UsageError",
+    "InvalidReference",
+    "InvalidDigest",
+    "InvalidManifest",
+    "DigestMismatch",
+    "RegistryError",
+    "NotFound",
+    "StoreError",
+    "BuildError",
+    "DockerfileError",
+    "SandboxError",
+    "SigningError",
+    "VerificationError",
+    "AttestationError",
+    "PolicyError",
+    "PolicyViolation",
+]
+
+
+class TrustbuildError(Exception):
+    """Base of every error trustbuild reports to a user."""
+
+    exit_code = 1
+    hint: str = ""
+
+    def diagnostics(self) -> str:
+        """Several lines that explain the error and suggest a fix."""
+        lines = [str(self)]
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        if self.__cause__ is not None:
+            lines.append(f"caused by: {self.__cause__!r}")
+        return "\n".join(lines)
+
+    def log_and_exit(self, *, verbose: bool = False) -> NoReturn:
+        """Print the error on stderr (one line unless verbose) and exit."""
+        msg = self.diagnostics() if verbose else str(self)
+        print(f"trustbuild: error: {msg}", file=sys.stderr)
+        raise SystemExit(self.exit_code)
+
+
+class UsageError(TrustbuildError):
+    """Bad command-line usage (exit 2)."""
+
+    exit_code = 2
+
+
+class InvalidReference(TrustbuildError):
+    """An image reference or transport string that cannot be parsed."""
+
+
+class InvalidDigest(TrustbuildError):
+    """A digest string that is malformed or uses an unsupported algorithm."""
+
+
+class InvalidManifest(TrustbuildError):
+    """A manifest, index or config that is not valid JSON of the expected shape."""
+
+
+class DigestMismatch(TrustbuildError):
+    """Content whose digest or size is not what its descriptor promised."""
+
+
+class RegistryError(TrustbuildError):
+    """A failed registry request: method, redacted URL, status and the registry's message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        url: str = "",
+        status: int | None = None,
+        temporary: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.status = status
+        self.temporary = temporary
+
+
+class NotFound(TrustbuildError):
+    """A manifest, blob, tag or file that does not exist."""
+
+
+class StoreError(TrustbuildError):
+    """A local store (OCI layout, docker-archive) that cannot be read or written."""
+
+
+class BuildError(TrustbuildError):
+    """A build that failed."""
+
+
+class DockerfileError(BuildError):
+    """A Dockerfile problem, reported as ``Dockerfile:LINE INSTRUCTION: message``."""
+
+    def __init__(self, message: str, *, path: str = "Dockerfile", line: int | None = None,
+                 instruction: str = "") -> None:
+        where = f"{path}:{line}" if line is not None else path
+        what = f" {instruction}" if instruction else ""
+        super().__init__(f"{where}{what}: {message}")
+        self.path = path
+        self.line = line
+        self.instruction = instruction
+
+
+class SandboxError(BuildError):
+    """A RUN step that could not be set up or that failed."""
+
+
+class SigningError(TrustbuildError):
+    """Keys that cannot be read or a signature that cannot be made or stored."""
+
+
+class VerificationError(TrustbuildError):
+    """A signature or attestation that does not verify."""
+
+
+class AttestationError(TrustbuildError):
+    """An attestation that cannot be made, parsed or stored."""
+
+
+class PolicyError(TrustbuildError):
+    """A policy file that is invalid (names the field path)."""
+
+
+class PolicyViolation(TrustbuildError):
+    """The gate or the deploy check denied."""
