@@ -1,0 +1,60 @@
+"""``trustbuild copy SRC DST``: copy an image between registries, OCI layouts and docker-archives."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
+from trustbuild.store.copy import copy_image
+from trustbuild.store.location import parse_location
+from trustbuild.store.open import open_store
+
+__all__ = ["register", "run"]
+
+
+def register(sub: Any) -> None:
+    """Add the ``copy`` command."""
+    p = sub.add_parser(
+        "copy", help="copy an image between transports",
+        description="Copy an image. Locations: docker://REF (or a bare REF), oci:DIR[:TAG], "
+                    "docker-archive:FILE[:REF]. Prints the destination manifest digest.")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.add_argument("--all", dest="all_platforms", action="store_true",
+                   help="copy every platform of an index (the index digest is kept)")
+    p.add_argument("--digest-file", metavar="FILE", help="also write the destination digest here")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    add_registry_flags(p)
+    add_common_flags(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Copy SRC to DST; print the destination digest on stdout."""
+    opts = store_options(args)
+    src_loc, dst_loc = parse_location(args.src), parse_location(args.dst)
+    src, src_ref = open_store(src_loc, opts)
+    try:
+        dst, dst_ref = open_store(dst_loc, opts, for_write=True)
+        try:
+            def progress(msg: str) -> None:
+                if not args.quiet:
+                    print(msg, file=sys.stderr, flush=True)
+
+            desc = copy_image(src, src_ref, dst, [dst_ref] if dst_ref else [], platform=opts.platform,
+                              all_platforms=args.all_platforms, jobs=opts.jobs, progress=progress)
+            dst.close()
+        except BaseException:
+            abort = getattr(dst, "abort", None)
+            if callable(abort):
+                abort()
+            raise
+    finally:
+        src.close()
+    print(desc.digest)
+    if args.digest_file:
+        with open(args.digest_file, "w", encoding="utf-8") as f:
+            f.write(f"{desc.digest}\n")
+    return 0
