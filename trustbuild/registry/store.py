@@ -1,0 +1,328 @@
+"""``RegistryStore``: the :class:`~trustbuild.store.base.Store` of one registry repository.
+
+Reads are verified: a manifest asked for by digest (or served with ``Docker-Content-Digest``)
+must hash to it, and blobs are streamed through :mod:`trustbuild.oci.verify` so a mismatch
+raises DigestMismatch and leaves no file. Writes go blobs first (HEAD, then cross-repository
+mount or upload), manifest last.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+from urllib.parse import urljoin
+
+import requests
+
+from trustbuild._internal.retry import DEFAULT_POLICY, RetryPolicy, retry_call
+from trustbuild.errors import DigestMismatch, InvalidManifest, NotFound, RegistryError
+from trustbuild.oci.descriptor import Descriptor
+from trustbuild.oci.digest import Digest
+from trustbuild.oci.manifest import MAX_MANIFEST_BYTES, Manifest, load_json, parse_manifest
+from trustbuild.oci.mediatype import ACCEPT_MANIFESTS, MediaType
+from trustbuild.oci.verify import VerifyingReader, check_bytes, copy_verified_to_file
+from trustbuild.registry import referrers as _ref
+from trustbuild.registry.challenge import repository_scope
+from trustbuild.registry.credentials import Credentials
+from trustbuild.registry.response import read_limited
+from trustbuild.registry.transport import _UNSET, Transport
+from trustbuild.registry.upload import DEFAULT_CHUNK_SIZE, upload_blob
+from trustbuild.store.base import BlobSource, StoreOptions
+
+if TYPE_CHECKING:
+    from trustbuild.store.base import Store
+
+__all__ = ["RegistryStore"]
+
+_GENERIC_TYPES = ("application/json", "application/octet-stream", "text/plain", "")
+
+
+def _is_digest(ref: str) -> bool:
+    return ":" in ref
+
+
+class RegistryStore:
+    """One repository on a registry, e.g. ``RegistryStore("127.0.0.1:5000", "app", opts)``.
+
+    Keyword-only extras: ``credentials`` (default: docker config.json), ``retry`` (a
+    RetryPolicy), ``chunk_size`` (blobs larger than this are uploaded in PATCH chunks of this
+    size), ``transport`` (share one Transport, hence one token cache, between repositories).
+    ``stats`` counts blobs ``present`` / ``mounted`` / ``uploaded`` and ``manifests`` pushed.
+    """
+
+    def __init__(self, registry: str, repository: str, options: StoreOptions, *,
+                 credentials: Credentials | None = _UNSET, retry: RetryPolicy = DEFAULT_POLICY,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, transport: Transport | None = None) -> None:
+        self.registry = registry
+        self.repository = repository
+        self.options = options
+        self.chunk_size = max(1, chunk_size)
+        self.transport = transport or Transport(registry, options=options, credentials=credentials,
+                                                retry=retry)
+        self.stats: Counter[str] = Counter()
+        self._stats_lock = threading.Lock()
+        self._mount_source: str | None = None
+        self._pull = (repository_scope(repository, "pull"),)
+        self._push = (repository_scope(repository, "pull,push"),)
+
+    # ------------------------------------------------------------------ naming
+
+    def describe(self) -> str:
+        """``docker://host/repo``."""
+        return f"docker://{self.registry}/{self.repository}"
+
+    def _name(self, ref: str) -> str:
+        return f"{self.describe()}{'@' if _is_digest(ref) else ':'}{ref}"
+
+    def _count(self, what: str) -> None:
+        with self._stats_lock:
+            self.stats[what] += 1
+
+    def ping(self) -> None:
+        """``GET /v2/``: checks the registry answers and learns how to authenticate."""
+        self.transport.ping()
+
+    def close(self) -> None:
+        """Release connections."""
+        self.transport.close()
+
+    # ------------------------------------------------------------------ manifests
+
+    def get_manifest(self, ref: str) -> tuple[bytes, str]:
+        """Raw bytes and media type at tag or digest ``ref``; verified; NotFound if absent."""
+        want = Digest.parse(ref) if _is_digest(ref) else None
+        resp = self.transport.request(
+            "GET", f"/v2/{self.repository}/manifests/{ref}", scopes=self._pull,
+            expect=(200, 404), headers={"Accept": ACCEPT_MANIFESTS}, stream=True)
+        try:
+            if resp.status_code == 404:
+                raise NotFound(f"manifest {self._name(ref)} not found")
+            raw = read_limited(resp, MAX_MANIFEST_BYTES + 1)
+        finally:
+            resp.close()
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise InvalidManifest(f"manifest {self._name(ref)}: larger than {MAX_MANIFEST_BYTES} bytes")
+        if want is not None:
+            check_bytes(raw, want, what=f"manifest {self._name(ref)}")
+        header = resp.headers.get("Docker-Content-Digest")
+        if header and want is None:
+            try:
+                served = Digest.parse(header)
+            except Exception:
+                served = None
+            if served is not None:
+                check_bytes(raw, served, what=f"manifest {self._name(ref)} (Docker-Content-Digest)")
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        if ctype in _GENERIC_TYPES:
+            mt = load_json(raw, what=f"manifest {self._name(ref)}").get("mediaType")
+            ctype = mt if isinstance(mt, str) and mt else MediaType.OCI_MANIFEST
+        return raw, ctype
+
+    def resolve(self, ref: str) -> Descriptor:
+        """Descriptor (media type, digest, size) of the manifest at ``ref``, read and verified."""
+        raw, mt = self.get_manifest(ref)
+        return Descriptor(mt, Digest.of(raw), len(raw))
+
+    def put_manifest(self, raw: bytes, media_type: str, *, tags: Sequence[str] = (),
+                     update_referrers: bool = True) -> Descriptor:
+        """PUT the manifest under each tag (by digest when no tags); returns its descriptor.
+
+        If it has a ``subject`` and the registry did not answer with ``OCI-Subject`` (no
+        referrers API), the subject's ``sha256-<hex>`` fallback index is updated too.
+        """
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise InvalidManifest(f"manifest for {self.describe()}: larger than {MAX_MANIFEST_BYTES} bytes")
+        digest = Digest.of(raw)
+        refs = list(tags) or [str(digest)]
+        subject_header: str | None = None
+        for ref in refs:
+            resp = self.transport.request(
+                "PUT", f"/v2/{self.repository}/manifests/{ref}", scopes=self._push,
+                expect=(201, 202, 204), headers={"Content-Type": media_type}, body=raw)
+            served = resp.headers.get("Docker-Content-Digest")
+            subject_header = resp.headers.get("OCI-Subject") or subject_header
+            resp.close()
+            if served and served != str(digest):
+                raise DigestMismatch(f"registry stored manifest {self._name(ref)} as {served}, "
+                                     f"expected {digest}")
+            self._count("manifests")
+        desc = Descriptor(media_type, digest, len(raw))
+        if update_referrers and not subject_header:
+            self._maybe_update_referrers(raw, media_type)
+        return desc
+
+    def _maybe_update_referrers(self, raw: bytes, media_type: str) -> None:
+        try:
+            parsed = parse_manifest(raw, media_type, what="manifest")
+        except InvalidManifest:
+            return
+        if parsed.subject is None:
+            return
+        _ref.update_referrers_tag(self, parsed.subject.digest, _ref.referrer_descriptor(raw, media_type))
+
+    def delete_manifest(self, digest: Digest) -> None:
+        """DELETE the manifest by digest (the registry also drops every tag pointing at it)."""
+        resp = self.transport.request("DELETE", f"/v2/{self.repository}/manifests/{digest}",
+                                      scopes=(repository_scope(self.repository, "delete"),
+                                              *self._push), expect=(200, 202, 404))
+        resp.close()
+
+    def delete_tag(self, tag: str) -> None:
+        """Remove ``tag``; no-op if absent.
+
+        Tries the spec's ``DELETE /manifests/<tag>`` first; registries that refuse it
+        (distribution 2.x answers 400/405) get ``DELETE /manifests/<digest>``, which removes the
+        manifest and so every tag pointing at it: if other tags share the digest a RegistryError
+        is raised instead of deleting them.
+        """
+        path = f"/v2/{self.repository}/manifests/{tag}"
+        scopes = (repository_scope(self.repository, "delete"), *self._push)
+        resp = self.transport.request("DELETE", path, scopes=scopes,
+                                      expect=(200, 202, 400, 404, 405))
+        status = resp.status_code
+        resp.close()
+        if status in (200, 202):
+            return
+        try:
+            digest = self.resolve(tag).digest
+        except NotFound:
+            return
+        sharing = [t for t in self.list_tags() if t != tag and self._tag_digest(t) == digest]
+        if sharing:
+            raise RegistryError(f"cannot delete tag {self._name(tag)} alone: this registry deletes "
+                                f"by digest and {', '.join(sharing[:3])} point at the same {digest}")
+        self.delete_manifest(digest)
+
+    def _tag_digest(self, tag: str) -> Digest | None:
+        try:
+            return self.resolve(tag).digest
+        except NotFound:
+            return None
+
+    def list_tags(self) -> list[str]:
+        """Every tag, following ``Link`` pagination; [] if the repository does not exist."""
+        tags: list[str] = []
+        url: str | None = f"/v2/{self.repository}/tags/list"
+        for _page in range(10000):
+            if url is None:
+                break
+            resp = self.transport.request("GET", url, scopes=self._pull, expect=(200, 404))
+            try:
+                if resp.status_code == 404:
+                    return tags
+                obj = load_json(read_limited(resp, MAX_MANIFEST_BYTES + 1),
+                                what=f"tag list of {self.describe()}")
+                next_link = resp.links.get("next", {}).get("url")
+                base = resp.url
+            finally:
+                resp.close()
+            page = obj.get("tags") or []
+            if not isinstance(page, list):
+                raise InvalidManifest(f"tag list of {self.describe()}: 'tags' is not a list")
+            tags.extend(str(t) for t in page)
+            url = urljoin(base, next_link) if next_link else None
+        return tags
+
+    def referrers(self, digest: Digest, *, artifact_type: str | None = None) -> list[Descriptor]:
+        """Manifests whose ``subject`` is ``digest``: the referrers API, else the tag schema."""
+        params = {"artifactType": artifact_type} if artifact_type else None
+        resp = self.transport.request("GET", f"/v2/{self.repository}/referrers/{digest}",
+                                      scopes=self._pull, expect=(200, 404, 400, 405),
+                                      headers={"Accept": MediaType.OCI_INDEX}, params=params)
+        try:
+            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
+            if resp.status_code != 200 or ctype != MediaType.OCI_INDEX:
+                return _ref.filter_referrers(_ref.fallback_referrers(self, digest), artifact_type)
+            raw = read_limited(resp, MAX_MANIFEST_BYTES + 1)
+        finally:
+            resp.close()
+        idx = load_json(raw, what=f"referrers of {self._name(str(digest))}")
+        found = [Descriptor.from_json(d, where=f"referrers of {digest}")
+                 for d in idx.get("manifests") or []]
+        return _ref.filter_referrers(found, artifact_type)
+
+    # ------------------------------------------------------------------ blobs
+
+    def _blob_path(self, digest: Digest) -> str:
+        return f"/v2/{self.repository}/blobs/{digest}"
+
+    def has_blob(self, digest: Digest) -> bool:
+        """HEAD the blob: True on 200, False on 404."""
+        resp = self.transport.request("HEAD", self._blob_path(digest), scopes=self._pull,
+                                      expect=(200, 404))
+        resp.close()
+        return resp.status_code == 200
+
+    def _get_blob(self, desc: Descriptor) -> requests.Response:
+        resp = self.transport.request("GET", self._blob_path(desc.digest), scopes=self._pull,
+                                      expect=(200, 404), stream=True,
+                                      headers={"Accept-Encoding": "identity"})
+        if resp.status_code == 404:
+            resp.close()
+            raise NotFound(f"blob {desc.digest} not found in {self.describe()}")
+        return resp
+
+    @contextmanager
+    def open_blob(self, desc: Descriptor) -> Iterator[BinaryIO]:
+        """A verifying stream of the blob: reading to the end raises DigestMismatch if wrong."""
+        resp = self._get_blob(desc)
+        try:
+            reader = VerifyingReader(_RawReader(resp, self.transport.host), desc,
+                                     what=f"blob {desc.digest} from {self.describe()}")
+            yield reader  # type: ignore[misc]
+        finally:
+            resp.close()
+
+    def fetch_blob(self, desc: Descriptor, dest: Path) -> None:
+        """Stream the blob to ``dest`` (temp file + rename); nothing is left on any failure."""
+
+        def attempt() -> None:
+            with self.open_blob(desc) as stream:
+                copy_verified_to_file(stream, desc, dest,
+                                      what=f"blob {desc.digest} from {self.describe()}")
+
+        retry_call(attempt, policy=self.transport.retry)
+
+    def set_mount_source(self, repository: str | None) -> None:
+        """Default ``mount_from`` for later ``put_blob`` calls (a repository on this registry)."""
+        self._mount_source = repository
+
+    def put_blob(self, desc: Descriptor, source: BlobSource, *, mount_from: str | None = None) -> None:
+        """Upload unless present; mount from ``mount_from`` (same registry) when given."""
+        if self.has_blob(desc.digest):
+            self._count("present")
+            return
+        result = upload_blob(self.transport, self.repository, desc, source,
+                             mount_from=mount_from or self._mount_source, chunk_size=self.chunk_size)
+        self._count(str(result))
+
+
+class _RawReader:
+    """``resp.raw`` with connection errors turned into temporary RegistryErrors."""
+
+    def __init__(self, resp: requests.Response, host: str) -> None:
+        self._resp = resp
+        self._host = host
+
+    def read(self, n: int = -1) -> bytes:
+        """Read up to ``n`` undecoded bytes."""
+        try:
+            data: bytes = self._resp.raw.read(n if n >= 0 else None, decode_content=False)
+            return data
+        except (OSError, requests.RequestException, Exception) as exc:
+            if isinstance(exc, (DigestMismatch, RegistryError)):
+                raise
+            from trustbuild.registry.response import connection_error
+            raise connection_error(self._host, exc) from exc
+
+    def close(self) -> None:
+        """Close the response."""
+        self._resp.close()
+
+
+if TYPE_CHECKING:
+    _check: Store = RegistryStore("h", "r", StoreOptions())

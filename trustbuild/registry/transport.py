@@ -1,0 +1,198 @@
+"""HTTP transport to one registry host: scheme and TLS selection, ping, auth, retries, errors.
+
+Scheme: plain HTTP for loopback registries (``127.0.0.1``, ``localhost``, ``::1``) and hosts in
+``StoreOptions.insecure_registries``, HTTPS otherwise. A loopback/insecure host with a CA in
+``registry_certificates`` uses HTTPS, and a plain-HTTP ping answered by Go's "Client sent an HTTP
+request to an HTTPS server" switches to HTTPS. ``docker.io`` is served by
+``registry-1.docker.io``. Requests are retried (:mod:`trustbuild._internal.retry`) on 408/429/5xx
+and connection errors, honouring ``Retry-After``; bodies are re-opened for each attempt.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from trustbuild._internal.retry import DEFAULT_POLICY, RetryPolicy, retry_call
+from trustbuild.errors import RegistryError
+from trustbuild.oci.reference import DEFAULT_REGISTRY, is_loopback_registry
+from trustbuild.registry.auth import Authenticator
+from trustbuild.registry.challenge import parse_challenge
+from trustbuild.registry.credentials import Credentials, resolve_credentials
+from trustbuild.registry.response import connection_error, error_from_response, read_limited
+from trustbuild.store.base import StoreOptions
+
+__all__ = ["Transport", "Body", "api_host", "USER_AGENT"]
+
+USER_AGENT = "trustbuild/0.1 (+https://github.com/trustbuild)"
+DOCKER_HUB_API = "registry-1.docker.io"
+_TIMEOUT = (30.0, 300.0)
+_HTTP_TO_HTTPS = "client sent an http request to an https server"
+
+Body = bytes | Callable[[], AbstractContextManager[Any]] | None
+"""A request body: bytes, or an opener of a fresh stream (re-opened for each attempt)."""
+
+_UNSET: Any = object()
+
+
+def api_host(registry: str) -> str:
+    """The host serving the registry API (``docker.io`` -> ``registry-1.docker.io``)."""
+    return DOCKER_HUB_API if registry in (DEFAULT_REGISTRY, "index.docker.io") else registry
+
+
+def _host_matches(host: str, entries: Collection[str]) -> bool:
+    bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return host in entries or bare in entries
+
+
+class Transport:
+    """Authenticated, retrying HTTP access to one registry (thread-safe)."""
+
+    def __init__(self, registry: str, *, options: StoreOptions | None = None,
+                 credentials: Credentials | None = _UNSET,
+                 retry: RetryPolicy = DEFAULT_POLICY) -> None:
+        """``credentials`` default: looked up in docker config.json on first use of auth."""
+        self.options = options or StoreOptions()
+        self.registry = registry
+        self.host = api_host(registry)
+        self.retry = retry
+        certs = self.options.registry_certificates
+        self._ca = certs.get(self.host) or certs.get(registry)
+        plain = is_loopback_registry(self.host) or _host_matches(
+            self.host, self.options.insecure_registries) or _host_matches(
+            registry, self.options.insecure_registries)
+        self.scheme = "http" if plain and not self._ca else "https"
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(4, self.options.jobs + 2))
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.trust_env = False  # no proxies or netrc from the environment
+        creds = resolve_credentials(registry) if credentials is _UNSET else credentials
+        self.auth = Authenticator(registry, credentials=creds, send=self._send_raw)
+        self._pinged = False
+        self._ping_lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host``."""
+        return f"{self.scheme}://{self.host}"
+
+    def url(self, path: str) -> str:
+        """Absolute URL of an API path (``/v2/...``) or pass-through of an absolute URL."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.base_url + (path if path.startswith("/") else "/" + path)
+
+    def _verify(self, url: str) -> bool | str:
+        if self.options.skip_tls_verify:
+            return False
+        if url.startswith(f"https://{self.host}/") and self._ca:
+            return self._ca
+        return True
+
+    def _send_raw(self, method: str, url: str, **kw: Any) -> requests.Response:
+        """One HTTP exchange; connection failures become RegistryError (temporary)."""
+        kw.setdefault("timeout", _TIMEOUT)
+        try:
+            return self.session.request(method, url, verify=self._verify(url), **kw)
+        except requests.RequestException as exc:
+            raise connection_error(urlsplit(url).netloc or self.host, exc) from exc
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.session.close()
+
+    # ------------------------------------------------------------------ ping
+
+    def ping(self) -> None:
+        """``GET /v2/``: learn the auth challenge and the scheme once; errors if not a registry."""
+        with self._ping_lock:
+            if self._pinged:
+                return
+            retry_call(self._ping_once, policy=self.retry)
+            self._pinged = True
+
+    def _ping_once(self) -> None:
+        resp = self._send_raw("GET", self.url("/v2/"), stream=True)
+        try:
+            if resp.status_code == 400 and self.scheme == "http":
+                body = read_limited(resp, 4096).decode(errors="replace").lower()
+                if _HTTP_TO_HTTPS in body:
+                    self.scheme = "https"
+                    resp.close()
+                    resp = self._send_raw("GET", self.url("/v2/"), stream=True)
+            if resp.status_code == 200:
+                return
+            if resp.status_code == 401:
+                ch = parse_challenge(resp.headers.get("WWW-Authenticate"))
+                if ch is None:
+                    raise RegistryError(f"GET {self.url('/v2/')}: 401 without a WWW-Authenticate "
+                                        "challenge; cannot authenticate", status=401)
+                self.auth.challenge = ch
+                return
+            raise error_from_response(resp, hint=f"is {self.host} an OCI registry?")
+        finally:
+            resp.close()
+
+    # ------------------------------------------------------------------ requests
+
+    def request(self, method: str, path: str, *, scopes: Sequence[str], expect: Collection[int] = (200,),
+                headers: Mapping[str, str] | None = None, params: Any = None, body: Body = None,
+                stream: bool = False, retry: bool = True,
+                allow_redirects: bool = True) -> requests.Response:
+        """Send with auth and retries; the response if its status is in ``expect``.
+
+        Any other status raises a one-line RegistryError (``METHOD URL: STATUS code: message``).
+        With ``stream=True`` the caller must close the response.
+        """
+        self.ping()
+
+        def attempt() -> requests.Response:
+            return self._request_once(method, self.url(path), scopes=tuple(scopes), expect=expect,
+                                      headers=dict(headers or {}), params=params, body=body,
+                                      stream=stream, allow_redirects=allow_redirects)
+
+        return retry_call(attempt, policy=self.retry if retry else RetryPolicy(attempts=1))
+
+    @contextmanager
+    def _open_body(self, body: Body) -> Iterator[Any]:
+        if body is None or isinstance(body, bytes):
+            with nullcontext(body) as b:
+                yield b
+        else:
+            with body() as stream:
+                yield stream
+
+    def _request_once(self, method: str, url: str, *, scopes: tuple[str, ...],
+                      expect: Collection[int], headers: dict[str, str], params: Any, body: Body,
+                      stream: bool, allow_redirects: bool) -> requests.Response:
+        for auth_round in range(2):
+            hdrs = {**headers, **self.auth.headers(scopes)}
+            with self._open_body(body) as data:
+                resp = self._send_raw(method, url, headers=hdrs, params=params, data=data,
+                                      stream=stream, allow_redirects=allow_redirects)
+            if resp.status_code == 401 and auth_round == 0:
+                ch = parse_challenge(resp.headers.get("WWW-Authenticate"))
+                if ch is not None and (self.auth.challenge is None or ch.scheme == "bearer"):
+                    scopes = self.auth.on_unauthorized(ch, scopes)
+                    resp.close()
+                    continue
+            break
+        if resp.status_code in expect:
+            return resp
+        hint = self.auth.unauthorized_hint() if resp.status_code in (401, 403) else ""
+        err = error_from_response(resp, method=method, hint=hint)
+        resp.close()
+        raise err
+
+    def stream_reader(self, resp: requests.Response) -> BinaryIO:
+        """The raw body of a streamed response as a file-like object (no content decoding)."""
+        raw: BinaryIO = resp.raw
+        return raw
