@@ -1,0 +1,224 @@
+"""Layer compression: magic-byte detection, streaming decompression, deterministic compressors.
+
+Usage::
+
+    with open_decompressed(path) as tar_stream:      # gzip, zstd, bzip2, xz or plain
+        ...
+    media_type_for("zstd")                            # application/vnd.oci.image.layer.v1.tar+zstd
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import io
+import lzma
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import zstandard
+
+from trustbuild.errors import StoreError, UsageError
+from trustbuild.oci.mediatype import MediaType
+
+__all__ = [
+    "COMPRESSIONS", "WRITABLE", "detect", "open_decompressed", "media_type_for",
+    "compression_of_media_type", "Compressor", "new_compressor",
+]
+
+COMPRESSIONS = ("gzip", "zstd", "bzip2", "xz", "none")
+WRITABLE = ("gzip", "zstd", "none")
+MAGIC_LEN = 6
+
+_DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+_DOCKER_LAYER_ZSTD = "application/vnd.docker.image.rootfs.diff.tar.zstd"
+
+
+def detect(first_bytes: bytes) -> str:
+    """The compression of a stream from its first bytes (at least 6 for xz)."""
+    b = first_bytes
+    if b[:2] == b"\x1f\x8b":
+        return "gzip"
+    if b[:4] == b"\x28\xb5\x2f\xfd" or (len(b) >= 4 and 0x50 <= b[0] <= 0x5F
+                                          and b[1:4] == b"\x2a\x4d\x18"):
+        return "zstd"
+    if b[:3] == b"BZh":
+        return "bzip2"
+    if b[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    return "none"
+
+
+def media_type_for(compression: str, *, docker: bool = False) -> str:
+    """The layer media type for a compression written by LayerWriter."""
+    if docker:
+        table = {"gzip": str(MediaType.DOCKER_LAYER_GZIP), "zstd": _DOCKER_LAYER_ZSTD,
+                 "none": _DOCKER_LAYER}
+    else:
+        table = {"gzip": str(MediaType.OCI_LAYER_GZIP), "zstd": str(MediaType.OCI_LAYER_ZSTD),
+                 "none": str(MediaType.OCI_LAYER)}
+    try:
+        return table[compression]
+    except KeyError:
+        raise UsageError(f"layer compression {compression!r} cannot be written: "
+                         f"use one of {', '.join(WRITABLE)}") from None
+
+
+def compression_of_media_type(media_type: str) -> str | None:
+    """The compression a layer media type announces (None when it says nothing we know)."""
+    mt = media_type.lower()
+    if mt.endswith(("+gzip", ".tar.gzip")):
+        return "gzip"
+    if mt.endswith(("+zstd", ".tar.zstd")):
+        return "zstd"
+    if mt.endswith((".tar", "layer.v1.tar")):
+        return "none"
+    return None
+
+
+class _Prefixed(io.RawIOBase):
+    """A read-only stream that returns ``head`` and then the rest of ``rest``."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        mv = memoryview(buf).cast("B")
+        if self._head:
+            n = min(len(mv), len(self._head))
+            mv[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(mv))
+        mv[: len(data)] = data
+        return len(data)
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = stream.read(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+@contextlib.contextmanager
+def open_decompressed(path_or_stream: Path | str | BinaryIO) -> Iterator[BinaryIO]:
+    """Open a (possibly compressed) layer and yield its decompressed bytes as a stream.
+
+    The compression is detected from magic bytes. A stream passed in is not closed.
+    """
+    with contextlib.ExitStack() as stack:
+        if isinstance(path_or_stream, (str, Path)):
+            try:
+                raw: BinaryIO = stack.enter_context(open(path_or_stream, "rb"))
+            except OSError as exc:
+                raise StoreError(f"cannot open layer {path_or_stream}: {exc.strerror}") from exc
+        else:
+            raw = path_or_stream
+        head = _read_exact(raw, MAGIC_LEN)
+        kind = detect(head)
+        src = io.BufferedReader(_Prefixed(head, raw), buffer_size=1 << 16)
+        out: BinaryIO
+        if kind == "gzip":
+            out = gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[assignment]
+        elif kind == "zstd":
+            out = zstandard.ZstdDecompressor().stream_reader(  # type: ignore[assignment]
+                src, read_across_frames=True, closefd=False)
+        elif kind == "bzip2":
+            out = bz2.BZ2File(src, "rb")  # type: ignore[assignment]
+        elif kind == "xz":
+            out = lzma.LZMAFile(src, "rb")  # type: ignore[assignment]
+        else:
+            out = src  # type: ignore[assignment]
+        try:
+            yield out
+        finally:
+            with contextlib.suppress(Exception):
+                out.close()
+
+
+DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
+    zlib.error, gzip.BadGzipFile, EOFError, zstandard.ZstdError, OSError, lzma.LZMAError)
+
+
+class Compressor(Protocol):
+    """A one-pass compressor: bytes in, compressed bytes out."""
+
+    def compress(self, data: bytes) -> bytes:
+        """Compress more input (may return b"")."""
+
+    def flush(self) -> bytes:
+        """Finish the stream and return the remaining output."""
+
+
+class _Gzip:
+    """Deterministic gzip: fixed header (mtime 0, no name, OS 255) as Go's compress/gzip writes."""
+
+    def __init__(self, level: int) -> None:
+        self._z = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+        self._crc = 0
+        self._size = 0
+        xfl = 2 if level == 9 else 4 if level == 1 else 0
+        self._header: bytes | None = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + bytes([xfl, 255])
+
+    def _take_header(self) -> bytes:
+        h, self._header = self._header or b"", None
+        return h
+
+    def compress(self, data: bytes) -> bytes:
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        return self._take_header() + self._z.compress(data)
+
+    def flush(self) -> bytes:
+        tail = self._z.flush(zlib.Z_FINISH)
+        trailer = struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
+        return self._take_header() + tail + trailer
+
+
+class _Zstd:
+    def __init__(self, level: int) -> None:
+        self._c = zstandard.ZstdCompressor(level=level, threads=0).compressobj()
+
+    def compress(self, data: bytes) -> bytes:
+        return self._c.compress(data)
+
+    def flush(self) -> bytes:
+        return self._c.flush()
+
+
+class _Identity:
+    def compress(self, data: bytes) -> bytes:
+        return data
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def new_compressor(compression: str, level: int | None = None) -> Compressor:
+    """A deterministic compressor for ``gzip`` (default level 6), ``zstd`` (3) or ``none``."""
+    if compression == "gzip":
+        lv = 6 if level is None else level
+        if not 1 <= lv <= 9:
+            raise UsageError(f"gzip compression level {lv} is out of range 1..9")
+        return _Gzip(lv)
+    if compression == "zstd":
+        lv = 3 if level is None else level
+        if not 1 <= lv <= 22:
+            raise UsageError(f"zstd compression level {lv} is out of range 1..22")
+        return _Zstd(lv)
+    if compression == "none":
+        return _Identity()
+    raise UsageError(f"layer compression {compression!r} cannot be written: "
+                     f"use one of {', '.join(WRITABLE)}")

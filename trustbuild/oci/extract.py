@@ -1,0 +1,478 @@
+"""Safe extraction of untrusted layer tars into a rootfs, with OCI whiteouts.
+
+Every path is resolved as a chroot would, one component at a time with ``openat``-style calls
+(``dir_fd`` + ``O_NOFOLLOW``): symlinks met on the way are followed *inside* the rootfs (an
+absolute target restarts at the rootfs, ".." stops at it), the last component is never
+followed. Nothing is written or resolved outside the rootfs.
+
+Usage::
+
+    stats = extract_layer(blob_path, rootfs, diff_id=expected_diff_id)
+    for info in iter_layer_entries(blob_path): ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import stat
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from trustbuild._internal import tarutil
+from trustbuild._internal.tarutil import OPAQUE_MARKER, WHITEOUT_PREFIX, XATTR_PREFIX
+from trustbuild.errors import BuildError, DigestMismatch, StoreError
+from trustbuild.oci.compression import DECOMPRESS_ERRORS, open_decompressed
+from trustbuild.oci.digest import CHUNK, Digest, Hasher
+
+__all__ = ["ExtractStats", "extract_layer", "iter_layer_entries", "iter_layer_files",
+           "flatten_layers"]
+
+_MAX_LINKS = 40
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass
+class ExtractStats:
+    """What an extraction did."""
+
+    entries: int = 0
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    hardlinks: int = 0
+    devices: int = 0
+    devices_skipped: int = 0
+    whiteouts: int = 0
+    bytes: int = 0
+    xattrs_skipped: int = 0
+    diff_id: Digest | None = None
+    skipped: list[str] = field(default_factory=list)
+
+
+class _HashingReader:
+    """Hashes everything read through it (the uncompressed stream = the diff_id)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._s = stream
+        self.hasher = Hasher()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._s.read(n)
+        self.hasher.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
+def _describe(blob: Path | BinaryIO) -> str:
+    return str(blob) if isinstance(blob, (str, Path)) else getattr(blob, "name", "<stream>")
+
+
+@contextlib.contextmanager
+def _open_tar(blob: Path | BinaryIO, what: str) -> Iterator[tuple[tarfile.TarFile, _HashingReader]]:
+    with open_decompressed(blob) as raw:
+        reader = _HashingReader(raw)
+        try:
+            tf = tarfile.open(fileobj=reader, mode="r|", tarinfo=tarutil.BoundedInfo,  # type: ignore[call-overload]
+                              errors="surrogateescape")
+        except (tarfile.TarError, *DECOMPRESS_ERRORS) as exc:
+            raise StoreError(f"layer {what}: not a readable tar: {exc}") from exc
+        with tf:
+            yield tf, reader
+
+
+def iter_layer_files(blob: Path | BinaryIO) -> Iterator[tuple[tarfile.TarInfo, BinaryIO | None]]:
+    """Stream (entry, content reader or None) pairs; a reader is valid until the next pair."""
+    what = _describe(blob)
+    with _open_tar(blob, what) as (tf, _):
+        try:
+            for info in tf:
+                yield info, (tf.extractfile(info) if info.isreg() else None)  # type: ignore[misc]
+        except (tarfile.TarError, *DECOMPRESS_ERRORS) as exc:
+            raise StoreError(f"layer {what}: corrupt tar: {exc}") from exc
+
+
+def iter_layer_entries(blob: Path | BinaryIO) -> Iterator[tarfile.TarInfo]:
+    """Stream the entries of a (possibly compressed) layer tar."""
+    for info, _ in iter_layer_files(blob):
+        yield info
+
+
+def flatten_layers(blobs: list[Path], dest: Path, **kw: object) -> None:
+    """Extract layers in order into ``dest`` (created if missing)."""
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    for blob in blobs:
+        extract_layer(blob, dest, **kw)  # type: ignore[arg-type]
+
+
+class _Unsafe(Exception):
+    """An entry that would leave the rootfs or is otherwise hostile."""
+
+
+class _Root:
+    """Chroot-style path resolution below one directory fd, with a cache of parent dirs."""
+
+    def __init__(self, rootfs: Path) -> None:
+        self.fd = os.open(rootfs, _DIR_FLAGS)
+        st = os.fstat(self.fd)
+        self.ident = (st.st_dev, st.st_ino)
+        self._cache: dict[str, int] = {}
+
+    def close(self) -> None:
+        self.invalidate()
+        os.close(self.fd)
+
+    def invalidate(self) -> None:
+        for fd in self._cache.values():
+            os.close(fd)
+        self._cache.clear()
+
+    def _up(self, fd: int) -> int:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) == self.ident:
+            return os.dup(self.fd)
+        return os.open("..", _DIR_FLAGS, dir_fd=fd)
+
+    def _walk(self, start: int, comps: list[str], create: bool) -> int:
+        """Resolve ``comps`` (as directories) from ``start`` (a fd this call owns)."""
+        cur = start
+        todo = list(reversed(comps))
+        links = 0
+        try:
+            while todo:
+                comp = todo.pop()
+                if comp in ("", "."):
+                    continue
+                if comp == "..":
+                    nxt = self._up(cur)
+                    os.close(cur)
+                    cur = nxt
+                    continue
+                try:
+                    st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    os.mkdir(comp, 0o755, dir_fd=cur)
+                    os.chmod(comp, 0o755, dir_fd=cur, follow_symlinks=True)
+                    st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    links += 1
+                    if links > _MAX_LINKS:
+                        raise _Unsafe("too many levels of symbolic links")
+                    target = os.readlink(comp, dir_fd=cur)
+                    todo.extend(reversed(target.split("/")))
+                    if target.startswith("/"):
+                        os.close(cur)
+                        cur = os.dup(self.fd)
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    raise NotADirectoryError(errno.ENOTDIR, "not a directory", comp)
+                nxt = os.open(comp, _DIR_FLAGS, dir_fd=cur)
+                os.close(cur)
+                cur = nxt
+            return cur
+        except BaseException:
+            os.close(cur)
+            raise
+
+    def _dir(self, rel: str, create: bool) -> int:
+        """A cache-owned fd of directory ``rel``: valid until the next call or invalidate()."""
+        if not rel:
+            return self.fd
+        fd = self._cache.get(rel)
+        if fd is not None:
+            return fd
+        gp, base = tarutil.split(rel)
+        fd = self._walk(os.dup(self._dir(gp, create)), [base], create)
+        if len(self._cache) >= 512:
+            self.invalidate()
+        self._cache[rel] = fd
+        return fd
+
+    def parent(self, rel: str, *, create: bool = True) -> int:
+        """A new fd (the caller closes it) of the directory holding ``rel``."""
+        return os.dup(self._dir(tarutil.split(rel)[0], create))
+
+
+def _lstat(dfd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+class _Extractor:
+    def __init__(self, rootfs: Path, what: str, *, allow_devices: bool, same_owner: bool) -> None:
+        self.root = _Root(rootfs)
+        self.what = what
+        self.allow_devices = allow_devices
+        self.same_owner = same_owner
+        self.stats = ExtractStats()
+        self.layer_paths: set[str] = set()      # entries of this layer (not whiteouts)
+        self.layer_ancestors: set[str] = set()  # their ancestors
+        self.dir_meta: dict[str, tuple[int, int]] = {}
+
+    # -- removal --------------------------------------------------------------------------
+
+    def _remove(self, dfd: int, name: str, st: os.stat_result) -> None:
+        if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            self.root.invalidate()
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(name, dir_fd=dfd)
+        else:
+            os.unlink(name, dir_fd=dfd)
+
+    def _prune(self, dfd: int, name: str, rel: str) -> None:
+        """Remove lower content at ``rel`` except what this layer wrote."""
+        st = _lstat(dfd, name)
+        if st is None:
+            return
+        keep = rel in self.layer_paths or rel in self.layer_ancestors
+        if not keep:
+            self._remove(dfd, name, st)
+            return
+        if stat.S_ISDIR(st.st_mode):
+            sub = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+            try:
+                for child in sorted(os.listdir(sub)):
+                    self._prune(sub, child, tarutil.join(rel, child))
+            finally:
+                os.close(sub)
+
+    # -- entries --------------------------------------------------------------------------
+
+    def entry(self, info: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
+        rel = tarutil.clean_name(info.name)
+        if rel is None:
+            raise _Unsafe("name escapes the rootfs with '..'")
+        if len(rel.encode("utf-8", "surrogateescape")) > tarutil.MAX_PATH:
+            raise _Unsafe("name longer than PATH_MAX")
+        self.stats.entries += 1
+        parent, base = tarutil.split(rel)
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(rel, parent, base)
+            return
+        if not rel:
+            self._meta_root(info)
+            return
+        if info.ischr() or info.isblk():
+            if not self.allow_devices:
+                self.stats.devices_skipped += 1
+                self.stats.skipped.append(rel)
+                return
+        self.layer_paths.add(rel)
+        p = parent
+        while p and p not in self.layer_ancestors:
+            self.layer_ancestors.add(p)
+            p = tarutil.split(p)[0]
+        dfd = self.root.parent(rel)
+        try:
+            self._place(dfd, rel, base, info, tf)
+        finally:
+            os.close(dfd)
+
+    def _whiteout(self, rel: str, parent: str, base: str) -> None:
+        self.stats.whiteouts += 1
+        victim = base[len(WHITEOUT_PREFIX):]
+        if victim in ("", ".", ".."):
+            raise _Unsafe("invalid whiteout name")
+        try:
+            dfd = self.root.parent(rel, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return  # nothing below to hide
+        try:
+            if base == OPAQUE_MARKER:
+                for child in sorted(os.listdir(dfd)):
+                    self._prune(dfd, child, tarutil.join(parent, child))
+            else:
+                self._prune(dfd, victim, tarutil.join(parent, victim))
+        finally:
+            os.close(dfd)
+
+    def _place(self, dfd: int, rel: str, base: str, info: tarfile.TarInfo,
+               tf: tarfile.TarFile) -> None:
+        old = _lstat(dfd, base)
+        if info.isdir():
+            if old is not None and not stat.S_ISDIR(old.st_mode):
+                self._remove(dfd, base, old)
+                old = None
+            if old is None:
+                os.mkdir(base, 0o700, dir_fd=dfd)
+            fd = os.open(base, _DIR_FLAGS, dir_fd=dfd)
+            try:
+                self._owner_xattrs(fd, info)
+            finally:
+                os.close(fd)
+            self.dir_meta[rel] = (info.mode & 0o7777, int(info.mtime))
+            self.stats.dirs += 1
+            return
+        if old is not None:
+            self._remove(dfd, base, old)
+        if info.isreg():
+            self._file(dfd, base, info, tf)
+        elif info.issym():
+            os.symlink(info.linkname, base, dir_fd=dfd)
+            self._link_meta(dfd, base, info)
+            self.stats.symlinks += 1
+        elif info.islnk():
+            self._hardlink(dfd, base, info)
+        elif info.ischr() or info.isblk() or info.isfifo():
+            kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK if info.isblk() else stat.S_IFIFO
+            os.mknod(base, kind | 0o600, os.makedev(info.devmajor, info.devminor), dir_fd=dfd)
+            fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            try:
+                self._owner_xattrs(fd, info, path_fd=True)
+                os.chmod(f"/proc/self/fd/{fd}", info.mode & 0o7777)
+                os.utime(f"/proc/self/fd/{fd}", (info.mtime, info.mtime))
+            finally:
+                os.close(fd)
+            if not info.isfifo():
+                self.stats.devices += 1
+        else:
+            raise _Unsafe(f"unsupported tar entry type {info.type!r}")
+
+    def _file(self, dfd: int, base: str, info: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
+        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=dfd)
+        try:
+            src = tf.extractfile(info)
+            assert src is not None
+            while chunk := src.read(CHUNK):
+                _write_all(fd, chunk)
+                self.stats.bytes += len(chunk)
+            self._owner_xattrs(fd, info)
+            os.fchmod(fd, info.mode & 0o7777)
+            os.utime(fd, (info.mtime, info.mtime))
+        finally:
+            os.close(fd)
+        self.stats.files += 1
+
+    def _hardlink(self, dfd: int, base: str, info: tarfile.TarInfo) -> None:
+        target = tarutil.clean_name(info.linkname)
+        if not target:
+            raise _Unsafe(f"hardlink target {info.linkname!r} escapes the rootfs")
+        try:
+            tdfd = self.root.parent(target, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            raise _Unsafe(f"hardlink target {info.linkname!r} does not exist") from None
+        try:
+            _, tbase = tarutil.split(target)
+            tst = _lstat(tdfd, tbase)
+            if tst is None:
+                raise _Unsafe(f"hardlink target {info.linkname!r} does not exist")
+            if stat.S_ISDIR(tst.st_mode):
+                raise _Unsafe(f"hardlink target {info.linkname!r} is a directory")
+            os.link(tbase, base, src_dir_fd=tdfd, dst_dir_fd=dfd, follow_symlinks=False)
+        finally:
+            os.close(tdfd)
+        self.stats.hardlinks += 1
+
+    def _link_meta(self, dfd: int, base: str, info: tarfile.TarInfo) -> None:
+        if self.same_owner:
+            os.chown(base, info.uid, info.gid, dir_fd=dfd, follow_symlinks=False)
+        fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            self._xattrs(f"/proc/self/fd/{fd}", info, follow=True)  # the magic link -> the symlink
+        finally:
+            os.close(fd)
+        os.utime(base, (info.mtime, info.mtime), dir_fd=dfd, follow_symlinks=False)
+
+    def _owner_xattrs(self, fd: int, info: tarfile.TarInfo, *, path_fd: bool = False) -> None:
+        target: int | str = f"/proc/self/fd/{fd}" if path_fd else fd
+        if self.same_owner:
+            os.chown(target, info.uid, info.gid)
+        self._xattrs(target, info, follow=True)
+
+    def _xattrs(self, target: int | str, info: tarfile.TarInfo, *, follow: bool) -> None:
+        for key, value in info.pax_headers.items():
+            if not key.startswith(XATTR_PREFIX):
+                continue
+            name = key[len(XATTR_PREFIX):]
+            if name.startswith(("trusted.overlay.", "user.overlay.", "security.selinux")):
+                continue
+            try:
+                os.setxattr(target, name, value.encode("utf-8", "surrogateescape"),
+                            follow_symlinks=follow)
+            except OSError:
+                self.stats.xattrs_skipped += 1
+
+    def _meta_root(self, info: tarfile.TarInfo) -> None:
+        if info.isdir():
+            if self.same_owner:
+                os.chown(self.root.fd, info.uid, info.gid)
+            self.dir_meta[""] = (info.mode & 0o7777, int(info.mtime))
+
+    def finish(self) -> None:
+        """Apply directory modes and mtimes last (writing into a dir changes its mtime)."""
+        self.root.invalidate()
+        for rel in sorted(self.dir_meta, key=lambda r: -r.count("/")):
+            mode, mtime = self.dir_meta[rel]
+            try:
+                if rel:
+                    dfd = self.root.parent(rel, create=False)
+                    try:
+                        fd = os.open(tarutil.split(rel)[1], _DIR_FLAGS, dir_fd=dfd)
+                    finally:
+                        os.close(dfd)
+                else:
+                    fd = os.dup(self.root.fd)
+            except OSError:
+                continue  # removed or replaced later in the layer
+            try:
+                os.fchmod(fd, mode)
+                os.utime(fd, (mtime, mtime))
+            finally:
+                os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    mv = memoryview(data)
+    while mv:
+        n = os.write(fd, mv)
+        mv = mv[n:]
+
+
+def extract_layer(blob: Path | BinaryIO, rootfs: Path, *, media_type: str | None = None,
+                  allow_devices: bool = True, same_owner: bool = True,
+                  diff_id: Digest | None = None, what: str | None = None) -> ExtractStats:
+    """Extract a layer (compression detected by magic) into ``rootfs``, applying whiteouts.
+
+    ``diff_id`` given: the uncompressed stream must hash to it (DigestMismatch otherwise; the
+    rootfs is then partly written and must be discarded). ``media_type`` is informational: the
+    magic bytes decide. Unsafe entries raise BuildError, unreadable tars StoreError.
+    """
+    del media_type
+    name = what or _describe(blob)
+    ex = _Extractor(Path(rootfs), name, allow_devices=allow_devices, same_owner=same_owner)
+    info: tarfile.TarInfo | None = None
+    try:
+        with _open_tar(blob, name) as (tf, reader):
+            try:
+                for info in tf:
+                    ex.entry(info, tf)
+                info = None
+                ex.finish()
+                reader.drain()
+            except (tarfile.TarError, *DECOMPRESS_ERRORS) as exc:
+                if isinstance(exc, OSError) and info is not None and exc.errno is not None:
+                    raise BuildError(f"layer {name}: entry {info.name!r}: {exc.strerror}") from exc
+                raise StoreError(f"layer {name}: corrupt tar: {exc}") from exc
+            except _Unsafe as exc:
+                where = f"entry {info.name!r}: " if info is not None else ""
+                raise BuildError(f"layer {name}: {where}{exc}") from None
+            ex.stats.diff_id = reader.hasher.digest()
+    finally:
+        ex.root.close()
+    if diff_id is not None and ex.stats.diff_id != diff_id:
+        raise DigestMismatch(f"layer {name}: uncompressed content has digest {ex.stats.diff_id}, "
+                             f"expected diff_id {diff_id}")
+    return ex.stats
