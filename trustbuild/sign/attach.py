@@ -1,0 +1,315 @@
+"""Where signatures live: cosign's ``sha256-<hex>.<suffix>`` manifests and OCI 1.1 bundle referrers.
+
+Writing works on any :class:`~trustbuild.store.base.Store` (registry repository, OCI layout).
+
+- :func:`append_cosign_layer` keeps cosign's tag-based layout: the tag ``sha256-<hex>.sig``
+  (``.att`` for attestations) names an OCI manifest whose config is the small image config
+  go-containerregistry writes for an empty image plus its layers, and whose layers are one per
+  signature, each annotated (``dev.cosignproject.cosign/signature`` ...). New layers are appended;
+  an identical layer (same digest and annotations) is never added twice.
+- :func:`attach_bundle_referrer` stores a Sigstore bundle as cosign 3 does (``BUNDLE_SPEC.md``):
+  an OCI manifest with ``artifactType`` = the bundle media type, the empty config, one layer
+  holding the bundle JSON and a ``subject`` pointing at the image. When the store does not list
+  it as a referrer by itself (a registry without the referrers API), the referrers tag-schema
+  index ``sha256-<hex>`` is updated too.
+
+Reading (:func:`read_cosign_layers`, :func:`read_bundle_referrers`) is bounded and verifies the
+digest of every blob.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from trustbuild.errors import (
+    DigestMismatch,
+    InvalidManifest,
+    NotFound,
+    RegistryError,
+    SigningError,
+    StoreError,
+    VerificationError,
+)
+from trustbuild.oci.descriptor import Descriptor
+from trustbuild.oci.digest import Digest
+from trustbuild.oci.manifest import Index, Manifest, dump_json, parse_manifest
+from trustbuild.oci.mediatype import MediaType
+from trustbuild.oci.verify import check_bytes
+from trustbuild.store.base import Store
+
+__all__ = [
+    "EMPTY_CONFIG",
+    "MAX_LAYER_BYTES",
+    "MAX_LAYERS",
+    "MAX_ANNOTATION_BYTES",
+    "CosignLayer",
+    "BundleReferrer",
+    "cosign_tag",
+    "append_cosign_layer",
+    "attach_bundle_referrer",
+    "read_cosign_layers",
+    "read_bundle_referrers",
+    "read_blob_bounded",
+]
+
+EMPTY_CONFIG = b"{}"
+MAX_LAYER_BYTES = 4 * 1024 * 1024  # a payload, a DSSE envelope or a bundle
+MAX_LAYERS = 256
+MAX_ANNOTATION_BYTES = 256 * 1024
+_SIG_MANIFEST_TYPES = (MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST)
+_LOOKUP_ERRORS = (NotFound, RegistryError, StoreError)
+
+
+def cosign_tag(digest: Digest, suffix: str) -> str:
+    """``sha256-<hex>.<suffix>``."""
+    return f"{digest.tag_form}.{suffix}"
+
+
+def _ggcr_descriptor(d: Descriptor) -> dict[str, Any]:
+    """A descriptor in go-containerregistry's field order (mediaType, size, digest, ...)."""
+    out: dict[str, Any] = {"mediaType": d.media_type, "size": d.size, "digest": str(d.digest)}
+    if d.annotations:
+        out["annotations"] = dict(sorted(d.annotations.items()))
+    if d.artifact_type:
+        out["artifactType"] = d.artifact_type
+    return out
+
+
+def _signature_config(layers: list[Descriptor]) -> bytes:
+    """The config go-containerregistry writes for ``empty.Image`` plus uncompressed layers."""
+    zero = "0001-01-01T00:00:00Z"
+    cfg = {
+        "architecture": "", "created": zero,
+        "history": [{"created": zero} for _ in layers],
+        "os": "", "rootfs": {"type": "layers", "diff_ids": [str(d.digest) for d in layers]},
+        "config": {},
+    }
+    return dump_json(cfg)
+
+
+def _bytes_source(data: bytes) -> Callable[[], io.BytesIO]:
+    return lambda: io.BytesIO(data)
+
+
+def _put(store: Store, media_type: str, data: bytes) -> Descriptor:
+    desc = Descriptor.for_bytes(media_type, data)
+    store.put_blob(desc, _bytes_source(data))  # type: ignore[arg-type]
+    return desc
+
+
+def _check_annotations(annotations: dict[str, str] | None, where: str) -> None:
+    total = sum(len(k) + len(v) for k, v in (annotations or {}).items())
+    if total > MAX_ANNOTATION_BYTES:
+        raise VerificationError(f"{where}: annotations are {total} bytes "
+                                f"(more than the {MAX_ANNOTATION_BYTES} allowed)")
+
+
+def _load_signature_manifest(store: Store, tag: str) -> Manifest | None:
+    """The manifest at the cosign tag, None if absent; VerificationError if malformed."""
+    try:
+        raw, mt = store.get_manifest(tag)
+    except _LOOKUP_ERRORS:
+        return None
+    where = f"{store.describe()}:{tag}"
+    try:
+        m = parse_manifest(raw, mt, what=where)
+    except InvalidManifest as exc:
+        raise VerificationError(f"signature manifest {where} is invalid: {exc}") from None
+    if not isinstance(m, Manifest) or m.media_type not in _SIG_MANIFEST_TYPES:
+        raise VerificationError(f"signature manifest {where} has unexpected media type "
+                                f"{m.media_type} (expected an image manifest)")
+    if len(m.layers) > MAX_LAYERS:
+        raise VerificationError(f"signature manifest {where} has {len(m.layers)} layers "
+                                f"(more than {MAX_LAYERS})")
+    return m
+
+
+def append_cosign_layer(store: Store, subject: Descriptor, *, suffix: str, layer_bytes: bytes,
+                        layer_media_type: str, annotations: dict[str, str],
+                        replace: Callable[[Descriptor], bool] | None = None) -> Descriptor:
+    """Add one signature/attestation layer to ``sha256-<hex>.<suffix>``; returns the manifest.
+
+    ``replace(layer)`` returning True drops that existing layer first (``cosign attest
+    --replace``). A layer equal to an existing one (digest and annotations) is not duplicated.
+    """
+    tag = cosign_tag(subject.digest, suffix)
+    try:
+        existing = _load_signature_manifest(store, tag)
+    except VerificationError as exc:
+        raise SigningError(f"{exc}; delete the tag {tag} to start afresh") from None
+    layers = list(existing.layers) if existing else []
+    if replace is not None:
+        layers = [d for d in layers if not replace(d)]
+    new = Descriptor.for_bytes(layer_media_type, layer_bytes,
+                               annotations=dict(sorted(annotations.items())))
+    if any(d.digest == new.digest and (d.annotations or {}) == new.annotations for d in layers):
+        if existing is not None and len(layers) == len(existing.layers):
+            return existing.descriptor()
+    else:
+        store.put_blob(new, _bytes_source(layer_bytes))  # type: ignore[arg-type]
+        layers.append(new)
+    config = _put(store, MediaType.OCI_CONFIG, _signature_config(layers))
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": str(MediaType.OCI_MANIFEST),
+        "config": _ggcr_descriptor(config),
+        "layers": [_ggcr_descriptor(d) for d in layers],
+    }
+    return store.put_manifest(dump_json(manifest), MediaType.OCI_MANIFEST, tags=[tag])
+
+
+def attach_bundle_referrer(store: Store, subject: Descriptor, bundle_json: bytes, *,
+                           artifact_type: str = MediaType.SIGSTORE_BUNDLE,
+                           annotations: dict[str, str] | None = None) -> Descriptor:
+    """Store a Sigstore bundle as an OCI 1.1 referrer of ``subject``; returns its manifest."""
+    config = _put(store, MediaType.OCI_EMPTY, EMPTY_CONFIG)
+    layer = Descriptor.for_bytes(artifact_type, bundle_json)
+    layer = Descriptor(layer.media_type, layer.digest, layer.size,
+                       {"org.opencontainers.image.title": f"{layer.digest.tag_form}.sigstore.json"})
+    store.put_blob(layer, _bytes_source(bundle_json))  # type: ignore[arg-type]
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": str(MediaType.OCI_MANIFEST),
+        "artifactType": artifact_type,
+        "config": _ggcr_descriptor(config),
+        "layers": [_ggcr_descriptor(layer)],
+        "subject": {"mediaType": subject.media_type, "size": subject.size,
+                    "digest": str(subject.digest)},
+    }
+    if annotations:
+        manifest["annotations"] = dict(sorted(annotations.items()))
+    raw = dump_json(manifest)
+    desc = store.put_manifest(raw, MediaType.OCI_MANIFEST)
+    desc = Descriptor(MediaType.OCI_MANIFEST, desc.digest, len(raw), manifest.get("annotations"),
+                      artifact_type=artifact_type)
+    _ensure_listed(store, subject.digest, desc)
+    return desc
+
+
+def _ensure_listed(store: Store, subject: Digest, desc: Descriptor) -> None:
+    """Add ``desc`` to the referrers tag-schema index when the store does not list it itself."""
+    try:
+        if any(d.digest == desc.digest for d in store.referrers(subject)):
+            return
+    except _LOOKUP_ERRORS:
+        pass
+    tag = subject.tag_form
+    entries: list[dict[str, Any]] = []
+    try:
+        raw, mt = store.get_manifest(tag)
+        idx = parse_manifest(raw, mt, what=f"{store.describe()}:{tag}")
+        if isinstance(idx, Index):
+            entries = [e for e in idx.data.get("manifests", []) if isinstance(e, dict)]
+    except (*_LOOKUP_ERRORS, InvalidManifest):
+        entries = []
+    if any(e.get("digest") == str(desc.digest) for e in entries):
+        return
+    entries.append(_ggcr_descriptor(desc))
+    index = {"schemaVersion": 2, "mediaType": str(MediaType.OCI_INDEX), "manifests": entries}
+    store.put_manifest(dump_json(index), MediaType.OCI_INDEX, tags=[tag])
+
+
+def read_blob_bounded(store: Store, desc: Descriptor, *, limit: int = MAX_LAYER_BYTES) -> bytes:
+    """The blob's bytes, refusing more than ``limit`` and checking size and digest."""
+    if desc.size > limit:
+        raise VerificationError(f"blob {desc.digest} is {desc.size} bytes "
+                                f"(more than the {limit} allowed)")
+    try:
+        with store.open_blob(desc) as f:
+            data = f.read(limit + 1)
+    except DigestMismatch as exc:
+        raise VerificationError(f"blob {desc.digest}: {exc}") from None
+    except _LOOKUP_ERRORS as exc:
+        raise VerificationError(f"blob {desc.digest} cannot be read: {exc}") from None
+    try:
+        check_bytes(data, desc, what=f"blob {desc.digest}")
+    except DigestMismatch as exc:
+        raise VerificationError(str(exc)) from None
+    return data
+
+
+@dataclass(frozen=True)
+class CosignLayer:
+    """One layer of a cosign signature manifest: its descriptor and payload (or why unreadable)."""
+
+    index: int
+    descriptor: Descriptor
+    payload: bytes | None
+    error: str | None
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        """The layer's annotations."""
+        return dict(self.descriptor.annotations or {})
+
+
+def read_cosign_layers(store: Store, subject_digest: Digest, suffix: str, *,
+                       media_type: str | None = None) -> tuple[Descriptor | None, list[CosignLayer]]:
+    """The manifest descriptor and layers at ``sha256-<hex>.<suffix>`` (``(None, [])`` if absent).
+
+    Each layer's payload is read bounded and digest-checked; a layer that fails carries ``error``
+    instead. A malformed signature manifest raises VerificationError.
+    """
+    m = _load_signature_manifest(store, cosign_tag(subject_digest, suffix))
+    if m is None:
+        return None, []
+    out: list[CosignLayer] = []
+    for i, d in enumerate(m.layers):
+        try:
+            if media_type is not None and d.media_type != media_type:
+                raise VerificationError(f"layer media type {d.media_type} (expected {media_type})")
+            _check_annotations(d.annotations, f"layer {i}")
+            out.append(CosignLayer(i, d, read_blob_bounded(store, d), None))
+        except VerificationError as exc:
+            out.append(CosignLayer(i, d, None, str(exc)))
+    return m.descriptor(), out
+
+
+@dataclass(frozen=True)
+class BundleReferrer:
+    """A Sigstore bundle found as a referrer: its manifest, annotations and bundle bytes."""
+
+    manifest_digest: Digest
+    annotations: dict[str, str]
+    bundle: bytes | None
+    error: str | None
+
+
+def read_bundle_referrers(store: Store, subject_digest: Digest, *,
+                          artifact_type: str = MediaType.SIGSTORE_BUNDLE) -> list[BundleReferrer]:
+    """Every Sigstore bundle referring to ``subject_digest`` (bounded, digest-checked reads)."""
+    try:
+        refs = store.referrers(subject_digest, artifact_type=artifact_type)
+    except _LOOKUP_ERRORS:
+        refs = []
+    seen: set[Digest] = set()
+    try:  # the tag-schema index written by _ensure_listed, for stores without referrers support
+        raw, mt = store.get_manifest(subject_digest.tag_form)
+        idx = parse_manifest(raw, mt, what=subject_digest.tag_form)
+        if isinstance(idx, Index):
+            refs = refs + [d for d in idx.manifests if d.artifact_type == artifact_type]
+    except (*_LOOKUP_ERRORS, InvalidManifest):
+        pass
+    out: list[BundleReferrer] = []
+    for ref in refs[:MAX_LAYERS]:
+        if ref.digest in seen:
+            continue
+        seen.add(ref.digest)
+        try:
+            raw, mt = store.get_manifest(str(ref.digest))
+            m = parse_manifest(raw, mt, what=f"referrer {ref.digest}")
+            if not isinstance(m, Manifest) or m.artifact_type != artifact_type:
+                raise VerificationError(f"referrer {ref.digest} is not a {artifact_type} manifest")
+            if m.subject is None or m.subject.digest != subject_digest:
+                raise VerificationError(f"referrer {ref.digest} names another subject")
+            if len(m.layers) != 1 or m.layers[0].media_type != artifact_type:
+                raise VerificationError(f"referrer {ref.digest} must have exactly one "
+                                        f"{artifact_type} layer")
+            out.append(BundleReferrer(ref.digest, dict(m.annotations or {}),
+                                      read_blob_bounded(store, m.layers[0]), None))
+        except (VerificationError, InvalidManifest, *_LOOKUP_ERRORS) as exc:
+            out.append(BundleReferrer(ref.digest, dict(ref.annotations or {}), None, str(exc)))
+    return out

@@ -1,0 +1,188 @@
+"""Sigstore bundles (v0.3) for image signatures, as ``cosign sign --new-bundle-format`` writes them.
+
+cosign 3 signs an image in the bundle format with a DSSE envelope around an in-toto Statement v1
+whose subject is the image manifest digest and whose ``predicateType`` is
+``https://sigstore.dev/cosign/sign/v1``; the envelope's signature is over the DSSE PAE. With a key
+the bundle's verification material is ``publicKey.hint`` (base64 of the SHA-256 of the public
+key's DER), no certificate. The bundle is attached as an OCI 1.1 referrer (see
+:mod:`trustbuild.sign.attach`).
+
+Example::
+
+    raw = build_dsse_bundle(key, image_statement("registry/app", digest), IN_TOTO_PAYLOAD_TYPE)
+    parsed = verify_dsse_bundle(raw, [key.public_key()])   # -> VerifiedBundle
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from trustbuild.errors import VerificationError
+from trustbuild.oci.digest import Digest
+from trustbuild.oci.mediatype import MediaType
+from trustbuild.sign.keys import SigningKey, VerifyingKey
+from trustbuild.sign.simplesigning import go_json
+
+__all__ = [
+    "BUNDLE_MEDIA_TYPE",
+    "IN_TOTO_PAYLOAD_TYPE",
+    "STATEMENT_V1",
+    "SIGN_PREDICATE_TYPE",
+    "MAX_BUNDLE_BYTES",
+    "pae",
+    "key_hint",
+    "image_statement",
+    "build_dsse_bundle",
+    "parse_bundle",
+    "verify_dsse_bundle",
+    "VerifiedBundle",
+]
+
+BUNDLE_MEDIA_TYPE = str(MediaType.SIGSTORE_BUNDLE)
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_V1 = "https://in-toto.io/Statement/v1"
+SIGN_PREDICATE_TYPE = "https://sigstore.dev/cosign/sign/v1"
+MAX_BUNDLE_BYTES = 4 * 1024 * 1024
+_BUNDLE_TYPES = (
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+)
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding."""
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def key_hint(key: VerifyingKey) -> str:
+    """The ``publicKey.hint`` cosign writes: base64 of SHA-256 over the DER public key."""
+    return base64.b64encode(hashlib.sha256(key.public_der()).digest()).decode()
+
+
+def image_statement(docker_reference: str, digest: Digest | str,
+                    annotations: dict[str, str] | None = None) -> bytes:
+    """The in-toto Statement cosign 3 signs for an image (predicate = the ``-a`` annotations)."""
+    dg = Digest.parse(str(digest))
+    doc = {
+        "_type": STATEMENT_V1,
+        "subject": [{"name": docker_reference, "digest": {dg.algorithm: dg.hex}}],
+        "predicateType": SIGN_PREDICATE_TYPE,
+        "predicate": dict(annotations or {}),
+    }
+    return go_json(doc)
+
+
+def build_dsse_bundle(key: SigningKey, payload: bytes, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
+                      *, tlog_entries: list[dict[str, Any]] | None = None) -> bytes:
+    """A v0.3 bundle: DSSE envelope over ``payload`` signed by ``key``, key-hint material."""
+    sig = key.sign(pae(payload_type, payload))
+    bundle = {
+        "mediaType": BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": {
+            "publicKey": {"hint": key_hint(key.public_key())},
+            "tlogEntries": list(tlog_entries or []),
+        },
+        "dsseEnvelope": {
+            "payload": base64.b64encode(payload).decode(),
+            "payloadType": payload_type,
+            "signatures": [{"sig": base64.b64encode(sig).decode(), "keyid": ""}],
+        },
+    }
+    return json.dumps(bundle, separators=(",", ":")).encode()
+
+
+def _b64(value: Any, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise VerificationError(f"bundle: {field} is not a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise VerificationError(f"bundle: {field} is not valid base64") from None
+
+
+def parse_bundle(raw: bytes) -> dict[str, Any]:
+    """Parse and shape-check a bundle JSON (bounded); VerificationError naming the defect."""
+    if len(raw) > MAX_BUNDLE_BYTES:
+        raise VerificationError(f"bundle is {len(raw)} bytes (more than {MAX_BUNDLE_BYTES})")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise VerificationError("bundle is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise VerificationError("bundle is not a JSON object")
+    if doc.get("mediaType") not in _BUNDLE_TYPES:
+        raise VerificationError(f"bundle mediaType {doc.get('mediaType')!r} is not a v0.3 bundle")
+    if not isinstance(doc.get("verificationMaterial"), dict):
+        raise VerificationError("bundle has no verificationMaterial")
+    if ("dsseEnvelope" in doc) == ("messageSignature" in doc):
+        raise VerificationError("bundle must hold exactly one of dsseEnvelope, messageSignature")
+    return doc
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """A bundle whose DSSE signature verified: the key that did it and the signed payload."""
+
+    key: VerifyingKey
+    payload_type: str
+    payload: bytes
+
+    def statement(self) -> dict[str, Any]:
+        """The payload as an in-toto Statement (VerificationError if it is not one)."""
+        if self.payload_type != IN_TOTO_PAYLOAD_TYPE:
+            raise VerificationError(f"bundle payloadType is {self.payload_type}, not in-toto")
+        try:
+            st = json.loads(self.payload)
+        except (ValueError, UnicodeDecodeError):
+            raise VerificationError("bundle payload is not valid JSON") from None
+        if not isinstance(st, dict) or st.get("_type") not in (STATEMENT_V1,
+                                                               "https://in-toto.io/Statement/v0.1"):
+            raise VerificationError("bundle payload is not an in-toto Statement")
+        if not isinstance(st.get("subject"), list):
+            raise VerificationError("in-toto Statement has no subject list")
+        return st
+
+    def subject_digests(self) -> list[Digest]:
+        """Every sha256 subject digest of the Statement."""
+        out: list[Digest] = []
+        for s in self.statement()["subject"]:
+            d = s.get("digest") if isinstance(s, dict) else None
+            if isinstance(d, dict) and isinstance(d.get("sha256"), str):
+                try:
+                    out.append(Digest("sha256", d["sha256"]))
+                except Exception:
+                    continue
+        return out
+
+
+def verify_dsse_bundle(raw: bytes, keys: list[VerifyingKey]) -> VerifiedBundle:
+    """Check a key-based DSSE bundle against any of ``keys``; VerificationError otherwise."""
+    doc = parse_bundle(raw)
+    env = doc.get("dsseEnvelope")
+    if not isinstance(env, dict):
+        raise VerificationError("bundle holds a messageSignature; image bundles carry a DSSE "
+                                "envelope")
+    payload = _b64(env.get("payload"), "dsseEnvelope.payload")
+    ptype = env.get("payloadType")
+    if not isinstance(ptype, str):
+        raise VerificationError("bundle: dsseEnvelope.payloadType is missing")
+    sigs = env.get("signatures")
+    if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):
+        raise VerificationError("bundle: dsseEnvelope must carry exactly one signature")
+    sig = _b64(sigs[0].get("sig"), "dsseEnvelope.signatures[0].sig")
+    message = pae(ptype, payload)
+    if not keys:
+        raise VerificationError("bundle: no public key to verify with (pass --key)")
+    for k in keys:
+        try:
+            k.verify(sig, message)
+        except VerificationError:
+            continue
+        return VerifiedBundle(k, ptype, payload)
+    raise VerificationError("bundle: DSSE signature does not verify with any given key")

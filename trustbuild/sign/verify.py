@@ -1,0 +1,273 @@
+"""One verification engine for image signatures (``trustbuild verify`` and the policy gate).
+
+Every simple-signing layer under ``sha256-<hex>.sig`` and every Sigstore bundle referrer of the
+image gets a verdict with a reason. A signature is valid when:
+
+- its signature verifies with one of the given keys, or (keyless) with a Fulcio certificate that
+  chains to the trusted CA roots at the Rekor integration time and matches the identity policy;
+- the payload's ``docker-manifest-digest`` (the Statement subject for bundles) is the image's
+  digest and its ``docker-reference`` is the image's repository;
+- its Rekor SET verifies when present, and is present when required (always for keyless).
+
+``VerifyResult.ok`` is true when at least one signature is valid.
+
+Example::
+
+    result = verify_image(store, "latest", keys=[load_verifying_key("cosign.pub")],
+                          docker_reference="127.0.0.1:5000/app")
+    for v in result.signatures:
+        print(v.ok, v.reason)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+
+from trustbuild.errors import InvalidReference, VerificationError
+from trustbuild.oci.descriptor import Descriptor
+from trustbuild.oci.digest import Digest
+from trustbuild.oci.mediatype import MediaType
+from trustbuild.oci.reference import Reference
+from trustbuild.sign.attach import CosignLayer, read_bundle_referrers, read_cosign_layers
+from trustbuild.sign.bundle import SIGN_PREDICATE_TYPE, verify_dsse_bundle
+from trustbuild.sign.keys import VerifyingKey
+from trustbuild.sign.rekor import verify_rekor_bundle
+from trustbuild.sign.sign import (
+    BUNDLE_ANNOTATION,
+    CERTIFICATE_ANNOTATION,
+    CHAIN_ANNOTATION,
+    SIGNATURE_ANNOTATION,
+    resolve_subject,
+)
+from trustbuild.sign.simplesigning import parse_payload
+from trustbuild.sign.trust import KeylessPolicy, TrustRoots, load_certificates, verify_chain
+from trustbuild.store.base import Store
+
+__all__ = ["SignatureVerdict", "VerifyResult", "verify_image", "verify_simple_signature",
+           "KeylessPolicy", "TrustRoots"]
+
+_MAX_SIG_B64 = 16 * 1024
+_MAX_CERT_PEM = 64 * 1024
+
+
+@dataclass
+class SignatureVerdict:
+    """The verdict on one signature."""
+
+    kind: str  # "simple-signing" | "bundle"
+    where: str
+    ok: bool
+    reason: str
+    signer: str | None = None
+    docker_reference: str | None = None
+    tlog: bool = False
+    annotations: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """As a JSON object for ``--output json``."""
+        return {"kind": self.kind, "where": self.where, "verdict": "valid" if self.ok else "invalid",
+                "reason": self.reason, "signer": self.signer,
+                "docker_reference": self.docker_reference, "tlog": self.tlog,
+                "annotations": self.annotations}
+
+
+@dataclass
+class VerifyResult:
+    """All verdicts for one image digest."""
+
+    image: str
+    digest: Digest
+    signatures: list[SignatureVerdict]
+
+    @property
+    def ok(self) -> bool:
+        """True when at least one signature meets the requirements."""
+        return any(v.ok for v in self.signatures)
+
+    @property
+    def valid(self) -> list[SignatureVerdict]:
+        """The signatures that meet the requirements."""
+        return [v for v in self.signatures if v.ok]
+
+    def to_json(self) -> dict[str, Any]:
+        """As a JSON object for ``--output json``."""
+        return {"image": self.image, "digest": str(self.digest),
+                "verdict": "valid" if self.ok else "invalid",
+                "signatures": [v.to_json() for v in self.signatures]}
+
+
+def _same_repository(signed: str, expected: str) -> bool:
+    try:
+        return Reference.parse(signed).name == Reference.parse(expected).name
+    except InvalidReference:
+        return False
+
+
+def _check_reference(signed: str, expected: str | None) -> str:
+    """'' if fine (or not checkable), else raise."""
+    if expected is None:
+        return " (docker-reference not checked: no repository known; pass --docker-reference)"
+    if not _same_repository(signed, expected):
+        raise VerificationError(f"docker-reference {signed!r} is not the image's repository "
+                                f"{Reference.parse(expected).name!r}")
+    return ""
+
+
+def _decode_sig(value: str | None) -> bytes:
+    if value is None:
+        raise VerificationError(f"layer has no {SIGNATURE_ANNOTATION} annotation")
+    if len(value) > _MAX_SIG_B64:
+        raise VerificationError("signature annotation is too large")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise VerificationError("signature annotation is not valid base64") from None
+
+
+def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, digest: Digest,
+                            docker_reference: str | None, keys: list[VerifyingKey] | None,
+                            keyless: KeylessPolicy | None, trust: TrustRoots | None,
+                            require_tlog: bool = False, media_type: str = MediaType.COSIGN_SIMPLESIGNING,
+                            where: str = "signature") -> SignatureVerdict:
+    """The verdict on one simple-signing payload and its layer annotations (never raises)."""
+    v = SignatureVerdict("simple-signing", where, False, "", annotations={})
+    try:
+        if media_type != MediaType.COSIGN_SIMPLESIGNING:
+            raise VerificationError(f"unexpected layer media type {media_type}")
+        sig_b64 = annotations.get(SIGNATURE_ANNOTATION)
+        sig = _decode_sig(sig_b64)
+        assert sig_b64 is not None
+        cert_pem = annotations.get(CERTIFICATE_ANNOTATION)
+        signer_key: VerifyingKey | None = None
+        cert: x509.Certificate | None = None
+        if keys:
+            for k in keys:
+                try:
+                    k.verify(sig, payload)
+                except VerificationError:
+                    continue
+                signer_key, v.signer = k, f"key {k.keyid()[:16]}"
+                break
+        if signer_key is None and keyless is not None and cert_pem:
+            if len(cert_pem) > _MAX_CERT_PEM:
+                raise VerificationError("certificate annotation is too large")
+            certs = load_certificates(cert_pem.encode(), CERTIFICATE_ANNOTATION)
+            cert = certs[0]
+            ck = VerifyingKey(cert.public_key())  # type: ignore[arg-type]
+            ck.verify(sig, payload)
+            signer_key = ck
+        if signer_key is None:
+            if keys:
+                raise VerificationError("signature does not verify with any given key")
+            if cert_pem is None:
+                raise VerificationError("signature has no certificate (keyless verification "
+                                        "needs one; pass --key for key-based signatures)")
+            raise VerificationError("signature does not verify")
+        parsed = parse_payload(payload)
+        v.docker_reference = parsed.docker_reference
+        v.annotations = parsed.annotations
+        if parsed.manifest_digest != digest:
+            raise VerificationError(f"payload is for {parsed.manifest_digest}, not the image "
+                                    f"digest {digest}")
+        note = _check_reference(parsed.docker_reference, docker_reference)
+        rekor = annotations.get(BUNDLE_ANNOTATION)
+        entry = None
+        if rekor is not None:
+            signer_pem = cert_pem.encode() if cert is not None and cert_pem else \
+                (signer_key.public_pem() if cert is None else None)
+            entry = verify_rekor_bundle(rekor, trust.rekor_keys if trust else {},
+                                        payload=payload, signature_b64=sig_b64,
+                                        signer_pem=signer_pem)
+            v.tlog = True
+        elif require_tlog or cert is not None:
+            raise VerificationError("no Rekor bundle (transparency log entry) on this signature")
+        if cert is not None:
+            assert keyless is not None and entry is not None
+            chain_pem = annotations.get(CHAIN_ANNOTATION, "")
+            chain = load_certificates(chain_pem.encode(), CHAIN_ANNOTATION) if chain_pem else []
+            verify_chain(cert, chain, trust.roots() if trust else [], entry.integrated_time)
+            v.signer = keyless.check(cert)
+        v.ok, v.reason = True, "valid" + note
+    except VerificationError as exc:
+        v.reason = str(exc)
+    return v
+
+
+def _verify_layer(layer: CosignLayer, **kw: Any) -> SignatureVerdict:
+    where = f"sig layer {layer.index}"
+    if layer.error is not None or layer.payload is None:
+        return SignatureVerdict("simple-signing", where, False, layer.error or "unreadable")
+    return verify_simple_signature(layer.payload, layer.annotations,
+                                   media_type=layer.descriptor.media_type, where=where, **kw)
+
+
+def _verify_bundle(raw: bytes, *, digest: Digest, docker_reference: str | None,
+                   keys: list[VerifyingKey] | None, where: str) -> SignatureVerdict:
+    v = SignatureVerdict("bundle", where, False, "")
+    try:
+        if not keys:
+            raise VerificationError("keyless Sigstore bundles are not checked here; verify "
+                                    "the simple-signing form or pass --key")
+        vb = verify_dsse_bundle(raw, keys)
+        v.signer = f"key {vb.key.keyid()[:16]}"
+        st = vb.statement()
+        if st.get("predicateType") != SIGN_PREDICATE_TYPE:
+            raise VerificationError(f"bundle predicateType {st.get('predicateType')!r} is not an "
+                                    "image signature")
+        if digest not in vb.subject_digests():
+            raise VerificationError(f"bundle subject is not the image digest {digest}")
+        names = [s.get("name") for s in st["subject"] if isinstance(s, dict)]
+        ref = next((n for n in names if isinstance(n, str) and n), None)
+        note = ""
+        if ref is not None:
+            v.docker_reference = ref
+            note = _check_reference(ref, docker_reference)
+        pred = st.get("predicate")
+        v.annotations = dict(pred) if isinstance(pred, dict) else {}
+        v.ok, v.reason = True, "valid" + note
+    except VerificationError as exc:
+        v.reason = str(exc)
+    return v
+
+
+def verify_image(store: Store, ref: str, *, keys: list[VerifyingKey] | None = None,
+                 keyless: KeylessPolicy | None = None, trusted_root: TrustRoots | None = None,
+                 require_tlog: bool = False, docker_reference: str | None = None,
+                 subject: Descriptor | None = None) -> VerifyResult:
+    """Verify every signature of the image at ``ref`` (resolved once to its digest)."""
+    if not keys and keyless is None:
+        raise VerificationError("nothing to verify against: pass --key, or "
+                                "--certificate-identity and --certificate-oidc-issuer")
+    subj = subject or resolve_subject(store, ref)
+    verdicts: list[SignatureVerdict] = []
+    common: dict[str, Any] = {"digest": subj.digest, "docker_reference": docker_reference,
+                              "keys": keys, "keyless": keyless, "trust": trusted_root,
+                              "require_tlog": require_tlog}
+    try:
+        _, layers = read_cosign_layers(store, subj.digest, "sig")
+        verdicts += [_verify_layer(layer, **common) for layer in layers]
+    except VerificationError as exc:
+        verdicts.append(SignatureVerdict("simple-signing", f"{subj.digest.tag_form}.sig", False,
+                                         str(exc)))
+    for br in read_bundle_referrers(store, subj.digest):
+        where = f"referrer {br.manifest_digest}"
+        pt = br.annotations.get("dev.sigstore.bundle.predicateType")
+        if pt is not None and pt != SIGN_PREDICATE_TYPE:
+            continue  # an attestation bundle, not a signature
+        if br.bundle is None:
+            verdicts.append(SignatureVerdict("bundle", where, False, br.error or "unreadable"))
+            continue
+        bv = _verify_bundle(br.bundle, digest=subj.digest, docker_reference=docker_reference,
+                            keys=keys, where=where)
+        if require_tlog and bv.ok:
+            bv.ok, bv.reason = False, "bundle has no transparency log entry (required)"
+        verdicts.append(bv)
+    if not verdicts:
+        verdicts.append(SignatureVerdict("none", store.describe(), False,
+                                         f"no signatures found for {subj.digest}"))
+    return VerifyResult(f"{store.describe()}@{subj.digest}", subj.digest, verdicts)
