@@ -8,6 +8,7 @@ mount or upload), manifest last.
 
 from __future__ import annotations
 
+import http.client
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -17,18 +18,26 @@ from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 
 from trustbuild._internal.retry import DEFAULT_POLICY, RetryPolicy, retry_call
-from trustbuild.errors import DigestMismatch, InvalidManifest, NotFound, RegistryError
+from trustbuild.errors import (
+    DigestMismatch,
+    InvalidManifest,
+    InvalidReference,
+    NotFound,
+    RegistryError,
+)
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.manifest import MAX_MANIFEST_BYTES, Manifest, load_json, parse_manifest
 from trustbuild.oci.mediatype import ACCEPT_MANIFESTS, MediaType
+from trustbuild.oci.reference import _REPO
 from trustbuild.oci.verify import VerifyingReader, check_bytes, copy_verified_to_file
 from trustbuild.registry import referrers as _ref
 from trustbuild.registry.challenge import repository_scope
 from trustbuild.registry.credentials import Credentials
-from trustbuild.registry.response import read_limited
+from trustbuild.registry.response import connection_error, read_limited
 from trustbuild.registry.transport import _UNSET, Transport
 from trustbuild.registry.upload import DEFAULT_CHUNK_SIZE, upload_blob
 from trustbuild.store.base import BlobSource, StoreOptions
@@ -57,6 +66,9 @@ class RegistryStore:
     def __init__(self, registry: str, repository: str, options: StoreOptions, *,
                  credentials: Credentials | None = _UNSET, retry: RetryPolicy = DEFAULT_POLICY,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, transport: Transport | None = None) -> None:
+        if not _REPO.match(repository or ""):
+            raise InvalidReference(f"invalid repository name {repository!r} for {registry}: "
+                                   "lowercase components of [a-z0-9] separated by '/', '.', '_' or '-'")
         self.registry = registry
         self.repository = repository
         self.options = options
@@ -271,8 +283,9 @@ class RegistryStore:
         """A verifying stream of the blob: reading to the end raises DigestMismatch if wrong."""
         resp = self._get_blob(desc)
         try:
-            reader = VerifyingReader(_RawReader(resp, self.transport.host), desc,
-                                     what=f"blob {desc.digest} from {self.describe()}")
+            what = f"blob {desc.digest} from {self.describe()}"
+            reader = VerifyingReader(_RawReader(resp, self.transport.host, what),  # type: ignore[arg-type]
+                                     desc, what=what)
             yield reader  # type: ignore[misc]
         finally:
             resp.close()
@@ -302,26 +315,43 @@ class RegistryStore:
 
 
 class _RawReader:
-    """``resp.raw`` with connection errors turned into temporary RegistryErrors."""
+    """``resp.raw`` with transport failures turned into temporary one-line RegistryErrors."""
 
-    def __init__(self, resp: requests.Response, host: str) -> None:
+    def __init__(self, resp: requests.Response, host: str, what: str) -> None:
         self._resp = resp
         self._host = host
+        self._what = what
+        self._got = 0
 
     def read(self, n: int = -1) -> bytes:
         """Read up to ``n`` undecoded bytes."""
         try:
             data: bytes = self._resp.raw.read(n if n >= 0 else None, decode_content=False)
-            return data
-        except (OSError, requests.RequestException, Exception) as exc:
-            if isinstance(exc, (DigestMismatch, RegistryError)):
-                raise
-            from trustbuild.registry.response import connection_error
+        except (OSError, requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            expected = self._resp.headers.get("Content-Length", "?")
+            if _is_incomplete(exc):
+                raise RegistryError(f"{self._what}: registry {self._host} closed the connection "
+                                    f"after {self._got} of {expected} bytes (truncated response)",
+                                    temporary=True) from exc
             raise connection_error(self._host, exc) from exc
+        self._got += len(data)
+        return data
 
     def close(self) -> None:
         """Close the response."""
         self._resp.close()
+
+
+def _is_incomplete(exc: BaseException) -> bool:
+    cur: BaseException | None = exc
+    for _ in range(5):
+        if cur is None:
+            return False
+        if isinstance(cur, (http.client.IncompleteRead, urllib3.exceptions.IncompleteRead)):
+            return True
+        cur = cur.__context__ or (cur.args[1] if len(cur.args) > 1
+                                  and isinstance(cur.args[1], BaseException) else None)
+    return False
 
 
 if TYPE_CHECKING:

@@ -11,13 +11,16 @@ and connection errors, honouring ``Retry-After``; bodies are re-opened for each 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies
 
 from trustbuild._internal.retry import DEFAULT_POLICY, RetryPolicy, retry_call
 from trustbuild.errors import RegistryError
@@ -73,7 +76,9 @@ class Transport:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
-        self.session.trust_env = False  # no proxies or netrc from the environment
+        self.session.trust_env = False  # no netrc credentials; proxies are set per request
+        if self.options.skip_tls_verify:  # the user asked for it; do not warn on every request
+            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
         creds = resolve_credentials(registry) if credentials is _UNSET else credentials
         self.auth = Authenticator(registry, credentials=creds, send=self._send_raw)
         self._pinged = False
@@ -100,10 +105,13 @@ class Transport:
     def _send_raw(self, method: str, url: str, **kw: Any) -> requests.Response:
         """One HTTP exchange; connection failures become RegistryError (temporary)."""
         kw.setdefault("timeout", _TIMEOUT)
+        netloc = urlsplit(url).netloc
+        # proxies from HTTP(S)_PROXY/NO_PROXY, never for loopback; no netrc (trust_env is off)
+        kw.setdefault("proxies", {} if is_loopback_registry(netloc) else get_environ_proxies(url))
         try:
             return self.session.request(method, url, verify=self._verify(url), **kw)
         except requests.RequestException as exc:
-            raise connection_error(urlsplit(url).netloc or self.host, exc) from exc
+            raise connection_error(netloc or self.host, exc) from exc
 
     def close(self) -> None:
         """Release pooled connections."""
