@@ -64,6 +64,7 @@ def copy_image(src: Store, src_ref: str | None, dst: Store, dst_tags: Sequence[s
     left as it was; registries never get the tag because the manifest is written last.
     """
     say = progress or (lambda _msg: None)
+    _mount_hint(src, dst)
     try:
         top = get_parsed(src, src_ref)
         if isinstance(top, Index):
@@ -90,6 +91,15 @@ def copy_image(src: Store, src_ref: str | None, dst: Store, dst_tags: Sequence[s
         if callable(abort):
             abort()
         raise
+
+
+def _mount_hint(src: Store, dst: Store) -> None:
+    """Between two repositories of one registry, let the destination mount blobs instead of uploading."""
+    registry = getattr(src, "registry", None)
+    set_source = getattr(dst, "set_mount_source", None)
+    if registry and callable(set_source) and getattr(dst, "registry", None) == registry \
+            and getattr(src, "repository", None) != getattr(dst, "repository", None):
+        set_source(getattr(src, "repository", None))
 
 
 def _copy_index(src: Store, index: Index, dst: Store, tags: Sequence[str], *, jobs: int,
