@@ -1,0 +1,51 @@
+"""Sigstore bundle v0.3 in the ``dsseEnvelope`` form, for key-based attestations.
+
+The bundle carries the DSSE envelope and, for a key, only a public-key hint (no certificate, no
+transparency-log entry): a verifier supplies the key as trust material, as ``@sigstore/verify``
+does with ``publicKeys`` and zero log thresholds. Keyless bundles come from ``trustbuild.sign``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from trustbuild.attest.dsse import Envelope, InvalidEnvelope
+from trustbuild.errors import AttestationError
+
+__all__ = ["BUNDLE_V03", "BUNDLE_MEDIA_TYPES", "dsse_bundle", "envelope_from_bundle", "MAX_BUNDLE_BYTES"]
+
+BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+BUNDLE_MEDIA_TYPES = (BUNDLE_V03, "application/vnd.dev.sigstore.bundle+json;version=0.3",
+                      "application/vnd.dev.sigstore.bundle+json;version=0.2")
+MAX_BUNDLE_BYTES = 16 * 1024 * 1024
+
+
+def dsse_bundle(envelope: Envelope, *, key_hint: str) -> bytes:
+    """A v0.3 bundle JSON holding ``envelope``, verified by the public key named ``key_hint``."""
+    bundle = {
+        "mediaType": BUNDLE_V03,
+        "verificationMaterial": {"publicKey": {"hint": key_hint}, "tlogEntries": [],
+                                 "timestampVerificationData": {"rfc3161Timestamps": []}},
+        "dsseEnvelope": envelope.to_dict(),
+    }
+    return json.dumps(bundle, separators=(",", ":")).encode()
+
+
+def envelope_from_bundle(raw: bytes) -> tuple[Envelope, dict[str, Any]]:
+    """The DSSE envelope and the verification material of a bundle (InvalidEnvelope if malformed)."""
+    if len(raw) > MAX_BUNDLE_BYTES:
+        raise InvalidEnvelope(f"Sigstore bundle larger than {MAX_BUNDLE_BYTES} bytes")
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidEnvelope(f"Sigstore bundle is not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise InvalidEnvelope("Sigstore bundle: expected a JSON object")
+    if obj.get("mediaType") not in BUNDLE_MEDIA_TYPES:
+        raise InvalidEnvelope(f"Sigstore bundle: unsupported mediaType {obj.get('mediaType')!r}")
+    env = obj.get("dsseEnvelope")
+    if env is None:
+        raise AttestationError("Sigstore bundle holds a message signature, not a DSSE attestation")
+    material = obj.get("verificationMaterial")
+    return Envelope.from_dict(env), material if isinstance(material, dict) else {}

@@ -1,0 +1,182 @@
+"""in-toto Statement v1 and cosign's predicate short names.
+
+Example::
+
+    uri = predicate_type_uri("slsaprovenance")           # https://slsa.dev/provenance/v1
+    stmt = Statement.for_image("127.0.0.1:5000/app", digest, uri, predicate_dict)
+    payload = stmt.to_json()                             # the DSSE payload
+    again = Statement.from_json(payload)                 # strict parsing
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from trustbuild.errors import AttestationError, UsageError
+from trustbuild.oci.digest import Digest
+
+__all__ = [
+    "STATEMENT_V1", "STATEMENT_V01", "SLSA_PROVENANCE_V1", "SLSA_PROVENANCE_V02", "SPDX_DOCUMENT",
+    "CYCLONEDX_BOM", "COSIGN_CUSTOM", "COSIGN_VULN", "IN_TOTO_LINK", "OPENVEX",
+    "PREDICATE_TYPES", "predicate_type_uri", "make_predicate", "Subject", "Statement",
+    "InvalidStatement", "MAX_PREDICATE_BYTES",
+]
+
+STATEMENT_V1 = "https://in-toto.io/Statement/v1"
+STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"  # what cosign writes; accepted when reading
+SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
+SLSA_PROVENANCE_V02 = "https://slsa.dev/provenance/v0.2"
+SPDX_DOCUMENT = "https://spdx.dev/Document"
+CYCLONEDX_BOM = "https://cyclonedx.org/bom"
+COSIGN_CUSTOM = "https://cosign.sigstore.dev/attestation/v1"
+COSIGN_VULN = "https://cosign.sigstore.dev/attestation/vuln/v1"
+IN_TOTO_LINK = "https://in-toto.io/Link/v1"
+OPENVEX = "https://openvex.dev/ns"
+MAX_PREDICATE_BYTES = 16 * 1024 * 1024
+
+# cosign's ``--type`` short names. Deviation: cosign maps plain ``slsaprovenance`` to v0.2;
+# trustbuild only writes SLSA v1, so here it means v1 (``slsaprovenance02`` selects v0.2).
+PREDICATE_TYPES: dict[str, str] = {
+    "slsaprovenance": SLSA_PROVENANCE_V1,
+    "slsaprovenance1": SLSA_PROVENANCE_V1,
+    "slsaprovenance02": SLSA_PROVENANCE_V02,
+    "spdx": SPDX_DOCUMENT,
+    "spdxjson": SPDX_DOCUMENT,
+    "cyclonedx": CYCLONEDX_BOM,
+    "custom": COSIGN_CUSTOM,
+    "vuln": COSIGN_VULN,
+    "link": IN_TOTO_LINK,
+    "openvex": OPENVEX,
+}
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:[^\s]+$")
+
+
+class InvalidStatement(AttestationError):
+    """A payload that is not a well-formed in-toto Statement."""
+
+
+def predicate_type_uri(name: str) -> str:
+    """The predicate type URI for a cosign short name or a URI (UsageError otherwise)."""
+    if name in PREDICATE_TYPES:
+        return PREDICATE_TYPES[name]
+    if _URI.match(name):
+        return name
+    names = "|".join(PREDICATE_TYPES)
+    raise UsageError(f"invalid predicate type {name!r}: use {names} or a URI")
+
+
+def make_predicate(raw: bytes | dict[str, Any], predicate_type: str, *,
+                   now: _dt.datetime | None = None) -> dict[str, Any]:
+    """The predicate object as cosign builds it from a predicate file's bytes.
+
+    ``custom`` (``https://cosign.sigstore.dev/attestation/v1``) wraps the raw text as
+    ``{"Data": text, "Timestamp": RFC3339}``; every other type must be a JSON object.
+    """
+    if predicate_type == COSIGN_CUSTOM:
+        if isinstance(raw, dict):
+            text = json.dumps(raw, sort_keys=True)
+        else:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise AttestationError("predicate: custom predicates must be UTF-8 text") from None
+        stamp = (now or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"Data": text, "Timestamp": stamp}
+    if isinstance(raw, dict):
+        return raw
+    if len(raw) > MAX_PREDICATE_BYTES:
+        raise AttestationError(f"predicate: larger than {MAX_PREDICATE_BYTES} bytes")
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AttestationError(
+            f"predicate: not valid JSON for predicate type {predicate_type} ({exc})") from None
+    if not isinstance(obj, dict):
+        raise AttestationError(f"predicate: expected a JSON object for {predicate_type}")
+    return obj
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A statement subject: a name and its digests (``{"sha256": hex}``)."""
+
+    name: str
+    digest: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        """As ``{"name", "digest"}``."""
+        return {"name": self.name, "digest": dict(self.digest)}
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A checked in-toto Statement (v1 when written; v0.1 also read)."""
+
+    subjects: tuple[Subject, ...]
+    predicate_type: str
+    predicate: Any
+    type: str = STATEMENT_V1
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def for_image(cls, name: str, digest: Digest | str, predicate_type: str,
+                  predicate: dict[str, Any]) -> Statement:
+        """A v1 statement about one image manifest digest."""
+        d = digest if isinstance(digest, Digest) else Digest.parse(digest)
+        return cls((Subject(name, {d.algorithm: d.hex}),), predicate_type, predicate)
+
+    def subject_digests(self) -> set[str]:
+        """Every subject digest as ``algo:hex``."""
+        return {f"{a}:{h}" for s in self.subjects for a, h in s.digest.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the statement JSON object."""
+        d: dict[str, Any] = {
+            "_type": self.type,
+            "subject": [s.to_json() for s in self.subjects],
+            "predicateType": self.predicate_type,
+            "predicate": self.predicate,
+        }
+        d.update(self.extra)
+        return d
+
+    def to_json(self) -> bytes:
+        """Compact JSON bytes (the DSSE payload)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Statement:
+        """Parse and check a statement payload."""
+        if len(raw) > MAX_PREDICATE_BYTES:
+            raise InvalidStatement(f"statement larger than {MAX_PREDICATE_BYTES} bytes")
+        try:
+            d = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidStatement(f"statement is not valid JSON ({exc})") from None
+        if not isinstance(d, dict):
+            raise InvalidStatement("statement: expected a JSON object")
+        typ = d.get("_type")
+        if typ not in (STATEMENT_V1, STATEMENT_V01):
+            raise InvalidStatement(f"statement: _type {typ!r} is not {STATEMENT_V1}")
+        subs = d.get("subject")
+        if not isinstance(subs, list) or not subs:
+            raise InvalidStatement("statement: subject must be a non-empty list")
+        subjects = []
+        for i, s in enumerate(subs):
+            dg = s.get("digest") if isinstance(s, dict) else None
+            if not isinstance(dg, dict) or not dg or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in dg.items()):
+                raise InvalidStatement(f"statement: subject[{i}].digest must map algorithms to hex")
+            name = s.get("name", "")
+            subjects.append(Subject(name if isinstance(name, str) else "", dict(dg)))
+        ptype = d.get("predicateType")
+        if not isinstance(ptype, str) or not ptype:
+            raise InvalidStatement("statement: missing predicateType")
+        if "predicate" not in d:
+            raise InvalidStatement("statement: missing predicate")
+        extra = {k: v for k, v in d.items() if k not in ("_type", "subject", "predicateType", "predicate")}
+        return cls(tuple(subjects), ptype, d["predicate"], typ, extra)

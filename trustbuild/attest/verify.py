@@ -1,0 +1,209 @@
+"""Verify the attestations attached to an image: DSSE signature, payload type, subject, type.
+
+Every attestation found (``.att`` layers and Sigstore bundle referrers) gets a verdict and a
+reason; the result passes when at least one attestation verifies and has the asked predicate
+type. Example::
+
+    result = verify_attestations(store, "1.0", keys=[load_verifying_key("cosign.pub")],
+                                 predicate_type="slsaprovenance")
+    if not result.ok:
+        print(result.reason)
+    for s in result.statements(): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from trustbuild.attest.attach import ATT_SUFFIX, PREDICATE_TYPE_ANNOTATION, resolve_subject
+from trustbuild.attest.bundle import envelope_from_bundle
+from trustbuild.attest.dsse import DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, DSSEVerifier, Envelope
+from trustbuild.attest.statement import Statement, predicate_type_uri
+from trustbuild.errors import TrustbuildError, VerificationError
+from trustbuild.oci.digest import Digest
+from trustbuild.store.base import Store
+
+__all__ = ["AttestationCheck", "AttestationResult", "KeylessVerifier", "verify_attestations",
+           "check_envelope"]
+
+
+class KeylessVerifier(Protocol):
+    """Certificate-based checks from ``trustbuild.sign`` (identity, issuer, chain, log)."""
+
+    def verify_dsse_layer(self, envelope: Envelope, annotations: dict[str, str]) -> str:
+        """Verify a ``.att`` layer's signature and certificate; return the signer identity."""
+        ...
+
+    def verify_dsse_bundle(self, bundle_json: bytes) -> str:
+        """Verify a dsseEnvelope bundle fully; return the signer identity."""
+        ...
+
+
+@dataclass
+class AttestationCheck:
+    """One attestation and its verdict."""
+
+    source: str  # e.g. "sha256-<hex>.att layer 0" or "bundle referrer sha256:..."
+    verified: bool
+    reason: str
+    predicate_type: str | None = None
+    signer: str | None = None
+    statement: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As JSON output."""
+        return {"source": self.source, "verified": self.verified, "reason": self.reason,
+                "predicateType": self.predicate_type, "signer": self.signer,
+                "statement": self.statement}
+
+
+@dataclass
+class AttestationResult:
+    """The verdict for one image."""
+
+    image: str
+    digest: str
+    predicate_type: str | None
+    checks: list[AttestationCheck] = field(default_factory=list)
+    other_types: list[str] = field(default_factory=list)  # attached, but not of the asked type
+
+    @property
+    def ok(self) -> bool:
+        """True if some attestation verified (with the asked type)."""
+        return any(c.verified for c in self.checks)
+
+    @property
+    def reason(self) -> str:
+        """One line: why it passed or failed."""
+        n = sum(c.verified for c in self.checks)
+        kind = f" of type {self.predicate_type}" if self.predicate_type else ""
+        if n:
+            return f"{n} verified attestation(s){kind} for {self.digest}"
+        if not self.checks and self.other_types:
+            found = ", ".join(sorted(set(self.other_types)))
+            return f"no attestation{kind} for {self.digest} (found only: {found})"
+        if not self.checks:
+            return f"no attestations found for {self.image}@{self.digest}"
+        reasons = "; ".join(f"{c.source}: {c.reason}" for c in self.checks)
+        return f"no verified attestation{kind} for {self.digest} ({reasons})"
+
+    def statements(self) -> list[dict[str, Any]]:
+        """The verified statements."""
+        return [c.statement for c in self.checks if c.verified and c.statement is not None]
+
+    def render_text(self) -> str:
+        """Human lines: one per attestation, then the verdict."""
+        lines = [f"{'OK  ' if c.verified else 'FAIL'} {c.source}: "
+                 f"{c.predicate_type or '?'}: {c.reason}" for c in self.checks]
+        lines.append(("verified: " if self.ok else "verification failed: ") + self.reason)
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        """As JSON output."""
+        return {"image": self.image, "digest": self.digest, "predicateType": self.predicate_type,
+                "verified": self.ok, "reason": self.reason, "otherTypes": sorted(set(self.other_types)),
+                "attestations": [c.to_json() for c in self.checks]}
+
+
+def check_envelope(env: Envelope, *, subject: Digest, predicate_type: str | None,
+                   keys: Sequence[DSSEVerifier], signer: str | None = None,
+                   source: str = "") -> AttestationCheck:
+    """Check one envelope: payload type, signature (unless ``signer`` already proven), statement."""
+    if env.payload_type != IN_TOTO_PAYLOAD_TYPE:
+        return AttestationCheck(source, False, f"payloadType {env.payload_type!r} is not "
+                                f"{IN_TOTO_PAYLOAD_TYPE}")
+    if signer is None:
+        try:
+            signer = env.verify(keys)
+        except VerificationError as exc:
+            return AttestationCheck(source, False, str(exc))
+    try:
+        stmt = Statement.from_json(env.payload)
+    except TrustbuildError as exc:
+        return AttestationCheck(source, False, f"signed, but {exc}", signer=signer)
+    check = AttestationCheck(source, False, "", stmt.predicate_type, signer, stmt.to_dict())
+    if not isinstance(stmt.predicate, dict):
+        check.reason = "signed, but the predicate is not a JSON object"
+    elif str(subject) not in stmt.subject_digests():
+        names = ", ".join(sorted(stmt.subject_digests()))
+        check.reason = f"signed, but for another image ({names}), not {subject}"
+    elif predicate_type and stmt.predicate_type != predicate_type:
+        check.reason = f"predicate type {stmt.predicate_type} is not {predicate_type}"
+    else:
+        check.verified, check.reason = True, "verified"
+    return check
+
+
+def _layer_check(layer: Any, tag: str, **kw: Any) -> AttestationCheck:
+    source = f"{tag} layer {layer.index}"
+    if layer.payload is None:
+        return AttestationCheck(source, False, layer.error or "unreadable")
+    try:
+        env = Envelope.from_json(layer.payload)
+    except TrustbuildError as exc:
+        return AttestationCheck(source, False, str(exc))
+    keyless: KeylessVerifier | None = kw.pop("keyless")
+    signer = None
+    if keyless is not None:
+        try:
+            signer = keyless.verify_dsse_layer(env, layer.annotations)
+        except TrustbuildError as exc:
+            return AttestationCheck(source, False, str(exc))
+    return check_envelope(env, signer=signer, source=source, **kw)
+
+
+def _bundle_check(ref: Any, **kw: Any) -> AttestationCheck:
+    source = f"bundle referrer {ref.manifest_digest}"
+    if ref.bundle is None:
+        return AttestationCheck(source, False, ref.error or "unreadable")
+    try:
+        env, _material = envelope_from_bundle(ref.bundle)
+    except TrustbuildError as exc:
+        return AttestationCheck(source, False, str(exc))
+    keyless: KeylessVerifier | None = kw.pop("keyless")
+    signer = None
+    if keyless is not None:
+        try:
+            signer = keyless.verify_dsse_bundle(ref.bundle)
+        except TrustbuildError as exc:
+            return AttestationCheck(source, False, str(exc))
+    return check_envelope(env, signer=signer, source=source, **kw)
+
+
+def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVerifier] = (),
+                        keyless: KeylessVerifier | None = None, predicate_type: str | None = None,
+                        image: str = "") -> AttestationResult:
+    """Resolve ``ref`` once and check every attestation attached to that digest."""
+    if not keys and keyless is None:
+        raise VerificationError("verify-attestation: give a public key (--key) or keyless options")
+    from trustbuild.sign.attach import read_bundle_referrers, read_cosign_layers
+
+    ptype = predicate_type_uri(predicate_type) if predicate_type else None
+    subject = resolve_subject(store, ref).digest
+    result = AttestationResult(image or store.describe(), str(subject), ptype)
+    _manifest, layers = read_cosign_layers(store, subject, ATT_SUFFIX)
+    tag = f"{subject.tag_form}.{ATT_SUFFIX}"
+    common = {"subject": subject, "predicate_type": ptype, "keys": list(keys)}
+    for layer in layers:
+        if layer.descriptor.media_type != DSSE_MEDIA_TYPE:
+            result.checks.append(AttestationCheck(
+                f"{tag} layer {layer.index}", False,
+                f"layer media type {layer.descriptor.media_type} is not {DSSE_MEDIA_TYPE}"))
+            continue
+        ann = (layer.descriptor.annotations or {}).get(PREDICATE_TYPE_ANNOTATION)
+        if ptype and ann and ann != ptype:
+            result.other_types.append(ann)  # another kind of attestation: not asked for
+            continue
+        result.checks.append(_layer_check(layer, tag, keyless=keyless, **common))
+    for ref_ in read_bundle_referrers(store, subject):
+        ann = ref_.annotations.get("dev.sigstore.bundle.predicateType")
+        if ptype and ann and ann != ptype:
+            result.other_types.append(ann)
+            continue
+        check = _bundle_check(ref_, keyless=keyless, **common)
+        if "message signature, not a DSSE" in check.reason:
+            continue  # an image signature bundle, not an attestation
+        result.checks.append(check)
+    return result

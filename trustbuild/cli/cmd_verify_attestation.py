@@ -1,0 +1,77 @@
+"""``trustbuild verify-attestation``: check the attestations attached to an image."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
+from trustbuild.errors import UsageError
+
+__all__ = ["register", "run"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``verify-attestation`` parser."""
+    p = sub.add_parser("verify-attestation", help="verify in-toto attestations attached to an image",
+                       description="Check the DSSE signature, payload type, subject digest and "
+                       "predicate type of the attestations attached to IMAGE. Exit 0 when at "
+                       "least one verifies, 1 otherwise.")
+    p.add_argument("image", metavar="IMAGE", help="docker://REF, REF, oci:DIR[:TAG]")
+    p.add_argument("--key", action="append", default=[], metavar="PUB",
+                   help="public key file (repeatable)")
+    p.add_argument("--type", default=None, metavar="TYPE",
+                   help="predicate type to require (short name or URI); default any")
+    p.add_argument("--certificate-identity", default=None,
+                   help="keyless: the expected signer identity (as verify)")
+    p.add_argument("--certificate-oidc-issuer", default=None,
+                   help="keyless: the expected OIDC issuer (as verify)")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    add_registry_flags(p)
+    add_common_flags(p)
+    p.set_defaults(func=run)
+
+
+def _keyless_verifier(args: argparse.Namespace) -> object:
+    if not (args.certificate_identity and args.certificate_oidc_issuer):
+        raise UsageError("keyless verification needs --certificate-identity and "
+                         "--certificate-oidc-issuer")
+    try:
+        from trustbuild.sign import keyless  # helper C's verification engine
+    except ImportError:
+        raise UsageError("keyless verification is not available in this build; use --key") from None
+    make = getattr(keyless, "attestation_verifier", None)
+    if make is None:
+        raise UsageError("keyless attestation verification is not available in this build; use --key")
+    return make(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Verify; exit 0 if some attestation (of the asked type) verifies, else 1."""
+    from trustbuild.attest.verify import verify_attestations
+    from trustbuild.sign.keys import load_verifying_key
+    from trustbuild.store.location import parse_location
+    from trustbuild.store.open import open_store
+
+    keyless = None
+    if not args.key:
+        if not (args.certificate_identity or args.certificate_oidc_issuer):
+            raise UsageError("verify-attestation: give --key PUB or the keyless "
+                             "--certificate-identity/--certificate-oidc-issuer flags")
+        keyless = _keyless_verifier(args)
+    keys = [load_verifying_key(k) for k in args.key]
+    loc = parse_location(args.image)
+    store, ref = open_store(loc, store_options(args))
+    try:
+        result = verify_attestations(store, ref, keys=keys, keyless=keyless,  # type: ignore[arg-type]
+                                     predicate_type=args.type, image=args.image)
+    finally:
+        store.close()
+    if args.output == "json":
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(result.render_text(), file=sys.stderr)
+        for stmt in result.statements():
+            print(json.dumps(stmt, separators=(",", ":")))
+    return 0 if result.ok else 1
