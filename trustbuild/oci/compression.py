@@ -14,9 +14,12 @@ import contextlib
 import gzip
 import io
 import lzma
+import os
 import struct
 import zlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -161,30 +164,92 @@ class Compressor(Protocol):
     def flush(self) -> bytes:
         """Finish the stream and return the remaining output."""
 
+    def close(self) -> None:
+        """Release resources without finishing (after an error)."""
+
+
+GZIP_BLOCK = 1 << 20   # uncompressed bytes per independently deflated block
+_DICT = 32 * 1024
+
+
+def _deflate_block(data: bytes, zdict: bytes, level: int, final: bool) -> bytes:
+    if zdict:
+        c = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 9, zlib.Z_DEFAULT_STRATEGY,
+                             zdict)
+    else:
+        c = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+    return c.compress(data) + c.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+
+
+def _workers() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return min(n, 4) if n > 1 else 0
+
 
 class _Gzip:
-    """Deterministic gzip: fixed header (mtime 0, no name, OS 255) as Go's compress/gzip writes."""
+    """Deterministic, parallel gzip (pigz's scheme) with Go's fixed header.
 
-    def __init__(self, level: int) -> None:
-        self._z = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+    The input is cut into fixed 1 MiB blocks, each deflated on a worker thread with the previous
+    32 KiB as dictionary and ended with a sync flush, so the output is one valid deflate stream
+    and identical whatever the number of threads. Header: mtime 0, no name, OS 255.
+    """
+
+    def __init__(self, level: int, *, workers: int | None = None) -> None:
+        self._level = level
         self._crc = 0
         self._size = 0
+        self._pending = bytearray()
+        self._zdict = b""
+        n = _workers() if workers is None else workers
+        self._pool = ThreadPoolExecutor(n, thread_name_prefix="gzip") if n else None
+        self._inflight: deque[Future[bytes]] = deque()
+        self._max_inflight = 2 * n
         xfl = 2 if level == 9 else 4 if level == 1 else 0
-        self._header: bytes | None = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + bytes([xfl, 255])
+        self._out = bytearray(b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + bytes([xfl, 255]))
 
-    def _take_header(self) -> bytes:
-        h, self._header = self._header or b"", None
-        return h
+    def _submit(self, block: bytes, final: bool) -> None:
+        zdict, self._zdict = self._zdict, block[-_DICT:]
+        if self._pool is None:
+            self._out += _deflate_block(block, zdict, self._level, final)
+            return
+        self._inflight.append(self._pool.submit(_deflate_block, block, zdict, self._level, final))
+        while len(self._inflight) > self._max_inflight:
+            self._out += self._inflight.popleft().result()
+
+    def _take(self) -> bytes:
+        out = bytes(self._out)
+        self._out.clear()
+        return out
 
     def compress(self, data: bytes) -> bytes:
         self._crc = zlib.crc32(data, self._crc)
         self._size += len(data)
-        return self._take_header() + self._z.compress(data)
+        self._pending += data
+        while len(self._pending) >= GZIP_BLOCK:
+            block = bytes(self._pending[:GZIP_BLOCK])
+            del self._pending[:GZIP_BLOCK]
+            self._submit(block, False)
+        return self._take()
 
     def flush(self) -> bytes:
-        tail = self._z.flush(zlib.Z_FINISH)
-        trailer = struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
-        return self._take_header() + tail + trailer
+        self._submit(bytes(self._pending), True)
+        self._pending.clear()
+        while self._inflight:
+            self._out += self._inflight.popleft().result()
+        self.close()
+        self._out += struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
+        return self._take()
+
+    def close(self) -> None:
+        """Stop the worker threads (pending work is dropped)."""
+        if self._pool is not None:
+            for f in self._inflight:
+                f.cancel()
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 class _Zstd:
@@ -197,6 +262,9 @@ class _Zstd:
     def flush(self) -> bytes:
         return self._c.flush()
 
+    def close(self) -> None:
+        pass
+
 
 class _Identity:
     def compress(self, data: bytes) -> bytes:
@@ -205,14 +273,21 @@ class _Identity:
     def flush(self) -> bytes:
         return b""
 
+    def close(self) -> None:
+        pass
 
-def new_compressor(compression: str, level: int | None = None) -> Compressor:
-    """A deterministic compressor for ``gzip`` (default level 6), ``zstd`` (3) or ``none``."""
+
+def new_compressor(compression: str, level: int | None = None, *,
+                   workers: int | None = None) -> Compressor:
+    """A deterministic compressor for ``gzip`` (default level 6), ``zstd`` (3) or ``none``.
+
+    ``workers``: gzip threads (default: up to 4 CPUs); the output does not depend on it.
+    """
     if compression == "gzip":
         lv = 6 if level is None else level
         if not 1 <= lv <= 9:
             raise UsageError(f"gzip compression level {lv} is out of range 1..9")
-        return _Gzip(lv)
+        return _Gzip(lv, workers=workers)
     if compression == "zstd":
         lv = 3 if level is None else level
         if not 1 <= lv <= 22:

@@ -315,6 +315,7 @@ class LayerWriter:
 
     def abort(self) -> None:
         """Discard the partial blob."""
+        self._compressor.close()
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()

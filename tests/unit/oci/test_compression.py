@@ -95,3 +95,15 @@ def test_bad_levels_are_usage_errors():
         new_compressor("gzip", 12)
     with pytest.raises(UsageError, match="level"):
         new_compressor("zstd", 0)
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+def test_parallel_gzip_output_does_not_depend_on_threads(workers):
+    import os as _os
+    data = _os.urandom(300_000) + DATA * 60 + b"tail"   # several 1 MiB blocks
+    c = new_compressor("gzip", workers=workers)
+    blob = b"".join(c.compress(data[i:i + 70_000]) for i in range(0, len(data), 70_000))
+    blob += c.flush()
+    assert gzip.decompress(blob) == data
+    ref = new_compressor("gzip", workers=0)
+    assert ref.compress(data) + ref.flush() == blob
