@@ -85,3 +85,21 @@ def test_index_to_archive_and_bad_platform(tb, tmp_path: Path) -> None:  # noqa:
     r = tb("copy", "--platform", "linux", f"oci:{tmp_path}/src", f"oci:{tmp_path}/dst")
     assert r.code == 2 and "invalid platform" in r.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("fault", ["corrupt_blobs", "truncate_blobs"])
+def test_registry_serving_bad_blob_fails_the_copy(tb, registry, registry_proxy, pushed_image,  # noqa: ANN001
+                                                  tmp_path: Path, fault: str) -> None:
+    ref, _ = pushed_image
+    setattr(registry_proxy, fault, True)
+    src = ref.replace(registry.host, registry_proxy.host)
+    for dst in (f"oci:{tmp_path}/dst:x", f"docker-archive:{tmp_path}/dst.tar",
+                f"{registry.host}/bad/{fault.replace('_', '-')}:v1"):
+        r = tb("copy", src, dst)
+        # local stores name the blob; a registry destination rejects the upload (digest_invalid)
+        _one_line_error(r, "sha256:")
+    assert list(tmp_path.iterdir()) == []
+    setattr(registry_proxy, fault, False)
+    r = tb("inspect", f"{registry.host}/bad/{fault.replace('_', '-')}:v1")
+    _one_line_error(r, "not found")

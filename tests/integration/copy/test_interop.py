@@ -153,3 +153,18 @@ def test_multiarch_picks_host_or_requested_platform(tb, registry, multiarch, tmp
     assert doc["platform"] == {"os": "linux", "architecture": "arm64"}
     r = tb("inspect", "--raw", ref)
     assert "sha256:" + hashlib.sha256(r.out.encode()).hexdigest() == info["top"]
+
+
+def test_docker_schema2_pushed_by_skopeo_round_trips(tb, registry, busybox_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    path, info = busybox_archive
+    src = f"{registry.host}/interop/skopeo-docker:1"
+    skopeo("copy", "--dest-tls-verify=false", f"docker-archive:{path}", f"docker://{src}")
+    digest = raw_digest(f"docker://{src}")
+    r = tb("inspect", src)
+    doc = json.loads(r.out)
+    assert doc["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert doc["digest"] == digest and doc["configDigest"] == info["config"]
+    assert tb("copy", src, f"oci:{tmp_path}/l").out.strip() == digest
+    r = tb("copy", f"oci:{tmp_path}/l", f"{registry.host}/interop/skopeo-docker-back:1")
+    assert (r.code, r.out.strip()) == (0, digest), r.err
+    assert raw_digest(f"docker://{registry.host}/interop/skopeo-docker-back:1") == digest
