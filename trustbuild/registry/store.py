@@ -11,10 +11,10 @@ from __future__ import annotations
 import http.client
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 from urllib.parse import urljoin
 
 import requests
@@ -37,6 +37,7 @@ from trustbuild.oci.verify import VerifyingReader, check_bytes, copy_verified_to
 from trustbuild.registry import referrers as _ref
 from trustbuild.registry.challenge import repository_scope
 from trustbuild.registry.credentials import Credentials
+from trustbuild.registry.mirror import mirror_transports
 from trustbuild.registry.response import connection_error, read_limited
 from trustbuild.registry.transport import _UNSET, Transport
 from trustbuild.registry.upload import DEFAULT_CHUNK_SIZE, upload_blob
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["RegistryStore"]
 
 _GENERIC_TYPES = ("application/json", "application/octet-stream", "text/plain", "")
+_REDIRECTS = (301, 302, 303, 307, 308)
+_T = TypeVar("_T")
 
 
 def _is_digest(ref: str) -> bool:
@@ -75,6 +78,7 @@ class RegistryStore:
         self.chunk_size = max(1, chunk_size)
         self.transport = transport or Transport(registry, options=options, credentials=credentials,
                                                 retry=retry)
+        self._mirrors = mirror_transports(registry, options, retry=retry)
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self._mount_source: str | None = None
@@ -100,14 +104,32 @@ class RegistryStore:
 
     def close(self) -> None:
         """Release connections."""
-        self.transport.close()
+        for t in self._readers():
+            t.close()
 
     # ------------------------------------------------------------------ manifests
 
+    def _readers(self) -> list[Transport]:
+        """Mirrors first (Docker Hub only), then the registry itself."""
+        return [*self._mirrors, self.transport]
+
+    def _from_readers(self, fn: Callable[[Transport], _T]) -> _T:
+        """``fn`` on each reader in turn; a mirror's failure falls through to the next one."""
+        readers = self._readers()
+        for t in readers[:-1]:
+            try:
+                return fn(t)
+            except (NotFound, RegistryError, DigestMismatch, InvalidManifest):
+                continue
+        return fn(readers[-1])
+
     def get_manifest(self, ref: str) -> tuple[bytes, str]:
         """Raw bytes and media type at tag or digest ``ref``; verified; NotFound if absent."""
+        return self._from_readers(lambda t: self._get_manifest(t, ref))
+
+    def _get_manifest(self, transport: Transport, ref: str) -> tuple[bytes, str]:
         want = Digest.parse(ref) if _is_digest(ref) else None
-        resp = self.transport.request(
+        resp = transport.request(
             "GET", f"/v2/{self.repository}/manifests/{ref}", scopes=self._pull,
             expect=(200, 404), headers={"Accept": ACCEPT_MANIFESTS}, stream=True)
         try:
@@ -263,42 +285,72 @@ class RegistryStore:
         return f"/v2/{self.repository}/blobs/{digest}"
 
     def has_blob(self, digest: Digest) -> bool:
-        """HEAD the blob: True on 200, False on 404."""
-        resp = self.transport.request("HEAD", self._blob_path(digest), scopes=self._pull,
-                                      expect=(200, 404))
+        """HEAD the blob in this repository: True on 200, False on 404."""
+        return self._has_blob(self.transport, digest)
+
+    def _has_blob(self, transport: Transport, digest: Digest) -> bool:
+        resp = transport.request("HEAD", self._blob_path(digest), scopes=self._pull,
+                                 expect=(200, 404))
         resp.close()
         return resp.status_code == 200
 
-    def _get_blob(self, desc: Descriptor) -> requests.Response:
-        resp = self.transport.request("GET", self._blob_path(desc.digest), scopes=self._pull,
-                                      expect=(200, 404), stream=True,
-                                      headers={"Accept-Encoding": "identity"})
+    def _get_blob(self, transport: Transport, desc: Descriptor) -> requests.Response:
+        """GET the blob; redirects (e.g. to object storage) are followed without credentials."""
+        resp = transport.request("GET", self._blob_path(desc.digest), scopes=self._pull,
+                                 expect=(200, 404, *_REDIRECTS), stream=True,
+                                 headers={"Accept-Encoding": "identity"}, allow_redirects=False)
+        for _hop in range(5):
+            if resp.status_code not in _REDIRECTS:
+                break
+            target = urljoin(resp.url, resp.headers.get("Location", ""))
+            resp.close()
+            resp = transport.fetch_unauthenticated(target, expect=(200, 404, *_REDIRECTS),
+                                                   headers={"Accept-Encoding": "identity"})
         if resp.status_code == 404:
             resp.close()
             raise NotFound(f"blob {desc.digest} not found in {self.describe()}")
+        if resp.status_code != 200:
+            resp.close()
+            raise RegistryError(f"GET blob {desc.digest} from {self.describe()}: too many redirects")
         return resp
 
     @contextmanager
-    def open_blob(self, desc: Descriptor) -> Iterator[BinaryIO]:
-        """A verifying stream of the blob: reading to the end raises DigestMismatch if wrong."""
-        resp = self._get_blob(desc)
+    def _open_from(self, transport: Transport, desc: Descriptor) -> Iterator[BinaryIO]:
+        resp = self._get_blob(transport, desc)
         try:
             what = f"blob {desc.digest} from {self.describe()}"
-            reader = VerifyingReader(_RawReader(resp, self.transport.host, what),  # type: ignore[arg-type]
+            reader = VerifyingReader(_RawReader(resp, transport.host, what),  # type: ignore[arg-type]
                                      desc, what=what)
             yield reader  # type: ignore[misc]
         finally:
             resp.close()
 
+    @contextmanager
+    def open_blob(self, desc: Descriptor) -> Iterator[BinaryIO]:
+        """A verifying stream of the blob: reading to the end raises DigestMismatch if wrong."""
+        transport = self.transport
+        for t in self._mirrors:
+            try:
+                if self._has_blob(t, desc.digest):
+                    transport = t
+                    break
+            except RegistryError:
+                continue
+        with self._open_from(transport, desc) as stream:
+            yield stream
+
     def fetch_blob(self, desc: Descriptor, dest: Path) -> None:
         """Stream the blob to ``dest`` (temp file + rename); nothing is left on any failure."""
 
-        def attempt() -> None:
-            with self.open_blob(desc) as stream:
-                copy_verified_to_file(stream, desc, dest,
-                                      what=f"blob {desc.digest} from {self.describe()}")
+        def fetch(transport: Transport) -> None:
+            def attempt() -> None:
+                with self._open_from(transport, desc) as stream:
+                    copy_verified_to_file(stream, desc, dest,
+                                          what=f"blob {desc.digest} from {self.describe()}")
 
-        retry_call(attempt, policy=self.transport.retry)
+            retry_call(attempt, policy=transport.retry)
+
+        self._from_readers(fetch)
 
     def set_mount_source(self, repository: str | None) -> None:
         """Default ``mount_from`` for later ``put_blob`` calls (a repository on this registry)."""

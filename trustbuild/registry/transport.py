@@ -14,7 +14,7 @@ import threading
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -200,7 +200,17 @@ class Transport:
         resp.close()
         raise err
 
-    def stream_reader(self, resp: requests.Response) -> BinaryIO:
-        """The raw body of a streamed response as a file-like object (no content decoding)."""
-        raw: BinaryIO = resp.raw
-        return raw
+    def fetch_unauthenticated(self, url: str, *, expect: Collection[int],
+                              headers: Mapping[str, str] | None = None) -> requests.Response:
+        """Streamed GET of a redirect target (object storage): no registry credentials sent."""
+
+        def attempt() -> requests.Response:
+            resp = self._send_raw("GET", url, headers=dict(headers or {}), stream=True,
+                                  allow_redirects=False)
+            if resp.status_code in expect:
+                return resp
+            err = error_from_response(resp, method="GET")
+            resp.close()
+            raise err
+
+        return retry_call(attempt, policy=self.retry)

@@ -160,3 +160,19 @@ def test_credentials_from_helper_on_path(token_registry: RegistryServer, tmp_pat
     assert resolve_credentials(token_registry.host, env={**env, "PATH": os.environ["PATH"]}) \
         == Credentials(token_registry.username or "", token_registry.password or "",
                        source="helper test")
+
+
+def test_identity_token_uses_refresh_token_grant(token_registry: RegistryServer) -> None:
+    from fixtures.registry import TokenServer
+
+    ts = token_registry.token_server
+    assert ts is not None
+    ts.clear()
+    creds = Credentials("<token>", identity_token=TokenServer.REFRESH_TOKEN)
+    store = RegistryStore(token_registry.host, "tok/identity", StoreOptions(), credentials=creds)
+    assert store.list_tags() == []
+    assert ts.scopes() == ["repository:tok/identity:pull"]
+    bad = RegistryStore(token_registry.host, "tok/identity", StoreOptions(),
+                        credentials=Credentials("<token>", identity_token="stale"))
+    with pytest.raises(RegistryError, match=r"POST http://127.0.0.1:\d+/token: 401 .*bad refresh token"):
+        bad.list_tags()

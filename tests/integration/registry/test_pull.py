@@ -89,3 +89,33 @@ def test_reads_image_pushed_by_skopeo_in_docker_format(registry: RegistryServer,
     for i, layer in enumerate(m.layers):
         store.fetch_blob(layer, tmp_path / f"l{i}")
         assert Digest.of((tmp_path / f"l{i}").read_bytes()) == layer.digest
+
+
+def test_blob_redirects_are_followed_without_credentials(registry_proxy, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                         pushed_image: tuple[str, str]) -> None:
+    store = RegistryStore(registry_proxy.host, "fixtures/hello", StoreOptions(),
+                          credentials=None)
+    m = parse_manifest(*store.get_manifest("v1"))
+    assert isinstance(m, Manifest)
+    registry_proxy.redirect_blobs = True
+    store.fetch_blob(m.layers[0], tmp_path / "layer")
+    assert Digest.of((tmp_path / "layer").read_bytes()) == m.layers[0].digest
+    assert registry_proxy.storage_auth == [None]
+    assert (("GET", f"/v2/fixtures/hello/blobs/{m.layers[0].digest}", 307)
+            in registry_proxy.log)
+
+
+def test_docker_hub_reads_go_through_the_mirror(registry: RegistryServer, tmp_path: Path) -> None:
+    from fixtures.registry import push_test_image
+
+    _, digest = push_test_image(registry.host, "library/mirrored", "v1", content=b"mirror\n")
+    opts = StoreOptions(registry_mirrors=[f"http://{registry.host}/"])
+    store = RegistryStore("docker.io", "library/mirrored", opts, credentials=None)
+    raw, mt = store.get_manifest("v1")  # served by the mirror: Docker Hub is never contacted
+    assert str(Digest.of(raw)) == digest
+    m = parse_manifest(raw, mt)
+    assert isinstance(m, Manifest)
+    store.fetch_blob(m.layers[0], tmp_path / "layer")
+    with store.open_blob(m.config) as s:
+        assert json.loads(s.read())["rootfs"]
+    assert store.transport.host == "registry-1.docker.io"
