@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from trustbuild.attest.bundle import dsse_bundle
 from trustbuild.attest.dsse import DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, DSSESigner, Envelope
@@ -37,7 +37,7 @@ from trustbuild.oci.mediatype import INDEX_TYPES, MANIFEST_TYPES, MediaType
 from trustbuild.store.base import Store
 
 __all__ = [
-    "ATT_SUFFIX", "PREDICATE_TYPE_ANNOTATION", "KeylessSigner", "resolve_subject",
+    "ATT_SUFFIX", "PREDICATE_TYPE_ANNOTATION", "resolve_subject",
     "attest_subject", "attest_image", "attest_build", "ATTEST_KINDS",
 ]
 
@@ -45,22 +45,6 @@ ATT_SUFFIX = "att"
 PREDICATE_TYPE_ANNOTATION = "predicateType"
 COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 ATTEST_KINDS = ("provenance", "sbom")
-
-
-class KeylessSigner(Protocol):
-    """Keyless signing (``trustbuild.sign``): signs bytes, gives layer annotations and a bundle."""
-
-    def sign(self, data: bytes) -> bytes:
-        """Signature over ``data`` with the ephemeral key."""
-        ...
-
-    def layer_annotations(self) -> dict[str, str]:
-        """cosign layer annotations (certificate, chain, Rekor bundle) for the last signature."""
-        ...
-
-    def dsse_bundle(self, envelope_json: bytes) -> bytes:
-        """A Sigstore bundle v0.3 (dsseEnvelope form) with the certificate and log entry."""
-        ...
 
 
 def resolve_subject(store: Store, ref: str | None) -> Descriptor:
@@ -79,32 +63,34 @@ def _same_type(predicate_type: str) -> Callable[[Descriptor], bool]:
     return lambda d: (d.annotations or {}).get(PREDICATE_TYPE_ANNOTATION) == predicate_type
 
 
-def attest_subject(store: Store, subject: Descriptor, *, key: DSSESigner | None,
+def attest_subject(store: Store, subject: Descriptor, *, key: DSSESigner,
                    predicate: dict[str, Any], predicate_type: str, subject_name: str,
-                   replace: bool = False, bundle: bool = False,
-                   keyless: KeylessSigner | None = None) -> Descriptor:
+                   replace: bool = False, bundle: bool = False) -> Descriptor:
     """Sign a statement about ``subject`` and attach it; returns the ``.att`` manifest descriptor."""
-    signer: DSSESigner | None = keyless if keyless is not None else key
+    signer = key
     if signer is None:
-        raise UsageError("attest: give a signing key (--key) or use keyless signing")
+        raise UsageError("attest: give a signing key (--key)")
     stmt = Statement.for_image(subject_name, subject.digest, predicate_type, predicate)
     env = Envelope.sign(stmt.to_json(), IN_TOTO_PAYLOAD_TYPE, signer)
     env_json = env.to_json()
     annotations = {COSIGN_SIGNATURE_ANNOTATION: "", PREDICATE_TYPE_ANNOTATION: predicate_type}
-    if keyless is not None:
-        annotations.update(keyless.layer_annotations())
     desc = _append(store, subject, env_json, annotations, replace=replace, predicate_type=predicate_type)
     if bundle:
         from trustbuild.sign.attach import attach_bundle_referrer
+        from trustbuild.sign.sign import bundle_manifest_annotations
 
-        if keyless is not None:
-            bundle_json = keyless.dsse_bundle(env_json)
-        else:
-            hint = env.signatures[0].keyid
-            bundle_json = dsse_bundle(env, key_hint=hint)
+        bundle_json = dsse_bundle(env, key_hint=_key_hint(signer))
         attach_bundle_referrer(store, subject, bundle_json, artifact_type=MediaType.SIGSTORE_BUNDLE,
-                               annotations={"dev.sigstore.bundle.predicateType": predicate_type})
+                               annotations=bundle_manifest_annotations(predicate_type))
     return desc
+
+
+def _key_hint(signer: DSSESigner) -> str:
+    """cosign's ``publicKey.hint`` (base64 SHA-256 of the DER public key) when the key has one."""
+    from trustbuild.sign.bundle import key_hint
+
+    pub = getattr(signer, "public_key", None)
+    return key_hint(pub()) if callable(pub) else ""
 
 
 def _append(store: Store, subject: Descriptor, env_json: bytes, annotations: dict[str, str], *,
@@ -116,10 +102,9 @@ def _append(store: Store, subject: Descriptor, env_json: bytes, annotations: dic
         annotations=annotations, replace=_same_type(predicate_type) if replace else None)
 
 
-def attest_image(store: Store, ref: str | None, *, key: DSSESigner | None,
+def attest_image(store: Store, ref: str | None, *, key: DSSESigner,
                  predicate: bytes | dict[str, Any], predicate_type: str, subject_name: str = "",
-                 replace: bool = False, bundle: bool = False,
-                 keyless: KeylessSigner | None = None) -> Descriptor:
+                 replace: bool = False, bundle: bool = False) -> Descriptor:
     """Resolve ``ref`` once and attach a signed attestation of ``predicate`` to that digest.
 
     ``predicate_type`` is a cosign short name (``slsaprovenance``, ``spdxjson``, ``cyclonedx``,
@@ -130,14 +115,13 @@ def attest_image(store: Store, ref: str | None, *, key: DSSESigner | None,
     subject = resolve_subject(store, ref)
     return attest_subject(store, subject, key=key, predicate=pred, predicate_type=ptype,
                           subject_name=subject_name or store.describe(), replace=replace,
-                          bundle=bundle, keyless=keyless)
+                          bundle=bundle)
 
 
-def attest_build(store: Store, subject: Descriptor, record: BuildRecord, *, key: DSSESigner | None,
+def attest_build(store: Store, subject: Descriptor, record: BuildRecord, *, key: DSSESigner,
                  kinds: Sequence[str] = ATTEST_KINDS, sbom_format: str = "spdx",
                  rootfs: Path | None = None, builder_id: str | None = None, bundle: bool = False,
-                 subject_name: str = "", keyless: KeylessSigner | None = None,
-                 replace: bool = True) -> list[Descriptor]:
+                 subject_name: str = "", replace: bool = True) -> list[Descriptor]:
     """Attach provenance and/or an SBOM for a pushed build result; returns the ``.att`` descriptors.
 
     The provenance comes only from ``record``; the SBOM from ``rootfs`` (the flattened final
@@ -166,8 +150,7 @@ def attest_build(store: Store, subject: Descriptor, record: BuildRecord, *, key:
                 pred = sbom_of_image(store, str(subject.digest), image_name=name,
                                      sbom_format=sbom_format, created=created)
         out.append(attest_subject(store, subject, key=key, predicate=pred, predicate_type=ptype,
-                                  subject_name=name, replace=replace, bundle=bundle,
-                                  keyless=keyless))
+                                  subject_name=name, replace=replace, bundle=bundle))
     return out
 
 

@@ -22,12 +22,17 @@ MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 
 
 def dsse_bundle(envelope: Envelope, *, key_hint: str) -> bytes:
-    """A v0.3 bundle JSON holding ``envelope``, verified by the public key named ``key_hint``."""
+    """A v0.3 bundle JSON holding ``envelope``, verified by the public key named ``key_hint``.
+
+    Same shape as cosign 3 and ``trustbuild.sign.bundle``: one signature with an empty keyid.
+    """
+    env = envelope.to_dict()
+    env["signatures"] = [{"sig": s["sig"], "keyid": ""} for s in env["signatures"][:1]]
     bundle = {
         "mediaType": BUNDLE_V03,
-        "verificationMaterial": {"publicKey": {"hint": key_hint}, "tlogEntries": [],
-                                 "timestampVerificationData": {"rfc3161Timestamps": []}},
-        "dsseEnvelope": envelope.to_dict(),
+        "verificationMaterial": {"publicKey": {"hint": key_hint}, "tlogEntries": []},
+        "dsseEnvelope": {"payload": env["payload"], "payloadType": env["payloadType"],
+                         "signatures": env["signatures"]},
     }
     return json.dumps(bundle, separators=(",", ":")).encode()
 

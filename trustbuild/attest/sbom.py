@@ -45,7 +45,7 @@ def sbom_predicate_type(sbom_format: str) -> str:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _norm_time(created: str | None) -> str:
@@ -57,8 +57,8 @@ def _norm_time(created: str | None) -> str:
     except ValueError:
         raise AttestationError(f"SBOM: created time {created!r} is not RFC 3339") from None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=_dt.timezone.utc)
-    return t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        t = t.replace(tzinfo=_dt.UTC)
+    return t.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _spdx_id(pkg: Package) -> str:

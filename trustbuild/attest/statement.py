@@ -84,7 +84,7 @@ def make_predicate(raw: bytes | dict[str, Any], predicate_type: str, *,
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise AttestationError("predicate: custom predicates must be UTF-8 text") from None
-        stamp = (now or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = (now or _dt.datetime.now(_dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {"Data": text, "Timestamp": stamp}
     if isinstance(raw, dict):
         return raw

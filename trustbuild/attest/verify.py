@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from trustbuild.attest.attach import ATT_SUFFIX, PREDICATE_TYPE_ANNOTATION, resolve_subject
 from trustbuild.attest.bundle import envelope_from_bundle
@@ -25,20 +25,7 @@ from trustbuild.errors import TrustbuildError, VerificationError
 from trustbuild.oci.digest import Digest
 from trustbuild.store.base import Store
 
-__all__ = ["AttestationCheck", "AttestationResult", "KeylessVerifier", "verify_attestations",
-           "check_envelope"]
-
-
-class KeylessVerifier(Protocol):
-    """Certificate-based checks from ``trustbuild.sign`` (identity, issuer, chain, log)."""
-
-    def verify_dsse_layer(self, envelope: Envelope, annotations: dict[str, str]) -> str:
-        """Verify a ``.att`` layer's signature and certificate; return the signer identity."""
-        ...
-
-    def verify_dsse_bundle(self, bundle_json: bytes) -> str:
-        """Verify a dsseEnvelope bundle fully; return the signer identity."""
-        ...
+__all__ = ["AttestationCheck", "AttestationResult", "verify_attestations", "check_envelope"]
 
 
 @dataclass
@@ -108,17 +95,15 @@ class AttestationResult:
 
 
 def check_envelope(env: Envelope, *, subject: Digest, predicate_type: str | None,
-                   keys: Sequence[DSSEVerifier], signer: str | None = None,
-                   source: str = "") -> AttestationCheck:
-    """Check one envelope: payload type, signature (unless ``signer`` already proven), statement."""
+                   keys: Sequence[DSSEVerifier], source: str = "") -> AttestationCheck:
+    """Check one envelope: payload type, signature, statement subject and predicate type."""
     if env.payload_type != IN_TOTO_PAYLOAD_TYPE:
         return AttestationCheck(source, False, f"payloadType {env.payload_type!r} is not "
                                 f"{IN_TOTO_PAYLOAD_TYPE}")
-    if signer is None:
-        try:
-            signer = env.verify(keys)
-        except VerificationError as exc:
-            return AttestationCheck(source, False, str(exc))
+    try:
+        signer = env.verify(keys)
+    except VerificationError as exc:
+        return AttestationCheck(source, False, str(exc))
     try:
         stmt = Statement.from_json(env.payload)
     except TrustbuildError as exc:
@@ -144,14 +129,7 @@ def _layer_check(layer: Any, tag: str, **kw: Any) -> AttestationCheck:
         env = Envelope.from_json(layer.payload)
     except TrustbuildError as exc:
         return AttestationCheck(source, False, str(exc))
-    keyless: KeylessVerifier | None = kw.pop("keyless")
-    signer = None
-    if keyless is not None:
-        try:
-            signer = keyless.verify_dsse_layer(env, layer.annotations)
-        except TrustbuildError as exc:
-            return AttestationCheck(source, False, str(exc))
-    return check_envelope(env, signer=signer, source=source, **kw)
+    return check_envelope(env, source=source, **kw)
 
 
 def _bundle_check(ref: Any, **kw: Any) -> AttestationCheck:
@@ -162,23 +140,16 @@ def _bundle_check(ref: Any, **kw: Any) -> AttestationCheck:
         env, _material = envelope_from_bundle(ref.bundle)
     except TrustbuildError as exc:
         return AttestationCheck(source, False, str(exc))
-    keyless: KeylessVerifier | None = kw.pop("keyless")
-    signer = None
-    if keyless is not None:
-        try:
-            signer = keyless.verify_dsse_bundle(ref.bundle)
-        except TrustbuildError as exc:
-            return AttestationCheck(source, False, str(exc))
-    return check_envelope(env, signer=signer, source=source, **kw)
+    return check_envelope(env, source=source, **kw)
 
 
-def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVerifier] = (),
-                        keyless: KeylessVerifier | None = None, predicate_type: str | None = None,
-                        image: str = "") -> AttestationResult:
-    """Resolve ``ref`` once and check every attestation attached to that digest."""
-    if not keys and keyless is None:
-        raise VerificationError("verify-attestation: give a public key (--key) or keyless options")
+def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVerifier],
+                        predicate_type: str | None = None, image: str = "") -> AttestationResult:
+    """Resolve ``ref`` once and check every attestation attached to that digest (key-based)."""
+    if not keys:
+        raise VerificationError("verify-attestation: give at least one public key (--key PUB)")
     from trustbuild.sign.attach import read_bundle_referrers, read_cosign_layers
+    from trustbuild.sign.bundle import SIGN_PREDICATE_TYPE
 
     ptype = predicate_type_uri(predicate_type) if predicate_type else None
     subject = resolve_subject(store, ref).digest
@@ -196,14 +167,17 @@ def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVer
         if ptype and ann and ann != ptype:
             result.other_types.append(ann)  # another kind of attestation: not asked for
             continue
-        result.checks.append(_layer_check(layer, tag, keyless=keyless, **common))
+        result.checks.append(_layer_check(layer, tag, **common))
     for ref_ in read_bundle_referrers(store, subject):
         ann = ref_.annotations.get("dev.sigstore.bundle.predicateType")
+        if ann == SIGN_PREDICATE_TYPE:
+            continue  # an image signature (cosign 3 bundle form), not an attestation
         if ptype and ann and ann != ptype:
             result.other_types.append(ann)
             continue
-        check = _bundle_check(ref_, keyless=keyless, **common)
-        if "message signature, not a DSSE" in check.reason:
+        check = _bundle_check(ref_, **common)
+        if "message signature, not a DSSE" in check.reason or \
+                check.predicate_type == SIGN_PREDICATE_TYPE:
             continue  # an image signature bundle, not an attestation
         result.checks.append(check)
     return result

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="Sign PREDICATE as an in-toto Statement v1 (DSSE) about the "
                        "image digest and attach it as cosign does (sha256-<hex>.att).")
     p.add_argument("image", metavar="IMAGE", help="docker://REF, REF, oci:DIR[:TAG]")
-    p.add_argument("--key", help="cosign private key file (password from TRUSTBUILD_PASSWORD or "
+    p.add_argument("--key", required=True, help="cosign private key file (password from TRUSTBUILD_PASSWORD or "
                    "COSIGN_PASSWORD)")
     p.add_argument("--predicate", required=True, metavar="FILE", help="predicate file ('-' = stdin)")
     p.add_argument("--type", default="custom", metavar="TYPE",
@@ -32,8 +32,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="drop earlier attestations of the same predicate type")
     p.add_argument("--bundle", action="store_true",
                    help="also attach a Sigstore bundle (v0.3) as an OCI 1.1 referrer")
-    p.add_argument("--keyless", action="store_true",
-                   help="sign with a short-lived Fulcio certificate (as `trustbuild sign`)")
     p.add_argument("--output", choices=("text", "json"), default="text")
     add_registry_flags(p)
     add_common_flags(p)
@@ -61,40 +59,24 @@ def _read_predicate(path: str) -> bytes:
     return data
 
 
-def _keyless_signer(args: argparse.Namespace) -> object:
-    try:
-        from trustbuild.sign import keyless  # helper C's keyless signing
-    except ImportError:
-        raise UsageError("keyless signing is not available in this build; use --key") from None
-    make = getattr(keyless, "attestation_signer", None)
-    if make is None:
-        raise UsageError("keyless attestation signing is not available in this build; use --key")
-    return make(args)
-
-
 def run(args: argparse.Namespace) -> int:
     """Attach the attestation; prints the ``.att`` manifest digest."""
     from trustbuild.attest.attach import attest_image
     from trustbuild.attest.statement import predicate_type_uri
+    from trustbuild.sign.keys import load_signing_key
     from trustbuild.store.open import open_store
 
-    if not args.key and not args.keyless:
-        raise UsageError("attest: give --key KEY or --keyless")
+    if not args.key:
+        raise UsageError("attest: give --key KEY (a cosign private key)")
     ptype = predicate_type_uri(args.type)
     predicate = _read_predicate(args.predicate)
-    key = keyless = None
-    if args.key:
-        from trustbuild.sign.keys import load_signing_key
-
-        key = load_signing_key(args.key)
-    else:
-        keyless = _keyless_signer(args)
+    key = load_signing_key(args.key)
     loc = parse_location(args.image)
     store, ref = open_store(loc, store_options(args))
     try:
         desc = attest_image(store, ref, key=key, predicate=predicate, predicate_type=ptype,
                             subject_name=subject_name(loc), replace=args.replace,
-                            bundle=args.bundle, keyless=keyless)  # type: ignore[arg-type]
+                            bundle=args.bundle)
     finally:
         store.close()
     if args.output == "json":

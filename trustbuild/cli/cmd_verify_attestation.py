@@ -23,28 +23,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="public key file (repeatable)")
     p.add_argument("--type", default=None, metavar="TYPE",
                    help="predicate type to require (short name or URI); default any")
-    p.add_argument("--certificate-identity", default=None,
-                   help="keyless: the expected signer identity (as verify)")
-    p.add_argument("--certificate-oidc-issuer", default=None,
-                   help="keyless: the expected OIDC issuer (as verify)")
     p.add_argument("--output", choices=("text", "json"), default="text")
     add_registry_flags(p)
     add_common_flags(p)
     p.set_defaults(func=run)
-
-
-def _keyless_verifier(args: argparse.Namespace) -> object:
-    if not (args.certificate_identity and args.certificate_oidc_issuer):
-        raise UsageError("keyless verification needs --certificate-identity and "
-                         "--certificate-oidc-issuer")
-    try:
-        from trustbuild.sign import keyless  # helper C's verification engine
-    except ImportError:
-        raise UsageError("keyless verification is not available in this build; use --key") from None
-    make = getattr(keyless, "attestation_verifier", None)
-    if make is None:
-        raise UsageError("keyless attestation verification is not available in this build; use --key")
-    return make(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,18 +36,14 @@ def run(args: argparse.Namespace) -> int:
     from trustbuild.store.location import parse_location
     from trustbuild.store.open import open_store
 
-    keyless = None
     if not args.key:
-        if not (args.certificate_identity or args.certificate_oidc_issuer):
-            raise UsageError("verify-attestation: give --key PUB or the keyless "
-                             "--certificate-identity/--certificate-oidc-issuer flags")
-        keyless = _keyless_verifier(args)
+        raise UsageError("verify-attestation: give --key PUB (repeatable)")
     keys = [load_verifying_key(k) for k in args.key]
     loc = parse_location(args.image)
     store, ref = open_store(loc, store_options(args))
     try:
-        result = verify_attestations(store, ref, keys=keys, keyless=keyless,  # type: ignore[arg-type]
-                                     predicate_type=args.type, image=args.image)
+        result = verify_attestations(store, ref, keys=keys, predicate_type=args.type,
+                                     image=args.image)
     finally:
         store.close()
     if args.output == "json":

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from trustbuild.attest.redact import REDACTED, is_secret_name, redact_env_list, redact_mapping, redact_text
+from trustbuild.attest.redact import (
+    REDACTED,
+    is_secret_name,
+    redact_env_list,
+    redact_mapping,
+    redact_text,
+)
 
 
 @pytest.mark.parametrize("name", ["MY_TOKEN", "token", "Db_Password", "passwd", "API_KEY",

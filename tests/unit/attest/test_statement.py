@@ -13,8 +13,8 @@ from in_toto_attestation.v1.statement import Statement as ItStatement
 from trustbuild.attest.statement import (
     COSIGN_CUSTOM,
     SLSA_PROVENANCE_V1,
-    Statement,
     InvalidStatement,
+    Statement,
     make_predicate,
     predicate_type_uri,
 )
@@ -43,7 +43,7 @@ def test_unknown_short_name_is_usage_error():
 
 
 def test_custom_predicate_is_wrapped_like_cosign():
-    now = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     assert make_predicate(b"hello\n", COSIGN_CUSTOM, now=now) == \
         {"Data": "hello\n", "Timestamp": "2026-01-02T03:04:05Z"}
 
