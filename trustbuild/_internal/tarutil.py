@@ -57,8 +57,10 @@ class PaxInfo(tarfile.TarInfo):
             "name": "././@PaxHeader", "type": type, "size": len(records),
             "magic": tarfile.POSIX_MAGIC,
         }
-        return (cls._create_header(info, tarfile.USTAR_FORMAT, "ascii", "replace")  # type: ignore[attr-defined]
-                + cls._create_payload(records))  # type: ignore[attr-defined]
+        head: bytes = cls._create_header(  # type: ignore[attr-defined]
+            info, tarfile.USTAR_FORMAT, "ascii", "replace")
+        payload: bytes = cls._create_payload(records)  # type: ignore[attr-defined]
+        return head + payload
 
 
 def header_bytes(info: tarfile.TarInfo) -> bytes:
@@ -77,7 +79,7 @@ class MetadataTooLarge(tarfile.HeaderError):
 class BoundedInfo(tarfile.TarInfo):
     """TarInfo for untrusted input: bounded metadata header sizes and chain length."""
 
-    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
         if self.type in _META_TYPES:
             if self.size > MAX_META:
                 raise MetadataTooLarge(f"metadata header of {self.size} bytes (limit {MAX_META})")

@@ -136,14 +136,14 @@ def open_decompressed(path_or_stream: Path | str | BinaryIO) -> Iterator[BinaryI
         if kind == "gzip":
             out = gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[assignment]
         elif kind == "zstd":
-            out = zstandard.ZstdDecompressor().stream_reader(  # type: ignore[assignment]
+            out = zstandard.ZstdDecompressor().stream_reader(
                 src, read_across_frames=True, closefd=False)
         elif kind == "bzip2":
             out = bz2.BZ2File(src, "rb")  # type: ignore[assignment]
         elif kind == "xz":
             out = lzma.LZMAFile(src, "rb")  # type: ignore[assignment]
         else:
-            out = src  # type: ignore[assignment]
+            out = src
         try:
             yield out
         finally:

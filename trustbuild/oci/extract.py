@@ -34,6 +34,7 @@ __all__ = ["ExtractStats", "extract_layer", "iter_layer_entries", "iter_layer_fi
            "flatten_layers"]
 
 _MAX_LINKS = 40
+_READ_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, *DECOMPRESS_ERRORS)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -73,7 +74,8 @@ class _HashingReader:
 
 
 def _describe(blob: Path | BinaryIO) -> str:
-    return str(blob) if isinstance(blob, (str, Path)) else getattr(blob, "name", "<stream>")
+    src = str(blob) if isinstance(blob, (str, Path)) else getattr(blob, "name", "<stream>")
+    return f"layer {src}"
 
 
 @contextlib.contextmanager
@@ -83,8 +85,8 @@ def _open_tar(blob: Path | BinaryIO, what: str) -> Iterator[tuple[tarfile.TarFil
         try:
             tf = tarfile.open(fileobj=reader, mode="r|", tarinfo=tarutil.BoundedInfo,  # type: ignore[call-overload]
                               errors="surrogateescape")
-        except (tarfile.TarError, *DECOMPRESS_ERRORS) as exc:
-            raise StoreError(f"layer {what}: not a readable tar: {exc}") from exc
+        except _READ_ERRORS as exc:
+            raise StoreError(f"{what}: not a readable tar: {exc}") from exc
         with tf:
             yield tf, reader
 
@@ -96,8 +98,8 @@ def iter_layer_files(blob: Path | BinaryIO) -> Iterator[tuple[tarfile.TarInfo, B
         try:
             for info in tf:
                 yield info, (tf.extractfile(info) if info.isreg() else None)  # type: ignore[misc]
-        except (tarfile.TarError, *DECOMPRESS_ERRORS) as exc:
-            raise StoreError(f"layer {what}: corrupt tar: {exc}") from exc
+        except _READ_ERRORS as exc:
+            raise StoreError(f"{what}: corrupt tar: {exc}") from exc
 
 
 def iter_layer_entries(blob: Path | BinaryIO) -> Iterator[tarfile.TarInfo]:
@@ -434,6 +436,10 @@ class _Extractor:
                 os.close(fd)
 
 
+def _where(info: tarfile.TarInfo | None) -> str:
+    return f"entry {info.name!r}: " if info is not None else ""
+
+
 def _write_all(fd: int, data: bytes) -> None:
     mv = memoryview(data)
     while mv:
@@ -452,7 +458,10 @@ def extract_layer(blob: Path | BinaryIO, rootfs: Path, *, media_type: str | None
     """
     del media_type
     name = what or _describe(blob)
-    ex = _Extractor(Path(rootfs), name, allow_devices=allow_devices, same_owner=same_owner)
+    try:
+        ex = _Extractor(Path(rootfs), name, allow_devices=allow_devices, same_owner=same_owner)
+    except OSError as exc:
+        raise BuildError(f"{name}: cannot open rootfs {rootfs}: {exc.strerror}") from exc
     info: tarfile.TarInfo | None = None
     try:
         with _open_tar(blob, name) as (tf, reader):
@@ -462,17 +471,20 @@ def extract_layer(blob: Path | BinaryIO, rootfs: Path, *, media_type: str | None
                 info = None
                 ex.finish()
                 reader.drain()
-            except (tarfile.TarError, *DECOMPRESS_ERRORS) as exc:
-                if isinstance(exc, OSError) and info is not None and exc.errno is not None:
-                    raise BuildError(f"layer {name}: entry {info.name!r}: {exc.strerror}") from exc
-                raise StoreError(f"layer {name}: corrupt tar: {exc}") from exc
             except _Unsafe as exc:
-                where = f"entry {info.name!r}: " if info is not None else ""
-                raise BuildError(f"layer {name}: {where}{exc}") from None
+                raise BuildError(f"{name}: {_where(info)}{exc}") from None
+            except OSError as exc:
+                if exc.errno is None:  # raised by a decompressor
+                    raise StoreError(f"{name}: corrupt layer: {exc}") from exc
+                raise BuildError(f"{name}: {_where(info)}{exc.strerror}") from exc
+            except _READ_ERRORS as exc:
+                raise StoreError(f"{name}: corrupt tar: {exc}") from exc
+            except (ValueError, OverflowError, UnicodeError) as exc:
+                raise BuildError(f"{name}: {_where(info)}invalid entry: {exc}") from exc
             ex.stats.diff_id = reader.hasher.digest()
     finally:
         ex.root.close()
     if diff_id is not None and ex.stats.diff_id != diff_id:
-        raise DigestMismatch(f"layer {name}: uncompressed content has digest {ex.stats.diff_id}, "
+        raise DigestMismatch(f"{name}: uncompressed content has digest {ex.stats.diff_id}, "
                              f"expected diff_id {diff_id}")
     return ex.stats

@@ -170,22 +170,24 @@ class LayerWriter:
     def _add_stat(self, src: Path, st: os.stat_result, arcname: str, *, uid: int | None,
                   gid: int | None, mode: int | None) -> None:
         fmt = stat.S_IFMT(st.st_mode)
-        kw = {"mode": stat.S_IMODE(st.st_mode) if mode is None else mode,
-              "uid": st.st_uid if uid is None else uid,
-              "gid": st.st_gid if gid is None else gid, "mtime": st.st_mtime}
+
+        def new(typ: bytes) -> tarfile.TarInfo:
+            return self._new(arcname, typ, mode=stat.S_IMODE(st.st_mode) if mode is None else mode,
+                             uid=st.st_uid if uid is None else uid,
+                             gid=st.st_gid if gid is None else gid, mtime=st.st_mtime)
         if fmt == stat.S_IFSOCK:
             return  # tar cannot represent sockets; Docker skips them too
         if fmt != stat.S_IFDIR and st.st_nlink > 1:
             first = self._inodes.get((st.st_dev, st.st_ino))
             if first is not None:
-                info = self._new(arcname, tarfile.LNKTYPE, **kw)
+                info = new(tarfile.LNKTYPE)
                 info.linkname = first
                 self._add_xattrs(info, src)
                 self._header(info)
                 return
             self._inodes[(st.st_dev, st.st_ino)] = _arc(arcname)
         if fmt == stat.S_IFREG:
-            info = self._new(arcname, tarfile.REGTYPE, **kw)
+            info = new(tarfile.REGTYPE)
             info.size = st.st_size
             self._add_xattrs(info, src)
             try:
@@ -194,19 +196,19 @@ class LayerWriter:
                 raise BuildError(f"layer {self.dest}: cannot read {src}: {exc.strerror}") from exc
             with os.fdopen(fd, "rb", buffering=0) as f:
                 self._header(info)
-                self._copy_stream(f, st.st_size, str(src))  # type: ignore[arg-type]
+                self._copy_stream(f, st.st_size, str(src))
             return
         if fmt == stat.S_IFDIR:
-            info = self._new(arcname, tarfile.DIRTYPE, **kw)
+            info = new(tarfile.DIRTYPE)
         elif fmt == stat.S_IFLNK:
-            info = self._new(arcname, tarfile.SYMTYPE, **kw)
+            info = new(tarfile.SYMTYPE)
             info.linkname = os.readlink(src)
         elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
             typ = tarfile.CHRTYPE if fmt == stat.S_IFCHR else tarfile.BLKTYPE
-            info = self._new(arcname, typ, **kw)
+            info = new(typ)
             info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
         elif fmt == stat.S_IFIFO:
-            info = self._new(arcname, tarfile.FIFOTYPE, **kw)
+            info = new(tarfile.FIFOTYPE)
         else:
             raise BuildError(f"layer {self.dest}: {src} has an unsupported file type")
         self._add_xattrs(info, src)
@@ -218,6 +220,7 @@ class LayerWriter:
             names = os.listxattr(src, follow_symlinks=False)
         except OSError:
             return
+        pax = dict(info.pax_headers)
         for name in sorted(names):
             if not tarutil.keep_xattr(name):
                 continue
@@ -225,7 +228,8 @@ class LayerWriter:
                 value = os.getxattr(src, name, follow_symlinks=False)
             except OSError:
                 continue
-            info.pax_headers[XATTR_PREFIX + name] = value.decode("utf-8", "surrogateescape")
+            pax[XATTR_PREFIX + name] = value.decode("utf-8", "surrogateescape")
+        info.pax_headers = pax
 
     def add_dir(self, arcname: str, *, mode: int = 0o755, uid: int = 0, gid: int = 0,
                 mtime: int | None = None) -> None:

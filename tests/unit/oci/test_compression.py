@@ -67,7 +67,8 @@ def test_media_types():
     assert media_type_for("gzip") == "application/vnd.oci.image.layer.v1.tar+gzip"
     assert media_type_for("zstd") == "application/vnd.oci.image.layer.v1.tar+zstd"
     assert media_type_for("none") == "application/vnd.oci.image.layer.v1.tar"
-    assert media_type_for("gzip", docker=True) == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    docker_gzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    assert media_type_for("gzip", docker=True) == docker_gzip
     with pytest.raises(UsageError, match="bzip2"):
         media_type_for("bzip2")
     assert compression_of_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip") == "gzip"

@@ -51,7 +51,8 @@ def overlay(tmp_path):
     (lower / "file_becomes_dir").write_text("f")
     (lower / "bin").mkdir()
     (lower / "bin" / "ping").write_text("ping")
-    opts = f"lowerdir={lower},upperdir={upper},workdir={work},redirect_dir=off,metacopy=off,index=off"
+    opts = (f"lowerdir={lower},upperdir={upper},workdir={work},"
+            "redirect_dir=off,metacopy=off,index=off")
     res = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(merged)],
                          capture_output=True, text=True)
     if res.returncode != 0:
