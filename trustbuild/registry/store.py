@@ -30,7 +30,7 @@ from trustbuild.errors import (
 )
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
-from trustbuild.oci.manifest import MAX_MANIFEST_BYTES, Manifest, load_json, parse_manifest
+from trustbuild.oci.manifest import MAX_MANIFEST_BYTES, load_json, parse_manifest
 from trustbuild.oci.mediatype import ACCEPT_MANIFESTS, MediaType
 from trustbuild.oci.reference import _REPO
 from trustbuild.oci.verify import VerifyingReader, check_bytes, copy_verified_to_file

@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from fixtures.registry import RegistryServer, push_test_image
+
 from trustbuild.errors import RegistryError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest

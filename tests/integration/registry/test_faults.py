@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from fixtures.registry import FaultProxy, RegistryServer, free_port
+
 from trustbuild._internal.retry import RetryPolicy
 from trustbuild.errors import DigestMismatch, RegistryError
 from trustbuild.oci.manifest import Manifest, parse_manifest

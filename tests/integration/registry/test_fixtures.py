@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import requests
-
 from fixtures.registry import RegistryServer, push_test_image
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

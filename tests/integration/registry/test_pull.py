@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from fixtures.registry import RegistryServer
+
 from trustbuild.errors import NotFound
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-
 from fixtures.registry import FaultProxy, RegistryServer
+
 from trustbuild.errors import NotFound
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
