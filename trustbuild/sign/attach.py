@@ -221,7 +221,7 @@ def read_blob_bounded(store: Store, desc: Descriptor, *, limit: int = MAX_LAYER_
         with store.open_blob(desc) as f:
             data = f.read(limit + 1)
     except DigestMismatch as exc:
-        raise VerificationError(f"blob {desc.digest}: {exc}") from None
+        raise VerificationError(str(exc)) from None
     except _LOOKUP_ERRORS as exc:
         raise VerificationError(f"blob {desc.digest} cannot be read: {exc}") from None
     try:

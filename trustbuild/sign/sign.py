@@ -60,9 +60,9 @@ class SignResult:
     payload: bytes | None
 
 
-def resolve_subject(store: Store, ref: str) -> Descriptor:
+def resolve_subject(store: Store, ref: str | None) -> Descriptor:
     """The descriptor of the manifest or index at ``ref`` (fetched once, digest of its bytes)."""
-    raw, media_type = store.get_manifest(ref)
+    raw, media_type = store.get_manifest(ref)  # type: ignore[arg-type]  # None: the only image
     return Descriptor(media_type, Digest.of(raw), len(raw))
 
 
@@ -76,7 +76,7 @@ def bundle_manifest_annotations(predicate_type: str, *, content: str = "dsse-env
     }
 
 
-def sign_image(store: Store, ref: str, key: SigningKey, *, docker_reference: str,
+def sign_image(store: Store, ref: str | None, key: SigningKey, *, docker_reference: str,
                annotations: dict[str, str] | None = None, bundle: bool = False,
                simple: bool = True, subject: Descriptor | None = None) -> SignResult:
     """Sign the image at ``ref`` in ``store``.

@@ -235,7 +235,7 @@ def _verify_bundle(raw: bytes, *, digest: Digest, docker_reference: str | None,
     return v
 
 
-def verify_image(store: Store, ref: str, *, keys: list[VerifyingKey] | None = None,
+def verify_image(store: Store, ref: str | None, *, keys: list[VerifyingKey] | None = None,
                  keyless: KeylessPolicy | None = None, trusted_root: TrustRoots | None = None,
                  require_tlog: bool = False, docker_reference: str | None = None,
                  subject: Descriptor | None = None) -> VerifyResult:

@@ -1,0 +1,124 @@
+"""``trustbuild sign``: sign an image with a cosign key (or keyless through Sigstore)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from trustbuild.cli.common import add_registry_flags, store_options
+from trustbuild.errors import UsageError
+from trustbuild.store.location import Location, parse_location
+from trustbuild.store.open import open_store
+
+__all__ = ["register", "run", "parse_annotations", "docker_reference_for"]
+
+
+def register(sub: Any) -> None:
+    """Add the ``sign`` command."""
+    p = sub.add_parser(
+        "sign", help="sign an image (cosign-compatible)",
+        description="Sign IMAGE (docker://REF, a bare REF, or oci:DIR[:TAG]). The reference is "
+                    "resolved to a digest once; a cosign simple-signing signature is added to the "
+                    "sha256-<hex>.sig manifest, and with --bundle a Sigstore bundle is attached "
+                    "as an OCI 1.1 referrer. Prints the signed digest.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--key", metavar="KEY", help="private key (cosign format or PKCS#8 PEM)")
+    p.add_argument("-a", "--annotations", action="append", default=[], metavar="KEY=VALUE",
+                   help="add to the payload's optional section (repeatable)")
+    p.add_argument("--bundle", action="store_true",
+                   help="also write a Sigstore bundle v0.3 referrer (cosign 3's format)")
+    p.add_argument("--bundle-only", action="store_true",
+                   help="write only the Sigstore bundle, no simple-signing signature")
+    p.add_argument("--docker-reference", metavar="REPO",
+                   help="repository to name in the payload (default: the image's repository; "
+                        "required for oci: layouts)")
+    p.add_argument("--keyless", action="store_true",
+                   help="sign with a Fulcio certificate and log to Rekor (needs network access)")
+    p.add_argument("--identity-token", metavar="TOKEN",
+                   help="OIDC token for --keyless (default: the CI's ambient token)")
+    p.add_argument("--sigstore-trust-config", metavar="FILE",
+                   help="keyless: Sigstore ClientTrustConfig JSON (private Sigstore instance); "
+                        "default: the public-good instance through TUF")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="tracebacks on errors")
+    add_registry_flags(p)
+    p.set_defaults(func=run)
+
+
+def parse_annotations(items: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` strings to a dict (UsageError on a missing ``=``)."""
+    out: dict[str, str] = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise UsageError(f"annotation {item!r}: expected KEY=VALUE")
+        out[k] = v
+    return out
+
+
+def docker_reference_for(location: Location, override: str | None, *, required: bool) -> str | None:
+    """The repository a payload names: ``--docker-reference``, else the registry repository."""
+    if override:
+        from trustbuild.oci.reference import Reference
+
+        return Reference.parse(override).name
+    if location.reference is not None:
+        return location.reference.name
+    if required:
+        raise UsageError(f"{location}: pass --docker-reference REPO (the repository this image "
+                         "will be pulled as) to sign an image outside a registry")
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Sign; print the signed digest (or JSON) on stdout."""
+    if not args.key and not args.keyless:
+        raise UsageError("sign: pass --key KEY or --keyless")
+    if args.key and args.keyless:
+        raise UsageError("sign: --key and --keyless are mutually exclusive")
+    annotations = parse_annotations(args.annotations)
+    location = parse_location(args.image)
+    docker_ref = docker_reference_for(location, args.docker_reference, required=True)
+    assert docker_ref is not None
+    store, ref = open_store(location, store_options(args))
+    try:
+        if args.keyless:
+            from trustbuild.sign.keyless import keyless_sign_image
+
+            result = keyless_sign_image(store, ref, identity_token=args.identity_token,
+                                        docker_reference=docker_ref, annotations=annotations,
+                                        bundle=args.bundle or args.bundle_only,
+                                        simple=not args.bundle_only,
+                                        trust_config=args.sigstore_trust_config)
+        else:
+            from trustbuild.sign.keys import load_signing_key
+            from trustbuild.sign.sign import sign_image
+
+            key = load_signing_key(args.key)
+            result = sign_image(store, ref, key, docker_reference=docker_ref,
+                                annotations=annotations, bundle=args.bundle or args.bundle_only,
+                                simple=not args.bundle_only)
+        store.close()
+    except BaseException:
+        abort = getattr(store, "abort", None)
+        if callable(abort):
+            abort()
+        raise
+    if result.signature_manifest is not None:
+        print(f"Signature written to {result.digest.tag_form}.sig "
+              f"({result.signature_manifest.digest})", file=sys.stderr)
+    if result.bundle_manifest is not None:
+        print(f"Sigstore bundle attached as referrer {result.bundle_manifest.digest}",
+              file=sys.stderr)
+    if args.output == "json":
+        print(json.dumps({
+            "digest": str(result.digest), "docker_reference": result.docker_reference,
+            "signature_manifest": str(result.signature_manifest.digest)
+            if result.signature_manifest else None,
+            "bundle_manifest": str(result.bundle_manifest.digest) if result.bundle_manifest else None,
+        }))
+    else:
+        print(result.digest)
+    return 0

@@ -1,0 +1,92 @@
+"""``trustbuild verify``: check an image's cosign signatures and Sigstore bundles."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from trustbuild.cli.cmd_sign import docker_reference_for
+from trustbuild.cli.common import add_registry_flags, store_options
+from trustbuild.errors import UsageError
+from trustbuild.store.location import parse_location
+from trustbuild.store.open import open_store
+
+__all__ = ["register", "run"]
+
+
+def register(sub: Any) -> None:
+    """Add the ``verify`` command."""
+    p = sub.add_parser(
+        "verify", help="verify an image's signatures (cosign-compatible)",
+        description="Verify every simple-signing signature and Sigstore bundle of IMAGE. Exit 0 "
+                    "when at least one signature meets the requirements, 1 otherwise.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--key", action="append", default=[], metavar="PUB",
+                   help="trusted public key PEM (repeatable)")
+    p.add_argument("--certificate-identity", metavar="ID", help="keyless: exact SAN identity")
+    p.add_argument("--certificate-identity-regexp", metavar="RE", help="keyless: identity regexp")
+    p.add_argument("--certificate-oidc-issuer", metavar="URL", help="keyless: exact OIDC issuer")
+    p.add_argument("--certificate-oidc-issuer-regexp", metavar="RE", help="keyless: issuer regexp")
+    p.add_argument("--trusted-root", metavar="FILE", help="Sigstore trusted_root.json (offline)")
+    p.add_argument("--ca-roots", metavar="PEM", help="Fulcio root/intermediate certificates")
+    p.add_argument("--rekor-key", action="append", default=[], metavar="PEM",
+                   help="Rekor public key for the SET (repeatable)")
+    p.add_argument("--require-tlog", action="store_true",
+                   help="only accept signatures with a verified Rekor entry")
+    p.add_argument("--docker-reference", metavar="REPO",
+                   help="repository the payload must name (default: the image's repository)")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="tracebacks on errors")
+    add_registry_flags(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Verify; print verdicts on stdout; 0 if at least one signature is valid."""
+    from trustbuild.sign.keys import load_verifying_key
+    from trustbuild.sign.verify import KeylessPolicy, TrustRoots, verify_image
+
+    keyless = None
+    if any((args.certificate_identity, args.certificate_identity_regexp,
+            args.certificate_oidc_issuer, args.certificate_oidc_issuer_regexp)):
+        if not (args.certificate_identity or args.certificate_identity_regexp):
+            raise UsageError("keyless verification needs --certificate-identity or "
+                             "--certificate-identity-regexp")
+        if not (args.certificate_oidc_issuer or args.certificate_oidc_issuer_regexp):
+            raise UsageError("keyless verification needs --certificate-oidc-issuer or "
+                             "--certificate-oidc-issuer-regexp")
+        if not (args.trusted_root or args.ca_roots):
+            raise UsageError("keyless verification needs --trusted-root FILE or --ca-roots PEM "
+                             "(nothing is fetched)")
+        keyless = KeylessPolicy(args.certificate_identity, args.certificate_identity_regexp,
+                                args.certificate_oidc_issuer, args.certificate_oidc_issuer_regexp)
+    if not args.key and keyless is None:
+        raise UsageError("verify: pass --key PUB, or --certificate-identity and "
+                         "--certificate-oidc-issuer")
+    if args.trusted_root and (args.ca_roots or args.rekor_key):
+        raise UsageError("--trusted-root excludes --ca-roots and --rekor-key")
+    keys = [load_verifying_key(k) for k in args.key]
+    if args.trusted_root:
+        trust = TrustRoots.from_trusted_root(args.trusted_root)
+    else:
+        trust = TrustRoots.from_pems(ca_roots=args.ca_roots, rekor_keys=args.rekor_key)
+    location = parse_location(args.image)
+    docker_ref = docker_reference_for(location, args.docker_reference, required=False)
+    store, ref = open_store(location, store_options(args))
+    try:
+        result = verify_image(store, ref, keys=keys or None, keyless=keyless, trusted_root=trust,
+                              require_tlog=args.require_tlog, docker_reference=docker_ref)
+    finally:
+        store.close()
+    if args.output == "json":
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(f"Verification for {result.image}:")
+        for v in result.signatures:
+            mark = "VALID  " if v.ok else "INVALID"
+            who = f" [{v.signer}]" if v.signer else ""
+            print(f"  {mark} {v.kind} {v.where}{who}: {v.reason}")
+        print("verified: at least one valid signature" if result.ok
+              else "not verified: no valid signature")
+    return 0 if result.ok else 1

@@ -1,0 +1,145 @@
+"""Keyless signing through Sigstore (Fulcio certificate + Rekor entry) with sigstore-python.
+
+The simple-signing layer carries what cosign stores for a keyless signature: the signature, the
+Fulcio certificate (``dev.sigstore.cosign/certificate``), its chain (``dev.sigstore.cosign/chain``)
+and the Rekor SET (``dev.sigstore.cosign/bundle``). With ``bundle=True`` a DSSE Sigstore bundle is
+attached as a referrer too. This needs the Sigstore public-good services; every failure to reach
+them is one SigningError line.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from trustbuild.errors import SigningError
+from trustbuild.sign.attach import append_cosign_layer, attach_bundle_referrer
+from trustbuild.sign.bundle import SIGN_PREDICATE_TYPE, image_statement
+from trustbuild.sign.sign import (
+    BUNDLE_ANNOTATION,
+    CERTIFICATE_ANNOTATION,
+    CHAIN_ANNOTATION,
+    SIGNATURE_ANNOTATION,
+    SignResult,
+    bundle_manifest_annotations,
+    resolve_subject,
+)
+from trustbuild.sign.simplesigning import build_payload
+from trustbuild.store.base import Store
+
+__all__ = ["ambient_token", "keyless_sign_image", "rekor_annotation_from_bundle"]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def ambient_token() -> str | None:
+    """The CI's ambient OIDC token (GitHub Actions, GitLab, Buildkite, GCP...) via ``id``."""
+    try:
+        from sigstore.oidc import detect_credential
+
+        return detect_credential()
+    except Exception as exc:  # the id package raises its own error types
+        raise SigningError(f"cannot get an ambient OIDC token: {_one_line(exc)}") from exc
+
+
+def rekor_annotation_from_bundle(bundle_json: dict[str, Any]) -> str:
+    """cosign's ``dev.sigstore.cosign/bundle`` JSON from a Sigstore bundle's first tlog entry."""
+    try:
+        entry = bundle_json["verificationMaterial"]["tlogEntries"][0]
+        log_id = base64.b64decode(entry["logId"]["keyId"]).hex()
+        doc = {
+            "SignedEntryTimestamp": entry["inclusionPromise"]["signedEntryTimestamp"],
+            "Payload": {
+                "body": entry["canonicalizedBody"],
+                "integratedTime": int(entry["integratedTime"]),
+                "logIndex": int(entry["logIndex"]),
+                "logID": log_id,
+            },
+        }
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise SigningError(f"Rekor returned no usable entry ({_one_line(exc)})") from None
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def keyless_sign_image(store: Store, ref: str | None, *, identity_token: str | None,
+                       docker_reference: str, annotations: dict[str, str] | None = None,
+                       bundle: bool = False, simple: bool = True,
+                       trust_config: str | Path | None = None) -> SignResult:
+    """Sign with a Fulcio certificate for ``identity_token`` (or the ambient CI token).
+
+    ``trust_config`` is a Sigstore ClientTrustConfig JSON (trusted root + signing config, e.g. a
+    private Sigstore deployment); without it the public-good instance is used through TUF.
+    """
+    token = identity_token or ambient_token()
+    if not token:
+        raise SigningError("keyless signing needs an OIDC token: pass --identity-token or run "
+                           "in a CI job that provides one")
+    try:
+        from sigstore import dsse
+        from sigstore.models import ClientTrustConfig
+        from sigstore.oidc import IdentityToken
+        from sigstore.sign import SigningContext
+
+        identity = IdentityToken(token)
+    except Exception as exc:
+        raise SigningError(f"invalid identity token: {_one_line(exc)}") from exc
+    subj = resolve_subject(store, ref)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # one line on failure, not retry noise
+    try:
+        if trust_config is not None:
+            try:
+                config = ClientTrustConfig.from_json(Path(trust_config).read_text())
+            except OSError as exc:
+                raise SigningError(f"{trust_config}: cannot read: {exc.strerror}") from None
+        else:
+            config = ClientTrustConfig.production()
+        ctx = SigningContext.from_trust_config(config)
+        with ctx.signer(identity) as signer:
+            sig_desc = bundle_desc = None
+            payload = None
+            if simple:
+                payload = build_payload(docker_reference, subj.digest, annotations)
+                b = signer.sign_artifact(payload)
+                doc = json.loads(b.to_json())
+                cert = b.signing_certificate.public_bytes(serialization.Encoding.PEM).decode()
+                layer_ann = {
+                    SIGNATURE_ANNOTATION: doc["messageSignature"]["signature"],
+                    CERTIFICATE_ANNOTATION: cert,
+                    BUNDLE_ANNOTATION: rekor_annotation_from_bundle(doc),
+                }
+                chain = _fulcio_chain(ctx)
+                if chain:
+                    layer_ann[CHAIN_ANNOTATION] = chain
+                sig_desc = append_cosign_layer(store, subj, suffix="sig", layer_bytes=payload,
+                                               layer_media_type="application/vnd.dev.cosign."
+                                                                "simplesigning.v1+json",
+                                               annotations=layer_ann)
+            if bundle:
+                statement = dsse.Statement(image_statement(docker_reference, subj.digest,
+                                                           annotations))
+                raw = signer.sign_dsse(statement).to_json().encode()
+                bundle_desc = attach_bundle_referrer(
+                    store, subj, raw, annotations=bundle_manifest_annotations(SIGN_PREDICATE_TYPE))
+    except SigningError:
+        raise
+    except Exception as exc:  # network, TUF, Fulcio and Rekor failures from sigstore-python
+        raise SigningError(f"keyless signing failed (Sigstore services unreachable or refused): "
+                           f"{_one_line(exc)}") from exc
+    return SignResult(subj.digest, docker_reference, sig_desc, bundle_desc, payload)
+
+
+def _fulcio_chain(ctx: Any) -> str:
+    """The Fulcio intermediate and root PEMs from the signing context's trusted root."""
+    try:
+        certs = ctx._trusted_root.get_fulcio_certs()
+    except Exception:
+        return ""
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
