@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     src, src_ref = open_store(src_loc, opts)
     try:
         dst, dst_ref = open_store(dst_loc, opts, for_write=True)
+        done = False
         try:
             def progress(msg: str) -> None:
                 if not args.quiet:
@@ -45,12 +46,14 @@ def run(args: argparse.Namespace) -> int:
 
             desc = copy_image(src, src_ref, dst, [dst_ref] if dst_ref else [], platform=opts.platform,
                               all_platforms=args.all_platforms, jobs=opts.jobs, progress=progress)
-            dst.close()
-        except BaseException:
-            abort = getattr(dst, "abort", None)
-            if callable(abort):
-                abort()
-            raise
+            dst.close()  # a docker-archive is written here
+            done = True
+        finally:
+            if not done:
+                abort = getattr(dst, "abort", None)
+                if callable(abort):
+                    abort()
+                dst.close()
     finally:
         src.close()
     print(desc.digest)

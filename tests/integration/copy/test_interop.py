@@ -79,6 +79,9 @@ def test_oci_layout_written_by_trustbuild_is_read_by_skopeo_and_umoci(tb, busybo
     assert inspect_json(f"oci:{tmp_path}/l:bb")["Layers"][0].startswith("sha256:")
     skopeo("copy", f"oci:{tmp_path}/l:bb", f"docker-archive:{tmp_path}/sk.tar:bb:sk")
     assert inspect_json(f"docker-archive:{tmp_path}/sk.tar")["Layers"] == [info["diff_id"]]
+    # trustbuild reads skopeo's archive; deterministic gzip gives the very same OCI digest again
+    r = tb("copy", f"docker-archive:{tmp_path}/sk.tar:bb:sk", f"oci:{tmp_path}/again:x")
+    assert (r.code, r.out.strip()) == (0, digest), r.err
     need("umoci")
     subprocess.run(["umoci", "unpack", "--image", f"{tmp_path}/l:bb", str(tmp_path / "u")],
                    check=True, capture_output=True, timeout=120)
@@ -168,3 +171,22 @@ def test_docker_schema2_pushed_by_skopeo_round_trips(tb, registry, busybox_archi
     r = tb("copy", f"oci:{tmp_path}/l", f"{registry.host}/interop/skopeo-docker-back:1")
     assert (r.code, r.out.strip()) == (0, digest), r.err
     assert raw_digest(f"docker://{registry.host}/interop/skopeo-docker-back:1") == digest
+
+
+def test_copy_between_repositories_mounts_blobs(registry, pushed_image) -> None:  # noqa: ANN001
+    from trustbuild.store.base import StoreOptions
+    from trustbuild.store.copy import copy_image
+    from trustbuild.store.location import parse_location
+    from trustbuild.store.open import open_store
+
+    ref, digest = pushed_image
+    src, src_ref = open_store(parse_location(ref), StoreOptions())
+    dst, _ = open_store(parse_location(f"{registry.host}/interop/mounted:v1"), StoreOptions(), for_write=True)
+    try:
+        desc = copy_image(src, src_ref, dst, ["v1"])
+        assert str(desc.digest) == digest
+        assert dst.stats["mounted"] == 2 and dst.stats["uploaded"] == 0  # type: ignore[attr-defined]
+    finally:
+        src.close()
+        dst.close()
+    assert raw_digest(f"docker://{registry.host}/interop/mounted:v1") == digest
