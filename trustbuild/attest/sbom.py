@@ -168,13 +168,25 @@ def sbom_document(rootfs: Path, *, image_name: str, image_digest: str, sbom_form
 
 def sbom_of_image(store: Any, manifest_digest: str, *, image_name: str, sbom_format: str = "spdx",
                   created: str | None = None) -> dict[str, Any]:
-    """Flatten an image's layers into a temporary rootfs (``trustbuild.oci.extract``) and scan it."""
-    try:
-        from trustbuild.oci.extract import flatten_layers  # helper G's module
-    except ImportError as exc:
-        raise AttestationError("SBOM of an image needs trustbuild.oci.extract, which is missing; "
-                               "pass the built rootfs instead") from exc
+    """Extract an image's layers (verified, whiteouts applied) into a temporary rootfs and scan it.
+
+    ``store`` is a :class:`~trustbuild.store.base.Store`; the digest must name an image manifest
+    (for an index, give the platform manifest's digest).
+    """
+    from trustbuild.oci.extract import extract_layer
+    from trustbuild.oci.manifest import Manifest, parse_manifest
+
+    raw, media_type = store.get_manifest(manifest_digest)
+    m = parse_manifest(raw, media_type, what=f"{store.describe()}@{manifest_digest}")
+    if not isinstance(m, Manifest):
+        raise AttestationError(f"SBOM: {manifest_digest} is an index; give the digest of one "
+                               "platform's manifest")
     with tempfile.TemporaryDirectory(prefix="trustbuild-sbom-") as tmp:
-        flatten_layers(store, manifest_digest, Path(tmp))
-        return sbom_document(Path(tmp), image_name=image_name, image_digest=manifest_digest,
+        root = Path(tmp) / "rootfs"
+        root.mkdir()
+        for layer in m.layers:
+            with store.open_blob(layer) as f:
+                extract_layer(f, root, allow_devices=False, same_owner=False,
+                              what=f"layer {layer.digest}")
+        return sbom_document(root, image_name=image_name, image_digest=manifest_digest,
                              sbom_format=sbom_format, created=created)
