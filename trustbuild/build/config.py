@@ -1,0 +1,139 @@
+"""The image being built: its config JSON (Docker/OCI shape), history and layers.
+
+:class:`ImageState` is what every instruction handler mutates: ``config`` is the whole image
+config document (``architecture``, ``os``, ``config{Env, Cmd, ...}``, ``rootfs``, ``history``),
+``layers`` the layer blobs in order with their diff_ids.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trustbuild.errors import InvalidManifest
+from trustbuild.oci.descriptor import Descriptor, Platform
+
+__all__ = ["ImageState", "LayerRef", "rfc3339", "DEFAULT_PATH", "HISTORY_COMMENT"]
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HISTORY_COMMENT = "buildkit.dockerfile.v0"
+
+
+def rfc3339(epoch: float) -> str:
+    """``2024-01-01T00:00:00Z`` (fractional seconds kept when present)."""
+    t = _dt.datetime.fromtimestamp(epoch, tz=_dt.timezone.utc)
+    if t.microsecond:
+        return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """One layer of the image: its descriptor, uncompressed digest and local blob file."""
+
+    descriptor: Descriptor
+    diff_id: str
+    path: Path
+
+
+@dataclass
+class ImageState:
+    """Config + layers of a stage as it is built."""
+
+    config: dict[str, Any]
+    layers: list[LayerRef] = field(default_factory=list)
+
+    @classmethod
+    def scratch(cls, platform: Platform) -> ImageState:
+        """An empty image for ``platform`` (FROM scratch)."""
+        cfg: dict[str, Any] = {"architecture": platform.architecture, "os": platform.os}
+        if platform.variant:
+            cfg["variant"] = platform.variant
+        cfg["config"] = {"Env": [f"PATH={DEFAULT_PATH}"]}
+        cfg["rootfs"] = {"type": "layers", "diff_ids": []}
+        cfg["history"] = []
+        return cls(cfg)
+
+    @classmethod
+    def from_config(cls, raw: bytes, layers: list[LayerRef], *, what: str) -> ImageState:
+        """A base image's state from its config bytes (checked against its layer count)."""
+        try:
+            cfg = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidManifest(f"{what}: config is not valid JSON ({exc})") from None
+        if not isinstance(cfg, dict):
+            raise InvalidManifest(f"{what}: config must be a JSON object")
+        diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
+        if len(diff_ids) != len(layers):
+            raise InvalidManifest(f"{what}: config lists {len(diff_ids)} diff_ids for "
+                                  f"{len(layers)} layers")
+        cfg.setdefault("config", {})
+        if cfg["config"] is None:
+            cfg["config"] = {}
+        cfg.setdefault("history", [])
+        cfg.pop("container_config", None)
+        cfg.pop("container", None)
+        cfg.pop("docker_version", None)
+        cfg.pop("id", None)
+        cfg.pop("parent", None)
+        return cls(cfg, list(layers))
+
+    def clone(self) -> ImageState:
+        """A deep copy (for FROM an earlier stage)."""
+        return ImageState(copy.deepcopy(self.config), list(self.layers))
+
+    @property
+    def c(self) -> dict[str, Any]:
+        """The ``config`` object (Env, Cmd, Entrypoint, ...)."""
+        return self.config.setdefault("config", {})
+
+    # ---- environment
+    def env(self) -> dict[str, str]:
+        """Env as an ordered mapping."""
+        out: dict[str, str] = {}
+        for item in self.c.get("Env") or []:
+            k, _, v = str(item).partition("=")
+            out[k] = v
+        return out
+
+    def set_env(self, key: str, value: str) -> None:
+        """Set one variable; a redefined one moves to the end (as buildah writes it)."""
+        env = self.env()
+        env.pop(key, None)
+        env[key] = value
+        self.c["Env"] = [f"{k}={v}" for k, v in env.items()]
+
+    # ---- history and layers
+    def add_history(self, created_by: str, *, created: str, empty_layer: bool,
+                    comment: str = HISTORY_COMMENT) -> None:
+        """Append a history entry (``empty_layer`` for metadata-only instructions)."""
+        h: dict[str, Any] = {"created": created, "created_by": created_by}
+        if comment:
+            h["comment"] = comment
+        if empty_layer:
+            h["empty_layer"] = True
+        self.config.setdefault("history", []).append(h)
+
+    def add_layer(self, layer: LayerRef) -> None:
+        """Append a layer and its diff_id."""
+        self.layers.append(layer)
+        rootfs = self.config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+        rootfs.setdefault("diff_ids", []).append(layer.diff_id)
+        rootfs["type"] = "layers"
+
+    def finalize(self, *, created: str, platform: Platform) -> dict[str, Any]:
+        """The config document to write: ``created`` set, empty fields dropped, keys ordered."""
+        cfg = copy.deepcopy(self.config)
+        cfg["created"] = created
+        cfg.setdefault("architecture", platform.architecture)
+        cfg.setdefault("os", platform.os)
+        inner = {k: v for k, v in (cfg.get("config") or {}).items() if v not in (None, "", [], {})}
+        cfg["config"] = inner
+        order = ["created", "author", "architecture", "variant", "os", "config", "rootfs", "history"]
+        out = {k: cfg[k] for k in order if k in cfg}
+        out.update({k: v for k, v in cfg.items() if k not in out})
+        return out

@@ -1,0 +1,107 @@
+"""RUN: argv from SHELL or JSON form (heredocs included), env = ENV + build args, run by the
+stage's Runner (``trustbuild.sandbox.StepRunner``), which returns the step's layer."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from trustbuild.build.config import DEFAULT_PATH, LayerRef
+from trustbuild.build.dockerfile import Instruction
+from trustbuild.build.executor import redact_text
+from trustbuild.build.handlers.meta import shell_of
+from trustbuild.build.users import resolve_user
+from trustbuild.errors import BuildError, DockerfileError
+
+if TYPE_CHECKING:
+    from trustbuild.build.executor import Executor, StageRun
+
+__all__ = ["handle_run", "run_argv", "make_spec"]
+
+_ONLY_HEREDOC = re.compile(r"^\s*\d*<<-?\s*['\"]?([A-Za-z0-9_.-]+)['\"]?\s*$")
+
+
+def run_argv(st: StageRun, ins: Instruction) -> list[str]:
+    """The command to execute: JSON form as is; shell form (and heredocs) through SHELL."""
+    if ins.json_form:
+        return list(ins.args)
+    shell = shell_of(st)
+    script = ins.args[0] if ins.args else ""
+    if ins.heredocs:
+        m = _ONLY_HEREDOC.match(script)
+        if m and len(ins.heredocs) == 1:
+            content = ins.heredocs[0].content
+            if content.startswith("#!"):
+                return shell + [content]
+            return shell + [content]
+        body = script
+        for doc in ins.heredocs:
+            body += "\n" + doc.content + doc.name
+        return shell + [body]
+    return shell + [script]
+
+
+def make_spec(**kw: Any) -> Any:
+    """A ``trustbuild.sandbox.RunSpec`` (a plain namespace when the sandbox is not installed)."""
+    try:
+        from trustbuild.sandbox import RunSpec
+    except ImportError:
+        return SimpleNamespace(**kw)
+    return RunSpec(**kw)
+
+
+def _history_text(ex: Executor, st: StageRun, argv: list[str], ins: Instruction) -> str:
+    args = {k: v for k, v in st.args.items() if v is not None and k not in st.image.env()}
+    prefix = ""
+    if args:
+        prefix = f"|{len(args)} " + " ".join(f"{k}={v}" for k, v in args.items()) + " "
+    body = " ".join(argv) if not ins.json_form else str(argv).replace("'", '"')
+    return redact_text(f"RUN {prefix}{body} # buildkit", ex.options.build_args)
+
+
+def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
+    """RUN: fails the build with ``Dockerfile:LINE RUN ...: exit code N`` on a non-zero exit."""
+    argv = run_argv(st, ins)
+    env = st.run_env()
+    env.setdefault("PATH", DEFAULT_PATH)
+    user_spec = st.image.c.get("User") or ""
+    user = ""
+    if user_spec:
+        try:
+            ids = resolve_user(st.rootfs, user_spec)
+        except BuildError as exc:
+            raise ex.error(ins, str(exc)) from None
+        user = f"{ids.uid}:{ids.gid}"
+        env.setdefault("HOME", ids.home)
+    else:
+        env.setdefault("HOME", "/root")
+    workdir = st.image.c.get("WorkingDir") or "/"
+    text = _history_text(ex, st, argv, ins)
+    rec = ex.step(st, ins, text)
+    spec = make_spec(argv=argv, env=[f"{k}={v}" for k, v in env.items()], workdir=workdir,
+                     user=user, label=f"{ex.df.path}:{ins.line} RUN",
+                     security_profile=ex.options.security_profile,
+                     seccomp_profile=ex.options.seccomp_profile)
+    runner = ex.runner_for(st)
+    dest = ex.layers.next_path()
+    result = runner.run(spec, dest)
+    if result.exit_code != 0:
+        tail = (result.output_tail or "").strip().splitlines()[-5:]
+        msg = f"exit code {result.exit_code}"
+        if tail:
+            msg += " (last output: " + " | ".join(t.strip() for t in tail) + ")"
+        raise DockerfileError(msg, path=ex.df.path, line=ins.line,
+                              instruction=_short(ins.original))
+    if result.layer is not None:
+        info = result.layer
+        layer = LayerRef(info.descriptor(), str(info.diff_id), info.path)
+        st.image.add_layer(layer)
+        rec.layer_digest = str(layer.descriptor.digest)
+        st.image.add_history(text, created=ex.created(), empty_layer=False)
+    else:
+        st.image.add_history(text, created=ex.created(), empty_layer=True)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,73 @@
+"""Layers the build writes itself (COPY, ADD, WORKDIR): exactly the given paths plus their parents."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable
+from pathlib import Path
+
+from trustbuild.build.config import LayerRef
+from trustbuild.build.rootfs import clean_abs, secure_join
+from trustbuild.oci.layer import LayerWriter
+
+__all__ = ["write_paths_layer", "LayerSettings"]
+
+
+class LayerSettings:
+    """Compression and timestamp settings shared by every layer of one build."""
+
+    def __init__(self, *, directory: Path, compression: str = "gzip", level: int | None = None,
+                 docker_media_types: bool = False, mtime: int | None = None) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.compression = compression
+        self.level = level
+        self.docker_media_types = docker_media_types
+        self.mtime = mtime
+        self._n = 0
+
+    def next_path(self) -> Path:
+        """A fresh file name for the next layer blob."""
+        self._n += 1
+        return self.directory / f"layer-{self._n:04d}.tar"
+
+    def writer(self, dest: Path | None = None) -> LayerWriter:
+        """A LayerWriter with these settings."""
+        return LayerWriter(dest or self.next_path(), compression=self.compression, level=self.level,
+                           docker_media_types=self.docker_media_types, mtime=self.mtime)
+
+
+def _parents(path: str) -> list[str]:
+    out = []
+    cur = posixpath.dirname(path)
+    while cur not in ("/", ""):
+        out.append(cur)
+        cur = posixpath.dirname(cur)
+    return list(reversed(out))
+
+
+def write_paths_layer(settings: LayerSettings, rootfs: Path, paths: Iterable[str]) -> LayerRef:
+    """A layer holding each container path in ``paths`` (recursively) and its parent directories,
+    read from ``rootfs`` (owners, modes, symlinks as they are there)."""
+    canonical = set()
+    for p in paths:
+        host = secure_join(rootfs, clean_abs(p), follow_last=False)
+        canonical.add("/" + str(host.relative_to(rootfs)).lstrip("."))
+    wanted = sorted({clean_abs(p) for p in canonical} - {"/"})
+    dirs_done: set[str] = set()
+    done: set[str] = set()
+    with settings.writer() as w:
+        for path in wanted:
+            if any(path.startswith(d + "/") for d in done):
+                continue  # already inside a recursive add
+            for parent in _parents(path):
+                if parent in dirs_done or parent in done:
+                    continue
+                w.add_path(Path(str(rootfs) + parent), parent.lstrip("/"))
+                dirs_done.add(parent)
+            host = Path(str(rootfs) + path)
+            if host.is_symlink() or host.exists():
+                w.add_path(host, path.lstrip("/"), recursive=True)
+            done.add(path)
+        info = w.finish()
+    return LayerRef(info.descriptor(), str(info.diff_id), info.path)

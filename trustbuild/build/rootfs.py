@@ -1,0 +1,97 @@
+"""Path handling inside a stage's root filesystem: symlinks resolved as if ``rootfs`` were ``/``.
+
+Every write the build does into a rootfs goes through :func:`secure_join`, so a symlink planted by
+a base image or a RUN step (``/etc -> /host/etc``, ``../../..``) can never lead a write outside it.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+from pathlib import Path
+
+from trustbuild.errors import BuildError
+
+__all__ = ["secure_join", "mkdir_all", "clean_abs", "make_parents"]
+
+_MAX_LINKS = 255
+
+
+def clean_abs(path: str, *, workdir: str = "/") -> str:
+    """``path`` made absolute against ``workdir`` and normalised (``..`` cannot climb above ``/``)."""
+    joined = posixpath.join(workdir or "/", path)
+    norm = posixpath.normpath("/" + joined.lstrip("/"))
+    return "/" if norm in ("//", "/.") else norm
+
+
+def secure_join(rootfs: Path, path: str, *, follow_last: bool = True) -> Path:
+    """The host path of container ``path`` with every symlink resolved inside ``rootfs``.
+
+    Components that do not exist yet are kept as written. With ``follow_last=False`` a final
+    symlink is not followed (for lstat/replace of the link itself).
+    """
+    root = str(rootfs)
+    parts = [p for p in clean_abs(path).split("/") if p]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        if not parts and not follow_last:
+            resolved.append(part)
+            break
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        except NotADirectoryError:
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > _MAX_LINKS:
+                raise BuildError(f"too many levels of symbolic links resolving {path!r} in the image")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        resolved.append(part)
+    return Path(root, *resolved) if resolved else Path(root)
+
+
+def make_parents(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0, mode: int = 0o755) -> list[str]:
+    """Create the missing parent directories of container ``path``; returns those created."""
+    parent = posixpath.dirname(clean_abs(path))
+    return mkdir_all(rootfs, parent, uid=uid, gid=gid, mode=mode)
+
+
+def mkdir_all(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0, mode: int = 0o755) -> list[str]:
+    """``mkdir -p`` of container ``path`` inside ``rootfs``; new dirs get uid/gid/mode.
+
+    Returns the container paths created (outermost first). A non-directory in the way is an error.
+    """
+    created: list[str] = []
+    cur = "/"
+    for part in [p for p in clean_abs(path).split("/") if p]:
+        cur = posixpath.join(cur, part)
+        host = secure_join(rootfs, cur)
+        try:
+            st = os.stat(host)
+        except FileNotFoundError:
+            os.mkdir(host)
+            os.chown(host, uid, gid, follow_symlinks=False)
+            os.chmod(host, mode)
+            created.append(cur)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            raise BuildError(f"cannot create directory {cur}: a file is in the way")
+    return created

@@ -1,0 +1,173 @@
+"""``trustbuild build``: Dockerfile + context in, image out (Kaniko's flag names)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from trustbuild.cli.common import add_common_flags, store_options
+from trustbuild.errors import UsageError
+from trustbuild.oci.descriptor import Platform
+
+__all__ = ["register", "run", "options_from_args", "SETUP_HOOKS"]
+
+SETUP_HOOKS: list[Callable[[Any, argparse.Namespace], None]] = []
+"""Called with (BuildOptions, args) before the build: sign/attest/policy wiring sets
+``options.gate`` and appends to ``options.post_push_hooks`` here."""
+
+
+def register(sub: Any) -> None:
+    """Add the ``build`` subcommand."""
+    p = sub.add_parser(
+        "build", help="build an image from a Dockerfile",
+        description="Build an image from a Dockerfile and a build context without a daemon, "
+                    "then push it to every --destination (and/or write it to files).")
+    g = p.add_argument_group("inputs")
+    g.add_argument("--context", "-c", default=".", metavar="CONTEXT",
+                   help="build context: a directory (default .), dir://PATH, tar://stdin, "
+                        "tar://FILE (tar or tar.gz), git://host/repo.git#REF[#COMMIT] or "
+                        "https://host/repo.git#REF")
+    g.add_argument("--context-sub-path", metavar="PATH",
+                   help="use this sub-directory of the context as the context")
+    g.add_argument("--dockerfile", "-f", default="Dockerfile", metavar="PATH",
+                   help="Dockerfile path, relative to the context or absolute; - reads stdin "
+                        "(default: Dockerfile)")
+    g.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a build argument (repeatable); a bare KEY takes its value from "
+                        "the environment")
+    g.add_argument("--target", metavar="STAGE",
+                   help="build this stage (name or index) instead of the last one; only the "
+                        "stages it needs are built")
+    g.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                   help="add a label to the final image (repeatable)")
+    g.add_argument("--custom-platform", metavar="OS/ARCH[/VARIANT]",
+                   help="platform to build for (base images are picked from indexes for it; "
+                        "default: this machine)")
+
+    o = p.add_argument_group("outputs")
+    o.add_argument("--destination", "-d", action="append", default=[], metavar="REF",
+                   help="push the image here (repeatable; all tags get the same digest)")
+    o.add_argument("--no-push", action="store_true",
+                   help="build only; do not push to the destinations")
+    o.add_argument("--tar-path", metavar="FILE",
+                   help="also write a docker-archive tarball (docker/podman load)")
+    o.add_argument("--oci-layout-path", metavar="DIR",
+                   help="also write an OCI image layout (tagged with the first destination's "
+                        "tag, else latest)")
+    o.add_argument("--digest-file", metavar="FILE", help="write the image's manifest digest here")
+    o.add_argument("--image-name-with-digest-file", metavar="FILE",
+                   help="write NAME@DIGEST for every destination here, one a line")
+    o.add_argument("--reproducible", action="store_true",
+                   help="fixed timestamps (SOURCE_DATE_EPOCH, else 0) in layers, history and "
+                        "config: the same input gives the same digest")
+    o.add_argument("--compression", choices=("gzip", "zstd"), default="gzip",
+                   help="layer compression (default gzip)")
+    o.add_argument("--compression-level", type=int, metavar="N",
+                   help="compression level (gzip 1-9, zstd 1-22)")
+    o.add_argument("--image-format", choices=("oci", "docker"), default="oci",
+                   help="manifest and config media types: OCI (default) or Docker schema2")
+    o.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="text progress (default) or, with json, the result as JSON on stdout")
+
+    r = p.add_argument_group("registry access")
+    r.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                   help="use plain HTTP for this registry (repeatable); loopback ones always are")
+    r.add_argument("--skip-tls-verify", action="store_true",
+                   help="do not verify registry TLS certificates")
+    r.add_argument("--registry-certificate", action="append", default=[], metavar="HOST=CA.pem",
+                   help="trust this CA for HOST (repeatable)")
+    r.add_argument("--registry-mirror", action="append", default=[], metavar="HOST",
+                   help="pull docker.io images through this mirror (repeatable)")
+
+    s = p.add_argument_group("RUN sandbox")
+    s.add_argument("--security-profile", default="baseline", metavar="NAME",
+                   help="security profile for RUN steps (default baseline)")
+    s.add_argument("--seccomp-profile", metavar="NAME|FILE",
+                   help="seccomp profile for RUN steps (default: the security profile's)")
+    s.add_argument("--mode", choices=("chroot", "container"), default="chroot",
+                   help="how RUN steps are isolated (default chroot)")
+    s.add_argument("--force", action="store_true",
+                   help="build even where the sandbox cannot be fully set up")
+    s.add_argument("--snapshot-mode", choices=("auto", "overlay", "walk", "full"), default="auto",
+                   help="how RUN changes are detected (default auto)")
+    s.add_argument("--ignore-path", action="append", default=[], metavar="PATH",
+                   help="leave this path out of RUN snapshots (repeatable)")
+
+    x = p.add_argument_group("cache, signing, attestation, policy")
+    x.add_argument("--cache", action="store_true", help="use a layer cache")
+    x.add_argument("--cache-repo", metavar="REPO", help="repository for cached layers")
+    x.add_argument("--sign-key", metavar="KEY", help="sign the pushed image with this cosign key")
+    x.add_argument("--bundle", metavar="FILE", help="write the signature bundle here")
+    x.add_argument("--attest", default="", metavar="LIST",
+                   help="attach attestations: comma list of provenance,sbom")
+    x.add_argument("--sbom-format", choices=("spdx", "cyclonedx"), default="spdx",
+                   help="SBOM format for --attest sbom (default spdx)")
+    x.add_argument("--builder-id", metavar="URI", help="builder.id recorded in provenance")
+    x.add_argument("--policy", metavar="FILE", help="policy file the build must satisfy")
+    x.add_argument("--executor-image", metavar="REF",
+                   help="the executor image this build runs in (for policy and provenance)")
+    add_common_flags(p)
+    p.set_defaults(func=run)
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not k or not sep:
+            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[k] = v
+    return out
+
+
+def options_from_args(args: argparse.Namespace) -> Any:
+    """BuildOptions from parsed arguments (usage errors for bad values)."""
+    from trustbuild.build.options import BuildOptions, parse_build_args, source_date_epoch
+
+    attest = [a.strip() for a in (args.attest or "").split(",") if a.strip()]
+    for a in attest:
+        if a not in ("provenance", "sbom"):
+            raise UsageError(f"--attest {a!r}: expected a comma list of provenance,sbom")
+    if not args.destination and not args.no_push and not args.tar_path \
+            and not args.oci_layout_path:
+        raise UsageError("nothing to do: give --destination, or --no-push with --tar-path / "
+                         "--oci-layout-path")
+    sopts = store_options(args)
+    platform = Platform.parse(args.custom_platform) if args.custom_platform else None
+    sopts.platform = platform
+    return BuildOptions(
+        context=args.context, context_sub_path=args.context_sub_path, dockerfile=args.dockerfile,
+        destinations=list(args.destination), build_args=parse_build_args(args.build_arg),
+        target=args.target, labels=_pairs(args.label, "--label"), no_push=args.no_push,
+        tar_path=args.tar_path, oci_layout_path=args.oci_layout_path,
+        digest_file=args.digest_file, image_name_with_digest_file=args.image_name_with_digest_file,
+        reproducible=args.reproducible, source_date_epoch=source_date_epoch(),
+        platform=platform, compression=args.compression, compression_level=args.compression_level,
+        image_format=args.image_format, store_options=sopts, log_format=args.log_format,
+        verbose=args.verbose, security_profile=args.security_profile,
+        seccomp_profile=args.seccomp_profile, mode=args.mode, force=args.force,
+        snapshot_mode=args.snapshot_mode, ignore_paths=list(args.ignore_path), cache=args.cache,
+        cache_repo=args.cache_repo, sign_key=args.sign_key, bundle=args.bundle, attest=attest,
+        sbom_format=args.sbom_format, builder_id=args.builder_id, policy=args.policy,
+        executor_image=args.executor_image, stdin=sys.stdin.buffer, output=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build; print the digest (text) or the result (json) on stdout."""
+    from trustbuild.build.api import build
+
+    options = options_from_args(args)
+    for hook in SETUP_HOOKS:
+        hook(options, args)
+    with build(options) as result:
+        if args.log_format == "json":
+            print(json.dumps({"digest": result.digest, "mediaType": result.descriptor.media_type,
+                              "size": result.descriptor.size,
+                              "outputs": [o.location for o in result.outputs],
+                              "record": result.record.to_json()}, indent=2))
+        else:
+            print(result.digest)
+    return 0
