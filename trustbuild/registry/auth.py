@@ -33,15 +33,31 @@ _MIN_EXPIRY = 60
 class Authenticator:
     """Authorization headers for one registry host; thread-safe; tokens cached per scope set."""
 
-    def __init__(self, host: str, *, credentials: Credentials | None,
+    def __init__(self, host: str, *, credentials: Credentials | None = None,
+                 lookup: Callable[[], Credentials | None] | None = None,
                  send: Callable[..., requests.Response]) -> None:
-        """``send(method, url, **kw)`` performs a request with the transport's TLS and retries."""
+        """``send(method, url, **kw)`` performs one request with the transport's TLS settings.
+
+        ``lookup`` (e.g. a docker config.json search) is called at most once, and only when the
+        registry asks for authentication; ``credentials`` are used as given otherwise.
+        """
         self.host = host
-        self.credentials = credentials
+        self._credentials = credentials
+        self._lookup = lookup
         self.challenge: Challenge | None = None
         self._send = send
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """The credentials in use (looked up on first access when a lookup was given)."""
+        if self._lookup is not None:
+            with self._lock:
+                if self._lookup is not None:
+                    self._credentials = self._lookup()
+                    self._lookup = None
+        return self._credentials
 
     def headers(self, scopes: Sequence[str]) -> dict[str, str]:
         """The ``Authorization`` header for a request needing ``scopes`` (empty if anonymous)."""

@@ -294,10 +294,11 @@ class RegistryStore:
         resp.close()
         return resp.status_code == 200
 
-    def _get_blob(self, transport: Transport, desc: Descriptor) -> requests.Response:
+    def _get_blob(self, transport: Transport, desc: Descriptor, *,
+                  retry: bool = True) -> requests.Response:
         """GET the blob; redirects (e.g. to object storage) are followed without credentials."""
         resp = transport.request("GET", self._blob_path(desc.digest), scopes=self._pull,
-                                 expect=(200, 404, *_REDIRECTS), stream=True,
+                                 expect=(200, 404, *_REDIRECTS), stream=True, retry=retry,
                                  headers={"Accept-Encoding": "identity"}, allow_redirects=False)
         for _hop in range(5):
             if resp.status_code not in _REDIRECTS:
@@ -315,8 +316,9 @@ class RegistryStore:
         return resp
 
     @contextmanager
-    def _open_from(self, transport: Transport, desc: Descriptor) -> Iterator[BinaryIO]:
-        resp = self._get_blob(transport, desc)
+    def _open_from(self, transport: Transport, desc: Descriptor, *,
+                   retry: bool = True) -> Iterator[BinaryIO]:
+        resp = self._get_blob(transport, desc, retry=retry)
         try:
             what = f"blob {desc.digest} from {self.describe()}"
             reader = VerifyingReader(_RawReader(resp, transport.host, what),  # type: ignore[arg-type]
@@ -344,7 +346,7 @@ class RegistryStore:
 
         def fetch(transport: Transport) -> None:
             def attempt() -> None:
-                with self._open_from(transport, desc) as stream:
+                with self._open_from(transport, desc, retry=False) as stream:
                     copy_verified_to_file(stream, desc, dest,
                                           what=f"blob {desc.digest} from {self.describe()}")
 
@@ -358,7 +360,11 @@ class RegistryStore:
 
     def put_blob(self, desc: Descriptor, source: BlobSource, *, mount_from: str | None = None) -> None:
         """Upload unless present; mount from ``mount_from`` (same registry) when given."""
-        if self.has_blob(desc.digest):
+        # HEAD with the push scope: one token serves the HEAD and the upload
+        resp = self.transport.request("HEAD", self._blob_path(desc.digest), scopes=self._push,
+                                      expect=(200, 404))
+        resp.close()
+        if resp.status_code == 200:
             self._count("present")
             return
         result = upload_blob(self.transport, self.repository, desc, source,

@@ -79,8 +79,11 @@ class Transport:
         self.session.trust_env = False  # no netrc credentials; proxies are set per request
         if self.options.skip_tls_verify:  # the user asked for it; do not warn on every request
             warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
-        creds = resolve_credentials(registry) if credentials is _UNSET else credentials
-        self.auth = Authenticator(registry, credentials=creds, send=self._send_raw)
+        if credentials is _UNSET:
+            self.auth = Authenticator(registry, lookup=lambda: resolve_credentials(registry),
+                                      send=self._send_raw)
+        else:
+            self.auth = Authenticator(registry, credentials=credentials, send=self._send_raw)
         self._pinged = False
         self._ping_lock = threading.Lock()
 

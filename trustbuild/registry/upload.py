@@ -86,7 +86,7 @@ def _start(transport: Transport, repository: str, desc: Descriptor,
         params = {"mount": str(desc.digest), "from": mount_from}
         scopes.append(repository_scope(mount_from, "pull"))
     resp = transport.request("POST", path, scopes=scopes, expect=(201, 202), params=params,
-                             headers={"Content-Length": "0"})
+                             headers={"Content-Length": "0"}, retry=False)
     try:
         if resp.status_code == 201 and params is not None:
             return "mounted", None

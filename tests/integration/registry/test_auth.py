@@ -176,3 +176,23 @@ def test_identity_token_uses_refresh_token_grant(token_registry: RegistryServer)
                         credentials=Credentials("<token>", identity_token="stale"))
     with pytest.raises(RegistryError, match=r"POST http://127.0.0.1:\d+/token: 401 .*bad refresh token"):
         bad.list_tags()
+
+
+def test_parallel_pushes_share_one_token(token_registry: RegistryServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ts = token_registry.token_server
+    assert ts is not None
+    creds = Credentials(token_registry.username or "", token_registry.password or "")
+    store = RegistryStore(token_registry.host, "tok/parallel", StoreOptions(jobs=4),
+                          credentials=creds)
+    store.ping()
+    ts.clear()
+    blobs = [os.urandom(4096) for _ in range(12)]
+    descs = [Descriptor.for_bytes("application/octet-stream", b) for b in blobs]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda p: store.put_blob(p[0], _opener(p[1])), zip(descs, blobs)))
+    assert store.stats["uploaded"] == 12
+    assert all(store.has_blob(d.digest) for d in descs)
+    # tokens are cached per scope set: a few concurrent first fetches at most, not one per blob
+    assert 1 <= len([r for r in ts.requests if r["scopes"] == ["repository:tok/parallel:pull,push"]]) <= 4
