@@ -116,3 +116,22 @@ def test_manifest_by_digest_and_delete_tag(registry: RegistryServer) -> None:
     with pytest.raises(Exception, match="point at the same"):
         store.delete_tag("two")
     assert store.resolve("two-again").digest == shared.digest
+
+
+def test_relative_upload_locations(registry_proxy: FaultProxy) -> None:
+    registry_proxy.relative_locations = True
+    store = _store(registry_proxy.host, "push/relative", chunk_size=4096)
+    layer = os.urandom(10_000)  # chunked: every PATCH answer carries a relative Location too
+    desc = _push(store, layer, ["v1"])
+    assert store.resolve("v1").digest == desc.digest
+    assert len([e for e in registry_proxy.log if e[0] == "PATCH"]) == 3
+
+
+def test_tag_list_pagination(registry_proxy: FaultProxy) -> None:
+    store = _store(registry_proxy.host, "push/paged")
+    tags = [f"t{i:02d}" for i in range(7)]
+    _push(store, b"paged", tags)
+    registry_proxy.tags_page_size = 3
+    registry_proxy.log.clear()
+    assert store.list_tags() == tags
+    assert len([e for e in registry_proxy.log if "/tags/list" in e[1]]) == 3
