@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 import re
 import shutil
 import stat

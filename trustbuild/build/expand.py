@@ -27,6 +27,7 @@ __all__ = [
     "ExpansionError",
     "Lexer",
     "expand",
+    "expand_heredoc",
     "expand_words",
 ]
 
@@ -81,7 +82,8 @@ class Lexer:
     """One pass over a word; options mirror buildkit's Lex (raw_quotes, raw_escapes, skip_unset)."""
 
     def __init__(self, env: Mapping[str, str], *, escape: str = "\\", raw_quotes: bool = False,
-                 raw_escapes: bool = False, skip_unset: bool = False) -> None:
+                 raw_escapes: bool = False, skip_unset: bool = False,
+                 skip_quotes: bool = False) -> None:
         if escape not in ("\\", "`"):
             raise ValueError(f"invalid escape token {escape!r}")
         self.env = env
@@ -89,6 +91,7 @@ class Lexer:
         self.raw_quotes = raw_quotes
         self.raw_escapes = raw_escapes
         self.skip_unset = skip_unset
+        self.skip_quotes = skip_quotes
         self._src = ""
         self._pos = 0
 
@@ -131,11 +134,11 @@ class Lexer:
                 tmp = self._dollar()
                 result.append(tmp)
                 words.add_string(tmp)
-            elif ch == "'":
+            elif ch == "'" and not self.skip_quotes:
                 tmp = self._single_quote()
                 result.append(tmp)
                 words.add_raw(tmp)
-            elif ch == '"':
+            elif ch == '"' and not self.skip_quotes:
                 tmp = self._double_quote()
                 result.append(tmp)
                 words.add_raw(tmp)
@@ -351,3 +354,8 @@ def expand(word: str, env: Mapping[str, str], *, escape: str = "\\") -> str:
 def expand_words(text: str, env: Mapping[str, str], *, escape: str = "\\") -> list[str]:
     """Expand ``text`` and split it into words; quoted parts stay in one word (ProcessWords)."""
     return Lexer(env, escape=escape).process(text)[1]
+
+
+def expand_heredoc(content: str, env: Mapping[str, str], *, escape: str = "\\") -> str:
+    """Expand ``$V`` in an unquoted-marker COPY/ADD heredoc body; quotes and escapes stay."""
+    return Lexer(env, escape=escape, raw_escapes=True, skip_quotes=True).process(content)[0]

@@ -127,9 +127,9 @@ def test_digest_covers_included_content_only(ctx_dir: Path) -> None:
     assert digest() == with_ignore
 
 
-def _tar_bytes(entries: list[tuple[str, str, bytes | str]], mode: str = "w:gz") -> bytes:
+def _tar_bytes(entries: list[tuple[str, str, bytes | str]], *, gzip: bool = True) -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as tf:
+    with tarfile.open(fileobj=buf, mode="w:gz" if gzip else "w") as tf:
         for name, kind, data in entries:
             info = tarfile.TarInfo(name)
             info.mtime = 1_700_000_000
@@ -175,7 +175,7 @@ def test_tar_stdin_gzip(tmp_path: Path) -> None:
 
 def test_tar_file_plain(tmp_path: Path) -> None:
     tar = tmp_path / "ctx.tar"
-    tar.write_bytes(_tar_bytes([("Dockerfile", "file", b"FROM scratch\n")], mode="w"))
+    tar.write_bytes(_tar_bytes([("Dockerfile", "file", b"FROM scratch\n")], gzip=False))
     with open_context(f"tar://{tar}") as ctx:
         assert ctx.source == f"tar://{tar}"
         assert (ctx.root / "Dockerfile").is_file()

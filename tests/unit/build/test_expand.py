@@ -120,7 +120,8 @@ def test_expand_table(source: str, want: str) -> None:
     ("${FOO//\\//\\/}", {"FOO": "/tmp/foo.txt"}, "\\/tmp\\/foo.txt"),
     ("${FOO///}", {"FOO": "xxyy"}, "xxyy"),
     ("something-${V}.${OS}-${ARCH}${VARIANT:+-${VARIANT}}.tar.gz",
-     {"V": "v1", "OS": "linux", "ARCH": "arm", "VARIANT": "v7"}, "something-v1.linux-arm-v7.tar.gz"),
+     {"V": "v1", "OS": "linux", "ARCH": "arm", "VARIANT": "v7"},
+     "something-v1.linux-arm-v7.tar.gz"),
 ])
 def test_expand_modifiers(source: str, env: dict[str, str], want: str) -> None:
     assert expand(source, env) == want
@@ -163,3 +164,10 @@ def test_expanding_instructions_match_docker_docs() -> None:
         assert cmd in EXPANDING_INSTRUCTIONS
     for cmd in ("RUN", "CMD", "ENTRYPOINT", "SHELL", "HEALTHCHECK", "MAINTAINER"):
         assert cmd not in EXPANDING_INSTRUCTIONS
+
+
+def test_expand_heredoc_keeps_quotes() -> None:
+    from trustbuild.build.expand import expand_heredoc
+
+    body = 'echo "hello ${FOO}" \'$FOO\' \\$FOO\n'
+    assert expand_heredoc(body, {"FOO": "bar"}) == "echo \"hello bar\" 'bar' \\$FOO\n"
