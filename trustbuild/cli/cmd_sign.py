@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
             "digest": str(result.digest), "docker_reference": result.docker_reference,
             "signature_manifest": str(result.signature_manifest.digest)
             if result.signature_manifest else None,
-            "bundle_manifest": str(result.bundle_manifest.digest) if result.bundle_manifest else None,
+            "bundle_manifest": str(result.bundle_manifest.digest)
+            if result.bundle_manifest else None,
         }))
     else:
         print(result.digest)

@@ -96,7 +96,7 @@ def _bytes_source(data: bytes) -> Callable[[], io.BytesIO]:
 
 def _put(store: Store, media_type: str, data: bytes) -> Descriptor:
     desc = Descriptor.for_bytes(media_type, data)
-    store.put_blob(desc, _bytes_source(data))  # type: ignore[arg-type]
+    store.put_blob(desc, _bytes_source(data))
     return desc
 
 
@@ -149,7 +149,7 @@ def append_cosign_layer(store: Store, subject: Descriptor, *, suffix: str, layer
         if existing is not None and len(layers) == len(existing.layers):
             return existing.descriptor()
     else:
-        store.put_blob(new, _bytes_source(layer_bytes))  # type: ignore[arg-type]
+        store.put_blob(new, _bytes_source(layer_bytes))
         layers.append(new)
     config = _put(store, MediaType.OCI_CONFIG, _signature_config(layers))
     manifest = {
@@ -169,7 +169,7 @@ def attach_bundle_referrer(store: Store, subject: Descriptor, bundle_json: bytes
     layer = Descriptor.for_bytes(artifact_type, bundle_json)
     layer = Descriptor(layer.media_type, layer.digest, layer.size,
                        {"org.opencontainers.image.title": f"{layer.digest.tag_form}.sigstore.json"})
-    store.put_blob(layer, _bytes_source(bundle_json))  # type: ignore[arg-type]
+    store.put_blob(layer, _bytes_source(bundle_json))
     manifest: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": str(MediaType.OCI_MANIFEST),
@@ -247,7 +247,8 @@ class CosignLayer:
 
 
 def read_cosign_layers(store: Store, subject_digest: Digest, suffix: str, *,
-                       media_type: str | None = None) -> tuple[Descriptor | None, list[CosignLayer]]:
+                       media_type: str | None = None,
+                       ) -> tuple[Descriptor | None, list[CosignLayer]]:
     """The manifest descriptor and layers at ``sha256-<hex>.<suffix>`` (``(None, [])`` if absent).
 
     Each layer's payload is read bounded and digest-checked; a layer that fails carries ``error``

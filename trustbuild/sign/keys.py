@@ -92,7 +92,8 @@ def _check_public(pub: Any, where: str) -> PublicKey:
         return pub
     if isinstance(pub, rsa.RSAPublicKey):
         if pub.key_size < 2048:
-            raise SigningError(f"{where}: RSA key of {pub.key_size} bits is too small (need >= 2048)")
+            raise SigningError(f"{where}: RSA key of {pub.key_size} bits is too small "
+                               "(need >= 2048)")
         return pub
     if isinstance(pub, ed25519.Ed25519PublicKey):
         return pub
@@ -173,7 +174,7 @@ class SigningKey:
         return self._key
 
     def sign(self, data: bytes) -> bytes:
-        """Signature over ``data``: ECDSA DER over SHA-256/384, Ed25519 raw, RSA PKCS#1 v1.5 SHA-256."""
+        """Signature over ``data``: ECDSA DER over SHA-256/384, Ed25519 raw, RSA PKCS#1v1.5."""
         k = self._key
         if isinstance(k, ec.EllipticCurvePrivateKey):
             return k.sign(data, ec.ECDSA(_ec_hash(k.curve)))
@@ -275,7 +276,8 @@ def _pem_blocks(data: bytes, where: str) -> list[tuple[str, bytes]]:
         try:
             der = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise SigningError(f"{where}: PEM block {m.group(1).decode()} has invalid base64") from exc
+            label = m.group(1).decode()
+            raise SigningError(f"{where}: PEM block {label} has invalid base64") from exc
         blocks.append((m.group(1).decode("ascii"), der))
     if not blocks:
         raise SigningError(f"{where}: no PEM block found (is this a key file?)")

@@ -66,7 +66,8 @@ def resolve_subject(store: Store, ref: str | None) -> Descriptor:
     return Descriptor(media_type, Digest.of(raw), len(raw))
 
 
-def bundle_manifest_annotations(predicate_type: str, *, content: str = "dsse-envelope") -> dict[str, str]:
+def bundle_manifest_annotations(predicate_type: str, *,
+                                content: str = "dsse-envelope") -> dict[str, str]:
     """The referrer manifest annotations cosign 3 sets on a bundle."""
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return {

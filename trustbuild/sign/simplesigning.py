@@ -118,7 +118,8 @@ def parse_payload(raw: bytes) -> SimpleSigningPayload:
     if not isinstance(dg_text, str):
         raise VerificationError("simple-signing payload: docker-manifest-digest is not a string")
     if not isinstance(ref, str) or not ref or len(ref) > _MAX_REFERENCE:
-        raise VerificationError("simple-signing payload: docker-reference is not a non-empty string")
+        raise VerificationError("simple-signing payload: docker-reference is not a "
+                                "non-empty string")
     try:
         dg = Digest.parse(dg_text)
     except InvalidDigest as exc:
@@ -126,7 +127,8 @@ def parse_payload(raw: bytes) -> SimpleSigningPayload:
     optional = top["optional"]
     if optional is not None:
         if not isinstance(optional, dict):
-            raise VerificationError("simple-signing payload: optional is neither null nor an object")
+            raise VerificationError("simple-signing payload: optional is neither null nor "
+                                    "an object")
         if "creator" in optional and not isinstance(optional["creator"], str):
             raise VerificationError("simple-signing payload: optional.creator is not a string")
         ts = optional.get("timestamp")

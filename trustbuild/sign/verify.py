@@ -70,7 +70,8 @@ class SignatureVerdict:
 
     def to_json(self) -> dict[str, Any]:
         """As a JSON object for ``--output json``."""
-        return {"kind": self.kind, "where": self.where, "verdict": "valid" if self.ok else "invalid",
+        return {"kind": self.kind, "where": self.where,
+                "verdict": "valid" if self.ok else "invalid",
                 "reason": self.reason, "signer": self.signer,
                 "docker_reference": self.docker_reference, "tlog": self.tlog,
                 "annotations": self.annotations}
@@ -132,7 +133,8 @@ def _decode_sig(value: str | None) -> bytes:
 def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, digest: Digest,
                             docker_reference: str | None, keys: list[VerifyingKey] | None,
                             keyless: KeylessPolicy | None, trust: TrustRoots | None,
-                            require_tlog: bool = False, media_type: str = MediaType.COSIGN_SIMPLESIGNING,
+                            require_tlog: bool = False,
+                            media_type: str = MediaType.COSIGN_SIMPLESIGNING,
                             where: str = "signature") -> SignatureVerdict:
     """The verdict on one simple-signing payload and its layer annotations (never raises)."""
     v = SignatureVerdict("simple-signing", where, False, "", annotations={})
@@ -177,7 +179,10 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
         note = _check_reference(parsed.docker_reference, docker_reference)
         rekor = annotations.get(BUNDLE_ANNOTATION)
         entry = None
-        if rekor is not None:
+        if rekor is not None and cert is None and not require_tlog and \
+                not (trust and trust.rekor_keys):
+            note += " (Rekor bundle not checked: no --rekor-key or --trusted-root)"
+        elif rekor is not None:
             signer_pem = cert_pem.encode() if cert is not None and cert_pem else \
                 (signer_key.public_pem() if cert is None else None)
             entry = verify_rekor_bundle(rekor, trust.rekor_keys if trust else {},

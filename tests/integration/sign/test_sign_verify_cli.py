@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.registry import push_test_image, write_test_oci_layout
 
 from trustbuild.cli.main import main
 from trustbuild.oci.descriptor import Descriptor
@@ -22,8 +23,6 @@ from trustbuild.registry.store import RegistryStore
 from trustbuild.sign.attach import read_blob_bounded
 from trustbuild.sign.simplesigning import build_payload
 from trustbuild.store.base import StoreOptions
-
-from fixtures.registry import push_test_image, write_test_oci_layout
 
 JS_DIR = Path(__file__).resolve().parents[2] / "js"
 PASSWORD = "correct horse"
@@ -108,7 +107,7 @@ def test_sign_and_verify_on_registry(registry: Any, keypair: tuple[Path, Path], 
 @pytest.mark.interop
 def test_sigstore_js_verifies_trustbuild_bundle(registry: Any, keypair: tuple[Path, Path],
                                                 tmp_path: Path) -> None:
-    if shutil.which("node") is None or not (JS_DIR / "node_modules" / "@sigstore" / "verify").is_dir():
+    if shutil.which("node") is None or not (JS_DIR / "node_modules/@sigstore/verify").is_dir():
         pytest.skip("node or tests/js/node_modules missing (run .ci/setup.sh)")
     from trustbuild.oci.digest import Digest
     from trustbuild.sign.attach import read_bundle_referrers
@@ -200,13 +199,15 @@ def test_keyless_sign_fails_cleanly_when_fulcio_is_unreachable(
     (tmp_path / "trust.json").write_text(json.dumps(cfg))
     layout = tmp_path / "l"
     write_test_oci_layout(layout, tag="v1")
-    token = ".".join(base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=") for p in (
+    enc = lambda p: base64.urlsafe_b64encode(json.dumps(p).encode()).decode().rstrip("=")  # noqa: E731
+    token = ".".join(enc(p) for p in (
         {"alg": "RS256"}, {"iss": "https://issuer.example", "sub": "x", "aud": "sigstore",
                            "exp": 4102444800, "iat": 1700000000, "nbf": 1700000000,
                            "email": "a@b.example"})) + ".c2ln"
     capsys.readouterr()
     rc = main(["sign", "--keyless", "--identity-token", token, "--sigstore-trust-config",
-               str(tmp_path / "trust.json"), "--docker-reference", "r.example/a", f"oci:{layout}:v1"])
+               str(tmp_path / "trust.json"), "--docker-reference", "r.example/a",
+               f"oci:{layout}:v1"])
     err = capsys.readouterr().err
     assert rc == 1
     assert len(err.strip().splitlines()) == 1 and "keyless signing failed" in err

@@ -101,7 +101,8 @@ def test_bundle_referrer_structure_and_verification(memstore: MemoryStore) -> No
                                      "60f61caaff8a"}
     assert m["subject"]["digest"] == str(img.digest)
     assert m["annotations"]["dev.sigstore.bundle.content"] == "dsse-envelope"
-    assert m["layers"][0]["annotations"]["org.opencontainers.image.title"].endswith(".sigstore.json")
+    title = m["layers"][0]["annotations"]["org.opencontainers.image.title"]
+    assert title.endswith(".sigstore.json")
     (found,) = read_bundle_referrers(memstore, img.digest)
     assert found.bundle is not None and found.error is None
     r = verify_image(memstore, "v1", keys=[key.public_key()], docker_reference=REPO)

@@ -6,13 +6,12 @@ import base64
 import json
 
 import pytest
+from sign_memstore import VECTORS, MemoryStore, load_vector
 
 from trustbuild.oci.digest import Digest
 from trustbuild.sign.keys import load_verifying_key
 from trustbuild.sign.simplesigning import build_payload, parse_payload
 from trustbuild.sign.verify import KeylessPolicy, TrustRoots, verify_image
-
-from sign_memstore import VECTORS, MemoryStore, load_vector
 
 CASES = sorted(p.name for p in VECTORS.iterdir() if (p / "case.json").is_file())
 KEYLESS = KeylessPolicy(identity="mitr@redhat.com", issuer="https://github.com/login/oauth")
@@ -26,7 +25,8 @@ def _trust() -> TrustRoots:
 @pytest.mark.parametrize("name", CASES)
 def test_vector_reaches_expected_verdict(name: str, memstore: MemoryStore) -> None:
     case = load_vector(memstore, name)
-    keys = [load_verifying_key(VECTORS / "keys" / case["public_key"])] if case["public_key"] else None
+    pub = case["public_key"]
+    keys = [load_verifying_key(VECTORS / "keys" / pub)] if pub else None
     result = verify_image(memstore, "latest", keys=keys,
                           keyless=None if keys else KEYLESS, trusted_root=_trust(),
                           docker_reference=case["docker_reference"])
@@ -91,7 +91,8 @@ def test_keyless_tampered_set_is_refused(memstore: MemoryStore) -> None:
     from trustbuild.sign.sign import resolve_subject
     payload = memstore.blobs[Digest.parse(sig_manifest["layers"][0]["digest"])]
     append_cosign_layer(store, resolve_subject(store, "latest"), suffix="sig",
-                        layer_bytes=payload, layer_media_type=sig_manifest["layers"][0]["mediaType"],
+                        layer_bytes=payload,
+                        layer_media_type=sig_manifest["layers"][0]["mediaType"],
                         annotations=ann)
     r = verify_image(store, "latest", keyless=KEYLESS, trusted_root=_trust(),
                      docker_reference=case["docker_reference"])
@@ -104,3 +105,49 @@ def test_payload_serialisation_is_byte_for_byte_cosign() -> None:
             raw = base64.b64decode(s["payload_b64"])
             p = parse_payload(raw)
             assert build_payload(p.docker_reference, p.manifest_digest, p.optional) == raw
+
+
+def test_key_signature_with_rekor_bundle(memstore: MemoryStore) -> None:
+    """A key-based signature logged in Rekor: the SET is checked when a Rekor key is given,
+    noted as unchecked otherwise, and a must with --require-tlog."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from trustbuild.sign.attach import append_cosign_layer
+    from trustbuild.sign.keys import SigningKey
+    from trustbuild.sign.rekor import canonical_json
+    from trustbuild.sign.sign import resolve_subject
+
+    case = load_vector(memstore, "valid")
+    subject = resolve_subject(memstore, "latest")
+    key, rekor = (SigningKey(ec.generate_private_key(ec.SECP256R1())) for _ in range(2))
+    payload = build_payload(case["docker_reference"], subject.digest)
+    sig = base64.b64encode(key.sign(payload)).decode()
+    body = base64.b64encode(json.dumps({"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
+        "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()}},
+        "signature": {"content": sig, "publicKey": {"content": base64.b64encode(
+            key.public_key().public_pem()).decode()}}}}).encode()).decode()
+    log_id = TrustRoots.log_id(rekor.public_key())
+    entry = {"body": body, "integratedTime": 1700000000, "logID": log_id, "logIndex": 7}
+    set_ = base64.b64encode(rekor.sign(canonical_json(entry))).decode()
+    store = MemoryStore()
+    store.put_manifest(memstore.get_manifest("latest")[0], subject.media_type, tags=["latest"])
+    append_cosign_layer(store, subject, suffix="sig", layer_bytes=payload,
+                        layer_media_type="application/vnd.dev.cosign.simplesigning.v1+json",
+                        annotations={"dev.cosignproject.cosign/signature": sig,
+                                     "dev.sigstore.cosign/bundle": json.dumps(
+                                         {"SignedEntryTimestamp": set_, "Payload": entry})})
+    keys = [key.public_key()]
+    ref = case["docker_reference"]
+    with_rekor = TrustRoots(rekor_keys={log_id: rekor.public_key()})
+    r = verify_image(store, "latest", keys=keys, trusted_root=with_rekor, docker_reference=ref,
+                     require_tlog=True)
+    assert r.ok and r.signatures[0].tlog, r.signatures[0].reason
+    r = verify_image(store, "latest", keys=keys, docker_reference=ref)
+    assert r.ok and "Rekor bundle not checked" in r.signatures[0].reason
+    r = verify_image(store, "latest", keys=keys, docker_reference=ref, require_tlog=True)
+    assert not r.ok and "no Rekor key" in r.signatures[0].reason
+    wrong = TrustRoots(rekor_keys={log_id: key.public_key()})
+    r = verify_image(store, "latest", keys=keys, trusted_root=wrong, docker_reference=ref)
+    assert not r.ok and "SignedEntryTimestamp does not verify" in r.signatures[0].reason
