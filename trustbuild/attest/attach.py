@@ -51,8 +51,8 @@ def resolve_subject(store: Store, ref: str | None) -> Descriptor:
     """Resolve ``ref`` (tag or digest) once to the descriptor of the manifest it names."""
     raw, media_type = store.get_manifest(ref or "")
     if media_type not in MANIFEST_TYPES and media_type not in INDEX_TYPES:
-        raise AttestationError(f"{store.describe()}: {ref} is a {media_type}, not an image manifest "
-                               "or index")
+        raise AttestationError(f"{store.describe()}: {ref} is a {media_type}, not an image "
+                               "manifest or index")
     d = Digest.of(raw)
     if ref and ref.startswith("sha256:") and Digest.parse(ref) != d:
         raise AttestationError(f"{store.describe()}: manifest bytes do not match {ref}")
@@ -66,7 +66,7 @@ def _same_type(predicate_type: str) -> Callable[[Descriptor], bool]:
 def attest_subject(store: Store, subject: Descriptor, *, key: DSSESigner,
                    predicate: dict[str, Any], predicate_type: str, subject_name: str,
                    replace: bool = False, bundle: bool = False) -> Descriptor:
-    """Sign a statement about ``subject`` and attach it; returns the ``.att`` manifest descriptor."""
+    """Sign a statement about ``subject`` and attach it; returns the ``.att`` manifest."""
     signer = key
     if signer is None:
         raise UsageError("attest: give a signing key (--key)")
@@ -74,7 +74,8 @@ def attest_subject(store: Store, subject: Descriptor, *, key: DSSESigner,
     env = Envelope.sign(stmt.to_json(), IN_TOTO_PAYLOAD_TYPE, signer)
     env_json = env.to_json()
     annotations = {COSIGN_SIGNATURE_ANNOTATION: "", PREDICATE_TYPE_ANNOTATION: predicate_type}
-    desc = _append(store, subject, env_json, annotations, replace=replace, predicate_type=predicate_type)
+    desc = _append(store, subject, env_json, annotations, replace=replace,
+                   predicate_type=predicate_type)
     if bundle:
         from trustbuild.sign.attach import attach_bundle_referrer
         from trustbuild.sign.sign import bundle_manifest_annotations

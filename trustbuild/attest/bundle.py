@@ -13,7 +13,8 @@ from typing import Any
 from trustbuild.attest.dsse import Envelope, InvalidEnvelope
 from trustbuild.errors import AttestationError
 
-__all__ = ["BUNDLE_V03", "BUNDLE_MEDIA_TYPES", "dsse_bundle", "envelope_from_bundle", "MAX_BUNDLE_BYTES"]
+__all__ = ["BUNDLE_V03", "BUNDLE_MEDIA_TYPES", "dsse_bundle", "envelope_from_bundle",
+           "MAX_BUNDLE_BYTES"]
 
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 BUNDLE_MEDIA_TYPES = (BUNDLE_V03, "application/vnd.dev.sigstore.bundle+json;version=0.3",
@@ -38,7 +39,7 @@ def dsse_bundle(envelope: Envelope, *, key_hint: str) -> bytes:
 
 
 def envelope_from_bundle(raw: bytes) -> tuple[Envelope, dict[str, Any]]:
-    """The DSSE envelope and the verification material of a bundle (InvalidEnvelope if malformed)."""
+    """The DSSE envelope and verification material of a bundle (InvalidEnvelope if malformed)."""
     if len(raw) > MAX_BUNDLE_BYTES:
         raise InvalidEnvelope(f"Sigstore bundle larger than {MAX_BUNDLE_BYTES} bytes")
     try:

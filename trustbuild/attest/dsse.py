@@ -112,7 +112,8 @@ class Envelope:
              keyid: str | None = None) -> Envelope:
         """Sign ``payload`` (over its PAE) with one key."""
         sig = signer.sign(pae(payload_type, payload))
-        return cls(payload_type, payload, (Signature(_keyid_of(signer) if keyid is None else keyid, sig),))
+        kid = _keyid_of(signer) if keyid is None else keyid
+        return cls(payload_type, payload, (Signature(kid, sig),))
 
     def pae(self) -> bytes:
         """The bytes the signatures are over."""

@@ -137,7 +137,8 @@ def _apk(root: Path, distro: str) -> list[Package]:
             continue
         arch = fields.get("A", "")
         purl = f"pkg:apk/{_q(ns)}/{_q(name)}@{_q(ver)}" + (f"?arch={_q(arch)}" if arch else "")
-        out.append(Package("apk", name, ver, purl, fields.get("L", ""), arch, ["/lib/apk/db/installed"]))
+        out.append(Package("apk", name, ver, purl, fields.get("L", ""), arch,
+                           ["/lib/apk/db/installed"]))
     return out
 
 

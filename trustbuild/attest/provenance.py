@@ -145,7 +145,8 @@ def _byproducts(record: BuildRecord) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"name": "steps", "mediaType": "application/json",
                                   "annotations": {"steps": steps}}]
     if record.config_digest:
-        out.append({"name": "config", "digest": _digest_map(record.config_digest, what="config_digest"),
+        out.append({"name": "config",
+                    "digest": _digest_map(record.config_digest, what="config_digest"),
                     "mediaType": "application/vnd.oci.image.config.v1+json"})
     return out
 

@@ -13,7 +13,8 @@ import re
 from collections.abc import Mapping
 
 __all__ = [
-    "SECRET_WORDS", "REDACTED", "is_secret_name", "redact_mapping", "redact_env_list", "redact_text",
+    "SECRET_WORDS", "REDACTED", "is_secret_name", "redact_mapping", "redact_env_list",
+    "redact_text",
 ]
 
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH")
@@ -21,7 +22,8 @@ REDACTED = "<redacted>"
 _SECRET = re.compile("|".join(SECRET_WORDS), re.IGNORECASE)
 _LEGACY_ENV = re.compile(r"^(?P<head>\s*ENV\s+)(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)\s+(?!\S*=)\S.*$",
                          re.IGNORECASE | re.DOTALL)
-_ASSIGN = re.compile(r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|[^\s]*)""")
+_ASSIGN = re.compile(
+    r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|[^\s]*)""")
 
 
 def is_secret_name(name: str) -> bool:
@@ -29,7 +31,8 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET.search(name))
 
 
-def redact_mapping(values: Mapping[str, str | None], *, marker: str = REDACTED) -> dict[str, str | None]:
+def redact_mapping(values: Mapping[str, str | None], *,
+                   marker: str = REDACTED) -> dict[str, str | None]:
     """A copy of ``values`` with the values of secret-looking names replaced by ``marker``.
 
     ``None`` values (an ARG declared without a value) stay ``None``.

@@ -119,7 +119,8 @@ def spdx_document(packages: list[Package], *, image_name: str, image_digest: str
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": f"{image_name}@{d}",
         "documentNamespace": f"{_NAMESPACE_BASE}/{slug}/{d.algorithm}-{d.hex}",
-        "creationInfo": {"created": _norm_time(created), "creators": [f"Tool: trustbuild-{__version__}"]},
+        "creationInfo": {"created": _norm_time(created),
+                         "creators": [f"Tool: trustbuild-{__version__}"]},
         "packages": pkgs,
         "relationships": rels,
     }
@@ -150,8 +151,8 @@ def cyclonedx_document(packages: list[Package], *, image_name: str, image_digest
                                       "version": __version__}]},
             "component": {"type": "container", "bom-ref": f"{image_name}@{d}", "name": image_name,
                           "version": str(d),
-                          "hashes": [{"alg": "SHA-256", "content": d.hex}] if d.algorithm == "sha256"
-                          else []},
+                          "hashes": ([{"alg": "SHA-256", "content": d.hex}]
+                                     if d.algorithm == "sha256" else [])},
         },
         "components": comps,
     }

@@ -178,5 +178,6 @@ class Statement:
             raise InvalidStatement("statement: missing predicateType")
         if "predicate" not in d:
             raise InvalidStatement("statement: missing predicate")
-        extra = {k: v for k, v in d.items() if k not in ("_type", "subject", "predicateType", "predicate")}
+        known = ("_type", "subject", "predicateType", "predicate")
+        extra = {k: v for k, v in d.items() if k not in known}
         return cls(tuple(subjects), ptype, d["predicate"], typ, extra)

@@ -90,7 +90,8 @@ class AttestationResult:
     def to_json(self) -> dict[str, Any]:
         """As JSON output."""
         return {"image": self.image, "digest": self.digest, "predicateType": self.predicate_type,
-                "verified": self.ok, "reason": self.reason, "otherTypes": sorted(set(self.other_types)),
+                "verified": self.ok, "reason": self.reason,
+                "otherTypes": sorted(set(self.other_types)),
                 "attestations": [c.to_json() for c in self.checks]}
 
 

@@ -22,11 +22,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="Sign PREDICATE as an in-toto Statement v1 (DSSE) about the "
                        "image digest and attach it as cosign does (sha256-<hex>.att).")
     p.add_argument("image", metavar="IMAGE", help="docker://REF, REF, oci:DIR[:TAG]")
-    p.add_argument("--key", required=True, help="cosign private key file (password from TRUSTBUILD_PASSWORD or "
+    p.add_argument("--key", required=True,
+                   help="cosign private key file (password from TRUSTBUILD_PASSWORD or "
                    "COSIGN_PASSWORD)")
-    p.add_argument("--predicate", required=True, metavar="FILE", help="predicate file ('-' = stdin)")
+    p.add_argument("--predicate", required=True, metavar="FILE",
+                   help="predicate file ('-' = stdin)")
     p.add_argument("--type", default="custom", metavar="TYPE",
-                   help="slsaprovenance|slsaprovenance02|spdxjson|cyclonedx|vuln|link|custom or a URI "
+                   help="slsaprovenance|slsaprovenance02|spdxjson|cyclonedx|vuln|link|custom or "
+                   "a URI "
                    "(default custom)")
     p.add_argument("--replace", action="store_true",
                    help="drop earlier attestations of the same predicate type")

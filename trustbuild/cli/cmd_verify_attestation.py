@@ -14,7 +14,8 @@ __all__ = ["register", "run"]
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``verify-attestation`` parser."""
-    p = sub.add_parser("verify-attestation", help="verify in-toto attestations attached to an image",
+    p = sub.add_parser("verify-attestation",
+                       help="verify in-toto attestations attached to an image",
                        description="Check the DSSE signature, payload type, subject digest and "
                        "predicate type of the attestations attached to IMAGE. Exit 0 when at "
                        "least one verifies, 1 otherwise.")

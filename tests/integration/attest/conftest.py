@@ -1,4 +1,4 @@
-"""Fixtures for attestation integration tests: a cosign key pair and helpers to read what was attached."""
+"""Attestation integration fixtures: a cosign key pair, helpers to read what was attached."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""attest_build after a push: provenance names the registry's digests, SBOM validates, no secrets."""
+"""attest_build after a push: provenance names the registry's digests, SBOM valid, no secrets."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def pushed(registry):
 
 def _record(host, base, built):
     return BuildRecord(
-        invocation_id="inv-42", started_on="2026-11-27T10:00:00Z", finished_on="2026-11-27T10:00:09Z",
+        invocation_id="inv-42", started_on="2026-11-27T10:00:00Z",
+        finished_on="2026-11-27T10:00:09Z",
         trustbuild_version="0.1.0", dockerfile_path="Dockerfile",
         dockerfile_digest="sha256:" + "d" * 64, context_source="/src",
         context_digest="sha256:" + "c" * 64, build_args={"MY_TOKEN": SECRET, "VERSION": "2"},

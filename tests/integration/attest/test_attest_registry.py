@@ -39,7 +39,8 @@ def _predicate(tmp_path, obj, name="pred.json"):
 def _sslib_verify(envelope_bytes: bytes, pub_path: Path) -> dict:
     env = json.loads(envelope_bytes)
     pub = serialization.load_pem_public_key(pub_path.read_bytes())
-    key = SSlibKey.from_crypto(pub, keyid=env["signatures"][0]["keyid"], scheme="ecdsa-sha2-nistp256")
+    key = SSlibKey.from_crypto(pub, keyid=env["signatures"][0]["keyid"],
+                               scheme="ecdsa-sha2-nistp256")
     theirs = SslibEnvelope.from_dict(json.loads(envelope_bytes))
     theirs.verify([key], 1)  # raises if the signature does not verify
     assert theirs.payload_type == "application/vnd.in-toto+json"

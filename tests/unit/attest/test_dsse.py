@@ -66,7 +66,8 @@ def test_securesystemslib_verifies_our_envelope(ec_key):
     (b'{"payloadType":"t","signatures":[]}', "missing payload"),
     (b'{"payloadType":"t","payload":"!!!","signatures":[]}', "payload is not valid base64"),
     (b'{"payloadType":"t","payload":"e30=","signatures":{}}', "signatures must be a list"),
-    (b'{"payloadType":"t","payload":"e30=","signatures":[{"sig":"%%%"}]}', "sig is not valid base64"),
+    (b'{"payloadType":"t","payload":"e30=","signatures":[{"sig":"%%%"}]}',
+     "sig is not valid base64"),
     (b'{"payloadType":"t","payload":"e30=","signatures":[{"keyid":5,"sig":"AA=="}]}', "keyid"),
 ])
 def test_malformed_envelopes_are_clear_errors(doc, words):

@@ -24,8 +24,9 @@ EXEC = "sha256:" + "4" * 64
 
 def _record(**kw):
     r = BuildRecord(
-        invocation_id="inv-1", started_on="2026-11-27T10:00:00Z", finished_on="2026-11-27T10:01:00Z",
-        trustbuild_version="0.1.0", dockerfile_path="Dockerfile", dockerfile_digest="sha256:" + "d" * 64,
+        invocation_id="inv-1", started_on="2026-11-27T10:00:00Z",
+        finished_on="2026-11-27T10:01:00Z", trustbuild_version="0.1.0",
+        dockerfile_path="Dockerfile", dockerfile_digest="sha256:" + "d" * 64,
         context_source="/src/app", context_digest="sha256:" + "c" * 64,
         build_args={"VERSION": "1.2", "MY_TOKEN": "tok-VALUE-123", "db_password": "pw-VALUE-456"},
         target="final", platform="linux/amd64", destinations=["127.0.0.1:5000/app:1"],
@@ -34,7 +35,8 @@ def _record(**kw):
         steps=[StepRecord("0", 2, "ARG", "ARG MY_TOKEN=tok-VALUE-123", 1.0, 1.0),
                StepRecord("0", 3, "RUN", "|1 MY_TOKEN=tok-VALUE-123 /bin/sh -c make", 1.0, 2.0,
                           "sha256:" + "5" * 64)],
-        security_profile="restricted", seccomp_profile="default", seccomp_profile_digest="sha256:" + "e" * 64,
+        security_profile="restricted", seccomp_profile="default",
+        seccomp_profile_digest="sha256:" + "e" * 64,
         snapshot_mode="full", policy_digest="sha256:" + "f" * 64, policy_decision="allow",
         policy_report=[{"rule": "base-images", "result": "pass"}],
         executor_image="127.0.0.1:5000/trustbuild/executor:0.1@" + EXEC,

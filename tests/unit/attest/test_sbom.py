@@ -1,4 +1,4 @@
-"""SBOM of a root filesystem: package discovery, purls, SPDX 2.3 schema, CycloneDX 1.5, determinism."""
+"""SBOM of a root filesystem: packages, purls, SPDX 2.3 schema, CycloneDX 1.5, determinism."""
 
 from __future__ import annotations
 
