@@ -358,7 +358,8 @@ class Executor:
                 st.rootfs, scratch, snapshot_mode=self.options.snapshot_mode, mode=self.options.mode,
                 ignore_paths=tuple(self.options.ignore_paths), compression=self.options.compression,
                 level=self.options.compression_level, mtime=self.epoch,
-                docker_media_types=self.options.image_format == "docker", output=self.options.output)
+                docker_media_types=self.options.image_format == "docker", output=self.options.output,
+                force=self.options.force)
         return st.runner
 
     def _warn_unused_args(self) -> None:

@@ -79,7 +79,7 @@ def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
     workdir = st.image.c.get("WorkingDir") or "/"
     text = _history_text(ex, st, argv, ins)
     rec = ex.step(st, ins, text)
-    spec = make_spec(argv=argv, env=[f"{k}={v}" for k, v in env.items()], workdir=workdir,
+    spec = make_spec(argv=argv, env=env, workdir=workdir,
                      user=user, label=f"{ex.df.path}:{ins.line} RUN",
                      security_profile=ex.options.security_profile,
                      seccomp_profile=ex.options.seccomp_profile)
@@ -87,7 +87,9 @@ def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
     dest = ex.layers.next_path()
     result = runner.run(spec, dest)
     if result.exit_code != 0:
-        tail = (result.output_tail or "").strip().splitlines()[-5:]
+        raw_tail = result.output_tail or []
+        lines = raw_tail.splitlines() if isinstance(raw_tail, str) else list(raw_tail)
+        tail = [t for t in lines if t.strip()][-5:]
         msg = f"exit code {result.exit_code}"
         if tail:
             msg += " (last output: " + " | ".join(t.strip() for t in tail) + ")"
