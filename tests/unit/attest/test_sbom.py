@@ -132,3 +132,23 @@ def test_unknown_format_is_usage_error(rootfs):
 
     with pytest.raises(UsageError, match="spdx or cyclonedx"):
         sbom_document(rootfs, image_name="x", image_digest=DIGEST, sbom_format="xml")
+
+
+def test_cyclonedx_validates_against_the_1_5_schema(rootfs, attest_asset):
+    from referencing import Registry, Resource
+
+    base = attest_asset("cyclonedx")
+    resources = []
+    for name, uri in (("spdx.SNAPSHOT.schema.json", "spdx.SNAPSHOT.schema.json"),
+                      ("jsf-0.82.SNAPSHOT.schema.json", "jsf-0.82.SNAPSHOT.schema.json")):
+        doc = json.loads((base / name).read_text())
+        resources += [(uri, Resource.from_contents(doc)),
+                      ("http://cyclonedx.org/schema/" + uri, Resource.from_contents(doc))]
+    schema = json.loads((base / "bom-1.5.SNAPSHOT.schema.json").read_text())
+    validator = jsonschema.Draft7Validator(schema, registry=Registry().with_resources(resources))
+    doc = sbom_document(rootfs, image_name="127.0.0.1:5000/app", image_digest=DIGEST,
+                        sbom_format="cyclonedx", created=CREATED)
+    validator.validate(doc)
+    doc["components"][0]["type"] = "not-a-type"
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate(doc)
