@@ -7,11 +7,16 @@ Usage::
     from trustbuild.registry import RegistryStore
     from trustbuild.store.base import StoreOptions
 
-    store = RegistryStore("127.0.0.1:5000", "app", StoreOptions())
-    raw, media_type = store.get_manifest("latest")          # verified if asked by digest
-    dest_store = RegistryStore("127.0.0.1:5000", "copy", StoreOptions())
-    dest_store.put_blob(desc, opener, mount_from="app")     # 201 mount instead of upload
-    dest_store.put_manifest(raw, media_type, tags=["latest"])
+    from trustbuild.oci.manifest import parse_manifest
+
+    src = RegistryStore("127.0.0.1:5000", "app", StoreOptions())
+    raw, media_type = src.get_manifest("latest")       # verified when asked by digest
+    manifest = parse_manifest(raw, media_type)
+    dst = RegistryStore("127.0.0.1:5000", "copy", StoreOptions())
+    for desc in (manifest.config, *manifest.layers):
+        # HEAD, then a cross-repository mount (201) instead of an upload
+        dst.put_blob(desc, lambda d=desc: src.open_blob(d), mount_from="app")
+    dst.put_manifest(raw, media_type, tags=["latest"])  # manifest last
 """
 
 from __future__ import annotations

@@ -264,19 +264,31 @@ class RegistryStore:
     def referrers(self, digest: Digest, *, artifact_type: str | None = None) -> list[Descriptor]:
         """Manifests whose ``subject`` is ``digest``: the referrers API, else the tag schema."""
         params = {"artifactType": artifact_type} if artifact_type else None
-        resp = self.transport.request("GET", f"/v2/{self.repository}/referrers/{digest}",
-                                      scopes=self._pull, expect=(200, 404, 400, 405),
-                                      headers={"Accept": MediaType.OCI_INDEX}, params=params)
-        try:
-            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
-            if resp.status_code != 200 or ctype != MediaType.OCI_INDEX:
-                return _ref.filter_referrers(_ref.fallback_referrers(self, digest), artifact_type)
-            raw = read_limited(resp, MAX_MANIFEST_BYTES + 1)
-        finally:
-            resp.close()
-        idx = load_json(raw, what=f"referrers of {self._name(str(digest))}")
-        found = [Descriptor.from_json(d, where=f"referrers of {digest}")
-                 for d in idx.get("manifests") or []]
+        url: str | None = f"/v2/{self.repository}/referrers/{digest}"
+        found: list[Descriptor] = []
+        for _page in range(1000):
+            if url is None:
+                break
+            resp = self.transport.request("GET", url, scopes=self._pull,
+                                          expect=(200, 404, 400, 405), params=params,
+                                          headers={"Accept": MediaType.OCI_INDEX})
+            try:
+                ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
+                if resp.status_code != 200 or ctype != MediaType.OCI_INDEX:
+                    if found:
+                        raise RegistryError(f"referrers of {self._name(str(digest))}: page "
+                                            f"{_page + 1} answered {resp.status_code} {ctype}")
+                    fallback = _ref.fallback_referrers(self, digest)
+                    return _ref.filter_referrers(fallback, artifact_type)
+                raw = read_limited(resp, MAX_MANIFEST_BYTES + 1)
+                next_link = resp.links.get("next", {}).get("url")
+                url = urljoin(resp.url, next_link) if next_link else None
+                params = None  # the next link carries its own query
+            finally:
+                resp.close()
+            idx = load_json(raw, what=f"referrers of {self._name(str(digest))}")
+            found += [Descriptor.from_json(d, where=f"referrers of {digest}")
+                      for d in idx.get("manifests") or []]
         return _ref.filter_referrers(found, artifact_type)
 
     # ------------------------------------------------------------------ blobs
