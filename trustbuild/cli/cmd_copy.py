@@ -1,4 +1,4 @@
-"""``trustbuild copy SRC DST``: copy an image between registries, OCI layouts and docker-archives."""
+"""``trustbuild copy SRC DST``: copy an image between registries, OCI layouts, docker-archives."""
 
 from __future__ import annotations
 
@@ -17,13 +17,19 @@ __all__ = ["register", "run"]
 def register(sub: Any) -> None:
     """Add the ``copy`` command."""
     p = sub.add_parser(
-        "copy", help="copy an image between transports",
+        "copy",
+        help="copy an image between transports",
         description="Copy an image. Locations: docker://REF (or a bare REF), oci:DIR[:TAG], "
-                    "docker-archive:FILE[:REF]. Prints the destination manifest digest.")
+        "docker-archive:FILE[:REF]. Prints the destination manifest digest.",
+    )
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST")
-    p.add_argument("--all", dest="all_platforms", action="store_true",
-                   help="copy every platform of an index (the index digest is kept)")
+    p.add_argument(
+        "--all",
+        dest="all_platforms",
+        action="store_true",
+        help="copy every platform of an index (the index digest is kept)",
+    )
     p.add_argument("--digest-file", metavar="FILE", help="also write the destination digest here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_registry_flags(p)
@@ -40,12 +46,21 @@ def run(args: argparse.Namespace) -> int:
         dst, dst_ref = open_store(dst_loc, opts, for_write=True)
         done = False
         try:
+
             def progress(msg: str) -> None:
                 if not args.quiet:
                     print(msg, file=sys.stderr, flush=True)
 
-            desc = copy_image(src, src_ref, dst, [dst_ref] if dst_ref else [], platform=opts.platform,
-                              all_platforms=args.all_platforms, jobs=opts.jobs, progress=progress)
+            desc = copy_image(
+                src,
+                src_ref,
+                dst,
+                [dst_ref] if dst_ref else [],
+                platform=opts.platform,
+                all_platforms=args.all_platforms,
+                jobs=opts.jobs,
+                progress=progress,
+            )
             dst.close()  # a docker-archive is written here
             done = True
         finally:

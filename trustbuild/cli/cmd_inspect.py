@@ -19,10 +19,12 @@ __all__ = ["register", "run", "inspect_info"]
 def register(sub: Any) -> None:
     """Add the ``inspect`` command."""
     p = sub.add_parser(
-        "inspect", help="show an image's manifest, config and layers as JSON",
+        "inspect",
+        help="show an image's manifest, config and layers as JSON",
         description="Inspect an image at docker://REF (or a bare REF), oci:DIR[:TAG] or "
-                    "docker-archive:FILE[:REF]. From an index, the --platform image (default: "
-                    "this machine) is shown.")
+        "docker-archive:FILE[:REF]. From an index, the --platform image (default: "
+        "this machine) is shown.",
+    )
     p.add_argument("ref", metavar="REF")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--raw", action="store_true", help="print the raw manifest (or index) bytes")
@@ -33,8 +35,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def inspect_info(store: Any, ref: str | None, *, name: str, platform: Any = None,
-                 tags: bool = True) -> dict[str, Any]:
+def inspect_info(
+    store: Any, ref: str | None, *, name: str, platform: Any = None, tags: bool = True
+) -> dict[str, Any]:
     """The JSON document ``inspect`` prints."""
     img = resolve_image(store, ref, platform=platform)
     cfg = read_config(store, img.manifest)
@@ -46,8 +49,11 @@ def inspect_info(store: Any, ref: str | None, *, name: str, platform: Any = None
         "platform": plat,
     }
     if img.index is not None:
-        info["index"] = {"digest": str(img.index.digest), "mediaType": img.index.media_type,
-                         "platforms": [str(d.platform) for d in img.index.manifests if d.platform]}
+        info["index"] = {
+            "digest": str(img.index.digest),
+            "mediaType": img.index.media_type,
+            "platforms": [str(d.platform) for d in img.index.manifests if d.platform],
+        }
     info["config"] = cfg
     info["configDigest"] = str(img.manifest.config.digest)
     info["layers"] = [d.to_json() for d in img.manifest.layers]
@@ -77,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.buffer.write(read_config_bytes(store, img.manifest))
             sys.stdout.flush()
             return 0
-        info = inspect_info(store, ref, name=str(loc), platform=opts.platform, tags=not args.no_tags)
+        info = inspect_info(
+            store, ref, name=str(loc), platform=opts.platform, tags=not args.no_tags
+        )
     finally:
         store.close()
     json.dump(info, sys.stdout, indent=2)

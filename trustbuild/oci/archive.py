@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os
@@ -27,11 +26,19 @@ import tarfile
 import tempfile
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from trustbuild.errors import DigestMismatch, InvalidManifest, InvalidReference, NotFound, StoreError
+from trustbuild.errors import (
+    DigestMismatch,
+    InvalidManifest,
+    InvalidReference,
+    NotFound,
+    StoreError,
+)
+from trustbuild.oci.compression import DECOMPRESS_ERRORS, MAGIC_LEN, detect, open_decompressed
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import CHUNK, Digest, Hasher
 from trustbuild.oci.manifest import Index, Manifest, dump_json, load_json, parse_manifest
@@ -46,19 +53,25 @@ __all__ = ["ArchiveReader", "ArchiveWriter", "DOCKER_LAYER_TAR", "archive_manife
 
 DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
-_GZIP = b"\x1f\x8b"
-_ZSTD = b"\x28\xb5\x2f\xfd"
 _CONFIG_TYPES = (MediaType.DOCKER_CONFIG, MediaType.OCI_CONFIG)
 
 
 def archive_manifest(config: Descriptor, layers: Sequence[Descriptor]) -> bytes:
     """The Docker schema2 manifest an archive's image is presented as (deterministic bytes)."""
-    return dump_json({
-        "schemaVersion": 2,
-        "mediaType": MediaType.DOCKER_MANIFEST,
-        "config": {"mediaType": MediaType.DOCKER_CONFIG, "size": config.size, "digest": str(config.digest)},
-        "layers": [{"mediaType": d.media_type, "size": d.size, "digest": str(d.digest)} for d in layers],
-    })
+    return dump_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": MediaType.DOCKER_MANIFEST,
+            "config": {
+                "mediaType": MediaType.DOCKER_CONFIG,
+                "size": config.size,
+                "digest": str(config.digest),
+            },
+            "layers": [
+                {"mediaType": d.media_type, "size": d.size, "digest": str(d.digest)} for d in layers
+            ],
+        }
+    )
 
 
 class _Slice(io.RawIOBase):
@@ -119,14 +132,14 @@ class ArchiveReader:
 
     def _maybe_decompress(self) -> Path:
         with open(self.path, "rb") as f:
-            magic = f.read(4)
-        if not (magic.startswith(_GZIP) or magic == _ZSTD):
+            kind = detect(f.read(MAGIC_LEN))
+        if kind == "none":
             return self.path
         fd, tmp = tempfile.mkstemp(prefix="trustbuild-archive-", suffix=".tar")
         self._tmp = Path(tmp)
         try:
-            with os.fdopen(fd, "wb") as out, open(self.path, "rb") as raw:
-                _decompress(raw, out, magic)
+            with os.fdopen(fd, "wb") as out:
+                _decompress(self.path, out)
         except Exception as exc:
             self.close()
             raise StoreError(f"{self.describe()}: cannot decompress the archive ({exc})") from None
@@ -135,12 +148,18 @@ class ArchiveReader:
     def _member(self, name: str, *, depth: int = 0) -> tarfile.TarInfo:
         m = self._members.get(_norm(name))
         if m is None:
-            raise InvalidManifest(f"{self.describe()}: manifest.json names {name!r}, which is not in the archive")
+            raise InvalidManifest(
+                f"{self.describe()}: manifest.json names {name!r}, which is not in the archive"
+            )
         if (m.issym() or m.islnk()) and depth < 8:
-            target = m.linkname if m.islnk() else posixpath.join(posixpath.dirname(m.name), m.linkname)
+            target = (
+                m.linkname if m.islnk() else posixpath.join(posixpath.dirname(m.name), m.linkname)
+            )
             return self._member(target, depth=depth + 1)
         if not m.isfile():
-            raise InvalidManifest(f"{self.describe()}: {name!r} is not a regular file in the archive")
+            raise InvalidManifest(
+                f"{self.describe()}: {name!r} is not a regular file in the archive"
+            )
         return m
 
     def _member_bytes(self, name: str, limit: int) -> bytes:
@@ -161,9 +180,12 @@ class ArchiveReader:
         if not isinstance(entries, list) or not entries:
             raise InvalidManifest(f"{what}: expected a non-empty list of images")
         for i, e in enumerate(entries):
-            if not (isinstance(e, dict) and isinstance(e.get("Config"), str)
-                    and isinstance(e.get("Layers"), list)
-                    and all(isinstance(x, str) for x in e["Layers"])):
+            if not (
+                isinstance(e, dict)
+                and isinstance(e.get("Config"), str)
+                and isinstance(e.get("Layers"), list)
+                and all(isinstance(x, str) for x in e["Layers"])
+            ):
                 raise InvalidManifest(f"{what}: entry {i} needs a Config string and a Layers list")
             tags = e.get("RepoTags") or []
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
@@ -178,8 +200,10 @@ class ArchiveReader:
         if not ref:
             if len(self._entries) == 1:
                 return 0
-            raise NotFound(f"{self.describe()}: holds {len(self._entries)} images; name one with "
-                           f"docker-archive:FILE:REF (tags: {', '.join(self.repo_tags()) or 'none'})")
+            raise NotFound(
+                f"{self.describe()}: holds {len(self._entries)} images; name one with "
+                f"docker-archive:FILE:REF (tags: {', '.join(self.repo_tags()) or 'none'})"
+            )
         if ref.startswith("sha256:"):
             for i in range(len(self._entries)):
                 if str(Digest.of(self._image(i).raw)) == ref:
@@ -197,7 +221,10 @@ class ArchiveReader:
                     continue
                 if want and (r.name, r.tag) == (want.name, want.tag):
                     return i
-        raise NotFound(f"{self.describe()}: no image tagged {ref!r} (tags: {', '.join(self.repo_tags()) or 'none'})")
+        raise NotFound(
+            f"{self.describe()}: no image tagged {ref!r} "
+            f"(tags: {', '.join(self.repo_tags()) or 'none'})"
+        )
 
     def _image(self, i: int) -> _Image:
         with self._lock:
@@ -206,27 +233,35 @@ class ArchiveReader:
             e = self._entries[i]
             cfg_bytes = self._member_bytes(e["Config"], MAX_CONFIG_BYTES)
             cfg = load_json(cfg_bytes, what=f"{self.describe()}: config {e['Config']}")
-            diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") if isinstance(cfg.get("rootfs"), dict) else None
+            diff_ids = (
+                (cfg.get("rootfs") or {}).get("diff_ids")
+                if isinstance(cfg.get("rootfs"), dict)
+                else None
+            )
             if not isinstance(diff_ids, list) or len(diff_ids) != len(e["Layers"]):
-                raise InvalidManifest(f"{self.describe()}: config {e['Config']}: rootfs.diff_ids must list "
-                                      f"one digest per layer ({len(e['Layers'])} layers)")
+                raise InvalidManifest(
+                    f"{self.describe()}: config {e['Config']}: rootfs.diff_ids must list "
+                    f"one digest per layer ({len(e['Layers'])} layers)"
+                )
             layers: list[tuple[Descriptor, tarfile.TarInfo]] = []
             for name, diff_id in zip(e["Layers"], diff_ids, strict=True):
                 m = self._member(name)
                 with _Slice(self._tar_path, m.offset_data, m.size) as s:
-                    magic = s.read(4)
-                if magic.startswith(_GZIP) or magic == _ZSTD:
+                    kind = detect(s.read(MAGIC_LEN))
+                if kind in ("gzip", "zstd"):
                     with _Slice(self._tar_path, m.offset_data, m.size) as s:
                         h = Hasher()
                         while chunk := s.read(CHUNK):
                             h.update(chunk)
-                    mt = MediaType.DOCKER_LAYER_GZIP if magic.startswith(_GZIP) else MediaType.OCI_LAYER_ZSTD
+                    mt = MediaType.DOCKER_LAYER_GZIP if kind == "gzip" else MediaType.OCI_LAYER_ZSTD
                     desc = Descriptor(str(mt), h.digest(), m.size)
                 else:
                     try:
                         dg = Digest.parse(str(diff_id))
                     except Exception as exc:
-                        raise InvalidManifest(f"{self.describe()}: config diff_id {diff_id!r}: {exc}") from None
+                        raise InvalidManifest(
+                            f"{self.describe()}: config diff_id {diff_id!r}: {exc}"
+                        ) from None
                     desc = Descriptor(DOCKER_LAYER_TAR, dg, m.size)
                 layers.append((desc, m))
             config = Descriptor(MediaType.DOCKER_CONFIG, Digest.of(cfg_bytes), len(cfg_bytes))
@@ -259,7 +294,7 @@ class ArchiveReader:
             return False
         return True
 
-    def open_blob(self, desc: Descriptor) -> VerifyingReader:
+    def open_blob(self, desc: Descriptor) -> AbstractContextManager[BinaryIO]:
         """A verifying stream of the config or layer tar."""
         data, member = self._find(desc.digest)
         stream: BinaryIO
@@ -268,12 +303,14 @@ class ArchiveReader:
         else:
             assert member is not None
             stream = cast(BinaryIO, _Slice(self._tar_path, member.offset_data, member.size))
-        return VerifyingReader(stream, desc, what=f"{self.describe()}: blob {desc.digest}")
+        reader = VerifyingReader(stream, desc, what=f"{self.describe()}: blob {desc.digest}")
+        return cast(AbstractContextManager[BinaryIO], reader)
 
     def fetch_blob(self, desc: Descriptor, dest: Path) -> None:
         """Copy a blob to ``dest`` (verified, atomic)."""
         with self.open_blob(desc) as src:
-            copy_verified_to_file(cast(BinaryIO, src), desc, Path(dest), what=f"{self.describe()}: blob {desc.digest}")
+            what = f"{self.describe()}: blob {desc.digest}"
+            copy_verified_to_file(src, desc, Path(dest), what=what)
 
     def put_blob(self, desc: Descriptor, source: BlobSource) -> None:
         """Read-only: StoreError."""
@@ -331,7 +368,9 @@ class ArchiveWriter:
     def _workdir(self) -> Path:
         with self._lock:
             if self._dir is None:
-                self._dir = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.tmp-"))
+                self._dir = Path(
+                    tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.tmp-")
+                )
             return self._dir
 
     def get_manifest(self, ref: str | None) -> tuple[bytes, str]:
@@ -342,7 +381,7 @@ class ArchiveWriter:
         """True if the blob was already staged."""
         return digest in self._staged
 
-    def open_blob(self, desc: Descriptor) -> VerifyingReader:
+    def open_blob(self, desc: Descriptor) -> AbstractContextManager[BinaryIO]:
         """Write-only: NotFound."""
         raise NotFound(f"{self.describe()}: opened for writing")
 
@@ -357,16 +396,20 @@ class ArchiveWriter:
         work = self._workdir()
         raw_path = work / f"{desc.digest.hex}.raw"
         with source() as stream:
-            copy_verified_to_file(stream, desc, raw_path, what=f"blob {desc.digest} for {self.describe()}")
+            copy_verified_to_file(
+                stream, desc, raw_path, what=f"blob {desc.digest} for {self.describe()}"
+            )
         with open(raw_path, "rb") as f:
-            magic = f.read(4)
-        if desc.media_type not in _CONFIG_TYPES and (magic.startswith(_GZIP) or magic == _ZSTD):
+            kind = detect(f.read(MAGIC_LEN))
+        if desc.media_type not in _CONFIG_TYPES and kind != "none":
             out_path = work / f"{desc.digest.hex}.tar"
             try:
-                with open(raw_path, "rb") as src, open(out_path, "wb") as out:
-                    h = _decompress(src, out, magic)
-            except Exception as exc:  # gzip.BadGzipFile, zstandard.ZstdError, EOFError...
-                raise StoreError(f"{self.describe()}: layer {desc.digest} does not decompress ({exc})") from None
+                with open(out_path, "wb") as out:
+                    h = _decompress(raw_path, out)
+            except DECOMPRESS_ERRORS as exc:
+                raise StoreError(
+                    f"{self.describe()}: layer {desc.digest} does not decompress ({exc})"
+                ) from None
             raw_path.unlink()
             staged = _Staged(out_path, h.digest(), h.size)
         else:
@@ -378,27 +421,33 @@ class ArchiveWriter:
         """Accept the one image manifest; returns the descriptor the archive will present."""
         m = parse_manifest(raw, media_type, what=f"manifest for {self.describe()}")
         if isinstance(m, Index):
-            raise StoreError(f"{self.describe()}: a docker-archive holds one image, not an index "
-                             "(copy one platform: drop --all)")
+            raise StoreError(
+                f"{self.describe()}: a docker-archive holds one image, not an index "
+                "(copy one platform: drop --all)"
+            )
         if self._manifest is not None:
             raise StoreError(f"{self.describe()}: already holds an image")
         for d in (m.config, *m.layers):
             if d.digest not in self._staged:
-                raise StoreError(f"{self.describe()}: blob {d.digest} was not written before the manifest")
+                raise StoreError(
+                    f"{self.describe()}: blob {d.digest} was not written before the manifest"
+                )
         cfg_path = self._staged[m.config.digest].path
         cfg = load_json(cfg_path.read_bytes(), what=f"{self.describe()}: config {m.config.digest}")
         rootfs = cfg.get("rootfs")
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
         got = [str(self._staged[d.digest].diff_id) for d in m.layers]
         if diff_ids != got:
-            raise DigestMismatch(f"{self.describe()}: config {m.config.digest} rootfs.diff_ids do not match "
-                                 "the uncompressed layers")
+            raise DigestMismatch(
+                f"{self.describe()}: config {m.config.digest} rootfs.diff_ids do not match "
+                "the uncompressed layers"
+            )
         self._manifest = m
         self._tags += list(tags)
         return self.descriptor()
 
     def descriptor(self) -> Descriptor:
-        """The Docker schema2 manifest descriptor of the staged image (as ArchiveReader shows it)."""
+        """Descriptor of the Docker schema2 manifest the archive presents (as ArchiveReader)."""
         if self._manifest is None:
             raise StoreError(f"{self.describe()}: no image written")
         raw = archive_manifest(self._manifest.config, self._layer_descs())
@@ -406,8 +455,12 @@ class ArchiveWriter:
 
     def _layer_descs(self) -> list[Descriptor]:
         assert self._manifest is not None
-        return [Descriptor(DOCKER_LAYER_TAR, self._staged[d.digest].diff_id, self._staged[d.digest].size)
-                for d in self._manifest.layers]
+        return [
+            Descriptor(
+                DOCKER_LAYER_TAR, self._staged[d.digest].diff_id, self._staged[d.digest].size
+            )
+            for d in self._manifest.layers
+        ]
 
     def list_tags(self) -> list[str]:
         """Tags given so far."""
@@ -443,7 +496,9 @@ class ArchiveWriter:
             try:
                 r = Reference.parse(t)
             except InvalidReference:
-                raise InvalidReference(f"{self.describe()}: invalid tag {t!r} for RepoTags") from None
+                raise InvalidReference(
+                    f"{self.describe()}: invalid tag {t!r} for RepoTags"
+                ) from None
             if r.tag:
                 s = Reference(r.registry, r.repository, r.tag).familiar()
                 if s not in out:
@@ -455,10 +510,17 @@ class ArchiveWriter:
         assert m is not None
         cfg_name = f"{m.config.digest.hex}.json"
         layer_names = [f"{self._staged[d.digest].diff_id.hex}.tar" for d in m.layers]
-        index = dump_json([{"Config": cfg_name, "RepoTags": self._repo_tags(), "Layers": layer_names}])
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.tmp-", suffix=".tar")
+        index = dump_json(
+            [{"Config": cfg_name, "RepoTags": self._repo_tags(), "Layers": layer_names}]
+        )
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.tmp-", suffix=".tar"
+        )
         try:
-            with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tf:
+            with (
+                os.fdopen(fd, "wb") as out,
+                tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tf,
+            ):
                 _add_file(tf, cfg_name, self._staged[m.config.digest].path)
                 done: set[str] = set()
                 for d, name in zip(m.layers, layer_names, strict=True):
@@ -487,16 +549,10 @@ def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
     tf.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
 
 
-def _decompress(src: BinaryIO, out: BinaryIO, magic: bytes) -> Hasher:
-    """Decompress gzip or zstd ``src`` into ``out``; returns the hasher of the output."""
+def _decompress(src: Path, out: BinaryIO) -> Hasher:
+    """Decompress the file ``src`` (gzip, zstd, bzip2, xz) into ``out``; the output's hasher."""
     h = Hasher()
-    reader: Any
-    if magic.startswith(_GZIP):
-        reader = gzip.GzipFile(fileobj=src, mode="rb")
-    else:
-        import zstandard
-        reader = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
-    with reader:
+    with open_decompressed(src) as reader:
         while chunk := reader.read(CHUNK):
             h.update(chunk)
             out.write(chunk)
@@ -509,5 +565,6 @@ def _norm(name: str) -> str:
 
 
 if TYPE_CHECKING:
+
     def _conforms(r: ArchiveReader, w: ArchiveWriter) -> tuple[Store, Store]:
         return r, w

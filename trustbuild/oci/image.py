@@ -52,11 +52,14 @@ class ResolvedImage:
 def get_parsed(store: Store, ref: str | None) -> Manifest | Index:
     """Fetch and parse the manifest or index at ``ref`` (tag, digest, or '' where allowed)."""
     raw, mt = store.get_manifest(ref or "")
-    what = f"{store.describe()}{'@' + ref if ref and ref.startswith('sha') else ':' + ref if ref else ''}"
+    sep = "@" if ref and ref.startswith("sha") else ":"
+    what = f"{store.describe()}{sep + ref if ref else ''}"
     return parse_manifest(raw, mt, what=f"manifest of {what}")
 
 
-def resolve_image(store: Store, ref: str | None, *, platform: Platform | None = None) -> ResolvedImage:
+def resolve_image(
+    store: Store, ref: str | None, *, platform: Platform | None = None
+) -> ResolvedImage:
     """Resolve ``ref`` once; from an index pick ``platform`` (default: this machine)."""
     top = get_parsed(store, ref)
     if isinstance(top, Manifest):
@@ -65,15 +68,19 @@ def resolve_image(store: Store, ref: str | None, *, platform: Platform | None = 
     entry = top.select(want)
     child = get_parsed(store, str(entry.digest))
     if not isinstance(child, Manifest):
-        raise InvalidManifest(f"{store.describe()}: index entry {entry.digest} is not an image manifest")
+        raise InvalidManifest(
+            f"{store.describe()}: index entry {entry.digest} is not an image manifest"
+        )
     return ResolvedImage(top, child, entry.platform)
 
 
 def read_config_bytes(store: Store, manifest: Manifest) -> bytes:
     """The raw config blob of ``manifest`` (verified, size-bounded)."""
     if manifest.config.size > MAX_CONFIG_BYTES:
-        raise InvalidManifest(f"{store.describe()}: config {manifest.config.digest} is larger than "
-                              f"{MAX_CONFIG_BYTES} bytes")
+        raise InvalidManifest(
+            f"{store.describe()}: config {manifest.config.digest} is larger than "
+            f"{MAX_CONFIG_BYTES} bytes"
+        )
     parts: list[bytes] = []
     with store.open_blob(manifest.config) as f:
         while chunk := f.read(1 << 20):  # to EOF: the verifying reader checks digest and size
@@ -85,5 +92,7 @@ def read_config_bytes(store: Store, manifest: Manifest) -> bytes:
 
 def read_config(store: Store, manifest: Manifest) -> dict[str, Any]:
     """The parsed config of ``manifest``."""
-    return load_json(read_config_bytes(store, manifest),
-                     what=f"{store.describe()}: config {manifest.config.digest}")
+    return load_json(
+        read_config_bytes(store, manifest),
+        what=f"{store.describe()}: config {manifest.config.digest}",
+    )

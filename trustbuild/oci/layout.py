@@ -1,4 +1,4 @@
-"""OCI image layout store: ``oci-layout``, ``index.json`` and ``blobs/<alg>/<hex>`` in one directory.
+"""OCI image layout store: ``oci-layout``, ``index.json`` and ``blobs/<alg>/<hex>`` in a directory.
 
 Tags are the ``org.opencontainers.image.ref.name`` annotation of ``index.json`` entries; setting a
 tag that exists moves it. Every write is atomic (temp file + rename) and ``index.json`` updates are
@@ -27,14 +27,27 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
 
-from trustbuild.errors import DigestMismatch, InvalidManifest, InvalidReference, NotFound, StoreError
+from trustbuild.errors import (
+    DigestMismatch,
+    InvalidManifest,
+    InvalidReference,
+    NotFound,
+    StoreError,
+)
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
-from trustbuild.oci.manifest import MAX_MANIFEST_BYTES, Index, Manifest, dump_json, load_json, parse_manifest
+from trustbuild.oci.manifest import (
+    MAX_MANIFEST_BYTES,
+    Index,
+    Manifest,
+    dump_json,
+    load_json,
+    parse_manifest,
+)
 from trustbuild.oci.mediatype import MediaType
 from trustbuild.oci.verify import VerifyingReader, check_bytes, copy_verified_to_file
 
@@ -46,10 +59,14 @@ __all__ = ["LayoutStore", "REF_NAME", "LAYOUT_VERSION"]
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_VERSION = "1.0.0"
 # OCI image-layout ``ref.name`` grammar (component separators include ':' '@' '+').
-_REF_NAME = re.compile(r"^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$")
-_FOREIGN = ("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-            "application/vnd.oci.image.layer.nondistributable.v1.tar",
-            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip")
+_REF_NAME = re.compile(
+    r"^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$"
+)
+_FOREIGN = (
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+)
 
 
 class LayoutStore:
@@ -80,9 +97,13 @@ class LayoutStore:
         if not self.exists():
             if self.root.exists() and not self.root.is_dir():
                 raise StoreError(f"{self.describe()}: {self.root} is not a directory")
-            raise NotFound(f"{self.describe()}: no OCI image layout there (missing oci-layout file)")
+            raise NotFound(
+                f"{self.describe()}: no OCI image layout there (missing oci-layout file)"
+            )
         try:
-            marker = load_json((self.root / "oci-layout").read_bytes(), what=f"{self.describe()}/oci-layout")
+            marker = load_json(
+                (self.root / "oci-layout").read_bytes(), what=f"{self.describe()}/oci-layout"
+            )
         except OSError as exc:
             raise StoreError(f"{self.describe()}: cannot read oci-layout: {exc.strerror}") from None
         if not isinstance(marker.get("imageLayoutVersion"), str):
@@ -97,11 +118,15 @@ class LayoutStore:
         try:
             (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
             if not (self.root / "index.json").exists():
-                _atomic_write(self.root / "index.json",
-                              dump_json({"schemaVersion": 2, "mediaType": MediaType.OCI_INDEX,
-                                         "manifests": []}))
-            _atomic_write(self.root / "oci-layout",
-                          dump_json({"imageLayoutVersion": LAYOUT_VERSION}))
+                _atomic_write(
+                    self.root / "index.json",
+                    dump_json(
+                        {"schemaVersion": 2, "mediaType": MediaType.OCI_INDEX, "manifests": []}
+                    ),
+                )
+            _atomic_write(
+                self.root / "oci-layout", dump_json({"imageLayoutVersion": LAYOUT_VERSION})
+            )
         except OSError as exc:
             raise StoreError(f"{self.describe()}: cannot create the layout: {exc}") from None
 
@@ -151,8 +176,10 @@ class LayoutStore:
             if len(entries) == 1:
                 return entries[0]
             tags = sorted({t for e in entries if (t := _ref_name(e))})
-            raise NotFound(f"{self.describe()}: holds {len(entries)} images; name one with "
-                           f"oci:{self.root}:TAG (tags: {', '.join(tags) or 'none'})")
+            raise NotFound(
+                f"{self.describe()}: holds {len(entries)} images; name one with "
+                f"oci:{self.root}:TAG (tags: {', '.join(tags) or 'none'})"
+            )
         if ref.startswith(("sha256:", "sha512:")):
             dg = Digest.parse(ref)
             for e in entries:
@@ -163,22 +190,30 @@ class LayoutStore:
                 raise NotFound(f"{self.describe()}: no manifest {dg}")
             size = path.stat().st_size
             if size > MAX_MANIFEST_BYTES:
-                raise InvalidManifest(f"{self.describe()}@{dg}: larger than {MAX_MANIFEST_BYTES} bytes")
+                raise InvalidManifest(
+                    f"{self.describe()}@{dg}: larger than {MAX_MANIFEST_BYTES} bytes"
+                )
             raw = self._read_blob_bytes(Descriptor(MediaType.OCI_MANIFEST, dg, size))
             obj = load_json(raw, what=f"{self.describe()}@{dg}")
-            mt = obj.get("mediaType") or (MediaType.OCI_INDEX if "manifests" in obj else MediaType.OCI_MANIFEST)
+            mt = obj.get("mediaType") or (
+                MediaType.OCI_INDEX if "manifests" in obj else MediaType.OCI_MANIFEST
+            )
             return Descriptor(str(mt), dg, size)
         for e in entries:
             if _ref_name(e) == ref:
                 return e
-        raise NotFound(f"{self.describe()}: no image tagged {ref!r} (tags: "
-                       f"{', '.join(sorted(self.list_tags())) or 'none'})")
+        raise NotFound(
+            f"{self.describe()}: no image tagged {ref!r} (tags: "
+            f"{', '.join(sorted(self.list_tags())) or 'none'})"
+        )
 
     def get_manifest(self, ref: str | None) -> tuple[bytes, str]:
         """Raw bytes and media type of the manifest at tag/digest ``ref`` (verified)."""
         desc = self.resolve(ref)
         if desc.size > MAX_MANIFEST_BYTES:
-            raise InvalidManifest(f"{self.describe()}@{desc.digest}: larger than {MAX_MANIFEST_BYTES} bytes")
+            raise InvalidManifest(
+                f"{self.describe()}@{desc.digest}: larger than {MAX_MANIFEST_BYTES} bytes"
+            )
         return self._read_blob_bytes(desc), desc.media_type
 
     def _read_blob_bytes(self, desc: Descriptor) -> bytes:
@@ -194,19 +229,24 @@ class LayoutStore:
         """True if ``blobs/<alg>/<hex>`` exists."""
         return self.blob_path(digest).is_file()
 
-    def open_blob(self, desc: Descriptor) -> VerifyingReader:
+    def open_blob(self, desc: Descriptor) -> AbstractContextManager[BinaryIO]:
         """A verifying stream of the blob (DigestMismatch at EOF if it was altered or truncated)."""
         try:
             f = open(self.blob_path(desc.digest), "rb")  # noqa: SIM115 - returned to the caller
         except FileNotFoundError:
-            raise NotFound(f"{self.describe()}: blob {desc.digest} is missing from the layout") from None
-        return VerifyingReader(cast(BinaryIO, f), desc, what=f"{self.describe()}: blob {desc.digest}")
+            raise NotFound(
+                f"{self.describe()}: blob {desc.digest} is missing from the layout"
+            ) from None
+        reader = VerifyingReader(
+            cast(BinaryIO, f), desc, what=f"{self.describe()}: blob {desc.digest}"
+        )
+        return cast(AbstractContextManager[BinaryIO], reader)
 
     def fetch_blob(self, desc: Descriptor, dest: Path) -> None:
         """Copy the blob to ``dest`` (verified, atomic)."""
         with self.open_blob(desc) as src:
-            copy_verified_to_file(cast(BinaryIO, src), desc, Path(dest),
-                                  what=f"{self.describe()}: blob {desc.digest}")
+            what = f"{self.describe()}: blob {desc.digest}"
+            copy_verified_to_file(src, desc, Path(dest), what=what)
 
     def list_tags(self) -> list[str]:
         """Every ``ref.name`` in ``index.json``."""
@@ -235,11 +275,18 @@ class LayoutStore:
                 continue
             if m.subject is None or m.subject.digest != digest:
                 continue
-            at = (m.artifact_type or m.config.media_type) if isinstance(m, Manifest) else m.data.get("artifactType")
+            at = (
+                (m.artifact_type or m.config.media_type)
+                if isinstance(m, Manifest)
+                else m.data.get("artifactType")
+            )
             if artifact_type and at != artifact_type:
                 continue
-            out.append(Descriptor(m.media_type, m.digest, len(m.raw), m.annotations or None,
-                                  artifact_type=at))
+            out.append(
+                Descriptor(
+                    m.media_type, m.digest, len(m.raw), m.annotations or None, artifact_type=at
+                )
+            )
         return out
 
     # ------------------------------------------------------------------ writing
@@ -251,7 +298,9 @@ class LayoutStore:
         if dest.is_file():
             return
         with source() as stream:
-            copy_verified_to_file(stream, desc, dest, what=f"blob {desc.digest} for {self.describe()}")
+            copy_verified_to_file(
+                stream, desc, dest, what=f"blob {desc.digest} for {self.describe()}"
+            )
 
     def put_manifest(self, raw: bytes, media_type: str, *, tags: Sequence[str] = ()) -> Descriptor:
         """Store a manifest/index (its blobs must be present) and point ``tags`` at it.
@@ -265,24 +314,41 @@ class LayoutStore:
         mt = m.media_type
         self._ensure()
         for child in _children(m):
-            if child.media_type not in _FOREIGN and not child.urls and not self.has_blob(child.digest):
-                raise StoreError(f"{self.describe()}: cannot write manifest {m.digest}: "
-                                 f"blob {child.digest} is not in the layout")
+            if (
+                child.media_type not in _FOREIGN
+                and not child.urls
+                and not self.has_blob(child.digest)
+            ):
+                raise StoreError(
+                    f"{self.describe()}: cannot write manifest {m.digest}: "
+                    f"blob {child.digest} is not in the layout"
+                )
         dest = self.blob_path(m.digest)
         if not dest.is_file():
             _atomic_write(dest, raw)
-        desc = Descriptor(mt, m.digest, len(raw),
-                          artifact_type=m.artifact_type if isinstance(m, Manifest) else None)
+        desc = Descriptor(
+            mt,
+            m.digest,
+            len(raw),
+            artifact_type=m.artifact_type if isinstance(m, Manifest) else None,
+        )
         child_digests = {c.digest for c in m.manifests} if isinstance(m, Index) else set()
         with self._locked():
             entries = self.index_entries()
-            keep = [e for e in entries
-                    if _ref_name(e) not in tags
-                    and not (_ref_name(e) is None and e.digest in child_digests)
-                    and not (tags and _ref_name(e) is None and e.digest == m.digest)]
+            keep = [
+                e
+                for e in entries
+                if _ref_name(e) not in tags
+                and not (_ref_name(e) is None and e.digest in child_digests)
+                and not (tags and _ref_name(e) is None and e.digest == m.digest)
+            ]
             if tags:
-                keep += [Descriptor(mt, m.digest, len(raw), {REF_NAME: t},
-                                    artifact_type=desc.artifact_type) for t in tags]
+                keep += [
+                    Descriptor(
+                        mt, m.digest, len(raw), {REF_NAME: t}, artifact_type=desc.artifact_type
+                    )
+                    for t in tags
+                ]
             elif not any(e.digest == m.digest for e in keep):
                 keep.append(desc)
             self._write_index(keep)
@@ -313,7 +379,9 @@ def _ref_name(d: Descriptor) -> str | None:
 
 def _check_tag(tag: str) -> None:
     if not _REF_NAME.match(tag):
-        raise InvalidReference(f"invalid OCI layout tag {tag!r}: use letters, digits and . _ - : @ + /")
+        raise InvalidReference(
+            f"invalid OCI layout tag {tag!r}: use letters, digits and . _ - : @ + /"
+        )
 
 
 def _children(m: Manifest | Index) -> list[Descriptor]:
@@ -338,5 +406,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 if TYPE_CHECKING:
+
     def _conforms(store: LayoutStore) -> Store:
         return store

@@ -38,9 +38,11 @@ from trustbuild.store.base import BlobSource, Store
 __all__ = ["copy_image", "human_size"]
 
 Progress = Callable[[str], None]
-_FOREIGN = ("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-            "application/vnd.oci.image.layer.nondistributable.v1.tar",
-            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip")
+_FOREIGN = (
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+)
 
 
 def human_size(n: int) -> str:
@@ -53,9 +55,17 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
-def copy_image(src: Store, src_ref: str | None, dst: Store, dst_tags: Sequence[str], *,
-               platform: Platform | None = None, all_platforms: bool = False, jobs: int = 4,
-               progress: Progress | None = None) -> Descriptor:
+def copy_image(
+    src: Store,
+    src_ref: str | None,
+    dst: Store,
+    dst_tags: Sequence[str],
+    *,
+    platform: Platform | None = None,
+    all_platforms: bool = False,
+    jobs: int = 4,
+    progress: Progress | None = None,
+) -> Descriptor:
     """Copy the image at ``src_ref`` to ``dst`` tagged ``dst_tags``; the written descriptor.
 
     ``src_ref`` is resolved once. From an index one platform is copied (``platform``, default
@@ -70,17 +80,22 @@ def copy_image(src: Store, src_ref: str | None, dst: Store, dst_tags: Sequence[s
         if isinstance(top, Index):
             if all_platforms:
                 if isinstance(dst, ArchiveWriter):
-                    raise StoreError(f"{dst.describe()}: a docker-archive holds one image; "
-                                     "copy one platform (drop --all)")
+                    raise StoreError(
+                        f"{dst.describe()}: a docker-archive holds one image; "
+                        "copy one platform (drop --all)"
+                    )
                 return _copy_index(src, top, dst, dst_tags, jobs=jobs, say=say)
             entry = top.select(platform or Platform.host())
             say(f"picked {entry.platform} image {entry.digest} from index {top.digest}")
             child = get_parsed(src, str(entry.digest))
             if not isinstance(child, Manifest):
-                raise InvalidManifest(f"{src.describe()}: index entry {entry.digest} is not an image manifest")
+                raise InvalidManifest(
+                    f"{src.describe()}: index entry {entry.digest} is not an image manifest"
+                )
             top = child
-        needs_compress = (any(d.media_type == DOCKER_LAYER_TAR for d in top.layers)
-                          and not isinstance(dst, ArchiveWriter))
+        needs_compress = any(
+            d.media_type == DOCKER_LAYER_TAR for d in top.layers
+        ) and not isinstance(dst, ArchiveWriter)
         if needs_compress:
             return _copy_compressing(src, top, dst, dst_tags, jobs=jobs, say=say)
         _copy_blobs(src, [top.config, *top.layers], dst, jobs=jobs, say=say)
@@ -94,16 +109,21 @@ def copy_image(src: Store, src_ref: str | None, dst: Store, dst_tags: Sequence[s
 
 
 def _mount_hint(src: Store, dst: Store) -> None:
-    """Between two repositories of one registry, let the destination mount blobs instead of uploading."""
+    """Between two repositories of one registry, let the destination mount instead of upload."""
     registry = getattr(src, "registry", None)
     set_source = getattr(dst, "set_mount_source", None)
-    if registry and callable(set_source) and getattr(dst, "registry", None) == registry \
-            and getattr(src, "repository", None) != getattr(dst, "repository", None):
+    if (
+        registry
+        and callable(set_source)
+        and getattr(dst, "registry", None) == registry
+        and getattr(src, "repository", None) != getattr(dst, "repository", None)
+    ):
         set_source(getattr(src, "repository", None))
 
 
-def _copy_index(src: Store, index: Index, dst: Store, tags: Sequence[str], *, jobs: int,
-                say: Progress) -> Descriptor:
+def _copy_index(
+    src: Store, index: Index, dst: Store, tags: Sequence[str], *, jobs: int, say: Progress
+) -> Descriptor:
     children: list[Manifest | Index] = [get_parsed(src, str(d.digest)) for d in index.manifests]
     blobs = [b for c in children if isinstance(c, Manifest) for b in (c.config, *c.layers)]
     _copy_blobs(src, blobs, dst, jobs=jobs, say=say)
@@ -116,8 +136,9 @@ def _copy_index(src: Store, index: Index, dst: Store, tags: Sequence[str], *, jo
     return dst.put_manifest(index.raw, index.media_type, tags=tags)
 
 
-def _copy_blobs(src: Store, blobs: Sequence[Descriptor], dst: Store, *, jobs: int,
-                say: Progress) -> None:
+def _copy_blobs(
+    src: Store, blobs: Sequence[Descriptor], dst: Store, *, jobs: int, say: Progress
+) -> None:
     seen: set[str] = set()
     todo: list[tuple[Descriptor, BlobSource]] = []
     for d in blobs:
@@ -130,12 +151,16 @@ def _copy_blobs(src: Store, blobs: Sequence[Descriptor], dst: Store, *, jobs: in
 
 def _opener(src: Store, d: Descriptor) -> BlobSource:
     def open_() -> AbstractContextManager[BinaryIO]:
-        return cast(AbstractContextManager[BinaryIO], src.open_blob(d))
+        return src.open_blob(d)
+
     return open_
 
 
-def _run(todo: Sequence[tuple[Descriptor, BlobSource]], dst: Store, *, jobs: int, say: Progress) -> None:
+def _run(
+    todo: Sequence[tuple[Descriptor, BlobSource]], dst: Store, *, jobs: int, say: Progress
+) -> None:
     """Put blobs in a bounded pool; the first failure cancels the rest and is raised."""
+
     def one(d: Descriptor, source: BlobSource) -> None:
         if dst.has_blob(d.digest):
             say(f"blob {_short(d)} already present")
@@ -177,14 +202,17 @@ def _compress(src: Store, d: Descriptor, dest: Path, media_type: str) -> Descrip
     """gzip the (verified) blob ``d`` into ``dest`` in one pass; the compressed descriptor."""
     with src.open_blob(d) as inp, open(dest, "wb") as raw:
         hw = _HashingWriter(cast(BinaryIO, raw))
-        with gzip.GzipFile(filename="", mode="wb", fileobj=cast(BinaryIO, hw), mtime=0, compresslevel=6) as gz:
+        with gzip.GzipFile(
+            filename="", mode="wb", fileobj=cast(BinaryIO, hw), mtime=0, compresslevel=6
+        ) as gz:
             while chunk := inp.read(CHUNK):
                 gz.write(chunk)
     return Descriptor(media_type, hw.hasher.digest(), hw.hasher.size)
 
 
-def _copy_compressing(src: Store, m: Manifest, dst: Store, tags: Sequence[str], *, jobs: int,
-                      say: Progress) -> Descriptor:
+def _copy_compressing(
+    src: Store, m: Manifest, dst: Store, tags: Sequence[str], *, jobs: int, say: Progress
+) -> Descriptor:
     oci = isinstance(dst, LayoutStore)
     layer_type = MediaType.OCI_LAYER_GZIP if oci else MediaType.DOCKER_LAYER_GZIP
     with tempfile.TemporaryDirectory(prefix="trustbuild-copy-") as tmp:
@@ -193,8 +221,10 @@ def _copy_compressing(src: Store, m: Manifest, dst: Store, tags: Sequence[str], 
 
         def compress(d: Descriptor) -> None:
             if d.media_type != DOCKER_LAYER_TAR:
-                raise StoreError(f"{src.describe()}: cannot mix compressed and uncompressed layers "
-                                 f"({d.digest} is {d.media_type})")
+                raise StoreError(
+                    f"{src.describe()}: cannot mix compressed and uncompressed layers "
+                    f"({d.digest} is {d.media_type})"
+                )
             say(f"compressing layer {_short(d)} {human_size(d.size)}")
             path = Path(tmp) / d.digest.hex
             cd = _compress(src, d, path, layer_type)
@@ -208,12 +238,14 @@ def _copy_compressing(src: Store, m: Manifest, dst: Store, tags: Sequence[str], 
         layers = [results[str(d.digest)][0] for d in m.layers]
         cfg_type = MediaType.OCI_CONFIG if oci else MediaType.DOCKER_CONFIG
         config = Descriptor(str(cfg_type), m.config.digest, m.config.size)
-        raw = dump_json({
-            "schemaVersion": 2,
-            "mediaType": str(MediaType.OCI_MANIFEST if oci else MediaType.DOCKER_MANIFEST),
-            "config": config.to_json(),
-            "layers": [d.to_json() for d in layers],
-        })
+        raw = dump_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": str(MediaType.OCI_MANIFEST if oci else MediaType.DOCKER_MANIFEST),
+                "config": config.to_json(),
+                "layers": [d.to_json() for d in layers],
+            }
+        )
         todo: list[tuple[Descriptor, BlobSource]] = [(config, _opener(src, m.config))]
         for cd, path in {str(d.digest): results[str(d.digest)] for d in m.layers}.values():
             todo.append((cd, _file_opener(path)))
@@ -226,5 +258,5 @@ def _copy_compressing(src: Store, m: Manifest, dst: Store, tags: Sequence[str], 
 def _file_opener(path: Path) -> BlobSource:
     def open_() -> AbstractContextManager[BinaryIO]:
         return cast(AbstractContextManager[BinaryIO], open(path, "rb"))  # noqa: SIM115
-    return open_
 
+    return open_

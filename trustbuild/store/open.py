@@ -16,7 +16,9 @@ from trustbuild.store.location import Location
 __all__ = ["open_store"]
 
 
-def open_store(location: Location, options: StoreOptions, *, for_write: bool = False) -> tuple[Store, str | None]:
+def open_store(
+    location: Location, options: StoreOptions, *, for_write: bool = False
+) -> tuple[Store, str | None]:
     """The store for ``location`` and the ref (tag or digest) inside it, or None for "the only one".
 
     For reading a registry the ref is the digest if the reference has one, else the tag; for
@@ -45,4 +47,6 @@ def open_store(location: Location, options: StoreOptions, *, for_write: bool = F
         if for_write:
             return ArchiveWriter(location.path, tags=[name] if name else []), name
         return ArchiveReader(location.path), name
-    raise UsageError(f"unsupported transport {location.transport!r}: use docker://, oci: or docker-archive:")
+    raise UsageError(
+        f"unsupported transport {location.transport!r}: use docker://, oci: or docker-archive:"
+    )

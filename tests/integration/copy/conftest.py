@@ -21,9 +21,11 @@ class Result:
 @pytest.fixture
 def tb(capsys: pytest.CaptureFixture[str]):  # noqa: ANN201
     """Run ``trustbuild ARGS...`` in-process; returns a :class:`Result`."""
+
     def run(*args: str) -> Result:
         capsys.readouterr()
         code = main(list(args))
         cap = capsys.readouterr()
         return Result(code, cap.out, cap.err)
+
     return run

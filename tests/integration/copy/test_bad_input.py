@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from fixtures.stores import write_plain_layout
 
 
@@ -39,11 +38,17 @@ def _truncated_layout(path: Path) -> None:
     blob.write_bytes(blob.read_bytes()[:-7])
 
 
-@pytest.mark.parametrize("make,needle", [(_malformed_layout, "not valid JSON"),
-                                         (_truncated_layout, "truncated")])
+@pytest.mark.parametrize(
+    "make,needle", [(_malformed_layout, "not valid JSON"), (_truncated_layout, "truncated")]
+)
 @pytest.mark.parametrize("dest", ["oci", "docker-archive"])
-def test_bad_layout_leaves_no_local_destination(tb, tmp_path: Path, make, needle: str,  # noqa: ANN001
-                                                dest: str) -> None:
+def test_bad_layout_leaves_no_local_destination(
+    tb,
+    tmp_path: Path,
+    make,
+    needle: str,  # noqa: ANN001
+    dest: str,
+) -> None:
     make(tmp_path / "src")
     target = tmp_path / ("dst" if dest == "oci" else "dst.tar")
     r = tb("copy", f"oci:{tmp_path}/src:bad", f"{dest}:{target}")
@@ -52,8 +57,9 @@ def test_bad_layout_leaves_no_local_destination(tb, tmp_path: Path, make, needle
 
 
 @pytest.mark.interop
-@pytest.mark.parametrize("make,needle", [(_malformed_layout, "not valid JSON"),
-                                         (_truncated_layout, "truncated")])
+@pytest.mark.parametrize(
+    "make,needle", [(_malformed_layout, "not valid JSON"), (_truncated_layout, "truncated")]
+)
 def test_bad_layout_pushes_no_tag(tb, registry, tmp_path: Path, make, needle: str) -> None:  # noqa: ANN001
     make(tmp_path / "src")
     repo = f"{registry.host}/bad/{make.__name__.strip('_').replace('_', '-')}"
@@ -89,13 +95,22 @@ def test_index_to_archive_and_bad_platform(tb, tmp_path: Path) -> None:  # noqa:
 
 @pytest.mark.interop
 @pytest.mark.parametrize("fault", ["corrupt_blobs", "truncate_blobs"])
-def test_registry_serving_bad_blob_fails_the_copy(tb, registry, registry_proxy, pushed_image,  # noqa: ANN001
-                                                  tmp_path: Path, fault: str) -> None:
+def test_registry_serving_bad_blob_fails_the_copy(
+    tb,
+    registry,
+    registry_proxy,
+    pushed_image,  # noqa: ANN001
+    tmp_path: Path,
+    fault: str,
+) -> None:
     ref, _ = pushed_image
     setattr(registry_proxy, fault, True)
     src = ref.replace(registry.host, registry_proxy.host)
-    for dst in (f"oci:{tmp_path}/dst:x", f"docker-archive:{tmp_path}/dst.tar",
-                f"{registry.host}/bad/{fault.replace('_', '-')}:v1"):
+    for dst in (
+        f"oci:{tmp_path}/dst:x",
+        f"docker-archive:{tmp_path}/dst.tar",
+        f"{registry.host}/bad/{fault.replace('_', '-')}:v1",
+    ):
         r = tb("copy", src, dst)
         # local stores name the blob; a registry destination rejects the upload (digest_invalid)
         _one_line_error(r, "sha256:")

@@ -11,15 +11,19 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from fixtures.stores import inspect_json, need, raw_digest, skopeo, write_plain_layout
+
 from trustbuild.oci.descriptor import Platform
 
 pytestmark = [pytest.mark.interop]
 
 
-def test_skopeo_pushed_image_round_trips_through_oci_byte_for_byte(tb, registry, pushed_image,  # noqa: ANN001
-                                                                   tmp_path: Path) -> None:
+def test_skopeo_pushed_image_round_trips_through_oci_byte_for_byte(
+    tb,
+    registry,
+    pushed_image,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
     ref, digest = pushed_image
     r = tb("inspect", ref)
     assert r.code == 0, r.err
@@ -33,13 +37,21 @@ def test_skopeo_pushed_image_round_trips_through_oci_byte_for_byte(tb, registry,
     assert (r.code, r.out.strip()) == (0, digest), r.err
     assert raw_digest(f"docker://{registry.host}/roundtrip/oci:v2") == digest
     need("umoci")
-    subprocess.run(["umoci", "unpack", "--image", f"{tmp_path}/l:saved", str(tmp_path / "bundle")],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{tmp_path}/l:saved", str(tmp_path / "bundle")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert (tmp_path / "bundle" / "rootfs" / "hello.txt").read_bytes() == b"hello\n"
 
 
-def test_archive_to_registry_to_archive_keeps_config_and_diff_ids(tb, registry, busybox_archive,  # noqa: ANN001
-                                                                 tmp_path: Path) -> None:
+def test_archive_to_registry_to_archive_keeps_config_and_diff_ids(
+    tb,
+    registry,
+    busybox_archive,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
     path, info = busybox_archive
     dst = f"{registry.host}/interop/busybox:1"
     r = tb("copy", f"docker-archive:{path}", dst)
@@ -54,8 +66,12 @@ def test_archive_to_registry_to_archive_keeps_config_and_diff_ids(tb, registry, 
     # skopeo pulls what we pushed into an OCI layout that umoci unpacks and busybox runs from
     skopeo("copy", "--src-tls-verify=false", f"docker://{dst}", f"oci:{tmp_path}/sk:bb")
     need("umoci")
-    subprocess.run(["umoci", "unpack", "--image", f"{tmp_path}/sk:bb", str(tmp_path / "b")],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{tmp_path}/sk:bb", str(tmp_path / "b")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     rootfs = tmp_path / "b" / "rootfs"
     assert os.readlink(rootfs / "bin" / "sh") == "busybox"
     assert (rootfs / "tmp").stat().st_mode & 0o7777 == 0o1777
@@ -69,8 +85,11 @@ def test_archive_to_registry_to_archive_keeps_config_and_diff_ids(tb, registry, 
     assert "sha256:" + hashlib.sha256(cfg_raw).hexdigest() == info["config"]
 
 
-def test_oci_layout_written_by_trustbuild_is_read_by_skopeo_and_umoci(tb, busybox_archive,  # noqa: ANN001
-                                                                     tmp_path: Path) -> None:
+def test_oci_layout_written_by_trustbuild_is_read_by_skopeo_and_umoci(
+    tb,
+    busybox_archive,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
     path, info = busybox_archive
     r = tb("copy", f"docker-archive:{path}", f"oci:{tmp_path}/l:bb")
     assert r.code == 0, r.err
@@ -83,8 +102,12 @@ def test_oci_layout_written_by_trustbuild_is_read_by_skopeo_and_umoci(tb, busybo
     r = tb("copy", f"docker-archive:{tmp_path}/sk.tar:bb:sk", f"oci:{tmp_path}/again:x")
     assert (r.code, r.out.strip()) == (0, digest), r.err
     need("umoci")
-    subprocess.run(["umoci", "unpack", "--image", f"{tmp_path}/l:bb", str(tmp_path / "u")],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["umoci", "unpack", "--image", f"{tmp_path}/l:bb", str(tmp_path / "u")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert (tmp_path / "u" / "rootfs" / "etc" / "passwd").read_text().startswith("root:x:0:0:")
     r = tb("inspect", f"oci:{tmp_path}/l:bb")
     doc = json.loads(r.out)
@@ -92,7 +115,9 @@ def test_oci_layout_written_by_trustbuild_is_read_by_skopeo_and_umoci(tb, busybo
     assert doc["tags"] == ["bb"] and doc["config"]["rootfs"]["diff_ids"] == [info["diff_id"]]
 
 
-def test_docker_archive_written_by_trustbuild_loads_in_podman(tb, busybox_archive, tmp_path: Path) -> None:  # noqa: ANN001
+def test_docker_archive_written_by_trustbuild_loads_in_podman(
+    tb, busybox_archive, tmp_path: Path
+) -> None:  # noqa: ANN001
     need("podman")
     path, info = busybox_archive
     r = tb("copy", f"docker-archive:{path}", f"oci:{tmp_path}/l:bb")
@@ -101,23 +126,40 @@ def test_docker_archive_written_by_trustbuild_loads_in_podman(tb, busybox_archiv
     r = tb("copy", f"oci:{tmp_path}/l:bb", f"docker-archive:{out}:example.com/bb:loaded")
     assert r.code == 0, r.err
     short = Path(tempfile.mkdtemp(prefix="tbp-", dir="/tmp"))  # podman wants a short runroot
-    store = ["--root", str(short / "root"), "--runroot", str(short / "run"),
-             "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+    store = [
+        "--root",
+        str(short / "root"),
+        "--runroot",
+        str(short / "run"),
+        "--storage-driver",
+        "vfs",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "none",
+    ]
     try:
-        p = subprocess.run(["podman", *store, "load", "-i", str(out)], capture_output=True, text=True,
-                           timeout=180)
+        p = subprocess.run(
+            ["podman", *store, "load", "-i", str(out)], capture_output=True, text=True, timeout=180
+        )
         if p.returncode != 0 and "permission" in p.stderr.lower():
             pytest.skip(f"podman cannot run in this VM: {p.stderr.strip()[:200]}")
         assert p.returncode == 0, p.stderr
         assert "example.com/bb:loaded" in p.stdout
-        p = subprocess.run(["podman", *store, "image", "inspect", "example.com/bb:loaded"],
-                           capture_output=True, text=True, timeout=60, check=True)
+        p = subprocess.run(
+            ["podman", *store, "image", "inspect", "example.com/bb:loaded"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         img = json.loads(p.stdout)[0]
         assert "sha256:" + img["Id"] == info["config"]
         assert img["RootFS"]["Layers"] == [info["diff_id"]]
     finally:
         subprocess.run(["podman", *store, "rmi", "-a", "-f"], capture_output=True, timeout=60)
         shutil.rmtree(short, ignore_errors=True)
+
 
 @pytest.fixture(scope="module")
 def multiarch(registry, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
@@ -142,7 +184,9 @@ def test_multiarch_all_keeps_index_digest(tb, registry, multiarch, tmp_path: Pat
     assert r.code == 0 and raw_digest(f"oci:{tmp_path}/all:m") == info["top"]
 
 
-def test_multiarch_picks_host_or_requested_platform(tb, registry, multiarch, tmp_path: Path) -> None:  # noqa: ANN001
+def test_multiarch_picks_host_or_requested_platform(
+    tb, registry, multiarch, tmp_path: Path
+) -> None:  # noqa: ANN001
     ref, info = multiarch
     host = f"linux/{Platform.host().architecture}"
     r = tb("copy", ref, f"{registry.host}/interop/multi-copy:host")
@@ -152,13 +196,17 @@ def test_multiarch_picks_host_or_requested_platform(tb, registry, multiarch, tmp
     assert inspect_json(f"oci:{tmp_path}/arm:a")["Architecture"] == "arm64"
     r = tb("inspect", "--platform", "linux/arm64", ref)
     doc = json.loads(r.out)
-    assert doc["digest"] == info["manifests"]["linux/arm64"] and doc["index"]["digest"] == info["top"]
+    assert (
+        doc["digest"] == info["manifests"]["linux/arm64"] and doc["index"]["digest"] == info["top"]
+    )
     assert doc["platform"] == {"os": "linux", "architecture": "arm64"}
     r = tb("inspect", "--raw", ref)
     assert "sha256:" + hashlib.sha256(r.out.encode()).hexdigest() == info["top"]
 
 
-def test_docker_schema2_pushed_by_skopeo_round_trips(tb, registry, busybox_archive, tmp_path: Path) -> None:  # noqa: ANN001
+def test_docker_schema2_pushed_by_skopeo_round_trips(
+    tb, registry, busybox_archive, tmp_path: Path
+) -> None:  # noqa: ANN001
     path, info = busybox_archive
     src = f"{registry.host}/interop/skopeo-docker:1"
     skopeo("copy", "--dest-tls-verify=false", f"docker-archive:{path}", f"docker://{src}")
@@ -181,7 +229,9 @@ def test_copy_between_repositories_mounts_blobs(registry, pushed_image) -> None:
 
     ref, digest = pushed_image
     src, src_ref = open_store(parse_location(ref), StoreOptions())
-    dst, _ = open_store(parse_location(f"{registry.host}/interop/mounted:v1"), StoreOptions(), for_write=True)
+    dst, _ = open_store(
+        parse_location(f"{registry.host}/interop/mounted:v1"), StoreOptions(), for_write=True
+    )
     try:
         desc = copy_image(src, src_ref, dst, ["v1"])
         assert str(desc.digest) == digest

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 SIZE = 256 * 1024 * 1024
-_RUN = ("import resource, sys\nfrom trustbuild.cli.main import main\nrc = main(sys.argv[1:])\n"
-        "print('maxrss-kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-        "sys.exit(rc)\n")
+_RUN = (
+    "import resource, sys\nfrom trustbuild.cli.main import main\nrc = main(sys.argv[1:])\n"
+    "print('maxrss-kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(rc)\n"
+)
 
 
 class _Zeros(io.RawIOBase):
@@ -50,7 +52,10 @@ def _big_layout(root: Path) -> None:
             h.update(b)
             return self.f.write(b)
 
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=1) as gz:
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=1) as gz,
+    ):
         with tarfile.open(fileobj=Tee(gz), mode="w|") as tf:  # type: ignore[arg-type]
             ti = tarfile.TarInfo("big.bin")
             ti.size = SIZE
@@ -59,25 +64,59 @@ def _big_layout(root: Path) -> None:
     data = tmp.read_bytes()
     ldig = hashlib.sha256(data).hexdigest()
     tmp.rename(blobs / ldig)
-    cfg = json.dumps({"architecture": "amd64", "os": "linux",
-                      "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    cfg = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }
+    ).encode()
     (blobs / hashlib.sha256(cfg).hexdigest()).write_bytes(cfg)
-    m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                               "digest": "sha256:" + hashlib.sha256(cfg).hexdigest(), "size": len(cfg)},
-                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                                "digest": f"sha256:{ldig}", "size": len(data)}]}).encode()
+    m = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": "sha256:" + hashlib.sha256(cfg).hexdigest(),
+                "size": len(cfg),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": f"sha256:{ldig}",
+                    "size": len(data),
+                }
+            ],
+        }
+    ).encode()
     mdig = hashlib.sha256(m).hexdigest()
     (blobs / mdig).write_bytes(m)
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": f"sha256:{mdig}",
-         "size": len(m), "annotations": {"org.opencontainers.image.ref.name": "big"}}]}))
+    (root / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": f"sha256:{mdig}",
+                        "size": len(m),
+                        "annotations": {"org.opencontainers.image.ref.name": "big"},
+                    }
+                ],
+            }
+        )
+    )
 
 
 def _copy_rss_mb(*args: str) -> float:
-    p = subprocess.run([sys.executable, "-c", _RUN, "copy", "-q", *args], capture_output=True, text=True,
-                       timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", _RUN, "copy", "-q", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     kb = [int(line.split()[1]) for line in p.stderr.splitlines() if line.startswith("maxrss-kb")][0]
     return kb / 1024

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
-
 from fixtures.stores import write_plain_layout
+
 from trustbuild.errors import DigestMismatch, InvalidManifest, NotFound, StoreError
 from trustbuild.oci.archive import DOCKER_LAYER_TAR, ArchiveReader, ArchiveWriter
 from trustbuild.oci.descriptor import Descriptor
@@ -139,15 +139,26 @@ def test_writer_decompresses_zstd(tmp_path: Path) -> None:
         tf.addfile(ti, io.BytesIO(b"hi"))
     tar_bytes = tar.getvalue()
     z = zstandard.ZstdCompressor().compress(tar_bytes)
-    cfg = json.dumps({"architecture": "amd64", "os": "linux",
-                      "rootfs": {"type": "layers", "diff_ids": [str(Digest.of(tar_bytes))]}}).encode()
+    cfg = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [str(Digest.of(tar_bytes))]},
+        }
+    ).encode()
     cd = Descriptor.for_bytes(MediaType.OCI_CONFIG, cfg)
     ld = Descriptor.for_bytes(MediaType.OCI_LAYER_ZSTD, z)
     w = ArchiveWriter(tmp_path / "z.tar")
     w.put_blob(cd, lambda: io.BytesIO(cfg))
     w.put_blob(ld, lambda: io.BytesIO(z))
-    raw = json.dumps({"schemaVersion": 2, "mediaType": MediaType.OCI_MANIFEST, "config": cd.to_json(),
-                      "layers": [ld.to_json()]}).encode()
+    raw = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MediaType.OCI_MANIFEST,
+            "config": cd.to_json(),
+            "layers": [ld.to_json()],
+        }
+    ).encode()
     w.put_manifest(raw, MediaType.OCI_MANIFEST)
     w.close()
     r = ArchiveReader(tmp_path / "z.tar")
@@ -175,10 +186,15 @@ def test_writer_rejects_index_wrong_diff_ids_and_leaves_nothing(tmp_path: Path) 
     w = ArchiveWriter(tmp_path / "out.tar")
     w.put_blob(nd, lambda: io.BytesIO(new_cfg))
     w.put_blob(m.layers[0], lambda: l2.open_blob(m.layers[0]))
-    raw = json.dumps({"schemaVersion": 2, "mediaType": MediaType.OCI_MANIFEST, "config": nd.to_json(),
-                      "layers": [m.layers[0].to_json()]}).encode()
+    raw = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MediaType.OCI_MANIFEST,
+            "config": nd.to_json(),
+            "layers": [m.layers[0].to_json()],
+        }
+    ).encode()
     with pytest.raises(DigestMismatch, match="diff_ids do not match"):
         w.put_manifest(raw, MediaType.OCI_MANIFEST)
     w.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l", "multi"]
-

@@ -7,9 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-
 from fixtures.stores import write_plain_layout
-from trustbuild.errors import DigestMismatch, InvalidManifest, InvalidReference, NotFound, StoreError
+
+from trustbuild.errors import (
+    DigestMismatch,
+    InvalidManifest,
+    InvalidReference,
+    NotFound,
+    StoreError,
+)
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.layout import REF_NAME, LayoutStore
@@ -21,16 +27,26 @@ def _src(data: bytes):  # noqa: ANN202
     return lambda: io.BytesIO(data)
 
 
-def _artifact(store: LayoutStore, subject: Descriptor | None, *, artifact_type: str = "application/x.test",
-              payload: bytes = b"sig") -> tuple[bytes, Descriptor]:
+def _artifact(
+    store: LayoutStore,
+    subject: Descriptor | None,
+    *,
+    artifact_type: str = "application/x.test",
+    payload: bytes = b"sig",
+) -> tuple[bytes, Descriptor]:
     """Write an artifact manifest (empty config, one blob, optional subject) and its blobs."""
     empty = Descriptor.for_bytes(MediaType.OCI_EMPTY, b"{}")
     blob = Descriptor.for_bytes("application/octet-stream", payload)
     store.put_blob(empty, _src(b"{}"))
     store.put_blob(blob, _src(payload))
-    m: dict[str, object] = {"schemaVersion": 2, "mediaType": MediaType.OCI_MANIFEST,
-                            "artifactType": artifact_type, "config": empty.to_json(),
-                            "layers": [blob.to_json()], "annotations": {"kind": payload.decode()}}
+    m: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": MediaType.OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": empty.to_json(),
+        "layers": [blob.to_json()],
+        "annotations": {"kind": payload.decode()},
+    }
     if subject:
         m["subject"] = subject.to_json()
     raw = dump_json(m)
@@ -82,9 +98,15 @@ def test_referrers_found_through_subject_of_untagged_entries(tmp_path: Path) -> 
     store = LayoutStore(tmp_path)
     raw, subject = _artifact(store, None, payload=b"image")
     store.put_manifest(raw, MediaType.OCI_MANIFEST, tags=["app"])
-    sig_raw, sig = _artifact(store, subject, artifact_type="application/vnd.dev.sigstore.bundle.v0.3+json",
-                             payload=b"bundle")
-    att_raw, att = _artifact(store, subject, artifact_type="application/vnd.in-toto+json", payload=b"att")
+    sig_raw, sig = _artifact(
+        store,
+        subject,
+        artifact_type="application/vnd.dev.sigstore.bundle.v0.3+json",
+        payload=b"bundle",
+    )
+    att_raw, att = _artifact(
+        store, subject, artifact_type="application/vnd.in-toto+json", payload=b"att"
+    )
     store.put_manifest(sig_raw, MediaType.OCI_MANIFEST)
     store.put_manifest(att_raw, MediaType.OCI_MANIFEST)
     # a cosign-style signature tag lives next to them as an ordinary tag
@@ -92,18 +114,21 @@ def test_referrers_found_through_subject_of_untagged_entries(tmp_path: Path) -> 
     refs = store.referrers(subject.digest)
     assert {r.digest for r in refs} == {sig.digest, att.digest}
     only = store.referrers(subject.digest, artifact_type="application/vnd.in-toto+json")
-    assert [(r.digest, r.artifact_type, r.annotations) for r in only] == \
-        [(att.digest, "application/vnd.in-toto+json", {"kind": "att"})]
+    assert [(r.digest, r.artifact_type, r.annotations) for r in only] == [
+        (att.digest, "application/vnd.in-toto+json", {"kind": "att"})
+    ]
     assert store.referrers(sig.digest) == []
     assert f"{subject.digest.tag_form}.sig" in store.list_tags()
 
 
 def test_index_replaces_untagged_children_entries(tmp_path: Path) -> None:
-    src = write_plain_layout(tmp_path / "src", tag="multi", platforms=["linux/amd64", "linux/arm64"])
+    src = write_plain_layout(
+        tmp_path / "src", tag="multi", platforms=["linux/amd64", "linux/arm64"]
+    )
     s = LayoutStore(tmp_path / "src")
     d = LayoutStore(tmp_path / "dst")
     idx_raw, idx_mt = s.get_manifest("multi")
-    for plat, dg in src["manifests"].items():
+    for dg in src["manifests"].values():
         raw, mt = s.get_manifest(dg)
         m = json.loads(raw)
         for b in [m["config"], *m["layers"]]:
@@ -129,8 +154,14 @@ def test_put_blob_verifies_and_leaves_nothing_on_mismatch(tmp_path: Path) -> Non
 def test_manifest_needs_its_blobs(tmp_path: Path) -> None:
     store = LayoutStore(tmp_path)
     cfg = Descriptor.for_bytes(MediaType.OCI_CONFIG, b"{}")
-    raw = dump_json({"schemaVersion": 2, "mediaType": MediaType.OCI_MANIFEST, "config": cfg.to_json(),
-                     "layers": []})
+    raw = dump_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": MediaType.OCI_MANIFEST,
+            "config": cfg.to_json(),
+            "layers": [],
+        }
+    )
     with pytest.raises(StoreError, match=f"blob {cfg.digest} is not in the layout"):
         store.put_manifest(raw, MediaType.OCI_MANIFEST, tags=["x"])
     assert store.list_tags() == []

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from fixtures.stores import write_plain_layout
+
 from trustbuild.errors import DigestMismatch, NotFound, StoreError
 from trustbuild.oci.archive import ArchiveReader, ArchiveWriter
 from trustbuild.oci.descriptor import Platform
@@ -27,8 +27,14 @@ MULTI = ["linux/amd64", "linux/arm64"]
 def test_layout_to_layout_keeps_manifest_bytes(tmp_path: Path) -> None:
     info = write_plain_layout(tmp_path / "src", tag="v1", layers=3)
     msgs: list[str] = []
-    desc = copy_image(LayoutStore(tmp_path / "src"), "v1", LayoutStore(tmp_path / "dst"), ["copy"],
-                      jobs=2, progress=msgs.append)
+    desc = copy_image(
+        LayoutStore(tmp_path / "src"),
+        "v1",
+        LayoutStore(tmp_path / "dst"),
+        ["copy"],
+        jobs=2,
+        progress=msgs.append,
+    )
     assert str(desc.digest) == info["top"]
     dst = LayoutStore(tmp_path / "dst")
     assert dst.get_manifest("copy") == LayoutStore(tmp_path / "src").get_manifest("v1")
@@ -47,12 +53,24 @@ def test_index_all_keeps_digest_and_platform_selection(tmp_path: Path) -> None:
     dst = LayoutStore(tmp_path / "all")
     for dg in info["manifests"].values():
         assert Digest.of(dst.get_manifest(dg)[0]) == Digest.parse(dg)
-    arm = copy_image(src, "multi", LayoutStore(tmp_path / "arm"), ["a"], platform=Platform.parse("linux/arm64"))
+    arm = copy_image(
+        src, "multi", LayoutStore(tmp_path / "arm"), ["a"], platform=Platform.parse("linux/arm64")
+    )
     assert str(arm.digest) == info["manifests"]["linux/arm64"]
     host = copy_image(src, "multi", LayoutStore(tmp_path / "host"), ["h"])
-    assert str(host.digest) == info["manifests"][str(Platform("linux", Platform.host().architecture))]
-    with pytest.raises(NotFound, match="no image for platform linux/s390x.*linux/amd64, linux/arm64"):
-        copy_image(src, "multi", LayoutStore(tmp_path / "none"), ["x"], platform=Platform.parse("linux/s390x"))
+    assert (
+        str(host.digest) == info["manifests"][str(Platform("linux", Platform.host().architecture))]
+    )
+    with pytest.raises(
+        NotFound, match="no image for platform linux/s390x.*linux/amd64, linux/arm64"
+    ):
+        copy_image(
+            src,
+            "multi",
+            LayoutStore(tmp_path / "none"),
+            ["x"],
+            platform=Platform.parse("linux/s390x"),
+        )
     assert not (tmp_path / "none").exists()
 
 
@@ -73,7 +91,9 @@ def test_archive_round_trip_keeps_config_and_diff_ids(tmp_path: Path, busybox_ar
     w.close()
     m = parse_manifest(*ArchiveReader(tmp_path / "back.tar").get_manifest("busybox:back"))
     assert isinstance(m, Manifest)
-    assert str(m.config.digest) == info["config"] and [str(d.digest) for d in m.layers] == [info["diff_id"]]
+    assert str(m.config.digest) == info["config"] and [str(d.digest) for d in m.layers] == [
+        info["diff_id"]
+    ]
 
 
 def test_failure_leaves_no_destination(tmp_path: Path) -> None:
@@ -108,14 +128,20 @@ def test_open_store_per_transport(tmp_path: Path, busybox_archive) -> None:  # n
     assert isinstance(s, LayoutStore) and ref == "v1"
     s, ref = open_store(parse_location(f"docker-archive:{busybox_archive[0]}"), opts)
     assert isinstance(s, ArchiveReader) and ref is None
-    s, ref = open_store(parse_location(f"docker-archive:{tmp_path}/o.tar:app:v2"), opts, for_write=True)
+    s, ref = open_store(
+        parse_location(f"docker-archive:{tmp_path}/o.tar:app:v2"), opts, for_write=True
+    )
     assert isinstance(s, ArchiveWriter) and ref == "docker.io/library/app:v2"
     with pytest.raises(NotFound, match="no such file"):
         open_store(parse_location(f"docker-archive:{tmp_path}/missing.tar"), opts)
 
 
 def test_human_size() -> None:
-    assert [human_size(n) for n in (999, 12_300_000, 4_000_000_000)] == ["999 B", "12.3 MB", "4.0 GB"]
+    assert [human_size(n) for n in (999, 12_300_000, 4_000_000_000)] == [
+        "999 B",
+        "12.3 MB",
+        "4.0 GB",
+    ]
 
 
 def test_docker_archive_default_config_json(tmp_path: Path, busybox_archive) -> None:  # noqa: ANN001
