@@ -1,0 +1,63 @@
+"""Kaniko mode support: are we in a container, and which paths a build in "/" must ignore."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["detect_container", "kaniko_ignore_list", "mount_points"]
+
+_CGROUP_HINTS = ("docker", "kubepods", "containerd", "libpod", "lxc", "crio", "podman")
+
+
+def detect_container() -> bool:
+    """True inside a container: /.dockerenv, /run/.containerenv, $container, or cgroup hints."""
+    if os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"):
+        return True
+    if os.environ.get("container") or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return True
+    try:
+        with open("/proc/1/cgroup", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return False
+    return any(h in text for h in _CGROUP_HINTS)
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo octal.
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and len(field[i + 1:i + 4]) == 3 and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mount_points(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """Every mount point of this mount namespace, as absolute paths."""
+    try:
+        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    return [_unescape(line.split()[4]) for line in lines if len(line.split()) > 4]
+
+
+def kaniko_ignore_list(*, extra: tuple[str, ...] | list[str] = (),
+                       scratch: Path | None = None) -> list[str]:
+    """Kaniko's ignore list: mount points (but "/"), /var/run, the executor's own files, extras."""
+    paths = {p for p in mount_points() if p != "/"}
+    paths.update({"/var/run", "/proc", "/sys", "/dev"})
+    pkg = Path(__file__).resolve().parents[2]
+    paths.add(str(pkg))
+    paths.add(os.path.realpath(sys.prefix))
+    if scratch is not None:
+        paths.add(str(Path(scratch).resolve()))
+    for p in extra:
+        paths.add("/" + p.strip("/"))
+    return sorted(p.rstrip("/") or "/" for p in paths)

@@ -1,0 +1,351 @@
+"""The sandbox helper process: ``python -m trustbuild.sandbox.helper --config-fd N --err-fd M``.
+
+Started by ``StepRunner`` for every RUN step (never with ``preexec_fn``). It reads its JSON
+configuration from ``--config-fd``, then:
+
+chroot mode: unshare mount/PID/UTS/IPC (+net) namespaces, fork so the step is PID 1 of the new
+PID namespace, mount the root (overlay or bind), /proc, a minimal /dev, read-only /sys, the
+read-only binds (resolv.conf, hosts, extra mounts), mask /proc paths, pivot_root, create and
+enter the workdir, drop the capability bounding set, switch to the step's user, set
+no_new_privs, load the seccomp filter last and ``execve`` the command. When PID 1 exits the
+kernel kills every other process of the step; the namespaces and mounts vanish with them.
+
+container mode (Kaniko): no namespaces; the helper becomes a child subreaper, the step runs in a
+new session and every process it leaves behind is killed when it ends.
+
+A setup failure is written as one line to ``--err-fd`` and the helper exits 125; the parent
+turns it into a SandboxError. Otherwise the helper exits with the step's exit code
+(128+N when the step was killed by signal N).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+from typing import Any
+
+from trustbuild.sandbox import _linux as L
+
+SETUP_FAILED = 125
+
+_MASKED = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+           "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+           "/sys/firmware", "/sys/devices/virtual/powercap")
+_READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+class SetupError(Exception):
+    """A sandbox set-up step failed; the message goes to the parent."""
+
+
+def _fail(err_fd: int, msg: str) -> None:
+    try:
+        os.write(err_fd, msg.replace("\n", " ").encode("utf-8", "replace")[:4000] + b"\n")
+    finally:
+        os._exit(SETUP_FAILED)
+
+
+def _do(what: str, fn: Any, *args: Any) -> None:
+    try:
+        fn(*args)
+    except OSError as exc:
+        raise SetupError(f"{what}: {exc.strerror or exc}") from exc
+
+
+def _lo_up() -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        req = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(s, 0x8913, req))[1]
+        fcntl.ioctl(s, 0x8914, struct.pack("16sh", b"lo", flags | 1))
+    finally:
+        s.close()
+
+
+def _setup_dev(root: str) -> None:
+    dev = root + "/dev"
+    _do("mount /dev tmpfs", L.mount, "tmpfs", dev, "tmpfs", L.MS_NOSUID | L.MS_NOEXEC,
+        "mode=755,size=65536k")
+    for name in _DEVICES:
+        target = f"{dev}/{name}"
+        if not os.path.exists(f"/dev/{name}"):
+            continue
+        with open(target, "w"):
+            pass
+        _do(f"bind /dev/{name}", L.mount, f"/dev/{name}", target, None, L.MS_BIND)
+    os.mkdir(f"{dev}/pts", 0o755)
+    _do("mount /dev/pts", L.mount, "devpts", f"{dev}/pts", "devpts",
+        L.MS_NOSUID | L.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+    os.symlink("pts/ptmx", f"{dev}/ptmx")
+    os.mkdir(f"{dev}/shm", 0o1777)
+    _do("mount /dev/shm", L.mount, "shm", f"{dev}/shm", "tmpfs",
+        L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=1777,size=65536k")
+    os.mkdir(f"{dev}/mqueue", 0o755)
+    for src, name in (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
+                      ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")):
+        os.symlink(src, f"{dev}/{name}")
+
+
+def _bind_ro(src: str, target: str) -> None:
+    _do(f"bind {src}", L.mount, src, target, None, L.MS_BIND | L.MS_REC)
+    _do(f"read-only {target}", L.mount, None, target, None,
+        L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV)
+
+
+def _mask(root: str) -> None:
+    for path in _MASKED:
+        target = root + path
+        if not os.path.lexists(target):
+            continue
+        if os.path.isdir(target):
+            _do(f"mask {path}", L.mount, "tmpfs", target, "tmpfs", L.MS_RDONLY, "size=0")
+        else:
+            _do(f"mask {path}", L.mount, "/dev/null", target, None, L.MS_BIND)
+    for path in _READONLY:
+        target = root + path
+        if os.path.lexists(target):
+            _bind_ro(target, target)
+
+
+def _mount_overlay(cfg: dict[str, Any]) -> None:
+    ov = cfg["overlay"]
+    opts = (f"lowerdir={':'.join(ov['lower'])},upperdir={ov['upper']},workdir={ov['work']},"
+            "redirect_dir=off,index=off,metacopy=off")
+    _do("mount overlay", L.mount, "overlay", cfg["root"], "overlay", 0, opts)
+
+
+def _mount_root(cfg: dict[str, Any]) -> str:
+    root: str = cfg["root"]
+    if cfg.get("overlay"):
+        _mount_overlay(cfg)
+    else:
+        _do("bind the rootfs", L.mount, cfg["rootfs"], root, None, L.MS_BIND | L.MS_REC)
+    _do("mount /proc", L.mount, "proc", root + "/proc", "proc",
+        L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+    _setup_dev(root)
+    try:
+        L.mount("sysfs", root + "/sys", "sysfs",
+                L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+    except OSError:
+        _bind_ro("/sys", root + "/sys")
+    for src, target in cfg.get("binds", []):
+        _bind_ro(src, root + target)
+    if cfg.get("mask"):
+        _mask(root)
+    return root
+
+
+def _pivot(root: str) -> None:
+    os.chdir(root)
+    _do("pivot_root", L.pivot_root, ".", ".")
+    _do("detach the old root", L.umount2, ".", L.MNT_DETACH)
+    os.chdir("/")
+
+
+def _drop_privileges(cfg: dict[str, Any], seccomp_filter: Any) -> None:
+    keep = {L.CAPABILITIES[c] for c in cfg["caps"] if c in L.CAPABILITIES}
+    for cap in range(L.last_cap() + 1):
+        if cap not in keep:
+            _do(f"drop capability {cap}", L.prctl, L.PR_CAPBSET_DROP, cap)
+    _do("clear ambient capabilities", L.prctl, L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_CLEAR_ALL)
+    _do("clear inheritable capabilities", L.clear_inheritable_caps)
+    if seccomp_filter is not None and not cfg["no_new_privs"]:
+        _do("load seccomp filter", seccomp_filter.load)
+    _do("setgroups", os.setgroups, cfg["groups"])
+    _do("setgid", os.setresgid, cfg["gid"], cfg["gid"], cfg["gid"])
+    _do("setuid", os.setresuid, cfg["uid"], cfg["uid"], cfg["uid"])
+    if cfg["no_new_privs"]:
+        _do("no_new_privs", L.prctl, L.PR_SET_NO_NEW_PRIVS, 1)
+    if seccomp_filter is not None and cfg["no_new_privs"]:
+        _do("load seccomp filter", seccomp_filter.load)
+
+
+def _compile(cfg: dict[str, Any]) -> Any:
+    if not cfg.get("seccomp"):
+        return None
+    from trustbuild._internal.seccomp import SeccompProfile, compile_filter
+
+    prof = SeccompProfile(path=cfg["seccomp"]["path"], digest="", data=cfg["seccomp"]["data"])
+    return compile_filter(prof, capabilities=cfg["caps"], no_new_privs=cfg["no_new_privs"])
+
+
+def _exec(cfg: dict[str, Any], err_fd: int) -> None:
+    argv = cfg["argv"]
+    try:
+        os.execvpe(argv[0], argv, cfg["env"])
+    except OSError as exc:
+        _fail(err_fd, f"cannot run {argv[0]!r}: {exc.strerror}")
+
+
+def _step_child(cfg: dict[str, Any], err_fd: int) -> None:
+    """PID 1 of the new PID namespace: build the root, drop privileges, exec."""
+    try:
+        L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+        _do("set hostname", socket.sethostname, cfg.get("hostname", "trustbuild"))
+        if cfg["network"] == "none":
+            _do("bring up loopback", _lo_up)
+        filt = _compile(cfg)
+        root = _mount_root(cfg)
+        _pivot(root)
+        workdir = cfg["workdir"]
+        try:
+            os.makedirs(workdir, mode=0o755, exist_ok=True)
+            os.chdir(workdir)
+        except OSError as exc:
+            raise SetupError(f"workdir {workdir}: {exc.strerror}") from exc
+        os.umask(0o022)
+        _drop_privileges(cfg, filt)
+    except SetupError as exc:
+        _fail(err_fd, str(exc))
+    except Exception as exc:  # noqa: BLE001 - anything else is still a set-up failure
+        _fail(err_fd, f"{type(exc).__name__}: {exc}")
+    _exec(cfg, err_fd)
+
+
+def _exit_like(status: int) -> None:
+    if os.WIFSIGNALED(status):
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status))
+
+
+def _forward_kill(pid: int) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, handler)
+
+
+def _run_chroot(cfg: dict[str, Any], err_fd: int) -> None:
+    flags = L.CLONE_NEWNS | L.CLONE_NEWPID | L.CLONE_NEWUTS | L.CLONE_NEWIPC
+    if cfg["network"] == "none":
+        flags |= L.CLONE_NEWNET
+    try:
+        L.unshare(flags)
+        L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
+    except OSError as exc:
+        _fail(err_fd, f"cannot create namespaces: {exc.strerror} (run as root, or use "
+                      "--mode container inside a container)")
+    pid = os.fork()
+    if pid == 0:
+        _step_child(cfg, err_fd)
+    os.close(err_fd)
+    _forward_kill(pid)
+    _, status = os.waitpid(pid, 0)
+    _exit_like(status)
+
+
+def _kill_children() -> None:
+    """Kill every process re-parented to us (we are a child subreaper) until none is left."""
+    me = str(os.getpid())
+    while True:
+        found = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    data = f.read().decode("ascii", "replace")
+            except OSError:
+                continue
+            ppid = data.rsplit(")", 1)[-1].split()[1]
+            if ppid == me:
+                found = True
+                try:
+                    os.kill(int(entry), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        try:
+            while os.waitpid(-1, os.WNOHANG if found else 0)[0] > 0:
+                pass
+        except ChildProcessError:
+            if not found:
+                return
+
+
+def _run_container(cfg: dict[str, Any], err_fd: int) -> None:
+    L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+            os.setsid()
+            filt = _compile(cfg)
+            workdir = cfg["workdir"]
+            try:
+                os.makedirs(workdir, mode=0o755, exist_ok=True)
+                os.chdir(workdir)
+            except OSError as exc:
+                raise SetupError(f"workdir {workdir}: {exc.strerror}") from exc
+            os.umask(0o022)
+            _drop_privileges(cfg, filt)
+        except SetupError as exc:
+            _fail(err_fd, str(exc))
+        except Exception as exc:  # noqa: BLE001
+            _fail(err_fd, f"{type(exc).__name__}: {exc}")
+        _exec(cfg, err_fd)
+    os.close(err_fd)
+    _forward_kill(pid)
+    _, status = os.waitpid(pid, 0)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    _kill_children()
+    _exit_like(status)
+
+
+def _probe(cfg: dict[str, Any], err_fd: int) -> None:
+    """Check that an overlay with these directories can be mounted (then unmount it)."""
+    try:
+        L.unshare(L.CLONE_NEWNS)
+        L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
+        _mount_overlay(cfg)
+        L.umount2(cfg["root"], L.MNT_DETACH)
+    except (OSError, SetupError) as exc:
+        _fail(err_fd, f"overlay not available: {exc}")
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: parse the two fd numbers, read the config, run."""
+    args = sys.argv[1:] if argv is None else argv
+    opts = dict(zip(args[::2], args[1::2]))
+    cfg_fd, err_fd = int(opts["--config-fd"]), int(opts["--err-fd"])
+    os.set_inheritable(err_fd, False)
+    chunks = []
+    while True:
+        chunk = os.read(cfg_fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(cfg_fd)
+    try:
+        cfg = json.loads(b"".join(chunks))
+    except ValueError as exc:
+        _fail(err_fd, f"bad helper configuration: {exc}")
+    try:
+        L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+    if cfg["mode"] == "probe":
+        _probe(cfg, err_fd)
+    elif cfg["mode"] == "container":
+        _run_container(cfg, err_fd)
+    else:
+        _run_chroot(cfg, err_fd)
+
+
+if __name__ == "__main__":
+    main()

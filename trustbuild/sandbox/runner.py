@@ -1,0 +1,305 @@
+"""StepRunner: run RUN steps sandboxed in a stage rootfs and turn each into a layer.
+
+Usage::
+
+    runner = StepRunner(rootfs, scratch, snapshot_mode="auto", mtime=epoch)
+    try:
+        res = runner.run(RunSpec(["/bin/sh", "-c", "echo hi > /hi"], env={}), tmp / "l.tar.gz")
+        if res.exit_code:
+            raise BuildError(f"Dockerfile:3 RUN ...: exit code {res.exit_code}")
+        layers.append(res.layer)
+    finally:
+        runner.close()
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from trustbuild.errors import SandboxError
+from trustbuild.oci.layer import LayerWriter, write_overlay_upper
+from trustbuild.sandbox import mountplan, snapshot
+from trustbuild.sandbox.container import detect_container, kaniko_ignore_list
+from trustbuild.sandbox.paths import DEFAULT_PATH, find_executable
+from trustbuild.sandbox.profiles import SecurityProfile, resolve_profile
+from trustbuild.sandbox.spec import RunResult, RunSpec
+from trustbuild.sandbox.users import resolve_user
+
+__all__ = ["StepRunner", "SNAPSHOT_MODES", "MODES"]
+
+SNAPSHOT_MODES = ("auto", "overlay", "walk", "full")
+MODES = ("chroot", "container")
+_TAIL = 20
+_PKG_PARENT = str(Path(__file__).resolve().parents[2])
+
+
+def _excluder(paths: set[str]) -> Any:
+    def exclude(rel: str) -> bool:
+        if rel in paths:
+            return True
+        p = rel.rpartition("/")[0]
+        while p:
+            if p in paths:
+                return True
+            p = p.rpartition("/")[0]
+        return False
+
+    return exclude
+
+
+class StepRunner:
+    """Runs RUN steps in ``rootfs`` (chroot mode) or in "/" (container mode)."""
+
+    def __init__(self, rootfs: Path, scratch: Path, *, snapshot_mode: str = "auto",
+                 mode: str = "chroot", ignore_paths: Sequence[str] = (),
+                 compression: str = "gzip", level: int | None = None, mtime: int | None = None,
+                 docker_media_types: bool = False, output: TextIO | None = None,
+                 force: bool = False) -> None:
+        if snapshot_mode not in SNAPSHOT_MODES:
+            raise SandboxError(f"unknown snapshot mode {snapshot_mode!r}: use one of "
+                               f"{', '.join(SNAPSHOT_MODES)}")
+        if mode not in MODES:
+            raise SandboxError(f"unknown mode {mode!r}: use 'chroot' or 'container'")
+        self.mode = mode
+        self.rootfs = Path(rootfs) if mode == "chroot" else Path("/")
+        self.output = output if output is not None else sys.stderr
+        self.ignore_paths = tuple(ignore_paths)
+        self._layer_opts: dict[str, Any] = {"compression": compression, "level": level,
+                                            "docker_media_types": docker_media_types,
+                                            "mtime": mtime}
+        if mode == "container":
+            if not force and not detect_container():
+                raise SandboxError("--mode container builds in / of the machine it runs on and "
+                                   "this does not look like a container; pass --force to do it "
+                                   "anyway, or use --mode chroot")
+            if snapshot_mode == "overlay":
+                raise SandboxError("--snapshot-mode overlay needs --mode chroot; "
+                                   "use walk or full in container mode")
+        elif not self.rootfs.is_dir():
+            raise SandboxError(f"rootfs {self.rootfs} is not a directory")
+        scratch = Path(scratch)
+        scratch.mkdir(parents=True, exist_ok=True)
+        self._tmp: Path | None = Path(tempfile.mkdtemp(prefix="sandbox-", dir=scratch))
+        self._steps = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        if snapshot_mode == "auto":
+            snapshot_mode = "overlay" if mode == "chroot" and self._overlay_works() else "walk"
+        elif snapshot_mode == "overlay" and not self._overlay_works():
+            self.close()
+            raise SandboxError("--snapshot-mode overlay: this kernel or scratch filesystem "
+                               "cannot mount overlayfs here; use --snapshot-mode walk")
+        self.snapshot_mode = snapshot_mode
+
+    # -- helper process -----------------------------------------------------------------
+
+    def _spawn(self, cfg: dict[str, Any]) -> subprocess.Popen[bytes]:
+        cfg_r, cfg_w = os.pipe()
+        err_r, err_w = os.pipe()
+        env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), "PYTHONPATH": _PKG_PARENT,
+               "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-P", "-s", "-m", "trustbuild.sandbox.helper",
+                 "--config-fd", str(cfg_r), "--err-fd", str(err_w)],
+                pass_fds=(cfg_r, err_w), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, env=env, cwd="/", close_fds=True,
+            )
+        except OSError as exc:
+            for fd in (cfg_r, cfg_w, err_r, err_w):
+                os.close(fd)
+            raise SandboxError(f"cannot start the sandbox helper: {exc.strerror}") from exc
+        os.close(cfg_r)
+        os.close(err_w)
+        self._err_fd = err_r
+        data = json.dumps(cfg).encode()
+        try:
+            with open(cfg_w, "wb") as f:
+                f.write(data)
+        except BrokenPipeError:
+            pass
+        return proc
+
+    def _read_error(self) -> str:
+        chunks = []
+        with contextlib.suppress(OSError):
+            while chunk := os.read(self._err_fd, 65536):
+                chunks.append(chunk)
+        os.close(self._err_fd)
+        return b"".join(chunks).decode("utf-8", "replace").strip()
+
+    def _overlay_works(self) -> bool:
+        assert self._tmp is not None
+        if any(c in str(self.rootfs) for c in ",:") or any(c in str(self._tmp) for c in ",:"):
+            return False
+        probe = self._tmp / "probe"
+        for d in ("upper", "work", "merged"):
+            (probe / d).mkdir(parents=True)
+        proc = self._spawn({"mode": "probe", "root": str(probe / "merged"),
+                            "overlay": {"lower": [str(self.rootfs)], "upper": str(probe / "upper"),
+                                        "work": str(probe / "work")}})
+        assert proc.stdout is not None
+        proc.stdout.read()
+        code = proc.wait()
+        self._read_error()
+        shutil.rmtree(probe, ignore_errors=True)
+        return code == 0
+
+    # -- running a step -------------------------------------------------------------------
+
+    def _check_spec(self, spec: RunSpec) -> tuple[SecurityProfile, dict[str, Any]]:
+        if not spec.argv or not all(isinstance(a, str) for a in spec.argv):
+            raise SandboxError(f"{spec.label}: empty command")
+        profile = resolve_profile(spec.security_profile, seccomp=spec.seccomp_profile,
+                                  network=spec.network)
+        user = resolve_user(self.rootfs, spec.user)
+        env = {k: v for k, v in spec.env.items() if "=" not in k and "\0" not in k + v}
+        env.setdefault("PATH", DEFAULT_PATH)
+        env.setdefault("HOME", user.home)
+        workdir = "/" + spec.workdir.strip("/") if spec.workdir else "/"
+        if find_executable(self.rootfs, spec.argv[0], path_var=env["PATH"],
+                           workdir=workdir) is None:
+            raise SandboxError(
+                f"{spec.label}: {spec.argv[0]!r} not found in the image"
+                + ("" if "/" in spec.argv[0] else f" (PATH={env['PATH']})")
+                + "; install it in an earlier step or change SHELL"
+            )
+        seccomp = None
+        if profile.seccomp_path:
+            with open(profile.seccomp_path, "rb") as f:
+                seccomp = {"path": profile.seccomp_path, "data": json.loads(f.read())}
+        cfg = {
+            "mode": self.mode, "argv": list(spec.argv), "env": env, "workdir": workdir,
+            "uid": user.uid, "gid": user.gid, "groups": user.groups,
+            "caps": profile.capabilities, "no_new_privs": profile.no_new_privs,
+            "seccomp": seccomp, "network": profile.network, "mask": profile.mask_paths,
+            "hostname": spec.hostname,
+        }
+        return profile, cfg
+
+    def _stream(self, proc: subprocess.Popen[bytes], label: str) -> list[str]:
+        tail: collections.deque[str] = collections.deque(maxlen=_TAIL)
+        assert proc.stdout is not None
+        for raw in iter(lambda: proc.stdout.readline(65536), b""):  # type: ignore[union-attr]
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            tail.append(line)
+            self.output.write(f"{label} | {line}\n")
+            self.output.flush()
+        return list(tail)
+
+    def run(self, spec: RunSpec, layer_dest: Path) -> RunResult:
+        """Run one step; on exit code 0 write its diff to ``layer_dest`` and keep it in rootfs."""
+        if self._tmp is None:
+            raise SandboxError("StepRunner is closed")
+        start = time.monotonic()
+        profile, cfg = self._check_spec(spec)
+        warnings: list[str] = []
+        self._steps += 1
+        step = self._tmp / f"step{self._steps}"
+        step.mkdir()
+        created: mountplan.CreatedMounts | None = None
+        try:
+            if self.mode == "container":
+                if profile.network == "none":
+                    warnings.append("network isolation is not available in container mode")
+                exclude = _excluder({p.lstrip("/") for p in kaniko_ignore_list(
+                    extra=self.ignore_paths, scratch=self._tmp)} | {
+                    str(Path(layer_dest).resolve().parent).lstrip("/")})
+                plan: list[mountplan.MountPoint] = []
+            else:
+                plan = mountplan.plan_mounts(self.rootfs, list(spec.extra_mounts))
+                exclude = _excluder(mountplan.excluder(plan)
+                                    | {p.strip("/") for p in self.ignore_paths})
+                merged = step / "merged"
+                merged.mkdir()
+                cfg.update(root=str(merged), rootfs=str(self.rootfs), overlay=None,
+                           binds=[[m.source, m.target] for m in plan if m.source])
+            before = None
+            if self.snapshot_mode == "overlay":
+                upper, work = step / "upper", step / "work"
+                upper.mkdir()
+                work.mkdir()
+                lower = [str(self.rootfs)]
+                if mountplan.build_lower(self.rootfs, step / "lower0", plan):
+                    lower.insert(0, str(step / "lower0"))
+                cfg["overlay"] = {"lower": lower, "upper": str(upper), "work": str(work)}
+            else:
+                before = snapshot.take_snapshot(self.rootfs, full=self.snapshot_mode == "full",
+                                                exclude=exclude)
+                created = mountplan.create_in_rootfs(self.rootfs, plan)
+            for w in warnings:
+                self.output.write(f"{spec.label} | warning: {w}\n")
+            self._proc = self._spawn(cfg)
+            tail = self._stream(self._proc, spec.label)
+            code = self._proc.wait()
+            error = self._read_error()
+            self._proc = None
+            if created is not None:
+                created.remove()
+                created = None
+            if error:
+                raise SandboxError(f"{spec.label}: sandbox set-up failed: {error}")
+            snap_start = time.monotonic()
+            layer = None
+            if code == 0:
+                layer = self._write_layer(step, layer_dest, before, exclude)
+            return RunResult(exit_code=code, output_tail=tail, layer=layer,
+                             seconds=time.monotonic() - start,
+                             snapshot_seconds=time.monotonic() - snap_start,
+                             snapshot_mode=self.snapshot_mode, profile=profile,
+                             warnings=warnings)
+        finally:
+            if self._proc is not None:
+                self._kill()
+            if created is not None:
+                created.remove()
+            shutil.rmtree(step, ignore_errors=True)
+
+    def _write_layer(self, step: Path, dest: Path, before: snapshot.Snapshot | None,
+                     exclude: Any) -> Any:
+        with LayerWriter(dest, **self._layer_opts) as writer:
+            if self.snapshot_mode == "overlay":
+                upper = step / "upper"
+                write_overlay_upper(upper, writer, exclude=exclude)
+                info = writer.finish()
+                snapshot.apply_upper(upper, self.rootfs)
+                return info
+            assert before is not None
+            full = self.snapshot_mode == "full"
+            after = snapshot.take_snapshot(self.rootfs, full=full, exclude=exclude)
+            changes = snapshot.diff_snapshots(before, after, full=full)
+            snapshot.write_changes(self.rootfs, changes, writer)
+            return writer.finish()
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait()
+        with contextlib.suppress(OSError):
+            self._read_error()
+
+    def close(self) -> None:
+        """Kill a running step and remove every temp dir (mounts die with the helper)."""
+        self._kill()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> StepRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

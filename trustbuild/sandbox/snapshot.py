@@ -1,0 +1,298 @@
+"""Snapshotters: what a RUN step changed, as an OCI layer diff.
+
+- ``walk``: an lstat snapshot before and after (type, mode, owner, size, mtime, ctime for
+  non-directories, inode, link count, link target, kept xattrs); a directory whose inode changed
+  was replaced (opaque in the layer).
+- ``full``: the same walk plus a sha256 of every regular file (Kaniko's safe default), without
+  inode/ctime, so only real content or metadata changes count.
+- ``overlay``: the step wrote to an overlayfs upper directory; ``apply_upper`` moves that
+  upper onto the rootfs afterwards (whiteouts delete, opaque directories are emptied first).
+
+``write_changes`` emits walk/full diffs in exactly the order ``write_overlay_upper`` emits an
+upper (sorted names per directory, a directory before its opaque marker and its children), so
+the three modes give the same layer for the same change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trustbuild._internal.tarutil import keep_xattr
+from trustbuild.oci.layer import LayerWriter
+
+__all__ = ["Snapshot", "take_snapshot", "diff_snapshots", "Changes", "write_changes",
+           "apply_upper"]
+
+Snapshot = dict[str, tuple[object, ...]]
+_CHUNK = 1 << 20
+
+
+def _xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return ()
+    out = []
+    for name in sorted(names):
+        if keep_xattr(name):
+            try:
+                out.append((name, os.getxattr(path, name, follow_symlinks=False)))
+            except OSError:
+                continue
+    return tuple(out)
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def take_snapshot(root: Path, *, full: bool = False,
+                  exclude: Callable[[str], bool] | None = None) -> Snapshot:
+    """Map every path under ``root`` (relative, no leading "/") to a comparable state tuple.
+
+    Tuple layout: (file type, inode, rest...). ``exclude(rel)`` skips a path and its subtree.
+    Other mounted filesystems below ``root`` are not entered.
+    """
+    snap: Snapshot = {}
+    root_dev = os.lstat(root).st_dev
+    stack = [(str(root), "")]
+    while stack:
+        dpath, drel = stack.pop()
+        try:
+            it = os.scandir(dpath)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                rel = f"{drel}{e.name}"
+                if exclude is not None and exclude(rel):
+                    continue
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                fmt = stat.S_IFMT(st.st_mode)
+                xa = _xattrs(e.path)
+                if fmt == stat.S_IFDIR:
+                    snap[rel] = (fmt, st.st_ino, st.st_mode, st.st_uid, st.st_gid,
+                                 st.st_mtime_ns, xa)
+                    if st.st_dev == root_dev:
+                        stack.append((e.path, rel + "/"))
+                    continue
+                link = os.readlink(e.path) if fmt == stat.S_IFLNK else ""
+                if full:
+                    digest = _sha256(e.path) if fmt == stat.S_IFREG else ""
+                    snap[rel] = (fmt, st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_size,
+                                 st.st_mtime_ns, st.st_nlink, link, xa, st.st_rdev, digest)
+                else:
+                    snap[rel] = (fmt, st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_size,
+                                 st.st_mtime_ns, st.st_ctime_ns, st.st_nlink, link, xa,
+                                 st.st_rdev)
+    return snap
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...], *, full: bool) -> bool:
+    if a[0] != b[0]:
+        return False
+    if a[0] == stat.S_IFDIR:
+        return a == b  # same inode and metadata: otherwise changed or replaced
+    if full:
+        return a[2:] == b[2:]
+    return a == b
+
+
+@dataclass
+class Changes:
+    """A diff: paths to add from the rootfs, deletions, directories to mark opaque."""
+
+    added: set[str] = field(default_factory=set)
+    whiteouts: set[str] = field(default_factory=set)
+    opaque: set[str] = field(default_factory=set)
+
+    def empty(self) -> bool:
+        """Nothing changed."""
+        return not (self.added or self.whiteouts or self.opaque)
+
+
+def _parent(rel: str) -> str:
+    return rel.rpartition("/")[0]
+
+
+def diff_snapshots(before: Snapshot, after: Snapshot, *, full: bool = False) -> Changes:
+    """What changed from ``before`` to ``after``, with parent directories included."""
+    ch = Changes()
+    for rel, new in after.items():
+        old = before.get(rel)
+        if old is None:
+            ch.added.add(rel)
+        elif not _same(old, new, full=full):
+            ch.added.add(rel)
+            if new[0] == stat.S_IFDIR and (old[0] != stat.S_IFDIR or old[1] != new[1]):
+                ch.opaque.add(rel)
+    # Everything below a replaced directory is new content.
+    if ch.opaque:
+        for rel in after:
+            p = _parent(rel)
+            while p:
+                if p in ch.opaque:
+                    ch.added.add(rel)
+                    break
+                p = _parent(p)
+    for rel in before:
+        if rel in after:
+            continue
+        p = _parent(rel)
+        if p and (p not in after or after[p][0] != stat.S_IFDIR):
+            continue  # a deleted or replaced ancestor already hides it
+        hidden = False
+        q = p
+        while q:
+            if q in ch.opaque:
+                hidden = True
+                break
+            q = _parent(q)
+        if not hidden:
+            ch.whiteouts.add(rel)
+    for rel in list(ch.added) + list(ch.whiteouts):
+        p = _parent(rel)
+        while p and p not in ch.added:
+            ch.added.add(p)
+            p = _parent(p)
+    return ch
+
+
+def write_changes(root: Path, changes: Changes, writer: LayerWriter) -> None:
+    """Add a diff to ``writer`` in the same order ``write_overlay_upper`` uses."""
+    children: dict[str, list[str]] = {}
+    for rel in changes.added | changes.whiteouts:
+        parent, _, name = rel.rpartition("/")
+        children.setdefault(parent, []).append(name)
+
+    def walk(drel: str) -> None:
+        for name in sorted(children.get(drel, ())):
+            rel = f"{drel}/{name}" if drel else name
+            if rel in changes.whiteouts:
+                writer.add_whiteout(rel)
+                continue
+            writer.add_path(root / rel, rel)
+            if rel in changes.opaque:
+                writer.add_opaque(rel)
+            if rel in children:
+                walk(rel)
+
+    walk("")
+
+
+def _remove(path: str) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def _strip_overlay_xattrs(path: str) -> None:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(("trusted.overlay.", "user.overlay.")):
+            try:
+                os.removexattr(path, name, follow_symlinks=False)
+            except OSError:
+                pass
+
+
+def _copy_meta(src: str, dst: str, st: os.stat_result) -> None:
+    os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
+    if not stat.S_ISLNK(st.st_mode):
+        os.chmod(dst, stat.S_IMODE(st.st_mode))
+    for name, value in _xattrs(src):
+        try:
+            os.setxattr(dst, name, value, follow_symlinks=False)
+        except OSError:
+            pass
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _move(src: str, dst: str, st: os.stat_result, links: dict[int, str]) -> None:
+    """Move one non-directory from the upper to the rootfs (rename, or copy across devices)."""
+    try:
+        os.rename(src, dst)
+        _strip_overlay_xattrs(dst)
+        return
+    except OSError as exc:
+        if exc.errno != 18:  # EXDEV
+            raise
+    if st.st_nlink > 1 and st.st_ino in links:
+        os.link(links[st.st_ino], dst)
+        return
+    fmt = stat.S_IFMT(st.st_mode)
+    if fmt == stat.S_IFREG:
+        with open(src, "rb") as fi, open(dst, "xb") as fo:
+            shutil.copyfileobj(fi, fo, _CHUNK)
+    elif fmt == stat.S_IFLNK:
+        os.symlink(os.readlink(src), dst)
+    elif fmt in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO):
+        os.mknod(dst, st.st_mode, st.st_rdev)
+    else:
+        return  # sockets are not carried over (tar cannot hold them either)
+    _copy_meta(src, dst, st)
+    if st.st_nlink > 1:
+        links[st.st_ino] = dst
+
+
+def apply_upper(upper: Path, rootfs: Path) -> None:
+    """Make ``rootfs`` equal to the merged view: apply whiteouts, opaque dirs and new content."""
+    links: dict[int, str] = {}
+
+    def walk(udir: str, rdir: str) -> None:
+        for name in sorted(os.listdir(udir)):
+            up, rp = f"{udir}/{name}", f"{rdir}/{name}"
+            st = os.lstat(up)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                _remove(rp)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    rst = os.lstat(rp)
+                    is_dir = stat.S_ISDIR(rst.st_mode)
+                except FileNotFoundError:
+                    rst, is_dir = None, False
+                opaque = False
+                for prefix in ("trusted.overlay.", "user.overlay."):
+                    try:
+                        opaque = opaque or os.getxattr(
+                            up, prefix + "opaque", follow_symlinks=False) == b"y"
+                    except OSError:
+                        pass
+                if rst is not None and (not is_dir or opaque):
+                    _remove(rp)
+                    is_dir = False
+                if not is_dir:
+                    os.mkdir(rp, 0o700)
+                walk(up, rp)
+                _copy_meta(up, rp, st)
+                continue
+            _remove(rp)
+            _move(up, rp, st, links)
+
+    walk(str(upper), str(rootfs))

@@ -1,0 +1,43 @@
+"""The RUN step contract between the stage executor and the sandbox: RunSpec in, RunResult out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trustbuild.oci.layer import LayerInfo
+    from trustbuild.sandbox.profiles import SecurityProfile
+
+__all__ = ["RunSpec", "RunResult"]
+
+
+@dataclass
+class RunSpec:
+    """One RUN step, fully resolved by the builder."""
+
+    argv: list[str]  # final argv; the builder already applied SHELL (["/bin/sh", "-c", cmd])
+    env: dict[str, str]  # image ENV + build args (build args are visible to this step only)
+    workdir: str = "/"  # inside the rootfs; created if missing
+    user: str = ""  # "", "name", "uid", "uid:gid", "name:group" (resolved in the rootfs)
+    label: str = "RUN"  # output prefix, e.g. "[2/5] RUN echo hi"
+    security_profile: str = "baseline"  # privileged | baseline | restricted
+    seccomp_profile: str | None = None  # path, name in seccomp/, "unconfined", None = default
+    network: str | None = None  # "host" | "none" | None = profile default
+    extra_mounts: Sequence[tuple[str, str]] = ()  # (host_path, target) read-only binds
+    hostname: str = "trustbuild"
+
+
+@dataclass
+class RunResult:
+    """What a RUN step did."""
+
+    exit_code: int
+    output_tail: list[str]  # the last ~20 lines, for the error message
+    layer: LayerInfo | None  # the diff as a layer blob; None when the step failed
+    seconds: float  # wall time of the whole step (sandbox + snapshot)
+    snapshot_seconds: float = 0.0  # of which: taking the diff and writing the layer
+    snapshot_mode: str = ""  # overlay | walk | full
+    profile: SecurityProfile | None = None  # the security profile actually applied
+    warnings: list[str] = field(default_factory=list)
