@@ -43,6 +43,7 @@ _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _KNOWN_DIRECTIVES = frozenset({"escape", "syntax", "check"})
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9\-_.]*$")
 _LEADING_TABS = re.compile(r"(?m)^\t+")
+_NAME_AFTER_SPACE = re.compile(r"""['"]?-?[A-Za-z_][\w.'"$-]*""")
 
 
 @dataclass
@@ -140,8 +141,20 @@ def _heredocs_in(line: str) -> list[Heredoc]:
         _, words = Lexer({}, raw_quotes=True, raw_escapes=True, skip_unset=True).process(line)
     except ExpansionError:
         return []
+    # "<<  EOF" and "<<- EOF": a bare marker takes the next word as its name (buildkit >= 0.22),
+    # when that word looks like a name, so that "$((1 << 2))" stays a shift.
+    joined: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if (re.fullmatch(r"\d*<<-?", word) and i + 1 < len(words)
+                and _NAME_AFTER_SPACE.fullmatch(words[i + 1])):
+            word += words[i + 1]
+            i += 1
+        joined.append(word)
+        i += 1
     docs = []
-    for word in words:
+    for word in joined:
         m = HEREDOC_WORD.match(word)
         if not m or not m.group(3):
             continue

@@ -322,3 +322,64 @@ def test_heredoc_script_for_run() -> None:
     assert with_cmd.heredoc_script() == (
         "python3 <<EOF > /out && cat <<-'X'\nprint(1)\nEOF\nliteral $V\nX\n")
     assert plain.heredoc_script() is None
+
+
+# (instruction with heredoc lines, [(name, content, expand, chomp)]) after buildkit's
+# parser_heredoc_test.go
+HEREDOC_CASES = [
+    ("RUN <<EMPTY\nEMPTY\n", [("EMPTY", "", True, False)]),
+    ('RUN "<<NOHEREDOC"\n', []),
+    ("RUN '<<EOF'\n", []),
+    ("RUN <<INDENT\n\tfoo\n\tbar\nINDENT\n", [("INDENT", "\tfoo\n\tbar\n", True, False)]),
+    ("RUN <<-UNINDENT2\n\tbaz\n\tquux\n\tUNINDENT2\n", [("UNINDENT2", "baz\nquux\n", True, True)]),
+    ("RUN <<COMMENT\n# internal comment\necho hi # trailing\nCOMMENT\n",
+     [("COMMENT", "# internal comment\necho hi # trailing\n", True, False)]),
+    ("RUN --mount=type=cache,target=/foo <<MOUNT\necho hello\nMOUNT\n",
+     [("MOUNT", "echo hello\n", True, False)]),
+    ("COPY <<EOF /quotes\n\"foo\"\n'bar'\nEOF\n", [("EOF", "\"foo\"\n'bar'\n", True, False)]),
+    ("COPY <<X <<Y /dest\nY\nX\nX\nY\n", [("X", "Y\n", True, False), ("Y", "X\n", True, False)]),
+    ("RUN <<COMPLEX python3\nprint('hello world')\nCOMPLEX\n",
+     [("COMPLEX", "print('hello world')\n", True, False)]),
+    ("RUN <<eo'f'\necho foo\neof\n", [("eof", "echo foo\n", False, False)]),
+    ("RUN <<eo\\'f\necho foo\neo'f\n", [("eo'f", "echo foo\n", True, False)]),
+    ("RUN <<'e'o\\'f\necho foo\neo'f\n", [("eo'f", "echo foo\n", False, False)]),
+    ("RUN <<'one two'\necho bar\none two\n", [("one two", "echo bar\n", False, False)]),
+    ("RUN <<$EOF\n$EOF\n", [("$EOF", "", True, False)]),
+    ("RUN <<  EOF\nEOF\n", [("EOF", "", True, False)]),
+    ("RUN <<  EOF  > foo\nEOF\n", [("EOF", "", True, False)]),
+    ("RUN <<- EOF\n\tx\n\tEOF\n", [("EOF", "x\n", True, True)]),
+    ("RUN 4<<EOF <<EOF2\na\nEOF\nb\nEOF2\n", [("EOF", "a\n", True, False),
+                                             ("EOF2", "b\n", True, False)]),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), HEREDOC_CASES)
+def test_heredoc_parity_with_buildkit(text: str, want: list[tuple[str, str, bool, bool]]
+                                      ) -> None:
+    inst = one(text)
+    assert [(h.name, h.content, h.expand, h.chomp) for h in inst.heredocs] == want
+
+
+def test_tabs_and_legacy_forms_like_dockers_own_dockerfile() -> None:
+    df = parse("# comment\n#\n\nFROM\tubuntu:14.04\n"
+               "LABEL\tmaintainer\tTianon Gravi <admwiggin@gmail.com> (@tianon)\n"
+               "RUN\tapt-get update && apt-get install -yq \\\n\tapt-utils \\\n\tcurl \\\n"
+               "\t--no-install-recommends\n"
+               "ENV\tPATH\t/usr/local/go/bin:$PATH\n"
+               "ENV\tX\t\\\n\tlinux/386 linux/arm \\\n\tdarwin/amd64\n"
+               "# (comment between)\nENV\tGOARM\t5\nVOLUME\t/var/lib/docker\n"
+               "ENTRYPOINT\t[\"hack/dind\"]\nCOPY\t.\t/go/src\n")
+    stage = df.stages[0]
+    assert stage.base == "ubuntu:14.04"
+    got = [(i.cmd, i.pairs or i.args) for i in stage.instructions]
+    assert got == [
+        ("LABEL", [("maintainer", "Tianon Gravi <admwiggin@gmail.com> (@tianon)")]),
+        ("RUN", ["apt-get update && apt-get install -yq \tapt-utils \tcurl "
+                 "\t--no-install-recommends"]),
+        ("ENV", [("PATH", "/usr/local/go/bin:$PATH")]),
+        ("ENV", [("X", "linux/386 linux/arm \tdarwin/amd64")]),
+        ("ENV", [("GOARM", "5")]),
+        ("VOLUME", ["/var/lib/docker"]),
+        ("ENTRYPOINT", ["hack/dind"]),
+        ("COPY", [".", "/go/src"]),
+    ]
