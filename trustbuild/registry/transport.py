@@ -10,6 +10,7 @@ and connection errors, honouring ``Retry-After``; bodies are re-opened for each 
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -23,7 +24,7 @@ from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
 from trustbuild._internal.retry import DEFAULT_POLICY, RetryPolicy, retry_call
-from trustbuild.errors import RegistryError
+from trustbuild.errors import RegistryError, UsageError
 from trustbuild.oci.reference import DEFAULT_REGISTRY, is_loopback_registry
 from trustbuild.registry.auth import Authenticator
 from trustbuild.registry.challenge import parse_challenge
@@ -67,6 +68,9 @@ class Transport:
         self.retry = retry
         certs = self.options.registry_certificates
         self._ca = certs.get(self.host) or certs.get(registry)
+        if self._ca and not os.path.isfile(self._ca):
+            raise UsageError(f"--registry-certificate {registry}={self._ca}: no such file "
+                             "(expected a PEM CA certificate)")
         plain = is_loopback_registry(self.host) or _host_matches(
             self.host, self.options.insecure_registries) or _host_matches(
             registry, self.options.insecure_registries)
@@ -99,10 +103,13 @@ class Transport:
         return self.base_url + (path if path.startswith("/") else "/" + path)
 
     def _verify(self, url: str) -> bool | str:
+        """TLS verification for ``url``: the registry's CA also covers its token server on
+        the same host name (any port)."""
         if self.options.skip_tls_verify:
             return False
-        if url.startswith(f"https://{self.host}/") and self._ca:
-            return self._ca
+        if self._ca and url.startswith("https://"):
+            if urlsplit(url).hostname == urlsplit(f"https://{self.host}/").hostname:
+                return self._ca
         return True
 
     def _send_raw(self, method: str, url: str, **kw: Any) -> requests.Response:
@@ -113,7 +120,7 @@ class Transport:
         kw.setdefault("proxies", {} if is_loopback_registry(netloc) else get_environ_proxies(url))
         try:
             return self.session.request(method, url, verify=self._verify(url), **kw)
-        except requests.RequestException as exc:
+        except (requests.RequestException, OSError) as exc:
             raise connection_error(netloc or self.host, exc) from exc
 
     def close(self) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from trustbuild.errors import InvalidReference
+from trustbuild.errors import InvalidReference, UsageError
 from trustbuild.registry import RegistryStore, Transport
 from trustbuild.registry.mirror import mirror_host
 from trustbuild.store.base import StoreOptions
@@ -23,12 +25,18 @@ def test_remote_is_https_unless_insecure() -> None:
     assert Transport("third.example", options=opts, credentials=None).scheme == "https"
 
 
-def test_ca_for_loopback_means_https() -> None:
-    opts = StoreOptions(registry_certificates={"127.0.0.1:5443": "/ca.pem"})
+def test_ca_for_loopback_means_https(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    opts = StoreOptions(registry_certificates={"127.0.0.1:5443": str(ca)})
     t = Transport("127.0.0.1:5443", options=opts, credentials=None)
     assert t.scheme == "https"
-    assert t._verify("https://127.0.0.1:5443/v2/") == "/ca.pem"
+    assert t._verify("https://127.0.0.1:5443/v2/") == str(ca)
+    assert t._verify("https://127.0.0.1:9000/token") == str(ca)  # token server on the same host
     assert t._verify("https://elsewhere/") is True
+    missing = StoreOptions(registry_certificates={"reg.example": str(tmp_path / "nope.pem")})
+    with pytest.raises(UsageError, match="--registry-certificate reg.example=.*nope.pem: no such file"):
+        Transport("reg.example", options=missing, credentials=None)
     skip = Transport("reg.example", options=StoreOptions(skip_tls_verify=True), credentials=None)
     assert skip._verify("https://reg.example/v2/") is False
 
