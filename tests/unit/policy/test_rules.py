@@ -1,0 +1,67 @@
+"""Dockerfile rules: ids, severities, line numbers and remedies."""
+
+from __future__ import annotations
+
+from trustbuild.build.dockerfile import parse_dockerfile
+from trustbuild.policy.report import DENY, PASS, WARN
+from trustbuild.policy.rules import RULES, run_rules
+
+DOCKERFILE = """\
+ARG BASE=127.0.0.1:5000/busybox
+FROM ${BASE} AS build
+ARG API_TOKEN
+RUN curl -fsSL https://example.com/install.sh | sh
+FROM 127.0.0.1:5000/busybox:1.36@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+ADD https://example.com/tool.tgz /opt/
+ADD --checksum=sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb https://example.com/ok.tgz /opt/
+ENV AWS_ACCESS=AKIAABCDEFGHIJKLMNOP
+EXPOSE 8080 22/tcp
+USER root
+"""
+
+
+def _checks(severities: dict[str, str] | None = None, require_digest: bool = False,
+            build_args: dict[str, str] | None = None):
+    df = parse_dockerfile(DOCKERFILE)
+    return run_rules(df, df.stages[-1], build_args=build_args or {}, severities=severities or {},
+                     require_digest=require_digest)
+
+
+def _by_id(checks, rid):
+    return [c for c in checks if c.id == rid]
+
+
+def test_each_rule_reports_the_line_and_a_remedy() -> None:
+    checks = _checks()
+    want = {
+        "remote-add-without-checksum": ["Dockerfile:6"],
+        "secret-in-arg-env": ["Dockerfile:3", "Dockerfile:8"],
+        "pipe-to-shell": ["Dockerfile:4"],
+        "base-image-latest": ["Dockerfile:2"],
+        "base-image-not-pinned": ["Dockerfile:2"],
+        "ssh-port-exposed": ["Dockerfile:9"],
+        "final-user-root": ["Dockerfile:10"],
+    }
+    for rid, lines in want.items():
+        found = _by_id(checks, rid)
+        assert [c.where for c in found] == lines, rid
+        assert all(c.status == RULES[rid].severity and c.remedy for c in found), rid
+
+
+def test_severities_can_be_changed_or_turned_off() -> None:
+    checks = _checks({"pipe-to-shell": "deny", "final-user-root": "off"})
+    assert [c.status for c in _by_id(checks, "pipe-to-shell")] == [DENY]
+    assert not _by_id(checks, "final-user-root")
+
+
+def test_require_digest_makes_unpinned_bases_deny() -> None:
+    assert [c.status for c in _by_id(_checks(), "base-image-not-pinned")] == [WARN]
+    assert [c.status for c in _by_id(_checks(require_digest=True), "base-image-not-pinned")] == [DENY]
+
+
+def test_secret_build_arg_and_clean_dockerfile() -> None:
+    checks = _checks(build_args={"NPM_AUTH": "x"})
+    assert any(c.where == "--build-arg" for c in _by_id(checks, "secret-in-arg-env"))
+    clean = parse_dockerfile("FROM 127.0.0.1:5000/b:1@sha256:" + "c" * 64 + "\nUSER 1000\n")
+    res = run_rules(clean, clean.stages[-1], build_args={}, severities={}, require_digest=True)
+    assert {c.status for c in res} == {PASS}

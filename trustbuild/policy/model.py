@@ -1,0 +1,290 @@
+"""The policy file: load YAML, validate against the shipped JSON Schema, give typed access.
+
+Example::
+
+    from trustbuild.policy.model import load_policy
+    policy = load_policy("policies/baseline.yaml")
+    print(policy.build.security_profile)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from trustbuild.errors import PolicyError
+from trustbuild.oci.digest import Digest
+
+__all__ = [
+    "Policy", "SignatureRule", "AttestationRule", "KeylessIdentity", "load_policy",
+    "parse_policy", "repository_matches", "schema",
+]
+
+MAX_POLICY_BYTES = 1024 * 1024
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The policy JSON Schema shipped in the package."""
+    text = resources.files("trustbuild.policy").joinpath("schema.json").read_text()
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class KeylessIdentity:
+    """Who must have signed, for keyless (Fulcio certificate) signatures."""
+
+    issuer: str | None = None
+    issuer_regexp: str | None = None
+    subject: str | None = None
+    subject_regexp: str | None = None
+    trusted_root: str | None = None  # path to a Sigstore trusted_root.json (offline verification)
+
+
+@dataclass(frozen=True)
+class SignatureRule:
+    """One acceptable signer: a public key (PEM bytes) or a keyless identity."""
+
+    key_pem: bytes | None = None
+    key_source: str = ""  # the file or "keyData", for messages
+    keyless: KeylessIdentity | None = None
+
+
+@dataclass(frozen=True)
+class AttestationRule:
+    """An attestation that must be present and signed by ``signer``."""
+
+    type: str
+    signer: SignatureRule | None
+    builder_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    """A signature/attestation requirement on a set of images."""
+
+    allowed_repositories: tuple[str, ...] = ()
+    require_digest: bool = False
+    signatures: tuple[SignatureRule, ...] = ()
+    attestations: tuple[AttestationRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExecutorSection:
+    """Where the executor image must come from and who must have signed it."""
+
+    image: str | None = None
+    signatures: tuple[SignatureRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class BuildSection:
+    """Sandbox settings the policy imposes."""
+
+    security_profile: str | None = None
+    seccomp_profile: str | None = None
+    network: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputSection:
+    """What the build must produce."""
+
+    sign: bool = False
+    attestations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy file."""
+
+    name: str
+    path: str
+    digest: str
+    base_images: Section
+    executor: ExecutorSection
+    rules: dict[str, str]
+    build: BuildSection
+    output: OutputSection
+    deploy: Section
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read, validate and resolve a policy file; PolicyError naming the field otherwise."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise PolicyError(f"{p}: cannot read policy file: {exc.strerror}") from None
+    return parse_policy(data, path=str(p))
+
+
+def parse_policy(data: bytes, *, path: str = "policy.yaml") -> Policy:
+    """Validate policy bytes; key paths are relative to ``path``'s directory."""
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{path}: policy file larger than {MAX_POLICY_BYTES} bytes")
+    try:
+        doc = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PolicyError(f"{path}{where}: invalid YAML: {problem}") from None
+    if not isinstance(doc, dict):
+        raise PolicyError(f"{path}: expected a YAML mapping with apiVersion, kind and spec")
+    _validate(doc, path)
+    spec = doc.get("spec") or {}
+    base_dir = Path(path).parent
+    base = spec.get("baseImages") or {}
+    ex = spec.get("executor") or {}
+    build = spec.get("build") or {}
+    out = spec.get("output") or {}
+    dep = spec.get("deploy") or {}
+    pol = Policy(
+        name=str((doc.get("metadata") or {}).get("name", Path(path).stem)),
+        path=path,
+        digest=str(Digest.of(data)),
+        base_images=_section(base, base_dir, path, "spec.baseImages"),
+        executor=ExecutorSection(ex.get("image"), _signatures(ex.get("signatures"), base_dir, path,
+                                                              "spec.executor.signatures")),
+        rules=dict((spec.get("dockerfile") or {}).get("rules") or {}),
+        build=BuildSection(build.get("securityProfile"), build.get("seccompProfile"), build.get("network")),
+        output=OutputSection(bool(out.get("sign", False)), tuple(out.get("attestations") or ())),
+        deploy=_section(dep, base_dir, path, "spec.deploy"),
+        raw=doc,
+    )
+    from trustbuild.policy.rules import RULES  # local import: rules import nothing from here
+
+    for rid in pol.rules:
+        if rid not in RULES:
+            raise PolicyError(f"{path}: spec.dockerfile.rules.{rid}: unknown rule id "
+                              f"(known: {', '.join(sorted(RULES))})")
+    if ex.get("signatures") and not ex.get("image"):
+        raise PolicyError(f"{path}: spec.executor.image: required when spec.executor.signatures is set")
+    return pol
+
+
+def _validate(doc: dict[str, Any], path: str) -> None:
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        raise PolicyError(f"{path}: {_describe(errors[0])}")
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+    where = where.lstrip(".") or "(top level)"
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        allowed = ", ".join(err.schema.get("properties", {}))
+        return f"{where}: unknown field {extra[0]!r} (allowed: {allowed})"
+    if err.validator == "required":
+        return f"{where}: {err.message}"
+    if err.validator == "type":
+        return f"{where}: expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"
+    if err.validator in ("enum", "const"):
+        allowed = err.validator_value if err.validator == "enum" else [err.validator_value]
+        return f"{where}: {err.instance!r} is not one of {', '.join(map(str, allowed))}"
+    if err.validator == "oneOf":
+        return f"{where}: give exactly one of key, keyData or keyless"
+    if err.validator == "anyOf":
+        return f"{where}: give issuer or issuerRegExp"
+    return f"{where}: {err.message}"
+
+
+def _signatures(items: Any, base_dir: Path, path: str, where: str) -> tuple[SignatureRule, ...]:
+    out = []
+    for i, item in enumerate(items or []):
+        out.append(_signer(item, base_dir, path, f"{where}[{i}]"))
+    return tuple(out)
+
+
+def _signer(item: dict[str, Any], base_dir: Path, path: str, where: str) -> SignatureRule:
+    if "key" in item:
+        kp = Path(item["key"])
+        kp = kp if kp.is_absolute() else base_dir / kp
+        try:
+            pem = kp.read_bytes()
+        except OSError as exc:
+            raise PolicyError(f"{path}: {where}.key: cannot read {kp}: {exc.strerror}") from None
+        _check_pem(pem, path, f"{where}.key ({kp})")
+        return SignatureRule(key_pem=pem, key_source=str(kp))
+    if "keyData" in item:
+        pem = item["keyData"].encode()
+        _check_pem(pem, path, f"{where}.keyData")
+        return SignatureRule(key_pem=pem, key_source="keyData")
+    kl = item["keyless"]
+    for rx in ("issuerRegExp", "subjectRegExp"):
+        if rx in kl:
+            try:
+                re.compile(kl[rx])
+            except re.error as exc:
+                raise PolicyError(f"{path}: {where}.keyless.{rx}: invalid regular expression: {exc}") from None
+    root = kl.get("trustedRoot")
+    if root is not None:
+        rp = Path(root) if Path(root).is_absolute() else base_dir / root
+        if not rp.is_file():
+            raise PolicyError(f"{path}: {where}.keyless.trustedRoot: cannot read {rp}")
+        root = str(rp)
+    return SignatureRule(keyless=KeylessIdentity(kl.get("issuer"), kl.get("issuerRegExp"),
+                                                 kl.get("subject"), kl.get("subjectRegExp"), root))
+
+
+def _check_pem(pem: bytes, path: str, where: str) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise PolicyError(f"{path}: {where}: not a PEM public key ({exc})") from None
+
+
+def _section(d: dict[str, Any], base_dir: Path, path: str, where: str) -> Section:
+    atts = []
+    for i, a in enumerate(d.get("attestations") or []):
+        signer = None
+        if any(k in a for k in ("key", "keyData", "keyless")):
+            signer = _signer({k: a[k] for k in ("key", "keyData", "keyless") if k in a}, base_dir, path,
+                             f"{where}.attestations[{i}]")
+        else:
+            raise PolicyError(f"{path}: {where}.attestations[{i}]: needs key, keyData or keyless "
+                              "(who must have signed it)")
+        atts.append(AttestationRule(a["type"], signer, tuple(a.get("builderIds") or ())))
+    return Section(
+        allowed_repositories=tuple(d.get("allowedRepositories") or ()),
+        require_digest=bool(d.get("requireDigest", False)),
+        signatures=_signatures(d.get("signatures"), base_dir, path, f"{where}.signatures"),
+        attestations=tuple(atts),
+    )
+
+
+def repository_matches(name: str, patterns: tuple[str, ...] | list[str]) -> bool:
+    """Glob match on ``host/repo``: ``*`` stays within one path segment, ``**`` crosses them."""
+    for pat in patterns:
+        rx = ""
+        i = 0
+        while i < len(pat):
+            if pat.startswith("**", i):
+                rx += ".*"
+                i += 2
+            elif pat[i] == "*":
+                rx += "[^/]*"
+                i += 1
+            elif pat[i] == "?":
+                rx += "[^/]"
+                i += 1
+            else:
+                rx += re.escape(pat[i])
+                i += 1
+        if re.fullmatch(rx, name):
+            return True
+    return False

@@ -1,0 +1,182 @@
+"""Dockerfile rules: each has an id, a default severity and a remedy; policies may override severity.
+
+Rules read the parsed Dockerfile (``trustbuild.build.dockerfile``) and never execute anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from trustbuild.attest.redact import is_secret_name
+from trustbuild.build.expand import expand
+from trustbuild.policy.report import DENY, PASS, WARN, Check
+
+__all__ = ["Rule", "RULES", "run_rules", "Finding"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule violation at one line."""
+
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A Dockerfile rule."""
+
+    id: str
+    severity: str  # default: deny | warn | off
+    summary: str
+    remedy: str
+    check: Callable[[Any, Any, Mapping[str, str]], Iterator[Finding]]
+
+
+_SECRET_VALUE = re.compile(
+    r"(-----BEGIN [A-Z ]*PRIVATE KEY-----|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36}|"
+    r"xox[baprs]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20})"
+)
+_PIPE_TO_SHELL = re.compile(r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(ba|z|da|k)?sh\b")
+
+
+def _all_instructions(df: Any) -> Iterator[Any]:
+    yield from df.global_args
+    for st in df.stages:
+        yield st.from_instruction
+        yield from st.instructions
+
+
+def _remote_add(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
+    for ins in _all_instructions(df):
+        if ins.cmd == "ADD" and "checksum" not in ins.flags:
+            for src in ins.args[:-1]:
+                if re.match(r"^(https?|git)://", src) or src.startswith("git@"):
+                    yield Finding(ins.line, f"ADD {src} fetches remote content without --checksum")
+
+
+def _final_root(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
+    users = [i for i in stage.instructions if i.cmd == "USER"]
+    if not users:
+        yield Finding(stage.line, "the final stage sets no USER: the image runs as its base's user, "
+                                  "usually root")
+        return
+    last = users[-1]
+    name = (last.args[0] if last.args else "").split(":")[0]
+    if name in ("root", "0", ""):
+        yield Finding(last.line, f"the final stage runs as {name or 'root'}")
+
+
+def _secrets(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
+    for ins in _all_instructions(df):
+        if ins.cmd in ("ARG", "ENV"):
+            for key, value in _pairs(ins):
+                if is_secret_name(key):
+                    yield Finding(ins.line, f"{ins.cmd} {key} has a secret-looking name: its value "
+                                            "ends up in the image config or history")
+                elif value and _SECRET_VALUE.search(value):
+                    yield Finding(ins.line, f"{ins.cmd} {key} has a value that looks like a credential")
+    for key in args:
+        if is_secret_name(key):
+            yield Finding(0, f"--build-arg {key} has a secret-looking name")
+
+
+def _pairs(ins: Any) -> list[tuple[str, str]]:
+    pairs = getattr(ins, "pairs", None)
+    if pairs:
+        return [(str(k), str(v or "")) for k, v in pairs]
+    out = []
+    for a in ins.args:
+        k, _, v = a.partition("=")
+        out.append((k, v))
+    return out
+
+
+def _base_images(df: Any, args: Mapping[str, str]) -> Iterator[tuple[Any, str]]:
+    env = {}
+    for ins in df.global_args:
+        for k, v in _pairs(ins):
+            env[k] = v
+    env.update(args)
+    names = {st.name.lower() for st in df.stages if st.name}
+    for st in df.stages:
+        base = expand(st.base, env, escape=df.escape)
+        if base == "scratch" or base.lower() in names:
+            continue
+        yield st.from_instruction, base
+
+
+def _latest(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
+    for ins, base in _base_images(df, args):
+        if "@" in base:
+            continue
+        last = base.rsplit("/", 1)[-1]
+        if ":" not in last:
+            yield Finding(ins.line, f"FROM {base} has no tag (means :latest, which moves)")
+        elif last.endswith(":latest"):
+            yield Finding(ins.line, f"FROM {base} uses the moving tag :latest")
+
+
+def _unpinned(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
+    for ins, base in _base_images(df, args):
+        if "@sha256:" not in base:
+            yield Finding(ins.line, f"FROM {base} is not pinned by digest")
+    for ins in _all_instructions(df):
+        src = ins.flags.get("from") if ins.cmd == "COPY" else None
+        if isinstance(src, str) and ("/" in src or ":" in src) and "@sha256:" not in src:
+            yield Finding(ins.line, f"COPY --from={src} is not pinned by digest")
+
+
+def _pipe_shell(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
+    for ins in _all_instructions(df):
+        if ins.cmd == "RUN":
+            text = " ".join(ins.args) + "".join(h.content for h in ins.heredocs)
+            m = _PIPE_TO_SHELL.search(text)
+            if m:
+                yield Finding(ins.line, f"RUN pipes a download into a shell ({m.group(0).strip()})")
+
+
+def _ssh_port(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
+    for ins in stage.instructions:
+        if ins.cmd == "EXPOSE" and any(a.split("/")[0] == "22" for a in ins.args):
+            yield Finding(ins.line, "EXPOSE 22: an SSH server in an application image")
+
+
+RULES: dict[str, Rule] = {r.id: r for r in (
+    Rule("remote-add-without-checksum", DENY, "ADD of a URL without --checksum",
+         "add --checksum=sha256:<hex> to the ADD, or download in a verified step", _remote_add),
+    Rule("final-user-root", WARN, "the final stage runs as root",
+         "add USER <non-root uid> at the end of the final stage", _final_root),
+    Rule("secret-in-arg-env", DENY, "secret-looking names or values in ARG, ENV or --build-arg",
+         "pass secrets with RUN --mount=type=secret or at run time, never as ARG/ENV", _secrets),
+    Rule("base-image-latest", WARN, "a base image without a tag or with :latest",
+         "use a specific version tag, ideally pinned by digest (image:tag@sha256:...)", _latest),
+    Rule("base-image-not-pinned", WARN, "a base image not pinned by digest",
+         "pin every FROM and COPY --from image as image:tag@sha256:<digest>", _unpinned),
+    Rule("pipe-to-shell", WARN, "curl|wget output piped into a shell",
+         "download to a file, verify its checksum or signature, then run it", _pipe_shell),
+    Rule("ssh-port-exposed", WARN, "EXPOSE 22 in the final stage",
+         "do not run sshd in images; use kubectl exec or a debug container", _ssh_port),
+)}
+
+
+def run_rules(df: Any, stage: Any, *, build_args: Mapping[str, str], severities: Mapping[str, str],
+              require_digest: bool = False, path: str = "Dockerfile") -> list[Check]:
+    """Run every rule on the Dockerfile; ``stage`` is the target (final) stage."""
+    checks = []
+    for rule in RULES.values():
+        sev = severities.get(rule.id, rule.severity)
+        if rule.id == "base-image-not-pinned" and require_digest:
+            sev = DENY
+        if sev == "off":
+            continue
+        findings = list(rule.check(df, stage, build_args))
+        if not findings:
+            checks.append(Check(rule.id, PASS, rule.summary + ": none found"))
+        for f in findings:
+            where = f"{path}:{f.line}" if f.line else "--build-arg"
+            checks.append(Check(rule.id, sev, f.message, where, rule.remedy))
+    return checks
