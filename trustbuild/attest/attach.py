@@ -103,31 +103,47 @@ def _append(store: Store, subject: Descriptor, env_json: bytes, annotations: dic
         annotations=annotations, replace=_same_type(predicate_type) if replace else None)
 
 
-def attest_image(store: Store, ref: str | None, *, key: DSSESigner,
+def attest_image(store: Store, ref: str | None, *, key: DSSESigner | None,
                  predicate: bytes | dict[str, Any], predicate_type: str, subject_name: str = "",
-                 replace: bool = False, bundle: bool = False) -> Descriptor:
+                 replace: bool = False, bundle: bool = False, keyless: bool = False,
+                 identity_token: str | None = None,
+                 trust_config: str | Path | None = None) -> Descriptor:
     """Resolve ``ref`` once and attach a signed attestation of ``predicate`` to that digest.
 
     ``predicate_type`` is a cosign short name (``slsaprovenance``, ``spdxjson``, ``cyclonedx``,
-    ``custom``, ...) or a URI; ``custom`` predicates are wrapped as cosign does.
+    ``custom``, ...) or a URI; ``custom`` predicates are wrapped as cosign does. ``keyless``
+    signs with a Fulcio certificate instead of ``key`` (see :mod:`trustbuild.attest.keyless`).
     """
     ptype = predicate_type_uri(predicate_type)
     pred = make_predicate(predicate, ptype)
     subject = resolve_subject(store, ref)
+    name = subject_name or store.describe()
+    if keyless:
+        from trustbuild.attest.keyless import keyless_attest_subject
+
+        stmt = Statement.for_image(name, subject.digest, ptype, pred)
+        return keyless_attest_subject(store, subject, statement=stmt, identity_token=identity_token,
+                                      trust_config=trust_config, replace=replace, bundle=bundle)
+    if key is None:
+        raise UsageError("attest: give a signing key (--key) or --keyless")
     return attest_subject(store, subject, key=key, predicate=pred, predicate_type=ptype,
-                          subject_name=subject_name or store.describe(), replace=replace,
+                          subject_name=name, replace=replace,
                           bundle=bundle)
 
 
-def attest_build(store: Store, subject: Descriptor, record: BuildRecord, *, key: DSSESigner,
+def attest_build(store: Store, subject: Descriptor, record: BuildRecord, *, key: DSSESigner | None,
                  kinds: Sequence[str] = ATTEST_KINDS, sbom_format: str = "spdx",
                  rootfs: Path | None = None, builder_id: str | None = None, bundle: bool = False,
-                 subject_name: str = "", replace: bool = True) -> list[Descriptor]:
+                 subject_name: str = "", replace: bool = True, keyless: bool = False,
+                 identity_token: str | None = None,
+                 trust_config: str | Path | None = None) -> list[Descriptor]:
     """Attach provenance and/or an SBOM for a pushed build result; returns the ``.att`` descriptors.
 
     The provenance comes only from ``record``; the SBOM from ``rootfs`` (the flattened final
-    filesystem) or, without it, from the image's layers.
+    filesystem) or, without it, from the image's layers. ``keyless`` signs through Sigstore.
     """
+    if key is None and not keyless:
+        raise UsageError("attest: give a signing key (--sign-key) or use keyless signing")
     unknown = [k for k in kinds if k not in ATTEST_KINDS]
     if unknown:
         raise UsageError(f"--attest {','.join(unknown)}: use provenance and/or sbom")
@@ -150,6 +166,16 @@ def attest_build(store: Store, subject: Descriptor, record: BuildRecord, *, key:
             else:
                 pred = sbom_of_image(store, str(subject.digest), image_name=name,
                                      sbom_format=sbom_format, created=created)
+        if keyless:
+            from trustbuild.attest.keyless import keyless_attest_subject
+
+            stmt = Statement.for_image(name, subject.digest, ptype, pred)
+            out.append(keyless_attest_subject(store, subject, statement=stmt,
+                                              identity_token=identity_token,
+                                              trust_config=trust_config, replace=replace,
+                                              bundle=bundle))
+            continue
+        assert key is not None
         out.append(attest_subject(store, subject, key=key, predicate=pred, predicate_type=ptype,
                                   subject_name=name, replace=replace, bundle=bundle))
     return out

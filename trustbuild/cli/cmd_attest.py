@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="Sign PREDICATE as an in-toto Statement v1 (DSSE) about the "
                        "image digest and attach it as cosign does (sha256-<hex>.att).")
     p.add_argument("image", metavar="IMAGE", help="docker://REF, REF, oci:DIR[:TAG]")
-    p.add_argument("--key", required=True,
+    p.add_argument("--key",
                    help="cosign private key file (password from TRUSTBUILD_PASSWORD or "
                    "COSIGN_PASSWORD)")
     p.add_argument("--predicate", required=True, metavar="FILE",
@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="drop earlier attestations of the same predicate type")
     p.add_argument("--bundle", action="store_true",
                    help="also attach a Sigstore bundle (v0.3) as an OCI 1.1 referrer")
+    p.add_argument("--keyless", action="store_true",
+                   help="sign with a Fulcio certificate and log in Rekor (Sigstore), not a key")
+    p.add_argument("--identity-token", metavar="TOKEN",
+                   help="OIDC token for --keyless (default: the CI's ambient token)")
+    p.add_argument("--sigstore-trust-config", metavar="FILE",
+                   help="keyless: Sigstore ClientTrustConfig JSON (private Sigstore instance)")
     p.add_argument("--output", choices=("text", "json"), default="text")
     add_registry_flags(p)
     add_common_flags(p)
@@ -69,17 +75,21 @@ def run(args: argparse.Namespace) -> int:
     from trustbuild.sign.keys import load_signing_key
     from trustbuild.store.open import open_store
 
-    if not args.key:
-        raise UsageError("attest: give --key KEY (a cosign private key)")
+    if not args.key and not args.keyless:
+        raise UsageError("attest: give --key KEY (a cosign private key) or --keyless")
+    if args.key and args.keyless:
+        raise UsageError("attest: --key and --keyless are mutually exclusive")
     ptype = predicate_type_uri(args.type)
     predicate = _read_predicate(args.predicate)
-    key = load_signing_key(args.key)
+    key = load_signing_key(args.key) if args.key else None
     loc = parse_location(args.image)
     store, ref = open_store(loc, store_options(args))
     try:
         desc = attest_image(store, ref, key=key, predicate=predicate, predicate_type=ptype,
                             subject_name=subject_name(loc), replace=args.replace,
-                            bundle=args.bundle)
+                            bundle=args.bundle, keyless=args.keyless,
+                            identity_token=args.identity_token,
+                            trust_config=args.sigstore_trust_config)
     finally:
         store.close()
     if args.output == "json":

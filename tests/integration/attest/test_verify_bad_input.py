@@ -153,3 +153,18 @@ def test_text_output_and_exit_code(layout, tmp_path, keypair, other_keypair, cap
     assert main(["verify-attestation", "--key", str(other_pub), loc]) == 1
     err = capsys.readouterr().err
     assert "FAIL" in err and "verification failed" in err
+
+
+def test_keyless_flags(layout, tmp_path, keypair, capsys):
+    loc, _digest, _store = layout
+    key, _pub = keypair
+    (tmp_path / "p.txt").write_text("hello")
+    pred = str(tmp_path / "p.txt")
+    assert main(["attest", "--key", str(key), "--keyless", "--predicate", pred, loc]) == 2
+    assert "mutually exclusive" in capsys.readouterr().err
+    assert main(["attest", "--predicate", pred, loc]) == 2
+    assert "give --key KEY" in capsys.readouterr().err
+    # a malformed OIDC token is refused before any network access
+    assert main(["attest", "--keyless", "--identity-token", "not-a-jwt", "--predicate", pred,
+                 loc]) == 1
+    assert "invalid identity token" in capsys.readouterr().err
