@@ -78,6 +78,13 @@ class LayoutStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self._existed = (self.root / "oci-layout").exists()
+        # the outermost directory a write would create: abort() removes exactly that
+        self._created_top: Path | None = None
+        if not self._existed:
+            top = self.root.absolute()
+            while not top.parent.exists() and top.parent != top:
+                top = top.parent
+            self._created_top = None if top.exists() else top
 
     # ------------------------------------------------------------------ naming and files
 
@@ -365,9 +372,19 @@ class LayoutStore:
                 self._write_index(keep)
 
     def abort(self) -> None:
-        """Undo a failed write: remove the layout if this store created it."""
-        if not self._existed and self.root.exists():
-            shutil.rmtree(self.root, ignore_errors=True)
+        """Undo a failed write into a layout this store created (an existing one is left as is).
+
+        Directories the write created are removed; in a directory that existed but held no
+        layout, only ``oci-layout``, ``index.json`` and ``blobs/`` are.
+        """
+        if self._existed:
+            return
+        if self._created_top is not None:
+            shutil.rmtree(self._created_top, ignore_errors=True)
+            return
+        for name in ("oci-layout", "index.json"):
+            (self.root / name).unlink(missing_ok=True)
+        shutil.rmtree(self.root / "blobs", ignore_errors=True)
 
     def close(self) -> None:
         """Nothing to flush: every write is already complete."""

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import gzip
 import tempfile
 import threading
@@ -168,15 +169,26 @@ def _run(
         say(f"copying blob {_short(d)} {human_size(d.size)}")
         dst.put_blob(d, source)
 
-    if not todo:
+    _parallel([functools.partial(one, d, s) for d, s in todo], jobs=jobs)
+
+
+def _parallel(tasks: Sequence[Callable[[], None]], *, jobs: int) -> None:
+    """Run ``tasks`` in a pool of ``jobs`` threads; the first failure cancels what has not started.
+
+    Always waits for running tasks before returning or raising, so a destination's ``abort()``
+    never races with a transfer still writing into it (also on Ctrl-C).
+    """
+    if not tasks:
         return
-    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo))), thread_name_prefix="copy")
-    futures: list[Future[None]] = [pool.submit(one, d, s) for d, s in todo]
-    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-    failed = [f for f in done if f.exception() is not None]
-    pool.shutdown(wait=True, cancel_futures=bool(failed))
-    if failed:
-        raise cast(BaseException, failed[0].exception())
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(tasks))), thread_name_prefix="copy")
+    try:
+        futures: list[Future[None]] = [pool.submit(t) for t in tasks]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in futures:
+            if f in done and f.exception() is not None:
+                raise cast(BaseException, f.exception())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _short(d: Descriptor) -> str:
@@ -232,9 +244,7 @@ def _copy_compressing(
                 results[str(d.digest)] = (cd, path)
 
         unique = list({str(d.digest): d for d in m.layers}.values())
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(unique) or 1))) as pool:
-            for f in [pool.submit(compress, d) for d in unique]:
-                f.result()
+        _parallel([functools.partial(compress, d) for d in unique], jobs=jobs)
         layers = [results[str(d.digest)][0] for d in m.layers]
         cfg_type = MediaType.OCI_CONFIG if oci else MediaType.DOCKER_CONFIG
         config = Descriptor(str(cfg_type), m.config.digest, m.config.size)

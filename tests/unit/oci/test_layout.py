@@ -210,3 +210,16 @@ def test_abort_removes_only_a_layout_it_created(tmp_path: Path) -> None:
     _artifact(old, None)
     old.abort()
     assert LayoutStore(tmp_path / "old").get_manifest("latest")
+
+
+def test_abort_keeps_user_files_and_removes_created_parents(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    store = LayoutStore(tmp_path / "mine")
+    _artifact(store, None)
+    store.abort()
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    deep = LayoutStore(tmp_path / "a" / "b" / "c")
+    _artifact(deep, None)
+    deep.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
