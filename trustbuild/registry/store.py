@@ -27,12 +27,13 @@ from trustbuild.errors import (
     InvalidReference,
     NotFound,
     RegistryError,
+    TrustbuildError,
 )
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.manifest import MAX_MANIFEST_BYTES, load_json, parse_manifest
 from trustbuild.oci.mediatype import ACCEPT_MANIFESTS, MediaType
-from trustbuild.oci.reference import _REPO
+from trustbuild.oci.reference import _REPO, _TAG
 from trustbuild.oci.verify import VerifyingReader, check_bytes, copy_verified_to_file
 from trustbuild.registry import referrers as _ref
 from trustbuild.registry.challenge import repository_scope
@@ -57,6 +58,19 @@ def _is_digest(ref: str) -> bool:
     return ":" in ref
 
 
+def _check_ref(ref: str, registry: str, repository: str) -> str:
+    """A tag (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``) or a valid digest; InvalidReference else."""
+    if _is_digest(ref):
+        try:
+            Digest.parse(ref)
+        except TrustbuildError as exc:
+            raise InvalidReference(f"{registry}/{repository}@{ref}: {exc}") from None
+    elif not _TAG.match(ref or ""):
+        raise InvalidReference(f"invalid tag {ref!r} for {registry}/{repository}: letters, digits, "
+                               "'_', '.', '-' (not first), at most 128")
+    return ref
+
+
 class RegistryStore:
     """One repository on a registry, e.g. ``RegistryStore("127.0.0.1:5000", "app", opts)``.
 
@@ -76,6 +90,7 @@ class RegistryStore:
         self.repository = repository
         self.options = options
         self.chunk_size = max(1, chunk_size)
+        self._owns_transport = transport is None
         self.transport = transport or Transport(registry, options=options, credentials=credentials,
                                                 retry=retry)
         self._mirrors = mirror_transports(registry, options, retry=retry)
@@ -103,9 +118,11 @@ class RegistryStore:
         self.transport.ping()
 
     def close(self) -> None:
-        """Release connections."""
-        for t in self._readers():
+        """Release connections (a Transport passed in by the caller stays open)."""
+        for t in self._mirrors:
             t.close()
+        if self._owns_transport:
+            self.transport.close()
 
     # ------------------------------------------------------------------ manifests
 
@@ -125,6 +142,7 @@ class RegistryStore:
 
     def get_manifest(self, ref: str) -> tuple[bytes, str]:
         """Raw bytes and media type at tag or digest ``ref``; verified; NotFound if absent."""
+        _check_ref(ref, self.registry, self.repository)
         return self._from_readers(lambda t: self._get_manifest(t, ref))
 
     def _get_manifest(self, transport: Transport, ref: str) -> tuple[bytes, str]:
@@ -171,7 +189,7 @@ class RegistryStore:
         if len(raw) > MAX_MANIFEST_BYTES:
             raise InvalidManifest(f"manifest for {self.describe()}: larger than {MAX_MANIFEST_BYTES} bytes")
         digest = Digest.of(raw)
-        refs = list(tags) or [str(digest)]
+        refs = [_check_ref(t, self.registry, self.repository) for t in tags] or [str(digest)]
         subject_header: str | None = None
         for ref in refs:
             resp = self.transport.request(
@@ -213,7 +231,7 @@ class RegistryStore:
         manifest and so every tag pointing at it: if other tags share the digest a RegistryError
         is raised instead of deleting them.
         """
-        path = f"/v2/{self.repository}/manifests/{tag}"
+        path = f"/v2/{self.repository}/manifests/{_check_ref(tag, self.registry, self.repository)}"
         scopes = (repository_scope(self.repository, "delete"), *self._push)
         resp = self.transport.request("DELETE", path, scopes=scopes,
                                       expect=(200, 202, 400, 404, 405))

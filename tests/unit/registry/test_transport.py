@@ -57,3 +57,12 @@ def test_mirror_specs() -> None:
     assert mirror_host("https://mirror.gcr.io/") == ("mirror.gcr.io", False)
     assert mirror_host("http://10.0.0.1:5000") == ("10.0.0.1:5000", True)
     assert mirror_host("mirror.example") == ("mirror.example", False)
+
+
+def test_refs_that_could_escape_the_api_path_are_rejected() -> None:
+    store = RegistryStore("127.0.0.1:5000", "team/app", StoreOptions(), credentials=None)
+    for bad in ("../../v2/other/manifests/x", "a/b", "-lead", "sha256:short"):
+        with pytest.raises(InvalidReference):
+            store.get_manifest(bad)
+    with pytest.raises(InvalidReference):
+        store.put_manifest(b"{}", "application/json", tags=["bad tag"])
