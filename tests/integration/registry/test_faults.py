@@ -104,3 +104,26 @@ def test_not_a_registry(registry: RegistryServer) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_failed_upload_is_restarted_with_the_source_reopened(registry_proxy: FaultProxy) -> None:
+    import io
+    from contextlib import contextmanager
+
+    from trustbuild.oci.descriptor import Descriptor
+
+    data = b"restart me" * 1000
+    opened = []
+
+    @contextmanager
+    def source():  # type: ignore[no-untyped-def]
+        opened.append(1)
+        yield io.BytesIO(data)
+
+    registry_proxy.fail(503, 1, match="digest=sha256:")  # the closing PUT of the first attempt
+    store = _store(registry_proxy.host, "faults/restart")
+    desc = Descriptor.for_bytes("application/octet-stream", data)
+    store.put_blob(desc, source)
+    assert store.has_blob(desc.digest) and len(opened) == 2
+    posts = [e for e in registry_proxy.log if e[0] == "POST"]
+    assert len(posts) == 2  # a fresh upload session for the second attempt
