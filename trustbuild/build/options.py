@@ -102,7 +102,7 @@ class BuildOptions:
     cache: bool = False
     cache_repo: str | None = None
     sign_key: str | None = None
-    bundle: str | None = None
+    bundle: bool = False
     attest: list[str] = field(default_factory=list)
     sbom_format: str = "spdx"
     builder_id: str | None = None

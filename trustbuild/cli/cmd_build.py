@@ -100,7 +100,9 @@ def register(sub: Any) -> None:
     x.add_argument("--cache", action="store_true", help="use a layer cache")
     x.add_argument("--cache-repo", metavar="REPO", help="repository for cached layers")
     x.add_argument("--sign-key", metavar="KEY", help="sign the pushed image with this cosign key")
-    x.add_argument("--bundle", metavar="FILE", help="write the signature bundle here")
+    x.add_argument("--bundle", action="store_true",
+                   help="also attach the signature (and attestations) as Sigstore bundle v0.3 "
+                        "OCI referrers, as cosign 3 does")
     x.add_argument("--attest", default="", metavar="LIST",
                    help="attach attestations: comma list of provenance,sbom")
     x.add_argument("--sbom-format", choices=("spdx", "cyclonedx"), default="spdx",
@@ -160,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
     from trustbuild.build.api import build
 
     options = options_from_args(args)
+    from trustbuild.pipeline import configure
+
+    configure(options)
     for hook in SETUP_HOOKS:
         hook(options, args)
     with build(options) as result:

@@ -1,0 +1,240 @@
+"""The policy gate against the real registry: signatures on bases, the executor, re-pointed tags.
+
+A RUN step in every build here contacts a loopback listener: it must never be reached when the
+gate denies, and must be when it allows.
+"""
+
+from __future__ import annotations
+
+import http.server
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trustbuild.build.api import build
+from trustbuild.build.options import BuildOptions
+from trustbuild.cli.main import main
+from trustbuild.errors import PolicyViolation
+from trustbuild.oci.reference import Reference
+from trustbuild.pipeline import configure
+from trustbuild.registry.store import RegistryStore
+from trustbuild.sign.keys import generate_key_pair, load_signing_key
+from trustbuild.sign.sign import sign_image
+from trustbuild.store.base import StoreOptions
+
+pytestmark = [pytest.mark.slow, pytest.mark.privileged]
+PASSWORD = b"gate-test"
+
+
+class Listener:
+    """Counts HTTP requests on a loopback port (the RUN step's canary)."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        hits = self.hits
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                hits.append(self.path)
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok\n")
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    lst = Listener()
+    yield lst
+    lst.server.shutdown()
+    lst.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("keys")
+    out = {}
+    for name in ("trusted", "untrusted", "executor"):
+        key, pub = generate_key_pair(str(d / name), password=PASSWORD)
+        out[name], out[name + ".pub"] = key, pub
+    return out
+
+
+def _copy(src: str, dst: str) -> None:
+    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
+                    f"docker://{src}", f"docker://{dst}"], check=True, capture_output=True, timeout=120)
+
+
+def _digest(ref: str) -> str:
+    out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+                          f"docker://{ref}"], check=True, capture_output=True, text=True, timeout=60)
+    return out.stdout.strip()
+
+
+def _sign(ref: str, key: Path) -> None:
+    r = Reference.parse(ref)
+    store = RegistryStore(r.registry, r.repository, StoreOptions())
+    sign_image(store, r.tag, load_signing_key(key, password=PASSWORD), docker_reference=r.name)
+
+
+def _policy(tmp: Path, body: str) -> Path:
+    p = tmp / "policy.yaml"
+    p.write_text("apiVersion: trustbuild.dev/v1alpha1\nkind: Policy\nmetadata: {name: test}\nspec:\n"
+                 + body)
+    return p
+
+
+def _context(tmp: Path, base: str, port: int) -> Path:
+    ctx = tmp / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM {base}\nRUN wget -q -O /ran http://127.0.0.1:{port}/ran\nUSER 1000\n")
+    return ctx
+
+
+def _build(ctx: Path, policy: Path, dest: str, **kw: Any) -> Any:
+    opts = BuildOptions(context=str(ctx), destinations=[dest], policy=str(policy), **kw)
+    configure(opts, gate_only=True)
+    return build(opts)
+
+
+SIGNED_BASE = "  baseImages:\n    allowedRepositories: ['127.0.0.1:*/**']\n    signatures: [{key: %s}]\n"
+
+
+def test_unsigned_base_is_denied_before_any_run(registry: Any, busybox_base: str, keys: dict,
+                                                listener: Listener, tmp_path: Path) -> None:
+    base = f"{registry.host}/gate/unsigned:1"
+    _copy(busybox_base, base)
+    policy = _policy(tmp_path, SIGNED_BASE % keys["trusted.pub"])
+    dest = f"{registry.host}/gate/out-unsigned:1"
+    with pytest.raises(PolicyViolation, match="base-signature"):
+        _build(_context(tmp_path, base, listener.port), policy, dest)
+    assert listener.hits == []
+    probe = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{dest}"],
+                           capture_output=True, timeout=60)
+    assert probe.returncode != 0, "a denied build must push nothing"
+
+
+def test_untrusted_key_is_denied_and_trusted_key_allowed(registry: Any, busybox_base: str,
+                                                         keys: dict, listener: Listener,
+                                                         tmp_path: Path) -> None:
+    base = f"{registry.host}/gate/signed:1"
+    _copy(busybox_base, base)
+    _sign(base, keys["untrusted"])
+    policy = _policy(tmp_path, SIGNED_BASE % keys["trusted.pub"])
+    ctx = _context(tmp_path, base, listener.port)
+    with pytest.raises(PolicyViolation, match="no signature by a trusted signer"):
+        _build(ctx, policy, f"{registry.host}/gate/out:1")
+    assert listener.hits == []
+    _sign(base, keys["trusted"])
+    with _build(ctx, policy, f"{registry.host}/gate/out:1") as result:
+        assert result.record.policy_decision == "allow"
+        assert any(c["id"] == "base-signature" and c["status"] == "pass"
+                   for c in result.record.policy_report)
+    assert listener.hits == ["/ran"]
+
+
+def test_executor_unknown_or_unsigned_is_denied(registry: Any, busybox_base: str, keys: dict,
+                                               listener: Listener, tmp_path: Path) -> None:
+    executor_repo = f"{registry.host}/trustbuild/executor"
+    _copy(busybox_base, f"{executor_repo}:v1")
+    ex_digest = _digest(f"{executor_repo}:v1")
+    policy = _policy(tmp_path, f"  executor:\n    image: {executor_repo}\n"
+                               f"    signatures: [{{key: {keys['executor.pub']}}}]\n")
+    ctx = _context(tmp_path, busybox_base, listener.port)
+    dest = f"{registry.host}/gate/ex:1"
+    with pytest.raises(PolicyViolation, match="executor image is unknown"):
+        _build(ctx, policy, dest)
+    with pytest.raises(PolicyViolation, match="executor-signature"):
+        _build(ctx, policy, dest, executor_image=f"{executor_repo}@{ex_digest}")
+    with pytest.raises(PolicyViolation, match="not given by digest"):
+        _build(ctx, policy, dest, executor_image=f"{executor_repo}:v1")
+    assert listener.hits == []
+    _sign(f"{executor_repo}:v1", keys["executor"])
+    with _build(ctx, policy, dest, executor_image=f"{executor_repo}@{ex_digest}") as result:
+        assert result.record.executor_image == f"{executor_repo}@{ex_digest}"
+    assert listener.hits == ["/ran"]
+
+
+def test_repointed_tag_after_the_gate_changes_nothing(registry: Any, busybox_base: str,
+                                                      keys: dict, listener: Listener,
+                                                      pushed_image: tuple[str, str],
+                                                      tmp_path: Path) -> None:
+    base = f"{registry.host}/gate/moving:1"
+    _copy(busybox_base, base)
+    _sign(base, keys["trusted"])
+    gated = _digest(base)
+    policy = _policy(tmp_path, SIGNED_BASE % keys["trusted.pub"])
+    opts = BuildOptions(context=str(_context(tmp_path, base, listener.port)),
+                        destinations=[f"{registry.host}/gate/moved:1"], policy=str(policy))
+    configure(opts, gate_only=True)
+    gate = opts.gate
+    assert gate is not None
+
+    def gate_then_move(df: Any, record: Any) -> None:
+        gate(df, record)
+        _copy(pushed_image[0], base)  # an attacker re-points the tag after the gate
+
+    opts.gate = gate_then_move
+    with build(opts) as result:
+        assert [i.digest for i in result.record.images if i.role == "base"] == [gated]
+        assert (result.rootfs / "bin/busybox").exists()
+    assert _digest(base) != gated
+    assert listener.hits == ["/ran"]
+
+
+def test_rule_violations_reported_with_lines(registry: Any, busybox_base: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    ctx = tmp_path / "c"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {busybox_base}\nARG DB_PASSWORD=x\nRUN true\n")
+    policy = _policy(tmp_path, "  dockerfile:\n    rules: {final-user-root: deny}\n")
+    rc = main(["policy", "check", "--policy", str(policy), "--context", str(ctx), "--output", "json"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert '"where": "Dockerfile:2"' in out and '"secret-in-arg-env"' in out
+    assert '"final-user-root"' in out and '"decision": "deny"' in out
+
+
+def test_shipped_baseline_policy_builds_signs_and_attests(registry: Any, busybox_base: str,
+                                                          keys: dict, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = Path(__file__).resolve().parents[3]
+    ctx = tmp_path / "c"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {busybox_base}\nRUN echo hi > /hi\nUSER 1000\n")
+    dest = f"{registry.host}/gate/baseline:1"
+    monkeypatch.setenv("TRUSTBUILD_PASSWORD", PASSWORD.decode())
+    assert main(["build", "--context", str(ctx), "--destination", dest,
+                 "--policy", str(repo / "policies/baseline.yaml")]) == 1  # output.sign needs a key
+    assert main(["build", "--context", str(ctx), "--destination", dest, "--policy",
+                 str(repo / "policies/baseline.yaml"), "--sign-key", str(keys["trusted"])]) == 0
+    assert main(["verify", dest, "--key", str(keys["trusted.pub"])]) == 0
+    for kind in ("slsaprovenance", "spdxjson"):
+        assert main(["verify-attestation", dest, "--key", str(keys["trusted.pub"]),
+                     "--type", kind]) == 0
+
+
+def test_shipped_restricted_policy_denies_unpinned_unsigned(registry: Any, busybox_base: str,
+                                                           tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    repo = Path(__file__).resolve().parents[3]
+    ctx = tmp_path / "c"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {busybox_base}\nRUN true\n")
+    rc = main(["policy", "check", "--policy", str(repo / "policies/restricted.yaml"),
+               "--context", str(ctx)])
+    out = capsys.readouterr().out
+    assert rc == 1
+    for rid in ("base-signature", "executor", "base-image-not-pinned", "final-user-root"):
+        assert f"DENY  {rid}" in out, rid
