@@ -20,13 +20,13 @@ import functools
 import gzip
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from trustbuild.errors import InvalidManifest, StoreError
+from trustbuild.errors import DigestMismatch, InvalidManifest, StoreError
 from trustbuild.oci.archive import DOCKER_LAYER_TAR, ArchiveWriter
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.digest import CHUNK, Hasher
@@ -151,10 +151,36 @@ def _copy_blobs(
 
 
 def _opener(src: Store, d: Descriptor) -> BlobSource:
-    def open_() -> AbstractContextManager[BinaryIO]:
-        return src.open_blob(d)
+    @contextmanager
+    def open_() -> Iterator[BinaryIO]:
+        with src.open_blob(d) as stream:
+            yield cast(BinaryIO, _CheckAtSize(stream, d.size))
 
     return open_
+
+
+class _CheckAtSize:
+    """Reads one byte past ``size`` as soon as ``size`` bytes were read, so the source's verifying
+    reader checks the digest even when the consumer (an HTTP upload with Content-Length) stops
+    at exactly ``size`` bytes: a corrupted blob then fails here, naming the blob."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self._s = stream
+        self._size = size
+        self._got = 0
+        self._checked = False
+
+    def read(self, n: int = -1) -> bytes:
+        """Read like a file."""
+        data = self._s.read(n)
+        self._got += len(data)
+        if not self._checked and (self._got >= self._size or not data):
+            self._checked = True
+            if data:
+                extra = self._s.read(1)  # EOF: the verifying reader checks here
+                if extra:
+                    raise DigestMismatch(f"blob is longer than the expected {self._size} bytes")
+        return data
 
 
 def _run(

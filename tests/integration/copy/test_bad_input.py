@@ -112,8 +112,7 @@ def test_registry_serving_bad_blob_fails_the_copy(
         f"{registry.host}/bad/{fault.replace('_', '-')}:v1",
     ):
         r = tb("copy", src, dst)
-        # local stores name the blob; a registry destination rejects the upload (digest_invalid)
-        _one_line_error(r, "sha256:")
+        _one_line_error(r, "blob sha256:", "from docker://")
     assert list(tmp_path.iterdir()) == []
     setattr(registry_proxy, fault, False)
     r = tb("inspect", f"{registry.host}/bad/{fault.replace('_', '-')}:v1")
