@@ -223,6 +223,10 @@ def _instructions(text: str, path: str, d: _Directives) -> list[Instruction]:
                 target.heredocs.append(doc)
             inst.heredocs = target.heredocs
             inst.end_line = target.end_line = i
+            if inst.onbuild is not None:
+                # config.OnBuild keeps the bodies inline, as buildkit's ONBUILD expression does
+                inst.args = [target.original + "".join(f"\n{h.content}{h.name}"
+                                                       for h in target.heredocs)]
         out.append(inst)
     return out
 

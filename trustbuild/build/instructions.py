@@ -75,7 +75,7 @@ class Instruction:
     raw_args: str = ""  # argument text after the flags
     pairs: list[tuple[str, str]] = field(default_factory=list)  # ENV / LABEL key, value
     arg_defs: list[tuple[str, str | None]] = field(default_factory=list)  # ARG name, default
-    onbuild: Instruction | None = None  # ONBUILD: the trigger instruction
+    onbuild: Instruction | None = None  # ONBUILD: the trigger (args[0] is its config text)
     healthcheck: dict[str, Any] | None = None  # HEALTHCHECK as Docker's config.Healthcheck
 
     def flag(self, name: str, default: str | None = None) -> str | None:

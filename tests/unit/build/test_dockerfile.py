@@ -270,6 +270,9 @@ def test_heredoc_with_fd_and_onbuild() -> None:
     onb = one("ONBUILD RUN <<EOF\necho hi\nEOF\n")
     assert onb.onbuild is not None and onb.onbuild.heredocs[0].content == "echo hi\n"
     assert onb.end_line == 4
+    assert onb.args == ["RUN <<EOF\necho hi\nEOF"]  # the trigger text Docker stores
+    again = one(onb.args[0])  # and it parses back to the same trigger
+    assert again.heredocs[0].content == "echo hi\n"
 
 
 def test_heredoc_not_in_json_or_other_instructions() -> None:
