@@ -1,0 +1,21 @@
+"""cosign-compatible image signing and verification.
+
+- :mod:`~trustbuild.sign.keys`: cosign key files (encrypted PEM, PKCS#8), sign/verify primitives.
+- :mod:`~trustbuild.sign.simplesigning`: the simple-signing payload (cosign bytes, strict parsing).
+- :mod:`~trustbuild.sign.attach`: ``sha256-<hex>.sig``/``.att`` manifests and bundle referrers.
+- :mod:`~trustbuild.sign.bundle`: Sigstore bundle v0.3 (DSSE) for image signatures.
+- :mod:`~trustbuild.sign.sign` / :mod:`~trustbuild.sign.keyless`: signing with a key / keyless.
+- :mod:`~trustbuild.sign.verify`: the one verification engine (with :mod:`~trustbuild.sign.trust`
+  and :mod:`~trustbuild.sign.rekor` for keyless certificates and Rekor SETs).
+
+Example::
+
+    from trustbuild.sign.keys import load_signing_key, load_verifying_key
+    from trustbuild.sign.sign import sign_image
+    from trustbuild.sign.verify import verify_image
+
+    sign_image(store, "1.0", load_signing_key("cosign.key"), docker_reference="r.example/app")
+    result = verify_image(store, "1.0", keys=[load_verifying_key("cosign.pub")],
+                          docker_reference="r.example/app")
+    assert result.ok
+"""

@@ -127,7 +127,7 @@ class VerifyingKey:
         k = self._key
         try:
             if isinstance(k, ec.EllipticCurvePublicKey):
-                k.verify(signature, data, ec.ECDSA(_ec_hash(k.curve)))
+                self._verify_ecdsa(k, signature, data)
             elif isinstance(k, rsa.RSAPublicKey):
                 k.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
             else:
@@ -136,6 +136,17 @@ class VerifyingKey:
             raise VerificationError(
                 f"signature does not verify with the {self.algorithm} key {self.keyid()[:16]}"
             ) from exc
+
+    @staticmethod
+    def _verify_ecdsa(k: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> None:
+        """cosign hashes with the curve's size; containers/image always with SHA-256: take both."""
+        algo = _ec_hash(k.curve)
+        try:
+            k.verify(signature, data, ec.ECDSA(algo))
+        except InvalidSignature:
+            if isinstance(algo, hashes.SHA256):
+                raise
+            k.verify(signature, data, ec.ECDSA(hashes.SHA256()))
 
     def public_der(self) -> bytes:
         """DER SubjectPublicKeyInfo."""

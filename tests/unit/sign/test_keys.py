@@ -149,6 +149,11 @@ def test_ecdsa_p384_signs_over_sha384() -> None:
     sig = K.SigningKey(priv).sign(b"m")
     from cryptography.hazmat.primitives import hashes
     priv.public_key().verify(sig, b"m", ec.ECDSA(hashes.SHA384()))
+    # containers/image signs with SHA-256 whatever the curve: accepted too.
+    pub = K.SigningKey(priv).public_key()
+    pub.verify(priv.sign(b"m", ec.ECDSA(hashes.SHA256())), b"m")
+    with pytest.raises(VerificationError):
+        pub.verify(priv.sign(b"m", ec.ECDSA(hashes.SHA512())), b"m")
 
 
 def test_verifying_key_errors() -> None:
