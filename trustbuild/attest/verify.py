@@ -25,7 +25,8 @@ from trustbuild.errors import TrustbuildError, VerificationError
 from trustbuild.oci.digest import Digest
 from trustbuild.store.base import Store
 
-__all__ = ["AttestationCheck", "AttestationResult", "verify_attestations", "check_envelope"]
+__all__ = ["AttestationCheck", "AttestationResult", "KeylessPolicy", "verify_attestations",
+           "check_envelope"]
 
 
 @dataclass
@@ -95,18 +96,22 @@ class AttestationResult:
                 "attestations": [c.to_json() for c in self.checks]}
 
 
-def check_envelope(env: Envelope, *, subject: Digest, predicate_type: str | None,
-                   keys: Sequence[DSSEVerifier], source: str = "") -> AttestationCheck:
-    """Check one envelope: payload type, signature, statement subject and predicate type."""
-    if env.payload_type != IN_TOTO_PAYLOAD_TYPE:
-        return AttestationCheck(source, False, f"payloadType {env.payload_type!r} is not "
-                                f"{IN_TOTO_PAYLOAD_TYPE}")
+@dataclass(frozen=True)
+class KeylessPolicy:
+    """Keyless bundle checks: the signer identity, its OIDC issuer and an offline trusted root."""
+
+    identity: str
+    issuer: str | None
+    trusted_root: str  # path of a Sigstore trusted_root.json
+
+
+def _statement_check(payload_type: str, payload: bytes, *, subject: Digest,
+                     predicate_type: str | None, signer: str, source: str) -> AttestationCheck:
+    if payload_type != IN_TOTO_PAYLOAD_TYPE:
+        return AttestationCheck(source, False, f"payloadType {payload_type!r} is not "
+                                f"{IN_TOTO_PAYLOAD_TYPE}", signer=signer)
     try:
-        signer = env.verify(keys)
-    except VerificationError as exc:
-        return AttestationCheck(source, False, str(exc))
-    try:
-        stmt = Statement.from_json(env.payload)
+        stmt = Statement.from_json(payload)
     except TrustbuildError as exc:
         return AttestationCheck(source, False, f"signed, but {exc}", signer=signer)
     check = AttestationCheck(source, False, "", stmt.predicate_type, signer, stmt.to_dict())
@@ -122,6 +127,44 @@ def check_envelope(env: Envelope, *, subject: Digest, predicate_type: str | None
     return check
 
 
+def check_envelope(env: Envelope, *, subject: Digest, predicate_type: str | None,
+                   keys: Sequence[DSSEVerifier], source: str = "") -> AttestationCheck:
+    """Check one envelope: payload type, signature, statement subject and predicate type."""
+    if env.payload_type != IN_TOTO_PAYLOAD_TYPE:
+        return AttestationCheck(source, False, f"payloadType {env.payload_type!r} is not "
+                                f"{IN_TOTO_PAYLOAD_TYPE}")
+    if not keys:
+        return AttestationCheck(source, False, "no public key given (--key); keyless "
+                                "attestations are checked in their Sigstore bundle form")
+    try:
+        signer = env.verify(keys)
+    except VerificationError as exc:
+        return AttestationCheck(source, False, str(exc))
+    return _statement_check(env.payload_type, env.payload, subject=subject,
+                            predicate_type=predicate_type, signer=f"key {signer[:16]}",
+                            source=source)
+
+
+def _keyless_bundle_check(raw: bytes, policy: KeylessPolicy, *, subject: Digest,
+                          predicate_type: str | None, source: str) -> AttestationCheck:
+    """Full Sigstore verification of a bundle (certificate chain, SCT, log, identity)."""
+    try:
+        from sigstore.models import Bundle, TrustedRoot
+        from sigstore.verify import Verifier
+        from sigstore.verify.policy import Identity
+
+        root = TrustedRoot.from_file(policy.trusted_root)
+        bundle = Bundle.from_json(raw)
+        ptype, payload = Verifier(trusted_root=root).verify_dsse(
+            bundle, Identity(identity=policy.identity, issuer=policy.issuer))
+    except Exception as exc:  # sigstore-python raises its own error types
+        lines = str(exc).strip().splitlines()
+        return AttestationCheck(source, False,
+                                f"keyless: {lines[0] if lines else type(exc).__name__}")
+    return _statement_check(ptype, payload, subject=subject, predicate_type=predicate_type,
+                            signer=f"{policy.identity} ({policy.issuer})", source=source)
+
+
 def _layer_check(layer: Any, tag: str, **kw: Any) -> AttestationCheck:
     source = f"{tag} layer {layer.index}"
     if layer.payload is None:
@@ -133,10 +176,13 @@ def _layer_check(layer: Any, tag: str, **kw: Any) -> AttestationCheck:
     return check_envelope(env, source=source, **kw)
 
 
-def _bundle_check(ref: Any, **kw: Any) -> AttestationCheck:
+def _bundle_check(ref: Any, keyless: KeylessPolicy | None = None, **kw: Any) -> AttestationCheck:
     source = f"bundle referrer {ref.manifest_digest}"
     if ref.bundle is None:
         return AttestationCheck(source, False, ref.error or "unreadable")
+    if keyless is not None and not kw["keys"]:
+        return _keyless_bundle_check(ref.bundle, keyless, subject=kw["subject"],
+                                     predicate_type=kw["predicate_type"], source=source)
     try:
         env, _material = envelope_from_bundle(ref.bundle)
     except TrustbuildError as exc:
@@ -144,11 +190,18 @@ def _bundle_check(ref: Any, **kw: Any) -> AttestationCheck:
     return check_envelope(env, source=source, **kw)
 
 
-def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVerifier],
-                        predicate_type: str | None = None, image: str = "") -> AttestationResult:
-    """Resolve ``ref`` once and check every attestation attached to that digest (key-based)."""
-    if not keys:
-        raise VerificationError("verify-attestation: give at least one public key (--key PUB)")
+def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVerifier] = (),
+                        keyless: KeylessPolicy | None = None, predicate_type: str | None = None,
+                        image: str = "") -> AttestationResult:
+    """Resolve ``ref`` once and check every attestation attached to that digest.
+
+    With ``keys`` the DSSE signatures are checked against them; with ``keyless`` (and no keys)
+    the Sigstore bundle referrers are verified fully by sigstore-python against the trusted root
+    and the identity (``.att`` layers are then reported as not verifiable).
+    """
+    if not keys and keyless is None:
+        raise VerificationError("verify-attestation: give a public key (--key PUB) or the "
+                                "keyless identity flags")
     from trustbuild.sign.attach import read_bundle_referrers, read_cosign_layers
     from trustbuild.sign.bundle import SIGN_PREDICATE_TYPE
 
@@ -176,7 +229,7 @@ def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVer
         if ptype and ann and ann != ptype:
             result.other_types.append(ann)
             continue
-        check = _bundle_check(ref_, **common)
+        check = _bundle_check(ref_, keyless=keyless, **common)
         if "message signature, not a DSSE" in check.reason or \
                 check.predicate_type == SIGN_PREDICATE_TYPE:
             continue  # an image signature bundle, not an attestation

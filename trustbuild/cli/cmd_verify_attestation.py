@@ -24,6 +24,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="public key file (repeatable)")
     p.add_argument("--type", default=None, metavar="TYPE",
                    help="predicate type to require (short name or URI); default any")
+    p.add_argument("--certificate-identity", metavar="ID",
+                   help="keyless: the signer identity (SAN) the bundles must carry")
+    p.add_argument("--certificate-oidc-issuer", metavar="URL",
+                   help="keyless: the OIDC issuer of that identity")
+    p.add_argument("--trusted-root", metavar="FILE",
+                   help="keyless: Sigstore trusted_root.json (offline trust material)")
     p.add_argument("--output", choices=("text", "json"), default="text")
     add_registry_flags(p)
     add_common_flags(p)
@@ -32,19 +38,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Verify; exit 0 if some attestation (of the asked type) verifies, else 1."""
-    from trustbuild.attest.verify import verify_attestations
+    from trustbuild.attest.verify import KeylessPolicy, verify_attestations
     from trustbuild.sign.keys import load_verifying_key
     from trustbuild.store.location import parse_location
     from trustbuild.store.open import open_store
 
-    if not args.key:
-        raise UsageError("verify-attestation: give --key PUB (repeatable)")
+    keyless = None
+    if args.certificate_identity or args.certificate_oidc_issuer or args.trusted_root:
+        if not (args.certificate_identity and args.certificate_oidc_issuer and args.trusted_root):
+            raise UsageError("keyless verification needs --certificate-identity, "
+                             "--certificate-oidc-issuer and --trusted-root")
+        keyless = KeylessPolicy(args.certificate_identity, args.certificate_oidc_issuer,
+                                args.trusted_root)
+    if not args.key and keyless is None:
+        raise UsageError("verify-attestation: give --key PUB (repeatable) or the keyless flags "
+                         "--certificate-identity, --certificate-oidc-issuer, --trusted-root")
     keys = [load_verifying_key(k) for k in args.key]
     loc = parse_location(args.image)
     store, ref = open_store(loc, store_options(args))
     try:
-        result = verify_attestations(store, ref, keys=keys, predicate_type=args.type,
-                                     image=args.image)
+        result = verify_attestations(store, ref, keys=keys, keyless=keyless,
+                                     predicate_type=args.type, image=args.image)
     finally:
         store.close()
     if args.output == "json":

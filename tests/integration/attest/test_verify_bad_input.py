@@ -168,3 +168,27 @@ def test_keyless_flags(layout, tmp_path, keypair, capsys):
     assert main(["attest", "--keyless", "--identity-token", "not-a-jwt", "--predicate", pred,
                  loc]) == 1
     assert "invalid identity token" in capsys.readouterr().err
+
+
+def test_keyless_verification_refuses_a_key_signed_bundle(layout, tmp_path, keypair, capsys):
+    """With only keyless flags, a key-signed bundle has no certificate: a clear verdict, exit 1."""
+    loc, _digest, _store = layout
+    key, _pub = keypair
+    (tmp_path / "p.json").write_text('{"a": 1}')
+    assert main(["attest", "--key", str(key), "--bundle", "--predicate", str(tmp_path / "p.json"),
+                 "--type", PTYPE, loc]) == 0
+    root = tmp_path / "trusted_root.json"
+    root.write_text(json.dumps({
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": [], "certificateAuthorities": [], "ctlogs": [], "timestampAuthorities": []}))
+    capsys.readouterr()
+    rc = main(["verify-attestation", "--certificate-identity", "me@example.com",
+               "--certificate-oidc-issuer", "https://issuer.example", "--trusted-root", str(root),
+               "--output", "json", loc])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 1 and out["verified"] is False
+    by_source = {a["source"].split(" ")[0]: a["reason"] for a in out["attestations"]}
+    assert by_source["bundle"].startswith("keyless: ")
+    assert "keyless attestations are checked in their Sigstore bundle form" in \
+        next(r for s, r in by_source.items() if s != "bundle")
+    assert main(["verify-attestation", "--certificate-identity", "me@example.com", loc]) == 2
