@@ -167,8 +167,8 @@ def _check(path: str, data: Any) -> None:
         if rule.get("errnoRet") is not None and not _is_uint(rule["errnoRet"]):
             raise _fail(path, f"{where}.errnoRet", "expected a non-negative integer")
         args = rule.get("args") or []
-        if not isinstance(args, list) or len(args) > 6:
-            raise _fail(path, f"{where}.args", "expected a list of at most 6 conditions")
+        if not isinstance(args, list) or len(args) > 64:
+            raise _fail(path, f"{where}.args", "expected a list of conditions")
         for j, arg in enumerate(args):
             aw = f"{where}.args[{j}]"
             if not isinstance(arg, dict):
@@ -180,6 +180,9 @@ def _check(path: str, data: Any) -> None:
             for key in ("value", "valueTwo"):
                 if key in arg and not _is_uint(arg[key]):
                     raise _fail(path, f"{aw}.{key}", "expected a non-negative integer")
+        indexes = [a["index"] for a in args]
+        if len(set(indexes)) == len(indexes) and len(args) > 6:
+            raise _fail(path, f"{where}.args", "at most 6 conditions on distinct arguments")
         for key in ("includes", "excludes"):
             if key in rule and rule[key] is not None and not isinstance(rule[key], dict):
                 raise _fail(path, f"{where}.{key}", "expected an object")

@@ -1,0 +1,148 @@
+"""Escape attempts from RUN steps: files, syscalls, processes, mounts left behind."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from trustbuild.sandbox import RunSpec, StepRunner
+
+pytestmark = pytest.mark.privileged
+HERE = Path(__file__).parent
+
+
+def sh(cmd: str, **kw: object) -> RunSpec:
+    return RunSpec(["/bin/sh", "-c", cmd], env=kw.pop("env", {}), **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def escape_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is not installed: cannot build the static escape probe")
+    out = tmp_path_factory.mktemp("escape") / "escape"
+    res = subprocess.run([gcc, "-static", "-O1", "-o", str(out), str(HERE / "escape.c")],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot build a static binary here: {res.stderr.strip()[:200]}")
+    return out
+
+
+@pytest.fixture
+def rootfs_with_probe(busybox_rootfs: Path, escape_binary: Path) -> Path:
+    shutil.copy2(escape_binary, busybox_rootfs / "bin" / "escape")
+    return busybox_rootfs
+
+
+def run(rootfs: Path, tmp_path: Path, spec: RunSpec, *, snapshot_mode: str = "auto"):  # type: ignore[no-untyped-def]
+    with StepRunner(rootfs, tmp_path / "scratch", snapshot_mode=snapshot_mode,
+                    output=io.StringIO()) as r:
+        return r.run(spec, tmp_path / "layer.tar")
+
+
+PROBES = ["mount", "unshare", "unshare-user", "clone-newuser", "keyctl", "bpf", "kexec_load",
+          "init_module", "setns", "pivot_root"]
+
+
+def test_dangerous_syscalls_fail_with_eperm_under_baseline(rootfs_with_probe: Path,
+                                                           tmp_path: Path) -> None:
+    res = run(rootfs_with_probe, tmp_path, RunSpec(["/bin/escape", *PROBES], env={}))
+    assert res.exit_code == 0, res.output_tail
+    assert res.output_tail == [f"{p} 1" for p in PROBES]  # 1 == EPERM
+
+
+def test_they_also_fail_for_a_non_root_user_and_under_restricted(rootfs_with_probe: Path,
+                                                                 tmp_path: Path) -> None:
+    res = run(rootfs_with_probe, tmp_path, RunSpec(["/bin/escape", *PROBES], env={},
+                                                   user="app", security_profile="restricted"))
+    assert res.output_tail == [f"{p} 1" for p in PROBES]
+
+
+def test_without_seccomp_capabilities_still_stop_mount(rootfs_with_probe: Path,
+                                                       tmp_path: Path) -> None:
+    res = run(rootfs_with_probe, tmp_path, RunSpec(["/bin/escape", "mount", "unshare"],
+                                                   env={}, seccomp_profile="unconfined"))
+    assert res.output_tail == ["mount 1", "unshare 1"]
+
+
+def test_chroot_escape_does_not_reach_the_host(rootfs_with_probe: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "host-secret"
+    secret.write_text("secret\n")
+    res = run(rootfs_with_probe, tmp_path, RunSpec(["/bin/escape", "chroot", str(secret)],
+                                                   env={}))
+    assert res.output_tail == ["open 2"]  # ENOENT: the host file is not there
+
+
+@pytest.mark.parametrize("mode", ["overlay", "walk"])
+def test_host_files_are_invisible_and_unwritable(busybox_rootfs: Path, tmp_path: Path,
+                                                 mode: str) -> None:
+    secret = tmp_path / "host-secret"
+    secret.write_text("secret\n")
+    res = run(busybox_rootfs, tmp_path, sh(
+        f"cat {secret} 2>/dev/null && echo LEAK; cat /proc/1/root{secret} 2>/dev/null && "
+        f"echo LEAK; ls /; mkdir -p {tmp_path} && echo pwned > {secret} && echo wrote"),
+        snapshot_mode=mode)
+    assert "LEAK" not in res.output_tail
+    assert "work" not in res.output_tail and "usr" not in res.output_tail
+    assert res.output_tail[-1] == "wrote"
+    assert secret.read_text() == "secret\n"
+    assert (busybox_rootfs / str(secret).lstrip("/")).read_text() == "pwned\n"
+
+
+def test_host_processes_cannot_be_seen_or_signalled(busybox_rootfs: Path,
+                                                    tmp_path: Path) -> None:
+    host = subprocess.Popen(["sleep", "120"])
+    try:
+        res = run(busybox_rootfs, tmp_path, sh(
+            f"kill -9 {host.pid} 2>/dev/null && echo KILLED; echo pid=$$; "
+            "ls /proc | grep -c '^[0-9]'"))
+        assert "KILLED" not in res.output_tail
+        assert res.output_tail[0] == "pid=1"  # the step is PID 1 of its own namespace
+        assert int(res.output_tail[1]) <= 3  # sh, ls, grep
+        assert host.poll() is None
+    finally:
+        host.kill()
+        host.wait()
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("how", ["sleep 300 &", "setsid sh -c 'sleep 300 >/dev/null 2>&1' &"])
+def test_background_processes_are_killed_when_the_step_ends(busybox_rootfs: Path,
+                                                            tmp_path: Path, how: str) -> None:
+    marker = f"TB_MARKER_{uuid.uuid4().hex}"
+    res = run(busybox_rootfs, tmp_path, sh(f"export {marker}=1; {how} echo started"))
+    assert res.exit_code == 0 and "started" in res.output_tail
+    assert _processes_with(marker) == []
+
+
+def test_nothing_is_left_mounted_or_on_disk_after_close(busybox_rootfs: Path,
+                                                        tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    r = StepRunner(busybox_rootfs, scratch, output=io.StringIO())
+    for i in range(2):
+        res = r.run(sh(f"echo {i} > /f{i}; sleep 300 & true"), tmp_path / f"l{i}.tar")
+        assert res.exit_code == 0
+    failed = r.run(sh("exit 7"), tmp_path / "l.tar")
+    assert failed.exit_code == 7
+    r.close()
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path) not in f.read()
+    assert os.listdir(scratch) == []

@@ -1,0 +1,106 @@
+"""The overlay, walk and full snapshotters give the same layer for the same change."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from trustbuild.sandbox import RunSpec, StepRunner
+
+pytestmark = pytest.mark.privileged
+MODES = ["overlay", "walk", "full"]
+SETUP = ("mkdir -p /data/sub /data/old /repl /keep && echo a > /data/a && echo b > /data/sub/b"
+         " && echo o > /data/old/o && ln -s /data/a /data/link && echo f > /repl/f"
+         " && echo k > /keep/k && echo cap > /bin/capped")
+CHANGE = ("rm /bin/vi && rm -rf /data/old && echo new > /data/sub/c && rm /data/link"
+          " && mkdir /data/link && ln /data/a /data/hard && rm -rf /repl && echo x > /repl"
+          " && mkdir -p /etc/x && echo 1 > /etc/x/y && chown 1000:1000 /data/a"
+          " && touch -d @5 /data/sub/b && ln -sf /nowhere /bin/ls && chmod 4755 /bin/capped"
+          " && mkfifo /data/fifo")
+# security.capability = cap_net_bind_service+ep (VFS_CAP_REVISION_2)
+CAP = bytes.fromhex("0100000200040000000000000000000000000000")
+
+
+def sh(cmd: str) -> RunSpec:
+    return RunSpec(["/bin/sh", "-c", cmd], env={})
+
+
+def tree(root: Path) -> list[tuple[object, ...]]:
+    out = []
+    for dirpath, dirs, files in os.walk(root):
+        for name in sorted(dirs + files):
+            p = Path(dirpath) / name
+            st = os.lstat(p)
+            link = os.readlink(p) if os.path.islink(p) else ""
+            data = p.read_bytes() if p.is_file() and not p.is_symlink() else b""
+            try:
+                xa = os.getxattr(p, "security.capability", follow_symlinks=False)
+            except OSError:
+                xa = b""
+            out.append((str(p.relative_to(root)), st.st_mode, st.st_uid, st.st_gid, link,
+                        data, xa))
+    return sorted(out)
+
+
+def run_in_mode(rootfs: Path, tmp_path: Path, mode: str, steps: list[str], *,
+                set_cap: bool = False) -> list[object]:
+    infos = []
+    with StepRunner(rootfs, tmp_path / f"scratch-{mode}", snapshot_mode=mode, mtime=1000,
+                    output=io.StringIO()) as r:
+        assert r.snapshot_mode == mode
+        for i, cmd in enumerate(steps):
+            res = r.run(sh(cmd), tmp_path / f"{mode}-{i}.tar")
+            assert res.exit_code == 0, (mode, cmd, res.output_tail)
+            infos.append(res.layer)
+            if i == 0 and set_cap:
+                os.setxattr(rootfs / "bin/capped", "security.capability", CAP)
+    return infos
+
+
+def test_same_change_same_layer_and_same_rootfs_in_every_mode(busybox_rootfs: Path,
+                                                              tmp_path: Path) -> None:
+    results = {}
+    trees = {}
+    for mode in MODES:
+        root = tmp_path / f"root-{mode}"
+        subprocess.run(["cp", "-a", str(busybox_rootfs), str(root)], check=True)
+        results[mode] = run_in_mode(root, tmp_path, mode, [SETUP, CHANGE], set_cap=True)
+        trees[mode] = tree(root)
+    diff_ids = {m: [i.diff_id for i in infos] for m, infos in results.items()}  # type: ignore[attr-defined]
+    assert diff_ids["walk"] == diff_ids["overlay"] and diff_ids["full"] == diff_ids["overlay"]
+    assert trees["walk"] == trees["overlay"] == trees["full"]
+    with tarfile.open(results["overlay"][1].path) as t:  # type: ignore[attr-defined]
+        members = {m.name: m for m in t.getmembers()}
+    assert "bin/.wh.vi" in members and "data/.wh.old" in members
+    assert "data/link/.wh..wh..opq" in members
+    assert members["data/hard"].islnk() and members["data/hard"].linkname == "data/a"
+    assert members["repl"].isfile() and members["bin/ls"].issym()
+    assert members["data/fifo"].isfifo()
+    capped = members["bin/capped"]
+    assert capped.mode == 0o4755
+    assert capped.pax_headers["SCHILY.xattr.security.capability"].encode(
+        "utf-8", "surrogateescape") == CAP
+    assert "etc/resolv.conf" not in members and "proc" not in members
+
+
+def test_conformance_run_whiteouts_steps(busybox_rootfs: Path, tmp_path: Path) -> None:
+    steps = [
+        "mkdir -p /scratch/a/b && echo 1 > /scratch/a/b/f && echo 2 > /scratch/keep",
+        "rm -rf /scratch/a && rm /bin/vi",
+        "mkdir /scratch/a && echo new > /scratch/a/fresh",
+        "rm -rf /usr/share 2>/dev/null; mkdir -p /usr/share/only && echo x > /usr/share/only/x",
+    ]
+    ids = {}
+    for mode in MODES:
+        root = tmp_path / f"root-{mode}"
+        subprocess.run(["cp", "-a", str(busybox_rootfs), str(root)], check=True)
+        ids[mode] = [i.diff_id for i in run_in_mode(root, tmp_path, mode, steps)]  # type: ignore[attr-defined]
+        assert sorted(os.listdir(root / "scratch")) == ["a", "keep"]
+        assert os.listdir(root / "scratch/a") == ["fresh"]
+        assert not (root / "bin/vi").exists()
+    assert ids["overlay"] == ids["walk"] == ids["full"]
