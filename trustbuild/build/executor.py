@@ -21,7 +21,7 @@ from trustbuild.build.expand import expand, expand_words
 from trustbuild.build.layers import LayerSettings
 from trustbuild.build.options import BuildOptions, is_secret_name
 from trustbuild.build.record import BuildRecord, ResolvedImage, StepRecord
-from trustbuild.errors import DockerfileError, TrustbuildError
+from trustbuild.errors import DockerfileError, SandboxError, TrustbuildError
 from trustbuild.oci.descriptor import Platform
 
 __all__ = ["Executor", "StageRun", "Runner", "predefined_args"]
@@ -269,7 +269,10 @@ class Executor:
         except TrustbuildError as exc:
             if ins is None:
                 raise
-            raise self.error(ins, str(exc)) from exc
+            msg = str(exc)
+            if role == "copy-from":
+                msg = f"--from={ref} names no earlier stage, and as an image: {msg}"
+            raise self.error(ins, msg) from exc
         self.externals[ref] = resolved
         if not any(i.digest == str(resolved.digest) and i.role == role and
                    i.stage == (stage.name or str(stage.index)) for i in self.record.images):
@@ -351,8 +354,10 @@ class Executor:
             scratch.mkdir(exist_ok=True)
             factory: Callable[..., Runner] | None = self.options.runner_factory
             if factory is None:
-                from trustbuild.sandbox import StepRunner
-
+                try:
+                    from trustbuild.sandbox import StepRunner
+                except ImportError as exc:
+                    raise SandboxError(f"RUN steps need trustbuild.sandbox: {exc}") from None
                 factory = StepRunner
             st.runner = factory(
                 st.rootfs, scratch, snapshot_mode=self.options.snapshot_mode, mode=self.options.mode,
