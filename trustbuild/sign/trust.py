@@ -150,7 +150,8 @@ def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
                 continue
             issuer = cand
             break
-        if issuer is None:
+        if issuer is None or (issuer.subject == issuer.issuer and issuer.public_bytes(
+                serialization.Encoding.DER) not in root_ders):
             raise VerificationError("certificate does not chain to a trusted Fulcio root")
         try:
             bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value

@@ -195,7 +195,8 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
             assert keyless is not None and entry is not None
             chain_pem = annotations.get(CHAIN_ANNOTATION, "")
             chain = load_certificates(chain_pem.encode(), CHAIN_ANNOTATION) if chain_pem else []
-            verify_chain(cert, chain, trust.roots() if trust else [], entry.integrated_time)
+            verify_chain(cert, chain + (trust.intermediates() if trust else []),
+                         trust.roots() if trust else [], entry.integrated_time)
             v.signer = keyless.check(cert)
         v.ok, v.reason = True, "valid" + note
     except VerificationError as exc:

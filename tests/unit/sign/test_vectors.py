@@ -151,3 +151,29 @@ def test_key_signature_with_rekor_bundle(memstore: MemoryStore) -> None:
     wrong = TrustRoots(rekor_keys={log_id: key.public_key()})
     r = verify_image(store, "latest", keys=keys, trusted_root=wrong, docker_reference=ref)
     assert not r.ok and "SignedEntryTimestamp does not verify" in r.signatures[0].reason
+
+
+def test_keyless_untrusted_root_is_refused(memstore: MemoryStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The chain annotation carries its own root; only --ca-roots decides what is trusted."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sigstore")])
+    now = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    other_root = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                  .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+                  .not_valid_after(now + dt.timedelta(days=5000))
+                  .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                  .sign(key, hashes.SHA384()))
+    (tmp_path / "other.pem").write_bytes(other_root.public_bytes(serialization.Encoding.PEM))
+    case = load_vector(memstore, "fulcio-rekor-valid")
+    trust = TrustRoots.from_pems(ca_roots=tmp_path / "other.pem",
+                                 rekor_keys=[VECTORS / "keys/rekor.pub"])
+    r = verify_image(memstore, "latest", keyless=KEYLESS, trusted_root=trust,
+                     docker_reference=case["docker_reference"])
+    assert not r.ok and "does not chain to a trusted Fulcio root" in r.signatures[0].reason
