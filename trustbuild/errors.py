@@ -85,12 +85,14 @@ class RegistryError(TrustbuildError):
         url: str = "",
         status: int | None = None,
         temporary: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.method = method
         self.url = url
         self.status = status
         self.temporary = temporary
+        self.retry_after = retry_after  # seconds the registry asked to wait (Retry-After)
 
 
 class NotFound(TrustbuildError):

@@ -74,10 +74,9 @@ def error_from_response(resp: requests.Response, *, method: str | None = None,
     text = f"{method} {url}: {status}"
     if hint:
         text += f" ({hint})"
-    err = RegistryError(text, method=method, url=url, status=resp.status_code,
-                        temporary=resp.status_code in TEMPORARY_STATUSES)
-    err.retry_after = parse_retry_after(resp.headers.get("Retry-After"))  # type: ignore[attr-defined]
-    return err
+    return RegistryError(text, method=method, url=url, status=resp.status_code,
+                         temporary=resp.status_code in TEMPORARY_STATUSES,
+                         retry_after=parse_retry_after(resp.headers.get("Retry-After")))
 
 
 def _root_cause(exc: BaseException) -> BaseException:

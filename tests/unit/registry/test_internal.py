@@ -69,4 +69,4 @@ def test_error_message_is_one_line_with_registry_message() -> None:
     busy = error_from_response(_response(429, b"slow down\nmore", "http://h/v2/", "Too Many Requests"),
                                method="HEAD")
     assert str(busy) == "HEAD http://h/v2/: 429 too many requests"
-    assert busy.temporary and busy.retry_after == 2.0  # type: ignore[attr-defined]
+    assert busy.temporary and busy.retry_after == 2.0
