@@ -33,6 +33,7 @@ class Rule:
     severity: str  # default: deny | warn | off
     summary: str
     remedy: str
+    ok: str  # what a pass means, for the report
     check: Callable[[Any, Any, Mapping[str, str]], Iterator[Finding]]
 
 
@@ -147,19 +148,26 @@ def _ssh_port(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]
 
 RULES: dict[str, Rule] = {r.id: r for r in (
     Rule("remote-add-without-checksum", DENY, "ADD of a URL without --checksum",
-         "add --checksum=sha256:<hex> to the ADD, or download in a verified step", _remote_add),
+         "add --checksum=sha256:<hex> to the ADD, or download in a verified step",
+         "every remote ADD has --checksum", _remote_add),
     Rule("final-user-root", WARN, "the final stage runs as root",
-         "add USER <non-root uid> at the end of the final stage", _final_root),
+         "add USER <non-root uid> at the end of the final stage",
+         "the final stage runs as a non-root user", _final_root),
     Rule("secret-in-arg-env", DENY, "secret-looking names or values in ARG, ENV or --build-arg",
-         "pass secrets with RUN --mount=type=secret or at run time, never as ARG/ENV", _secrets),
+         "pass secrets with RUN --mount=type=secret or at run time, never as ARG/ENV",
+         "no secret-looking ARG, ENV or --build-arg", _secrets),
     Rule("base-image-latest", WARN, "a base image without a tag or with :latest",
-         "use a specific version tag, ideally pinned by digest (image:tag@sha256:...)", _latest),
+         "use a specific version tag, ideally pinned by digest (image:tag@sha256:...)",
+         "every base image has a version tag or digest", _latest),
     Rule("base-image-not-pinned", WARN, "a base image not pinned by digest",
-         "pin every FROM and COPY --from image as image:tag@sha256:<digest>", _unpinned),
+         "pin every FROM and COPY --from image as image:tag@sha256:<digest>",
+         "every base image is pinned by digest", _unpinned),
     Rule("pipe-to-shell", WARN, "curl|wget output piped into a shell",
-         "download to a file, verify its checksum or signature, then run it", _pipe_shell),
+         "download to a file, verify its checksum or signature, then run it",
+         "no download is piped into a shell", _pipe_shell),
     Rule("ssh-port-exposed", WARN, "EXPOSE 22 in the final stage",
-         "do not run sshd in images; use kubectl exec or a debug container", _ssh_port),
+         "do not run sshd in images; use kubectl exec or a debug container",
+         "no SSH port exposed", _ssh_port),
 )}
 
 
@@ -175,7 +183,7 @@ def run_rules(df: Any, stage: Any, *, build_args: Mapping[str, str], severities:
             continue
         findings = list(rule.check(df, stage, build_args))
         if not findings:
-            checks.append(Check(rule.id, PASS, rule.summary + ": none found"))
+            checks.append(Check(rule.id, PASS, rule.ok))
         for f in findings:
             where = f"{path}:{f.line}" if f.line else "--build-arg"
             checks.append(Check(rule.id, sev, f.message, where, rule.remedy))

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "hello from $(cat /app/message), running as $(id -un)"
