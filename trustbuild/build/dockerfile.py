@@ -69,6 +69,7 @@ class Dockerfile:
     global_args: list[Instruction]  # ARGs before the first FROM
     stages: list[Stage]
     directives: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # "Dockerfile:LINE: ..." lint notes
 
     def stage_by_name_or_index(self, ref: str) -> Stage | None:
         """The stage named ``ref`` (case-insensitive) or with that index, else None."""
@@ -173,7 +174,8 @@ def _heredocs_in(line: str) -> list[Heredoc]:
     return docs
 
 
-def _instructions(text: str, path: str, d: _Directives) -> list[Instruction]:
+def _instructions(text: str, path: str, d: _Directives, warnings: list[str]
+                  ) -> list[Instruction]:
     lines = _split_lines(text)
     if lines and lines[0].startswith("\ufeff"):
         lines[0] = lines[0][1:]
@@ -195,8 +197,12 @@ def _instructions(text: str, path: str, d: _Directives) -> list[Instruction]:
             tok = raw.rstrip("\r\n")
             d.feed(tok, i + 1)
             i += 1
-            if _is_comment(raw) or not tok.strip():
-                continue  # comment lines and empty lines inside a continuation are skipped
+            if _is_comment(raw):
+                continue  # comment lines inside a continuation are skipped
+            if not tok.strip():
+                warnings.append(f"{path}:{i}: empty continuation line (Docker will reject "
+                                "these in a future release)")
+                continue
             tok, eol = d.trim_continuation(tok)
             buf.append(tok)
         joined = "".join(buf)
@@ -227,14 +233,28 @@ def _instructions(text: str, path: str, d: _Directives) -> list[Instruction]:
                 # config.OnBuild keeps the bodies inline, as buildkit's ONBUILD expression does
                 inst.args = [target.original + "".join(f"\n{h.content}{h.name}"
                                                        for h in target.heredocs)]
+        _lint(inst, path, warnings)
         out.append(inst)
     return out
+
+
+def _lint(inst: Instruction, path: str, warnings: list[str]) -> None:
+    """Warnings Docker's build checks give for deprecated forms."""
+    where = f"{path}:{inst.line}"
+    if inst.cmd in ("ENV", "LABEL") and len(inst.pairs) == 1 and \
+            "=" not in inst.raw_args.split(None, 1)[0]:
+        warnings.append(f"{where}: legacy '{inst.cmd} key value' format; use "
+                        f"'{inst.cmd} key=value'")
+    elif inst.cmd == "MAINTAINER":
+        warnings.append(f"{where}: MAINTAINER is deprecated; use LABEL "
+                        "org.opencontainers.image.authors=...")
 
 
 def parse_dockerfile(text: str, *, path: str = "Dockerfile") -> Dockerfile:
     """Parse Dockerfile ``text``; raise DockerfileError naming ``path:LINE`` on bad input."""
     d = _Directives(path)
-    insts = _instructions(text, path, d)
+    warnings: list[str] = []
+    insts = _instructions(text, path, d, warnings)
     if not insts:
         raise DockerfileError("file with no instructions: a Dockerfile needs at least a FROM",
                               path=path)
@@ -256,7 +276,8 @@ def parse_dockerfile(text: str, *, path: str = "Dockerfile") -> Dockerfile:
         raise DockerfileError("no FROM instruction: a Dockerfile must have at least one FROM",
                               path=path, line=insts[-1].line)
     return Dockerfile(path=path, escape=d.escape, syntax=d.values.get("syntax"),
-                      global_args=global_args, stages=stages, directives=dict(d.values))
+                      global_args=global_args, stages=stages, directives=dict(d.values),
+                      warnings=warnings)
 
 
 def _stage(inst: Instruction, index: int, earlier: list[Stage], path: str) -> Stage:

@@ -386,3 +386,13 @@ def test_tabs_and_legacy_forms_like_dockers_own_dockerfile() -> None:
         ("ENTRYPOINT", ["hack/dind"]),
         ("COPY", [".", "/go/src"]),
     ]
+
+
+def test_warnings_for_deprecated_forms() -> None:
+    df = parse("FROM scratch\nENV A b\nENV C=d\nLABEL x y\nMAINTAINER me\nRUN a \\\n\n  b\n")
+    assert df.warnings == [
+        "Dockerfile:2: legacy 'ENV key value' format; use 'ENV key=value'",
+        "Dockerfile:4: legacy 'LABEL key value' format; use 'LABEL key=value'",
+        "Dockerfile:5: MAINTAINER is deprecated; use LABEL org.opencontainers.image.authors=...",
+        "Dockerfile:7: empty continuation line (Docker will reject these in a future release)",
+    ]
