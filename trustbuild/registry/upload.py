@@ -16,7 +16,7 @@ from typing import BinaryIO
 from urllib.parse import urljoin
 
 from trustbuild._internal.retry import retry_call
-from trustbuild.errors import RegistryError
+from trustbuild.errors import DigestMismatch, RegistryError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.registry.challenge import repository_scope
 from trustbuild.registry.transport import Transport
@@ -39,11 +39,15 @@ class _Window:
     ``len`` and ``tell``.
     """
 
-    def __init__(self, stream: BinaryIO, length: int) -> None:
+    def __init__(self, stream: BinaryIO, length: int, *, what: str = "blob", start: int = 0,
+                 total: int | None = None) -> None:
         self._s = stream
         self._left = length
         self.len = length
         self._pos = 0
+        self._what = what
+        self._start = start
+        self._total = length if total is None else total
 
     def tell(self) -> int:
         """Bytes handed out so far."""
@@ -55,6 +59,9 @@ class _Window:
             return b""
         want = self._left if n is None or n < 0 else min(n, self._left)
         data = self._s.read(want)
+        if not data:
+            raise DigestMismatch(f"{self._what}: the source ended after "
+                                 f"{self._start + self._pos} of {self._total} bytes")
         self._left -= len(data)
         self._pos += len(data)
         return data
@@ -102,7 +109,7 @@ def _monolithic(transport: Transport, repository: str, desc: Descriptor, source:
     @contextmanager
     def body() -> Iterator[_Window]:
         with source() as stream:
-            yield _Window(stream, desc.size)
+            yield _Window(stream, desc.size, what=f"blob {desc.digest}")
 
     transport.request("PUT", _with_digest(location, desc), scopes=scopes, expect=(201, 204),
                       headers={"Content-Type": _OCTET, "Content-Length": str(desc.size)},
@@ -116,7 +123,8 @@ def _chunked(transport: Transport, repository: str, desc: Descriptor, source: Bl
         offset = 0
         while offset < desc.size:
             length = min(chunk_size, desc.size - offset)
-            window = _Window(stream, length)
+            window = _Window(stream, length, what=f"blob {desc.digest}", start=offset,
+                             total=desc.size)
 
             @contextmanager
             def body(w: _Window = window) -> Iterator[_Window]:

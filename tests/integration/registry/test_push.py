@@ -135,3 +135,15 @@ def test_tag_list_pagination(registry_proxy: FaultProxy) -> None:
     registry_proxy.log.clear()
     assert store.list_tags() == tags
     assert len([e for e in registry_proxy.log if "/tags/list" in e[1]]) == 3
+
+
+@pytest.mark.parametrize("chunk_size", [1 << 20, 1000])
+def test_short_source_fails_fast_and_pushes_nothing(registry: RegistryServer, chunk_size: int) -> None:
+    from trustbuild.errors import DigestMismatch
+
+    store = _store(registry.host, "push/short", chunk_size=chunk_size)
+    data = os.urandom(3000)
+    desc = Descriptor.for_bytes("application/octet-stream", data)
+    with pytest.raises(DigestMismatch, match=r"source ended after 2000 of 3000 bytes"):
+        store.put_blob(desc, _source(data[:2000]))
+    assert not store.has_blob(desc.digest)
