@@ -36,8 +36,14 @@ class SupplyChain:
     attested: list[str] = field(default_factory=list)  # "location@digest kind"
 
 
-def configure(options: BuildOptions, *, policy_output: str = "text", out: TextIO | None = None,
-              on_gate: Callable[[Report], None] | None = None, gate_only: bool = False) -> SupplyChain:
+def configure(
+    options: BuildOptions,
+    *,
+    policy_output: str = "text",
+    out: TextIO | None = None,
+    on_gate: Callable[[Report], None] | None = None,
+    gate_only: bool = False,
+) -> SupplyChain:
     """Install the gate and the sign/attest hook on ``options``; returns what was decided.
 
     ``gate_only`` (``trustbuild policy check``) skips the output requirements and signing.
@@ -56,10 +62,14 @@ def configure(options: BuildOptions, *, policy_output: str = "text", out: TextIO
             if on_gate:
                 on_gate(report)
 
-        options.gate = make_gate(policy, dockerfile_path=options.dockerfile
-                                 if options.dockerfile != "-" else "Dockerfile",
-                                 build_args=options.build_args, executor_image=options.executor_image,
-                                 options=options.store_options, on_report=report_gate)
+        options.gate = make_gate(
+            policy,
+            dockerfile_path=options.dockerfile if options.dockerfile != "-" else "Dockerfile",
+            build_args=options.build_args,
+            executor_image=options.executor_image,
+            options=options.store_options,
+            on_report=report_gate,
+        )
     if gate_only:
         return chain
     if options.attest and not options.sign_key:
@@ -72,7 +82,9 @@ def configure(options: BuildOptions, *, policy_output: str = "text", out: TextIO
     return chain
 
 
-def _apply_policy(options: BuildOptions, policy: Policy, out: TextIO, *, check_output: bool) -> None:
+def _apply_policy(
+    options: BuildOptions, policy: Policy, out: TextIO, *, check_output: bool
+) -> None:
     b = policy.build
     if b.security_profile and b.security_profile != options.security_profile:
         out.write(f"policy {policy.name}: security profile {b.security_profile}\n")
@@ -82,8 +94,9 @@ def _apply_policy(options: BuildOptions, policy: Policy, out: TextIO, *, check_o
     if not check_output:
         return
     if policy.output.sign and not options.sign_key:
-        raise PolicyViolation(f"policy {policy.name} (spec.output.sign) requires a signed image: "
-                              "pass --sign-key KEY")
+        raise PolicyViolation(
+            f"policy {policy.name} (spec.output.sign) requires a signed image: pass --sign-key KEY"
+        )
     for kind in policy.output.attestations:
         if kind not in options.attest:
             options.attest.append(kind)
@@ -92,15 +105,18 @@ def _apply_policy(options: BuildOptions, policy: Policy, out: TextIO, *, check_o
 def _docker_reference(options: BuildOptions, location: str) -> str:
     """The repository a signature names: the registry repository, else the first destination."""
     if location.startswith("docker://"):
-        return Reference.parse(location[len("docker://"):]).name
+        return Reference.parse(location[len("docker://") :]).name
     if options.destinations:
         return Reference.parse(options.destinations[0]).name
-    raise UsageError(f"cannot sign {location}: name the image with --destination NAME "
-                     "(with --no-push it is only used as the name)")
+    raise UsageError(
+        f"cannot sign {location}: name the image with --destination NAME "
+        "(with --no-push it is only used as the name)"
+    )
 
 
-def _sign_and_attest_hook(options: BuildOptions, key: Any, chain: SupplyChain,
-                          out: TextIO) -> Callable[[Any], None]:
+def _sign_and_attest_hook(
+    options: BuildOptions, key: Any, chain: SupplyChain, out: TextIO
+) -> Callable[[Any], None]:
     from trustbuild.attest.attach import attest_build
     from trustbuild.sign.sign import sign_image
 
@@ -109,15 +125,29 @@ def _sign_and_attest_hook(options: BuildOptions, key: Any, chain: SupplyChain,
             if o.location.startswith("docker-archive:"):
                 continue  # a tarball holds no signatures; sign it where it is loaded
             docker_ref = _docker_reference(options, o.location)
-            sign_image(o.store, None, key, docker_reference=docker_ref, subject=o.descriptor,
-                       bundle=bool(options.bundle))
+            sign_image(
+                o.store,
+                None,
+                key,
+                docker_reference=docker_ref,
+                subject=o.descriptor,
+                bundle=bool(options.bundle),
+            )
             chain.signed.append(f"{o.location}@{o.descriptor.digest}")
             out.write(f"signed {o.location}@{o.descriptor.digest} as {docker_ref}\n")
             if options.attest:
-                attest_build(o.store, o.descriptor, result.record, key=key, kinds=options.attest,
-                             sbom_format=options.sbom_format, rootfs=result.rootfs,
-                             builder_id=options.builder_id, bundle=bool(options.bundle),
-                             subject_name=docker_ref)
+                attest_build(
+                    o.store,
+                    o.descriptor,
+                    result.record,
+                    key=key,
+                    kinds=options.attest,
+                    sbom_format=options.sbom_format,
+                    rootfs=result.rootfs,
+                    builder_id=options.builder_id,
+                    bundle=bool(options.bundle),
+                    subject_name=docker_ref,
+                )
                 for kind in options.attest:
                     chain.attested.append(f"{o.location}@{o.descriptor.digest} {kind}")
                 out.write(f"attested {', '.join(options.attest)} for {o.location}\n")

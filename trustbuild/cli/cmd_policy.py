@@ -20,9 +20,13 @@ def register(sub: Any) -> None:
     """Add ``policy`` with its ``validate`` and ``check`` subcommands."""
     from trustbuild.cli import cmd_build
 
-    p = sub.add_parser("policy", help="validate a policy file or run the policy gate without building")
+    p = sub.add_parser(
+        "policy", help="validate a policy file or run the policy gate without building"
+    )
     psub = p.add_subparsers(dest="policy_command", metavar="SUBCOMMAND")
-    v = psub.add_parser("validate", help="check a policy file against the schema; exit 1 if invalid")
+    v = psub.add_parser(
+        "validate", help="check a policy file against the schema; exit 1 if invalid"
+    )
     v.add_argument("file", metavar="FILE")
     v.add_argument("--output", choices=["text", "json"], default="text")
     v.set_defaults(func=run_validate)
@@ -30,13 +34,21 @@ def register(sub: Any) -> None:
     holder = argparse.ArgumentParser(add_help=False).add_subparsers()
     cmd_build.register(holder)
     build_parser = holder.choices["build"]
-    c = psub.add_parser("check", parents=[build_parser], conflict_handler="resolve",
-                        help="run the gate (signatures, repositories, executor, Dockerfile rules) "
-                             "with the same flags as build; builds nothing",
-                        description="Resolve every base image to a digest and run the policy gate "
-                                    "exactly as `trustbuild build --policy` would, then stop.")
-    c.add_argument("--output", choices=["text", "json"], default="text",
-                   help="report format on stdout (default text)")
+    c = psub.add_parser(
+        "check",
+        parents=[build_parser],
+        conflict_handler="resolve",
+        help="run the gate (signatures, repositories, executor, Dockerfile rules) "
+        "with the same flags as build; builds nothing",
+        description="Resolve every base image to a digest and run the policy gate "
+        "exactly as `trustbuild build --policy` would, then stop.",
+    )
+    c.add_argument(
+        "--output",
+        choices=["text", "json"],
+        default="text",
+        help="report format on stdout (default text)",
+    )
     c.set_defaults(func=run_check)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
@@ -47,7 +59,9 @@ def run_validate(args: argparse.Namespace) -> int:
 
     pol = load_policy(args.file)
     if args.output == "json":
-        print(json.dumps({"file": args.file, "valid": True, "name": pol.name, "digest": pol.digest}))
+        print(
+            json.dumps({"file": args.file, "valid": True, "name": pol.name, "digest": pol.digest})
+        )
     else:
         print(f"{args.file}: valid policy {pol.name!r} ({pol.digest})")
     return 0

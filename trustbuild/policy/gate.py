@@ -53,23 +53,36 @@ def run_gate(policy: Policy, inp: GateInput, *, verifier: ImageVerifier | None =
         if img.role in ("base", "copy-from"):
             _check_image(report, policy.base_images, img, verifier)
     _check_executor(report, policy, inp.executor_image, verifier)
-    for check in run_rules(inp.dockerfile, inp.target_stage, build_args=inp.build_args,
-                           severities=policy.rules, require_digest=policy.base_images.require_digest,
-                           path=inp.dockerfile_path):
+    for check in run_rules(
+        inp.dockerfile,
+        inp.target_stage,
+        build_args=inp.build_args,
+        severities=policy.rules,
+        require_digest=policy.base_images.require_digest,
+        path=inp.dockerfile_path,
+    ):
         report.add(check)
     return report
 
 
-def _check_image(report: Report, section: Section, img: ResolvedImage, verifier: ImageVerifier) -> None:
+def _check_image(
+    report: Report, section: Section, img: ResolvedImage, verifier: ImageVerifier
+) -> None:
     name = Reference.parse(img.reference).name
     where = f"{img.reference}@{img.digest}"
     if section.allowed_repositories:
         if repository_matches(name, section.allowed_repositories):
             report.add(Check("allowed-repository", PASS, f"{name} is an allowed repository", where))
         else:
-            report.add(Check("allowed-repository", DENY,
-                             f"{name} is not in spec.baseImages.allowedRepositories", where,
-                             "use a base image from an allowed repository or extend the list"))
+            report.add(
+                Check(
+                    "allowed-repository",
+                    DENY,
+                    f"{name} is not in spec.baseImages.allowedRepositories",
+                    where,
+                    "use a base image from an allowed repository or extend the list",
+                )
+            )
     if section.signatures:
         _check_signed(report, "base-signature", section.signatures, img, verifier, where)
     for att in section.attestations:
@@ -77,31 +90,64 @@ def _check_image(report: Report, section: Section, img: ResolvedImage, verifier:
             ok, reason = verifier.attested(img, att)
         except TrustbuildError as exc:
             ok, reason = False, str(exc)
-        report.add(Check(f"base-attestation:{att.type}", PASS if ok else DENY, reason, where,
-                         "" if ok else f"attach a {att.type} attestation signed by a trusted key"))
+        report.add(
+            Check(
+                f"base-attestation:{att.type}",
+                PASS if ok else DENY,
+                reason,
+                where,
+                "" if ok else f"attach a {att.type} attestation signed by a trusted key",
+            )
+        )
 
 
-def _check_signed(report: Report, cid: str, rules: tuple[SignatureRule, ...], img: ResolvedImage,
-                  verifier: ImageVerifier, where: str) -> bool:
+def _check_signed(
+    report: Report,
+    cid: str,
+    rules: tuple[SignatureRule, ...],
+    img: ResolvedImage,
+    verifier: ImageVerifier,
+    where: str,
+) -> bool:
     try:
         ok, reason = verifier.signed(img, rules)
     except TrustbuildError as exc:
         ok, reason = False, str(exc)
-    report.add(Check(cid, PASS if ok else DENY, reason, where,
-                     "" if ok else "sign the image with a key the policy trusts "
-                                   "(trustbuild sign --key KEY IMAGE@DIGEST)"))
+    report.add(
+        Check(
+            cid,
+            PASS if ok else DENY,
+            reason,
+            where,
+            ""
+            if ok
+            else "sign the image with a key the policy trusts "
+            "(trustbuild sign --key KEY IMAGE@DIGEST)",
+        )
+    )
     return ok
 
 
-def _check_executor(report: Report, policy: Policy, executor: str | None, verifier: ImageVerifier) -> None:
+def _check_executor(
+    report: Report, policy: Policy, executor: str | None, verifier: ImageVerifier
+) -> None:
     ex = policy.executor
     if not ex.image and not ex.signatures:
         return
-    remedy = ("run the signed executor image and pass --executor-image REF@DIGEST "
-              f"(or set {EXECUTOR_ENV})")
+    remedy = (
+        "run the signed executor image and pass --executor-image REF@DIGEST "
+        f"(or set {EXECUTOR_ENV})"
+    )
     if not executor:
-        report.add(Check("executor", DENY, "the policy requires a verified executor but the executor "
-                                           "image is unknown", "", remedy))
+        report.add(
+            Check(
+                "executor",
+                DENY,
+                "the policy requires a verified executor but the executor image is unknown",
+                "",
+                remedy,
+            )
+        )
         return
     try:
         ref = Reference.parse(executor)
@@ -109,29 +155,55 @@ def _check_executor(report: Report, policy: Policy, executor: str | None, verifi
         report.add(Check("executor", DENY, f"--executor-image: {exc}", "", remedy))
         return
     if ref.digest is None:
-        report.add(Check("executor", DENY, f"executor image {executor} is not given by digest", executor,
-                         remedy))
+        report.add(
+            Check(
+                "executor",
+                DENY,
+                f"executor image {executor} is not given by digest",
+                executor,
+                remedy,
+            )
+        )
         return
     if ex.image and not repository_matches(ref.name, (Reference.parse(ex.image).name,)):
-        report.add(Check("executor", DENY, f"executor {ref.name} is not {ex.image}", executor, remedy))
+        report.add(
+            Check("executor", DENY, f"executor {ref.name} is not {ex.image}", executor, remedy)
+        )
         return
-    img = ResolvedImage(reference=str(ref.with_tag(ref.tag or "latest")), digest=str(ref.digest),
-                        role="executor")
+    img = ResolvedImage(
+        reference=str(ref.with_tag(ref.tag or "latest")), digest=str(ref.digest), role="executor"
+    )
     if ex.signatures:
         _check_signed(report, "executor-signature", ex.signatures, img, verifier, executor)
     else:
         report.add(Check("executor", PASS, f"executor {ref.name} is from {ex.image}", executor))
 
 
-def make_gate(policy: Policy, *, dockerfile_path: str, build_args: Mapping[str, str],
-              executor_image: str | None, options: StoreOptions,
-              on_report: Callable[[Report], None] | None = None) -> Callable[[Any, BuildRecord], None]:
+def make_gate(
+    policy: Policy,
+    *,
+    dockerfile_path: str,
+    build_args: Mapping[str, str],
+    executor_image: str | None,
+    options: StoreOptions,
+    on_report: Callable[[Report], None] | None = None,
+) -> Callable[[Any, BuildRecord], None]:
     """A ``BuildOptions.gate`` callback: records the report and raises PolicyViolation on deny."""
 
     def gate(dockerfile: Any, record: BuildRecord) -> None:
         target = _target_stage(dockerfile, record.target)
-        report = run_gate(policy, GateInput(dockerfile, dockerfile_path, target, build_args,
-                                            list(record.images), executor_image, options))
+        report = run_gate(
+            policy,
+            GateInput(
+                dockerfile,
+                dockerfile_path,
+                target,
+                build_args,
+                list(record.images),
+                executor_image,
+                options,
+            ),
+        )
         record.policy_digest = policy.digest
         record.policy_decision = report.decision
         record.policy_report = report.to_json()["checks"]
@@ -143,8 +215,9 @@ def make_gate(policy: Policy, *, dockerfile_path: str, build_args: Mapping[str, 
             first = report.denied[0]
             more = f" (and {len(report.denied) - 1} more)" if len(report.denied) > 1 else ""
             where = f"{first.where}: " if first.where else ""
-            raise PolicyViolation(f"policy {policy.name} denied the build: {where}{first.id}: "
-                                  f"{first.message}{more}")
+            raise PolicyViolation(
+                f"policy {policy.name} denied the build: {where}{first.id}: {first.message}{more}"
+            )
 
     return gate
 

@@ -24,8 +24,14 @@ from trustbuild.errors import PolicyError
 from trustbuild.oci.digest import Digest
 
 __all__ = [
-    "Policy", "SignatureRule", "AttestationRule", "KeylessIdentity", "load_policy",
-    "parse_policy", "repository_matches", "schema",
+    "Policy",
+    "SignatureRule",
+    "AttestationRule",
+    "KeylessIdentity",
+    "load_policy",
+    "parse_policy",
+    "repository_matches",
+    "schema",
 ]
 
 MAX_POLICY_BYTES = 1024 * 1024
@@ -154,10 +160,14 @@ def parse_policy(data: bytes, *, path: str = "policy.yaml") -> Policy:
         path=path,
         digest=str(Digest.of(data)),
         base_images=_section(base, base_dir, path, "spec.baseImages"),
-        executor=ExecutorSection(ex.get("image"), _signatures(ex.get("signatures"), base_dir, path,
-                                                              "spec.executor.signatures")),
+        executor=ExecutorSection(
+            ex.get("image"),
+            _signatures(ex.get("signatures"), base_dir, path, "spec.executor.signatures"),
+        ),
         rules=dict((spec.get("dockerfile") or {}).get("rules") or {}),
-        build=BuildSection(build.get("securityProfile"), build.get("seccompProfile"), build.get("network")),
+        build=BuildSection(
+            build.get("securityProfile"), build.get("seccompProfile"), build.get("network")
+        ),
         output=OutputSection(bool(out.get("sign", False)), tuple(out.get("attestations") or ())),
         deploy=_section(dep, base_dir, path, "spec.deploy"),
         raw=doc,
@@ -166,16 +176,23 @@ def parse_policy(data: bytes, *, path: str = "policy.yaml") -> Policy:
 
     for rid in pol.rules:
         if rid not in RULES:
-            raise PolicyError(f"{path}: spec.dockerfile.rules.{rid}: unknown rule id "
-                              f"(known: {', '.join(sorted(RULES))})")
+            raise PolicyError(
+                f"{path}: spec.dockerfile.rules.{rid}: unknown rule id "
+                f"(known: {', '.join(sorted(RULES))})"
+            )
     if ex.get("signatures") and not ex.get("image"):
-        raise PolicyError(f"{path}: spec.executor.image: required when spec.executor.signatures is set")
+        raise PolicyError(
+            f"{path}: spec.executor.image: required when spec.executor.signatures is set"
+        )
     return pol
 
 
 def _validate(doc: dict[str, Any], path: str) -> None:
     validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(
+        validator.iter_errors(doc),
+        key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))),
+    )
     if errors:
         raise PolicyError(f"{path}: {_describe(errors[0])}")
 
@@ -228,15 +245,24 @@ def _signer(item: dict[str, Any], base_dir: Path, path: str, where: str) -> Sign
             try:
                 re.compile(kl[rx])
             except re.error as exc:
-                raise PolicyError(f"{path}: {where}.keyless.{rx}: invalid regular expression: {exc}") from None
+                raise PolicyError(
+                    f"{path}: {where}.keyless.{rx}: invalid regular expression: {exc}"
+                ) from None
     root = kl.get("trustedRoot")
     if root is not None:
         rp = Path(root) if Path(root).is_absolute() else base_dir / root
         if not rp.is_file():
             raise PolicyError(f"{path}: {where}.keyless.trustedRoot: cannot read {rp}")
         root = str(rp)
-    return SignatureRule(keyless=KeylessIdentity(kl.get("issuer"), kl.get("issuerRegExp"),
-                                                 kl.get("subject"), kl.get("subjectRegExp"), root))
+    return SignatureRule(
+        keyless=KeylessIdentity(
+            kl.get("issuer"),
+            kl.get("issuerRegExp"),
+            kl.get("subject"),
+            kl.get("subjectRegExp"),
+            root,
+        )
+    )
 
 
 def _check_pem(pem: bytes, path: str, where: str) -> None:
@@ -253,11 +279,17 @@ def _section(d: dict[str, Any], base_dir: Path, path: str, where: str) -> Sectio
     for i, a in enumerate(d.get("attestations") or []):
         signer = None
         if any(k in a for k in ("key", "keyData", "keyless")):
-            signer = _signer({k: a[k] for k in ("key", "keyData", "keyless") if k in a}, base_dir, path,
-                             f"{where}.attestations[{i}]")
+            signer = _signer(
+                {k: a[k] for k in ("key", "keyData", "keyless") if k in a},
+                base_dir,
+                path,
+                f"{where}.attestations[{i}]",
+            )
         else:
-            raise PolicyError(f"{path}: {where}.attestations[{i}]: needs key, keyData or keyless "
-                              "(who must have signed it)")
+            raise PolicyError(
+                f"{path}: {where}.attestations[{i}]: needs key, keyData or keyless "
+                "(who must have signed it)"
+            )
         atts.append(AttestationRule(a["type"], signer, tuple(a.get("builderIds") or ())))
     return Section(
         allowed_repositories=tuple(d.get("allowedRepositories") or ()),

@@ -46,8 +46,12 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         """As JSON for ``--output json`` and provenance."""
-        return {"policy": self.policy, "policyDigest": self.policy_digest, "decision": self.decision,
-                "checks": [asdict(c) for c in self.checks]}
+        return {
+            "policy": self.policy,
+            "policyDigest": self.policy_digest,
+            "decision": self.decision,
+            "checks": [asdict(c) for c in self.checks],
+        }
 
     def write_text(self, out: TextIO) -> None:
         """Human report, one line per check (remedies for warn/deny)."""
@@ -56,8 +60,10 @@ class Report:
             out.write(f"{c.status.upper():5} {c.id}:{where} {c.message}\n")
             if c.status != PASS and c.remedy:
                 out.write(f"      remedy: {c.remedy}\n")
-        out.write(f"policy {self.policy}: {self.decision}"
-                  f" ({len(self.denied)} denied, {sum(c.status == WARN for c in self.checks)} warnings)\n")
+        out.write(
+            f"policy {self.policy}: {self.decision}"
+            f" ({len(self.denied)} denied, {sum(c.status == WARN for c in self.checks)} warnings)\n"
+        )
 
     def write_json(self, out: TextIO) -> None:
         """Machine report."""

@@ -62,8 +62,10 @@ def _remote_add(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Findin
 def _final_root(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
     users = [i for i in stage.instructions if i.cmd == "USER"]
     if not users:
-        yield Finding(stage.line, "the final stage sets no USER: the image runs as its base's user, "
-                                  "usually root")
+        yield Finding(
+            stage.line,
+            "the final stage sets no USER: the image runs as its base's user, usually root",
+        )
         return
     last = users[-1]
     name = (last.args[0] if last.args else "").split(":")[0]
@@ -76,10 +78,15 @@ def _secrets(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
         if ins.cmd in ("ARG", "ENV"):
             for key, value in _pairs(ins):
                 if is_secret_name(key):
-                    yield Finding(ins.line, f"{ins.cmd} {key} has a secret-looking name: its value "
-                                            "ends up in the image config or history")
+                    yield Finding(
+                        ins.line,
+                        f"{ins.cmd} {key} has a secret-looking name: its value "
+                        "ends up in the image config or history",
+                    )
                 elif value and _SECRET_VALUE.search(value):
-                    yield Finding(ins.line, f"{ins.cmd} {key} has a value that looks like a credential")
+                    yield Finding(
+                        ins.line, f"{ins.cmd} {key} has a value that looks like a credential"
+                    )
     for key in args:
         if is_secret_name(key):
             yield Finding(0, f"--build-arg {key} has a secret-looking name")
@@ -146,33 +153,78 @@ def _ssh_port(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]
             yield Finding(ins.line, "EXPOSE 22: an SSH server in an application image")
 
 
-RULES: dict[str, Rule] = {r.id: r for r in (
-    Rule("remote-add-without-checksum", DENY, "ADD of a URL without --checksum",
-         "add --checksum=sha256:<hex> to the ADD, or download in a verified step",
-         "every remote ADD has --checksum", _remote_add),
-    Rule("final-user-root", WARN, "the final stage runs as root",
-         "add USER <non-root uid> at the end of the final stage",
-         "the final stage runs as a non-root user", _final_root),
-    Rule("secret-in-arg-env", DENY, "secret-looking names or values in ARG, ENV or --build-arg",
-         "pass secrets with RUN --mount=type=secret or at run time, never as ARG/ENV",
-         "no secret-looking ARG, ENV or --build-arg", _secrets),
-    Rule("base-image-latest", WARN, "a base image without a tag or with :latest",
-         "use a specific version tag, ideally pinned by digest (image:tag@sha256:...)",
-         "every base image has a version tag or digest", _latest),
-    Rule("base-image-not-pinned", WARN, "a base image not pinned by digest",
-         "pin every FROM and COPY --from image as image:tag@sha256:<digest>",
-         "every base image is pinned by digest", _unpinned),
-    Rule("pipe-to-shell", WARN, "curl|wget output piped into a shell",
-         "download to a file, verify its checksum or signature, then run it",
-         "no download is piped into a shell", _pipe_shell),
-    Rule("ssh-port-exposed", WARN, "EXPOSE 22 in the final stage",
-         "do not run sshd in images; use kubectl exec or a debug container",
-         "no SSH port exposed", _ssh_port),
-)}
+RULES: dict[str, Rule] = {
+    r.id: r
+    for r in (
+        Rule(
+            "remote-add-without-checksum",
+            DENY,
+            "ADD of a URL without --checksum",
+            "add --checksum=sha256:<hex> to the ADD, or download in a verified step",
+            "every remote ADD has --checksum",
+            _remote_add,
+        ),
+        Rule(
+            "final-user-root",
+            WARN,
+            "the final stage runs as root",
+            "add USER <non-root uid> at the end of the final stage",
+            "the final stage runs as a non-root user",
+            _final_root,
+        ),
+        Rule(
+            "secret-in-arg-env",
+            DENY,
+            "secret-looking names or values in ARG, ENV or --build-arg",
+            "pass secrets with RUN --mount=type=secret or at run time, never as ARG/ENV",
+            "no secret-looking ARG, ENV or --build-arg",
+            _secrets,
+        ),
+        Rule(
+            "base-image-latest",
+            WARN,
+            "a base image without a tag or with :latest",
+            "use a specific version tag, ideally pinned by digest (image:tag@sha256:...)",
+            "every base image has a version tag or digest",
+            _latest,
+        ),
+        Rule(
+            "base-image-not-pinned",
+            WARN,
+            "a base image not pinned by digest",
+            "pin every FROM and COPY --from image as image:tag@sha256:<digest>",
+            "every base image is pinned by digest",
+            _unpinned,
+        ),
+        Rule(
+            "pipe-to-shell",
+            WARN,
+            "curl|wget output piped into a shell",
+            "download to a file, verify its checksum or signature, then run it",
+            "no download is piped into a shell",
+            _pipe_shell,
+        ),
+        Rule(
+            "ssh-port-exposed",
+            WARN,
+            "EXPOSE 22 in the final stage",
+            "do not run sshd in images; use kubectl exec or a debug container",
+            "no SSH port exposed",
+            _ssh_port,
+        ),
+    )
+}
 
 
-def run_rules(df: Any, stage: Any, *, build_args: Mapping[str, str], severities: Mapping[str, str],
-              require_digest: bool = False, path: str = "Dockerfile") -> list[Check]:
+def run_rules(
+    df: Any,
+    stage: Any,
+    *,
+    build_args: Mapping[str, str],
+    severities: Mapping[str, str],
+    require_digest: bool = False,
+    path: str = "Dockerfile",
+) -> list[Check]:
     """Run every rule on the Dockerfile; ``stage`` is the target (final) stage."""
     checks = []
     for rule in RULES.values():

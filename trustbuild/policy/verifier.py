@@ -16,7 +16,7 @@ from trustbuild.sign.trust import KeylessPolicy, TrustRoots
 from trustbuild.sign.verify import verify_image
 from trustbuild.store.base import Store, StoreOptions
 
-__all__ = ["ImageVerifier"]
+__all__ = ["ImageVerifier", "signed_in", "attested_in"]
 
 
 class ImageVerifier:
@@ -34,45 +34,77 @@ class ImageVerifier:
     def signed(self, img: ResolvedImage, rules: tuple[SignatureRule, ...]) -> tuple[bool, str]:
         """(ok, reason): ok when any one rule is met by a valid signature on ``img.digest``."""
         store, ref = self._store(img)
-        reasons = []
-        for rule in rules:
-            try:
-                if rule.key_pem is not None:
-                    res = verify_image(store, img.digest, keys=[load_verifying_key(rule.key_pem)],
-                                       docker_reference=ref.name)
-                    who = f"key {rule.key_source}"
-                else:
-                    assert rule.keyless is not None
-                    kl = rule.keyless
-                    roots = TrustRoots.from_trusted_root(kl.trusted_root) if kl.trusted_root else None
-                    if roots is None:
-                        reasons.append("keyless rule has no trustedRoot to verify against")
-                        continue
-                    res = verify_image(store, img.digest, keyless=KeylessPolicy(
-                        kl.subject, kl.subject_regexp, kl.issuer, kl.issuer_regexp),
-                        trusted_root=roots, require_tlog=True, docker_reference=ref.name)
-                    who = f"keyless {kl.issuer or kl.issuer_regexp}"
-            except TrustbuildError as exc:
-                reasons.append(str(exc))
-                continue
-            if res.ok:
-                return True, f"signed ({who}): {res.valid[0].reason}"
-            reasons.extend(v.reason for v in res.signatures)
-        return False, "no signature by a trusted signer: " + "; ".join(dict.fromkeys(reasons))
+        return signed_in(store, img.digest, ref.name, rules)
 
     def attested(self, img: ResolvedImage, rule: AttestationRule) -> tuple[bool, str]:
         """(ok, reason): a verified attestation of ``rule.type`` (and builder id, if listed)."""
-        if rule.signer is None or rule.signer.key_pem is None:
-            return False, "keyless attestation rules are not supported by the gate yet; use key"
         store, _ref = self._store(img)
-        res = verify_attestations(store, img.digest, keys=[load_verifying_key(rule.signer.key_pem)],
-                                  predicate_type=rule.type, image=img.reference)
-        if not res.ok:
-            return False, res.reason
-        if rule.builder_ids:
-            ids = {((s.get("predicate") or {}).get("runDetails") or {}).get("builder", {}).get("id")
-                   for s in res.statements()}
-            if not ids & set(rule.builder_ids):
-                return False, (f"{rule.type} attestation builder {sorted(map(str, ids))} is not one of "
-                               f"{list(rule.builder_ids)}")
-        return True, res.reason
+        return attested_in(store, img.digest, img.reference, rule)
+
+
+def signed_in(
+    store: Store, digest: str, docker_reference: str | None, rules: tuple[SignatureRule, ...]
+) -> tuple[bool, str]:
+    """(ok, reason) for the image ``digest`` in any store: any one rule must be met."""
+    reasons = []
+    for rule in rules:
+        try:
+            if rule.key_pem is not None:
+                res = verify_image(
+                    store,
+                    digest,
+                    keys=[load_verifying_key(rule.key_pem)],
+                    docker_reference=docker_reference,
+                )
+                who = f"key {rule.key_source}"
+            else:
+                assert rule.keyless is not None
+                kl = rule.keyless
+                roots = TrustRoots.from_trusted_root(kl.trusted_root) if kl.trusted_root else None
+                if roots is None:
+                    reasons.append("keyless rule has no trustedRoot to verify against")
+                    continue
+                res = verify_image(
+                    store,
+                    digest,
+                    keyless=KeylessPolicy(
+                        kl.subject, kl.subject_regexp, kl.issuer, kl.issuer_regexp
+                    ),
+                    trusted_root=roots,
+                    require_tlog=True,
+                    docker_reference=docker_reference,
+                )
+                who = f"keyless {kl.issuer or kl.issuer_regexp}"
+        except TrustbuildError as exc:
+            reasons.append(str(exc))
+            continue
+        if res.ok:
+            return True, f"signed ({who}): {res.valid[0].reason}"
+        reasons.extend(v.reason for v in res.signatures)
+    return False, "no signature by a trusted signer: " + "; ".join(dict.fromkeys(reasons))
+
+
+def attested_in(store: Store, digest: str, image: str, rule: AttestationRule) -> tuple[bool, str]:
+    """(ok, reason): a verified attestation of ``rule.type`` (and builder id, if listed)."""
+    if rule.signer is None or rule.signer.key_pem is None:
+        return False, "attestation rules need a key (keyless attestation rules are not supported)"
+    res = verify_attestations(
+        store,
+        digest,
+        keys=[load_verifying_key(rule.signer.key_pem)],
+        predicate_type=rule.type,
+        image=image,
+    )
+    if not res.ok:
+        return False, res.reason
+    if rule.builder_ids:
+        ids = {
+            ((s.get("predicate") or {}).get("runDetails") or {}).get("builder", {}).get("id")
+            for s in res.statements()
+        }
+        if not ids & set(rule.builder_ids):
+            return False, (
+                f"{rule.type} attestation builder {sorted(map(str, ids))} is not one of "
+                f"{list(rule.builder_ids)}"
+            )
+    return True, res.reason
