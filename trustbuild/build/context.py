@@ -333,7 +333,7 @@ def _extract_tar(stream: BinaryIO, dest: Path) -> None:
                     continue
                 if name == ".." or name.startswith("../"):
                     raise ContextError(f"context tar entry {member.name!r} leaves the context")
-                target = _prepare(dest, name)
+                target = _prepare(dest, name, keep_dir=member.isdir())
                 if member.isdir():
                     if not target.is_dir():
                         target.mkdir(mode=0o700)
@@ -354,21 +354,25 @@ def _extract_tar(stream: BinaryIO, dest: Path) -> None:
                     if link == ".." or link.startswith("../"):
                         raise ContextError(f"context tar hardlink {member.name!r} points "
                                            "outside the context")
-                    source = dest / link
-                    if source.is_symlink() or not source.is_file():
+                    source = _existing_file(dest, link)
+                    if source is None:
                         raise ContextError(f"context tar hardlink {member.name!r} names "
-                                           f"{member.linkname!r}, which is not a file")
+                                           f"{member.linkname!r}, which is not a file "
+                                           "extracted before it")
                     os.link(source, target, follow_symlinks=False)
                 else:
                     continue  # devices, fifos: never part of a build context
                 os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
     except tarfile.TarError as exc:
         raise ContextError(f"build context is not a valid tar or tar.gz: {exc}") from None
+    except OSError as exc:
+        raise ContextError(f"cannot extract the build context: {exc.strerror}: "
+                           f"{exc.filename}") from None
     for path, mode in reversed(dir_modes):
         os.chmod(path, mode)
 
 
-def _prepare(dest: Path, name: str) -> Path:
+def _prepare(dest: Path, name: str, *, keep_dir: bool) -> Path:
     """Create the parents of ``dest/name`` (refusing symlinked ones) and clear the target."""
     parts = name.split("/")
     cur = dest
@@ -385,7 +389,23 @@ def _prepare(dest: Path, name: str) -> Path:
     target = cur / parts[-1]
     if target.is_symlink() or target.is_file():
         target.unlink()
+    elif target.is_dir() and not keep_dir:
+        shutil.rmtree(target)  # a later non-directory entry replaces the directory
     return target
+
+
+def _existing_file(dest: Path, rel: str) -> Path | None:
+    """``dest/rel`` when it is a regular file reached without any symlink, else None."""
+    cur = dest
+    for comp in rel.split("/"):
+        cur = cur / comp
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return None
+    return cur if stat.S_ISREG(os.lstat(cur).st_mode) else None
 
 
 # -- git -------------------------------------------------------------------------------------
@@ -413,7 +433,7 @@ def parse_git_url(spec: str) -> GitSource | None:
         if method not in ("https", "http"):
             method = "https"
         url = f"{method}://{base[len('git://'):]}"
-    elif base.startswith("git+"):
+    elif re.match(r"^git\+(https?|ssh|file)://", base):
         url = base[len("git+"):]
     elif re.match(r"^(https?|ssh|file)://", base) or re.match(r"^[\w.-]+@[\w.-]+:", base):
         url = base
@@ -440,7 +460,7 @@ def _redact(url: str) -> str:
 
 def _git(args: list[str], *, cwd: Path, what: str) -> str:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true",
-           "GIT_CONFIG_NOSYSTEM": "1"}
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh"}
     try:
         proc = subprocess.run(["git", "-c", "advice.detachedHead=false", *args], cwd=cwd,
                               env=env, capture_output=True, text=True, timeout=600)

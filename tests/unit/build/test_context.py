@@ -197,6 +197,8 @@ def test_tar_file_plain(tmp_path: Path) -> None:
     [("link", "sym", "/tmp"), ("link/evil", "file", b"x")],
     [("h", "hard", "../../etc/passwd")],
     [("h", "hard", "/etc/passwd")],
+    [("d", "sym", "/etc"), ("h", "hard", "d/passwd")],
+    [("d", "sym", "."), ("f", "file", b"x"), ("h", "hard", "d/f")],
 ])
 def test_tar_escapes_refused(private_tmp: Path,
                              entries: list[tuple[str, str, bytes | str]]) -> None:
@@ -204,6 +206,16 @@ def test_tar_escapes_refused(private_tmp: Path,
         open_context("tar://stdin", stdin=io.BytesIO(_tar_bytes(entries)))
     assert list(private_tmp.iterdir()) == []  # nothing extracted anywhere, temp dir removed
     assert not (private_tmp.parent / "evil").exists()
+
+
+def test_tar_later_entries_replace_earlier_ones() -> None:
+    data = _tar_bytes([("a", "dir", b""), ("a/x", "file", b"1"), ("a", "dir", b""),
+                       ("b", "dir", b""), ("b/y", "file", b"2"), ("b", "file", b"now a file"),
+                       ("c", "file", b"old"), ("c", "file", b"new")])
+    with open_context("tar://stdin", stdin=io.BytesIO(data)) as ctx:
+        assert (ctx.root / "a" / "x").read_bytes() == b"1"
+        assert (ctx.root / "b").read_bytes() == b"now a file"
+        assert (ctx.root / "c").read_bytes() == b"new"
 
 
 def test_tar_garbage_is_a_clear_error() -> None:
@@ -296,7 +308,8 @@ def test_git_pull_method_http(monkeypatch: pytest.MonkeyPatch) -> None:
     assert git is not None and git.url == "http://host/r.git"
 
 
-@pytest.mark.parametrize("spec", [".", "/abs/dir", "dir://x", "tar://stdin", "relative/dir"])
+@pytest.mark.parametrize("spec", [".", "/abs/dir", "dir://x", "tar://stdin", "relative/dir",
+                                  "git+ext::sh -c touch% /tmp/pwned", "ext::sh"])
 def test_not_git(spec: str) -> None:
     assert parse_git_url(spec) is None
 
