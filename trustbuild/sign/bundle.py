@@ -22,11 +22,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from trustbuild.errors import VerificationError
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.mediatype import MediaType
 from trustbuild.sign.keys import SigningKey, VerifyingKey
+from trustbuild.sign.rekor import check_dsse_body, verify_set
 from trustbuild.sign.simplesigning import go_json
+from trustbuild.sign.trust import KeylessPolicy, TrustRoots, verify_chain
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
@@ -40,6 +45,7 @@ __all__ = [
     "build_dsse_bundle",
     "parse_bundle",
     "verify_dsse_bundle",
+    "verify_keyless_dsse_bundle",
     "VerifiedBundle",
 ]
 
@@ -48,9 +54,11 @@ IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 SIGN_PREDICATE_TYPE = "https://sigstore.dev/cosign/sign/v1"
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024
+_MAX_CHAIN = 6
 _BUNDLE_TYPES = (
     "application/vnd.dev.sigstore.bundle.v0.3+json",
     "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
 )
 
 
@@ -117,7 +125,8 @@ def parse_bundle(raw: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise VerificationError("bundle is not a JSON object")
     if doc.get("mediaType") not in _BUNDLE_TYPES:
-        raise VerificationError(f"bundle mediaType {doc.get('mediaType')!r} is not a v0.3 bundle")
+        raise VerificationError(f"bundle mediaType {doc.get('mediaType')!r} is not a v0.2/v0.3 "
+                                "bundle")
     if not isinstance(doc.get("verificationMaterial"), dict):
         raise VerificationError("bundle has no verificationMaterial")
     if ("dsseEnvelope" in doc) == ("messageSignature" in doc):
@@ -132,6 +141,7 @@ class VerifiedBundle:
     key: VerifyingKey
     payload_type: str
     payload: bytes
+    signer: str = ""
 
     def statement(self) -> dict[str, Any]:
         """The payload as an in-toto Statement (VerificationError if it is not one)."""
@@ -161,9 +171,8 @@ class VerifiedBundle:
         return out
 
 
-def verify_dsse_bundle(raw: bytes, keys: list[VerifyingKey]) -> VerifiedBundle:
-    """Check a key-based DSSE bundle against any of ``keys``; VerificationError otherwise."""
-    doc = parse_bundle(raw)
+def _envelope(doc: dict[str, Any]) -> tuple[bytes, str, str, bytes]:
+    """(payload, payloadType, signature base64, signature) of the bundle's DSSE envelope."""
     env = doc.get("dsseEnvelope")
     if not isinstance(env, dict):
         raise VerificationError("bundle holds a messageSignature; image bundles carry a DSSE "
@@ -175,7 +184,15 @@ def verify_dsse_bundle(raw: bytes, keys: list[VerifyingKey]) -> VerifiedBundle:
     sigs = env.get("signatures")
     if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):
         raise VerificationError("bundle: dsseEnvelope must carry exactly one signature")
-    sig = _b64(sigs[0].get("sig"), "dsseEnvelope.signatures[0].sig")
+    sig_b64 = sigs[0].get("sig")
+    sig = _b64(sig_b64, "dsseEnvelope.signatures[0].sig")
+    assert isinstance(sig_b64, str)
+    return payload, ptype, sig_b64, sig
+
+
+def verify_dsse_bundle(raw: bytes, keys: list[VerifyingKey]) -> VerifiedBundle:
+    """Check a key-based DSSE bundle against any of ``keys``; VerificationError otherwise."""
+    payload, ptype, _sig_b64, sig = _envelope(parse_bundle(raw))
     message = pae(ptype, payload)
     if not keys:
         raise VerificationError("bundle: no public key to verify with (pass --key)")
@@ -186,3 +203,60 @@ def verify_dsse_bundle(raw: bytes, keys: list[VerifyingKey]) -> VerifiedBundle:
             continue
         return VerifiedBundle(k, ptype, payload)
     raise VerificationError("bundle: DSSE signature does not verify with any given key")
+
+
+def verify_keyless_dsse_bundle(raw: bytes, policy: KeylessPolicy, trust: TrustRoots
+                               ) -> VerifiedBundle:
+    """Check a certificate-based DSSE bundle offline, as cosign does with a Rekor SET.
+
+    The DSSE signature must verify with the Fulcio certificate, the certificate must chain to
+    ``trust``'s CA roots at the Rekor integration time and match ``policy``, and a transparency
+    log entry's SignedEntryTimestamp must verify and log this very signature. (Inclusion proofs,
+    SCTs and RFC 3161 timestamps are not checked; entries without a SET are refused.)
+    """
+    doc = parse_bundle(raw)
+    payload, ptype, sig_b64, sig = _envelope(doc)
+    vm = doc["verificationMaterial"]
+    ders: list[bytes] = []
+    if isinstance(vm.get("certificate"), dict):
+        ders = [_b64(vm["certificate"].get("rawBytes"), "certificate.rawBytes")]
+    elif isinstance(vm.get("x509CertificateChain"), dict):
+        certs = vm["x509CertificateChain"].get("certificates")
+        if isinstance(certs, list):
+            ders = [_b64(c.get("rawBytes") if isinstance(c, dict) else None, "certificates")
+                    for c in certs[:_MAX_CHAIN]]
+    if not ders:
+        raise VerificationError("bundle has no certificate (a key-based bundle needs --key)")
+    try:
+        chain = [x509.load_der_x509_certificate(d) for d in ders]
+    except ValueError:
+        raise VerificationError("bundle certificate is not valid DER") from None
+    leaf = chain[0]
+    cert_key = VerifyingKey(leaf.public_key())  # type: ignore[arg-type]
+    cert_key.verify(sig, pae(ptype, payload))
+    entries = vm.get("tlogEntries")
+    if not isinstance(entries, list) or not entries:
+        raise VerificationError("keyless bundle has no transparency log entry")
+    pem = leaf.public_bytes(serialization.Encoding.PEM)
+    last: VerificationError | None = None
+    for e in entries:
+        try:
+            if not isinstance(e, dict) or "inclusionPromise" not in e:
+                raise VerificationError("log entry has no SignedEntryTimestamp (inclusionPromise)")
+            body = e.get("canonicalizedBody")
+            entry = verify_set(trust.rekor_keys, body=str(body),
+                               integrated_time=int(e["integratedTime"]),
+                               log_index=int(e["logIndex"]),
+                               log_id=_b64(e["logId"]["keyId"], "logId.keyId").hex(),
+                               set_b64=e["inclusionPromise"]["signedEntryTimestamp"])
+            check_dsse_body(_b64(body, "canonicalizedBody"), payload=payload,
+                            signature_b64=sig_b64, signer_pem=pem)
+        except VerificationError as exc:
+            last = exc
+            continue
+        except (KeyError, TypeError, ValueError):
+            last = VerificationError("log entry is malformed")
+            continue
+        verify_chain(leaf, chain[1:] + trust.intermediates(), trust.roots(), entry.integrated_time)
+        return VerifiedBundle(cert_key, ptype, payload, policy.check(leaf))
+    raise last or VerificationError("no usable transparency log entry")

@@ -18,7 +18,7 @@ from typing import Any
 from trustbuild.errors import VerificationError
 from trustbuild.sign.keys import VerifyingKey
 
-__all__ = ["RekorEntry", "verify_rekor_bundle", "canonical_json"]
+__all__ = ["RekorEntry", "verify_rekor_bundle", "verify_set", "check_dsse_body", "canonical_json"]
 
 _MAX_BUNDLE_ANNOTATION = 64 * 1024
 
@@ -46,6 +46,27 @@ def _b64(value: Any, field: str) -> bytes:
         raise VerificationError(f"Rekor bundle: {field} is not valid base64") from None
 
 
+def verify_set(rekor_keys: dict[str, VerifyingKey], *, body: str, integrated_time: int,
+               log_index: int, log_id: str, set_b64: str) -> RekorEntry:
+    """Check Rekor's SignedEntryTimestamp over ``{body, integratedTime, logID, logIndex}``."""
+    if not rekor_keys:
+        raise VerificationError("Rekor entry present but no Rekor key to check it "
+                                "(pass --rekor-key or --trusted-root)")
+    signed = canonical_json({"body": body, "integratedTime": integrated_time, "logID": log_id,
+                             "logIndex": log_index})
+    set_sig = _b64(set_b64, "SignedEntryTimestamp")
+    candidates = [rekor_keys[log_id]] if log_id in rekor_keys else list(rekor_keys.values())
+    for k in candidates:
+        try:
+            k.verify(set_sig, signed)
+            break
+        except VerificationError:
+            continue
+    else:
+        raise VerificationError("Rekor SignedEntryTimestamp does not verify with the Rekor key")
+    return RekorEntry(_dt.datetime.fromtimestamp(integrated_time, _dt.UTC), log_index, log_id)
+
+
 def verify_rekor_bundle(annotation: str, rekor_keys: dict[str, VerifyingKey], *, payload: bytes,
                         signature_b64: str, signer_pem: bytes | None) -> RekorEntry:
     """Verify the SET and that the logged entry is this signature; VerificationError if not."""
@@ -61,23 +82,10 @@ def verify_rekor_bundle(annotation: str, rekor_keys: dict[str, VerifyingKey], *,
     if not (isinstance(body, str) and isinstance(itime, int) and isinstance(index, int)
             and isinstance(log_id, str)):
         raise VerificationError("Rekor bundle: Payload fields have unexpected types")
-    if not rekor_keys:
-        raise VerificationError("Rekor bundle present but no Rekor key to check it "
-                                "(pass --rekor-key or --trusted-root)")
-    signed = canonical_json({"body": body, "integratedTime": itime, "logID": log_id,
-                             "logIndex": index})
-    set_sig = _b64(set_b64, "SignedEntryTimestamp")
-    candidates = [rekor_keys[log_id]] if log_id in rekor_keys else list(rekor_keys.values())
-    for k in candidates:
-        try:
-            k.verify(set_sig, signed)
-            break
-        except VerificationError:
-            continue
-    else:
-        raise VerificationError("Rekor SignedEntryTimestamp does not verify with the Rekor key")
+    entry = verify_set(rekor_keys, body=body, integrated_time=itime, log_index=index,
+                       log_id=log_id, set_b64=set_b64)
     _check_body(_b64(body, "Payload.body"), payload, signature_b64, signer_pem)
-    return RekorEntry(_dt.datetime.fromtimestamp(itime, _dt.UTC), index, log_id)
+    return entry
 
 
 def _check_body(raw: bytes, payload: bytes, signature_b64: str, signer_pem: bytes | None) -> None:
@@ -102,3 +110,30 @@ def _check_body(raw: bytes, payload: bytes, signature_b64: str, signer_pem: byte
         logged = _b64((sig.get("publicKey") or {}).get("content"), "publicKey.content")
         if logged.strip() != signer_pem.strip():
             raise VerificationError("Rekor entry names another certificate or key")
+
+
+def check_dsse_body(raw: bytes, *, payload: bytes, signature_b64: str, signer_pem: bytes) -> None:
+    """Check that a ``dsse`` (0.0.1) or ``intoto`` (0.0.2) Rekor entry logs this DSSE signature."""
+    try:
+        entry = json.loads(raw)
+        kind, spec = entry["kind"], entry["spec"]
+    except (ValueError, KeyError, TypeError):
+        raise VerificationError("Rekor entry body is not valid JSON") from None
+    want = hashlib.sha256(payload).hexdigest()
+    try:
+        if kind == "dsse":
+            got = spec["payloadHash"]["value"]
+            sigs = [(s["signature"], _b64(s["verifier"], "verifier")) for s in spec["signatures"]]
+        elif kind == "intoto":
+            env = spec["content"]["envelope"]
+            got = spec["content"]["payloadHash"]["value"]
+            sigs = [(_b64(s["sig"], "sig").decode(), _b64(s["publicKey"], "publicKey"))
+                    for s in env["signatures"]]
+        else:
+            raise VerificationError(f"Rekor entry kind {kind!r} is not dsse or intoto")
+    except (KeyError, TypeError, UnicodeDecodeError):
+        raise VerificationError(f"Rekor {kind} entry is missing fields") from None
+    if got != want:
+        raise VerificationError("Rekor entry is for another payload (hash differs)")
+    if not any(sig == signature_b64 and pem.strip() == signer_pem.strip() for sig, pem in sigs):
+        raise VerificationError("Rekor entry holds another signature or certificate")

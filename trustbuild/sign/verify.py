@@ -34,7 +34,12 @@ from trustbuild.oci.digest import Digest
 from trustbuild.oci.mediatype import MediaType
 from trustbuild.oci.reference import Reference
 from trustbuild.sign.attach import CosignLayer, read_bundle_referrers, read_cosign_layers
-from trustbuild.sign.bundle import SIGN_PREDICATE_TYPE, verify_dsse_bundle
+from trustbuild.sign.bundle import (
+    SIGN_PREDICATE_TYPE,
+    parse_bundle,
+    verify_dsse_bundle,
+    verify_keyless_dsse_bundle,
+)
 from trustbuild.sign.keys import VerifyingKey
 from trustbuild.sign.rekor import verify_rekor_bundle
 from trustbuild.sign.sign import (
@@ -213,14 +218,23 @@ def _verify_layer(layer: CosignLayer, **kw: Any) -> SignatureVerdict:
 
 
 def _verify_bundle(raw: bytes, *, digest: Digest, docker_reference: str | None,
-                   keys: list[VerifyingKey] | None, where: str) -> SignatureVerdict:
+                   keys: list[VerifyingKey] | None, keyless: KeylessPolicy | None,
+                   trust: TrustRoots | None, where: str) -> SignatureVerdict:
     v = SignatureVerdict("bundle", where, False, "")
     try:
-        if not keys:
-            raise VerificationError("keyless Sigstore bundles are not checked here; verify "
-                                    "the simple-signing form or pass --key")
-        vb = verify_dsse_bundle(raw, keys)
-        v.signer = f"key {vb.key.keyid()[:16]}"
+        doc = parse_bundle(raw)
+        vm = doc["verificationMaterial"]
+        if "publicKey" in vm:
+            if not keys:
+                raise VerificationError("bundle is signed with a key: pass --key")
+            vb = verify_dsse_bundle(raw, keys)
+            v.signer = f"key {vb.key.keyid()[:16]}"
+        else:
+            if keyless is None:
+                raise VerificationError("bundle is keyless: pass --certificate-identity and "
+                                        "--certificate-oidc-issuer")
+            vb = verify_keyless_dsse_bundle(raw, keyless, trust or TrustRoots())
+            v.signer, v.tlog = vb.signer, True
         st = vb.statement()
         if st.get("predicateType") != SIGN_PREDICATE_TYPE:
             raise VerificationError(f"bundle predicateType {st.get('predicateType')!r} is not an "
@@ -269,8 +283,8 @@ def verify_image(store: Store, ref: str | None, *, keys: list[VerifyingKey] | No
             verdicts.append(SignatureVerdict("bundle", where, False, br.error or "unreadable"))
             continue
         bv = _verify_bundle(br.bundle, digest=subj.digest, docker_reference=docker_reference,
-                            keys=keys, where=where)
-        if require_tlog and bv.ok:
+                            keys=keys, keyless=keyless, trust=trusted_root, where=where)
+        if require_tlog and bv.ok and not bv.tlog:
             bv.ok, bv.reason = False, "bundle has no transparency log entry (required)"
         verdicts.append(bv)
     if not verdicts:
