@@ -4,25 +4,37 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["detect_container", "kaniko_ignore_list", "mount_points"]
+__all__ = ["detect_container", "container_hints", "kaniko_ignore_list", "mount_points"]
 
 _CGROUP_HINTS = ("docker", "kubepods", "containerd", "libpod", "lxc", "crio", "podman")
 
 
-def detect_container() -> bool:
-    """True inside a container: /.dockerenv, /run/.containerenv, $container, or cgroup hints."""
-    if os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"):
-        return True
-    if os.environ.get("container") or os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return True
+def container_hints(*, root: str = "/", environ: Mapping[str, str] | None = None) -> list[str]:
+    """Why this looks like a container (empty: it does not)."""
+    env = os.environ if environ is None else environ
+    hints = []
+    for marker in (".dockerenv", "run/.containerenv"):
+        if os.path.exists(os.path.join(root, marker)):
+            hints.append(f"/{marker} exists")
+    if env.get("container"):
+        hints.append(f"container={env['container']}")
+    if env.get("KUBERNETES_SERVICE_HOST"):
+        hints.append("KUBERNETES_SERVICE_HOST is set")
     try:
-        with open("/proc/1/cgroup", encoding="utf-8", errors="replace") as f:
+        with open(os.path.join(root, "proc/1/cgroup"), encoding="utf-8", errors="replace") as f:
             text = f.read()
     except OSError:
-        return False
-    return any(h in text for h in _CGROUP_HINTS)
+        text = ""
+    hints.extend(f"cgroup mentions {h}" for h in _CGROUP_HINTS if h in text)
+    return hints
+
+
+def detect_container() -> bool:
+    """True inside a container: /.dockerenv, /run/.containerenv, $container, or cgroup hints."""
+    return bool(container_hints())
 
 
 def _unescape(field: str) -> str:

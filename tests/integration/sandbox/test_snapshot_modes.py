@@ -104,3 +104,32 @@ def test_conformance_run_whiteouts_steps(busybox_rootfs: Path, tmp_path: Path) -
         assert os.listdir(root / "scratch/a") == ["fresh"]
         assert not (root / "bin/vi").exists()
     assert ids["overlay"] == ids["walk"] == ids["full"]
+
+
+@pytest.fixture
+def tmpfs_scratch(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A scratch directory on its own tmpfs, so the upper is on another device than the rootfs."""
+    d = tmp_path / "tmpfs-scratch"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(d)], check=True)
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", str(d)], check=True)
+
+
+def test_overlay_upper_on_another_device_is_copied_with_links_and_metadata(
+        busybox_rootfs: Path, tmp_path: Path, tmpfs_scratch: Path) -> None:
+    with StepRunner(busybox_rootfs, tmpfs_scratch, snapshot_mode="overlay",
+                    output=io.StringIO()) as r:
+        assert r.snapshot_mode == "overlay"
+        res = r.run(sh("mkdir -p /d && echo a > /d/a && ln /d/a /d/b && ln -s a /d/s"
+                       " && chown 1000:2000 /d/a && chmod 640 /d/a && rm /bin/vi"),
+                    tmp_path / "l.tar")
+        assert res.exit_code == 0
+    a, b = os.lstat(busybox_rootfs / "d/a"), os.lstat(busybox_rootfs / "d/b")
+    assert a.st_ino == b.st_ino and a.st_nlink == 2
+    assert (a.st_uid, a.st_gid, a.st_mode & 0o7777) == (1000, 2000, 0o640)
+    assert os.readlink(busybox_rootfs / "d/s") == "a"
+    assert not os.path.lexists(busybox_rootfs / "bin/vi")
+    assert os.listdir(tmpfs_scratch) == []
