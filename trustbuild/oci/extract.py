@@ -213,8 +213,10 @@ def _lstat(dfd: int, name: str) -> os.stat_result | None:
 
 
 class _Extractor:
-    def __init__(self, rootfs: Path, what: str, *, allow_devices: bool, same_owner: bool) -> None:
+    def __init__(self, rootfs: Path, what: str, *, allow_devices: bool, same_owner: bool,
+                 whiteouts: bool) -> None:
         self.root = _Root(rootfs)
+        self.whiteouts = whiteouts
         self.what = what
         self.allow_devices = allow_devices
         self.same_owner = same_owner
@@ -260,7 +262,7 @@ class _Extractor:
             raise _Unsafe("name longer than PATH_MAX")
         self.stats.entries += 1
         parent, base = tarutil.split(rel)
-        if base.startswith(WHITEOUT_PREFIX):
+        if self.whiteouts and base.startswith(WHITEOUT_PREFIX):
             self._whiteout(rel, parent, base)
             return
         if not rel:
@@ -449,17 +451,22 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def extract_layer(blob: Path | BinaryIO, rootfs: Path, *, media_type: str | None = None,
                   allow_devices: bool = True, same_owner: bool = True,
-                  diff_id: Digest | None = None, what: str | None = None) -> ExtractStats:
+                  diff_id: Digest | None = None, what: str | None = None,
+                  whiteouts: bool = True) -> ExtractStats:
     """Extract a layer (compression detected by magic) into ``rootfs``, applying whiteouts.
 
     ``diff_id`` given: the uncompressed stream must hash to it (DigestMismatch otherwise; the
     rootfs is then partly written and must be discarded). ``media_type`` is informational: the
-    magic bytes decide. Unsafe entries raise BuildError, unreadable tars StoreError.
+    magic bytes decide. ``same_owner=False`` leaves files owned by the caller;
+    ``whiteouts=False`` extracts ``.wh.*`` names as plain files (an ADD archive, not a layer).
+    ``what`` names the blob in errors (default ``layer <path>``). Unsafe entries raise
+    BuildError, unreadable tars StoreError.
     """
     del media_type
     name = what or _describe(blob)
     try:
-        ex = _Extractor(Path(rootfs), name, allow_devices=allow_devices, same_owner=same_owner)
+        ex = _Extractor(Path(rootfs), name, allow_devices=allow_devices, same_owner=same_owner,
+                        whiteouts=whiteouts)
     except OSError as exc:
         raise BuildError(f"{name}: cannot open rootfs {rootfs}: {exc.strerror}") from exc
     info: tarfile.TarInfo | None = None

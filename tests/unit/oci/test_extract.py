@@ -264,3 +264,15 @@ def test_flatten_and_iterate(tmp_path):
     assert [e.name for e in iter_layer_entries(l2)] == [".wh.a", "b"]
     with open(l1, "rb") as f:
         assert [e.name for e in iter_layer_entries(f)] == ["a", "b"]
+
+
+def test_archive_mode_keeps_wh_names_and_caller_ownership(tmp_path, box):
+    root, _, _ = box
+    (root / "x").write_text("lower")
+    blob = make_tar(tmp_path / "l", entry(".wh.x"), entry("f", data=b"1", uid=4242, gid=4243))
+    stats = extract_layer(blob, root, whiteouts=False, same_owner=False, what="archive a.tar")
+    assert (root / "x").read_text() == "lower" and (root / ".wh.x").is_file()
+    assert os.stat(root / "f").st_uid == os.getuid() and stats.whiteouts == 0
+    bad = make_tar(tmp_path / "bad", entry("../x", data=b""))
+    with pytest.raises(BuildError, match=r"^archive a.tar: entry '../x'"):
+        extract_layer(bad, root, what="archive a.tar")

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,28 @@ def test_umoci_unpacks_an_image_made_of_our_layer(tmp_path):
     assert os.readlink(rootfs / "app/d/sub/link") == "../a.txt"
     assert os.stat(rootfs / "app/d/a.txt").st_ino == os.stat(rootfs / "app/d/hard").st_ino
     assert (rootfs / "app/d/sub" / ("n" * 150)).exists()
+
+
+MEMORY_SCRIPT = """
+import os, resource, sys
+from pathlib import Path
+from trustbuild.oci.extract import extract_layer
+from trustbuild.oci.layer import LayerWriter
+tmp = Path(sys.argv[1])
+with open(tmp / "big", "wb") as f:
+    f.truncate(128 * 1024 * 1024)          # sparse: costs no disk, reads as zeros
+with LayerWriter(tmp / "layer.tgz", compression="gzip") as w:
+    w.add_path(tmp / "big", "big")
+(tmp / "big").unlink()
+(tmp / "root").mkdir()
+extract_layer(tmp / "layer.tgz", tmp / "root")
+assert (tmp / "root" / "big").stat().st_size == 128 * 1024 * 1024
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+@pytest.mark.slow
+def test_peak_memory_does_not_grow_with_file_size(tmp_path):
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT,
+                          str(tmp_path)], check=True, capture_output=True, text=True).stdout
+    assert int(out.strip()) < 100, f"peak RSS {out.strip()} MB for a 128 MB file"
