@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,13 @@ from trustbuild.errors import DockerfileError
 __all__ = ["IgnoreMatcher", "component_regex", "go_clean", "ignore_file_for"]
 
 _ESCAPE = set(".+()|{}$^")
+
+
+def _re_compile(pattern: str) -> re.Pattern[str]:
+    """Compile quietly: Go accepts ``[[]`` where Python only warns about nested sets."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(pattern, re.DOTALL)
 
 
 def go_clean(path: str) -> str:
@@ -106,7 +114,7 @@ def _compile(text: str, exclusion: bool) -> _Pattern:
         index += 1
     regex = None
     if kind == "regexp":
-        regex = re.compile("".join(out) + "$", re.DOTALL)
+        regex = _re_compile("".join(out) + "$")
     return _Pattern(text=text, exclusion=exclusion, kind=kind, regex=regex,
                     dirs=text.split("/"))
 
@@ -155,7 +163,7 @@ def component_regex(component: str, *, strict: bool = False) -> re.Pattern[str]:
                 out.append("".join(cls) + "]")
             else:
                 out.append(re.escape(ch))
-        return re.compile("".join(out) + r"\Z", re.DOTALL)
+        return _re_compile("".join(out) + r"\Z")
     except (ValueError, re.error) as exc:
         if strict:
             raise ValueError(f"bad pattern {component!r}: {exc}") from None

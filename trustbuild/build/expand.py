@@ -213,13 +213,13 @@ class Lexer:
         name: list[str] = []
         while self._peek():
             ch = self._peek()
-            if not name and ch.isdigit():
-                while self._peek() and self._peek().isdigit():
+            if not name and ch.isdecimal():
+                while self._peek() and self._peek().isdecimal():
                     name.append(self._next())
                 return "".join(name)
             if not name and ch in _SPECIAL_PARAMS:
                 return self._next()
-            if not (ch.isalnum() or ch == "_"):
+            if not (ch.isalpha() or ch.isdecimal() or ch == "_"):
                 break
             name.append(self._next())
         return "".join(name)
