@@ -263,6 +263,9 @@ def test_git_context_branch_tag_commit_subdir(git_repo: tuple[Path, str, str]) -
         assert (ctx.root / "v.txt").read_text() == "one\n"
     with open_context(f"file://{repo}#refs/heads/feature#{first}") as ctx:
         assert ctx.git_commit == first
+    with open_context(f"file://{repo}#{first}") as ctx:  # a commit as the ref
+        assert ctx.git_commit == first
+        assert (ctx.root / "v.txt").read_text() == "one\n"
     with open_context(f"file://{repo}#main:sub") as ctx:
         assert ctx.root.name == "sub"
         assert read_dockerfile(None, ctx)[1] == "FROM scratch\n"
