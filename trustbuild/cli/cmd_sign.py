@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("sign: --key and --keyless are mutually exclusive")
     annotations = parse_annotations(args.annotations)
     location = parse_location(args.image)
+    if location.transport == "docker-archive":
+        raise UsageError(f"{location}: a docker-archive cannot hold signatures; sign the image "
+                         "in a registry (docker://) or an OCI layout (oci:)")
     docker_ref = docker_reference_for(location, args.docker_reference, required=True)
     assert docker_ref is not None
     store, ref = open_store(location, store_options(args))
