@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from trustbuild.build.expand import EXPANDING_INSTRUCTIONS, ExpansionError, Lexer, expand
 from trustbuild.build.instructions import (
     HEREDOC_INSTRUCTIONS,
-    HEREDOC_WORD,
     Heredoc,
     Instruction,
     go_duration_ns,
+    parse_heredoc_word,
     parse_instruction,
 )
 from trustbuild.errors import DockerfileError
@@ -156,21 +156,9 @@ def _heredocs_in(line: str) -> list[Heredoc]:
         i += 1
     docs = []
     for word in joined:
-        m = HEREDOC_WORD.match(word)
-        if not m or not m.group(3):
-            continue
-        rest = m.group(3)
-        try:
-            plain = Lexer({}, skip_unset=True).process(rest)[1]
-            raw = Lexer({}, skip_unset=True, raw_quotes=True).process(rest)[1]
-        except ExpansionError:
-            continue
-        if len(plain) != 1 or len(raw) != 1:
-            continue
-        quotes = sum(plain[0].count(q) for q in "'\"")
-        raw_quotes = sum(raw[0].count(q) for q in "'\"")
-        docs.append(Heredoc(name=plain[0], content="", expand=quotes == raw_quotes,
-                            chomp=m.group(2) == "-", fd=int(m.group(1) or 0)))
+        doc = parse_heredoc_word(word)
+        if doc is not None:
+            docs.append(doc)
     return docs
 
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from trustbuild.build.expand import ExpansionError, Lexer
 from trustbuild.errors import DockerfileError
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "KNOWN_INSTRUCTIONS",
     "LIST_FLAGS",
     "go_duration_ns",
+    "parse_heredoc_word",
     "parse_instruction",
 ]
 
@@ -106,14 +108,36 @@ class Instruction:
 
     def heredoc_for(self, word: str) -> Heredoc | None:
         """The heredoc a ``<<NAME`` argument word refers to (COPY <<EOF /dst), else None."""
-        m = HEREDOC_WORD.match(word)
-        if not m:
+        marker = parse_heredoc_word(word)
+        if marker is None:
             return None
-        name = m.group(3).strip("'\"")
         for doc in self.heredocs:
-            if doc.name == name:
+            if doc.name == marker.name:
                 return doc
         return None
+
+
+def parse_heredoc_word(word: str) -> Heredoc | None:
+    """A heredoc marker word (``<<EOF``, ``<<-'EOF'``, ``3<<EOF``) without content, else None.
+
+    The name is the word unquoted; a quote anywhere in it disables expansion (buildkit
+    heredocFromMatch).
+    """
+    m = HEREDOC_WORD.match(word)
+    if not m or not m.group(3):
+        return None
+    rest = m.group(3).strip()
+    try:
+        plain = Lexer({}, skip_unset=True).process(rest)[1]
+        raw = Lexer({}, skip_unset=True, raw_quotes=True).process(rest)[1]
+    except ExpansionError:
+        return None
+    if len(plain) != 1 or len(raw) != 1:
+        return None
+    quotes = sum(plain[0].count(q) for q in "'\"")
+    raw_quotes = sum(raw[0].count(q) for q in "'\"")
+    return Heredoc(name=plain[0], content="", expand=quotes == raw_quotes,
+                   chomp=m.group(2) == "-", fd=int(m.group(1) or 0))
 
 
 class _Err(Exception):

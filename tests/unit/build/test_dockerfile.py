@@ -396,3 +396,11 @@ def test_warnings_for_deprecated_forms() -> None:
         "Dockerfile:5: MAINTAINER is deprecated; use LABEL org.opencontainers.image.authors=...",
         "Dockerfile:7: empty continuation line (Docker will reject these in a future release)",
     ]
+
+
+def test_copy_heredoc_quoted_names_map_back_to_arguments() -> None:
+    copy = one("COPY <<'a b' <<\"c\" <<d'e' /dst/\n1\na b\n2\nc\n3\nde\n")
+    assert copy.args == ["<<'a b'", '<<"c"', "<<d'e'", "/dst/"]
+    found = [copy.heredoc_for(w) for w in copy.args]
+    assert [(d.name, d.content, d.expand) if d else None for d in found] == [
+        ("a b", "1\n", False), ("c", "2\n", False), ("de", "3\n", False), None]
