@@ -75,7 +75,7 @@ class BuildContext:
     def close(self) -> None:
         """Remove the temporary directory of a tar or git context (no-op for directories)."""
         if self.tempdir is not None:
-            shutil.rmtree(self.tempdir, ignore_errors=True)
+            _remove_tree(self.tempdir)
             self.tempdir = None
 
     # -- paths -----------------------------------------------------------------------------
@@ -250,6 +250,18 @@ class BuildContext:
             parts = [p for p in target.split("/") if p not in ("", ".")] + parts
 
 
+def _remove_tree(path: Path) -> None:
+    """Remove a temp tree even when it holds read-only directories (tar modes are kept)."""
+    def retry(func: Callable[..., object], name: str, _exc: object) -> None:
+        try:
+            os.chmod(os.path.dirname(name), 0o700)
+            func(name)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=retry)
+
+
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -317,7 +329,7 @@ def _open_tar(target: str, stdin: BinaryIO | None) -> BuildContext:
                 _extract_tar(f, root)
             source = f"tar://{tar_path}"
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_tree(tmp)
         raise
     return BuildContext(root=root, source=source, tempdir=tmp)
 
@@ -495,7 +507,7 @@ def _open_git(src: GitSource) -> BuildContext:
                  what="submodule update")
         (tree / ".git").unlink()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_tree(tmp)
         raise
     return BuildContext(root=tree, source=src.spec, git_commit=commit, tempdir=tmp)
 

@@ -208,6 +208,22 @@ def test_tar_escapes_refused(private_tmp: Path,
     assert not (private_tmp.parent / "evil").exists()
 
 
+def test_tar_directory_modes_applied_after_contents() -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        ro = tarfile.TarInfo("ro")
+        ro.type, ro.mode = tarfile.DIRTYPE, 0o555
+        tf.addfile(ro)
+        f = tarfile.TarInfo("ro/f")
+        f.size, f.mode = 1, 0o4755
+        tf.addfile(f, io.BytesIO(b"x"))
+    with open_context("tar://stdin", stdin=io.BytesIO(buf.getvalue())) as ctx:
+        assert (ctx.root / "ro").stat().st_mode & 0o7777 == 0o555
+        assert (ctx.root / "ro" / "f").stat().st_mode & 0o7777 == 0o4755
+        temp = ctx.tempdir
+    assert temp is not None and not temp.exists()
+
+
 def test_tar_later_entries_replace_earlier_ones() -> None:
     data = _tar_bytes([("a", "dir", b""), ("a/x", "file", b"1"), ("a", "dir", b""),
                        ("b", "dir", b""), ("b/y", "file", b"2"), ("b", "file", b"now a file"),
