@@ -85,6 +85,7 @@ class LayerWriter:
         self._buf = bytearray()
         self._inodes: dict[tuple[int, int], str] = {}
         self._info: LayerInfo | None = None
+        self._entries = 0
 
     # -- the streaming pipeline -------------------------------------------------------------
 
@@ -120,6 +121,7 @@ class LayerWriter:
 
     def _header(self, info: tarfile.TarInfo) -> None:
         self._check_open()
+        self._entries += 1
         self._write(tarutil.header_bytes(info))
 
     def _new(self, arcname: str, typ: bytes, *, mode: int, uid: int, gid: int,
@@ -287,6 +289,11 @@ class LayerWriter:
         self._header(info)
 
     # -- finishing ------------------------------------------------------------------------
+
+    @property
+    def entries(self) -> int:
+        """How many entries were added so far (0: an empty layer)."""
+        return self._entries
 
     @property
     def info(self) -> LayerInfo | None:

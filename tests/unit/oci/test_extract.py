@@ -276,3 +276,24 @@ def test_archive_mode_keeps_wh_names_and_caller_ownership(tmp_path, box):
     bad = make_tar(tmp_path / "bad", entry("../x", data=b""))
     with pytest.raises(BuildError, match=r"^archive a.tar: entry '../x'"):
         extract_layer(bad, root, what="archive a.tar")
+
+
+def test_hardlink_to_a_symlink_links_the_symlink_itself(tmp_path, box):
+    root, sentinel, untouched = box
+    blob = make_tar(tmp_path / "l", entry("s", "sym", link=str(sentinel / "secret")),
+                    entry("h", "hard", link="s"), entry("h2", "hard", link="/./s"))
+    stats = extract_layer(blob, root)
+    assert os.readlink(root / "h") == str(sentinel / "secret")
+    assert os.lstat(root / "h").st_ino == os.lstat(root / "s").st_ino
+    assert os.lstat(root / "h2").st_ino == os.lstat(root / "s").st_ino
+    assert os.stat(sentinel / "secret").st_nlink == 1 and stats.hardlinks == 2
+    assert untouched()
+
+
+def test_whiteout_through_symlinked_parent_stays_inside(tmp_path, box):
+    root, sentinel, untouched = box
+    blob = make_tar(tmp_path / "l", entry("up", "sym", link="../../sentinel"),
+                    entry("up/.wh.secret"), entry("abs", "sym", link=str(sentinel)),
+                    entry("abs/.wh..wh..opq"))
+    extract_layer(blob, root)
+    assert untouched()

@@ -236,3 +236,10 @@ def test_peak_memory_does_not_grow_with_file_size(tmp_path):
     out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT,
                           str(tmp_path)], check=True, capture_output=True, text=True).stdout
     assert int(out.strip()) < 100, f"peak RSS {out.strip()} MB for a 128 MB file"
+
+
+def test_empty_layer_is_dockers_well_known_empty_tar(tmp_path):
+    with LayerWriter(tmp_path / "empty.tgz") as w:
+        assert w.entries == 0
+    assert str(w.info.diff_id) == \
+        "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
