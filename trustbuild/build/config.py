@@ -46,6 +46,8 @@ class ImageState:
 
     config: dict[str, Any]
     layers: list[LayerRef] = field(default_factory=list)
+    stage_env: dict[str, str] = field(default_factory=dict)  # ENV set by this stage, in order
+    inherited_env: dict[str, str] | None = None  # Env before the stage's first ENV
 
     @classmethod
     def scratch(cls, platform: Platform) -> ImageState:
@@ -84,7 +86,7 @@ class ImageState:
 
     def clone(self) -> ImageState:
         """A deep copy (for FROM an earlier stage)."""
-        return ImageState(copy.deepcopy(self.config), list(self.layers))
+        return ImageState(copy.deepcopy(self.config), list(self.layers))  # stage_env starts empty
 
     @property
     def c(self) -> dict[str, Any]:
@@ -101,10 +103,13 @@ class ImageState:
         return out
 
     def set_env(self, key: str, value: str) -> None:
-        """Set one variable; a redefined one moves to the end (as buildah writes it)."""
-        env = self.env()
-        env.pop(key, None)
-        env[key] = value
+        """Set one variable. As buildah writes it: the stage's variables in the order first set,
+        after the inherited ones they do not redefine."""
+        if self.inherited_env is None:
+            self.inherited_env = self.env()
+        self.stage_env[key] = value
+        env = {k: v for k, v in self.inherited_env.items() if k not in self.stage_env}
+        env.update(self.stage_env)
         self.c["Env"] = [f"{k}={v}" for k, v in env.items()]
 
     # ---- history and layers

@@ -25,8 +25,14 @@ CASES_DIR = Path(os.environ.get("TRUSTBUILD_CONFORMANCE_CASES",
                                 / "cases"))
 if not CASES_DIR.is_dir():
     CASES_DIR = Path("/work/shared/conformance/cases")
-CASES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "Dockerfile").is_file()) \
-    if CASES_DIR.is_dir() else []
+OWN_CASES_DIR = Path(__file__).resolve().parents[2] / "assets" / "build" / "conformance"
+CASE_DIRS: dict[str, Path] = {}
+for _root in (CASES_DIR, OWN_CASES_DIR):
+    if _root.is_dir():
+        for _p in sorted(_root.iterdir()):
+            if (_p / "Dockerfile").is_file():
+                CASE_DIRS.setdefault(_p.name, _p)
+CASES = sorted(CASE_DIRS)
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop]
 
@@ -40,7 +46,7 @@ def _has_step_runner() -> bool:
 
 
 def _needs_run(case: str) -> bool:
-    text = (CASES_DIR / case / "Dockerfile").read_text()
+    text = (CASE_DIRS[case] / "Dockerfile").read_text()
     return any(line.lstrip().upper().startswith(("RUN ", "RUN\t"))
                for line in text.splitlines())
 
@@ -58,14 +64,14 @@ def _case_params() -> list[object]:
 
 def _build_args(case: str, base: str) -> list[str]:
     args = [] if case == "scratch" else [f"BASE={base}"]
-    f = CASES_DIR / case / "build-args"
+    f = CASE_DIRS[case] / "build-args"
     if f.is_file():
         args += [line.strip() for line in f.read_text().splitlines() if line.strip()]
     return args
 
 
 def _target(case: str) -> str | None:
-    f = CASES_DIR / case / "target"
+    f = CASE_DIRS[case] / "target"
     return f.read_text().strip() if f.is_file() else None
 
 
@@ -92,7 +98,7 @@ def _buildah(flags: list[str], case: str, base: str, dest: str) -> None:
         cmd += ["--build-arg", a]
     if _target(case):
         cmd += ["--target", str(_target(case))]
-    r = subprocess.run([*cmd, str(CASES_DIR / case)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([*cmd, str(CASE_DIRS[case])], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, f"buildah bud failed for {case}: {r.stderr[-2000:]}"
     r = subprocess.run([*flags, "push", "--tls-verify=false", f"localhost/conformance-{case}:1",
                         f"docker://{dest}"], capture_output=True, text=True, timeout=300)
@@ -106,7 +112,7 @@ def test_case_matches_buildah(case: str, busybox_base: str, registry: object,
     host = registry.host  # type: ignore[attr-defined]
     ours = f"{host}/conformance/tb-{case}:1"
     theirs = f"{host}/conformance/bh-{case}:1"
-    argv = ["build", "--context", str(CASES_DIR / case), "--destination", ours]
+    argv = ["build", "--context", str(CASE_DIRS[case]), "--destination", ours]
     for a in _build_args(case, busybox_base):
         argv += ["--build-arg", a]
     if _target(case):

@@ -25,7 +25,7 @@ from trustbuild.build.layers import write_paths_layer
 from trustbuild.build.rootfs import clean_abs, mkdir_all, secure_join
 from trustbuild.build.users import resolve_chown
 from trustbuild.errors import BuildError
-from trustbuild.oci.extract import extract_layer
+from trustbuild.oci.extract import extract_layer, iter_layer_entries
 
 if TYPE_CHECKING:
     from trustbuild.build.executor import Executor, StageRun
@@ -284,7 +284,18 @@ def _copy_item(ex: Executor, ins: Instruction, copier: Copier, item: _Source, de
             extract_layer(item.path, staging, allow_devices=False, what=f"archive {item.name}")
         except Exception as exc:  # noqa: BLE001 - any unpack failure is the user's archive
             raise ex.error(ins, f"cannot unpack {item.name}: {exc}") from None
-        copier.copy_dir_contents(staging, dest_abs, keep_owner=True, rel=None)
+        # archive entries keep their owners and modes (--chown/--chmod do not apply, as in
+        # buildah); a "./" entry sets the destination directory's owner and mode, as tar does
+        copier.mkdirs(dest_abs)  # a new destination directory is owned like --chown
+        plain = Copier(copier.rootfs, uid=None, gid=None, chmod=None)
+        plain.copy_dir_contents(staging, dest_abs, keep_owner=True, rel=None)
+        if _has_root_entry(item.path):
+            canon, host = plain._canon(dest_abs)
+            st_root = os.stat(staging)
+            os.chown(host, st_root.st_uid, st_root.st_gid)
+            os.chmod(host, stat.S_IMODE(st_root.st_mode))
+            plain.touched.append(canon)
+        copier.touched.extend(plain.touched)
         return
     target = posixpath.join(dest_abs, item.name) if to_dir else dest_abs
     copier.mkdirs(posixpath.dirname(target))
@@ -293,6 +304,13 @@ def _copy_item(ex: Executor, ins: Instruction, copier: Copier, item: _Source, de
         return
     copier.copy_entry(item.path, target, keep_owner=item.keep_owner, rel=item.context_rel,
                       follow=True)
+
+
+def _has_root_entry(archive: Path) -> bool:
+    for info in iter_layer_entries(archive):
+        if info.name in (".", "./", "/"):
+            return True
+    return False
 
 
 def handle_copy(ex: Executor, st: StageRun, ins: Instruction) -> None:

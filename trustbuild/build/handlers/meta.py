@@ -98,9 +98,9 @@ def handle_expose(ex: Executor, st: StageRun, ins: Instruction) -> None:
             proto = (m.group(3) or "tcp").lower()
             if hi < lo or hi > 65535:
                 raise ex.error(ins, f"invalid port range {item!r}")
-            for p in range(lo, hi + 1):
-                ports[f"{p}/{proto}"] = {}
-                added.append(f"{p}/{proto}")
+            key = f"{lo}-{hi}/{proto}" if m.group(2) else f"{lo}/{proto}"
+            ports[key] = {}  # ranges kept as one key, as buildah writes them
+            added.append(key)
     st.image.c["ExposedPorts"] = ports
     _meta(ex, st, ins, "EXPOSE map[" + " ".join(f"{p}:{{}}" for p in added) + "]")
 
