@@ -171,6 +171,12 @@ def test_copy_add_words_and_flags() -> None:
     ("ONBUILD FROM x", "FROM isn't allowed as an ONBUILD trigger"),
     ("ONBUILD MAINTAINER x", "MAINTAINER isn't allowed"),
     ("FOO bar", "unknown instruction: FOO"),
+    ("foo bar", "unknown instruction: foo"),
+    ("MAINTAINER --boo joe@example.com", "unknown flag: --boo"),
+    ("ENV", "ENV requires at least one argument"),
+    ("HEALTHCHECK", "HEALTHCHECK requires an argument"),
+    ("STOPSIGNAL", "STOPSIGNAL requires exactly one argument"),
+    ("COPY\t", "COPY requires at least two arguments"),
 ])
 def test_instruction_errors_name_file_and_line(text: str, message: str) -> None:
     with pytest.raises(DockerfileError, match=message) as info:
