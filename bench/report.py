@@ -1,0 +1,126 @@
+"""Summaries of raw benchmark results: medians, ratios to buildah-overlay, the markdown table."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+__all__ = ["summarize", "markdown"]
+
+SCENARIOS = ("cold", "rebuild", "incremental")
+REFERENCE = "buildah-overlay"
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def summarize(workload: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per tool and scenario: median wall, median and max peak RSS, ratio to buildah-overlay."""
+    tools: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for scen in SCENARIOS:
+            res = run.get(scen)
+            if res is None:
+                continue
+            t = tools.setdefault(run["tool"], {}).setdefault(scen, {"walls": [], "rss": [],
+                                                                     "errors": 0, "cached": []})
+            if "error" in res:
+                t["errors"] += 1
+                continue
+            t["walls"].append(res["wall"])
+            t["rss"].append(res["max_rss_kb"] / 1024)
+            if "cached_steps" in res:
+                t["cached"].append(res["cached_steps"])
+    out: dict[str, Any] = {}
+    for tool, scens in tools.items():
+        out[tool] = {}
+        for scen, t in scens.items():
+            out[tool][scen] = {"median_wall_s": _median(t["walls"]), "runs": len(t["walls"]),
+                               "errors": t["errors"],
+                               "median_peak_rss_mb": _median(t["rss"]),
+                               "max_peak_rss_mb": round(max(t["rss"]), 1) if t["rss"] else None}
+            if t["cached"]:
+                out[tool][scen]["cached_steps"] = max(t["cached"])
+    for tool, scens in out.items():
+        for scen, s in scens.items():
+            ref = out.get(REFERENCE, {}).get(scen, {}).get("median_wall_s")
+            s["ratio_to_buildah_overlay"] = (round(s["median_wall_s"] / ref, 2)
+                                             if ref and s["median_wall_s"] is not None else None)
+    summary: dict[str, Any] = {"workload": workload, "tools": out}
+    snap = _step_stats([r for r in runs if r["tool"] == "trustbuild"])
+    if snap:
+        summary["trustbuild_run_steps"] = snap
+    return summary
+
+
+def _step_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median per-RUN-step total and snapshot time of trustbuild's default mode, cold builds."""
+    totals: list[float] = []
+    snaps: list[float] = []
+    record_steps: list[float] = []
+    modes: set[str] = set()
+    for run in runs:
+        cold = run.get("cold") or {}
+        for s in cold.get("run_steps", []):
+            if s.get("seconds") is not None:
+                totals.append(s["seconds"])
+            if s.get("snapshot_seconds") is not None:
+                snaps.append(s["snapshot_seconds"])
+            modes.add(s.get("mode", ""))
+        record_steps += [s["seconds"] for s in cold.get("steps", [])
+                         if s["instruction"] == "RUN" and s.get("seconds") is not None]
+    if not totals and not record_steps:
+        return {}
+    return {"snapshot_mode": ",".join(sorted(m for m in modes if m)),
+            "steps": len(totals) or len(record_steps),
+            "median_step_ms": round(1000 * statistics.median(totals), 1) if totals else None,
+            "median_snapshot_ms": round(1000 * statistics.median(snaps), 1) if snaps else None,
+            "median_record_step_ms": round(1000 * statistics.median(record_steps), 1)
+            if record_steps else None}
+
+
+def _fmt(v: float | None, unit: str = "") -> str:
+    return "-" if v is None else f"{v:.1f}{unit}" if unit != "x" else f"{v:.2f}x"
+
+
+def markdown(summaries: list[dict[str, Any]], *, meta: dict[str, Any]) -> str:
+    """One table for all workloads, plus the per-step snapshot line and run metadata."""
+    lines = [
+        f"Measured {meta['date']} on {meta['machine']} (trustbuild {meta['commit']}, "
+        f"{meta['buildah']}); {meta['runs_text']}. Median wall time in seconds (build + push), "
+        "ratio = trustbuild / buildah-overlay of the same scenario in the same run, "
+        "peak RSS = median over runs of the largest process.",
+        "",
+        "| workload | tool | cold s | ratio | no-change rebuild s | ratio | incremental s | ratio "
+        "| peak RSS MB (cold) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    notes: list[str] = []
+    for summ in summaries:
+        for tool, scens in summ["tools"].items():
+            cells = []
+            for scen in ("cold", "rebuild", "incremental"):
+                s = scens.get(scen)
+                if s is None:
+                    cells += ["n/a", ""]
+                    continue
+                wall = _fmt(s["median_wall_s"])
+                if s["errors"]:
+                    wall += f" ({s['errors']} failed)"
+                ratio = _fmt(s["ratio_to_buildah_overlay"], "x") if tool != REFERENCE else "1.00x"
+                cells += [wall, ratio]
+                if scen != "cold" and tool.startswith("trustbuild") and s.get("cached_steps") == 0:
+                    notes.append(f"{summ['workload']} {tool} {scen}: `--cache` is accepted but no "
+                                 "step was cached (layer cache not implemented): full rebuild")
+            rss = _fmt((scens.get("cold") or {}).get("median_peak_rss_mb"))
+            lines.append(f"| {summ['workload']} | {tool} | " + " | ".join(cells) + f" | {rss} |")
+        st = summ.get("trustbuild_run_steps")
+        if st:
+            notes.append(
+                f"{summ['workload']} trustbuild ({st['snapshot_mode']}) per RUN step, cold, "
+                f"{st['steps']} steps: median total {_fmt(st['median_step_ms'])} ms, of which "
+                f"snapshot (diff + layer write + apply) {_fmt(st['median_snapshot_ms'])} ms")
+    if notes:
+        lines += [""] + [f"- {n}" for n in dict.fromkeys(notes)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,154 @@
+"""The builders under test and how one build+push of each is run and measured.
+
+Every command runs under ``/usr/bin/time -v``; wall time is measured here with a monotonic
+clock around the command, peak RSS is GNU time's "Maximum resident set size" (the largest
+single process of the command's tree, not a sum).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bases import ROOT, WORK, clear_buildah_storage, log
+
+PYTHON = ROOT / ".venv" / "bin" / "python"
+TB_TIMED = ROOT / "bench" / "tb_timed.py"
+
+__all__ = ["Command", "Tool", "TOOLS", "tool_by_name"]
+
+
+@dataclass
+class Command:
+    """One measured command."""
+
+    argv: list[str]
+    wall: float = 0.0
+    max_rss_kb: int = 0
+    exit_code: int = 0
+    stderr_tail: list[str] = field(default_factory=list)
+
+
+def measured(argv: list[str], *, env: dict[str, str], stdout_path: Path | None = None,
+             timeout: float = 3600) -> Command:
+    """Run ``argv`` under ``/usr/bin/time -v``; raise with the output tail if it fails."""
+    tfile = WORK / "time-v.txt"
+    errfile = WORK / "stderr.txt"
+    out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
+    try:
+        with open(errfile, "wb") as err:
+            t0 = time.monotonic()
+            proc = subprocess.run(["/usr/bin/time", "-v", "-o", str(tfile), *argv], env=env,
+                                  stdout=out, stderr=err, timeout=timeout, check=False)
+            wall = time.monotonic() - t0
+    finally:
+        if stdout_path:
+            out.close()  # type: ignore[union-attr]
+    text = tfile.read_text(errors="replace") if tfile.exists() else ""
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    tail = errfile.read_text(errors="replace").splitlines()[-15:]
+    cmd = Command(argv=argv, wall=round(wall, 3), max_rss_kb=int(m.group(1)) if m else 0,
+                  exit_code=proc.returncode, stderr_tail=tail)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])}... exit {proc.returncode}:\n" + "\n".join(tail))
+    return cmd
+
+
+@dataclass
+class Tool:
+    """A builder configuration: ``kind`` trustbuild or buildah, plus its mode/driver."""
+
+    name: str
+    kind: str
+    variant: str  # trustbuild: snapshot mode ("" = default); buildah: storage driver
+
+    @property
+    def storage(self) -> Path:
+        """This tool's private state directory in bench/work (buildah root, trustbuild TMPDIR)."""
+        return WORK / "storage" / self.name
+
+    def env(self, step_log: Path | None = None) -> dict[str, str]:
+        """Environment: a private TMPDIR on the same disk for every tool."""
+        tmp = self.storage / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, TMPDIR=str(tmp))
+        env.pop("BENCH_STEP_LOG", None)
+        if step_log is not None:
+            env["BENCH_STEP_LOG"] = str(step_log)
+        return env
+
+    def clear(self) -> None:
+        """Empty local storage and caches (before a cold build)."""
+        if self.kind == "buildah":
+            clear_buildah_storage(self.storage / "root", self.storage / "run")
+        shutil.rmtree(self.storage, ignore_errors=True)
+
+    def build(self, *, ctx: Path, ref: str, base: str, cache: bool,
+              result_dir: Path, tag: str) -> dict[str, Any]:
+        """One build + push; returns wall, peak RSS, the commands, and trustbuild's record."""
+        if self.kind == "trustbuild":
+            return self._trustbuild(ctx=ctx, ref=ref, base=base, cache=cache,
+                                    result_dir=result_dir, tag=tag)
+        return self._buildah(ctx=ctx, ref=ref, base=base)
+
+    def _trustbuild(self, *, ctx: Path, ref: str, base: str, cache: bool, result_dir: Path,
+                    tag: str) -> dict[str, Any]:
+        out = result_dir / f"{tag}.json"
+        steps_log = result_dir / f"{tag}.steps.jsonl"
+        steps_log.unlink(missing_ok=True)
+        argv = [str(PYTHON), str(TB_TIMED), "build", "--context", str(ctx), "--destination", ref,
+                "--build-arg", f"BASE={base}", "--log-format", "json"]
+        if self.variant:
+            argv += ["--snapshot-mode", self.variant]
+        if cache:
+            argv.append("--cache")
+        cmd = measured(argv, env=self.env(steps_log), stdout_path=out)
+        result = json.loads(out.read_text())
+        rec = result.get("record", {})
+        steps = [{"instruction": s["instruction"], "line": s["line"], "cached": s.get("cached"),
+                  "seconds": round(s["finished"] - s["started"], 4)
+                  if s.get("finished") else None} for s in rec.get("steps", [])]
+        runs = [json.loads(line) for line in steps_log.read_text().splitlines()] \
+            if steps_log.exists() else []
+        out.unlink(missing_ok=True)
+        steps_log.unlink(missing_ok=True)
+        return {"wall": cmd.wall, "max_rss_kb": cmd.max_rss_kb, "commands": [asdict(cmd)],
+                "digest": result.get("digest"), "snapshot_mode": rec.get("snapshot_mode"),
+                "steps": steps, "run_steps": runs,
+                "cached_steps": sum(1 for s in steps if s["cached"])}
+
+    def _buildah(self, *, ctx: Path, ref: str, base: str) -> dict[str, Any]:
+        flags = ["--root", str(self.storage / "root"), "--runroot", str(self.storage / "run"),
+                 "--storage-driver", self.variant]
+        env = self.env()
+        bud = measured(["buildah", *flags, "bud", "--isolation", "chroot", "--layers",
+                        "--tls-verify=false", "--build-arg", f"BASE={base}", "-t", ref, str(ctx)],
+                       env=env)
+        push = measured(["buildah", *flags, "push", "--tls-verify=false", ref], env=env)
+        return {"wall": round(bud.wall + push.wall, 3), "build_wall": bud.wall,
+                "push_wall": push.wall, "max_rss_kb": max(bud.max_rss_kb, push.max_rss_kb),
+                "commands": [asdict(bud), asdict(push)]}
+
+
+TOOLS = [
+    Tool("trustbuild", "trustbuild", ""),
+    Tool("trustbuild-walk", "trustbuild", "walk"),
+    Tool("buildah-overlay", "buildah", "overlay"),
+    Tool("buildah-vfs", "buildah", "vfs"),
+]
+
+
+def tool_by_name(name: str) -> Tool:
+    """The tool called ``name``."""
+    for t in TOOLS:
+        if t.name == name:
+            return t
+    log(f"unknown tool {name!r}; known: {', '.join(t.name for t in TOOLS)}")
+    raise SystemExit(2)
