@@ -163,3 +163,28 @@ def test_verifying_key_errors() -> None:
         K.load_verifying_key("/nonexistent/cosign.pub")
     with pytest.raises(SigningError, match="invalid PUBLIC KEY"):
         K.load_verifying_key(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+
+
+@pytest.mark.parametrize("make,label", [
+    (lambda: ec.generate_private_key(ec.SECP256R1()), "EC PRIVATE KEY"),
+    (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), "RSA PRIVATE KEY"),
+])
+def test_traditional_pem_keys(tmp_path: Path, make, label: str) -> None:  # type: ignore[no-untyped-def]
+    priv = make()
+    pem = priv.private_bytes(serialization.Encoding.PEM,
+                             serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+    assert pem.startswith(f"-----BEGIN {label}-----".encode())
+    p = tmp_path / "k.pem"
+    p.write_bytes(pem)
+    key = K.load_signing_key(p)
+    key.public_key().verify(key.sign(b"m"), b"m")
+
+
+def test_password_encrypted_pkcs8_is_refused_with_advice(tmp_path: Path) -> None:
+    priv = ec.generate_private_key(ec.SECP256R1())
+    p = tmp_path / "k.pem"
+    p.write_bytes(priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.BestAvailableEncryption(b"pw")))
+    with pytest.raises(SigningError, match="not supported"):
+        K.load_signing_key(p)
