@@ -183,7 +183,12 @@ def test_umoci_unpacks_an_image_made_of_our_layer(tmp_path):
     src = make_tree(tmp_path / "t", mtime=1_600_000_000)
     layout = tmp_path / "layout"
     (layout / "blobs" / "sha256").mkdir(parents=True)
-    info = write_layer(tmp_path / "l.tgz", src)
+    big = hashlib.sha256(b"seed").digest() * (3 * 1024 * 1024 // 32) + b"x" * 2_000_000
+    with LayerWriter(tmp_path / "l.tgz") as w:   # several 1 MiB gzip blocks
+        w.add_path(src, "app/d", recursive=True)
+        w.add_bytes("app/hello.txt", b"hi\n", mode=0o600)
+        w.add_bytes("app/big", big)
+    info = w.info
     shutil.move(info.path, layout / "blobs" / "sha256" / info.digest.hex)
 
     def put(obj: dict) -> tuple[str, int]:
@@ -211,6 +216,7 @@ def test_umoci_unpacks_an_image_made_of_our_layer(tmp_path):
     assert os.readlink(rootfs / "app/d/sub/link") == "../a.txt"
     assert os.stat(rootfs / "app/d/a.txt").st_ino == os.stat(rootfs / "app/d/hard").st_ino
     assert (rootfs / "app/d/sub" / ("n" * 150)).exists()
+    assert (rootfs / "app/big").read_bytes() == big
 
 
 MEMORY_SCRIPT = """
@@ -243,3 +249,18 @@ def test_empty_layer_is_dockers_well_known_empty_tar(tmp_path):
         assert w.entries == 0
     assert str(w.info.diff_id) == \
         "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+
+
+def test_device_nodes_and_sockets(tmp_path):
+    import socket
+    sock_path = tmp_path / "sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(sock_path))
+    try:
+        with LayerWriter(tmp_path / "l.tar", compression="none") as w:
+            w.add_path(Path("/dev/null"), "dev/null")
+            w.add_path(sock_path, "run/sock")        # tar cannot hold a socket: skipped
+    finally:
+        s.close()
+    (e,) = list(iter_layer_entries(w.info.path))
+    assert e.name == "dev/null" and e.ischr() and (e.devmajor, e.devminor) == (1, 3)
