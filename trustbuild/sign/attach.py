@@ -44,6 +44,7 @@ __all__ = [
     "EMPTY_CONFIG",
     "MAX_LAYER_BYTES",
     "MAX_LAYERS",
+    "MAX_TOTAL_BYTES",
     "MAX_ANNOTATION_BYTES",
     "CosignLayer",
     "BundleReferrer",
@@ -58,6 +59,7 @@ __all__ = [
 EMPTY_CONFIG = b"{}"
 MAX_LAYER_BYTES = 4 * 1024 * 1024  # a payload, a DSSE envelope or a bundle
 MAX_LAYERS = 256
+MAX_TOTAL_BYTES = 64 * 1024 * 1024  # everything read for one image's signatures
 MAX_ANNOTATION_BYTES = 256 * 1024
 _SIG_MANIFEST_TYPES = (MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST)
 _LOOKUP_ERRORS = (NotFound, RegistryError, StoreError)
@@ -247,7 +249,8 @@ class CosignLayer:
 
 
 def read_cosign_layers(store: Store, subject_digest: Digest, suffix: str, *,
-                       media_type: str | None = None,
+                       media_type: str | None = None, limit: int = MAX_LAYER_BYTES,
+                       total_limit: int = MAX_TOTAL_BYTES,
                        ) -> tuple[Descriptor | None, list[CosignLayer]]:
     """The manifest descriptor and layers at ``sha256-<hex>.<suffix>`` (``(None, [])`` if absent).
 
@@ -258,12 +261,16 @@ def read_cosign_layers(store: Store, subject_digest: Digest, suffix: str, *,
     if m is None:
         return None, []
     out: list[CosignLayer] = []
+    total = 0
     for i, d in enumerate(m.layers):
         try:
             if media_type is not None and d.media_type != media_type:
                 raise VerificationError(f"layer media type {d.media_type} (expected {media_type})")
             _check_annotations(d.annotations, f"layer {i}")
-            out.append(CosignLayer(i, d, read_blob_bounded(store, d), None))
+            total += min(d.size, limit + 1)
+            if total > total_limit:
+                raise VerificationError(f"not read: the layers together exceed {total_limit} bytes")
+            out.append(CosignLayer(i, d, read_blob_bounded(store, d, limit=limit), None))
         except VerificationError as exc:
             out.append(CosignLayer(i, d, None, str(exc)))
     return m.descriptor(), out
@@ -295,11 +302,15 @@ def read_bundle_referrers(store: Store, subject_digest: Digest, *,
     except (*_LOOKUP_ERRORS, InvalidManifest):
         pass
     out: list[BundleReferrer] = []
+    total = 0
     for ref in refs[:MAX_LAYERS]:
         if ref.digest in seen:
             continue
         seen.add(ref.digest)
         try:
+            if total > MAX_TOTAL_BYTES:
+                raise VerificationError(f"not read: bundles together exceed {MAX_TOTAL_BYTES} "
+                                        "bytes")
             raw, mt = store.get_manifest(str(ref.digest))
             m = parse_manifest(raw, mt, what=f"referrer {ref.digest}")
             if not isinstance(m, Manifest) or m.artifact_type != artifact_type:
@@ -309,6 +320,7 @@ def read_bundle_referrers(store: Store, subject_digest: Digest, *,
             if len(m.layers) != 1 or m.layers[0].media_type != artifact_type:
                 raise VerificationError(f"referrer {ref.digest} must have exactly one "
                                         f"{artifact_type} layer")
+            total += m.layers[0].size
             out.append(BundleReferrer(ref.digest, dict(m.annotations or {}),
                                       read_blob_bounded(store, m.layers[0]), None))
         except (VerificationError, InvalidManifest, *_LOOKUP_ERRORS) as exc:

@@ -49,7 +49,7 @@ from trustbuild.sign.sign import (
     SIGNATURE_ANNOTATION,
     resolve_subject,
 )
-from trustbuild.sign.simplesigning import parse_payload
+from trustbuild.sign.simplesigning import MAX_PAYLOAD_BYTES, parse_payload
 from trustbuild.sign.trust import KeylessPolicy, TrustRoots, load_certificates, verify_chain
 from trustbuild.store.base import Store
 
@@ -269,7 +269,7 @@ def verify_image(store: Store, ref: str | None, *, keys: list[VerifyingKey] | No
                               "keys": keys, "keyless": keyless, "trust": trusted_root,
                               "require_tlog": require_tlog}
     try:
-        _, layers = read_cosign_layers(store, subj.digest, "sig")
+        _, layers = read_cosign_layers(store, subj.digest, "sig", limit=MAX_PAYLOAD_BYTES)
         verdicts += [_verify_layer(layer, **common) for layer in layers]
     except VerificationError as exc:
         verdicts.append(SignatureVerdict("simple-signing", f"{subj.digest.tag_form}.sig", False,

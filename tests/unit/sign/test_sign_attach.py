@@ -132,6 +132,7 @@ def _tamper_sig_layer(store: MemoryStore, img: Descriptor, **changes: object) ->
     ({"annotations": {}}, "has no dev.cosignproject.cosign/signature"),
     ({"annotations": {SIGNATURE_ANNOTATION: "QQ==", "x": "y" * (300 * 1024)}}, "annotations are"),
     ({"payload": b"{" + b" " * (MAX_LAYER_BYTES + 1) + b"}"}, "more than the"),
+    ({"payload": b"{" + b" " * (200 * 1024) + b"}"}, "more than the 131072 allowed"),
     ({"size": 3}, "expected 3"),
 ])
 def test_bad_signature_layers_get_a_reason(memstore: MemoryStore, changes: dict,  # type: ignore[type-arg]
