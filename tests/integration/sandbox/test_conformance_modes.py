@@ -1,0 +1,55 @@
+"""Conformance cases with RUN steps give the same image in every snapshot mode.
+
+The build conformance test compares trustbuild (default snapshot mode) with buildah; this one
+builds each case that has RUN steps again with ``--snapshot-mode walk`` and ``full`` and
+compares the flattened filesystems and configs with the overlay build.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fixtures.imagefs import compare_images, fetch_dir
+from trustbuild.cli.main import main
+
+pytestmark = [pytest.mark.privileged, pytest.mark.slow]
+
+CASES_DIR = Path(os.environ.get("TRUSTBUILD_CONFORMANCE_CASES", "/work/shared/conformance/cases"))
+CASES = sorted(
+    p.name for p in CASES_DIR.glob("*")
+    if (p / "Dockerfile").is_file() and any(
+        line.lstrip().upper().startswith("RUN") for line in (p / "Dockerfile").read_text().splitlines())
+) if CASES_DIR.is_dir() else []
+
+
+def _argv(case: str, base: str, dest: str, mode: str) -> list[str]:
+    d = CASES_DIR / case
+    argv = ["build", "--context", str(d), "--destination", dest, "--snapshot-mode", mode,
+            "--build-arg", f"BASE={base}"]
+    if (d / "build-args").is_file():
+        for line in (d / "build-args").read_text().splitlines():
+            if line.strip():
+                argv += ["--build-arg", line.strip()]
+    if (d / "target").is_file():
+        argv += ["--target", (d / "target").read_text().strip()]
+    return argv
+
+
+@pytest.mark.skipif(not CASES, reason="no shared conformance cases on this machine")
+@pytest.mark.parametrize("case", CASES)
+def test_case_is_the_same_in_every_snapshot_mode(case: str, busybox_base: str, registry: object,
+                                                 tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    host = registry.host  # type: ignore[attr-defined]
+    dirs = {}
+    for mode in ("overlay", "walk", "full"):
+        dest = f"{host}/snapmodes/{case}-{mode}:1"
+        rc = main(_argv(case, busybox_base, dest, mode))
+        assert rc == 0, f"{case} ({mode}) failed: {capsys.readouterr().err[-2000:]}"
+        dirs[mode] = fetch_dir(dest, tmp_path / mode)
+    for mode in ("walk", "full"):
+        diffs = compare_images(dirs[mode], dirs["overlay"])
+        assert not diffs, f"{case}: {mode} differs from overlay:\n" + "\n".join(diffs[:40])
