@@ -29,12 +29,8 @@ def run_argv(st: StageRun, ins: Instruction) -> list[str]:
     shell = shell_of(st)
     script = ins.args[0] if ins.args else ""
     if ins.heredocs:
-        m = _ONLY_HEREDOC.match(script)
-        if m and len(ins.heredocs) == 1:
-            content = ins.heredocs[0].content
-            if content.startswith("#!"):
-                return shell + [content]
-            return shell + [content]
+        if _ONLY_HEREDOC.match(script) and len(ins.heredocs) == 1:
+            return shell + [ins.heredocs[0].content]  # RUN <<EOF: the body is the script
         body = script
         for doc in ins.heredocs:
             body += "\n" + doc.content + doc.name
@@ -62,6 +58,15 @@ def _history_text(ex: Executor, st: StageRun, argv: list[str], ins: Instruction)
 
 def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
     """RUN: fails the build with ``Dockerfile:LINE RUN ...: exit code N`` on a non-zero exit."""
+    if ins.flags.get("mount"):
+        raise ex.error(ins, "RUN --mount is not supported by trustbuild: copy what the step "
+                            "needs with COPY, or use a multi-stage build")
+    if ins.flag("security"):
+        raise ex.error(ins, "RUN --security is not supported: choose the sandbox with "
+                            "--security-profile for the whole build")
+    network = ins.flag("network")
+    if network not in (None, "default", "none", "host"):
+        raise ex.error(ins, f"RUN --network={network}: expected default, none or host")
     argv = run_argv(st, ins)
     env = st.run_env()
     env.setdefault("PATH", DEFAULT_PATH)
@@ -82,7 +87,8 @@ def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
     spec = make_spec(argv=argv, env=env, workdir=workdir,
                      user=user, label=f"{ex.df.path}:{ins.line} RUN",
                      security_profile=ex.options.security_profile,
-                     seccomp_profile=ex.options.seccomp_profile)
+                     seccomp_profile=ex.options.seccomp_profile,
+                     network=None if network in (None, "default") else network)
     runner = ex.runner_for(st)
     dest = ex.layers.next_path()
     result = runner.run(spec, dest)
