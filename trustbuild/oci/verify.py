@@ -27,7 +27,7 @@ class VerifyingReader:
 
     def read(self, n: int = -1) -> bytes:
         """Read like a file; verification happens when the end is reached."""
-        data = self._s.read(n if n is not None and n >= 0 else CHUNK * 64)
+        data = self._s.read(n if n is not None and n >= 0 else CHUNK)
         if data:
             self._h.update(data)
             if self._h.size > self._desc.size:
