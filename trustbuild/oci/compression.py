@@ -212,7 +212,7 @@ class _Gzip:
 
     def _submit(self, block: bytes, final: bool) -> None:
         zdict, self._zdict = self._zdict, block[-_DICT:]
-        if self._pool is None:
+        if self._pool is None or (final and not self._inflight):
             self._out += _deflate_block(block, zdict, self._level, final)
             return
         self._inflight.append(self._pool.submit(_deflate_block, block, zdict, self._level, final))

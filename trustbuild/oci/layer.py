@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
 import tarfile
 import time
 from collections.abc import Callable
@@ -312,9 +313,7 @@ class LayerWriter:
             tail = self._compressor.flush()
             if tail:
                 self._emit(tail)
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+            self._file.close()  # no fsync: build blobs are temporary, published by rename
             self._file = None
             os.replace(self._tmp, self.dest)
         except OSError as exc:
@@ -344,7 +343,7 @@ class LayerWriter:
             self.finish()
 
     def __del__(self) -> None:
-        if getattr(self, "_file", None) is not None:
+        if getattr(self, "_file", None) is not None and not sys.is_finalizing():
             self.abort()
 
 
