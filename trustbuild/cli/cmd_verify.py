@@ -36,6 +36,9 @@ def register(sub: Any) -> None:
                    help="only accept signatures with a verified Rekor entry")
     p.add_argument("--docker-reference", metavar="REPO",
                    help="repository the payload must name (default: the image's repository)")
+    p.add_argument("--policy", metavar="FILE",
+                   help="apply the policy's spec.deploy (allowed repositories, signatures, "
+                        "attestations) instead of --key / keyless flags")
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.add_argument("-v", "--verbose", action="count", default=0, help="tracebacks on errors")
     add_registry_flags(p)
@@ -47,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from trustbuild.sign.keys import load_verifying_key
     from trustbuild.sign.verify import KeylessPolicy, TrustRoots, verify_image
 
+    if args.policy:
+        return _run_policy(args)
     keyless = None
     if any((args.certificate_identity, args.certificate_identity_regexp,
             args.certificate_oidc_issuer, args.certificate_oidc_issuer_regexp)):
@@ -90,3 +95,29 @@ def run(args: argparse.Namespace) -> int:
         print("verified: at least one valid signature" if result.ok
               else "not verified: no valid signature")
     return 0 if result.ok else 1
+
+
+def _run_policy(args: argparse.Namespace) -> int:
+    """``verify --policy FILE``: the deploy check of the policy, on the digest resolved once."""
+    import sys
+
+    from trustbuild.policy.deploy import check_deploy
+    from trustbuild.policy.model import load_policy
+    from trustbuild.sign.sign import resolve_subject
+
+    if args.key or args.certificate_identity or args.certificate_identity_regexp:
+        raise UsageError("--policy takes its keys from the policy: drop --key / --certificate-*")
+    policy = load_policy(args.policy)
+    location = parse_location(args.image)
+    docker_ref = docker_reference_for(location, args.docker_reference, required=False)
+    store, ref = open_store(location, store_options(args))
+    try:
+        digest = str(resolve_subject(store, ref).digest)
+        report = check_deploy(policy, store, digest, repository=docker_ref, image=str(location))
+    finally:
+        store.close()
+    if args.output == "json":
+        report.write_json(sys.stdout)
+    else:
+        report.write_text(sys.stdout)
+    return 1 if report.denied else 0

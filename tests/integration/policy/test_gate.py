@@ -238,3 +238,31 @@ def test_shipped_restricted_policy_denies_unpinned_unsigned(registry: Any, busyb
     assert rc == 1
     for rid in ("base-signature", "executor", "base-image-not-pinned", "final-user-root"):
         assert f"DENY  {rid}" in out, rid
+
+
+def test_verify_with_policy_applies_the_deploy_section(registry: Any, busybox_base: str,
+                                                      keys: dict, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    image = f"{registry.host}/deploy/app:1"
+    _copy(busybox_base, image)
+    policy = _policy(tmp_path, f"  deploy:\n    allowedRepositories: ['{registry.host}/deploy/*']\n"
+                               f"    signatures: [{{key: {keys['trusted.pub']}}}]\n"
+                               f"    attestations: [{{type: slsaprovenance, key: {keys['trusted.pub']}}}]\n")
+    assert main(["verify", image, "--policy", str(policy)]) == 1
+    out = capsys.readouterr().out
+    assert "DENY  signature" in out and "DENY  attestation:slsaprovenance" in out
+    _sign(image, keys["trusted"])
+    pred = tmp_path / "prov.json"
+    pred.write_text('{"buildDefinition": {"buildType": "x", "externalParameters": {}}, '
+                    '"runDetails": {"builder": {"id": "https://example.com/b"}}}')
+    monkeypatch.setenv("TRUSTBUILD_PASSWORD", PASSWORD.decode())
+    assert main(["attest", "--key", str(keys["trusted"]), "--predicate", str(pred),
+                 "--type", "slsaprovenance", image]) == 0
+    capsys.readouterr()
+    assert main(["verify", image, "--policy", str(policy)]) == 0
+    assert "policy test: allow" in capsys.readouterr().out
+    other = f"{registry.host}/elsewhere/app:1"
+    _copy(image, other)
+    assert main(["verify", other, "--policy", str(policy)]) == 1
+    assert "DENY  allowed-repository" in capsys.readouterr().out
