@@ -32,7 +32,8 @@ from typing import Any
 
 from trustbuild.errors import SandboxError
 
-__all__ = ["SeccompProfile", "load_profile", "compile_filter", "profile_dirs", "find_profile"]
+__all__ = ["SeccompProfile", "load_profile", "compile_filter", "compile_bpf", "profile_dirs",
+           "find_profile", "CompileReport"]
 
 _ACTIONS = {
     "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP",
@@ -321,3 +322,34 @@ def compile_filter(
                         f"rule: {exc.strerror}"
                     ) from exc
     return filt
+
+
+_BPF_CACHE: dict[tuple[str, tuple[str, ...], bool], bytes] = {}
+
+
+def compile_bpf(profile: SeccompProfile, *, capabilities: Iterable[str] = (),
+                no_new_privs: bool = True) -> bytes:
+    """The filter as raw BPF (``struct sock_filter[]``), cached per profile digest and caps.
+
+    The sandbox helper loads these bytes with ``prctl(PR_SET_SECCOMP)`` and so needs neither
+    libseccomp nor a compile per step.
+    """
+    import tempfile
+
+    caps = tuple(sorted(capabilities))
+    key = (profile.digest or profile.path, caps, no_new_privs)
+    if profile.digest and key in _BPF_CACHE:
+        return _BPF_CACHE[key]
+    filt = compile_filter(profile, capabilities=caps, no_new_privs=no_new_privs)
+    with tempfile.TemporaryFile() as f:
+        try:
+            filt.export_bpf(f)
+        except OSError as exc:
+            raise SandboxError(f"seccomp profile {profile.path}: cannot export: {exc}") from exc
+        f.seek(0)
+        data = f.read()
+    if not data or len(data) % 8:
+        raise SandboxError(f"seccomp profile {profile.path}: libseccomp produced no filter")
+    if profile.digest:
+        _BPF_CACHE[key] = data
+    return data

@@ -14,7 +14,7 @@ __all__ = [
     "CLONE_NEWNS", "CLONE_NEWUTS", "CLONE_NEWIPC", "CLONE_NEWPID", "CLONE_NEWNET",
     "MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC", "MS_REMOUNT", "MS_BIND", "MS_REC",
     "MS_PRIVATE", "MNT_DETACH", "unshare", "mount", "umount2", "pivot_root", "prctl",
-    "clear_inheritable_caps", "last_cap", "CAPABILITIES",
+    "clear_inheritable_caps", "last_cap", "CAPABILITIES", "load_seccomp_bpf",
 ]
 
 CLONE_NEWNS = 0x00020000
@@ -39,6 +39,8 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 
 # Capability numbers from linux/capability.h.
 CAPABILITIES = {
@@ -52,7 +54,10 @@ CAPABILITIES = {
     "BLOCK_SUSPEND": 36, "AUDIT_READ": 37, "PERFMON": 38, "BPF": 39, "CHECKPOINT_RESTORE": 40,
 }
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+try:
+    _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:  # not glibc: ask the loader (slower: runs ldconfig)
+    _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.unshare.argtypes = (ctypes.c_int,)
 _libc.mount.argtypes = (
     ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p,
@@ -127,6 +132,18 @@ def clear_inheritable_caps() -> None:
     for d in data:
         d.inheritable = 0
     _check(_libc.syscall(ctypes.c_long(_CAPSET[machine]), ctypes.byref(hdr), data), "capset")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def load_seccomp_bpf(program: bytes) -> None:
+    """Install a raw BPF seccomp filter (``struct sock_filter[]``) on the calling thread."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0),
+           "prctl(PR_SET_SECCOMP)")
 
 
 def last_cap() -> int:

@@ -168,12 +168,16 @@ def _drop_privileges(cfg: dict[str, Any], seccomp_filter: Any) -> None:
 
 
 def _compile(cfg: dict[str, Any]) -> Any:
-    if not cfg.get("seccomp"):
+    """The step's seccomp filter: raw BPF compiled by the parent (hex in the config)."""
+    if not cfg.get("seccomp_bpf"):
         return None
-    from trustbuild._internal.seccomp import SeccompProfile, compile_filter
+    program = bytes.fromhex(cfg["seccomp_bpf"])
 
-    prof = SeccompProfile(path=cfg["seccomp"]["path"], digest="", data=cfg["seccomp"]["data"])
-    return compile_filter(prof, capabilities=cfg["caps"], no_new_privs=cfg["no_new_privs"])
+    class _Filter:
+        def load(self) -> None:
+            L.load_seccomp_bpf(program)
+
+    return _Filter()
 
 
 def _exec(cfg: dict[str, Any], err_fd: int) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from trustbuild._internal.seccomp import compile_bpf, load_profile
 from trustbuild.errors import SandboxError
 from trustbuild.oci.layer import LayerWriter, write_overlay_upper
 from trustbuild.sandbox import mountplan, snapshot
@@ -174,15 +175,18 @@ class StepRunner:
                 + ("" if "/" in spec.argv[0] else f" (PATH={env['PATH']})")
                 + "; install it in an earlier step or change SHELL"
             )
-        seccomp = None
+        bpf = ""
         if profile.seccomp_path:
-            with open(profile.seccomp_path, "rb") as f:
-                seccomp = {"path": profile.seccomp_path, "data": json.loads(f.read())}
+            prof = load_profile(profile.seccomp_path)
+            if prof.digest != profile.seccomp_digest:
+                raise SandboxError(f"seccomp profile {profile.seccomp_path} changed during the build")
+            bpf = compile_bpf(prof, capabilities=profile.capabilities,
+                              no_new_privs=profile.no_new_privs).hex()
         cfg = {
             "mode": self.mode, "argv": list(spec.argv), "env": env, "workdir": workdir,
             "uid": user.uid, "gid": user.gid, "groups": user.groups,
             "caps": profile.capabilities, "no_new_privs": profile.no_new_privs,
-            "seccomp": seccomp, "network": profile.network, "mask": profile.mask_paths,
+            "seccomp_bpf": bpf, "network": profile.network, "mask": profile.mask_paths,
             "hostname": spec.hostname,
         }
         return profile, cfg
