@@ -139,18 +139,43 @@ def build_lower(rootfs: Path, lower: Path, plan: list[MountPoint]) -> bool:
 class CreatedMounts:
     """Mount points created in the rootfs for walk mode, to remove after the step."""
 
+    rootfs: Path = Path("/nonexistent")
     created: list[Path] = field(default_factory=list)
     parents: dict[Path, tuple[int, int, int]] = field(default_factory=dict)  # atime, mtime, new
+
+    def _inside(self, path: Path) -> bool:
+        """True when no component between the rootfs and ``path`` is a symlink.
+
+        The step may have replaced a directory by a symlink to a host path; it is dead by the
+        time this runs, so checking each component with lstat is race-free.
+        """
+        try:
+            rel = path.relative_to(self.rootfs)
+        except ValueError:
+            return False
+        cur = self.rootfs
+        for part in rel.parts:
+            cur = cur / part
+            try:
+                if stat.S_ISLNK(os.lstat(cur).st_mode):
+                    return False
+            except OSError:
+                return False
+        return True
 
     def remove(self) -> None:
         """Remove what was created (if still empty) and restore untouched parents' mtimes."""
         seen: dict[Path, int] = {}
         for parent in self.parents:
+            if not self._inside(parent):
+                continue
             try:
                 seen[parent] = os.lstat(parent).st_mtime_ns
             except OSError:
                 continue
         for p in reversed(self.created):
+            if not self._inside(p):
+                continue
             try:
                 st = os.lstat(p)
                 if stat.S_ISDIR(st.st_mode):
@@ -160,7 +185,7 @@ class CreatedMounts:
             except OSError:
                 continue
         for parent, (atime, mtime, after) in self.parents.items():
-            if seen.get(parent) == after:
+            if seen.get(parent) == after and self._inside(parent):
                 try:
                     os.utime(parent, ns=(atime, mtime))
                 except OSError:
@@ -171,7 +196,7 @@ class CreatedMounts:
 
 def create_in_rootfs(rootfs: Path, plan: list[MountPoint]) -> CreatedMounts:
     """Create the missing mount points in the rootfs itself (walk/full/container modes)."""
-    out = CreatedMounts()
+    out = CreatedMounts(rootfs=rootfs)
     try:
         for m in plan:
             for i, rel in enumerate(m.missing):

@@ -146,3 +146,18 @@ def test_nothing_is_left_mounted_or_on_disk_after_close(busybox_rootfs: Path,
     with open("/proc/self/mountinfo") as f:
         assert str(tmp_path) not in f.read()
     assert os.listdir(scratch) == []
+
+
+def test_walk_mode_cleanup_does_not_follow_a_symlinked_etc_to_the_host(
+        busybox_rootfs: Path, tmp_path: Path) -> None:
+    # /etc has no resolv.conf, so the sandbox creates a mount point there and removes it after
+    # the step; the step swaps /etc for a symlink to a host directory holding an empty
+    # resolv.conf, which the clean-up must not delete.
+    host = tmp_path / "host-etc"
+    host.mkdir()
+    (host / "resolv.conf").touch()
+    (host / "hosts").touch()
+    res = run(busybox_rootfs, tmp_path, sh(f"mv /etc /etc.old && ln -s {host} /etc"),
+              snapshot_mode="walk")
+    assert res.exit_code == 0, res.output_tail
+    assert (host / "resolv.conf").exists() and (host / "hosts").exists()
