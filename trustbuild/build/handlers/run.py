@@ -90,6 +90,10 @@ def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
                      seccomp_profile=ex.options.seccomp_profile,
                      network=None if network in (None, "default") else network)
     runner = ex.runner_for(st)
+    # Docker's VOLUME rule: changes a RUN makes inside a declared volume are discarded
+    volumes = tuple(sorted(st.image.c.get("Volumes") or {}))
+    if hasattr(runner, "ignore_paths"):
+        runner.ignore_paths = tuple(ex.options.ignore_paths) + volumes
     dest = ex.layers.next_path()
     result = runner.run(spec, dest)
     if result.exit_code != 0:
