@@ -362,8 +362,10 @@ class _Extractor:
 
     def _hardlink(self, dfd: int, base: str, info: tarfile.TarInfo) -> None:
         target = tarutil.clean_name(info.linkname)
-        if not target:
+        if target is None:
             raise _Unsafe(f"hardlink target {info.linkname!r} escapes the rootfs")
+        if not target:
+            raise _Unsafe(f"hardlink target {info.linkname!r} is the root directory")
         try:
             tdfd = self.root.parent(target, create=False)
         except (FileNotFoundError, NotADirectoryError):
