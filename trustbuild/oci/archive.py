@@ -25,6 +25,7 @@ import shutil
 import tarfile
 import tempfile
 import threading
+import weakref
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -122,7 +123,11 @@ class ArchiveReader:
         except (tarfile.TarError, OSError) as exc:
             self.close()
             raise StoreError(f"{self.describe()}: not a readable tar archive ({exc})") from None
-        self._entries = self._read_manifest_json()
+        try:
+            self._entries = self._read_manifest_json()
+        except BaseException:
+            self.close()
+            raise
         self._images: dict[int, _Image] = {}
         self._lock = threading.Lock()
 
@@ -137,6 +142,8 @@ class ArchiveReader:
             return self.path
         fd, tmp = tempfile.mkstemp(prefix="trustbuild-archive-", suffix=".tar")
         self._tmp = Path(tmp)
+        # removed on close(), or when the reader is garbage-collected without one
+        self._finalizer = weakref.finalize(self, os.unlink, tmp)
         try:
             with os.fdopen(fd, "wb") as out:
                 _decompress(self.path, out)
@@ -335,6 +342,7 @@ class ArchiveReader:
     def close(self) -> None:
         """Remove the decompressed copy of a compressed archive, if any."""
         if self._tmp is not None:
+            self._finalizer.detach()
             self._tmp.unlink(missing_ok=True)
             self._tmp = None
 

@@ -198,3 +198,29 @@ def test_writer_rejects_index_wrong_diff_ids_and_leaves_nothing(tmp_path: Path) 
         w.put_manifest(raw, MediaType.OCI_MANIFEST)
     w.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l", "multi"]
+
+
+def test_compressed_archive_temp_copy_is_removed(
+    tmp_path: Path, busybox_archive, monkeypatch
+) -> None:  # noqa: ANN001
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    path, _ = busybox_archive
+    gz = tmp_path / "bb.tar.gz"
+    with open(path, "rb") as f, gzip.open(gz, "wb") as out:
+        shutil.copyfileobj(f, out)
+    r = ArchiveReader(gz)
+    assert len(list((tmp_path / "tmp").iterdir())) == 1
+    r.close()
+    assert list((tmp_path / "tmp").iterdir()) == []
+    del r
+    r2 = ArchiveReader(gz)
+    assert len(list((tmp_path / "tmp").iterdir())) == 1
+    del r2  # never closed: the finalizer removes the copy
+    import gc
+
+    gc.collect()
+    assert list((tmp_path / "tmp").iterdir()) == []
