@@ -34,6 +34,7 @@ __all__ = ["ExtractStats", "extract_layer", "iter_layer_entries", "iter_layer_fi
            "flatten_layers"]
 
 _MAX_LINKS = 40
+_AUFS_META = ".wh..wh."
 _READ_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, *DECOMPRESS_ERRORS)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -263,7 +264,14 @@ class _Extractor:
         self.stats.entries += 1
         parent, base = tarutil.split(rel)
         if self.whiteouts and base.startswith(WHITEOUT_PREFIX):
+            if rel.startswith(_AUFS_META) or (base.startswith(_AUFS_META)
+                                              and base != OPAQUE_MARKER):
+                self.stats.skipped.append(rel)  # AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs)
+                return
             self._whiteout(rel, parent, base)
+            return
+        if self.whiteouts and rel.startswith(_AUFS_META):
+            self.stats.skipped.append(rel)
             return
         if not rel:
             self._meta_root(info)

@@ -297,3 +297,13 @@ def test_whiteout_through_symlinked_parent_stays_inside(tmp_path, box):
                     entry("abs/.wh..wh..opq"))
     extract_layer(blob, root)
     assert untouched()
+
+
+def test_aufs_bookkeeping_entries_are_skipped(tmp_path, box):
+    root, _, _ = box
+    blob = make_tar(tmp_path / "l", entry(".wh..wh.plnk", "dir"),
+                    entry(".wh..wh.plnk/123.456", data=b"x"), entry(".wh..wh.aufs"),
+                    entry("kept", data=b"k"))
+    stats = extract_layer(blob, root)
+    assert sorted(p.name for p in root.iterdir()) == ["kept"]
+    assert len(stats.skipped) == 3
