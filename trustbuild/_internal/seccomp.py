@@ -8,7 +8,8 @@ crun use to build their filters (see docs/seccomp.md for the comparison with the
 The accepted format is what Docker, Podman and the OCI runtime spec use::
 
     {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
-     "architectures": ["SCMP_ARCH_X86_64"] | "archMap": [{"architecture": ..., "subArchitectures": [...]}],
+     "architectures": ["SCMP_ARCH_X86_64"],
+     "archMap": [{"architecture": ..., "subArchitectures": [...]}],
      "syscalls": [{"names": [...], "action": "SCMP_ACT_ALLOW", "errnoRet": 1,
                    "args": [{"index": 0, "value": 40, "valueTwo": 0, "op": "SCMP_CMP_NE"}],
                    "includes": {"arches": [...], "caps": [...], "minKernel": "4.8"},
@@ -127,7 +128,8 @@ def load_profile(name_or_path: str | Path) -> SeccompProfile:
 
 def _check_action(path: str, where: str, action: Any) -> None:
     if action not in _ACTIONS:
-        raise _fail(path, where, f"unknown action {action!r} (one of {', '.join(sorted(_ACTIONS))})")
+        raise _fail(path, where,
+                    f"unknown action {action!r} (one of {', '.join(sorted(_ACTIONS))})")
 
 
 def _check(path: str, data: Any) -> None:
@@ -258,7 +260,7 @@ def compile_filter(
     ``capabilities`` (``CAP_*`` names) drive ``includes.caps``/``excludes.caps`` as Docker does.
     Syscall names unknown to libseccomp are skipped (as runc does) and listed in ``report``.
     """
-    import pyseccomp as sc
+    import pyseccomp as sc  # type: ignore[import-untyped]
 
     data = profile.data
     path = profile.path
@@ -285,7 +287,8 @@ def compile_filter(
             filt.add_arch(arch)
         except OSError as exc:
             if exc.errno not in (errno.EEXIST, errno.EINVAL):
-                raise SandboxError(f"seccomp profile {path}: architecture {arch_name}: {exc}") from exc
+                raise SandboxError(
+                    f"seccomp profile {path}: architecture {arch_name}: {exc}") from exc
     for i, rule in enumerate(data.get("syscalls") or []):
         if not _applies(rule, goarch, caps):
             continue

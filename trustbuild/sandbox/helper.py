@@ -324,7 +324,7 @@ def _probe(cfg: dict[str, Any], err_fd: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: parse the two fd numbers, read the config, run."""
     args = sys.argv[1:] if argv is None else argv
-    opts = dict(zip(args[::2], args[1::2]))
+    opts = dict(zip(args[::2], args[1::2], strict=False))
     cfg_fd, err_fd = int(opts["--config-fd"]), int(opts["--err-fd"])
     os.set_inheritable(err_fd, False)
     chunks = []

@@ -1,4 +1,4 @@
-"""Path resolution inside a rootfs that never leaves it (symlinks are resolved as the step sees them)."""
+"""Path resolution inside a rootfs that never leaves it: symlinks resolve as the step sees them."""
 
 from __future__ import annotations
 

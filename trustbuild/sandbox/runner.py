@@ -179,7 +179,8 @@ class StepRunner:
         if profile.seccomp_path:
             prof = load_profile(profile.seccomp_path)
             if prof.digest != profile.seccomp_digest:
-                raise SandboxError(f"seccomp profile {profile.seccomp_path} changed during the build")
+                raise SandboxError(
+                    f"seccomp profile {profile.seccomp_path} changed during the build")
             bpf = compile_bpf(prof, capabilities=profile.capabilities,
                               no_new_privs=profile.no_new_privs).hex()
         cfg = {

@@ -11,18 +11,22 @@ import os
 from pathlib import Path
 
 import pytest
-
 from fixtures.imagefs import compare_images, fetch_dir
+
 from trustbuild.cli.main import main
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
 CASES_DIR = Path(os.environ.get("TRUSTBUILD_CONFORMANCE_CASES", "/work/shared/conformance/cases"))
-CASES = sorted(
-    p.name for p in CASES_DIR.glob("*")
-    if (p / "Dockerfile").is_file() and any(
-        line.lstrip().upper().startswith("RUN") for line in (p / "Dockerfile").read_text().splitlines())
-) if CASES_DIR.is_dir() else []
+
+
+def _has_run(d: Path) -> bool:
+    df = d / "Dockerfile"
+    return df.is_file() and any(line.lstrip().upper().startswith("RUN")
+                                for line in df.read_text().splitlines())
+
+
+CASES = sorted(p.name for p in CASES_DIR.glob("*") if _has_run(p)) if CASES_DIR.is_dir() else []
 
 
 def _argv(case: str, base: str, dest: str, mode: str) -> list[str]:

@@ -145,7 +145,8 @@ def test_baseline_status(runner: StepRunner, tmp_path: Path) -> None:
 
 def test_restricted_status_and_no_network(runner: StepRunner, tmp_path: Path) -> None:
     st = _status(runner, tmp_path, security_profile="restricted")
-    assert st["CapBnd"] == "00000000800000db"  # CHOWN DAC_OVERRIDE FOWNER FSETID SETGID SETUID SETFCAP
+    # CHOWN DAC_OVERRIDE FOWNER FSETID SETGID SETUID SETFCAP
+    assert st["CapBnd"] == "00000000800000db"
     assert st["net"].split() == ["lo"]
 
 
