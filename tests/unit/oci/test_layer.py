@@ -266,3 +266,23 @@ def test_device_nodes_and_sockets(tmp_path):
         s.close()
     (e,) = list(iter_layer_entries(w.info.path))
     assert e.name == "dev/null" and e.ischr() and (e.devmajor, e.devminor) == (1, 3)
+
+
+def test_unicode_and_non_utf8_names_round_trip(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ünïcödé.txt").write_text("u")
+    (src / "with space").write_text("s")
+    raw = os.fsencode(src) + b"/latin1-\xe9"
+    with open(raw, "wb") as f:
+        f.write(b"l")
+    with LayerWriter(tmp_path / "l.tgz") as w:
+        w.add_path(src, "s", recursive=True)
+    listing = tool("tar", "--quoting-style=literal", "-tzf", str(w.info.path))
+    assert "s/ünïcödé.txt".encode() in listing and b"s/latin1-\xe9" in listing
+    root = tmp_path / "root"
+    root.mkdir()
+    extract_layer(w.info.path, root)
+    assert sorted(os.listdir(os.fsencode(root / "s"))) == \
+        sorted([b"latin1-\xe9", "ünïcödé.txt".encode(), b"with space"])
+    assert open(os.fsencode(root / "s") + b"/latin1-\xe9", "rb").read() == b"l"
