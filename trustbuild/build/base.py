@@ -66,6 +66,7 @@ class BaseImages:
         self.platform = platform
         self._stores: dict[str, Store] = {}
         self._resolved: dict[str, ResolvedBase] = {}
+        self.warnings: list[str] = []  # e.g. a base image of another platform
         self._lock = threading.Lock()
 
     def _store(self, ref: Reference) -> Store:
@@ -115,10 +116,11 @@ class BaseImages:
             cfg = base.config()
         except ValueError as exc:
             raise InvalidManifest(f"config of {base.reference}: not valid JSON ({exc})") from None
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("rootfs", {}), dict):
+            raise InvalidManifest(f"config of {base.reference}: expected a JSON object")
         os_, arch = cfg.get("os"), cfg.get("architecture")
         if os_ and arch and (os_ != plat.os or arch != plat.architecture):
-            raise BaseImageError(f"base image {base.reference} is {os_}/{arch}, not {plat}: pick "
-                                 "another image or --custom-platform")
+            self.warnings.append(f"base image {base.reference} is {os_}/{arch}, not {plat}")
 
     def layer_path(self, desc: Descriptor) -> Path:
         """Where the verified blob of ``desc`` lives in the cache."""

@@ -261,6 +261,8 @@ class Executor:
             for ins, ref in self._copy_from_refs(stage):
                 if self.earlier_stage(ref, stage.index) is None:
                     self._resolve(ref, stage, "copy-from", self.platform, ins)
+        for w in self.bases.warnings:
+            print(f"[warning] {w}", file=self.options.output)
 
     def _resolve(self, ref: str, stage: Stage, role: str, plat: Platform,
                  ins: Instruction | None) -> None:
