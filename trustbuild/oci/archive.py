@@ -402,26 +402,17 @@ class ArchiveWriter:
         if desc.digest in self._staged:
             return
         work = self._workdir()
-        raw_path = work / f"{desc.digest.hex}.raw"
-        with source() as stream:
-            copy_verified_to_file(
-                stream, desc, raw_path, what=f"blob {desc.digest} for {self.describe()}"
-            )
-        with open(raw_path, "rb") as f:
-            kind = detect(f.read(MAGIC_LEN))
-        if desc.media_type not in _CONFIG_TYPES and kind != "none":
-            out_path = work / f"{desc.digest.hex}.tar"
-            try:
-                with open(out_path, "wb") as out:
-                    h = _decompress(raw_path, out)
-            except DECOMPRESS_ERRORS as exc:
-                raise StoreError(
-                    f"{self.describe()}: layer {desc.digest} does not decompress ({exc})"
-                ) from None
-            raw_path.unlink()
-            staged = _Staged(out_path, h.digest(), h.size)
+        what = f"blob {desc.digest} for {self.describe()}"
+        if desc.media_type in _CONFIG_TYPES:
+            path = work / f"{desc.digest.hex}.json"
+            with source() as stream:
+                copy_verified_to_file(stream, desc, path, what=what)
+            staged = _Staged(path, desc.digest, desc.size)
         else:
-            staged = _Staged(raw_path, desc.digest, desc.size)
+            path = work / f"{desc.digest.hex}.tar"
+            with source() as stream:
+                h = _stage_layer(VerifyingReader(stream, desc, what=what), path, what=what)
+            staged = _Staged(path, h.digest(), h.size)
         with self._lock:
             self._staged[desc.digest] = staged
 
@@ -555,6 +546,31 @@ def _add_file(tf: tarfile.TarFile, name: str, path: Path) -> None:
 
 def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
     tf.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+
+
+def _stage_layer(src: VerifyingReader, dest: Path, *, what: str) -> Hasher:
+    """One pass: verify the (possibly compressed) blob, decompress it into ``dest`` and hash the
+    tar (its diff_id). ``dest`` appears only when everything checked out."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+    h = Hasher()
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with open_decompressed(cast(BinaryIO, src)) as reader:
+                    while chunk := reader.read(CHUNK):
+                        h.update(chunk)
+                        out.write(chunk)
+            except DECOMPRESS_ERRORS as exc:
+                while src.read(CHUNK):  # a blob that is not what it claims: say that instead
+                    pass
+                raise StoreError(f"{what}: layer does not decompress ({exc})") from None
+            while src.read(CHUNK):  # to EOF: the digest of the blob as sent is checked here
+                pass
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return h
 
 
 def _decompress(src: Path, out: BinaryIO) -> Hasher:

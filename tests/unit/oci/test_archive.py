@@ -224,3 +224,18 @@ def test_compressed_archive_temp_copy_is_removed(
 
     gc.collect()
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_writer_names_corrupted_compressed_layer_as_digest_mismatch(tmp_path: Path) -> None:
+    write_plain_layout(tmp_path / "l")
+    layout = LayoutStore(tmp_path / "l")
+    m = parse_manifest(*layout.get_manifest("latest"))
+    assert isinstance(m, Manifest)
+    good = layout.blob_path(m.layers[0].digest).read_bytes()
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF
+    w = ArchiveWriter(tmp_path / "out.tar")
+    with pytest.raises(DigestMismatch, match=str(m.layers[0].digest)):
+        w.put_blob(m.layers[0], lambda: io.BytesIO(bytes(bad)))
+    w.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l"]
