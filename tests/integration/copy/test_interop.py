@@ -65,6 +65,12 @@ def test_archive_to_registry_to_archive_keeps_config_and_diff_ids(
     assert "sha256:" + hashlib.sha256(cfg_raw).hexdigest() == info["config"]
     # skopeo pulls what we pushed into an OCI layout that umoci unpacks and busybox runs from
     skopeo("copy", "--src-tls-verify=false", f"docker://{dst}", f"oci:{tmp_path}/sk:bb")
+    # ...and trustbuild reads skopeo's layout (skopeo converts to OCI media types: new digest)
+    r = tb("inspect", f"oci:{tmp_path}/sk:bb")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    assert doc["digest"] == raw_digest(f"oci:{tmp_path}/sk:bb")
+    assert doc["config"]["rootfs"]["diff_ids"] == [info["diff_id"]]
     need("umoci")
     subprocess.run(
         ["umoci", "unpack", "--image", f"{tmp_path}/sk:bb", str(tmp_path / "b")],
