@@ -71,8 +71,9 @@ def _lo_up() -> None:
 
 def _setup_dev(root: str) -> None:
     dev = root + "/dev"
-    _do("mount /dev tmpfs", L.mount, "tmpfs", dev, "tmpfs", L.MS_NOSUID | L.MS_NOEXEC,
-        "mode=755,size=65536k")
+    # nodev: device nodes a step creates cannot be opened; only the binds below work.
+    _do("mount /dev tmpfs", L.mount, "tmpfs", dev, "tmpfs",
+        L.MS_NOSUID | L.MS_NOEXEC | L.MS_NODEV, "mode=755,size=65536k")
     for name in _DEVICES:
         target = f"{dev}/{name}"
         if not os.path.exists(f"/dev/{name}"):
@@ -118,7 +119,8 @@ def _mount_overlay(cfg: dict[str, Any]) -> None:
     ov = cfg["overlay"]
     opts = (f"lowerdir={':'.join(ov['lower'])},upperdir={ov['upper']},workdir={ov['work']},"
             "redirect_dir=off,index=off,metacopy=off")
-    _do("mount overlay", L.mount, "overlay", cfg["root"], "overlay", 0, opts)
+    flags = L.MS_NODEV if cfg.get("nodev") else 0
+    _do("mount overlay", L.mount, "overlay", cfg["root"], "overlay", flags, opts)
 
 
 def _mount_root(cfg: dict[str, Any]) -> str:
@@ -127,6 +129,9 @@ def _mount_root(cfg: dict[str, Any]) -> str:
         _mount_overlay(cfg)
     else:
         _do("bind the rootfs", L.mount, cfg["rootfs"], root, None, L.MS_BIND | L.MS_REC)
+        if cfg.get("nodev"):
+            _do("remount the rootfs nodev", L.mount, None, root, None,
+                L.MS_BIND | L.MS_REMOUNT | L.MS_NODEV)
     _do("mount /proc", L.mount, "proc", root + "/proc", "proc",
         L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
     _setup_dev(root)

@@ -4,10 +4,13 @@
 profile        seccomp                       capabilities (bounding)     network    no_new_privs
 =============  ============================  ==========================  =========  ==============
 privileged     none (unconfined)             all                         host       no
-baseline       seccomp/build-default.json    Docker's default 14         host       yes
+baseline       seccomp/build-default.json    Docker's default 14 (*)     host       yes
 restricted     seccomp/build-default.json    CHOWN DAC_OVERRIDE FOWNER   none       yes
                                              FSETID SETUID SETGID SETFCAP
 =============  ============================  ==========================  =========  ==============
+
+(*) without NET_RAW when the network is the host's: there is no network namespace to confine
+raw sockets to. The root and /dev are mounted nodev except under privileged.
 
 ``resolve_profile("baseline", seccomp="unconfined", network="none")`` overrides one part;
 the result carries the seccomp profile's digest for the BuildRecord.
@@ -47,6 +50,7 @@ class SecurityProfile:
     network: str = "host"  # "host" | "none"
     no_new_privs: bool = True
     mask_paths: bool = True  # hide /proc/kcore & co. and make /proc/sys read-only
+    nodev: bool = True  # the root and /dev are mounted nodev: only the bound devices open
 
     @property
     def seccomp_name(self) -> str:
@@ -81,6 +85,11 @@ def resolve_profile(name: str, *, seccomp: str | None = None,
         caps, default_seccomp, net, nnp = list(DOCKER_DEFAULT_CAPS), DEFAULT_SECCOMP, "host", True
     else:
         caps, default_seccomp, net, nnp = list(RESTRICTED_CAPS), DEFAULT_SECCOMP, "none", True
+    net = network or net
+    if net == "host" and name != "privileged" and "NET_RAW" in caps:
+        # No device cgroup and no network namespace: NET_RAW would let a step sniff and
+        # spoof on the host's own interfaces (Docker gives it inside a private netns).
+        caps.remove("NET_RAW")
     chosen = default_seccomp if seccomp is None else seccomp
     seccomp_path: str | None = None
     digest = ""
@@ -96,5 +105,6 @@ def resolve_profile(name: str, *, seccomp: str | None = None,
         seccomp_path, digest = prof.path, prof.digest
     return SecurityProfile(
         name=name, capabilities=caps, seccomp_path=seccomp_path, seccomp_digest=digest,
-        network=network or net, no_new_privs=nnp, mask_paths=name != "privileged",
+        network=net, no_new_privs=nnp, mask_paths=name != "privileged",
+        nodev=name != "privileged",
     )

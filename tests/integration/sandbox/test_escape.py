@@ -161,3 +161,27 @@ def test_walk_mode_cleanup_does_not_follow_a_symlinked_etc_to_the_host(
               snapshot_mode="walk")
     assert res.exit_code == 0, res.output_tail
     assert (host / "resolv.conf").exists() and (host / "hosts").exists()
+
+
+def test_device_nodes_a_step_creates_cannot_be_opened(busybox_rootfs: Path,
+                                                      tmp_path: Path) -> None:
+    """There is no device cgroup: with CAP_MKNOD (baseline) a step could make a node for the
+    host's disk. The root and /dev are mounted nodev, so no node it makes opens, not even a
+    copy of /dev/null (c 1 3); the devices bound into /dev still work."""
+    dev = os.stat("/").st_dev  # the host's root filesystem device
+    major, minor = os.major(dev), os.minor(dev)
+    res = run(busybox_rootfs, tmp_path, sh(
+        f"mknod /tmp/disk b {major} {minor} && echo made; "
+        "head -c 512 /tmp/disk >/dev/null 2>&1 && echo READ-ROOTFS; "
+        f"mknod /dev/disk b {major} {minor} 2>/dev/null; "
+        "head -c 512 /dev/disk >/dev/null 2>&1 && echo READ-DEV; "
+        "mknod /tmp/null c 1 3 && (echo x > /tmp/null) 2>/dev/null && echo READ-NULL; "
+        "mknod /dev/null2 c 1 3 && (echo x > /dev/null2) 2>/dev/null && echo READ-NULL2; "
+        "head -c 1 /dev/urandom >/dev/null && echo x > /dev/null && echo dev-ok"))
+    assert "made" in res.output_tail and "dev-ok" in res.output_tail
+    assert not [line for line in res.output_tail if line.startswith("READ")]
+
+
+def test_only_stdio_is_inherited(busybox_rootfs: Path, tmp_path: Path) -> None:
+    res = run(busybox_rootfs, tmp_path, RunSpec(["/bin/ls", "/proc/self/fd"], env={}))
+    assert res.output_tail == ["0", "1", "2", "3"]  # 3: ls's own directory handle

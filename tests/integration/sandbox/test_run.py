@@ -140,7 +140,7 @@ def _status(runner: StepRunner, tmp_path: Path, **kw: object) -> dict[str, str]:
 def test_baseline_status(runner: StepRunner, tmp_path: Path) -> None:
     st = _status(runner, tmp_path)
     assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"
-    assert st["CapBnd"] == "00000000a80425fb"  # Docker's 14 default capabilities
+    assert st["CapBnd"] == "00000000a80405fb"  # Docker's 14 default capabilities but NET_RAW
 
 
 def test_restricted_status_and_no_network(runner: StepRunner, tmp_path: Path) -> None:

@@ -13,8 +13,12 @@ from trustbuild.sandbox.profiles import DOCKER_DEFAULT_CAPS
 
 
 def test_baseline_is_docker_default_caps_build_default_seccomp_and_nnp() -> None:
-    p = resolve_profile("baseline")
+    p = resolve_profile("baseline", network="none")
     assert sorted(p.capabilities) == sorted(DOCKER_DEFAULT_CAPS) and len(p.capabilities) == 14
+    assert p.network == "none"
+    # With the host's network, NET_RAW would reach the host's interfaces: it is dropped.
+    p = resolve_profile("baseline")
+    assert set(p.capabilities) == set(DOCKER_DEFAULT_CAPS) - {"NET_RAW"}
     assert p.seccomp_path and p.seccomp_path.endswith("build-default.json")
     assert p.seccomp_digest.startswith("sha256:")
     assert p.network == "host" and p.no_new_privs
