@@ -216,6 +216,9 @@ class StepRunner:
         created: mountplan.CreatedMounts | None = None
         try:
             if self.mode == "container":
+                if spec.extra_mounts:
+                    raise SandboxError(f"{spec.label}: RUN --mount needs --mode chroot "
+                                       "(container mode cannot mount)")
                 if profile.network == "none":
                     warnings.append("network isolation is not available in container mode")
                 exclude = _excluder({p.lstrip("/") for p in kaniko_ignore_list(

@@ -83,3 +83,11 @@ def test_runs_in_root_and_snapshots_only_what_changed(sandbox_dir: Path, tmp_pat
                     assert marker.encode() not in f.read()
             except OSError:
                 continue
+
+
+def test_extra_mounts_are_refused_in_container_mode(tmp_path: Path) -> None:
+    with StepRunner(Path("/"), tmp_path / "s", mode="container", force=True,
+                    output=io.StringIO()) as r:
+        with pytest.raises(SandboxError, match="needs --mode chroot"):
+            r.run(RunSpec(["/bin/sh", "-c", "true"], env={},
+                          extra_mounts=[(str(tmp_path), "/mnt")]), tmp_path / "l.tar")
