@@ -89,6 +89,11 @@ class StepRunner:
                                    "use walk or full in container mode")
         elif not self.rootfs.is_dir():
             raise SandboxError(f"rootfs {self.rootfs} is not a directory")
+        else:
+            real_root, real_scratch = self.rootfs.resolve(), Path(scratch).resolve()
+            if real_scratch == real_root or real_root in real_scratch.parents:
+                raise SandboxError(f"scratch directory {scratch} is inside the rootfs "
+                                   f"{rootfs}: put it next to the rootfs instead")
         scratch = Path(scratch)
         scratch.mkdir(parents=True, exist_ok=True)
         self._tmp: Path | None = Path(tempfile.mkdtemp(prefix="sandbox-", dir=scratch))

@@ -187,3 +187,9 @@ def test_extra_mounts_are_read_only_and_not_captured(busybox_rootfs: Path,
     assert res.exit_code == 0 and res.output_tail[0] == "cached"
     assert names(res.layer.path) == []  # type: ignore[union-attr]
     assert not (busybox_rootfs / "mnt").exists()
+
+
+def test_scratch_inside_the_rootfs_is_refused(busybox_rootfs: Path) -> None:
+    with pytest.raises(SandboxError, match="inside the rootfs"):
+        StepRunner(busybox_rootfs, busybox_rootfs / "tmp" / "scratch")
+    assert not (busybox_rootfs / "tmp" / "scratch").exists()
