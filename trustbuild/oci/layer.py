@@ -79,10 +79,14 @@ class LayerWriter:
         self.media_type = media_type_for(compression, docker=docker_media_types)
         self.mtime = mtime
         self._compressor = new_compressor(compression, level)
+        self._tmp = self.dest.with_name(f".{self.dest.name}.{os.getpid()}.partial")
+        try:
+            self._file: BinaryIO | None = open(self._tmp, "wb")  # noqa: SIM115
+        except OSError as exc:
+            self._compressor.close()
+            raise StoreError(f"layer {self.dest}: cannot create: {exc.strerror}") from exc
         self._diff = Hasher()
         self._blob = Hasher()
-        self._tmp = self.dest.with_name(f".{self.dest.name}.{os.getpid()}.partial")
-        self._file: BinaryIO | None = open(self._tmp, "wb")  # noqa: SIM115
         self._buf = bytearray()
         self._inodes: dict[tuple[int, int], str] = {}
         self._info: LayerInfo | None = None

@@ -286,3 +286,14 @@ def test_unicode_and_non_utf8_names_round_trip(tmp_path):
     assert sorted(os.listdir(os.fsencode(root / "s"))) == \
         sorted([b"latin1-\xe9", "ünïcödé.txt".encode(), b"with space"])
     assert open(os.fsencode(root / "s") + b"/latin1-\xe9", "rb").read() == b"l"
+
+
+def test_bad_settings_leave_no_file(tmp_path):
+    from trustbuild.errors import StoreError, UsageError
+    with pytest.raises(UsageError, match="level"):
+        LayerWriter(tmp_path / "l.tgz", level=42)
+    with pytest.raises(UsageError, match="bzip2"):
+        LayerWriter(tmp_path / "l.tbz", compression="bzip2")
+    with pytest.raises(StoreError, match="cannot create"):
+        LayerWriter(tmp_path / "missing" / "l.tgz")
+    assert list(tmp_path.iterdir()) == []
