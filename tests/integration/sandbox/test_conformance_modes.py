@@ -15,7 +15,8 @@ from fixtures.imagefs import compare_images, fetch_dir
 
 from trustbuild.cli.main import main
 
-pytestmark = [pytest.mark.privileged, pytest.mark.slow]
+pytestmark = [pytest.mark.privileged, pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 CASES_DIR = Path(os.environ.get("TRUSTBUILD_CONFORMANCE_CASES", "/work/shared/conformance/cases"))
 

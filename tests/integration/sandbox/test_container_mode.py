@@ -15,7 +15,8 @@ from trustbuild.errors import SandboxError
 from trustbuild.sandbox import RunSpec, StepRunner, detect_container, kaniko_ignore_list
 from trustbuild.sandbox.container import container_hints
 
-pytestmark = pytest.mark.privileged
+pytestmark = [pytest.mark.privileged,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 
 def test_refuses_outside_a_container_without_force(tmp_path: Path) -> None:

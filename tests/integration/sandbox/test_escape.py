@@ -13,7 +13,8 @@ import pytest
 
 from trustbuild.sandbox import RunSpec, StepRunner
 
-pytestmark = pytest.mark.privileged
+pytestmark = [pytest.mark.privileged,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 HERE = Path(__file__).parent
 
 

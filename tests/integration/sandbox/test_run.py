@@ -13,7 +13,8 @@ import pytest
 from trustbuild.errors import SandboxError
 from trustbuild.sandbox import RunSpec, StepRunner
 
-pytestmark = pytest.mark.privileged
+pytestmark = [pytest.mark.privileged,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 
 def sh(cmd: str, **kw: object) -> RunSpec:

@@ -12,7 +12,8 @@ import pytest
 
 from trustbuild.sandbox import RunSpec, StepRunner
 
-pytestmark = pytest.mark.privileged
+pytestmark = [pytest.mark.privileged,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 MODES = ["overlay", "walk", "full"]
 SETUP = ("mkdir -p /data/sub /data/old /repl /keep && echo a > /data/a && echo b > /data/sub/b"
          " && echo o > /data/old/o && ln -s /data/a /data/link && echo f > /repl/f"
