@@ -43,6 +43,7 @@ SNAPSHOT_MODES = ("auto", "overlay", "walk", "full")
 MODES = ("chroot", "container")
 _TAIL = 20
 _PKG_PARENT = str(Path(__file__).resolve().parents[2])
+_OVERLAY_PROBES: dict[tuple[int, int], bool] = {}  # (rootfs dev, scratch dev) -> mountable
 
 
 def _excluder(paths: set[str]) -> Any:
@@ -148,6 +149,13 @@ class StepRunner:
         assert self._tmp is not None
         if any(c in str(self.rootfs) for c in ",:") or any(c in str(self._tmp) for c in ",:"):
             return False
+        key = (os.stat(self.rootfs).st_dev, os.stat(self._tmp).st_dev)
+        if key not in _OVERLAY_PROBES:
+            _OVERLAY_PROBES[key] = self._probe_overlay()
+        return _OVERLAY_PROBES[key]
+
+    def _probe_overlay(self) -> bool:
+        assert self._tmp is not None
         probe = self._tmp / "probe"
         for d in ("upper", "work", "merged"):
             (probe / d).mkdir(parents=True)
