@@ -28,6 +28,7 @@ COMMANDS = (
     "attest",
     "verify_attestation",
     "policy",
+    "admission",
 )
 
 

@@ -1,0 +1,356 @@
+"""``trustbuild policy render``: deterministic bundles, checked against the published schemas.
+
+No Kubernetes API server, Kyverno or policy-controller can run here: the Kyverno ClusterPolicy
+and the ClusterImagePolicy are validated against schemas vendored in tests/assets/admission
+(see its README), including the API server's structural rule that an undeclared field would be
+pruned; the ValidatingAdmissionPolicy CEL is evaluated with cel-python on Pod objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from trustbuild.cli.main import main
+from trustbuild.errors import PolicyError, UsageError
+from trustbuild.policy.model import load_policy, parse_policy
+from trustbuild.policy.render import FORMATS, RenderOptions, dump_yaml, render
+
+REPO = Path(__file__).resolve().parents[3]
+ASSETS = REPO / "tests/assets/admission"
+RESTRICTED = REPO / "policies/restricted.yaml"
+DIGEST = "sha256:" + "ab" * 32
+EXECUTOR = f"registry.example.com/trustbuild/executor@{DIGEST}"
+FULL = RenderOptions(namespace="apps", executor_image=EXECUTOR, build_context="git://h/app.git",
+                     destination="registry.example.com/apps/app:1", signing_secret="cosign",
+                     webhook_service="trustbuild-system/trustbuild-admission",
+                     ca_bundle=b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+KEYLESS = """apiVersion: trustbuild.dev/v1alpha1
+kind: Policy
+metadata: {name: Keyless Apps}
+spec:
+  deploy:
+    allowedRepositories: ["docker.io/acme/*", "ghcr.io/acme/**"]
+    signatures:
+      - keyless: {issuer: "https://token.actions.githubusercontent.com",
+                  subjectRegExp: "^https://github.com/acme/"}
+"""
+
+
+def _kinds(docs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(d["apiVersion"], d["kind"]) for d in docs]
+
+
+def _undeclared(doc: Any, schema: dict[str, Any], path: str = "") -> list[str]:
+    """Fields the API server would prune: not declared by a structural schema."""
+    if schema.get("x-kubernetes-preserve-unknown-fields") or "$ref" in schema:
+        return []
+    out: list[str] = []
+    if isinstance(doc, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for k, v in doc.items():
+            if k in props:
+                out += _undeclared(v, props[k], f"{path}.{k}")
+            elif isinstance(extra, dict):
+                out += _undeclared(v, extra, f"{path}.{k}")
+            else:
+                out.append(f"{path}.{k}")
+    elif isinstance(doc, list) and "items" in schema:
+        for i, v in enumerate(doc):
+            out += _undeclared(v, schema["items"], f"{path}[{i}]")
+    return out
+
+
+def _resolve_refs(schema: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _resolve_refs(defs[schema["$ref"].rsplit("/", 1)[1]], defs)
+        return {k: _resolve_refs(v, defs) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_resolve_refs(v, defs) for v in schema]
+    return schema
+
+
+def _crd_schema(name: str, version: str) -> dict[str, Any]:
+    crd = yaml.safe_load((ASSETS / name).read_text())
+    (ver,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    schema = ver["schema"]["openAPIV3Schema"]
+    for implicit in ("apiVersion", "kind"):
+        schema["properties"].setdefault(implicit, {"type": "string"})
+    schema["properties"].setdefault("metadata", {"type": "object",
+                                                 "x-kubernetes-preserve-unknown-fields": True})
+    return schema  # type: ignore[no-any-return]
+
+
+def _check_schema(doc: dict[str, Any], schema: dict[str, Any]) -> None:
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    flat = _resolve_refs(schema, schema.get("$defs", {}))
+    assert _undeclared(doc, flat) == []
+
+
+def test_all_formats_render_deterministically_and_parse() -> None:
+    pol = load_policy(RESTRICTED)
+    first = dump_yaml(render(pol, ["all"], FULL))
+    again = dump_yaml(render(load_policy(RESTRICTED), ["all"], FULL))
+    assert first == again
+    docs = list(yaml.safe_load_all(first))
+    assert _kinds(docs) == [
+        ("v1", "Namespace"),
+        ("v1", "ConfigMap"),
+        ("v1", "Namespace"), ("v1", "ConfigMap"), ("batch/v1", "Job"),
+        ("kyverno.io/v1", "ClusterPolicy"),
+        ("policy.sigstore.dev/v1beta1", "ClusterImagePolicy"),
+        ("policy.sigstore.dev/v1beta1", "ClusterImagePolicy"),
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"),
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"),
+        ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
+    ]
+    for d in docs:
+        name = d["metadata"]["name"]
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name), name
+        assert "&id" not in first  # no YAML anchors: every manifest stands alone
+
+
+def test_kyverno_cluster_policy_matches_schema_and_policy() -> None:
+    pol = load_policy(RESTRICTED)
+    (doc,) = render(pol, ["kyverno"], RenderOptions())
+    _check_schema(doc, yaml.safe_load((ASSETS / "kyverno-clusterpolicy-schema.yaml").read_text()))
+    spec = doc["spec"]
+    assert spec["validationFailureAction"] == "Enforce"
+    deny, verify_rule = spec["rules"]
+    assert "regex_match(" in deny["validate"]["foreach"][0]["deny"]["conditions"]["all"][0]["key"]
+    (verify,) = verify_rule["verifyImages"]
+    assert verify["imageReferences"] == ["registry.example.com/apps/*", "127.0.0.1:*/*"]
+    assert verify["mutateDigest"] is True and verify["verifyDigest"] is True
+    key = verify["attestors"][0]["entries"][0]["keys"]
+    assert key["publicKeys"].encode() == pol.deploy.signatures[0].key_pem
+    assert key["rekor"]["ignoreTlog"] is True
+    (att,) = verify["attestations"]
+    assert att["type"] == att["predicateType"] == "https://slsa.dev/provenance/v1"
+
+
+def test_kyverno_keyless_and_builder_ids() -> None:
+    pol = parse_policy(KEYLESS.encode() + b"""    attestations:
+      - {type: slsaprovenance, keyData: "%s", builderIds: ["https://ci.example/b"]}
+""" % (RESTRICTED.parent / "keys/release.pub").read_bytes().replace(b"\n", b"\\n"))
+    (doc,) = render(pol, ["kyverno"], RenderOptions())
+    _check_schema(doc, yaml.safe_load((ASSETS / "kyverno-clusterpolicy-schema.yaml").read_text()))
+    assert doc["metadata"]["name"] == "trustbuild-keyless-apps"
+    verify = doc["spec"]["rules"][1]["verifyImages"][0]
+    assert verify["imageReferences"] == ["docker.io/acme/*", "ghcr.io/acme/*"]
+    keyless = verify["attestors"][0]["entries"][0]["keyless"]
+    assert keyless["issuer"] == "https://token.actions.githubusercontent.com"
+    assert keyless["subjectRegExp"] == "^https://github.com/acme/"
+    cond = verify["attestations"][0]["conditions"][0]["all"][0]
+    assert cond == {"key": "{{ runDetails.builder.id }}", "operator": "AnyIn",
+                    "value": ["https://ci.example/b"]}
+
+
+def test_cluster_image_policies_match_crd() -> None:
+    pol = load_policy(RESTRICTED)
+    docs = render(pol, ["policy-controller"], RenderOptions())
+    schema = _crd_schema("clusterimagepolicy-crd.yaml", "v1beta1")
+    for d in docs:
+        _check_schema(d, schema)
+    signed, att = docs
+    assert signed["spec"]["images"] == [{"glob": "registry.example.com/apps/**"},
+                                        {"glob": "127.0.0.1:*/**"}]
+    assert signed["spec"]["authorities"][0]["key"]["data"].encode() == \
+        pol.deploy.signatures[0].key_pem
+    (auth,) = att["spec"]["authorities"]
+    assert auth["attestations"][0]["predicateType"] == "https://slsa.dev/provenance/v1"
+    kl = render(parse_policy(KEYLESS.encode()), ["policy-controller"], RenderOptions())
+    _check_schema(kl[0], schema)
+    assert kl[0]["spec"]["images"][0] == {"glob": "index.docker.io/acme/*"}
+    assert kl[0]["spec"]["authorities"][0]["keyless"]["identities"] == [{
+        "issuer": "https://token.actions.githubusercontent.com",
+        "subjectRegExp": "^https://github.com/acme/"}]
+
+
+def _cel(expr: str, activation: dict[str, Any]) -> Any:
+    """Evaluate with cel-python; ``join`` stands in for Kubernetes' strings extension."""
+    import celpy
+    from celpy import celtypes, json_to_cel
+
+    def join(lst: Any, sep: Any) -> Any:
+        return celtypes.StringType(str(sep).join(str(x) for x in lst))
+
+    env = celpy.Environment()
+    prog = env.program(env.compile(expr), functions={"join": join})
+    return prog.evaluate({k: json_to_cel(v) for k, v in activation.items()})
+
+
+def _pod(*images: str, init: tuple[str, ...] = (), eph: tuple[str, ...] = ()) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [{"name": f"c{i}", "image": im}
+                                           for i, im in enumerate(images)]}
+    if init:
+        spec["initContainers"] = [{"name": "i", "image": im} for im in init]
+    if eph:
+        spec["ephemeralContainers"] = [{"name": "e", "image": im} for im in eph]
+    return {"apiVersion": "v1", "kind": "Pod", "spec": spec}
+
+
+def test_validating_admission_policy_cel_on_pods() -> None:
+    pol = parse_policy(KEYLESS.encode())
+    vap, binding = render(pol, ["vap"], RenderOptions(namespace="apps"))
+    assert binding["spec"]["policyName"] == vap["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "apps"}}
+    (var,) = vap["spec"]["variables"]
+    pinned, repos = vap["spec"]["validations"]
+
+    def verdicts(pod: dict[str, Any]) -> list[tuple[bool, str]]:
+        images = _cel(var["expression"], {"object": pod})
+        act = {"variables": {"images": [str(i) for i in images]}}
+        return [(bool(_cel(v["expression"], act)), str(_cel(v["messageExpression"], act)))
+                for v in (pinned, repos)]
+
+    good = f"ghcr.io/acme/team/app@{DIGEST}"
+    assert verdicts(_pod(good, init=(f"acme/tool:1@{DIGEST}",))) == [
+        (True, "images must be pinned by digest (name@sha256:...): "),
+        (True, "images not from an allowed repository (docker.io/acme/*, ghcr.io/acme/**): ")]
+    (p_ok, p_msg), (r_ok, r_msg) = verdicts(_pod(good, eph=("ghcr.io/acme/debug:1",)))
+    assert not p_ok and p_msg.endswith(": ghcr.io/acme/debug:1") and r_ok
+    (p_ok, _), (r_ok, r_msg) = verdicts(_pod(f"ghcr.io/evil/app@{DIGEST}",
+                                             init=(f"docker.io/acme/x/y@{DIGEST}",)))
+    assert p_ok and not r_ok
+    assert r_msg.endswith(f": ghcr.io/evil/app@{DIGEST}, docker.io/acme/x/y@{DIGEST}")
+
+
+@pytest.mark.parametrize(("image", "allowed"), [
+    ("ghcr.io/acme/app", True),
+    ("ghcr.io/acme/team/app:1.0", True),
+    (f"ghcr.io/acme/app@{DIGEST}", True),
+    ("ghcr.io/acmeco/app", False),
+    ("ghcr.io/acme", False),
+    ("docker.io/acme/app:1", True),
+    ("index.docker.io/acme/app", True),
+    ("acme/app:2", True),                      # Docker short form of docker.io/acme/app
+    ("acme/app/extra", False),                 # * stays within one segment
+    ("evil.io/acme/app", False),
+    ("127.0.0.1:5000/acme/app", False),
+    ("app", False),                            # docker.io/library/app
+])
+def test_image_regex_follows_repository_globs(image: str, allowed: bool) -> None:
+    from trustbuild.policy.render.images import image_regex
+
+    rx = image_regex(["docker.io/acme/*", "ghcr.io/acme/**"])
+    assert bool(re.search(rx, image)) is allowed
+    assert "\\" not in rx and "'" not in rx
+
+
+def test_library_images_and_bare_names() -> None:
+    from trustbuild.policy.render.images import image_regex
+
+    rx = image_regex(["docker.io/library/*"])
+    for ok in ("nginx", "nginx:1.27", "library/nginx", "docker.io/library/nginx"):
+        assert re.search(rx, ok), ok
+    for bad in ("acme/nginx", "localhost:5000/nginx", "quay.io/nginx"):
+        assert not re.search(rx, bad), bad
+    with pytest.raises(PolicyError, match="unsupported characters"):
+        image_regex(["ghcr.io/acme/(evil)"])
+
+
+def test_pod_security_namespace_and_seccomp_configmap() -> None:
+    pol = load_policy(RESTRICTED)
+    (ns,) = render(pol, ["pod-security"], RenderOptions(namespace="apps"))
+    assert ns["metadata"]["name"] == "apps"
+    labels = ns["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+        assert labels[f"pod-security.kubernetes.io/{mode}-version"] == "latest"
+    baseline = parse_policy(KEYLESS.replace("  deploy:\n", "  deploy:\n    securityProfile: "
+                                            "baseline\n").encode())
+    (ns2,) = render(baseline, ["pod-security"], RenderOptions())
+    assert ns2["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    (cm,) = render(pol, ["seccomp"], RenderOptions())
+    text = cm["data"]["build-default.json"]
+    assert text == (REPO / "seccomp/build-default.json").read_text()
+    import hashlib
+    assert cm["metadata"]["annotations"]["trustbuild.dev/seccomp-digest"] == \
+        "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_executor_job_takes_its_image_and_inlines_the_policy(tmp_path: Path) -> None:
+    pol = load_policy(RESTRICTED)
+    ns, cm, job = render(pol, ["executor-job"], FULL)
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    pod = job["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["image"] == EXECUTOR
+    assert c["args"][c["args"].index("--executor-image") + 1] == EXECUTOR
+    assert {"name": "TRUSTBUILD_EXECUTOR_IMAGE", "value": EXECUTOR} in c["env"]
+    assert c["args"][c["args"].index("--security-profile") + 1] == "restricted"
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert "SYS_ADMIN" not in c["securityContext"]["capabilities"]["add"]
+    assert pod["securityContext"]["seccompProfile"] == {
+        "type": "Localhost", "localhostProfile": "trustbuild/build-default.json"}
+    # the inlined policy is a valid policy with the same keys, readable without key files
+    (tmp_path / "policy.yaml").write_text(cm["data"]["policy.yaml"])
+    inlined = load_policy(tmp_path / "policy.yaml")
+    assert [s.key_pem for s in inlined.deploy.signatures] == \
+        [s.key_pem for s in pol.deploy.signatures]
+    assert [s.key_pem for s in inlined.executor.signatures] == \
+        [s.key_pem for s in pol.executor.signatures]
+    with pytest.raises(UsageError, match="pin it by digest"):
+        render(pol, ["executor-job"], RenderOptions(
+            executor_image="registry.example.com/trustbuild/executor:1", build_context="c",
+            destination="d", signing_secret="s"))
+    with pytest.raises(PolicyError, match="not from spec.executor.image"):
+        render(pol, ["executor-job"], RenderOptions(
+            executor_image=f"evil.example.com/executor@{DIGEST}", build_context="c",
+            destination="d", signing_secret="s"))
+
+
+def test_webhook_configuration() -> None:
+    (doc,) = render(load_policy(RESTRICTED), ["webhook"], FULL)
+    (hook,) = doc["webhooks"]
+    assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["clientConfig"]["service"] == {"namespace": "trustbuild-system",
+                                               "name": "trustbuild-admission",
+                                               "path": "/validate", "port": 443}
+    assert base64.b64decode(hook["clientConfig"]["caBundle"]) == FULL.ca_bundle
+    pods = hook["rules"][0]
+    assert "pods" in pods["resources"] and pods["operations"] == ["CREATE", "UPDATE"]
+    with pytest.raises(UsageError, match="NAMESPACE/NAME"):
+        render(load_policy(RESTRICTED), ["webhook"],
+               RenderOptions(webhook_service="svc", ca_bundle=FULL.ca_bundle))
+
+
+def test_empty_deploy_section_is_refused() -> None:
+    pol = parse_policy(b"apiVersion: trustbuild.dev/v1alpha1\nkind: Policy\nspec: {}\n")
+    with pytest.raises(PolicyError, match="spec.deploy: no allowedRepositories"):
+        render(pol, ["kyverno"], RenderOptions())
+
+
+def test_cli_render_stdout_and_output_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                          ) -> None:
+    assert main(["policy", "render", "--policy", str(RESTRICTED)]) == 0
+    out, err = capsys.readouterr()
+    assert "skipped executor-job: needs --executor-image" in err
+    assert "skipped webhook: needs --webhook-service" in err
+    kinds = [d["kind"] for d in yaml.safe_load_all(out)]
+    assert "ClusterPolicy" in kinds and "Job" not in kinds
+    assert main(["policy", "render", "--policy", str(RESTRICTED)]) == 0
+    assert capsys.readouterr()[0] == out
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(FULL.ca_bundle or b"")
+    assert main(["policy", "render", "--policy", str(RESTRICTED), "--format", "vap",
+                 "--format", "webhook", "--webhook-service", "tb/adm", "--ca-bundle", str(ca),
+                 "--output-dir", str(tmp_path / "out")]) == 0
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == ["validatingadmissionpolicy.yaml", "validatingadmissionpolicybinding.yaml",
+                     "validatingwebhookconfiguration.yaml"]
+    assert main(["policy", "render", "--policy", str(RESTRICTED), "--format", "webhook"]) == 2
+    assert "--webhook-service" in capsys.readouterr()[1]
+    assert set(FORMATS) >= {"kyverno", "vap", "webhook"}

@@ -1,0 +1,106 @@
+"""Cluster bundles rendered from one policy file (``trustbuild policy render``).
+
+Every target is a module with ``render(policy, options) -> list[dict]`` returning Kubernetes
+manifests as plain dicts; :func:`render` picks the targets and :func:`dump_yaml` writes them as
+deterministic multi-document YAML.
+
+Example::
+
+    from trustbuild.policy.model import load_policy
+    from trustbuild.policy.render import RenderOptions, dump_yaml, render
+
+    docs = render(load_policy("policies/restricted.yaml"), ["kyverno", "vap"],
+                  RenderOptions(namespace="apps"))
+    print(dump_yaml(docs))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from trustbuild.errors import UsageError
+from trustbuild.policy.model import Policy
+from trustbuild.policy.render.options import RenderOptions
+from trustbuild.policy.render.output import dump_yaml, file_name_for, write_dir
+
+__all__ = ["FORMATS", "RenderOptions", "render", "dump_yaml", "write_dir", "file_name_for",
+           "missing_inputs"]
+
+#: Targets in the order ``all`` renders them.
+FORMATS = ("pod-security", "seccomp", "executor-job", "kyverno", "policy-controller", "vap",
+           "webhook")
+
+
+def _renderer(fmt: str) -> Callable[[Policy, RenderOptions], list[dict[str, Any]]]:
+    from trustbuild.policy.render import (
+        executor_job,
+        kyverno,
+        pod_security,
+        policy_controller,
+        seccomp,
+        vap,
+        webhook,
+    )
+
+    table: dict[str, Callable[[Policy, RenderOptions], list[dict[str, Any]]]] = {
+        "pod-security": pod_security.render,
+        "seccomp": seccomp.render,
+        "executor-job": executor_job.render,
+        "kyverno": kyverno.render,
+        "policy-controller": policy_controller.render,
+        "vap": vap.render,
+        "webhook": webhook.render,
+    }
+    return table[fmt]
+
+
+def missing_inputs(fmt: str, options: RenderOptions, policy: Policy | None = None) -> list[str]:
+    """The flags a target needs that ``options`` lacks (empty when it can be rendered)."""
+    need: list[str] = []
+    if fmt == "executor-job":
+        if not options.executor_image:
+            need.append("--executor-image REPO@sha256:...")
+        if not options.build_context:
+            need.append("--build-context CTX")
+        if not options.destination:
+            need.append("--destination REF")
+        if policy is not None and policy.output.sign and not options.signing_secret:
+            need.append("--signing-secret NAME (spec.output.sign)")
+    if fmt == "webhook":
+        if not options.webhook_service:
+            need.append("--webhook-service NS/NAME")
+        if not options.ca_bundle:
+            need.append("--ca-bundle FILE")
+    return need
+
+
+def render(policy: Policy, formats: Sequence[str], options: RenderOptions, *,
+           skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """Render ``formats`` (names from :data:`FORMATS`, or ``all``) for ``policy``.
+
+    With ``all``, targets whose inputs are missing are left out and named in ``skipped``
+    (``"executor-job: needs --executor-image ..."``); a target asked for by name raises
+    UsageError instead.
+    """
+    wanted = list(FORMATS) if "all" in formats else list(dict.fromkeys(formats))
+    docs: list[dict[str, Any]] = []
+    for fmt in wanted:
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown render format {fmt!r}: use all or {', '.join(FORMATS)}")
+        need = missing_inputs(fmt, options, policy)
+        if need:
+            if "all" in formats:
+                if skipped is not None:
+                    skipped.append(f"{fmt}: needs {', '.join(need)}")
+                continue
+            raise UsageError(f"policy render --format {fmt}: pass {', '.join(need)}")
+        docs.extend(_renderer(fmt)(policy, options))
+    return docs
+
+
+def render_to(policy: Policy, formats: Sequence[str], options: RenderOptions,
+              output_dir: str | Path) -> list[Path]:
+    """Render and write one file per kind into ``output_dir``; returns the files written."""
+    return write_dir(render(policy, formats, options), output_dir)

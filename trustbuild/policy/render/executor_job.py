@@ -1,0 +1,174 @@
+"""The executor ``Job`` (batch/v1): ``trustbuild build`` in a pod under the policy.
+
+A pod cannot learn the digest of its own image (the downward API has no such field), so the
+renderer takes it (``--executor-image REPO@sha256:...``) and passes it to the build twice: as
+the container image and as ``--executor-image`` / ``TRUSTBUILD_EXECUTOR_IMAGE``, which the
+policy gate verifies against ``spec.executor``. The policy file goes in a ConfigMap with its
+keys inlined (``key:`` paths become ``keyData:``). The executor builds in its own container
+(``--mode container``, as Kaniko does) as root, so its namespace gets the Pod Security level
+``baseline`` (``privileged`` for a privileged build profile), never ``restricted``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trustbuild.errors import PolicyError, UsageError
+from trustbuild.oci.reference import Reference
+from trustbuild.policy.model import Policy
+from trustbuild.policy.render.options import RenderOptions, dns_name
+from trustbuild.policy.render.output import dump_document
+from trustbuild.policy.render.pod_security import namespace
+from trustbuild.policy.render.seccomp import localhost_profile, profile_file
+
+__all__ = ["render", "inline_policy", "POLICY_MOUNT"]
+
+POLICY_MOUNT = "/trustbuild/policy"
+SIGNING_MOUNT = "/trustbuild/signing"
+DOCKER_MOUNT = "/trustbuild/.docker"
+
+
+def _resolve(policy: Policy, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else Path(policy.path).parent / p
+
+
+def inline_policy(policy: Policy) -> dict[str, str]:
+    """ConfigMap data: ``policy.yaml`` with keys inlined, plus trusted roots it names."""
+    import copy
+
+    doc = copy.deepcopy(policy.raw)
+    files: dict[str, str] = {}
+
+    def fix(item: Any, where: str) -> None:
+        if not isinstance(item, dict):
+            return
+        if "key" in item:
+            path = _resolve(policy, item.pop("key"))
+            try:
+                item["keyData"] = path.read_text()
+            except OSError as exc:
+                raise PolicyError(f"{policy.path}: {where}.key: cannot read {path}: "
+                                  f"{exc.strerror}") from None
+        kl = item.get("keyless")
+        if isinstance(kl, dict) and kl.get("trustedRoot"):
+            path = _resolve(policy, kl["trustedRoot"])
+            name = f"trusted-root-{len(files)}.json"
+            files[name] = path.read_text()
+            kl["trustedRoot"] = f"{POLICY_MOUNT}/{name}"
+
+    spec = doc.get("spec") or {}
+    for section in ("baseImages", "executor", "deploy"):
+        sec = spec.get(section) or {}
+        for field in ("signatures", "attestations"):
+            for i, item in enumerate(sec.get(field) or []):
+                fix(item, f"spec.{section}.{field}[{i}]")
+    build = spec.get("build") or {}
+    sc = build.get("seccompProfile")
+    if sc and ("/" in sc or sc.endswith(".json")):
+        path = _resolve(policy, sc)
+        name = f"seccomp-{dns_name(path.stem)}.json"
+        files[name] = path.read_text()
+        build["seccompProfile"] = f"{POLICY_MOUNT}/{name}"
+    text = dump_document(doc)
+    return {"policy.yaml": text, **files}
+
+
+def _security_context(profile: str) -> dict[str, Any]:
+    from trustbuild.sandbox.profiles import DOCKER_DEFAULT_CAPS, RESTRICTED_CAPS
+
+    if profile == "privileged":
+        return {"privileged": True, "runAsUser": 0}
+    caps = RESTRICTED_CAPS if profile == "restricted" else DOCKER_DEFAULT_CAPS
+    return {
+        "runAsUser": 0,
+        "runAsNonRoot": False,
+        "privileged": False,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"], "add": sorted(caps)},
+    }
+
+
+def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
+    """The build namespace, the policy ConfigMap and the Job."""
+    assert options.executor_image and options.build_context and options.destination
+    ref = Reference.parse(options.executor_image)
+    if ref.digest is None:
+        raise UsageError(f"--executor-image {options.executor_image}: pin it by digest "
+                         "(REPO@sha256:...); the gate verifies exactly that image")
+    if policy.executor.image and Reference.parse(policy.executor.image).name != ref.name:
+        raise PolicyError(f"--executor-image {options.executor_image}: not from "
+                          f"spec.executor.image {policy.executor.image}; the gate would deny it")
+    image = options.executor_image
+    profile = policy.build.security_profile or "baseline"
+    ns = options.build_namespace
+    name = dns_name("trustbuild-build", policy.name, limit=52)
+    cm_name = dns_name("trustbuild-policy", policy.name)
+    args = ["--context", options.build_context, "--destination", options.destination,
+            "--policy", f"{POLICY_MOUNT}/policy.yaml", "--executor-image", image,
+            "--security-profile", profile]
+    env: list[dict[str, Any]] = [{"name": "TRUSTBUILD_EXECUTOR_IMAGE", "value": image}]
+    mounts: list[dict[str, Any]] = [{"name": "policy", "mountPath": POLICY_MOUNT,
+                                     "readOnly": True}]
+    volumes: list[dict[str, Any]] = [{"name": "policy", "configMap": {"name": cm_name}}]
+    if options.signing_secret:
+        args += ["--sign-key", f"{SIGNING_MOUNT}/cosign.key"]
+        env.append({"name": "COSIGN_PASSWORD", "valueFrom": {"secretKeyRef": {
+            "name": options.signing_secret, "key": "cosign.password"}}})
+        mounts.append({"name": "signing-key", "mountPath": SIGNING_MOUNT, "readOnly": True})
+        volumes.append({"name": "signing-key", "secret": {
+            "secretName": options.signing_secret,
+            "items": [{"key": "cosign.key", "path": "cosign.key"}]}})
+    if options.registry_secret:
+        env.append({"name": "DOCKER_CONFIG", "value": DOCKER_MOUNT})
+        mounts.append({"name": "docker-config", "mountPath": DOCKER_MOUNT, "readOnly": True})
+        volumes.append({"name": "docker-config", "secret": {
+            "secretName": options.registry_secret,
+            "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}})
+    pod_sc: dict[str, Any] = {}
+    found = profile_file(policy) if profile != "privileged" else None
+    if found is not None:
+        pod_sc["seccompProfile"] = {"type": "Localhost",
+                                    "localhostProfile": localhost_profile(found[0])}
+    labels = {"app.kubernetes.io/name": "trustbuild-executor",
+              "app.kubernetes.io/managed-by": "trustbuild"}
+    level = "privileged" if profile == "privileged" else "baseline"
+    policy_cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": cm_name, "namespace": ns, "labels": labels,
+                     "annotations": {"trustbuild.dev/source-policy-digest": policy.digest}},
+        "data": inline_policy(policy),
+    }
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": ns, "labels": labels,
+                     "annotations": {"trustbuild.dev/policy": policy.name,
+                                     "trustbuild.dev/executor-image": image}},
+        "spec": {
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": pod_sc,
+                    "containers": [{
+                        "name": "executor",
+                        "image": image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "args": args,
+                        "env": env,
+                        "securityContext": _security_context(profile),
+                        "volumeMounts": mounts,
+                    }],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+    return [namespace(ns, level, policy=policy), policy_cm, job]

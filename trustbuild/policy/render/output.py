@@ -1,0 +1,63 @@
+"""Deterministic YAML for rendered manifests: multi-document text or one file per kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["dump_yaml", "dump_document", "write_dir", "file_name_for"]
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper: multi-line strings (PEM keys, profiles) as literal blocks, no anchors."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        """Never write ``&id001`` anchors: every manifest stands alone."""
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _dump_one(doc: dict[str, Any]) -> str:
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     width=4096, allow_unicode=True, explicit_start=True)
+
+
+def dump_document(doc: dict[str, Any]) -> str:
+    """One document without the ``---`` marker (file contents, e.g. a policy in a ConfigMap)."""
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     width=4096, allow_unicode=True)
+
+
+def dump_yaml(docs: list[dict[str, Any]]) -> str:
+    """All documents as one multi-document YAML stream (``---`` before each)."""
+    return "".join(_dump_one(d) for d in docs)
+
+
+def file_name_for(kind: str) -> str:
+    """The file a kind is written to: ``ClusterPolicy`` -> ``clusterpolicy.yaml``."""
+    return f"{kind.lower()}.yaml"
+
+
+def write_dir(docs: list[dict[str, Any]], output_dir: str | Path) -> list[Path]:
+    """Write one file per kind (documents of that kind in render order); returns the paths."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for d in docs:
+        by_kind.setdefault(str(d["kind"]), []).append(d)
+    written = []
+    for kind, group in by_kind.items():
+        path = out / file_name_for(kind)
+        path.write_text(dump_yaml(group))
+        written.append(path)
+    return written
