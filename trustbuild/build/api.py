@@ -89,7 +89,7 @@ class BuildResult:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _new_record(options: BuildOptions) -> BuildRecord:
@@ -99,7 +99,8 @@ def _new_record(options: BuildOptions) -> BuildRecord:
         platform=str(options.target_platform()), destinations=list(options.destinations),
         labels=dict(options.labels), security_profile=options.security_profile,
         seccomp_profile=options.seccomp_profile or "", snapshot_mode=options.snapshot_mode,
-        mode=options.mode, reproducible=options.reproducible or options.source_date_epoch is not None,
+        mode=options.mode,
+        reproducible=options.reproducible or options.source_date_epoch is not None,
         executor_image=options.executor_image)
 
 

@@ -1,4 +1,4 @@
-"""Base images: resolve a reference to a digest once, pull each layer once (verified), extract safely.
+"""Base images: resolve a reference to a digest once, pull each layer once (verified), extract.
 
 Example::
 
@@ -97,7 +97,8 @@ class BaseImages:
                 check_bytes(raw, entry.digest, what=f"manifest {entry.digest} of {ref}")
                 m = parse_manifest(raw, mt, what=f"manifest {entry.digest} of {ref}")
                 if not isinstance(m, Manifest):
-                    raise InvalidManifest(f"{ref}: index entry {entry.digest} is not an image manifest")
+                    raise InvalidManifest(
+                        f"{ref}: index entry {entry.digest} is not an image manifest")
             with store.open_blob(m.config) as f:
                 config_raw = f.read()
                 f.read()  # reaching EOF runs the digest check

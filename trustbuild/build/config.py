@@ -25,7 +25,7 @@ HISTORY_COMMENT = "buildkit.dockerfile.v0"
 
 def rfc3339(epoch: float) -> str:
     """``2024-01-01T00:00:00Z`` (fractional seconds kept when present)."""
-    t = _dt.datetime.fromtimestamp(epoch, tz=_dt.timezone.utc)
+    t = _dt.datetime.fromtimestamp(epoch, tz=_dt.UTC)
     if t.microsecond:
         return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -91,7 +91,8 @@ class ImageState:
     @property
     def c(self) -> dict[str, Any]:
         """The ``config`` object (Env, Cmd, Entrypoint, ...)."""
-        return self.config.setdefault("config", {})
+        inner: dict[str, Any] = self.config.setdefault("config", {})
+        return inner
 
     # ---- environment
     def env(self) -> dict[str, str]:
@@ -138,7 +139,8 @@ class ImageState:
         cfg.setdefault("os", platform.os)
         inner = {k: v for k, v in (cfg.get("config") or {}).items() if v not in (None, "", [], {})}
         cfg["config"] = inner
-        order = ["created", "author", "architecture", "variant", "os", "config", "rootfs", "history"]
+        order = ["created", "author", "architecture", "variant", "os", "config", "rootfs",
+                 "history"]
         out = {k: cfg[k] for k in order if k in cfg}
         out.update({k: v for k, v in cfg.items() if k not in out})
         return out

@@ -158,7 +158,7 @@ class Executor:
     def _global_args(self) -> None:
         for ins in self.df.global_args:
             for name, default in ins.arg_defs:
-                env = {**self.predefined, **{k: v for k, v in self.global_args.items() if v is not None}}
+                env = self._from_env()
                 try:
                     self.global_args[name] = self._arg_value(name, default, env)
                 except TrustbuildError as exc:
@@ -257,7 +257,8 @@ class Executor:
         for stage in stages:
             base = self.base_name(stage)
             if base.lower() != "scratch" and self.earlier_stage(base, stage.index) is None:
-                self._resolve(base, stage, "base", self.stage_platform(stage), stage.from_instruction)
+                self._resolve(base, stage, "base", self.stage_platform(stage),
+                              stage.from_instruction)
             for ins, ref in self._copy_from_refs(stage):
                 if self.earlier_stage(ref, stage.index) is None:
                     self._resolve(ref, stage, "copy-from", self.platform, ins)
@@ -362,10 +363,12 @@ class Executor:
                     raise SandboxError(f"RUN steps need trustbuild.sandbox: {exc}") from None
                 factory = StepRunner
             st.runner = factory(
-                st.rootfs, scratch, snapshot_mode=self.options.snapshot_mode, mode=self.options.mode,
+                st.rootfs, scratch, snapshot_mode=self.options.snapshot_mode,
+                mode=self.options.mode,
                 ignore_paths=tuple(self.options.ignore_paths), compression=self.options.compression,
                 level=self.options.compression_level, mtime=self.epoch,
-                docker_media_types=self.options.image_format == "docker", output=self.options.output,
+                docker_media_types=self.options.image_format == "docker",
+                output=self.options.output,
                 force=self.options.force)
         return st.runner
 

@@ -1,4 +1,4 @@
-"""Layers the build writes itself (COPY, ADD, WORKDIR): exactly the given paths plus their parents."""
+"""Layers the build writes itself (COPY, ADD, WORKDIR): exactly the given paths and parents."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Everything one build is asked to do: the :class:`BuildOptions` the CLI fills and ``build()`` takes.
+"""What one build is asked to do: the :class:`BuildOptions` the CLI fills and ``build()`` takes.
 
 Example::
 
@@ -28,7 +28,8 @@ __all__ = ["BuildOptions", "GateHook", "is_secret_name", "redact_build_args", "p
 
 GateHook = Callable[["Dockerfile", "BuildRecord"], None]
 """Called once every FROM / COPY --from image is resolved to a digest, before any layer is
-extracted or RUN executes; it may raise PolicyViolation. The build then uses exactly those digests."""
+extracted or RUN executes; it may raise PolicyViolation. The build then uses exactly those
+digests."""
 
 _SECRET = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
 
@@ -43,7 +44,8 @@ def redact_build_args(args: Mapping[str, str]) -> dict[str, str]:
     return {k: ("***" if is_secret_name(k) else v) for k, v in args.items()}
 
 
-def parse_build_args(items: Sequence[str], *, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def parse_build_args(items: Sequence[str], *,
+                     environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """``K=V`` items (bare ``K`` takes the environment's value, skipped when unset), last wins."""
     env = os.environ if environ is None else environ
     out: dict[str, str] = {}

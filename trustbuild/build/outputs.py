@@ -131,7 +131,7 @@ def _atomic_text(path: str, text: str) -> None:
 
 def write_digest_files(digest: str, refs: list[Reference], *, digest_file: str | None,
                        name_file: str | None) -> None:
-    """--digest-file gets ``sha256:...``; --image-name-with-digest-file ``NAME@sha256:...`` lines."""
+    """--digest-file gets ``sha256:...``; --image-name-with-digest-file ``NAME@sha256:...``."""
     if digest_file:
         _atomic_text(digest_file, digest)
     if name_file:

@@ -19,7 +19,7 @@ _MAX_LINKS = 255
 
 
 def clean_abs(path: str, *, workdir: str = "/") -> str:
-    """``path`` made absolute against ``workdir`` and normalised (``..`` cannot climb above ``/``)."""
+    """``path`` made absolute against ``workdir``, normalised (``..`` stops at ``/``)."""
     joined = posixpath.join(workdir or "/", path)
     norm = posixpath.normpath("/" + joined.lstrip("/"))
     return "/" if norm in ("//", "/.") else norm
@@ -58,7 +58,8 @@ def secure_join(rootfs: Path, path: str, *, follow_last: bool = True) -> Path:
         if stat.S_ISLNK(st.st_mode):
             links += 1
             if links > _MAX_LINKS:
-                raise BuildError(f"too many levels of symbolic links resolving {path!r} in the image")
+                raise BuildError(
+                    f"too many levels of symbolic links resolving {path!r} in the image")
             target = os.readlink(candidate)
             if target.startswith("/"):
                 resolved = []
@@ -68,13 +69,15 @@ def secure_join(rootfs: Path, path: str, *, follow_last: bool = True) -> Path:
     return Path(root, *resolved) if resolved else Path(root)
 
 
-def make_parents(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0, mode: int = 0o755) -> list[str]:
+def make_parents(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0,
+                 mode: int = 0o755) -> list[str]:
     """Create the missing parent directories of container ``path``; returns those created."""
     parent = posixpath.dirname(clean_abs(path))
     return mkdir_all(rootfs, parent, uid=uid, gid=gid, mode=mode)
 
 
-def mkdir_all(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0, mode: int = 0o755) -> list[str]:
+def mkdir_all(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0,
+              mode: int = 0o755) -> list[str]:
     """``mkdir -p`` of container ``path`` inside ``rootfs``; new dirs get uid/gid/mode.
 
     Returns the container paths created (outermost first). A non-directory in the way is an error.

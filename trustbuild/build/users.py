@@ -63,7 +63,7 @@ def lookup_group(rootfs: Path, group: str) -> int | None:
 
 
 def resolve_user(rootfs: Path, spec: str, *, what: str = "USER") -> UserIds:
-    """``user[:group]`` (names or ids) to ids; a named user or group that does not exist is an error.
+    """``user[:group]`` (names or ids) to ids; an unknown named user or group is an error.
 
     A bare numeric uid without an /etc/passwd entry gets gid 0 (Docker's behaviour).
     """

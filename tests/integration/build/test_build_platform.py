@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from fixtures.imagefs import fetch_dir, flatten, read_dir_image
 from fixtures.images import write_multiarch_layout
+
 from trustbuild.build.api import build
 from trustbuild.build.options import BuildOptions
 from trustbuild.oci.descriptor import Platform

@@ -1,4 +1,4 @@
-"""Unit tests of the executor's building blocks: rootfs paths, users, options, assembly, RUN argv."""
+"""Unit tests of the executor's parts: rootfs paths, users, options, assembly, RUN argv."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def test_mkdir_all_creates_with_owner_and_refuses_files(tmp_path: Path) -> None:
 def rootfs(tmp_path: Path) -> Path:
     etc = tmp_path / "etc"
     etc.mkdir()
-    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\n")
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+                                "app:x:1000:1001:app:/home/app:/bin/sh\n")
     (etc / "group").write_text("root:x:0:\napp:x:1001:\nstaff:x:50:\n")
     return tmp_path
 

@@ -238,7 +238,8 @@ def _copy(ex: Executor, st: StageRun, ins: Instruction, *, add: bool) -> None:
         try:
             chmod = int(ex.expand(st, chmod_text), 8)
         except ValueError:
-            raise ex.error(ins, f"invalid --chmod {chmod_text!r}: expected octal bits like 0755") from None
+            raise ex.error(ins, f"invalid --chmod {chmod_text!r}: expected octal bits like "
+                                "0755") from None
         if chmod > 0o7777:
             raise ex.error(ins, f"invalid --chmod {chmod_text!r}: more than 4 octal digits")
     workdir = st.image.c.get("WorkingDir") or "/"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from trustbuild.build.dockerfile import Instruction
 from trustbuild.build.layers import write_paths_layer
 from trustbuild.build.rootfs import clean_abs, mkdir_all
-from trustbuild.build.users import resolve_user
+from trustbuild.build.users import resolve_chown
 from trustbuild.errors import TrustbuildError
 
 if TYPE_CHECKING:
@@ -110,10 +110,9 @@ def _user_ids(st: StageRun) -> tuple[int, int]:
     if not user:
         return 0, 0
     try:
-        ids = resolve_user(st.rootfs, user)
+        return resolve_chown(st.rootfs, user)  # a bare uid means uid:uid, as buildah does
     except TrustbuildError:
         return 0, 0
-    return ids.uid, ids.gid
 
 
 def handle_workdir(ex: Executor, st: StageRun, ins: Instruction) -> None:
@@ -187,7 +186,8 @@ def handle_healthcheck(ex: Executor, st: StageRun, ins: Instruction) -> None:
 def handle_shell(ex: Executor, st: StageRun, ins: Instruction) -> None:
     """SHELL ["exe", "arg"]."""
     if not ins.json_form or not ins.args:
-        raise ex.error(ins, 'SHELL requires the arguments to be in JSON form, e.g. ["/bin/sh", "-c"]')
+        raise ex.error(ins, 'SHELL requires the arguments to be in JSON form, '
+                            'e.g. ["/bin/sh", "-c"]')
     st.image.c["Shell"] = list(ins.args)
     _meta(ex, st, ins, "SHELL " + json_list(list(ins.args)))
 

@@ -77,7 +77,7 @@ def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
             ids = resolve_user(st.rootfs, user_spec)
         except BuildError as exc:
             raise ex.error(ins, str(exc)) from None
-        user = f"{ids.uid}:{ids.gid}"
+        user = user_spec  # the sandbox resolves it again and adds supplementary groups
         env.setdefault("HOME", ids.home)
     else:
         env.setdefault("HOME", "/root")
