@@ -15,6 +15,7 @@ the three modes give the same layer for the same change.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -31,6 +32,22 @@ __all__ = ["Snapshot", "take_snapshot", "diff_snapshots", "Changes", "write_chan
 
 Snapshot = dict[str, tuple[object, ...]]
 _CHUNK = 1 << 20
+_FS_IOC_GETVERSION = 0x80087601  # _IOR('v', 1, long): the inode generation
+
+
+def _generation(path: str) -> int:
+    """The inode generation (ext4, xfs, tmpfs...): tells a re-created directory from the old
+    one when the filesystem reuses the inode number at once. 0 when unsupported."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        return int.from_bytes(fcntl.ioctl(fd, _FS_IOC_GETVERSION, b"\0" * 8)[:4], "little")
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
 
 
 def _xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
@@ -64,7 +81,8 @@ def take_snapshot(root: Path, *, full: bool = False,
                   exclude: Callable[[str], bool] | None = None) -> Snapshot:
     """Map every path under ``root`` (relative, no leading "/") to a comparable state tuple.
 
-    Tuple layout: (file type, inode, rest...). ``exclude(rel)`` skips a path and its subtree.
+    Tuple layout: (file type, inode, rest...); for directories the first item is
+    (S_IFDIR, inode generation). ``exclude(rel)`` skips a path and its subtree.
     Other mounted filesystems below ``root`` are not entered.
     """
     snap: Snapshot = {}
@@ -88,8 +106,8 @@ def take_snapshot(root: Path, *, full: bool = False,
                 fmt = stat.S_IFMT(st.st_mode)
                 xa = _xattrs(e.path)
                 if fmt == stat.S_IFDIR:
-                    snap[rel] = (fmt, st.st_ino, st.st_mode, st.st_uid, st.st_gid,
-                                 st.st_mtime_ns, xa)
+                    snap[rel] = ((fmt, _generation(e.path)), st.st_ino, st.st_mode,
+                                 st.st_uid, st.st_gid, st.st_mtime_ns, xa)
                     if st.st_dev == root_dev:
                         stack.append((e.path, rel + "/"))
                     continue
@@ -105,11 +123,13 @@ def take_snapshot(root: Path, *, full: bool = False,
     return snap
 
 
+def _is_dir(entry: tuple[object, ...]) -> bool:
+    return isinstance(entry[0], tuple)
+
+
 def _same(a: tuple[object, ...], b: tuple[object, ...], *, full: bool) -> bool:
-    if a[0] != b[0]:
-        return False
-    if a[0] == stat.S_IFDIR:
-        return a == b  # same inode and metadata: otherwise changed or replaced
+    if _is_dir(a) or _is_dir(b):
+        return a == b  # same inode, generation and metadata: otherwise changed or replaced
     if full:
         return a[2:] == b[2:]
     return a == b
@@ -141,7 +161,7 @@ def diff_snapshots(before: Snapshot, after: Snapshot, *, full: bool = False) -> 
             ch.added.add(rel)
         elif not _same(old, new, full=full):
             ch.added.add(rel)
-            if new[0] == stat.S_IFDIR and (old[0] != stat.S_IFDIR or old[1] != new[1]):
+            if _is_dir(new) and (not _is_dir(old) or old[:2] != new[:2]):
                 ch.opaque.add(rel)
     # Everything below a replaced directory is new content.
     if ch.opaque:
@@ -156,7 +176,7 @@ def diff_snapshots(before: Snapshot, after: Snapshot, *, full: bool = False) -> 
         if rel in after:
             continue
         p = _parent(rel)
-        if p and (p not in after or after[p][0] != stat.S_IFDIR):
+        if p and (p not in after or not _is_dir(after[p])):
             continue  # a deleted or replaced ancestor already hides it
         hidden = False
         q = p
