@@ -1,4 +1,4 @@
-"""``trustbuild policy validate FILE``, ``policy check --policy FILE [build flags]``, ``policy render``."""
+"""``trustbuild policy validate FILE``, ``policy check --policy FILE [build flags]``, ``render``."""
 
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ class RenderOptions:
     executor as ``REPO@sha256:...`` (a Job cannot learn its own image digest, so the renderer
     takes it). ``registry_secret``: a ``kubernetes.io/dockerconfigjson`` Secret for pushing;
     ``signing_secret``: a Secret with ``cosign.key`` and ``cosign.password`` (cosign's
-    ``k8s://`` layout) for ``spec.output.sign``. ``webhook_service``: ``NAMESPACE/NAME`` of the admission Service;
-    ``ca_bundle``: PEM bytes of the CA that signed its serving certificate.
+    ``k8s://`` layout) for ``spec.output.sign``. ``webhook_service``: ``NAMESPACE/NAME`` of
+    the admission Service; ``ca_bundle``: PEM bytes of the CA that signed its serving certificate.
     """
 
     namespace: str | None = None

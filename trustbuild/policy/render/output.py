@@ -10,7 +10,7 @@ import yaml
 __all__ = ["dump_yaml", "dump_document", "write_dir", "file_name_for"]
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
     """SafeDumper: multi-line strings (PEM keys, profiles) as literal blocks, no anchors."""
 
     def ignore_aliases(self, data: object) -> bool:
@@ -28,14 +28,14 @@ _Dumper.add_representer(str, _str)
 
 
 def _dump_one(doc: dict[str, Any]) -> str:
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                     width=4096, allow_unicode=True, explicit_start=True)
+    return str(yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                         width=4096, allow_unicode=True, explicit_start=True))
 
 
 def dump_document(doc: dict[str, Any]) -> str:
     """One document without the ``---`` marker (file contents, e.g. a policy in a ConfigMap)."""
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                     width=4096, allow_unicode=True)
+    return str(yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                         width=4096, allow_unicode=True))
 
 
 def dump_yaml(docs: list[dict[str, Any]]) -> str:

@@ -1,0 +1,108 @@
+"""The admission decision: every image of a request through the policy's deploy check.
+
+Each distinct image string is parsed, resolved to a digest once in its registry, and checked
+with :func:`trustbuild.policy.deploy.check_deploy` on that digest; the first denial becomes
+the answer's message. Anything that cannot be checked (bad reference, registry down) denies:
+the webhook fails closed.
+
+Example::
+
+    ctl = AdmissionController(load_policy("policies/restricted.yaml"), StoreOptions())
+    answer = ctl.review(body)       # AdmissionReview response dict
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from trustbuild.admission.review import (
+    AdmissionRequest,
+    InvalidReview,
+    extract_images,
+    parse_review,
+    response,
+)
+from trustbuild.errors import TrustbuildError
+from trustbuild.oci.reference import Reference
+from trustbuild.policy.deploy import check_deploy
+from trustbuild.policy.model import Policy
+from trustbuild.store.base import StoreOptions
+
+__all__ = ["AdmissionController", "ImageVerdict"]
+
+log = logging.getLogger("trustbuild.admission")
+_CHECKED_OPERATIONS = ("CREATE", "UPDATE")
+
+
+@dataclass(frozen=True)
+class ImageVerdict:
+    """The deploy check's outcome for one image string."""
+
+    image: str
+    allowed: bool
+    message: str
+    digest: str = ""
+
+
+class AdmissionController:
+    """Applies ``policy.deploy`` to AdmissionReviews (thread-safe: no shared mutable state)."""
+
+    def __init__(self, policy: Policy, options: StoreOptions) -> None:
+        self.policy = policy
+        self.options = options
+
+    def check_image(self, image: str) -> ImageVerdict:
+        """Resolve ``image`` to a digest once and run the deploy check on that digest."""
+        from trustbuild.registry.store import RegistryStore
+        from trustbuild.sign.sign import resolve_subject
+
+        try:
+            ref = Reference.parse(image)
+        except TrustbuildError as exc:
+            return ImageVerdict(image, False, f"image {image}: {exc}")
+        store = RegistryStore(ref.registry, ref.repository, self.options)
+        try:
+            subject = resolve_subject(store, str(ref.digest) if ref.digest else ref.tag)
+            digest = str(subject.digest)
+            if ref.digest is not None and digest != str(ref.digest):
+                return ImageVerdict(image, False, f"image {image}: the registry returned a "
+                                                  f"manifest with digest {digest}")
+            report = check_deploy(self.policy, store, digest, repository=ref.name,
+                                  image=f"{ref.name}@{digest}")
+        except TrustbuildError as exc:
+            return ImageVerdict(image, False, f"image {image}: cannot be verified: {exc}")
+        finally:
+            store.close()
+        if report.denied:
+            first = report.denied[0]
+            return ImageVerdict(image, False, f"image {image} ({digest}): {first.id}: "
+                                              f"{first.message}", digest)
+        return ImageVerdict(image, True, "", digest)
+
+    def decide(self, req: AdmissionRequest) -> dict[str, object]:
+        """The AdmissionReview response for a parsed request."""
+        if req.operation not in _CHECKED_OPERATIONS:
+            return response(req.uid, allowed=True)
+        try:
+            uses = extract_images(req)
+        except InvalidReview as exc:
+            return response(req.uid, allowed=False, code=400,
+                            message=f"trustbuild policy {self.policy.name}: {exc}")
+        verdicts: dict[str, ImageVerdict] = {}
+        for use in uses:
+            if use.image not in verdicts:
+                verdicts[use.image] = self.check_image(use.image)
+            v = verdicts[use.image]
+            if not v.allowed:
+                msg = f"trustbuild policy {self.policy.name} denied {use.where}: {v.message}"
+                log.info("deny %s %s/%s uid=%s: %s", req.kind, req.namespace, req.name,
+                         req.uid, msg)
+                return response(req.uid, allowed=False, message=msg)
+        log.info("allow %s %s/%s uid=%s (%d images)", req.kind, req.namespace, req.name,
+                 req.uid, len(verdicts))
+        return response(req.uid, allowed=True)
+
+    def review(self, body: bytes) -> dict[str, object]:
+        """Parse a request body and decide; InvalidReview when the body is not a review."""
+        return self.decide(parse_review(body))

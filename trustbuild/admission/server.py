@@ -1,0 +1,160 @@
+"""The validating webhook: HTTPS on ``http.server``, one thread per connection, bounded.
+
+``POST /validate`` takes an AdmissionReview v1 and answers one; ``GET /healthz`` answers
+``ok``. Limits: the TLS handshake and every read time out (``timeout``), a body must declare
+its ``Content-Length`` and stay under :data:`MAX_REVIEW_BYTES` (413 otherwise), at most
+``max_concurrent`` reviews run at once (503 beyond). A body that is not an AdmissionReview
+gets 400 with the reason in ``response.status.message``.
+
+Example::
+
+    server = AdmissionServer(controller, ("127.0.0.1", 8443), cert="tls.crt", key="tls.key")
+    server.serve_forever()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from trustbuild.admission.controller import AdmissionController
+from trustbuild.admission.review import MAX_REVIEW_BYTES, InvalidReview, response
+from trustbuild.errors import UsageError
+
+__all__ = ["AdmissionServer", "parse_listen", "tls_context"]
+
+log = logging.getLogger("trustbuild.admission")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8443`` for IPv6) -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"--listen {text!r}: expected HOST:PORT")
+    return host, int(port)
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server context (TLS 1.2+) with the serving certificate and key."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"--tls-cert {cert} / --tls-key {key}: cannot load: {exc}") from None
+    return ctx
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: AdmissionServer
+    protocol_version = "HTTP/1.1"
+    server_version = "trustbuild-admission"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server API
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _send(self, status: int, body: dict[str, Any] | str) -> None:
+        data = (json.dumps(body) if isinstance(body, dict) else body).encode()
+        self.send_response(status)
+        ctype = "application/json" if isinstance(body, dict) else "text/plain; charset=utf-8"
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str) -> None:
+        self.close_connection = True
+        self._send(status, response("", allowed=False, code=status, message=message))
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        if self.path in ("/healthz", "/readyz"):
+            self._send(200, "ok\n")
+        else:
+            self._error(404, f"no such path {self.path[:100]!r}: POST AdmissionReviews "
+                             f"to {self.server.path}")
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        if self.path.split("?", 1)[0] != self.server.path:
+            self._error(404, f"no such path {self.path[:100]!r}: use {self.server.path}")
+            return
+        ctype = self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            self._error(415, f"Content-Type {ctype or 'missing'!r}: expected application/json")
+            return
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding") or length is None or not length.isdigit():
+            self._error(411, "a Content-Length header is required (no chunked bodies)")
+            return
+        if int(length) > MAX_REVIEW_BYTES:
+            self._error(413, f"AdmissionReview of {length} bytes is larger than "
+                             f"{MAX_REVIEW_BYTES} bytes")
+            return
+        body = self.rfile.read(int(length))
+        if len(body) != int(length):
+            self._error(400, "the body is shorter than its Content-Length")
+            return
+        if not self.server.slots.acquire(blocking=False):
+            self._error(503, "too many reviews in progress; retry")
+            return
+        try:
+            answer = self.server.controller.review(body)
+        except InvalidReview as exc:
+            self._error(400, str(exc))
+            return
+        finally:
+            self.server.slots.release()
+        self._send(200, answer)
+
+
+class AdmissionServer(ThreadingHTTPServer):
+    """HTTPS server answering AdmissionReviews with ``controller``; port 0 picks a free one."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, controller: AdmissionController, address: tuple[str, int], *,
+                 cert: str, key: str, path: str = "/validate", timeout: float = 10.0,
+                 max_concurrent: int = 16) -> None:
+        self.controller = controller
+        self.path = path
+        self.io_timeout = timeout
+        self.slots = threading.BoundedSemaphore(max_concurrent)
+        self.context = tls_context(cert, key)
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    @property
+    def port(self) -> int:
+        """The port actually bound."""
+        return int(self.server_address[1])
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """TLS handshake in the connection's own thread, under the I/O timeout."""
+        request.settimeout(self.io_timeout)
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake with %s failed: %s", client_address, exc)
+            return
+        try:
+            self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
+        finally:
+            try:
+                tls.unwrap()
+            except (ssl.SSLError, OSError):
+                pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a failed connection in one line (timeouts, resets) instead of a traceback."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        log.info("connection from %s failed: %s", client_address[0], exc)
