@@ -197,6 +197,9 @@ def _step_child(cfg: dict[str, Any], err_fd: int) -> None:
     """PID 1 of the new PID namespace: build the root, drop privileges, exec."""
     try:
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+        # A new session: no controlling terminal, so /dev/tty cannot reach (or TIOCSTI-type
+        # into) the terminal the build was started from.
+        os.setsid()
         _do("set hostname", socket.sethostname, cfg.get("hostname", "trustbuild"))
         if cfg["network"] == "none":
             _do("bring up loopback", _lo_up)

@@ -186,3 +186,11 @@ def test_device_nodes_a_step_creates_cannot_be_opened(busybox_rootfs: Path,
 def test_only_stdio_is_inherited(busybox_rootfs: Path, tmp_path: Path) -> None:
     res = run(busybox_rootfs, tmp_path, RunSpec(["/bin/ls", "/proc/self/fd"], env={}))
     assert res.output_tail == ["0", "1", "2", "3"]  # 3: ls's own directory handle
+
+
+def test_the_step_has_its_own_session_and_no_controlling_terminal(busybox_rootfs: Path,
+                                                                   tmp_path: Path) -> None:
+    # /proc/self/stat fields 6 and 7: session id and controlling tty (0 = none).
+    res = run(busybox_rootfs, tmp_path, sh(
+        "cut -d' ' -f6,7 /proc/1/stat; (: > /dev/tty) 2>/dev/null && echo TTY-OPEN"))
+    assert res.output_tail == ["1 0"]
