@@ -82,6 +82,10 @@ def _register_render(psub: Any) -> None:
                    help="webhook: Service of `trustbuild admission serve`")
     r.add_argument("--webhook-port", type=int, default=443, metavar="PORT")
     r.add_argument("--ca-bundle", metavar="FILE", help="webhook: CA of the serving certificate")
+    r.add_argument("--webhook-image", metavar="REPO@DIGEST",
+                   help="webhook: also render its Deployment/Service/ConfigMap from this image")
+    r.add_argument("--tls-secret", default="trustbuild-admission-tls", metavar="NAME",
+                   help="webhook: kubernetes.io/tls Secret with the serving key pair")
     r.set_defaults(func=run_render)
 
 
@@ -104,7 +108,8 @@ def run_render(args: argparse.Namespace) -> int:
         executor_image=args.executor_image, build_context=args.build_context,
         destination=args.destination, registry_secret=args.registry_secret,
         signing_secret=args.signing_secret, webhook_service=args.webhook_service,
-        webhook_port=args.webhook_port, ca_bundle=ca)
+        webhook_port=args.webhook_port, ca_bundle=ca, webhook_image=args.webhook_image,
+        tls_secret=args.tls_secret)
     policy = load_policy(args.policy)
     skipped: list[str] = []
     docs = render(policy, args.format or ["all"], options, skipped=skipped)

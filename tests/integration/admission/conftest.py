@@ -1,5 +1,6 @@
 """Fixtures for the admission webhook: signed/unsigned images in the real registry, a TLS
-certificate made here, and ``trustbuild admission serve`` running as a real process."""
+certificate made here, ``trustbuild admission serve`` running as a real process, and a fake
+API server that calls it the way the rendered ValidatingWebhookConfiguration tells it to."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import http.client
 import ipaddress
 import json
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -26,6 +28,9 @@ from trustbuild.sign.sign import sign_image
 from trustbuild.store.base import StoreOptions
 
 PASSWORD = b"admission-test"
+SERVICE = "trustbuild-system/trustbuild-admission"
+#: The name the API server checks the serving certificate against (service.namespace.svc).
+SERVICE_DNS = "trustbuild-admission.trustbuild-system.svc"
 
 
 def _skopeo_copy(src: str, dst: str) -> None:
@@ -67,7 +72,8 @@ def make_tls(dirpath: Path) -> tuple[Path, Path, Path]:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now).not_valid_after(now + _dt.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                [x509.DNSName(SERVICE_DNS),
+                 x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     paths = dirpath / "ca.pem", dirpath / "tls.crt", dirpath / "tls.key"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
@@ -111,10 +117,19 @@ class Webhook:
     ca: Path
     proc: subprocess.Popen[bytes]
     log: Path
+    policy: Path
 
-    def connection(self) -> http.client.HTTPSConnection:
-        ctx = ssl.create_default_context(cafile=str(self.ca))
-        return http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=60)
+    def connection(self, *, cadata: str | None = None) -> http.client.HTTPSConnection:
+        """HTTPS to the webhook on loopback, checking its certificate as the API server does:
+        against the CA bundle, for the Service's DNS name."""
+        if cadata is not None:
+            ctx = ssl.create_default_context(cadata=cadata)
+        else:
+            ctx = ssl.create_default_context(cafile=str(self.ca))
+        conn = http.client.HTTPSConnection(SERVICE_DNS, self.port, context=ctx, timeout=60)
+        conn.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.port), 60),
+                                    server_hostname=SERVICE_DNS)
+        return conn
 
     def post(self, body: bytes | dict[str, Any], *, path: str = "/validate",
              content_type: str = "application/json") -> tuple[int, dict[str, Any]]:
@@ -158,7 +173,7 @@ def webhook(admission_images: tuple[Images, Path],
         proc.kill()
         proc.wait()
         pytest.fail(f"admission serve did not start: {log.read_text()}")
-    hook = Webhook(port, ca, proc, log)
+    hook = Webhook(port, ca, proc, log, policy)
     try:
         yield hook
     finally:
@@ -168,3 +183,78 @@ def webhook(admission_images: tuple[Images, Path],
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class FakeAPIServer:
+    """The part of the Kubernetes API server that calls validating webhooks, driven by the
+    ValidatingWebhookConfiguration that ``trustbuild policy render --format webhook`` wrote:
+    rule matching, the namespace selector, ``clientConfig`` (CA bundle, Service name, path),
+    ``timeoutSeconds`` and ``failurePolicy``. Only what these tests need; not a real one."""
+
+    def __init__(self, config: dict[str, Any], webhook: Webhook) -> None:
+        (self.hook,) = config["webhooks"]
+        self.webhook = webhook
+
+    def _matches(self, group: str, resource: str, operation: str, namespace: str) -> bool:
+        sel = self.hook["namespaceSelector"]
+        for expr in sel.get("matchExpressions", []):
+            assert expr["key"] == "kubernetes.io/metadata.name" and expr["operator"] == "NotIn"
+            if namespace in expr["values"]:
+                return False
+        for rule in self.hook["rules"]:
+            if (group in rule["apiGroups"] and "v1" in rule["apiVersions"]
+                    and operation in rule["operations"] and resource in rule["resources"]):
+                return True
+        return False
+
+    def admit(self, obj: dict[str, Any], *, kind: str = "Pod", group: str = "",
+              resource: str = "pods", operation: str = "CREATE",
+              namespace: str = "apps") -> dict[str, Any] | None:
+        """The webhook's response (None when no rule sends the request to it)."""
+        import base64
+        import uuid
+
+        if not self._matches(group, resource, operation, namespace):
+            return None
+        uid = str(uuid.uuid4())
+        body = {"apiVersion": "admission.k8s.io/" + self.hook["admissionReviewVersions"][0],
+                "kind": "AdmissionReview",
+                "request": {
+                    "uid": uid, "kind": {"group": group, "version": "v1", "kind": kind},
+                    "resource": {"group": group, "version": "v1", "resource": resource},
+                    "name": "x", "namespace": namespace, "operation": operation,
+                    "userInfo": {"username": "alice"}, "object": obj, "oldObject": None,
+                    "dryRun": False}}
+        cc = self.hook["clientConfig"]
+        conn = self.webhook.connection(cadata=base64.b64decode(cc["caBundle"]).decode())
+        conn.sock.settimeout(self.hook["timeoutSeconds"])
+        try:
+            conn.request("POST", cc["service"]["path"], body=json.dumps(body).encode(),
+                         headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        if resp.status != 200:
+            assert self.hook["failurePolicy"] == "Fail"
+            return {"uid": uid, "allowed": False,
+                    "status": {"message": f"failed calling webhook: HTTP {resp.status}"}}
+        out = json.loads(data)
+        assert out["apiVersion"] == "admission.k8s.io/v1" and out["kind"] == "AdmissionReview"
+        assert out["response"]["uid"] == uid
+        return out["response"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def api_server(webhook: Webhook, tmp_path_factory: pytest.TempPathFactory) -> FakeAPIServer:
+    """A fake API server configured by the rendered ValidatingWebhookConfiguration."""
+    import yaml
+
+    from trustbuild.cli.main import main
+
+    d = tmp_path_factory.mktemp("rendered")
+    assert main(["policy", "render", "--policy", str(webhook.policy), "--format", "webhook",
+                 "--webhook-service", SERVICE, "--ca-bundle", str(webhook.ca),
+                 "--output-dir", str(d)]) == 0
+    config = yaml.safe_load((d / "validatingwebhookconfiguration.yaml").read_text())
+    return FakeAPIServer(config, webhook)

@@ -1,9 +1,11 @@
 """``trustbuild admission serve`` against AdmissionReviews, with a fake API server.
 
-A real Kubernetes API server cannot run here, so these tests play its part: they POST
-AdmissionReview v1 bodies over HTTPS (trusting the webhook's CA, as ``caBundle`` would) to
-the real webhook process, which resolves images in the real registry (docker-registry on
-loopback) and verifies real cosign signatures made with trustbuild.
+A real Kubernetes API server cannot run here, so these tests play its part: ``api_server``
+(conftest.FakeAPIServer) follows the ValidatingWebhookConfiguration rendered by
+``trustbuild policy render --format webhook`` (rules, namespace selector, CA bundle, Service
+name, path, failurePolicy) and POSTs AdmissionReview v1 bodies over HTTPS to the real webhook
+process, which resolves images in the real registry (docker-registry on loopback) and verifies
+real cosign signatures made with trustbuild. Hostile bodies are POSTed directly.
 """
 
 from __future__ import annotations
@@ -59,61 +61,76 @@ def answer(webhook: Any, body: dict[str, Any]) -> dict[str, Any]:
     return out["response"]  # type: ignore[no-any-return]
 
 
-def test_signed_image_from_allowed_repository_is_allowed(
-        webhook: Any, admission_images: Any) -> None:
+def test_signed_image_from_allowed_repository_is_allowed(api_server: Any,
+                                                        admission_images: Any) -> None:
     imgs, _ = admission_images
-    resp = answer(webhook, review(pod(imgs.signed)))
+    resp = api_server.admit(pod(imgs.signed))
     assert resp["allowed"] is True, resp
     pinned = imgs.signed.rsplit(":", 1)[0] + "@" + imgs.signed_digest
-    assert answer(webhook, review(pod(pinned, init=(imgs.signed,))))["allowed"] is True
+    assert api_server.admit(pod(pinned, init=(imgs.signed,)))["allowed"] is True
 
 
-def test_unsigned_image_is_denied_with_the_reason(
-        webhook: Any, admission_images: Any) -> None:
+def test_unsigned_image_is_denied_with_the_reason(api_server: Any,
+                                                  admission_images: Any) -> None:
     imgs, _ = admission_images
-    resp = answer(webhook, review(pod(imgs.signed, imgs.unsigned)))
+    resp = api_server.admit(pod(imgs.signed, imgs.unsigned))
     assert resp["allowed"] is False
     msg = resp["status"]["message"]
     assert resp["status"]["code"] == 403
     assert "spec.containers[1]" in msg and imgs.unsigned in msg and "signature" in msg
 
 
-def test_image_outside_allowed_repositories_is_denied(
-        webhook: Any, admission_images: Any) -> None:
+def test_image_outside_allowed_repositories_is_denied(api_server: Any,
+                                                      admission_images: Any) -> None:
     imgs, _ = admission_images
-    resp = answer(webhook, review(pod(imgs.other_repo)))
+    resp = api_server.admit(pod(imgs.other_repo))
     assert resp["allowed"] is False
     assert "allowed-repository" in resp["status"]["message"]
     assert "elsewhere/app is not in spec.deploy.allowedRepositories" in resp["status"]["message"]
 
 
-def test_deployment_template_images_are_checked(
-        webhook: Any, admission_images: Any) -> None:
+def test_workload_templates_are_checked(api_server: Any, admission_images: Any) -> None:
     imgs, _ = admission_images
     ok = deployment({"containers": [{"name": "a", "image": imgs.signed}]})
-    assert answer(webhook, review(ok, kind="Deployment", group="apps"))["allowed"] is True
+    resp = api_server.admit(ok, kind="Deployment", group="apps", resource="deployments")
+    assert resp["allowed"] is True
     bad = deployment({"initContainers": [{"name": "i", "image": imgs.unsigned}],
                       "containers": [{"name": "a", "image": imgs.signed}]})
-    resp = answer(webhook, review(bad, kind="Deployment", group="apps"))
+    resp = api_server.admit(bad, kind="Deployment", group="apps", resource="deployments")
     assert resp["allowed"] is False
     assert "spec.template.spec.initContainers[0]" in resp["status"]["message"]
     cron = {"apiVersion": "batch/v1", "kind": "CronJob", "spec": {"schedule": "* * * * *",
             "jobTemplate": {"spec": {"template": {"spec": {
                 "containers": [{"name": "a", "image": imgs.unsigned}]}}}}}}
-    resp = answer(webhook, review(cron, kind="CronJob", group="batch"))
+    resp = api_server.admit(cron, kind="CronJob", group="batch", resource="cronjobs")
     assert resp["allowed"] is False
     assert "spec.jobTemplate.spec.template.spec.containers[0]" in resp["status"]["message"]
 
 
-def test_missing_image_and_bad_reference_fail_closed(
-        webhook: Any, admission_images: Any) -> None:
+def test_ephemeral_containers_subresource(api_server: Any, admission_images: Any) -> None:
+    imgs, _ = admission_images
+    obj = pod(imgs.signed)
+    obj["spec"]["ephemeralContainers"] = [{"name": "debug", "image": imgs.unsigned}]
+    resp = api_server.admit(obj, resource="pods/ephemeralcontainers", operation="UPDATE")
+    assert resp["allowed"] is False
+    assert "spec.ephemeralContainers[0]" in resp["status"]["message"]
+
+
+def test_requests_the_configuration_does_not_send(api_server: Any) -> None:
+    assert api_server.admit(pod("anything:1"), namespace="kube-system") is None
+    assert api_server.admit(pod("anything:1"), operation="DELETE") is None
+    assert api_server.admit({"data": {}}, kind="ConfigMap", resource="configmaps") is None
+
+
+def test_missing_image_and_bad_reference_fail_closed(api_server: Any,
+                                                     admission_images: Any) -> None:
     imgs, _ = admission_images
     host = imgs.signed.split("/", 1)[0]
-    resp = answer(webhook, review(pod(f"{host}/admission/nothing-here:1")))
+    resp = api_server.admit(pod(f"{host}/admission/nothing-here:1"))
     assert resp["allowed"] is False and "cannot be verified" in resp["status"]["message"]
-    resp = answer(webhook, review(pod("Not A Reference!")))
+    resp = api_server.admit(pod("Not A Reference!"))
     assert resp["allowed"] is False and "Not A Reference!" in resp["status"]["message"]
-    resp = answer(webhook, review(pod(f"{host}/admission/app@{DIGEST}")))
+    resp = api_server.admit(pod(f"{host}/admission/app@{DIGEST}"))
     assert resp["allowed"] is False
 
 
@@ -189,3 +206,15 @@ def test_a_stalled_client_does_not_block_others(webhook: Any) -> None:
         assert status == 200 and out["response"]["allowed"] is True
     finally:
         stalled.close()
+
+
+def test_serve_usage_errors(tmp_path: Any) -> None:
+    from trustbuild.cli.main import main
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text("apiVersion: trustbuild.dev/v1alpha1\nkind: Policy\n"
+                      "spec: {deploy: {allowedRepositories: ['x/*']}}\n")
+    base = ["admission", "serve", "--policy", str(policy)]
+    assert main([*base, "--tls-cert", str(tmp_path / "no.crt"), "--tls-key",
+                 str(tmp_path / "no.key"), "--listen", "127.0.0.1:0"]) == 2
+    assert main([*base, "--tls-cert", "c", "--tls-key", "k", "--listen", "nowhere"]) == 2

@@ -354,3 +354,68 @@ def test_cli_render_stdout_and_output_dir(tmp_path: Path, capsys: pytest.Capture
     assert main(["policy", "render", "--policy", str(RESTRICTED), "--format", "webhook"]) == 2
     assert "--webhook-service" in capsys.readouterr()[1]
     assert set(FORMATS) >= {"kyverno", "vap", "webhook"}
+
+
+BASELINE_CAPS = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                 "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+
+
+def _pss_violations(spec: dict[str, Any], level: str) -> list[str]:
+    """The Pod Security Standards checks that concern these pods (not the whole standard)."""
+    out = []
+    psc = spec.get("securityContext", {})
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(key):
+            out.append(key)
+    if any("hostPath" in v for v in spec.get("volumes", [])):
+        out.append("hostPath")
+    for c in spec["containers"]:
+        sc = c.get("securityContext", {})
+        seccomp = sc.get("seccompProfile", psc.get("seccompProfile", {})).get("type")
+        if sc.get("privileged"):
+            out.append("privileged")
+        if seccomp == "Unconfined":
+            out.append("seccomp Unconfined")
+        add = set(sc.get("capabilities", {}).get("add", []))
+        if add - BASELINE_CAPS:
+            out.append(f"capabilities {sorted(add - BASELINE_CAPS)}")
+        if level == "restricted":
+            if sc.get("allowPrivilegeEscalation") is not False:
+                out.append("allowPrivilegeEscalation")
+            if "ALL" not in sc.get("capabilities", {}).get("drop", []):
+                out.append("drop ALL")
+            if add - {"NET_BIND_SERVICE"}:
+                out.append("added capabilities")
+            if not (sc.get("runAsNonRoot") or psc.get("runAsNonRoot")):
+                out.append("runAsNonRoot")
+            if sc.get("runAsUser", psc.get("runAsUser")) == 0:
+                out.append("runAsUser 0")
+            if seccomp not in ("RuntimeDefault", "Localhost"):
+                out.append("seccomp profile")
+    return out
+
+
+def test_webhook_server_bundle_passes_restricted_and_executor_passes_baseline() -> None:
+    image = f"registry.example.com/trustbuild/executor@{DIGEST}"
+    opts = RenderOptions(webhook_service=FULL.webhook_service, ca_bundle=FULL.ca_bundle,
+                         webhook_image=image)
+    cm, deploy, svc, config = render(load_policy(RESTRICTED), ["webhook"], opts)
+    assert [d["kind"] for d in (cm, deploy, svc, config)] == [
+        "ConfigMap", "Deployment", "Service", "ValidatingWebhookConfiguration"]
+    ns, name = "trustbuild-system", "trustbuild-admission"
+    assert svc["metadata"] == {**svc["metadata"], "namespace": ns, "name": name}
+    assert config["webhooks"][0]["clientConfig"]["service"]["port"] == svc["spec"]["ports"][0][
+        "port"]
+    pod = deploy["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["image"] == image and c["command"][:3] == ["trustbuild", "admission", "serve"]
+    assert c["ports"][0]["containerPort"] == svc["spec"]["ports"][0]["targetPort"]
+    assert _pss_violations(pod, "restricted") == []
+    assert parse_policy(cm["data"]["policy.yaml"].encode()).deploy.signatures
+    job = render(load_policy(RESTRICTED), ["executor-job"], FULL)[2]
+    job_pod = job["spec"]["template"]["spec"]
+    assert _pss_violations(job_pod, "baseline") == []
+    assert "runAsUser 0" in _pss_violations(job_pod, "restricted")  # hence its own namespace
+    with pytest.raises(UsageError, match="pin it by digest"):
+        render(load_policy(RESTRICTED), ["webhook"], RenderOptions(
+            webhook_service="a/b", ca_bundle=FULL.ca_bundle, webhook_image="x/y:1"))

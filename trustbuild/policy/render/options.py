@@ -21,7 +21,9 @@ class RenderOptions:
     takes it). ``registry_secret``: a ``kubernetes.io/dockerconfigjson`` Secret for pushing;
     ``signing_secret``: a Secret with ``cosign.key`` and ``cosign.password`` (cosign's
     ``k8s://`` layout) for ``spec.output.sign``. ``webhook_service``: ``NAMESPACE/NAME`` of
-    the admission Service; ``ca_bundle``: PEM bytes of the CA that signed its serving certificate.
+    the admission Service; ``ca_bundle``: PEM bytes of the CA that signed its serving certificate;
+    ``webhook_image``: an image with trustbuild (``REPO@sha256:...``, e.g. the executor) to run
+    the webhook Deployment from, with its serving key pair in the TLS Secret ``tls_secret``.
     """
 
     namespace: str | None = None
@@ -34,6 +36,8 @@ class RenderOptions:
     webhook_service: str | None = None
     webhook_port: int = 443
     webhook_path: str = "/validate"
+    webhook_image: str | None = None
+    tls_secret: str = "trustbuild-admission-tls"
     ca_bundle: bytes | None = None
     architecture: str = "SCMP_ARCH_X86_64"
 
