@@ -194,3 +194,20 @@ def test_the_step_has_its_own_session_and_no_controlling_terminal(busybox_rootfs
     res = run(busybox_rootfs, tmp_path, sh(
         "cut -d' ' -f6,7 /proc/1/stat; (: > /dev/tty) 2>/dev/null && echo TTY-OPEN"))
     assert res.output_tail == ["1 0"]
+
+
+@pytest.mark.parametrize("target", [
+    "/proc/sys/kernel/core_pattern", "/proc/sys/vm/overcommit_memory",
+    "/sys/kernel/uevent_helper", "/proc/sysrq-trigger",
+])
+def test_kernel_knobs_used_by_classic_escapes_are_read_only(busybox_rootfs: Path,
+                                                            tmp_path: Path, target: str) -> None:
+    # The payload is the knob's current value (or an invalid sysrq key), so a regression
+    # shows as "WROTE" without changing the host.
+    try:
+        payload = Path(target).read_text().strip() or "x"
+    except OSError:
+        payload = "|"
+    res = run(busybox_rootfs, tmp_path, sh(
+        f"(echo '{payload}' > {target}) 2>/dev/null && echo WROTE; echo done"))
+    assert res.output_tail == ["done"]
