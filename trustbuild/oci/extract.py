@@ -55,6 +55,7 @@ class ExtractStats:
     xattrs_skipped: int = 0
     diff_id: Digest | None = None
     skipped: list[str] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (hardlink, target), relative
 
 
 class _HashingReader:
@@ -336,7 +337,7 @@ class _Extractor:
             self._link_meta(dfd, base, info)
             self.stats.symlinks += 1
         elif info.islnk():
-            self._hardlink(dfd, base, info)
+            self._hardlink(dfd, rel, base, info)
         elif info.ischr() or info.isblk() or info.isfifo():
             kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK if info.isblk() else stat.S_IFIFO
             os.mknod(base, kind | 0o600, os.makedev(info.devmajor, info.devminor), dir_fd=dfd)
@@ -368,7 +369,7 @@ class _Extractor:
             os.close(fd)
         self.stats.files += 1
 
-    def _hardlink(self, dfd: int, base: str, info: tarfile.TarInfo) -> None:
+    def _hardlink(self, dfd: int, rel: str, base: str, info: tarfile.TarInfo) -> None:
         target = tarutil.clean_name(info.linkname)
         if target is None:
             raise _Unsafe(f"hardlink target {info.linkname!r} escapes the rootfs")
@@ -388,6 +389,7 @@ class _Extractor:
             os.link(tbase, base, src_dir_fd=tdfd, dst_dir_fd=dfd, follow_symlinks=False)
         finally:
             os.close(tdfd)
+        self.stats.links.append((rel, target))
         self.stats.hardlinks += 1
 
     def _link_meta(self, dfd: int, base: str, info: tarfile.TarInfo) -> None:

@@ -287,6 +287,7 @@ def test_hardlink_to_a_symlink_links_the_symlink_itself(tmp_path, box):
     assert os.lstat(root / "h").st_ino == os.lstat(root / "s").st_ino
     assert os.lstat(root / "h2").st_ino == os.lstat(root / "s").st_ino
     assert os.stat(sentinel / "secret").st_nlink == 1 and stats.hardlinks == 2
+    assert stats.links == [("h", "s"), ("h2", "s")]
     assert untouched()
 
 
