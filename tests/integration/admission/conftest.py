@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.registry import push_test_image
 
 from trustbuild.oci.reference import Reference
 from trustbuild.registry.store import RegistryStore
@@ -31,12 +32,6 @@ PASSWORD = b"admission-test"
 SERVICE = "trustbuild-system/trustbuild-admission"
 #: The name the API server checks the serving certificate against (service.namespace.svc).
 SERVICE_DNS = "trustbuild-admission.trustbuild-system.svc"
-
-
-def _skopeo_copy(src: str, dst: str) -> None:
-    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
-                    "--dest-tls-verify=false", f"docker://{src}", f"docker://{dst}"],
-                   check=True, capture_output=True, timeout=120)
 
 
 def _sign(ref: str, key: Path) -> str:
@@ -84,28 +79,59 @@ def make_tls(dirpath: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
+BUILDER_ID = "https://trustbuild.dev/test-builder"
+
+
+def _attest(ref: str, key: Path, builder_id: str) -> None:
+    from trustbuild.attest.attach import attest_image
+
+    r = Reference.parse(ref)
+    store = RegistryStore(r.registry, r.repository, StoreOptions())
+    predicate = {"buildDefinition": {"buildType": "https://trustbuild.dev/build/v1",
+                                     "externalParameters": {}},
+                 "runDetails": {"builder": {"id": builder_id}}}
+    try:
+        attest_image(store, r.tag, key=load_signing_key(key, password=PASSWORD),
+                     predicate=predicate, predicate_type="slsaprovenance", subject_name=r.name)
+    finally:
+        store.close()
+
+
 @dataclass
 class Images:
-    """References in the session registry: signed, unsigned, and signed-but-elsewhere."""
+    """References in the session registry: signed with provenance, unsigned, signed without
+    provenance, signed with provenance from another builder, and signed-but-elsewhere."""
 
     signed: str
     signed_digest: str
     unsigned: str
+    no_provenance: str
+    other_builder: str
     other_repo: str
 
 
 @pytest.fixture(scope="module")
-def admission_images(registry: Any, busybox_base: str,
+def admission_images(registry: Any,
                      tmp_path_factory: pytest.TempPathFactory) -> tuple[Images, Path]:
     keys = tmp_path_factory.mktemp("admission-keys")
     key, pub = generate_key_pair(str(keys / "release"), password=PASSWORD)
-    imgs = Images(signed=f"{registry.host}/admission/app:1", signed_digest="",
-                  unsigned=f"{registry.host}/admission/unsigned:1",
-                  other_repo=f"{registry.host}/elsewhere/app:1")
-    for ref in (imgs.signed, imgs.unsigned, imgs.other_repo):
-        _skopeo_copy(busybox_base, ref)
+    host = registry.host
+    imgs = Images(signed=f"{host}/admission/app:1", signed_digest="",
+                  unsigned=f"{host}/admission/unsigned:1",
+                  no_provenance=f"{host}/admission/no-provenance:1",
+                  other_builder=f"{host}/admission/other-builder:1",
+                  other_repo=f"{host}/elsewhere/app:1")
+    # distinct images (one layer each), so signatures of one never apply to another
+    for i, ref in enumerate((imgs.signed, imgs.unsigned, imgs.no_provenance,
+                             imgs.other_builder, imgs.other_repo)):
+        push_test_image(host, Reference.parse(ref).repository, "1",
+                        content=f"admission image {i}\n".encode())
     imgs.signed_digest = _sign(imgs.signed, key)
-    _sign(imgs.other_repo, key)
+    _attest(imgs.signed, key, BUILDER_ID)
+    for ref in (imgs.no_provenance, imgs.other_builder, imgs.other_repo):
+        _sign(ref, key)
+    _attest(imgs.other_builder, key, "https://ci.example/untrusted-builder")
+    _attest(imgs.other_repo, key, BUILDER_ID)
     return imgs, Path(pub)
 
 
@@ -153,7 +179,8 @@ def webhook(admission_images: tuple[Images, Path],
     policy.write_text(
         "apiVersion: trustbuild.dev/v1alpha1\nkind: Policy\nmetadata: {name: cluster}\n"
         "spec:\n  deploy:\n    allowedRepositories: ['127.0.0.1:*/admission/**']\n"
-        f"    signatures: [{{key: {pub}}}]\n")
+        f"    signatures: [{{key: {pub}}}]\n"
+        f"    attestations: [{{type: slsaprovenance, key: {pub}, builderIds: [{BUILDER_ID}]}}]\n")
     log = d / "serve.log"
     with open(log, "wb") as errf:
         proc = subprocess.Popen(

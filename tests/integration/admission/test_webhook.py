@@ -80,6 +80,17 @@ def test_unsigned_image_is_denied_with_the_reason(api_server: Any,
     assert "spec.containers[1]" in msg and imgs.unsigned in msg and "signature" in msg
 
 
+def test_missing_or_foreign_provenance_is_denied(api_server: Any,
+                                                 admission_images: Any) -> None:
+    imgs, _ = admission_images
+    resp = api_server.admit(pod(imgs.no_provenance))
+    assert resp["allowed"] is False
+    assert "attestation:slsaprovenance" in resp["status"]["message"]
+    resp = api_server.admit(pod(imgs.other_builder))
+    assert resp["allowed"] is False
+    assert "https://ci.example/untrusted-builder" in resp["status"]["message"]
+
+
 def test_image_outside_allowed_repositories_is_denied(api_server: Any,
                                                       admission_images: Any) -> None:
     imgs, _ = admission_images
