@@ -118,10 +118,46 @@ def test_all_formats_render_deterministically_and_parse() -> None:
         assert "&id" not in first  # no YAML anchors: every manifest stands alone
 
 
+def _kyverno_semantic_errors(doc: dict[str, Any]) -> list[str]:
+    """Kyverno's own checks on verifyImages (transcribed from ImageVerification.Validate,
+    AttestorSet/Attestor/StaticKeyAttestor/KeylessAttestor.Validate in api/kyverno/v1)."""
+    errs: list[str] = []
+
+    def attestor_sets(sets: list[dict[str, Any]], where: str) -> None:
+        for i, s in enumerate(sets):
+            entries = s.get("entries", [])
+            if not entries:
+                errs.append(f"{where}[{i}]: an entry is required")
+            if s.get("count") is not None and s["count"] > len(entries):
+                errs.append(f"{where}[{i}]: count cannot exceed length of entries")
+            for j, e in enumerate(entries):
+                kinds = [k for k in ("keys", "certificates", "keyless", "attestor") if k in e]
+                if len(kinds) != 1:
+                    errs.append(f"{where}[{i}].entries[{j}]: exactly one attestor kind")
+                keys = e.get("keys")
+                if keys is not None and not (keys.get("publicKeys") or keys.get("kms")
+                                             or keys.get("secret")):
+                    errs.append(f"{where}[{i}].entries[{j}].keys: a key is required")
+                kl = e.get("keyless")
+                if kl is not None and not (kl.get("rekor", {}).get("url") or kl.get("roots")):
+                    errs.append(f"{where}[{i}].entries[{j}].keyless: rekor.url or roots")
+
+    for r, rule in enumerate(doc["spec"]["rules"]):
+        for v, iv in enumerate(rule.get("verifyImages", [])):
+            where = f"rules[{r}].verifyImages[{v}]"
+            if not iv.get("imageReferences"):
+                errs.append(f"{where}: an image reference is required")
+            attestor_sets(iv.get("attestors", []), f"{where}.attestors")
+            for a, att in enumerate(iv.get("attestations", [])):
+                attestor_sets(att.get("attestors", []), f"{where}.attestations[{a}].attestors")
+    return errs
+
+
 def test_kyverno_cluster_policy_matches_schema_and_policy() -> None:
     pol = load_policy(RESTRICTED)
     (doc,) = render(pol, ["kyverno"], RenderOptions())
     _check_schema(doc, yaml.safe_load((ASSETS / "kyverno-clusterpolicy-schema.yaml").read_text()))
+    assert _kyverno_semantic_errors(doc) == []
     spec = doc["spec"]
     assert spec["validationFailureAction"] == "Enforce"
     deny, verify_rule = spec["rules"]
@@ -142,6 +178,7 @@ def test_kyverno_keyless_and_builder_ids() -> None:
 """ % (RESTRICTED.parent / "keys/release.pub").read_bytes().replace(b"\n", b"\\n"))
     (doc,) = render(pol, ["kyverno"], RenderOptions())
     _check_schema(doc, yaml.safe_load((ASSETS / "kyverno-clusterpolicy-schema.yaml").read_text()))
+    assert _kyverno_semantic_errors(doc) == []
     assert doc["metadata"]["name"] == "trustbuild-keyless-apps"
     verify = doc["spec"]["rules"][1]["verifyImages"][0]
     assert verify["imageReferences"] == ["docker.io/acme/*", "ghcr.io/acme/*"]
