@@ -34,10 +34,6 @@ CASES = sorted(p.name for p in ASSETS.iterdir() if (p / "Dockerfile").is_file())
 
 # case -> what trustbuild does differently from buildah (remove once fixed)
 XFAIL: dict[str, str] = {
-    "workdir-user": "RUN under USER <name> gets no supplementary groups from /etc/group "
-                    "(handlers/run.py passes uid:gid to the sandbox)",
-    "workdir-numeric-user": "WORKDIR made under USER <uid> without passwd entry is owned "
-                            "uid:0, buildah uid:uid (as --chown)",
     "hardlink-metadata": "overlay snapshot: chmod/chown/append through one name of a hardlink made "
                          "in an earlier layer leaves the other names unchanged (walk/full agree "
                          "with buildah)",
@@ -90,34 +86,75 @@ def _buildah(flags: list[str], ctx: Path, args: list[str], target: str | None, t
     assert r.returncode == 0, f"buildah push failed for {ctx.name}: {r.stderr[-2000:]}"
 
 
-@pytest.mark.parametrize("case", _params())
-def test_extra_case_matches_buildah(case: str, busybox_base: str, registry: object,
-                                    buildah_root: list[str],  # noqa: F811
-                                    tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+class _Case:
+    """One case prepared for building: context copy, build args, target."""
+
+    def __init__(self, case: str, base: str, host: str, work: Path) -> None:
+        self.name, self.host = case, host
+        self.ctx = _prepare(case, base, work)
+        self.args = [f"BASE={base}", *_lines(self.ctx / "build-args")]
+        self.target = (_lines(self.ctx / "target") or [None])[0]
+        self.parent = f"{host}/conformance-extra/{case}-parent:1"
+
+    def trustbuild(self, dest: str, *extra: str) -> int:
+        argv = ["build", "--context", str(self.ctx), "--destination", dest, *extra]
+        for a in self.args:
+            argv += ["--build-arg", a]
+        if self.target:
+            argv += ["--target", self.target]
+        return main(argv)
+
+
+@pytest.fixture(scope="module")
+def buildah_images(busybox_base: str, registry: object, buildah_root: list[str],  # noqa: F811
+                   tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[_Case, Path]]:
+    """case -> (prepared case, buildah's image fetched as a skopeo dir), built on first use."""
     host = registry.host  # type: ignore[attr-defined]
-    ctx = _prepare(case, busybox_base, tmp_path / "ctx")
-    args = [f"BASE={busybox_base}", *_lines(ctx / "build-args")]
-    target = (_lines(ctx / "target") or [None])[0]
-    if (ctx / "parent").is_dir():
-        parent = f"{host}/conformance-extra/{case}-parent:1"
-        _buildah(buildah_root, ctx / "parent", [f"BASE={busybox_base}"], None,
-                 f"localhost/extra-{case}-parent:1", parent)
-        args.append(f"PARENT={parent}")
-    ours = f"{host}/conformance-extra/tb-{case}:1"
-    theirs = f"{host}/conformance-extra/bh-{case}:1"
-    argv = ["build", "--context", str(ctx), "--destination", ours]
-    for a in args:
-        argv += ["--build-arg", a]
-    if target:
-        argv += ["--target", target]
-    rc = main(argv)
+
+    class _Lazy(dict):  # type: ignore[type-arg]
+        def __missing__(self, case: str) -> tuple[_Case, Path]:
+            work = tmp_path_factory.mktemp(f"case-{case}")
+            c = _Case(case, busybox_base, host, work / "ctx")
+            if (c.ctx / "parent").is_dir():
+                _buildah(buildah_root, c.ctx / "parent", [f"BASE={busybox_base}"], None,
+                         f"localhost/extra-{case}-parent:1", c.parent)
+                c.args.append(f"PARENT={c.parent}")
+            theirs = f"{host}/conformance-extra/bh-{case}:1"
+            alt = c.ctx / "Dockerfile.buildah"
+            _buildah(buildah_root, c.ctx, c.args, c.target, f"localhost/extra-{case}:1", theirs,
+                     alt if alt.is_file() else None)
+            self[case] = (c, fetch_dir(theirs, work / "bh"))
+            return self[case]
+
+    return _Lazy()
+
+
+@pytest.mark.parametrize("case", _params())
+def test_extra_case_matches_buildah(case: str, buildah_images: dict[str, tuple[_Case, Path]],
+                                    tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    c, theirs = buildah_images[case]
+    ours = f"{c.host}/conformance-extra/tb-{case}:1"
+    rc = c.trustbuild(ours)
     assert rc == 0, f"trustbuild build failed for {case}: {capsys.readouterr().err[-2000:]}"
-    alt = ctx / "Dockerfile.buildah"
-    _buildah(buildah_root, ctx, args, target, f"localhost/extra-{case}:1", theirs,
-             alt if alt.is_file() else None)
-    diffs = compare_images(fetch_dir(ours, tmp_path / "tb"), fetch_dir(theirs, tmp_path / "bh"))
+    diffs = compare_images(fetch_dir(ours, tmp_path / "tb"), theirs)
     assert not diffs, f"{case}: {len(diffs)} differences:\n" + "\n".join(diffs[:40])
+
+
+MODE_CASES = ("fs-changes", "hardlink-metadata", "long-names-big-ids", "snapshot-tricky")
+
+
+@pytest.mark.parametrize("mode", ["walk", "full"])
+@pytest.mark.parametrize("case", MODE_CASES)
+def test_snapshot_modes_match_buildah(case: str, mode: str,
+                                      buildah_images: dict[str, tuple[_Case, Path]],
+                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The non-default snapshotters give buildah's filesystem too (the default is above)."""
+    c, theirs = buildah_images[case]
+    ours = f"{c.host}/conformance-extra/tb-{case}-{mode}:1"
+    rc = c.trustbuild(ours, "--snapshot-mode", mode)
+    assert rc == 0, f"trustbuild build failed for {case}: {capsys.readouterr().err[-2000:]}"
+    diffs = compare_images(fetch_dir(ours, tmp_path / "tb"), theirs)
+    assert not diffs, f"{case} ({mode}): {len(diffs)} differences:\n" + "\n".join(diffs[:40])
 
 
 # --- "How it will be checked": outputs read by other tools, reproducibility, failing RUN -------
@@ -213,8 +250,6 @@ def test_reproducible_across_work_dirs_and_mtimes(busybox_base: str, registry: o
     assert all(h.get("created", "").startswith("2023-11-14T22:13:20") for h in cfg["history"][1:])
 
 
-@pytest.mark.xfail(strict=True, reason="with SOURCE_DATE_EPOCH, --reproducible clamps mtimes "
-                   "(older context/archive mtimes are kept), so they change the digest")
 def test_reproducible_source_date_epoch_ignores_older_mtimes(busybox_base: str, registry: object,
                                                              tmp_path: Path) -> None:
     host = registry.host  # type: ignore[attr-defined]
@@ -242,8 +277,6 @@ def _hardlinks(d: Path) -> set[tuple[str, str]]:
     return {(p, t) for p, t in links.items() if p in visible}
 
 
-@pytest.mark.xfail(strict=True, reason="COPY --from copies a hardlinked pair as two files; "
-                   "buildah keeps the hardlink")
 def test_copy_from_keeps_hardlinks(busybox_base: str, registry: object,
                                    buildah_root: list[str],  # noqa: F811
                                    tmp_path: Path) -> None:
