@@ -3,7 +3,9 @@
 No Kubernetes API server, Kyverno or policy-controller can run here: the Kyverno ClusterPolicy
 and the ClusterImagePolicy are validated against schemas vendored in tests/assets/admission
 (see its README), including the API server's structural rule that an undeclared field would be
-pruned; the ValidatingAdmissionPolicy CEL is evaluated with cel-python on Pod objects.
+pruned; core manifests (Job, Deployment, VAP, webhook configuration, ...) against the API
+models of the official Kubernetes Python client; the ValidatingAdmissionPolicy CEL is
+evaluated with cel-python on Pod objects.
 """
 
 from __future__ import annotations
@@ -456,3 +458,65 @@ def test_webhook_server_bundle_passes_restricted_and_executor_passes_baseline() 
     with pytest.raises(UsageError, match="pin it by digest"):
         render(load_policy(RESTRICTED), ["webhook"], RenderOptions(
             webhook_service="a/b", ca_bundle=FULL.ca_bundle, webhook_image="x/y:1"))
+
+
+def _k8s_errors(data: Any, type_name: str, path: str = "") -> list[str]:
+    """Fields and types against the Kubernetes API models (the official Python client's
+    generated ``openapi_types`` / ``attribute_map``): an unknown field or wrong type is an
+    error, as ``kubectl apply --validate=strict`` would report."""
+    import kubernetes.client.models as models
+
+    if type_name.lower().startswith("list["):
+        if not isinstance(data, list):
+            return [f"{path}: expected a list"]
+        return [e for i, v in enumerate(data) for e in _k8s_errors(v, type_name[5:-1],
+                                                                     f"{path}[{i}]")]
+    if type_name.lower().startswith(("dict(", "dict[")):
+        if not isinstance(data, dict):
+            return [f"{path}: expected a map"]
+        inner = type_name[5:-1].split(", ", 1)[1]
+        return [e for k, v in data.items() for e in _k8s_errors(v, inner, f"{path}.{k}")]
+    primitive = {"str": str, "int": int, "bool": bool, "float": (int, float)}
+    if type_name in primitive:
+        ok = isinstance(data, primitive[type_name]) and not (
+            type_name == "int" and isinstance(data, bool))
+        return [] if ok else [f"{path}: expected {type_name}, got {data!r}"]
+    if type_name in ("bytes", "bytearray"):  # base64 in JSON
+        try:
+            base64.b64decode(data, validate=True)
+        except (ValueError, TypeError):
+            return [f"{path}: expected base64"]
+        return []
+    if type_name == "object":
+        return []
+    cls = getattr(models, type_name)
+    if not isinstance(data, dict):
+        return [f"{path}: expected {type_name}"]
+    by_json = {j: a for a, j in cls.attribute_map.items()}
+    out = []
+    for k, v in data.items():
+        if k not in by_json:
+            out.append(f"{path}.{k}: unknown field of {type_name}")
+        else:
+            out += _k8s_errors(v, cls.openapi_types[by_json[k]], f"{path}.{k}")
+    return out
+
+
+def test_core_manifests_match_the_kubernetes_api() -> None:
+    from kubernetes.client import ApiClient
+
+    opts = RenderOptions(namespace="apps", executor_image=EXECUTOR, build_context="c",
+                         destination="d", signing_secret="s", registry_secret="r",
+                         webhook_service=FULL.webhook_service, ca_bundle=FULL.ca_bundle,
+                         webhook_image=EXECUTOR)
+    docs = render(load_policy(RESTRICTED), ["all"], opts)
+    core = [d for d in docs if not d["apiVersion"].startswith(("kyverno.io", "policy.sigstore"))]
+    assert {d["kind"] for d in core} >= {
+        "Namespace", "ConfigMap", "Job", "Deployment", "Service", "ValidatingAdmissionPolicy",
+        "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicyBinding"}
+    client = ApiClient()
+    for d in core:
+        model = "V1" + d["kind"]
+        assert _k8s_errors(d, model, d["kind"]) == []
+        # required fields: the generated models refuse to be built without them
+        client._ApiClient__deserialize(d, model)
