@@ -100,3 +100,44 @@ def test_upper_dir_diff_recreates_the_merged_view(tmp_path, overlay):
     extract_layer(w.info.path, rebuilt)
     assert snapshot(rebuilt) == want
     assert os.stat(rebuilt / "app" / "a").st_ino == os.stat(rebuilt / "app" / "b").st_ino
+
+
+def _fake_upper(tmp_path: Path) -> Path:
+    """An upper dir as overlayfs leaves it, made by hand (needs root for mknod/trusted.*)."""
+    upper = tmp_path / "upper"
+    (upper / "etc").mkdir(parents=True)
+    os.mknod(upper / "etc" / "gone", stat.S_IFCHR | 0o000, os.makedev(0, 0))
+    (upper / "var" / "lib").mkdir(parents=True)
+    os.setxattr(upper / "var" / "lib", "trusted.overlay.opaque", b"y")
+    (upper / "var" / "lib" / "new").write_text("n")
+    (upper / "u").mkdir()
+    os.setxattr(upper / "u", "user.overlay.opaque", b"y")
+    return upper
+
+
+def test_fake_upper_whiteouts_and_opaque_markers(tmp_path):
+    upper = _fake_upper(tmp_path)
+    with LayerWriter(tmp_path / "l.tar", compression="none") as w:
+        write_overlay_upper(upper, w)
+    names = [e.name for e in iter_layer_entries(w.info.path)]
+    assert names == ["etc", "etc/.wh.gone", "u", "u/.wh..wh..opq", "var", "var/lib",
+                     "var/lib/.wh..wh..opq", "var/lib/new"]
+    entries = list(iter_layer_entries(w.info.path))
+    assert not any(k.startswith("SCHILY.xattr.") for e in entries for k in e.pax_headers)
+
+
+@pytest.mark.parametrize("xattr,target", [("trusted.overlay.redirect", "dir"),
+                                          ("trusted.overlay.metacopy", "file")])
+def test_redirect_and_metacopy_uppers_are_refused(tmp_path, xattr, target):
+    from trustbuild.errors import BuildError
+    upper = _fake_upper(tmp_path)
+    p = upper / "etc" / "x"
+    if target == "dir":
+        p.mkdir()
+    else:
+        p.write_text("")
+    os.setxattr(p, xattr, b"/elsewhere" if target == "dir" else b"")
+    with pytest.raises(BuildError, match="redirect_dir=off" if target == "dir" else "metacopy"):
+        with LayerWriter(tmp_path / "l.tar", compression="none") as w:
+            write_overlay_upper(upper, w)
+    assert not (tmp_path / "l.tar").exists()
