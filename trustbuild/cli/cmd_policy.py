@@ -63,8 +63,8 @@ def _register_render(psub: Any) -> None:
         description="Render Kubernetes manifests from the same policy file: deterministic YAML, "
                     "multi-document on stdout or one file per kind in --output-dir.")
     r.add_argument("--policy", required=True, metavar="FILE")
-    r.add_argument("--format", action="append", choices=("all", *FORMATS), metavar="FORMAT",
-                   help=f"all (default) or one of {', '.join(FORMATS)} (repeatable)")
+    r.add_argument("--format", action="append", metavar="FORMAT",
+                   help=f"all (default) or {', '.join(FORMATS)} (repeatable, or comma-separated)")
     r.add_argument("--namespace", metavar="NS",
                    help="application namespace (Pod Security labels; VAP/webhook scope)")
     r.add_argument("--output-dir", metavar="DIR", help="write one file per kind here")
@@ -112,7 +112,8 @@ def run_render(args: argparse.Namespace) -> int:
         tls_secret=args.tls_secret)
     policy = load_policy(args.policy)
     skipped: list[str] = []
-    docs = render(policy, args.format or ["all"], options, skipped=skipped)
+    formats = [f.strip() for item in args.format or ["all"] for f in item.split(",") if f.strip()]
+    docs = render(policy, formats or ["all"], options, skipped=skipped)
     for note in skipped:
         print(f"policy render: skipped {note}", file=sys.stderr)
     if args.output_dir:

@@ -308,7 +308,7 @@ def test_pod_security_namespace_and_seccomp_configmap() -> None:
         assert labels[f"pod-security.kubernetes.io/{mode}-version"] == "latest"
     baseline = parse_policy(KEYLESS.replace("  deploy:\n", "  deploy:\n    securityProfile: "
                                             "baseline\n").encode())
-    (ns2,) = render(baseline, ["pod-security"], RenderOptions())
+    (ns2,) = render(baseline, ["pod-security"], RenderOptions(namespace="web"))
     assert ns2["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
     (cm,) = render(pol, ["seccomp"], RenderOptions())
     text = cm["data"]["build-default.json"]
@@ -378,20 +378,23 @@ def test_cli_render_stdout_and_output_dir(tmp_path: Path, capsys: pytest.Capture
     out, err = capsys.readouterr()
     assert "skipped executor-job: needs --executor-image" in err
     assert "skipped webhook: needs --webhook-service" in err
+    assert "skipped pod-security: needs --namespace NS" in err
     kinds = [d["kind"] for d in yaml.safe_load_all(out)]
     assert "ClusterPolicy" in kinds and "Job" not in kinds
     assert main(["policy", "render", "--policy", str(RESTRICTED)]) == 0
     assert capsys.readouterr()[0] == out
     ca = tmp_path / "ca.pem"
     ca.write_bytes(FULL.ca_bundle or b"")
-    assert main(["policy", "render", "--policy", str(RESTRICTED), "--format", "vap",
-                 "--format", "webhook", "--webhook-service", "tb/adm", "--ca-bundle", str(ca),
+    assert main(["policy", "render", "--policy", str(RESTRICTED), "--format", "vap,webhook",
+                 "--webhook-service", "tb/adm", "--ca-bundle", str(ca),
                  "--output-dir", str(tmp_path / "out")]) == 0
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert files == ["validatingadmissionpolicy.yaml", "validatingadmissionpolicybinding.yaml",
                      "validatingwebhookconfiguration.yaml"]
     assert main(["policy", "render", "--policy", str(RESTRICTED), "--format", "webhook"]) == 2
     assert "--webhook-service" in capsys.readouterr()[1]
+    assert main(["policy", "render", "--policy", str(RESTRICTED), "--format", "helm"]) == 2
+    assert "unknown render format 'helm'" in capsys.readouterr()[1]
     assert set(FORMATS) >= {"kyverno", "vap", "webhook"}
 
 

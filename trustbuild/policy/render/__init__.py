@@ -59,6 +59,8 @@ def _renderer(fmt: str) -> Callable[[Policy, RenderOptions], list[dict[str, Any]
 def missing_inputs(fmt: str, options: RenderOptions, policy: Policy | None = None) -> list[str]:
     """The flags a target needs that ``options`` lacks (empty when it can be rendered)."""
     need: list[str] = []
+    if fmt == "pod-security" and not options.namespace:
+        need.append("--namespace NS")
     if fmt == "executor-job":
         if not options.executor_image:
             need.append("--executor-image REPO@sha256:...")

@@ -38,5 +38,6 @@ def namespace(name: str, level: str, *, policy: Policy) -> dict[str, Any]:
 
 
 def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
-    """The application namespace (``--namespace``, default ``default``) with its labels."""
-    return [namespace(options.namespace or "default", deploy_profile(policy), policy=policy)]
+    """The application namespace (``--namespace``) with its labels."""
+    assert options.namespace
+    return [namespace(options.namespace, deploy_profile(policy), policy=policy)]
