@@ -51,9 +51,11 @@ class Copier:
     """Copies sources into a rootfs, recording every container path it writes."""
 
     def __init__(self, rootfs: Path, *, uid: int | None, gid: int | None, chmod: int | None,
-                 ignore: object | None = None) -> None:
+                 ignore: object | None = None, mtime: int | None = None) -> None:
         self.rootfs = rootfs
         self.uid, self.gid, self.chmod = uid, gid, chmod
+        self.mtime = mtime  # --reproducible: every copied entry gets exactly this mtime
+        self._links: dict[tuple[int, int], Path] = {}  # source inode -> first copy
         self.ignore = ignore
         self.touched: list[str] = []
 
@@ -126,7 +128,7 @@ class Copier:
                 return False
             os.chown(host, uid, gid)
             os.chmod(host, mode)
-            os.utime(host, ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.utime(host, ns=self._times(st))
             self.touched.append(canon)
             return True
         if self._ignored(rel):
@@ -136,16 +138,35 @@ class Copier:
             os.symlink(os.readlink(src), host)
             os.chown(host, uid, gid, follow_symlinks=False)
         elif stat.S_ISREG(st.st_mode):
+            first = self._links.get((st.st_dev, st.st_ino)) if st.st_nlink > 1 else None
+            if first is not None and os.path.exists(first):
+                os.link(first, host)  # keep hardlinked files hardlinked, as buildah does
+                self.touched.append(canon)
+                return True
             with open(src, "rb") as fin, open(host, "xb") as fout:
                 while chunk := fin.read(1 << 20):
                     fout.write(chunk)
             os.chown(host, uid, gid)
             os.chmod(host, mode)
+            if st.st_nlink > 1:
+                self._links[(st.st_dev, st.st_ino)] = host
+        elif stat.S_ISFIFO(st.st_mode):
+            os.mkfifo(host)
+            os.chown(host, uid, gid)
+            os.chmod(host, mode)
+        elif (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) and keep_owner:
+            os.mknod(host, stat.S_IFMT(st.st_mode) | mode, st.st_rdev)
+            os.chown(host, uid, gid)
         else:
-            return False  # sockets, fifos, devices in a context are not copied
-        os.utime(host, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+            return False  # sockets (and devices from a context) are not copied
+        os.utime(host, ns=self._times(st), follow_symlinks=False)
         self.touched.append(canon)
         return True
+
+    def _times(self, st: os.stat_result) -> tuple[int, int]:
+        if self.mtime is not None:
+            return self.mtime * 10**9, self.mtime * 10**9
+        return st.st_atime_ns, st.st_mtime_ns
 
     def _may_include(self, rel: str | None) -> bool:
         return bool(self.ignore.dir_may_have_included(rel))  # type: ignore[union-attr]
@@ -248,7 +269,8 @@ def _copy(ex: Executor, st: StageRun, ins: Instruction, *, add: bool) -> None:
     text = f"{ins.cmd} " + " ".join(words)
     rec = ex.step(st, ins, text)
     ignore = getattr(ex.ctx, "ignore", None)
-    copier = Copier(st.rootfs, uid=uid, gid=gid, chmod=chmod, ignore=ignore)
+    forced = ex.epoch if ex.options.reproducible else None
+    copier = Copier(st.rootfs, uid=uid, gid=gid, chmod=chmod, ignore=ignore, mtime=forced)
     with tempfile.TemporaryDirectory(dir=ex.work, prefix="add-") as tmpname:
         tmp = Path(tmpname)
         items = _sources(ex, st, ins, srcs, add=add, tmp=tmp)
@@ -288,7 +310,7 @@ def _copy_item(ex: Executor, ins: Instruction, copier: Copier, item: _Source, de
         # archive entries keep their owners and modes (--chown/--chmod do not apply, as in
         # buildah); a "./" entry sets the destination directory's owner and mode, as tar does
         copier.mkdirs(dest_abs)  # a new destination directory is owned like --chown
-        plain = Copier(copier.rootfs, uid=None, gid=None, chmod=None)
+        plain = Copier(copier.rootfs, uid=None, gid=None, chmod=None, mtime=copier.mtime)
         plain.copy_dir_contents(staging, dest_abs, keep_owner=True, rel=None)
         if _has_root_entry(item.path):
             canon, host = plain._canon(dest_abs)
