@@ -14,7 +14,8 @@ from typing import Any
 
 __all__ = [
     "WHITEOUT_PREFIX", "OPAQUE_MARKER", "XATTR_PREFIX", "MAX_META", "MAX_META_CHAIN",
-    "MAX_PATH", "PaxInfo", "BoundedInfo", "clean_name", "header_bytes", "keep_xattr",
+    "MAX_PATH", "PaxInfo", "BoundedInfo", "MetadataTooLarge", "clean_name", "header_bytes",
+    "keep_xattr", "split", "join",
 ]
 
 WHITEOUT_PREFIX = ".wh."

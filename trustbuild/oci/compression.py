@@ -30,7 +30,7 @@ from trustbuild.oci.mediatype import MediaType
 
 __all__ = [
     "COMPRESSIONS", "WRITABLE", "detect", "open_decompressed", "media_type_for",
-    "compression_of_media_type", "Compressor", "new_compressor",
+    "compression_of_media_type", "Compressor", "new_compressor", "DECOMPRESS_ERRORS",
 ]
 
 COMPRESSIONS = ("gzip", "zstd", "bzip2", "xz", "none")
