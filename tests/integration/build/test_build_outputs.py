@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from fixtures.imagefs import fetch_dir, flatten, read_dir_image, tag_exists
+
 from trustbuild.cli.main import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop]
@@ -121,3 +121,40 @@ def test_docker_format_and_zstd(ctx: Path, busybox_base: str, tmp_path: Path,
     assert set(types[1:]) == {"application/vnd.oci.image.layer.v1.tar+zstd"}
     fs = flatten(d)
     assert fs["/app/app.txt"].size == 4 and fs["/app/built.txt"].size == 6
+
+
+def _cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "trustbuild", *args], input=stdin,
+                          capture_output=True, timeout=300)
+
+
+def test_stdin_dockerfile_and_tar_context_with_json_output(ctx: Path, busybox_base: str,
+                                                           tmp_path: Path,
+                                                           registry: object) -> None:
+    import io
+    import tarfile
+
+    host = registry.host  # type: ignore[attr-defined]
+    r = _cli("build", "--context", str(ctx), "--dockerfile", "-", "--build-arg",
+             f"BASE={busybox_base}", "--destination", f"{host}/out/stdin:1", "--log-format",
+             "json", stdin=b"ARG BASE\nFROM $BASE\nCOPY app.txt /from-stdin-dockerfile\n")
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    out = json.loads(r.stdout)
+    assert out["digest"].startswith("sha256:")
+    assert out["record"]["result_digest"] == out["digest"]
+    assert out["record"]["build_args"] == {"BASE": busybox_base}
+    got = _skopeo_json("inspect", "--tls-verify=false", f"docker://{host}/out/stdin:1")
+    assert got["Digest"] == out["digest"]
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tf:
+        tf.add(ctx / "Dockerfile", "Dockerfile")
+        tf.add(ctx / "app.txt", "app.txt")
+    r = _cli("build", "--context", "tar://stdin", "--build-arg", f"BASE={busybox_base}",
+             "--destination", f"{host}/out/tarstdin:1", stdin=raw.getvalue())
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    digest = r.stdout.decode().strip()
+    fs = flatten(fetch_dir(f"{host}/out/tarstdin:1", tmp_path / "tarstdin"))
+    assert fs["/app/app.txt"].size == 4 and digest.startswith("sha256:")
