@@ -86,11 +86,17 @@ class AdmissionController:
             return response(req.uid, allowed=True)
         try:
             uses = extract_images(req)
+            # An UPDATE is judged on the images it brings: one already in the old object was
+            # admitted then, so a label change never fails on a registry outage.
+            before = ({u.image for u in extract_images(req, old=True)}
+                      if req.operation == "UPDATE" else set())
         except InvalidReview as exc:
             return response(req.uid, allowed=False, code=400,
                             message=f"trustbuild policy {self.policy.name}: {exc}")
         verdicts: dict[str, ImageVerdict] = {}
         for use in uses:
+            if use.image in before:
+                continue
             if use.image not in verdicts:
                 verdicts[use.image] = self.check_image(use.image)
             v = verdicts[use.image]

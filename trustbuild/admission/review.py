@@ -60,6 +60,7 @@ class AdmissionRequest:
     namespace: str
     name: str
     object: dict[str, Any] | None = field(repr=False, default=None)
+    old_object: dict[str, Any] | None = field(repr=False, default=None)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,9 @@ def parse_review(body: bytes) -> AdmissionRequest:
     obj = req.get("object")
     if obj is not None and not isinstance(obj, dict):
         raise InvalidReview("request.object: expected an object")
+    old = req.get("oldObject")
+    if old is not None and not isinstance(old, dict):
+        raise InvalidReview("request.oldObject: expected an object")
     return AdmissionRequest(
         uid=uid,
         kind=_str_field(kind, "kind", "request.kind"),
@@ -117,19 +121,22 @@ def parse_review(body: bytes) -> AdmissionRequest:
         namespace=_str_field(req, "namespace", "request", required=False),
         name=_str_field(req, "name", "request", required=False),
         object=obj,
+        old_object=old,
     )
 
 
-def extract_images(req: AdmissionRequest) -> list[ImageUse]:
-    """Every container image of the Pod or pod template in ``req.object``, in spec order.
+def extract_images(req: AdmissionRequest, *, old: bool = False) -> list[ImageUse]:
+    """Every container image of the Pod or pod template in ``req.object`` (``oldObject`` with
+    ``old``), in spec order.
 
     Kinds without a pod spec give an empty list. A malformed container list raises
     InvalidReview naming the field.
     """
     path = POD_SPEC_PATHS.get(req.kind)
-    if path is None or req.object is None:
+    obj = req.old_object if old else req.object
+    if path is None or obj is None:
         return []
-    node: Any = req.object
+    node: Any = obj
     where = ""
     for key in path:
         if not isinstance(node, dict):

@@ -108,6 +108,10 @@ class _Handler(BaseHTTPRequestHandler):
         except InvalidReview as exc:
             self._error(400, str(exc))
             return
+        except Exception:  # a bug must still answer (and deny): never a dropped connection
+            log.exception("review failed")
+            self._error(500, "internal error while evaluating the review; see the webhook log")
+            return
         finally:
             self.server.slots.release()
         self._send(200, answer)

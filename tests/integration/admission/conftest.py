@@ -235,8 +235,8 @@ class FakeAPIServer:
         return False
 
     def admit(self, obj: dict[str, Any], *, kind: str = "Pod", group: str = "",
-              resource: str = "pods", operation: str = "CREATE",
-              namespace: str = "apps") -> dict[str, Any] | None:
+              resource: str = "pods", operation: str = "CREATE", namespace: str = "apps",
+              old: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """The webhook's response (None when no rule sends the request to it)."""
         import base64
         import uuid
@@ -250,7 +250,7 @@ class FakeAPIServer:
                     "uid": uid, "kind": {"group": group, "version": "v1", "kind": kind},
                     "resource": {"group": group, "version": "v1", "resource": resource},
                     "name": "x", "namespace": namespace, "operation": operation,
-                    "userInfo": {"username": "alice"}, "object": obj, "oldObject": None,
+                    "userInfo": {"username": "alice"}, "object": obj, "oldObject": old,
                     "dryRun": False}}
         cc = self.hook["clientConfig"]
         conn = self.webhook.connection(cadata=base64.b64decode(cc["caBundle"]).decode())

@@ -127,6 +127,18 @@ def test_ephemeral_containers_subresource(api_server: Any, admission_images: Any
     assert "spec.ephemeralContainers[0]" in resp["status"]["message"]
 
 
+def test_update_is_judged_on_the_images_it_adds(api_server: Any, admission_images: Any) -> None:
+    imgs, _ = admission_images
+    running = pod(imgs.signed, imgs.unsigned)  # admitted before the policy was installed
+    relabelled = pod(imgs.signed, imgs.unsigned)
+    relabelled["metadata"]["labels"] = {"tier": "web"}
+    resp = api_server.admit(relabelled, operation="UPDATE", old=running)
+    assert resp["allowed"] is True
+    changed = pod(imgs.signed, imgs.no_provenance)
+    resp = api_server.admit(changed, operation="UPDATE", old=running)
+    assert resp["allowed"] is False and imgs.no_provenance in resp["status"]["message"]
+
+
 def test_requests_the_configuration_does_not_send(api_server: Any) -> None:
     assert api_server.admit(pod("anything:1"), namespace="kube-system") is None
     assert api_server.admit(pod("anything:1"), operation="DELETE") is None
