@@ -97,17 +97,22 @@ class LayerWriter:
     def _write(self, data: bytes | bytearray | memoryview) -> None:
         self._buf += data
         if len(self._buf) >= CHUNK:
-            self._drain()
+            self._drain(final=False)
 
-    def _drain(self) -> None:
-        if not self._buf:
+    def _drain(self, *, final: bool) -> None:
+        """Feed the compressor whole CHUNK-sized pieces (the rest too when ``final``), so its
+        input, and thus its output, never depends on how the data was read."""
+        n = len(self._buf) if final else len(self._buf) - len(self._buf) % CHUNK
+        if not n:
             return
-        data = bytes(self._buf)
-        self._buf.clear()
-        self._diff.update(data)
-        out = self._compressor.compress(data)
-        if out:
-            self._emit(out)
+        with memoryview(self._buf) as mv:
+            for i in range(0, n, CHUNK):
+                piece = bytes(mv[i:min(i + CHUNK, n)])
+                self._diff.update(piece)
+                out = self._compressor.compress(piece)
+                if out:
+                    self._emit(out)
+        del self._buf[:n]
 
     def _emit(self, out: bytes) -> None:
         assert self._file is not None
@@ -313,7 +318,7 @@ class LayerWriter:
         assert self._file is not None
         try:
             self._write(b"\0" * (2 * _BLOCK))
-            self._drain()
+            self._drain(final=True)
             tail = self._compressor.flush()
             if tail:
                 self._emit(tail)

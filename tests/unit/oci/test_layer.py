@@ -297,3 +297,30 @@ def test_bad_settings_leave_no_file(tmp_path):
     with pytest.raises(StoreError, match="cannot create"):
         LayerWriter(tmp_path / "missing" / "l.tgz")
     assert list(tmp_path.iterdir()) == []
+
+
+class _Dribble:
+    """A stream that returns short reads of varying sizes."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._pos, self._n = data, 0, 0
+
+    def read(self, n: int = -1) -> bytes:
+        self._n += 1
+        step = min(n, 1 + (self._n * 7919) % 300_000)
+        out = self._data[self._pos:self._pos + step]
+        self._pos += len(out)
+        return out
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_digest_does_not_depend_on_read_sizes(tmp_path, compression):
+    import io
+    data = hashlib.sha256(b"x").digest() * 150_000  # 4.8 MB
+    digests = set()
+    for i, stream in enumerate((io.BytesIO(data), _Dribble(data))):
+        with LayerWriter(tmp_path / f"l{i}", compression=compression, mtime=0) as w:
+            w.add_bytes("a", b"small")
+            w.add_stream("big", stream, len(data))  # type: ignore[arg-type]
+        digests.add(w.info.digest)
+    assert len(digests) == 1
