@@ -3,8 +3,9 @@
 ``POST /validate`` takes an AdmissionReview v1 and answers one; ``GET /healthz`` answers
 ``ok``. Limits: the TLS handshake and every read time out (``timeout``), a body must declare
 its ``Content-Length`` and stay under :data:`MAX_REVIEW_BYTES` (413 otherwise), at most
-``max_concurrent`` reviews run at once (503 beyond). A body that is not an AdmissionReview
-gets 400 with the reason in ``response.status.message``.
+``max_concurrent`` reviews run at once (503 beyond), at most ``max_connections`` connections
+are open (more are closed at once), a body must arrive within three timeouts (408 otherwise).
+A body that is not an AdmissionReview gets 400 with the reason in ``response.status.message``.
 
 Example::
 
@@ -19,6 +20,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -73,6 +75,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._send(status, response("", allowed=False, code=status, message=message))
 
+    def _read_body(self, length: int) -> bytes | None:
+        """Read ``length`` bytes within ``3 * timeout`` in total (a trickling client is cut)."""
+        deadline = time.monotonic() + 3 * self.server.io_timeout
+        chunks: list[bytes] = []
+        left = length
+        while left > 0:
+            if time.monotonic() > deadline:
+                return None
+            chunk = self.rfile.read1(min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
     def do_GET(self) -> None:  # noqa: N802 - http.server API
         if self.path in ("/healthz", "/readyz"):
             self._send(200, "ok\n")
@@ -96,7 +113,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(413, f"AdmissionReview of {length} bytes is larger than "
                              f"{MAX_REVIEW_BYTES} bytes")
             return
-        body = self.rfile.read(int(length))
+        body = self._read_body(int(length))
+        if body is None:
+            self._error(408, "the body did not arrive in time")
+            return
         if len(body) != int(length):
             self._error(400, "the body is shorter than its Content-Length")
             return
@@ -125,8 +145,10 @@ class AdmissionServer(ThreadingHTTPServer):
 
     def __init__(self, controller: AdmissionController, address: tuple[str, int], *,
                  cert: str, key: str, path: str = "/validate", timeout: float = 10.0,
-                 max_concurrent: int = 16) -> None:
+                 max_concurrent: int = 16, max_connections: int = 256) -> None:
         self.controller = controller
+        self.max_connections = max_connections
+        self.connections = threading.BoundedSemaphore(max_connections)
         self.path = path
         self.io_timeout = timeout
         self.slots = threading.BoundedSemaphore(max_concurrent)
@@ -139,6 +161,26 @@ class AdmissionServer(ThreadingHTTPServer):
     def port(self) -> int:
         """The port actually bound."""
         return int(self.server_address[1])
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start a thread for the connection, or drop it when ``max_connections`` are open."""
+        if not self.connections.acquire(blocking=False):
+            log.info("connection from %s dropped: %d connections open", client_address[0],
+                     self.max_connections)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.connections.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve one connection, then free its slot."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """TLS handshake in the connection's own thread, under the I/O timeout."""

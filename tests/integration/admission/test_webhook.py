@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -241,3 +244,47 @@ def test_serve_usage_errors(tmp_path: Any) -> None:
     assert main([*base, "--tls-cert", str(tmp_path / "no.crt"), "--tls-key",
                  str(tmp_path / "no.key"), "--listen", "127.0.0.1:0"]) == 2
     assert main([*base, "--tls-cert", "c", "--tls-key", "k", "--listen", "nowhere"]) == 2
+
+
+def test_connections_beyond_the_limit_are_closed(tmp_path: Any) -> None:
+    from tests.integration.admission.conftest import make_tls
+    from trustbuild.admission.controller import AdmissionController
+    from trustbuild.admission.server import AdmissionServer
+    from trustbuild.policy.model import parse_policy
+    from trustbuild.store.base import StoreOptions
+
+    ca, crt, key = make_tls(tmp_path)
+    policy = parse_policy(b"apiVersion: trustbuild.dev/v1alpha1\nkind: Policy\n"
+                          b"spec: {deploy: {allowedRepositories: ['x/*']}}\n")
+    server = AdmissionServer(AdmissionController(policy, StoreOptions()), ("127.0.0.1", 0),
+                             cert=str(crt), key=str(key), timeout=30, max_connections=1)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    ctx = ssl.create_default_context(cafile=str(ca))
+    try:
+        stalled = socket.create_connection(("127.0.0.1", server.port))  # holds the one slot
+        second = socket.create_connection(("127.0.0.1", server.port))
+        try:
+            ctx.wrap_socket(second, server_hostname="127.0.0.1")
+            refused = False
+        except (ssl.SSLError, OSError):
+            refused = True
+        finally:
+            second.close()
+        stalled.close()
+        assert refused
+        for _ in range(100):  # the slot comes back once the stalled handshake fails
+            try:
+                with ctx.wrap_socket(socket.create_connection(("127.0.0.1", server.port)),
+                                     server_hostname="127.0.0.1") as tls:
+                    tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    assert tls.recv(100).startswith(b"HTTP/1.1 200")
+                    break
+            except (ssl.SSLError, OSError):
+                time.sleep(0.05)
+        else:
+            raise AssertionError("the server did not accept a connection after the slot freed")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
