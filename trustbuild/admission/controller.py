@@ -53,7 +53,11 @@ class AdmissionController:
         self.options = options
 
     def check_image(self, image: str) -> ImageVerdict:
-        """Resolve ``image`` to a digest once and run the deploy check on that digest."""
+        """Resolve ``image`` to a digest once and run the deploy check on that digest.
+
+        Pod images are hostile input: they are parsed as registry references only (never as
+        ``oci:``/``docker-archive:`` locations, which would read the webhook's own files).
+        """
         from trustbuild.registry.store import RegistryStore
         from trustbuild.sign.sign import resolve_subject
 

@@ -156,6 +156,11 @@ def test_missing_image_and_bad_reference_fail_closed(api_server: Any,
     assert resp["allowed"] is False and "cannot be verified" in resp["status"]["message"]
     resp = api_server.admit(pod("Not A Reference!"))
     assert resp["allowed"] is False and "Not A Reference!" in resp["status"]["message"]
+    # pod images are registry references only: no local layouts or archives on the webhook host
+    for local in ("oci:/etc", "docker-archive:/etc/passwd", "oci:/tmp/layout:1"):
+        resp = api_server.admit(pod(local))
+        assert resp["allowed"] is False and "invalid image reference" in \
+            resp["status"]["message"], resp
     resp = api_server.admit(pod(f"{host}/admission/app@{DIGEST}"))
     assert resp["allowed"] is False
 
