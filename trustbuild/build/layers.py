@@ -47,27 +47,22 @@ def _parents(path: str) -> list[str]:
 
 
 def write_paths_layer(settings: LayerSettings, rootfs: Path, paths: Iterable[str]) -> LayerRef:
-    """A layer holding each container path in ``paths`` (recursively) and its parent directories,
-    read from ``rootfs`` (owners, modes, symlinks as they are there)."""
+    """A layer holding exactly the container paths in ``paths`` (not recursive) and their parent
+    directories, read from ``rootfs`` (owners, modes, symlinks, hardlinks as they are there)."""
     canonical = set()
     for p in paths:
         host = secure_join(rootfs, clean_abs(p), follow_last=False)
         canonical.add("/" + str(host.relative_to(rootfs)).lstrip("."))
     wanted = sorted({clean_abs(p) for p in canonical} - {"/"})
-    dirs_done: set[str] = set()
-    done: set[str] = set()
+    written: set[str] = set()
     with settings.writer() as w:
         for path in wanted:
-            if any(path.startswith(d + "/") for d in done):
-                continue  # already inside a recursive add
-            for parent in _parents(path):
-                if parent in dirs_done or parent in done:
+            for parent in [*_parents(path), path]:
+                if parent in written:
                     continue
-                w.add_path(Path(str(rootfs) + parent), parent.lstrip("/"))
-                dirs_done.add(parent)
-            host = Path(str(rootfs) + path)
-            if host.is_symlink() or host.exists():
-                w.add_path(host, path.lstrip("/"), recursive=True)
-            done.add(path)
+                host = Path(str(rootfs) + parent)
+                if host.is_symlink() or host.exists():
+                    w.add_path(host, parent.lstrip("/"))
+                written.add(parent)
         info = w.finish()
     return LayerRef(info.descriptor(), str(info.diff_id), info.path)

@@ -93,13 +93,18 @@ class Copier:
         else:
             os.unlink(host)
 
-    def copy_bytes(self, data: bytes, dest: str, *, mode: int) -> None:
-        """Write a heredoc/downloaded file at container path ``dest``."""
+    def copy_bytes(self, data: bytes | Path, dest: str, *, mode: int) -> None:
+        """Write a heredoc (bytes) or a downloaded file (streamed) at container path ``dest``."""
         self.mkdirs(posixpath.dirname(dest))
         canon, host = self._canon(dest)
         self._clear(host, want_dir=False)
         with open(host, "xb") as f:
-            f.write(data)
+            if isinstance(data, Path):
+                with open(data, "rb") as src:
+                    while chunk := src.read(1 << 20):
+                        f.write(chunk)
+            else:
+                f.write(data)
         os.chown(host, self.uid or 0, self.gid or 0)
         os.chmod(host, self.chmod if self.chmod is not None else mode)
         self.touched.append(canon)
@@ -323,7 +328,7 @@ def _copy_item(ex: Executor, ins: Instruction, copier: Copier, item: _Source, de
     target = posixpath.join(dest_abs, item.name) if to_dir else dest_abs
     copier.mkdirs(posixpath.dirname(target))
     if item.mode is not None:
-        copier.copy_bytes(item.path.read_bytes(), target, mode=item.mode)
+        copier.copy_bytes(item.path, target, mode=item.mode)
         return
     copier.copy_entry(item.path, target, keep_owner=item.keep_owner, rel=item.context_rel,
                       follow=True)
