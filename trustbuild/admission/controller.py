@@ -26,7 +26,7 @@ from trustbuild.admission.review import (
 from trustbuild.errors import TrustbuildError
 from trustbuild.oci.reference import Reference
 from trustbuild.policy.deploy import check_deploy
-from trustbuild.policy.model import Policy
+from trustbuild.policy.model import Policy, repository_matches
 from trustbuild.store.base import StoreOptions
 
 __all__ = ["AdmissionController", "ImageVerdict"]
@@ -65,6 +65,11 @@ class AdmissionController:
             ref = Reference.parse(image)
         except TrustbuildError as exc:
             return ImageVerdict(image, False, f"image {image}: {exc}")
+        allowed = self.policy.deploy.allowed_repositories
+        if allowed and not repository_matches(ref.name, allowed):
+            # denied before any request: the webhook only talks to allowed registries
+            return ImageVerdict(image, False, f"image {image}: allowed-repository: {ref.name} "
+                                              "is not in spec.deploy.allowedRepositories")
         store = RegistryStore(ref.registry, ref.repository, self.options)
         try:
             subject = resolve_subject(store, str(ref.digest) if ref.digest else ref.tag)

@@ -101,6 +101,10 @@ def test_image_outside_allowed_repositories_is_denied(api_server: Any,
     assert resp["allowed"] is False
     assert "allowed-repository" in resp["status"]["message"]
     assert "elsewhere/app is not in spec.deploy.allowedRepositories" in resp["status"]["message"]
+    # decided without contacting the registry: nothing listens on port 1
+    resp = api_server.admit(pod("127.0.0.1:1/elsewhere/app:1"))
+    assert resp["allowed"] is False
+    assert "allowed-repository: 127.0.0.1:1/elsewhere/app is not in" in resp["status"]["message"]
 
 
 def test_workload_templates_are_checked(api_server: Any, admission_images: Any) -> None:
