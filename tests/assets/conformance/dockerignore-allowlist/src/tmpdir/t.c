@@ -1,0 +1,1 @@
+src/tmpdir/t.c
