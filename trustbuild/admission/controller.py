@@ -14,6 +14,9 @@ Example::
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from trustbuild.admission.review import (
@@ -33,6 +36,7 @@ __all__ = ["AdmissionController", "ImageVerdict"]
 
 log = logging.getLogger("trustbuild.admission")
 _CHECKED_OPERATIONS = ("CREATE", "UPDATE")
+_CACHE_MAX = 4096
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,42 @@ class ImageVerdict:
 
 
 class AdmissionController:
-    """Applies ``policy.deploy`` to AdmissionReviews (thread-safe: no shared mutable state)."""
+    """Applies ``policy.deploy`` to AdmissionReviews (thread-safe).
 
-    def __init__(self, policy: Policy, options: StoreOptions) -> None:
+    ``cache_ttl`` seconds (0: off) remembers which ``repository@digest`` passed the deploy
+    check, so the replicas of one rollout do not verify the same signatures again; tags are
+    still resolved on every review and denials are never cached.
+    """
+
+    def __init__(self, policy: Policy, options: StoreOptions, *, cache_ttl: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy
         self.options = options
+        self.cache_ttl = cache_ttl
+        self._clock = clock
+        self._passed: dict[str, float] = {}  # "repo@digest" -> expiry
+        self._lock = threading.Lock()
+
+    def _cached(self, key: str) -> bool:
+        if self.cache_ttl <= 0:
+            return False
+        with self._lock:
+            expiry = self._passed.get(key)
+            if expiry is not None and expiry <= self._clock():
+                del self._passed[key]
+                return False
+            return expiry is not None
+
+    def _remember(self, key: str) -> None:
+        if self.cache_ttl <= 0:
+            return
+        now = self._clock()
+        with self._lock:
+            if len(self._passed) >= _CACHE_MAX:
+                for k in [k for k, exp in self._passed.items() if exp <= now] or \
+                        list(self._passed)[: _CACHE_MAX // 2]:
+                    del self._passed[k]
+            self._passed[key] = now + self.cache_ttl
 
     def check_image(self, image: str) -> ImageVerdict:
         """Resolve ``image`` to a digest once and run the deploy check on that digest.
@@ -77,6 +112,9 @@ class AdmissionController:
             if ref.digest is not None and digest != str(ref.digest):
                 return ImageVerdict(image, False, f"image {image}: the registry returned a "
                                                   f"manifest with digest {digest}")
+            key = f"{ref.name}@{digest}"
+            if self._cached(key):
+                return ImageVerdict(image, True, "", digest)
             report = check_deploy(self.policy, store, digest, repository=ref.name,
                                   image=f"{ref.name}@{digest}")
         except TrustbuildError as exc:
@@ -87,6 +125,7 @@ class AdmissionController:
             first = report.denied[0]
             return ImageVerdict(image, False, f"image {image} ({digest}): {first.id}: "
                                               f"{first.message}", digest)
+        self._remember(f"{ref.name}@{digest}")
         return ImageVerdict(image, True, "", digest)
 
     def decide(self, req: AdmissionRequest) -> dict[str, object]:

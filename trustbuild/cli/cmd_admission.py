@@ -31,6 +31,9 @@ def register(sub: Any) -> None:
                    help="TLS handshake and read timeout per connection (default 10)")
     s.add_argument("--max-concurrent", type=int, default=16, metavar="N",
                    help="reviews evaluated at once; more get 503 (default 16)")
+    s.add_argument("--cache-ttl", type=float, default=60.0, metavar="SECONDS",
+                   help="remember images (by digest) that passed for this long; 0 turns it "
+                        "off (default 60; denials are never cached)")
     s.add_argument("-v", "--verbose", action="count", default=0, help="tracebacks on errors")
     add_registry_flags(s)
     s.set_defaults(func=run_serve)
@@ -44,11 +47,11 @@ def run_serve(args: argparse.Namespace) -> int:
     from trustbuild.errors import UsageError
     from trustbuild.policy.model import load_policy
 
-    if args.max_concurrent < 1 or args.timeout <= 0:
-        raise UsageError("--max-concurrent and --timeout must be positive")
+    if args.max_concurrent < 1 or args.timeout <= 0 or args.cache_ttl < 0:
+        raise UsageError("--max-concurrent and --timeout must be positive, --cache-ttl >= 0")
     policy = load_policy(args.policy)
     host, port = parse_listen(args.listen)
-    controller = AdmissionController(policy, store_options(args))
+    controller = AdmissionController(policy, store_options(args), cache_ttl=args.cache_ttl)
     try:
         server = AdmissionServer(controller, (host, port), cert=args.tls_cert, key=args.tls_key,
                                  path=args.path, timeout=args.timeout,

@@ -297,3 +297,50 @@ def test_connections_beyond_the_limit_are_closed(tmp_path: Any) -> None:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+def _delete_signature(registry_url: str, repo: str, digest: str) -> None:
+    """Remove the cosign signature manifest (``sha256-<hex>.sig``) from the real registry."""
+    import urllib.request
+
+    tag = digest.replace(":", "-") + ".sig"
+    accept = ", ".join(["application/vnd.oci.image.manifest.v1+json",
+                        "application/vnd.docker.distribution.manifest.v2+json"])
+    head = urllib.request.Request(f"{registry_url}/v2/{repo}/manifests/{tag}", method="HEAD",
+                                  headers={"Accept": accept})
+    with urllib.request.urlopen(head, timeout=30) as resp:
+        sig_digest = resp.headers["Docker-Content-Digest"]
+    delete = urllib.request.Request(f"{registry_url}/v2/{repo}/manifests/{sig_digest}",
+                                    method="DELETE")
+    with urllib.request.urlopen(delete, timeout=30) as resp:
+        assert resp.status == 202
+
+
+def test_passed_digests_are_cached_for_the_ttl_only(registry: Any, admission_images: Any,
+                                                    tmp_path: Any) -> None:
+    from fixtures.registry import push_test_image
+
+    from tests.integration.admission.conftest import PASSWORD, _sign
+    from trustbuild.admission.controller import AdmissionController
+    from trustbuild.policy.model import parse_policy
+    from trustbuild.sign.keys import generate_key_pair
+    from trustbuild.store.base import StoreOptions
+
+    key, pub = generate_key_pair(str(tmp_path / "k"), password=PASSWORD)
+    ref, _ = push_test_image(registry.host, "admission/cached", "1", content=b"cached\n")
+    digest = _sign(ref, key)
+    policy = parse_policy(b"apiVersion: trustbuild.dev/v1alpha1\nkind: Policy\n"
+                          b"spec: {deploy: {signatures: [{key: %s}]}}\n" % str(pub).encode())
+    now = [1000.0]
+    ctl = AdmissionController(policy, StoreOptions(), cache_ttl=60, clock=lambda: now[0])
+    uncached = AdmissionController(policy, StoreOptions())
+    assert ctl.check_image(ref).allowed
+    _delete_signature(registry.url, "admission/cached", digest)  # revoked
+    assert not uncached.check_image(ref).allowed
+    now[0] += 59
+    assert ctl.check_image(ref).allowed  # still within the TTL
+    now[0] += 2
+    verdict = ctl.check_image(ref)
+    assert not verdict.allowed and "signature" in verdict.message
+    _sign(ref, key)  # signed again: a denial was not remembered
+    assert ctl.check_image(ref).allowed
