@@ -25,8 +25,8 @@ from trustbuild.policy.model import Policy
 from trustbuild.policy.render.options import RenderOptions
 from trustbuild.policy.render.output import dump_yaml, file_name_for, write_dir
 
-__all__ = ["FORMATS", "RenderOptions", "render", "dump_yaml", "write_dir", "file_name_for",
-           "missing_inputs"]
+__all__ = ["FORMATS", "RenderOptions", "render", "render_to", "dump_yaml", "write_dir",
+           "file_name_for", "missing_inputs"]
 
 #: Targets in the order ``all`` renders them.
 FORMATS = ("pod-security", "seccomp", "executor-job", "kyverno", "policy-controller", "vap",
