@@ -366,10 +366,16 @@ def test_webhook_configuration() -> None:
                RenderOptions(webhook_service="svc", ca_bundle=FULL.ca_bundle))
 
 
-def test_empty_deploy_section_is_refused() -> None:
+def test_empty_deploy_section_is_refused_or_skipped() -> None:
     pol = parse_policy(b"apiVersion: trustbuild.dev/v1alpha1\nkind: Policy\nspec: {}\n")
     with pytest.raises(PolicyError, match="spec.deploy: no allowedRepositories"):
         render(pol, ["kyverno"], RenderOptions())
+    skipped: list[str] = []
+    docs = render(load_policy(REPO / "policies/baseline.yaml"), ["all"],
+                  RenderOptions(namespace="apps"), skipped=skipped)
+    assert [d["kind"] for d in docs] == ["Namespace", "ConfigMap", "ValidatingAdmissionPolicy",
+                                         "ValidatingAdmissionPolicyBinding"]
+    assert "kyverno: spec.deploy has no allowedRepositories, signatures or attestations" in skipped
 
 
 def test_cli_render_stdout_and_output_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -28,6 +28,8 @@ from trustbuild.policy.render.output import dump_yaml, file_name_for, write_dir
 __all__ = ["FORMATS", "RenderOptions", "render", "render_to", "dump_yaml", "write_dir",
            "file_name_for", "missing_inputs"]
 
+_NEEDS_DEPLOY = ("kyverno", "policy-controller")
+
 #: Targets in the order ``all`` renders them.
 FORMATS = ("pod-security", "seccomp", "executor-job", "kyverno", "policy-controller", "vap",
            "webhook")
@@ -91,6 +93,13 @@ def render(policy: Policy, formats: Sequence[str], options: RenderOptions, *,
     for fmt in wanted:
         if fmt not in FORMATS:
             raise UsageError(f"unknown render format {fmt!r}: use all or {', '.join(FORMATS)}")
+        dep = policy.deploy
+        if ("all" in formats and fmt in _NEEDS_DEPLOY
+                and not (dep.allowed_repositories or dep.signatures or dep.attestations)):
+            if skipped is not None:
+                skipped.append(f"{fmt}: spec.deploy has no allowedRepositories, signatures or "
+                               "attestations")
+            continue
         need = missing_inputs(fmt, options, policy)
         if need:
             if "all" in formats:
