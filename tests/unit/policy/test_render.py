@@ -182,6 +182,9 @@ def test_kyverno_keyless_and_builder_ids() -> None:
     _check_schema(doc, yaml.safe_load((ASSETS / "kyverno-clusterpolicy-schema.yaml").read_text()))
     assert _kyverno_semantic_errors(doc) == []
     assert doc["metadata"]["name"] == "trustbuild-keyless-apps"
+    assert doc["spec"]["rules"][0]["match"] == {"any": [{"resources": {"kinds": ["Pod"]}}]}
+    (scoped,) = render(pol, ["kyverno"], RenderOptions(namespace="apps"))
+    assert scoped["spec"]["rules"][1]["match"]["any"][0]["resources"]["namespaces"] == ["apps"]
     verify = doc["spec"]["rules"][1]["verifyImages"][0]
     assert verify["imageReferences"] == ["docker.io/acme/*", "ghcr.io/acme/*"]
     keyless = verify["attestors"][0]["entries"][0]["keyless"]
@@ -303,6 +306,7 @@ def test_pod_security_namespace_and_seccomp_configmap() -> None:
     (ns,) = render(pol, ["pod-security"], RenderOptions(namespace="apps"))
     assert ns["metadata"]["name"] == "apps"
     labels = ns["metadata"]["labels"]
+    assert labels["policy.sigstore.dev/include"] == "true"
     for mode in ("enforce", "audit", "warn"):
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
         assert labels[f"pod-security.kubernetes.io/{mode}-version"] == "latest"

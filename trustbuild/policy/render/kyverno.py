@@ -21,7 +21,6 @@ __all__ = ["render", "API_VERSION"]
 
 API_VERSION = "kyverno.io/v1"
 REKOR_URL = "https://rekor.sigstore.dev"
-_POD_MATCH = {"any": [{"resources": {"kinds": ["Pod"]}}]}
 
 
 def _entry(rule: SignatureRule) -> dict[str, Any]:
@@ -62,12 +61,16 @@ def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
     """The ClusterPolicy for ``policy.deploy``."""
     dep = policy.deploy
     require_deploy(policy, "kyverno")
+    resources: dict[str, Any] = {"kinds": ["Pod"]}
+    if options.namespace:
+        resources["namespaces"] = [options.namespace]
+    pod_match = {"any": [{"resources": resources}]}
     rules: list[dict[str, Any]] = []
     if dep.allowed_repositories:
         rx = image_regex(dep.allowed_repositories)
         rules.append({
             "name": "allowed-repositories",
-            "match": _POD_MATCH,
+            "match": pod_match,
             "validate": {
                 "message": "image {{ element.image }} is not from a repository allowed by "
                            f"trustbuild policy {policy.name} (spec.deploy.allowedRepositories: "
@@ -94,7 +97,7 @@ def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
     if dep.attestations:
         verify["attestations"] = [_attestation(a) for a in dep.attestations]
     if dep.signatures or dep.attestations:
-        rules.append({"name": "verify-signatures-and-attestations", "match": _POD_MATCH,
+        rules.append({"name": "verify-signatures-and-attestations", "match": pod_match,
                       "verifyImages": [verify]})
     name = dns_name("trustbuild", policy.name)
     return [{

@@ -38,6 +38,12 @@ def namespace(name: str, level: str, *, policy: Policy) -> dict[str, Any]:
 
 
 def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
-    """The application namespace (``--namespace``) with its labels."""
+    """The application namespace (``--namespace``) with its labels.
+
+    It also opts in to sigstore policy-controller (``policy.sigstore.dev/include``), which
+    only enforces ClusterImagePolicies in namespaces carrying that label.
+    """
     assert options.namespace
-    return [namespace(options.namespace, deploy_profile(policy), policy=policy)]
+    ns = namespace(options.namespace, deploy_profile(policy), policy=policy)
+    ns["metadata"]["labels"]["policy.sigstore.dev/include"] = "true"
+    return [ns]
