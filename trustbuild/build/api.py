@@ -122,9 +122,6 @@ def build(options: BuildOptions) -> BuildResult:
     from trustbuild.build.context import open_context, read_dockerfile
 
     refs = validate_destinations(options.destinations)
-    if options.cache or options.cache_repo:
-        print("[warning] --cache/--cache-repo: layer caching is not implemented; building "
-              "every step", file=options.output)
     record = _new_record(options)
     _seccomp_digest(options, record)
     work = Path(tempfile.mkdtemp(prefix="trustbuild-build-", dir=options.work_dir))

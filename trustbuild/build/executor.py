@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trustbuild.build.base import BaseImages, ResolvedBase, extract_image
+from trustbuild.build.cache import LayerCache, cache_repo_for, chain_step
 from trustbuild.build.config import ImageState, rfc3339
 from trustbuild.build.dockerfile import Dockerfile, Instruction, Stage
 from trustbuild.build.expand import expand, expand_words
@@ -64,6 +65,7 @@ class StageRun:
     args: dict[str, str | None] = field(default_factory=dict)  # declared ARGs (None: no value)
     cmd_set: bool = False
     runner: Runner | None = None
+    chain: str = ""  # base digest + every instruction so far (the layer cache key chain)
 
     @property
     def key(self) -> str:
@@ -108,6 +110,12 @@ class Executor:
         self.externals: dict[str, ResolvedBase] = {}  # expanded reference -> pinned image
         self.copy_from_roots: dict[str, Path] = {}
         self._n_rootfs = 0
+        self.cache: LayerCache | None = None
+        if options.cache:
+            repo = cache_repo_for(options.cache_repo, options.destinations)
+            self.cache = LayerCache.open(repo, options=options.store_options,
+                                         layer_dir=work / "layers", platform=self.platform,
+                                         output=options.output)
 
     # ------------------------------------------------------------------ helpers for handlers
     def created(self) -> str:
@@ -317,11 +325,14 @@ class Executor:
         try:
             if base.lower() == "scratch":
                 image = ImageState.scratch(self.stage_platform(stage))
+                chain = chain_step("", "scratch", str(self.stage_platform(stage)))
             elif dep is not None:
                 image = self.runs[dep.index].image.clone()
+                chain = self.runs[dep.index].chain
                 extract_image(image, rootfs)
             else:
                 image = self.bases.image_state(self.externals[base])
+                chain = str(self.externals[base].digest)
                 extract_image(image, rootfs)
         except DockerfileError:
             raise
@@ -330,8 +341,7 @@ class Executor:
                 raise
             raise self.error(ins, str(exc)) from exc
         rec.finished = time.time()
-        st = StageRun(stage=stage, rootfs=rootfs, image=image)
-        return st
+        return StageRun(stage=stage, rootfs=rootfs, image=image, chain=chain)
 
     def source_root(self, st: StageRun, ins: Instruction, ref: str) -> Path:
         """The filesystem ``COPY --from=ref`` reads: an earlier stage's rootfs or an image's."""
@@ -389,6 +399,8 @@ class Executor:
                 finally:
                     st.runner = None
         self.bases.close()
+        if self.cache is not None:
+            self.cache.close()
 
 
 def redact_text(text: str, args: dict[str, str]) -> str:

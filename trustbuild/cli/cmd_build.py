@@ -97,8 +97,11 @@ def register(sub: Any) -> None:
                    help="leave this path out of RUN snapshots (repeatable)")
 
     x = p.add_argument_group("cache, signing, attestation, policy")
-    x.add_argument("--cache", action="store_true", help="use a layer cache")
-    x.add_argument("--cache-repo", metavar="REPO", help="repository for cached layers")
+    x.add_argument("--cache", action="store_true",
+                   help="reuse RUN layers from the cache repository and store new ones there")
+    x.add_argument("--cache-repo", metavar="REPO",
+                   help="cache repository (REGISTRY/REPO or oci:DIR; default: the first "
+                        "destination's repository + /cache); only the builder should write it")
     x.add_argument("--sign-key", metavar="KEY", help="sign the pushed image with this cosign key")
     x.add_argument("--bundle", action="store_true",
                    help="also attach the signature (and attestations) as Sigstore bundle v0.3 "

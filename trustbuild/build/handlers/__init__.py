@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from trustbuild.build.cache import chain_step
 from trustbuild.build.dockerfile import Instruction, parse_dockerfile
 from trustbuild.build.handlers import copy as copy_handlers
 from trustbuild.build.handlers import meta, run
@@ -50,6 +51,7 @@ def dispatch(ex: Executor, st: StageRun, ins: Instruction) -> None:
         raise ex.error(ins, f"unknown instruction {ins.cmd}")
     started = time.time()
     n_steps = len(ex.record.steps)
+    n_hist, n_layers = len(st.image.config.get("history") or []), len(st.image.layers)
     try:
         handler(ex, st, ins)
     except DockerfileError:
@@ -58,6 +60,11 @@ def dispatch(ex: Executor, st: StageRun, ins: Instruction) -> None:
         raise ex.error(ins, str(exc)) from exc
     except OSError as exc:
         raise ex.error(ins, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from exc
+    hist = (st.image.config.get("history") or [])[n_hist:]
+    layers = st.image.layers[n_layers:]
+    st.chain = chain_step(st.chain, ins.cmd, ins.original,
+                          *[str(h.get("created_by", "")) for h in hist],
+                          *[layer.diff_id for layer in layers])
     for rec in ex.record.steps[n_steps:]:
         rec.started = rec.started or started
         rec.finished = time.time()

@@ -247,6 +247,9 @@ def _sources(ex: Executor, st: StageRun, ins: Instruction, words: list[str], *, 
 
 
 def _copy(ex: Executor, st: StageRun, ins: Instruction, *, add: bool) -> None:
+    for flag in ("parents", "exclude", "keep-git-dir", "unpack"):
+        if flag in ins.flags:
+            raise ex.error(ins, f"{ins.cmd} --{flag} is not supported by trustbuild")
     words = [w if (ins.heredocs and ins.heredoc_for(w)) else ex.expand(st, w) for w in ins.args]
     srcs, dest = words[:-1], words[-1]
     if ins.flag("checksum") and not add:

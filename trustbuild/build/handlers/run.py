@@ -13,6 +13,8 @@ from trustbuild.build.executor import redact_text
 from trustbuild.build.handlers.meta import shell_of
 from trustbuild.build.users import resolve_user
 from trustbuild.errors import BuildError, DockerfileError
+from trustbuild.oci.digest import Digest
+from trustbuild.oci.extract import extract_layer
 
 if TYPE_CHECKING:
     from trustbuild.build.executor import Executor, StageRun
@@ -89,6 +91,23 @@ def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
                      security_profile=ex.options.security_profile,
                      seccomp_profile=ex.options.seccomp_profile,
                      network=None if network in (None, "default") else network)
+    if ex.cache is not None:
+        key = ex.cache.key(st.chain, {
+            "argv": argv, "env": env, "user": user, "workdir": workdir, "network": network,
+            "security_profile": ex.options.security_profile,
+            "seccomp_profile": ex.options.seccomp_profile,
+            "volumes": sorted(st.image.c.get("Volumes") or {})})
+        cached = ex.cache.fetch(key)
+        if cached is not None:
+            extract_layer(cached.path, st.rootfs, diff_id=Digest.parse(cached.diff_id),
+                          what=f"cached layer of {ex.df.path}:{ins.line}")
+            print(f"{ex.df.path}:{ins.line} RUN: using cached layer {cached.descriptor.digest}",
+                  file=ex.options.output)
+            st.image.add_layer(cached)
+            st.image.add_history(text, created=ex.created(), empty_layer=False)
+            rec.layer_digest = str(cached.descriptor.digest)
+            rec.cached = True
+            return
     runner = ex.runner_for(st)
     # Docker's VOLUME rule: changes a RUN makes inside a declared volume are discarded
     volumes = tuple(sorted(st.image.c.get("Volumes") or {}))
@@ -111,6 +130,8 @@ def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
         st.image.add_layer(layer)
         rec.layer_digest = str(layer.descriptor.digest)
         st.image.add_history(text, created=ex.created(), empty_layer=False)
+        if ex.cache is not None:
+            ex.cache.put(key, layer)
     else:
         st.image.add_history(text, created=ex.created(), empty_layer=True)
 
