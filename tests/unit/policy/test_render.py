@@ -533,3 +533,29 @@ def test_core_manifests_match_the_kubernetes_api() -> None:
         assert _k8s_errors(d, model, d["kind"]) == []
         # required fields: the generated models refuse to be built without them
         client._ApiClient__deserialize(d, model)
+
+
+def test_executor_job_profiles_and_a_seccomp_file_next_to_the_policy(tmp_path: Path) -> None:
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles/mine.json").write_bytes((REPO / "seccomp/build-default.json")
+                                                  .read_bytes())
+    head = ("apiVersion: trustbuild.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\n"
+            "spec:\n  executor: {image: registry.example.com/trustbuild/executor}\n")
+    opts = RenderOptions(executor_image=EXECUTOR, build_context="c", destination="d")
+    (tmp_path / "priv.yaml").write_text(head + "  build: {securityProfile: privileged}\n")
+    ns, _, job = render(load_policy(tmp_path / "priv.yaml"), ["executor-job"], opts)
+    pod = job["spec"]["template"]["spec"]
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert pod["containers"][0]["securityContext"]["privileged"] is True
+    assert "seccompProfile" not in pod["securityContext"]
+    (tmp_path / "own.yaml").write_text(
+        head + "  build: {securityProfile: baseline, seccompProfile: profiles/mine.json}\n")
+    pol = load_policy(tmp_path / "own.yaml")
+    _, cm, job = render(pol, ["executor-job"], opts)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["seccompProfile"]["localhostProfile"] == "trustbuild/mine.json"
+    assert "NET_RAW" in pod["containers"][0]["securityContext"]["capabilities"]["add"]
+    assert cm["data"]["seccomp-mine.json"] == (tmp_path / "profiles/mine.json").read_text()
+    assert "seccompProfile: /trustbuild/policy/seccomp-mine.json" in cm["data"]["policy.yaml"]
+    (seccomp_cm,) = render(pol, ["seccomp"], opts)
+    assert list(seccomp_cm["data"]) == ["mine.json"]
