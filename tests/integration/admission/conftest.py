@@ -283,5 +283,5 @@ def api_server(webhook: Webhook, tmp_path_factory: pytest.TempPathFactory) -> Fa
     assert main(["policy", "render", "--policy", str(webhook.policy), "--format", "webhook",
                  "--webhook-service", SERVICE, "--ca-bundle", str(webhook.ca),
                  "--output-dir", str(d)]) == 0
-    config = yaml.safe_load((d / "validatingwebhookconfiguration.yaml").read_text())
+    config = yaml.safe_load((d / "90-validatingwebhookconfiguration.yaml").read_text())
     return FakeAPIServer(config, webhook)

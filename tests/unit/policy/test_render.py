@@ -399,8 +399,15 @@ def test_cli_render_stdout_and_output_dir(tmp_path: Path, capsys: pytest.Capture
                  "--webhook-service", "tb/adm", "--ca-bundle", str(ca),
                  "--output-dir", str(tmp_path / "out")]) == 0
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert files == ["validatingadmissionpolicy.yaml", "validatingadmissionpolicybinding.yaml",
-                     "validatingwebhookconfiguration.yaml"]
+    assert files == ["60-validatingadmissionpolicy.yaml",
+                     "61-validatingadmissionpolicybinding.yaml",
+                     "90-validatingwebhookconfiguration.yaml"]
+    assert main(["policy", "render", "--policy", str(RESTRICTED), "--namespace", "apps",
+                 "--output-dir", str(tmp_path / "all")]) == 0
+    names = sorted(p.name for p in (tmp_path / "all").iterdir())
+    assert names[0] == "00-namespace.yaml" and names[1] == "10-configmap.yaml"
+    assert len(list(yaml.safe_load_all((tmp_path / "all/50-clusterimagepolicy.yaml")
+                                       .read_text()))) == 2
     assert main(["policy", "render", "--policy", str(RESTRICTED), "--format", "webhook"]) == 2
     assert "--webhook-service" in capsys.readouterr()[1]
     assert main(["policy", "render", "--policy", str(RESTRICTED), "--format", "helm"]) == 2

@@ -43,9 +43,16 @@ def dump_yaml(docs: list[dict[str, Any]]) -> str:
     return "".join(_dump_one(d) for d in docs)
 
 
+#: Apply order (``kubectl apply -f DIR`` goes by file name): namespaces before what lives in
+#: them, the webhook server before the configuration that sends requests to it.
+_ORDER = {"Namespace": 0, "ConfigMap": 10, "Service": 20, "Deployment": 30, "Job": 40,
+          "ClusterPolicy": 50, "ClusterImagePolicy": 50, "ValidatingAdmissionPolicy": 60,
+          "ValidatingAdmissionPolicyBinding": 61, "ValidatingWebhookConfiguration": 90}
+
+
 def file_name_for(kind: str) -> str:
-    """The file a kind is written to: ``ClusterPolicy`` -> ``clusterpolicy.yaml``."""
-    return f"{kind.lower()}.yaml"
+    """The file a kind is written to: ``ClusterPolicy`` -> ``50-clusterpolicy.yaml``."""
+    return f"{_ORDER.get(kind, 80):02d}-{kind.lower()}.yaml"
 
 
 def write_dir(docs: list[dict[str, Any]], output_dir: str | Path) -> list[Path]:
