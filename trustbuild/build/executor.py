@@ -149,8 +149,8 @@ class Executor:
 
     def step(self, st: StageRun, ins: Instruction, text: str) -> StepRecord:
         """A step record appended to the build record (``text`` with secrets redacted)."""
-        rec = StepRecord(stage=st.key, line=ins.line, instruction=ins.cmd, text=text,
-                         started=time.time())
+        rec = StepRecord(stage=st.key, line=ins.line, instruction=ins.cmd,
+                         text=redact_text(text, self.options.build_args), started=time.time())
         self.record.steps.append(rec)
         return rec
 
@@ -222,16 +222,33 @@ class Executor:
         return st
 
     def _copy_from_refs(self, stage: Stage) -> list[tuple[Instruction, str]]:
-        """(instruction, expanded --from value) of the stage's COPY --from (and ONBUILD ones)."""
-        env = self._from_env()
+        """(instruction, expanded --from value) of the stage's COPY --from instructions.
+
+        ARG and ENV are followed through the stage (without running anything) so a ``--from``
+        that uses them expands as it will when the COPY runs.
+        """
+        env: dict[str, str] = {}
         out = []
         for ins in stage.instructions:
-            src = ins.flag("from") if ins.cmd == "COPY" else None
-            if src:
-                try:
-                    out.append((ins, expand(src, env, escape=self.df.escape)))
-                except TrustbuildError as exc:
-                    raise self.error(ins, str(exc)) from None
+            try:
+                if ins.cmd == "ARG":
+                    for name, default in ins.arg_defs:
+                        value = self.options.build_args.get(name)
+                        if value is None and default is not None:
+                            value = expand(default, env, escape=self.df.escape)
+                        if value is None:
+                            value = self.global_args.get(name) or self.predefined.get(name)
+                        if value is not None:
+                            env[name] = value
+                elif ins.cmd == "ENV":
+                    before = dict(env)
+                    for k, v in ins.pairs:
+                        env[expand(k, before, escape=self.df.escape)] = expand(
+                            v, before, escape=self.df.escape)
+                elif ins.cmd == "COPY" and ins.flag("from"):
+                    out.append((ins, expand(ins.flag("from") or "", env, escape=self.df.escape)))
+            except TrustbuildError as exc:
+                raise self.error(ins, str(exc)) from None
         return out
 
     def plan(self) -> list[Stage]:
@@ -342,6 +359,13 @@ class Executor:
             raise self.error(ins, str(exc)) from exc
         rec.finished = time.time()
         return StageRun(stage=stage, rootfs=rootfs, image=image, chain=chain)
+
+    def copy_from_ref(self, st: StageRun, ins: Instruction) -> str | None:
+        """The ``--from`` value of ``ins`` as planned (so COPY uses what was resolved)."""
+        for planned, ref in self._copy_from_refs(st.stage):
+            if planned is ins:
+                return ref
+        return None
 
     def source_root(self, st: StageRun, ins: Instruction, ref: str) -> Path:
         """The filesystem ``COPY --from=ref`` reads: an earlier stage's rootfs or an image's."""

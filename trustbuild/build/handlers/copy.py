@@ -227,7 +227,7 @@ def _sources(ex: Executor, st: StageRun, ins: Instruction, words: list[str], *, 
             out.append(_Source(None, doc.name, content.encode()))
             continue
         if from_ref:
-            ref = ex.expand(st, from_ref)
+            ref = ex.copy_from_ref(st, ins) or ex.expand(st, from_ref)
             root = ex.source_root(st, ins, ref)
             for p in _glob_root(ex, ins, root, word):
                 out.append(_Source(p, p.name, keep_owner=True))

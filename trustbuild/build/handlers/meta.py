@@ -37,15 +37,13 @@ def json_list(values: list[str]) -> str:
 
 
 def _meta(ex: Executor, st: StageRun, ins: Instruction, created_by: str) -> None:
-    rec = ex.step(st, ins, created_by)
+    ex.step(st, ins, created_by)
     st.image.add_history(created_by, created=ex.created(), empty_layer=True)
-    del rec
 
 
 def handle_arg(ex: Executor, st: StageRun, ins: Instruction) -> None:
     """ARG NAME[=default]: --build-arg wins, then the default, then the global ARG value."""
     for name, default in ins.arg_defs:
-        env = st.expansion_env()
         if name in ex.options.build_args:
             value: str | None = ex.options.build_args[name]
             ex.used_args.add(name)
@@ -57,7 +55,6 @@ def handle_arg(ex: Executor, st: StageRun, ins: Instruction) -> None:
             value = ex.predefined[name]
         else:
             value = None
-        del env
         st.args[name] = value
     ex.step(st, ins, ins.original)
 
