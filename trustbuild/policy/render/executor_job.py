@@ -17,7 +17,7 @@ from typing import Any
 from trustbuild.errors import PolicyError, UsageError
 from trustbuild.oci.reference import Reference
 from trustbuild.policy.model import Policy
-from trustbuild.policy.render.options import RenderOptions, dns_name
+from trustbuild.policy.render.options import RenderOptions, dns_name, require_options
 from trustbuild.policy.render.output import dump_document
 from trustbuild.policy.render.pod_security import namespace
 from trustbuild.policy.render.seccomp import localhost_profile, profile_file
@@ -92,6 +92,7 @@ def _security_context(profile: str) -> dict[str, Any]:
 
 def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
     """The build namespace, the policy ConfigMap and the Job."""
+    require_options("executor-job", options, "executor_image", "build_context", "destination")
     assert options.executor_image and options.build_context and options.destination
     ref = Reference.parse(options.executor_image)
     if ref.digest is None:

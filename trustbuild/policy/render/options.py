@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from trustbuild.errors import PolicyError
+from trustbuild.errors import PolicyError, UsageError
 from trustbuild.policy.model import Policy
 
-__all__ = ["RenderOptions", "dns_name", "require_deploy"]
+__all__ = ["RenderOptions", "dns_name", "require_deploy", "require_options"]
 
 
 @dataclass(frozen=True)
@@ -58,3 +58,10 @@ def require_deploy(policy: Policy, target: str) -> None:
     if not (dep.allowed_repositories or dep.signatures or dep.attestations):
         raise PolicyError(f"{policy.path}: spec.deploy: no allowedRepositories, signatures or "
                           f"attestations to render as {target}; add them to the policy")
+
+
+def require_options(target: str, options: RenderOptions, *fields: str) -> None:
+    """UsageError naming the flags ``target`` needs that ``options`` lacks."""
+    missing = [f"--{f.replace('_', '-')}" for f in fields if not getattr(options, f)]
+    if missing:
+        raise UsageError(f"policy render --format {target}: pass {', '.join(missing)}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from trustbuild.policy.model import Policy
-from trustbuild.policy.render.options import RenderOptions
+from trustbuild.policy.render.options import RenderOptions, require_options
 
 __all__ = ["render", "namespace", "deploy_profile"]
 
@@ -43,6 +43,7 @@ def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
     It also opts in to sigstore policy-controller (``policy.sigstore.dev/include``), which
     only enforces ClusterImagePolicies in namespaces carrying that label.
     """
+    require_options("pod-security", options, "namespace")
     assert options.namespace
     ns = namespace(options.namespace, deploy_profile(policy), policy=policy)
     ns["metadata"]["labels"]["policy.sigstore.dev/include"] = "true"

@@ -20,7 +20,7 @@ from trustbuild.errors import UsageError
 from trustbuild.oci.reference import Reference
 from trustbuild.policy.model import Policy
 from trustbuild.policy.render.executor_job import inline_policy
-from trustbuild.policy.render.options import RenderOptions, dns_name
+from trustbuild.policy.render.options import RenderOptions, dns_name, require_options
 
 __all__ = ["render", "RULES", "WEBHOOK_NAME"]
 
@@ -47,6 +47,7 @@ def _service(text: str) -> tuple[str, str]:
 
 def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
     """The webhook configuration pointing at ``options.webhook_service``."""
+    require_options("webhook", options, "webhook_service", "ca_bundle")
     assert options.webhook_service and options.ca_bundle
     ns, name = _service(options.webhook_service)
     if b"-----BEGIN CERTIFICATE-----" not in options.ca_bundle:
