@@ -420,3 +420,52 @@ def test_failing_run_exits_1_and_pushes_nothing(busybox_base: str, registry: obj
     with urllib.request.urlopen(f"http://{host}/v2/_catalog", timeout=10) as resp:
         assert "extra-fail" not in resp.read().decode()
     assert not (tmp_path / "out.tar").exists()
+
+
+MISSING_PROGRAM = {
+    "no-shell-in-scratch": ("FROM scratch\nCOPY Dockerfile /\nRUN echo hi\n", 3, "/bin/sh"),
+    "missing-exec-binary": ("ARG BASE\nFROM $BASE\nRUN [\"/nonexistent\", \"x\"]\n", 3,
+                            "/nonexistent"),
+    "missing-shell-from-shell": ("ARG BASE\nFROM $BASE\nSHELL [\"/bin/bash\", \"-c\"]\n"
+                                 "RUN echo hi\n", 4, "/bin/bash"),
+}
+
+
+@pytest.mark.xfail(strict=True, reason="the location is printed twice: 'Dockerfile:3 RUN echo hi: "
+                   "Dockerfile:3 RUN: '/bin/sh' not found' (run handler wraps a located error)")
+@pytest.mark.parametrize("name", sorted(MISSING_PROGRAM))
+def test_missing_program_is_one_clear_error(name: str, busybox_base: str, registry: object,
+                                            tmp_path: Path) -> None:
+    from fixtures.imagefs import tag_exists
+
+    host = registry.host  # type: ignore[attr-defined]
+    dockerfile, line, program = MISSING_PROGRAM[name]
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(dockerfile)
+    r = _run_cli("build", "--context", str(ctx), "--build-arg", f"BASE={busybox_base}",
+                 "--destination", f"{host}/extra-missing/{name}:1")
+    assert r.returncode == 1, r.stderr
+    errors = [x for x in r.stderr.splitlines() if x.startswith("trustbuild: error:")]
+    assert len(errors) == 1, r.stderr
+    assert f"Dockerfile:{line} RUN" in errors[0] and program in errors[0]
+    assert errors[0].count(f"Dockerfile:{line}") == 1, errors[0]
+    assert not tag_exists(host, f"extra-missing/{name}", "1")
+
+
+@pytest.mark.xfail(strict=True, reason="an invalid --seccomp-profile is only read at the first "
+                   "RUN: a build without RUN succeeds and pushes")
+def test_invalid_seccomp_profile_fails_before_anything_runs(busybox_base: str, registry: object,
+                                                           tmp_path: Path) -> None:
+    from fixtures.imagefs import tag_exists
+
+    host = registry.host  # type: ignore[attr-defined]
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("ARG BASE\nFROM $BASE\nCOPY Dockerfile /d\n")
+    r = _run_cli("build", "--context", str(ctx), "--build-arg", f"BASE={busybox_base}",
+                 "--seccomp-profile", str(tmp_path / "missing.json"),
+                 "--destination", f"{host}/extra-seccomp/a:1")
+    assert r.returncode in (1, 2), r.stderr
+    assert "missing.json" in r.stderr
+    assert not tag_exists(host, "extra-seccomp/a", "1")
