@@ -144,7 +144,8 @@ def test_extra_case_matches_buildah(case: str, buildah_images: dict[str, tuple[_
     assert not diffs, f"{case}: {len(diffs)} differences:\n" + "\n".join(diffs[:40])
 
 
-MODE_CASES = ("fs-changes", "hardlink-metadata", "long-names-big-ids", "snapshot-tricky")
+MODE_CASES = ("fs-changes", "hardlink-metadata", "long-names-big-ids", "replace-base-types",
+              "snapshot-tricky")
 
 
 @pytest.mark.parametrize("mode", ["walk", "full"])
