@@ -150,3 +150,20 @@ def test_run_argv_forms() -> None:
     st.image.c["Shell"] = ["/bin/bash", "-eu", "-c"]
     assert run_argv(st, ins[3]) == ["/bin/bash", "-eu", "-c", "echo one\necho two\n"]
     assert run_argv(st, ins[4]) == ["/bin/bash", "-eu", "-c", "cat <<EOF > /f\nbody $X\nEOF"]
+
+
+def test_cache_keys_and_repo() -> None:
+    from trustbuild.build.cache import LayerCache, cache_repo_for, chain_step
+    from trustbuild.errors import UsageError
+
+    a = chain_step("base", "COPY", "sha256:1")
+    assert a != chain_step("base", "COPY", "sha256:2") and a == chain_step("base", "COPY",
+                                                                            "sha256:1")
+    assert chain_step("x", "ab", "c") != chain_step("x", "a", "bc")  # parts are separated
+    spec = {"argv": ["/bin/sh", "-c", "make"], "env": {"A": "1"}}
+    assert LayerCache.key(a, spec) != LayerCache.key(a, {**spec, "env": {"A": "2"}})
+    assert len(LayerCache.key(a, spec)) == 64
+    assert cache_repo_for(None, ["127.0.0.1:5000/app:1"]) == "127.0.0.1:5000/app/cache"
+    assert cache_repo_for("oci:/tmp/c", []) == "oci:/tmp/c"
+    with pytest.raises(UsageError):
+        cache_repo_for(None, [])
