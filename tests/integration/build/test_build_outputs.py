@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,27 @@ def test_stdin_dockerfile_and_tar_context_with_json_output(ctx: Path, busybox_ba
     digest = r.stdout.decode().strip()
     fs = flatten(fetch_dir(f"{host}/out/tarstdin:1", tmp_path / "tarstdin"))
     assert fs["/app/app.txt"].size == 4 and digest.startswith("sha256:")
+
+
+def test_tar_path_loads_with_podman(ctx: Path, busybox_base: str, tmp_path: Path) -> None:
+    if shutil.which("podman") is None:
+        pytest.skip("podman not installed")
+    tar = tmp_path / "image.tar"
+    _build(ctx, busybox_base, "--no-push", "--destination", "127.0.0.1:5999/out/podman:v1",
+           "--tar-path", str(tar))
+    store = Path(tempfile.mkdtemp(prefix="tb-podman-"))  # podman wants a short runroot
+    podman = ["podman", "--root", str(store / "root"), "--runroot", str(store / "runroot"),
+              "--storage-driver", "vfs"]
+    try:
+        r = subprocess.run([*podman, "load", "-i", str(tar)], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "127.0.0.1:5999/out/podman:v1" in r.stdout
+        info = json.loads(subprocess.run([*podman, "image", "inspect",
+                                          "127.0.0.1:5999/out/podman:v1"], check=True,
+                                         capture_output=True, text=True, timeout=60).stdout)
+        assert info[0]["Labels"]["stage"] == "final"
+        assert len(info[0]["RootFS"]["Layers"]) == 3
+    finally:
+        subprocess.run([*podman, "rmi", "-a", "-f"], capture_output=True, timeout=120)
+        shutil.rmtree(store, ignore_errors=True)
