@@ -32,8 +32,8 @@ def shell_of(st: StageRun) -> list[str]:
 
 
 def json_list(values: list[str]) -> str:
-    """A list as Docker prints it in history (``["a","b"]``)."""
-    return json.dumps(values, ensure_ascii=False)
+    """A list as BuildKit prints it in history (Go's ``%q``: ``["a" "b"]``)."""
+    return "[" + " ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
 
 
 def _meta(ex: Executor, st: StageRun, ins: Instruction, created_by: str) -> None:
@@ -56,7 +56,7 @@ def handle_arg(ex: Executor, st: StageRun, ins: Instruction) -> None:
         else:
             value = None
         st.args[name] = value
-    ex.step(st, ins, ins.original)
+    _meta(ex, st, ins, ins.original)  # as written: never a --build-arg value
 
 
 def handle_env(ex: Executor, st: StageRun, ins: Instruction) -> None:
@@ -154,7 +154,7 @@ def handle_volume(ex: Executor, st: StageRun, ins: Instruction) -> None:
         vols[value] = {}
         added.append(value)
     st.image.c["Volumes"] = vols
-    _meta(ex, st, ins, "VOLUME " + json_list(added))
+    _meta(ex, st, ins, "VOLUME [" + " ".join(added) + "]")
 
 
 def handle_stopsignal(ex: Executor, st: StageRun, ins: Instruction) -> None:

@@ -54,7 +54,7 @@ def _history_text(ex: Executor, st: StageRun, argv: list[str], ins: Instruction)
     prefix = ""
     if args:
         prefix = f"|{len(args)} " + " ".join(f"{k}={v}" for k, v in args.items()) + " "
-    body = " ".join(argv) if not ins.json_form else str(argv).replace("'", '"')
+    body = " ".join(argv)
     return redact_text(f"RUN {prefix}{body} # buildkit", ex.options.build_args)
 
 
