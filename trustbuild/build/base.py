@@ -28,7 +28,7 @@ from trustbuild.oci.verify import check_bytes
 from trustbuild.store.base import Store, StoreOptions
 from trustbuild.store.location import Location
 
-__all__ = ["BaseImages", "ResolvedBase", "BaseImageError"]
+__all__ = ["BaseImages", "ResolvedBase", "BaseImageError", "extract_image"]
 
 
 class BaseImageError(TrustbuildError):
@@ -166,6 +166,3 @@ def extract_image(state: ImageState, rootfs: Path) -> None:
         expected = Digest.parse(layer.diff_id) if layer.diff_id else None
         extract_layer(layer.path, rootfs, media_type=layer.descriptor.media_type,
                       diff_id=expected, what=f"layer {layer.descriptor.digest}")
-
-
-__all__ += ["extract_image"]

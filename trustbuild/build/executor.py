@@ -25,7 +25,7 @@ from trustbuild.build.record import BuildRecord, ResolvedImage, StepRecord
 from trustbuild.errors import DockerfileError, SandboxError, TrustbuildError
 from trustbuild.oci.descriptor import Platform
 
-__all__ = ["Executor", "StageRun", "Runner", "predefined_args"]
+__all__ = ["Executor", "StageRun", "Runner", "predefined_args", "redact_text"]
 
 
 class Runner(Protocol):
@@ -80,9 +80,7 @@ class StageRun:
 
     def run_env(self) -> dict[str, str]:
         """Environment of a RUN step: ENV plus ARG values not shadowed by ENV."""
-        env = {k: v for k, v in self.args.items() if v is not None}
-        env.update(self.image.env())
-        return env
+        return self.expansion_env()
 
 
 class Executor:
@@ -434,5 +432,3 @@ def redact_text(text: str, args: dict[str, str]) -> str:
             text = text.replace(v, "***")
     return text
 
-
-__all__ += ["redact_text"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from trustbuild.errors import BuildError
 
-__all__ = ["secure_join", "mkdir_all", "clean_abs", "make_parents"]
+__all__ = ["secure_join", "mkdir_all", "clean_abs"]
 
 _MAX_LINKS = 255
 
@@ -67,13 +67,6 @@ def secure_join(rootfs: Path, path: str, *, follow_last: bool = True) -> Path:
             continue
         resolved.append(part)
     return Path(root, *resolved) if resolved else Path(root)
-
-
-def make_parents(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0,
-                 mode: int = 0o755) -> list[str]:
-    """Create the missing parent directories of container ``path``; returns those created."""
-    parent = posixpath.dirname(clean_abs(path))
-    return mkdir_all(rootfs, parent, uid=uid, gid=gid, mode=mode)
 
 
 def mkdir_all(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0,
