@@ -162,6 +162,21 @@ def test_snapshot_modes_match_buildah(case: str, mode: str,
     assert not diffs, f"{case} ({mode}): {len(diffs)} differences:\n" + "\n".join(diffs[:40])
 
 
+@pytest.mark.parametrize("flags", [("--compression", "zstd"), ("--image-format", "docker"),
+                                   ("--reproducible",)], ids=["zstd", "docker-format", "repro"])
+@pytest.mark.parametrize("case", ["add-archives-more", "fs-changes", "meta-expand"])
+def test_output_variants_match_buildah(case: str, flags: tuple[str, ...],
+                                       buildah_images: dict[str, tuple[_Case, Path]],
+                                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Layer compression, manifest format and --reproducible change nothing a user sees."""
+    c, theirs = buildah_images[case]
+    ours = f"{c.host}/conformance-extra/tb-{case}-{flags[-1]}:1"
+    rc = c.trustbuild(ours, *flags)
+    assert rc == 0, f"trustbuild build failed for {case}: {capsys.readouterr().err[-2000:]}"
+    diffs = compare_images(fetch_dir(ours, tmp_path / "tb"), theirs)
+    assert not diffs, f"{case} {flags}: {len(diffs)} differences:\n" + "\n".join(diffs[:40])
+
+
 # --- "How it will be checked": outputs read by other tools, reproducibility, failing RUN -------
 
 OUTPUT_DOCKERFILE = """\
