@@ -108,6 +108,7 @@ class Executor:
         self.externals: dict[str, ResolvedBase] = {}  # expanded reference -> pinned image
         self.copy_from_roots: dict[str, Path] = {}
         self._n_rootfs = 0
+        self._uses: dict[int, list[tuple[int, str]]] = {}  # stage -> (user, "from"|"copy")
         self.cache: LayerCache | None = None
         if options.cache:
             repo = cache_repo_for(options.cache_repo, options.destinations)
@@ -312,6 +313,15 @@ class Executor:
         """Run the planned stages; returns the target's StageRun."""
         from trustbuild.build.handlers import dispatch, run_onbuild_triggers
 
+        self._uses = {s.index: [] for s in stages}
+        for stage in stages:
+            dep = self.earlier_stage(self.base_name(stage), stage.index)
+            if dep is not None:
+                self._uses[dep.index].append((stage.index, "from"))
+            for _ins, ref in self._copy_from_refs(stage):
+                dep = self.earlier_stage(ref, stage.index)
+                if dep is not None:
+                    self._uses[dep.index].append((stage.index, "copy"))
         last: StageRun | None = None
         for stage in stages:
             st = self._start_stage(stage)
@@ -344,7 +354,12 @@ class Executor:
             elif dep is not None:
                 image = self.runs[dep.index].image.clone()
                 chain = self.runs[dep.index].chain
-                extract_image(image, rootfs)
+                if self._uses.get(dep.index) == [(stage.index, "from")]:
+                    # nothing else needs the earlier stage's filesystem: take it over
+                    rootfs.rmdir()
+                    self.runs[dep.index].rootfs.rename(rootfs)
+                else:
+                    extract_image(image, rootfs)
             else:
                 image = self.bases.image_state(self.externals[base])
                 chain = str(self.externals[base].digest)
