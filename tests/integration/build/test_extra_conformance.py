@@ -34,13 +34,12 @@ CASES = sorted(p.name for p in ASSETS.iterdir() if (p / "Dockerfile").is_file())
 
 # case -> what trustbuild does differently from buildah (remove once fixed)
 XFAIL: dict[str, str] = {
-    "hardlink-metadata": "overlay snapshot: chmod/chown/append through one name of a hardlink made "
-                         "in an earlier layer leaves the other names unchanged (walk/full agree "
-                         "with buildah)",
     "platform-args-redeclared": "a global ARG TARGETPLATFORM/TARGETARCH without value hides the "
                                 "automatic value (executor._global_args stores None)",
     "volume-then-run": "buildah leaves VOLUME dirs that a later RUN mounted in the image "
                        "(as Docker's classic builder); trustbuild does not create them",
+    "run-mounts": "RUN --mount (bind, cache, tmpfs, from=stage) is refused with an error; "
+                  "buildah and Docker support it",
     "shell-form-with-shell": "buildah 1.28 ignores SHELL for shell-form CMD (writes /bin/sh -c); "
                              "trustbuild follows Docker's docs",
 }
