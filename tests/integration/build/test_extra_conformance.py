@@ -36,8 +36,8 @@ CASES = sorted(p.name for p in ASSETS.iterdir() if (p / "Dockerfile").is_file())
 XFAIL: dict[str, str] = {
     "platform-args-redeclared": "a global ARG TARGETPLATFORM/TARGETARCH without value hides the "
                                 "automatic value (executor._global_args stores None)",
-    "volume-then-run": "buildah leaves VOLUME dirs that a later RUN mounted in the image "
-                       "(as Docker's classic builder); trustbuild does not create them",
+    "volume-then-run": "buildah creates missing VOLUME dirs (root 0755) when a RUN follows the "
+                       "VOLUME or VOLUME is the last instruction; trustbuild never does",
     "run-mounts": "RUN --mount (bind, cache, tmpfs, from=stage) is refused with an error; "
                   "buildah and Docker support it",
     "shell-form-with-shell": "buildah 1.28 ignores SHELL for shell-form CMD (writes /bin/sh -c); "
