@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bases import ROOT, WORK, log, push_busybox, push_debian, registry  # noqa: E402
 from report import markdown, summarize  # noqa: E402
-from tools import TOOLS, Tool, tool_by_name  # noqa: E402
+from tools import TOOLS, Tool, pin_code, tool_by_name  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "bench"
 WORKLOADS = {"w1-small": "busybox", "w2-app": "debian", "w3-many-steps": "debian"}
@@ -99,13 +99,12 @@ def _version(argv: list[str]) -> str:
         return "missing"
 
 
-def machine_meta(runs_text: str) -> dict[str, Any]:
+def machine_meta(runs_text: str, commit: str) -> dict[str, Any]:
     """Where and with what the numbers were measured."""
     mem_kb = 0
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
             mem_kb = int(line.split()[1])
-    commit = _version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]) or "unknown"
     return {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{os.cpu_count()} CPUs, {mem_kb // 1024 // 1024} GB RAM, "
                        f"Linux {platform.release()}",
@@ -122,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-for", action="append", default=[], metavar="WORKLOAD=N",
                    help="override --runs for one workload (repeatable), e.g. w2-app=2")
     p.add_argument("--tools", default=",".join(t.name for t in TOOLS), help="comma list")
+    p.add_argument("--code", default="HEAD", metavar="COMMIT|worktree",
+                   help="trustbuild sources to measure: a commit, exported to bench/work/code "
+                        "(default HEAD), or 'worktree' for the live, possibly uncommitted tree")
     args = p.parse_args(argv)
     workloads = ["w1-small"] if args.quick else [w for w in args.workloads.split(",") if w]
     for w in workloads:
@@ -139,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     tmp_results = WORK / "raw"
     tmp_results.mkdir(parents=True, exist_ok=True)
     runs_text = ", ".join(f"{w} {n} run{'s' if n != 1 else ''}" for w, n in runs.items())
-    meta = machine_meta(runs_text)
+    if args.code == "worktree":
+        commit = "worktree of " + _version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    else:
+        commit = pin_code(args.code)[:12]
+    meta = machine_meta(runs_text, commit)
     day = dt.date.today().isoformat()
     summaries = []
     t0 = time.monotonic()

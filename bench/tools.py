@@ -22,7 +22,28 @@ from bases import ROOT, WORK, clear_buildah_storage, log
 PYTHON = ROOT / ".venv" / "bin" / "python"
 TB_TIMED = ROOT / "bench" / "tb_timed.py"
 
-__all__ = ["Command", "Tool", "TOOLS", "tool_by_name"]
+__all__ = ["Command", "Tool", "TOOLS", "tool_by_name", "pin_code"]
+
+_CODE: dict[str, str] = {}  # "path", "commit": the trustbuild sources under test (see pin_code)
+
+
+def pin_code(ref: str = "HEAD") -> str:
+    """Measure a fixed commit: ``git archive`` its trustbuild/ and seccomp/ into bench/work and
+    put that first on PYTHONPATH for every trustbuild run (the shared working tree changes while
+    a long run goes on). Returns the commit."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", ref], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    dest = WORK / "code" / commit[:12]
+    if not (dest / "trustbuild").is_dir():
+        tmp = dest.with_suffix(".part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit,
+                                  "trustbuild", "seccomp"], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        tmp.rename(dest)
+    _CODE.update(path=str(dest), commit=commit)
+    return commit
 
 
 @dataclass
@@ -80,6 +101,8 @@ class Tool:
         tmp.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, TMPDIR=str(tmp))
         env.pop("BENCH_STEP_LOG", None)
+        if self.kind == "trustbuild" and _CODE:
+            env["PYTHONPATH"] = _CODE["path"]
         if step_log is not None:
             env["BENCH_STEP_LOG"] = str(step_log)
         return env

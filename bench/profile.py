@@ -1,0 +1,67 @@
+"""Profile one cold trustbuild build+push of a workload with cProfile.
+
+    .venv/bin/python bench/profile.py w3-many-steps            # default snapshot mode
+    .venv/bin/python bench/profile.py w2-app --snapshot-mode walk
+
+Writes bench/work/profile-<workload>.prof (open with ``python -m pstats`` or snakeviz) and
+bench/results/profile-<workload>.txt: the top functions by cumulative and by own time. Only the
+builder process is profiled; time spent in RUN helper processes shows up as waiting
+(``StepRunner._stream`` / ``Popen.wait``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import pstats
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bases import ROOT, WORK, log, push_busybox, push_debian, registry  # noqa: E402
+from run import WORKLOADS, prepare_context  # noqa: E402
+from tools import PYTHON, TB_TIMED, Tool, pin_code  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("workload", choices=sorted(WORKLOADS))
+    p.add_argument("--snapshot-mode", default="", help="trustbuild --snapshot-mode (default: its own)")
+    p.add_argument("--top", type=int, default=45, help="functions listed per table")
+    p.add_argument("--code", default="HEAD", help="commit to profile (see run.py --code)")
+    args = p.parse_args(argv)
+    commit = pin_code(args.code)
+    prof = WORK / f"profile-{args.workload}.prof"
+    report = ROOT / "bench" / "results" / f"profile-{args.workload}.txt"
+    with registry() as reg:
+        base = (push_busybox if WORKLOADS[args.workload] == "busybox" else push_debian)(reg.host)
+        ctx = prepare_context(args.workload)
+        argv2 = [str(PYTHON), "-m", "cProfile", "-o", str(prof), str(TB_TIMED), "build",
+                 "--context", str(ctx), "--destination", f"{reg.host}/bench/profile:latest",
+                 "--build-arg", f"BASE={base}"]
+        if args.snapshot_mode:
+            argv2 += ["--snapshot-mode", args.snapshot_mode]
+        log("profiling: " + " ".join(argv2[3:]))
+        t0 = time.monotonic()
+        env = Tool("trustbuild", "trustbuild", "").env()
+        subprocess.run(argv2, check=True, stdout=subprocess.DEVNULL, env=env)
+        wall = time.monotonic() - t0
+    out = io.StringIO()
+    out.write(f"# cProfile of one cold trustbuild build+push of {args.workload} "
+              f"at {commit[:12]} (snapshot mode {args.snapshot_mode or 'default'}), wall {wall:.1f}s under the "
+              "profiler\n\n## by cumulative time\n")
+    st = pstats.Stats(str(prof), stream=out)
+    st.strip_dirs().sort_stats("cumulative").print_stats(args.top)
+    out.write("\n## by own time\n")
+    st.sort_stats("tottime").print_stats(args.top)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(out.getvalue())
+    log(f"wrote {report} and {prof}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
