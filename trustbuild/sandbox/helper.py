@@ -118,7 +118,7 @@ def _mask(root: str) -> None:
 def _mount_overlay(cfg: dict[str, Any]) -> None:
     ov = cfg["overlay"]
     opts = (f"lowerdir={':'.join(ov['lower'])},upperdir={ov['upper']},workdir={ov['work']},"
-            "redirect_dir=off,index=off,metacopy=off")
+            "redirect_dir=off,index=on,nfs_export=off,metacopy=off")
     flags = L.MS_NODEV if cfg.get("nodev") else 0
     _do("mount overlay", L.mount, "overlay", cfg["root"], "overlay", flags, opts)
 

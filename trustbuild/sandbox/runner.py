@@ -30,7 +30,7 @@ from typing import Any, TextIO
 from trustbuild._internal.seccomp import compile_bpf, load_profile
 from trustbuild.errors import SandboxError
 from trustbuild.oci.layer import LayerWriter, write_overlay_upper
-from trustbuild.sandbox import mountplan, snapshot
+from trustbuild.sandbox import mountplan, overlay_index, snapshot
 from trustbuild.sandbox.container import detect_container, kaniko_ignore_list
 from trustbuild.sandbox.paths import DEFAULT_PATH, find_executable
 from trustbuild.sandbox.profiles import SecurityProfile, resolve_profile
@@ -292,6 +292,9 @@ class StepRunner:
         with LayerWriter(dest, **self._layer_opts) as writer:
             if self.snapshot_mode == "overlay":
                 upper = step / "upper"
+                overlay_index.clear_new_dir_opaque(upper, self.rootfs)
+                overlay_index.link_lower_aliases(upper, step / "work", self.rootfs,
+                                                 exclude=exclude)
                 write_overlay_upper(upper, writer, exclude=exclude)
                 info = writer.finish()
                 snapshot.apply_upper(upper, self.rootfs)

@@ -152,6 +152,16 @@ def _parent(rel: str) -> str:
     return rel.rpartition("/")[0]
 
 
+def _under(rel: str, dirs: set[str]) -> bool:
+    """Whether a proper ancestor of ``rel`` is in ``dirs``."""
+    p = _parent(rel)
+    while p:
+        if p in dirs:
+            return True
+        p = _parent(p)
+    return False
+
+
 def diff_snapshots(before: Snapshot, after: Snapshot, *, full: bool = False) -> Changes:
     """What changed from ``before`` to ``after``, with parent directories included."""
     ch = Changes()
@@ -163,8 +173,10 @@ def diff_snapshots(before: Snapshot, after: Snapshot, *, full: bool = False) -> 
             ch.added.add(rel)
             if _is_dir(new) and (not _is_dir(old) or old[:2] != new[:2]):
                 ch.opaque.add(rel)
-    # Everything below a replaced directory is new content.
+    # Everything below a replaced directory is new content, and a directory re-created below
+    # it needs no marker of its own (overlayfs does not set one there either).
     if ch.opaque:
+        ch.opaque = {rel for rel in ch.opaque if not _under(rel, ch.opaque)}
         for rel in after:
             p = _parent(rel)
             while p:

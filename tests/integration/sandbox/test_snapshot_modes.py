@@ -136,3 +136,48 @@ def test_overlay_upper_on_another_device_is_copied_with_links_and_metadata(
     assert os.readlink(busybox_rootfs / "d/s") == "a"
     assert not os.path.lexists(busybox_rootfs / "bin/vi")
     assert os.listdir(tmpfs_scratch) == []
+
+
+LINKS = ("mkdir -p /h/sub /h2/deep && echo data > /h/orig && ln /h/orig /h/link"
+         " && ln /h/orig /h2/deep/far && echo r > /h/r1 && ln /h/r1 /h/r2"
+         " && echo d > /h/d1 && ln /h/d1 /h/sub/d2 && ln /bin/busybox /h/bb")
+WRITE_THROUGH = ("chmod 4711 /h/orig && echo more >> /h/link && sed -i s/r/R/ /h/r1"
+                 " && echo gone >> /h/d1 && rm /h/d1 && chown 3:4 /bin/busybox")
+HIDDEN = "rm -rf /h2 && mkdir -p /h2/deep && echo again >> /h/orig"  # far: gone, not re-linked
+
+
+def test_writing_through_one_name_of_an_earlier_hardlink_changes_every_name(
+        busybox_rootfs: Path, tmp_path: Path) -> None:
+    ids, trees = {}, {}
+    for mode in MODES:
+        root = tmp_path / f"root-{mode}"
+        subprocess.run(["cp", "-a", str(busybox_rootfs), str(root)], check=True)
+        infos = run_in_mode(root, tmp_path, mode, [LINKS, WRITE_THROUGH, HIDDEN])
+        ids[mode] = [i.diff_id for i in infos]  # type: ignore[attr-defined]
+        trees[mode] = tree(root)
+        ino = {n: os.lstat(root / n).st_ino for n in
+               ("h/orig", "h/link", "h/r1", "h/r2", "h/sub/d2", "h/bb",
+                "bin/busybox")}
+        assert ino["h/orig"] == ino["h/link"], mode
+        assert ino["h/bb"] == ino["bin/busybox"], mode
+        assert ino["h/r1"] != ino["h/r2"], mode  # sed -i replaced the file: link broken
+        assert (root / "h/link").read_text() == "data\nmore\nagain\n"
+        assert os.lstat(root / "h/link").st_mode & 0o7777 == 0o4711
+        assert os.listdir(root / "h2/deep") == []
+        assert (root / "h/sub/d2").read_text() == "d\ngone\n"
+        assert not (root / "h/d1").exists()
+        assert (root / "h/r2").read_text() == "r\n" and (root / "h/r1").read_text() == "R\n"
+        assert os.lstat(root / "h/bb").st_uid == 3
+        with tarfile.open(infos[1].path) as t:  # type: ignore[attr-defined]
+            members = {m.name: m for m in t.getmembers()}
+        assert members["h2/deep/far"].islnk() and members["h2/deep/far"].linkname == "h/link"
+        assert members["h/sub/d2"].isfile() and members["h/r1"].isfile()
+        assert members["h2/deep"].isdir() and members["h/orig"].islnk()
+        assert "h/r2" not in members or members["h/r2"].isfile()  # walk: its nlink changed
+        assert members["h/bb"].islnk() and members["h/bb"].linkname == "bin/busybox"
+        with tarfile.open(infos[2].path) as t:  # type: ignore[attr-defined]
+            members = {m.name: m for m in t.getmembers()}
+        assert "h2/.wh..wh..opq" in members and "h2/deep/far" not in members
+        assert members["h/orig"].islnk() and members["h/orig"].linkname == "h/link"
+    assert ids["walk"] == ids["overlay"] and ids["full"] == ids["overlay"]
+    assert trees["walk"] == trees["overlay"] == trees["full"]
