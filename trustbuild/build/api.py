@@ -105,14 +105,12 @@ def _new_record(options: BuildOptions) -> BuildRecord:
 
 
 def _seccomp_digest(options: BuildOptions, record: BuildRecord) -> None:
+    """Check the security profile before anything runs and record its seccomp digest."""
     try:
         from trustbuild.sandbox import resolve_profile
     except ImportError:
         return
-    try:
-        prof = resolve_profile(options.security_profile, seccomp=options.seccomp_profile)
-    except Exception:  # noqa: BLE001 - the runner reports profile problems at the first RUN
-        return
+    prof = resolve_profile(options.security_profile, seccomp=options.seccomp_profile)
     record.seccomp_profile = str(getattr(prof, "seccomp_path", "") or record.seccomp_profile)
     record.seccomp_profile_digest = str(getattr(prof, "seccomp_digest", "") or "")
 

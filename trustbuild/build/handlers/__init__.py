@@ -6,6 +6,7 @@ runs the ONBUILD triggers a stage inherits from its base image.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -57,7 +58,7 @@ def dispatch(ex: Executor, st: StageRun, ins: Instruction) -> None:
     except DockerfileError:
         raise
     except TrustbuildError as exc:
-        raise ex.error(ins, str(exc)) from exc
+        raise ex.error(ins, _unlocated(str(exc), ex.df.path, ins.line)) from exc
     except OSError as exc:
         raise ex.error(ins, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from exc
     hist = (st.image.config.get("history") or [])[n_hist:]
@@ -68,6 +69,12 @@ def dispatch(ex: Executor, st: StageRun, ins: Instruction) -> None:
     for rec in ex.record.steps[n_steps:]:
         rec.started = rec.started or started
         rec.finished = time.time()
+
+
+def _unlocated(message: str, path: str, line: int) -> str:
+    """``message`` without a leading ``PATH:LINE INSTRUCTION:`` (the error adds its own)."""
+    m = re.match(rf"{re.escape(path)}:{line}( [A-Z]+)?: ", message)
+    return message[m.end():] if m else message
 
 
 def run_onbuild_triggers(ex: Executor, st: StageRun) -> None:
