@@ -6,8 +6,8 @@ import io
 from pathlib import Path
 
 import pytest
-
 from fixtures.imagefs import fetch_dir, flatten
+
 from trustbuild.build.api import build
 from trustbuild.build.options import BuildOptions
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from fixtures.imagefs import tag_exists
+
 from trustbuild.cli.main import main
 
 pytestmark = [pytest.mark.slow]

@@ -10,8 +10,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from fixtures.imagefs import fetch_dir, flatten, read_dir_image, tag_exists
+
 from trustbuild.build.api import build
 from trustbuild.build.options import BuildOptions
 from trustbuild.errors import DockerfileError, PolicyViolation

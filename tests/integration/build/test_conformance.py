@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from fixtures.imagefs import compare_images, fetch_dir
+
 from trustbuild.cli.main import main
 
 CASES_DIR = Path(os.environ.get("TRUSTBUILD_CONFORMANCE_CASES",
