@@ -155,8 +155,12 @@ def build(options: BuildOptions) -> BuildResult:
         record.finished_on = _now()
         result = BuildResult(digest, image.descriptor, record, image, df, target.rootfs,
                              outputs, work)
-        for hook in options.post_push_hooks:
-            hook(result)
+        try:
+            for hook in options.post_push_hooks:
+                hook(result)
+        except BaseException:
+            result.close()
+            raise
         ok = True
         return result
     finally:
