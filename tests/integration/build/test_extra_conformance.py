@@ -446,8 +446,6 @@ MISSING_PROGRAM = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="the location is printed twice: 'Dockerfile:3 RUN echo hi: "
-                   "Dockerfile:3 RUN: '/bin/sh' not found' (run handler wraps a located error)")
 @pytest.mark.parametrize("name", sorted(MISSING_PROGRAM))
 def test_missing_program_is_one_clear_error(name: str, busybox_base: str, registry: object,
                                             tmp_path: Path) -> None:
@@ -468,8 +466,6 @@ def test_missing_program_is_one_clear_error(name: str, busybox_base: str, regist
     assert not tag_exists(host, f"extra-missing/{name}", "1")
 
 
-@pytest.mark.xfail(strict=True, reason="an invalid --seccomp-profile is only read at the first "
-                   "RUN: a build without RUN succeeds and pushes")
 def test_invalid_seccomp_profile_fails_before_anything_runs(busybox_base: str, registry: object,
                                                            tmp_path: Path) -> None:
     from fixtures.imagefs import tag_exists
