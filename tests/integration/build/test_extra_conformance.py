@@ -163,7 +163,7 @@ def test_snapshot_modes_match_buildah(case: str, mode: str,
 
 @pytest.mark.parametrize("flags", [("--compression", "zstd"), ("--image-format", "docker"),
                                    ("--reproducible",)], ids=["zstd", "docker-format", "repro"])
-@pytest.mark.parametrize("case", ["add-archives-more", "fs-changes", "meta-expand"])
+@pytest.mark.parametrize("case", ["fs-changes", "meta-expand"])
 def test_output_variants_match_buildah(case: str, flags: tuple[str, ...],
                                        buildah_images: dict[str, tuple[_Case, Path]],
                                        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
