@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from trustbuild._internal.secrets import REDACTED, is_secret_name
 from trustbuild.build.base import BaseImages, ResolvedBase, extract_image
 from trustbuild.build.cache import LayerCache, cache_repo_for, chain_step
 from trustbuild.build.config import ImageState, rfc3339
 from trustbuild.build.dockerfile import Dockerfile, Instruction, Stage
 from trustbuild.build.expand import expand, expand_words
 from trustbuild.build.layers import LayerSettings
-from trustbuild.build.options import BuildOptions, is_secret_name
+from trustbuild.build.options import BuildOptions
 from trustbuild.build.record import BuildRecord, ResolvedImage, StepRecord
 from trustbuild.errors import DockerfileError, SandboxError, TrustbuildError
 from trustbuild.oci.descriptor import Platform
@@ -441,9 +442,9 @@ class Executor:
 
 
 def redact_text(text: str, args: dict[str, str]) -> str:
-    """``text`` with the values of secret-looking build args replaced by ``***``."""
+    """``text`` with the values of secret-looking build args replaced by ``<redacted>``."""
     for k, v in args.items():
         if v and is_secret_name(k):
-            text = text.replace(v, "***")
+            text = text.replace(v, REDACTED)
     return text
 

@@ -10,12 +10,12 @@ Example::
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
+from trustbuild._internal.secrets import REDACTED, is_secret_name
 from trustbuild.oci.descriptor import Platform
 from trustbuild.store.base import StoreOptions
 
@@ -31,17 +31,9 @@ GateHook = Callable[["Dockerfile", "BuildRecord"], None]
 extracted or RUN executes; it may raise PolicyViolation. The build then uses exactly those
 digests."""
 
-_SECRET = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
-
-
-def is_secret_name(name: str) -> bool:
-    """True for build-arg/env names whose values must never be recorded (TOKEN, SECRET, KEY...)."""
-    return bool(_SECRET.search(name))
-
-
 def redact_build_args(args: Mapping[str, str]) -> dict[str, str]:
-    """The build args with secret-looking values replaced by ``***``."""
-    return {k: ("***" if is_secret_name(k) else v) for k, v in args.items()}
+    """The build args with secret-looking values replaced by ``<redacted>``."""
+    return {k: (REDACTED if is_secret_name(k) else v) for k, v in args.items()}
 
 
 def parse_build_args(items: Sequence[str], *,

@@ -82,7 +82,7 @@ ADD {url}/payload.bin /renamed.bin
                  build_args={"API_TOKEN": "s3cr3t-value"})
     with build(opts) as result:
         rec = result.record
-        assert rec.build_args["API_TOKEN"] == "***"
+        assert rec.build_args["API_TOKEN"] == "<redacted>"
         assert rec.build_args["BASE"] == busybox_base
         assert rec.dockerfile_digest.startswith("sha256:") and rec.context_digest
         assert [i.role for i in rec.images] == ["base"]

@@ -88,7 +88,7 @@ def test_build_args_and_redaction() -> None:
                  "MY_CREDENTIALS"):
         assert is_secret_name(name), name
     assert not is_secret_name("VERSION")
-    assert redact_build_args({"TOKEN": "t", "V": "1"}) == {"TOKEN": "***", "V": "1"}
+    assert redact_build_args({"TOKEN": "t", "V": "1"}) == {"TOKEN": "<redacted>", "V": "1"}
     assert BuildOptions(reproducible=True).epoch() == 0
     assert BuildOptions(source_date_epoch=1700000000).epoch() == 1700000000
     assert BuildOptions().epoch() is None
