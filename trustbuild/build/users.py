@@ -9,13 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from trustbuild._internal.etcfiles import read_rows
 from trustbuild.build.rootfs import secure_join
 from trustbuild.errors import BuildError
 
 __all__ = ["UserIds", "resolve_user", "resolve_chown", "lookup_passwd", "lookup_group"]
-
-_MAX_FILE = 4 * 1024 * 1024
-
 
 @dataclass(frozen=True)
 class UserIds:
@@ -27,17 +25,7 @@ class UserIds:
 
 
 def _read_db(rootfs: Path, name: str) -> list[list[str]]:
-    path = secure_join(rootfs, f"/etc/{name}")
-    try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_FILE)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return []
-    rows = []
-    for line in data.decode("utf-8", "replace").splitlines():
-        if line and not line.startswith("#"):
-            rows.append(line.split(":"))
-    return rows
+    return read_rows(secure_join(rootfs, f"/etc/{name}"))
 
 
 def lookup_passwd(rootfs: Path, user: str) -> tuple[int, int, str] | None:

@@ -10,13 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trustbuild._internal.etcfiles import read_rows
 from trustbuild.errors import SandboxError
 from trustbuild.sandbox.paths import resolve_in_root
 
 __all__ = ["StepUser", "resolve_user"]
-
-_MAX_DB = 4 * 1024 * 1024
-
 
 @dataclass(frozen=True)
 class StepUser:
@@ -30,17 +28,7 @@ class StepUser:
 
 
 def _rows(rootfs: Path, name: str) -> list[list[str]]:
-    path = resolve_in_root(rootfs, f"/etc/{name}")
-    try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_DB)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
-        return []
-    out = []
-    for line in data.decode("utf-8", "replace").splitlines():
-        if line and not line.startswith("#"):
-            out.append(line.split(":"))
-    return out
+    return read_rows(resolve_in_root(rootfs, f"/etc/{name}"))
 
 
 def _int(s: str) -> int | None:
