@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustbuild.build.dockerfile import Instruction
+from trustbuild.build.expand import expand_heredoc
 from trustbuild.build.handlers.fetch import fetch_url, is_archive, is_url
 from trustbuild.build.layers import write_paths_layer
 from trustbuild.build.rootfs import clean_abs, mkdir_all, secure_join
@@ -223,7 +224,8 @@ def _sources(ex: Executor, st: StageRun, ins: Instruction, words: list[str], *, 
         if doc is not None:
             content = doc.content
             if doc.expand:
-                content = ex.expand(st, content) if "$" in content else content
+                content = (expand_heredoc(content, st.expansion_env(), escape=ex.df.escape)
+                           if "$" in content else content)
             out.append(_Source(None, doc.name, content.encode()))
             continue
         if from_ref:
@@ -237,7 +239,8 @@ def _sources(ex: Executor, st: StageRun, ins: Instruction, words: list[str], *, 
             out.append(_Source(path, name, mode=0o600))
             continue
         root = Path(ex.ctx.root)
-        for p in ex.ctx.resolve_sources(word, line=ins.line, path=ex.df.path):
+        for p in ex.ctx.resolve_sources(word, line=ins.line, path=ex.df.path,
+                                        instruction=ins.cmd):
             try:
                 rel = str(Path(p).relative_to(root))
             except ValueError:
@@ -312,7 +315,9 @@ def _copy_item(ex: Executor, ins: Instruction, copier: Copier, item: _Source, de
     if add and item.mode is None and is_archive(item.path):
         staging = Path(tempfile.mkdtemp(dir=tmp, prefix="unpack-"))
         try:
-            extract_layer(item.path, staging, allow_devices=False, what=f"archive {item.name}")
+            # an ADD archive is not a layer: its .wh.* entries are ordinary files
+            extract_layer(item.path, staging, allow_devices=False, whiteouts=False,
+                          what=f"archive {item.name}")
         except Exception as exc:  # noqa: BLE001 - any unpack failure is the user's archive
             raise ex.error(ins, f"cannot unpack {item.name}: {exc}") from None
         # archive entries keep their owners and modes (--chown/--chmod do not apply, as in
