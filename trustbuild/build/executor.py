@@ -161,7 +161,7 @@ class Executor:
             return self.options.build_args[name]
         if default is not None:
             return expand(default, env, escape=self.df.escape)
-        return None
+        return self.predefined.get(name)  # a bare ARG TARGETPLATFORM keeps the automatic value
 
     def _global_args(self) -> None:
         for ins in self.df.global_args:

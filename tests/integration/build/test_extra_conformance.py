@@ -34,8 +34,6 @@ CASES = sorted(p.name for p in ASSETS.iterdir() if (p / "Dockerfile").is_file())
 
 # case -> what trustbuild does differently from buildah (remove once fixed)
 XFAIL: dict[str, str] = {
-    "platform-args-redeclared": "a global ARG TARGETPLATFORM/TARGETARCH without value hides the "
-                                "automatic value (executor._global_args stores None)",
     "volume-then-run": "buildah creates missing VOLUME dirs (root 0755) when a RUN follows the "
                        "VOLUME or VOLUME is the last instruction; trustbuild never does",
     "run-mounts": "RUN --mount (bind, cache, tmpfs, from=stage) is refused with an error; "

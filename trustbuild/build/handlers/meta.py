@@ -49,7 +49,7 @@ def handle_arg(ex: Executor, st: StageRun, ins: Instruction) -> None:
             ex.used_args.add(name)
         elif default is not None:
             value = ex.expand(st, default)
-        elif name in ex.global_args:
+        elif ex.global_args.get(name) is not None:
             value = ex.global_args[name]
         elif name in ex.predefined:
             value = ex.predefined[name]
