@@ -111,7 +111,14 @@ def _seccomp_digest(options: BuildOptions, record: BuildRecord) -> None:
     except ImportError:
         return
     prof = resolve_profile(options.security_profile, seccomp=options.seccomp_profile)
-    record.seccomp_profile = str(getattr(prof, "seccomp_path", "") or record.seccomp_profile)
+    path = getattr(prof, "seccomp_path", None)
+    asked = options.seccomp_profile
+    if not path:
+        record.seccomp_profile = "unconfined"
+    elif asked and ("/" in asked or asked.endswith(".json")):
+        record.seccomp_profile = asked  # a user's file: as given
+    else:
+        record.seccomp_profile = Path(str(path)).stem  # a shipped profile: its name, no host path
     record.seccomp_profile_digest = str(getattr(prof, "seccomp_digest", "") or "")
 
 
