@@ -111,8 +111,8 @@ def markdown(summaries: list[dict[str, Any]], *, meta: dict[str, Any]) -> str:
                 ratio = _fmt(s["ratio_to_buildah_overlay"], "x") if tool != REFERENCE else "1.00x"
                 cells += [wall, ratio]
                 if scen != "cold" and tool.startswith("trustbuild") and s.get("cached_steps") == 0:
-                    notes.append(f"{summ['workload']} {tool} {scen}: `--cache` is accepted but no "
-                                 "step was cached (layer cache not implemented): full rebuild")
+                    notes.append(f"{summ['workload']} {tool} {scen}: `--cache` on, but no step "
+                                 "was a cache hit: full rebuild")
             rss = _fmt((scens.get("cold") or {}).get("median_peak_rss_mb"))
             lines.append(f"| {summ['workload']} | {tool} | " + " | ".join(cells) + f" | {rss} |")
         st = summ.get("trustbuild_run_steps")

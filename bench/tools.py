@@ -136,6 +136,7 @@ class Tool:
         result = json.loads(out.read_text())
         rec = result.get("record", {})
         steps = [{"instruction": s["instruction"], "line": s["line"], "cached": s.get("cached"),
+                  "layer": s.get("layer_digest"),
                   "seconds": round(s["finished"] - s["started"], 4)
                   if s.get("finished") else None} for s in rec.get("steps", [])]
         runs = [json.loads(line) for line in steps_log.read_text().splitlines()] \
