@@ -21,6 +21,7 @@ from trustbuild.build.config import ImageState, rfc3339
 from trustbuild.build.dockerfile import Dockerfile, Instruction, Stage
 from trustbuild.build.expand import expand, expand_words
 from trustbuild.build.layers import LayerSettings
+from trustbuild.build.mounts import mount_from_refs
 from trustbuild.build.options import BuildOptions
 from trustbuild.build.record import BuildRecord, ResolvedImage, StepRecord
 from trustbuild.errors import DockerfileError, SandboxError, TrustbuildError
@@ -222,7 +223,7 @@ class Executor:
         return st
 
     def _copy_from_refs(self, stage: Stage) -> list[tuple[Instruction, str]]:
-        """(instruction, expanded --from value) of the stage's COPY --from instructions.
+        """(instruction, expanded --from value) of COPY --from and RUN --mount=...,from=.
 
         ARG and ENV are followed through the stage (without running anything) so a ``--from``
         that uses them expands as it will when the COPY runs.
@@ -247,6 +248,9 @@ class Executor:
                             v, before, escape=self.df.escape)
                 elif ins.cmd == "COPY" and ins.flag("from"):
                     out.append((ins, expand(ins.flag("from") or "", env, escape=self.df.escape)))
+                elif ins.cmd == "RUN" and ins.flags.get("mount"):
+                    out.extend((ins, ref) for ref in mount_from_refs(
+                        ins.flags["mount"], lambda w: expand(w, env, escape=self.df.escape)))
             except TrustbuildError as exc:
                 raise self.error(ins, str(exc)) from None
         return out

@@ -5,7 +5,8 @@ configuration from ``--config-fd``, then:
 
 chroot mode: unshare mount/PID/UTS/IPC (+net) namespaces, fork so the step is PID 1 of the new
 PID namespace, mount the root (overlay or bind), /proc, a minimal /dev, read-only /sys, the
-read-only binds (resolv.conf, hosts, extra mounts), mask /proc paths, pivot_root, create and
+read-only binds (resolv.conf, hosts), the extra mounts (RUN --mount: bind ro/rw, tmpfs), mask
+/proc paths, pivot_root, create and
 enter the workdir, drop the capability bounding set, switch to the step's user, set
 no_new_privs, load the seccomp filter last and ``execve`` the command. When PID 1 exits the
 kernel kills every other process of the step; the namespaces and mounts vanish with them.
@@ -140,8 +141,15 @@ def _mount_root(cfg: dict[str, Any]) -> str:
                 L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
     except OSError:
         _bind_ro("/sys", root + "/sys")
-    for src, target in cfg.get("binds", []):
-        _bind_ro(src, root + target)
+    for src, target, *mode in cfg.get("binds", []):
+        kind = mode[0] if mode else "ro"
+        if kind == "tmpfs":
+            _do(f"mount tmpfs on {target}", L.mount, "tmpfs", root + target, "tmpfs",
+                L.MS_NOSUID | L.MS_NODEV, src)  # src: the tmpfs options
+        elif kind == "rw":
+            _do(f"bind {src}", L.mount, src, root + target, None, L.MS_BIND | L.MS_REC)
+        else:
+            _bind_ro(src, root + target)
     if cfg.get("mask"):
         _mask(root)
     return root

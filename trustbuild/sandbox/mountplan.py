@@ -5,22 +5,30 @@ The image may lack them. They are never created in the captured tree:
   the rootfs metadata, so the merged view looks unchanged and nothing reaches the upper;
 - walk/full mode: they are created in the rootfs before the step, excluded from the snapshots,
   and removed afterwards (restoring the parent's mtime when the step did not touch it).
+
+Extra mounts (``RUN --mount``) are ``(source, target)`` or ``(source, target, mode)`` with mode
+"ro" (default), "rw" (bind read-write) or "tmpfs" (source: "" or "size=BYTES"). Like buildah,
+the missing *parent* directories of an extra mount's target stay in the layer (root, 0755);
+the target itself and everything below it never do.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from trustbuild.errors import SandboxError
 
 __all__ = ["MountPoint", "plan_mounts", "build_lower", "CreatedMounts", "create_in_rootfs",
-           "excluder"]
+           "excluder", "helper_mounts", "add_kept_parents"]
 
 _HOST_FILES = ("/etc/resolv.conf", "/etc/hosts")
 _KERNEL_DIRS = ("/proc", "/dev", "/sys")
+_MODES = ("ro", "rw", "tmpfs")
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,12 @@ class MountPoint:
     kind: str  # "dir" | "file"
     source: str | None  # host path for read-only binds; None for /proc /dev /sys
     missing: tuple[str, ...] = ()  # components (absolute paths) to create, outermost first
+    mode: str = "ro"  # "ro" | "rw" (bind) | "tmpfs"
+    keep_parents: bool = False  # missing parents of the target are kept (RUN --mount)
+
+    def kept(self) -> tuple[str, ...]:
+        """Missing parent directories that stay in the step's layer."""
+        return self.missing[:-1] if self.keep_parents else ()
 
 
 def _norm(target: str) -> str:
@@ -68,8 +82,7 @@ def _check(rootfs: Path, target: str, kind: str, *, strict: bool) -> tuple[str, 
     return tuple(missing)
 
 
-def plan_mounts(rootfs: Path, extra: list[tuple[str, str]] | tuple[tuple[str, str], ...]
-                ) -> list[MountPoint]:
+def plan_mounts(rootfs: Path, extra: Sequence[tuple[str, ...]]) -> list[MountPoint]:
     """Check every mount target against the rootfs and list what must be created."""
     plan = []
     for d in _KERNEL_DIRS:
@@ -82,17 +95,49 @@ def plan_mounts(rootfs: Path, extra: list[tuple[str, str]] | tuple[tuple[str, st
         missing = _check(rootfs, f, "file", strict=False)
         if missing is not None:
             plan.append(MountPoint(f, "file", f, missing))
-    for src, target in extra:
-        if not os.path.exists(src):
+    for item in extra:
+        src, target = item[0], item[1]
+        mode = item[2] if len(item) > 2 else "ro"
+        if mode not in _MODES:
+            raise SandboxError(f"mount mode {mode!r}: expected one of {', '.join(_MODES)}")
+        if mode != "tmpfs" and not os.path.exists(src):
             raise SandboxError(f"mount source {src} does not exist")
-        kind = "dir" if os.path.isdir(src) else "file"
+        kind = "dir" if mode == "tmpfs" or os.path.isdir(src) else "file"
         t = _norm(target)
         if t == "/" or any(t == k or t.startswith(k + "/") for k in _KERNEL_DIRS):
             raise SandboxError(f"mount target {target!r} is reserved")
         missing = _check(rootfs, t, kind, strict=True)
         assert missing is not None
-        plan.append(MountPoint(t, kind, os.path.realpath(src), missing))
+        if any(m.target == t for m in plan):
+            raise SandboxError(f"mount target {target!r} is used twice")
+        if mode == "tmpfs" and not re.fullmatch(r"(size=\d+[kmg]?)?", src):
+            raise SandboxError(f"tmpfs options {src!r}: only size=BYTES is accepted")
+        source = src if mode == "tmpfs" else os.path.realpath(src)
+        plan.append(MountPoint(t, kind, source, missing, mode=mode, keep_parents=True))
     return plan
+
+
+def helper_mounts(plan: list[MountPoint]) -> list[list[str]]:
+    """``[source, target, mode]`` of what the helper mounts after /proc, /dev and /sys."""
+    return [[m.source or "", m.target, m.mode] for m in plan
+            if m.source or m.mode == "tmpfs"]
+
+
+def add_kept_parents(upper: Path, plan: list[MountPoint]) -> None:
+    """Overlay mode: put the kept parent directories into the upper dir (the step's diff).
+
+    They were only in the extra lower dir; anything the step made there already wins.
+    """
+    for m in plan:
+        for rel in m.kept():
+            path = upper / rel.lstrip("/")
+            if os.path.lexists(path):
+                continue
+            try:
+                path.mkdir(mode=0o755)
+                os.chmod(path, 0o755)
+            except OSError:
+                break
 
 
 def excluder(plan: list[MountPoint]) -> set[str]:
@@ -199,6 +244,7 @@ def create_in_rootfs(rootfs: Path, plan: list[MountPoint]) -> CreatedMounts:
     out = CreatedMounts(rootfs=rootfs)
     try:
         for m in plan:
+            kept = set(m.kept())
             for i, rel in enumerate(m.missing):
                 path = rootfs / rel.lstrip("/")
                 parent = path.parent
@@ -209,6 +255,9 @@ def create_in_rootfs(rootfs: Path, plan: list[MountPoint]) -> CreatedMounts:
                     path.touch(mode=0o644, exist_ok=False)
                 else:
                     path.mkdir(mode=0o755)
+                if rel in kept:
+                    os.chmod(path, 0o755)
+                    continue
                 out.created.append(path)
         for parent, (atime, mtime, _) in list(out.parents.items()):
             out.parents[parent] = (atime, mtime, os.lstat(parent).st_mtime_ns)

@@ -245,7 +245,7 @@ class StepRunner:
                 merged = step / "merged"
                 merged.mkdir()
                 cfg.update(root=str(merged), rootfs=str(self.rootfs), overlay=None,
-                           binds=[[m.source, m.target] for m in plan if m.source])
+                           binds=mountplan.helper_mounts(plan))
             before = None
             if self.snapshot_mode == "overlay":
                 upper, work = step / "upper", step / "work"
@@ -274,7 +274,7 @@ class StepRunner:
             snap_start = time.monotonic()
             layer = None
             if code == 0:
-                layer = self._write_layer(step, layer_dest, before, exclude)
+                layer = self._write_layer(step, layer_dest, before, exclude, plan)
             return RunResult(exit_code=code, output_tail=tail, layer=layer,
                              seconds=time.monotonic() - start,
                              snapshot_seconds=time.monotonic() - snap_start,
@@ -288,10 +288,11 @@ class StepRunner:
             shutil.rmtree(step, ignore_errors=True)
 
     def _write_layer(self, step: Path, dest: Path, before: snapshot.Snapshot | None,
-                     exclude: Any) -> Any:
+                     exclude: Any, plan: list[mountplan.MountPoint]) -> Any:
         with LayerWriter(dest, **self._layer_opts) as writer:
             if self.snapshot_mode == "overlay":
                 upper = step / "upper"
+                mountplan.add_kept_parents(upper, plan)
                 overlay_index.clear_new_dir_opaque(upper, self.rootfs)
                 overlay_index.link_lower_aliases(upper, step / "work", self.rootfs,
                                                  exclude=exclude)

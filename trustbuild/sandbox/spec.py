@@ -25,7 +25,9 @@ class RunSpec:
     security_profile: str = "baseline"  # privileged | baseline | restricted
     seccomp_profile: str | None = None  # path, name in seccomp/, "unconfined", None = default
     network: str | None = None  # "host" | "none" | None = profile default
-    extra_mounts: Sequence[tuple[str, str]] = ()  # (host_path, target) read-only binds
+    # (host_path, target) read-only binds, or (host_path, target, mode) with mode "ro", "rw"
+    # (read-write bind) or "tmpfs" (host_path: "" or "size=BYTES"); targets never reach the layer
+    extra_mounts: Sequence[tuple[str, ...]] = ()
     hostname: str = "trustbuild"
 
 

@@ -36,8 +36,6 @@ CASES = sorted(p.name for p in ASSETS.iterdir() if (p / "Dockerfile").is_file())
 XFAIL: dict[str, str] = {
     "volume-then-run": "buildah creates missing VOLUME dirs (root 0755) when a RUN follows the "
                        "VOLUME or VOLUME is the last instruction; trustbuild never does",
-    "run-mounts": "RUN --mount (bind, cache, tmpfs, from=stage) is refused with an error; "
-                  "buildah and Docker support it",
     "shell-form-with-shell": "buildah 1.28 ignores SHELL for shell-form CMD (writes /bin/sh -c); "
                              "trustbuild follows Docker's docs",
 }

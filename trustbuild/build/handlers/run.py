@@ -4,6 +4,9 @@ stage's Runner (``trustbuild.sandbox.StepRunner``), which returns the step's lay
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +14,7 @@ from trustbuild.build.config import DEFAULT_PATH, LayerRef
 from trustbuild.build.dockerfile import Instruction
 from trustbuild.build.executor import redact_text
 from trustbuild.build.handlers.meta import shell_of
+from trustbuild.build.mounts import MountSpec, mount_specs, sandbox_mounts
 from trustbuild.build.users import resolve_user
 from trustbuild.errors import BuildError, DockerfileError
 from trustbuild.oci.digest import Digest
@@ -60,9 +64,7 @@ def _history_text(ex: Executor, st: StageRun, argv: list[str], ins: Instruction)
 
 def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
     """RUN: fails the build with ``Dockerfile:LINE RUN ...: exit code N`` on a non-zero exit."""
-    if ins.flags.get("mount"):
-        raise ex.error(ins, "RUN --mount is not supported by trustbuild: copy what the step "
-                            "needs with COPY, or use a multi-stage build")
+    mounts = mount_specs(ex, st, ins)
     if ins.flag("security"):
         raise ex.error(ins, "RUN --security is not supported: choose the sandbox with "
                             "--security-profile for the whole build")
@@ -86,17 +88,36 @@ def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
     workdir = st.image.c.get("WorkingDir") or "/"
     text = _history_text(ex, st, argv, ins)
     rec = ex.step(st, ins, text)
+    tmp = Path(tempfile.mkdtemp(prefix="run-mounts-", dir=ex.work)) if mounts else None
+    try:
+        _run(ex, st, ins, mounts, tmp, rec, argv=argv, env=env, user=user, workdir=workdir,
+             network=network, text=text)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(ex: Executor, st: StageRun, ins: Instruction, mounts: list[MountSpec],
+         tmp: Path | None, rec: Any, *, argv: list[str], env: dict[str, str], user: str,
+         workdir: str, network: str | None, text: str) -> None:
+    extra = sandbox_mounts(ex, st, ins, mounts, workdir, tmp) if tmp is not None else []
     spec = make_spec(argv=argv, env=env, workdir=workdir,
                      user=user, label=f"{ex.df.path}:{ins.line} RUN",
                      security_profile=ex.options.security_profile,
                      seccomp_profile=ex.options.seccomp_profile,
-                     network=None if network in (None, "default") else network)
-    if ex.cache is not None:
+                     network=None if network in (None, "default") else network,
+                     **({"extra_mounts": extra} if extra else {}))
+    # a bind mount's content is not part of the key: such steps are never taken from the cache
+    cacheable = ex.cache is not None and not any(m.type == "bind" for m in mounts)
+    if cacheable:
+        assert ex.cache is not None
         key = ex.cache.key(st.chain, {
             "argv": argv, "env": env, "user": user, "workdir": workdir, "network": network,
             "security_profile": ex.options.security_profile,
             "seccomp_profile": ex.options.seccomp_profile,
-            "volumes": sorted(st.image.c.get("Volumes") or {})})
+            "volumes": sorted(st.image.c.get("Volumes") or {}),
+            **({"mounts": [[m.type, e[1], e[2]] for m, e in zip(mounts, extra, strict=True)]}
+               if mounts else {})})
         cached = ex.cache.fetch(key)
         if cached is not None:
             extract_layer(cached.path, st.rootfs, diff_id=Digest.parse(cached.diff_id),
@@ -130,7 +151,8 @@ def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
         st.image.add_layer(layer)
         rec.layer_digest = str(layer.descriptor.digest)
         st.image.add_history(text, created=ex.created(), empty_layer=False)
-        if ex.cache is not None:
+        if cacheable:
+            assert ex.cache is not None
             ex.cache.put(key, layer)
     else:
         st.image.add_history(text, created=ex.created(), empty_layer=True)
