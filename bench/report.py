@@ -110,6 +110,9 @@ def markdown(summaries: list[dict[str, Any]], *, meta: dict[str, Any]) -> str:
                     wall += f" ({s['errors']} failed)"
                 ratio = _fmt(s["ratio_to_buildah_overlay"], "x") if tool != REFERENCE else "1.00x"
                 cells += [wall, ratio]
+                if scen != "cold" and tool.startswith("trustbuild") and s.get("cached_steps"):
+                    notes.append(f"{summ['workload']} {tool} {scen}: {s['cached_steps']} steps "
+                                 "from the `--cache` repository, the rest rebuilt")
                 if scen != "cold" and tool.startswith("trustbuild") and s.get("cached_steps") == 0:
                     notes.append(f"{summ['workload']} {tool} {scen}: `--cache` on, but no step "
                                  "was a cache hit: full rebuild")

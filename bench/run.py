@@ -112,6 +112,19 @@ def machine_meta(runs_text: str, commit: str) -> dict[str, Any]:
             "python": platform.python_version(), "runs_text": runs_text}
 
 
+def table_only(day: str, workloads: list[str]) -> int:
+    """Re-summarize stored raw results (e.g. after a change to report.py)."""
+    res_dir = ROOT / "bench" / "results"
+    docs = [json.loads((res_dir / f"{day}-{w}.json").read_text()) for w in workloads
+            if (res_dir / f"{day}-{w}.json").exists()]
+    if not docs:
+        raise SystemExit(f"no results for {day} in {res_dir}")
+    table = markdown([summarize(d["workload"], d["runs"]) for d in docs], meta=docs[0]["meta"])
+    (res_dir / "latest.md").write_text(table)
+    print(table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="trustbuild vs buildah benchmark (see docs/benchmarks.md)")
     p.add_argument("--quick", action="store_true", help="smoke run: w1-small, 1 run, results in "
@@ -124,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--code", default="HEAD", metavar="COMMIT|worktree",
                    help="trustbuild sources to measure: a commit, exported to bench/work/code "
                         "(default HEAD), or 'worktree' for the live, possibly uncommitted tree")
+    p.add_argument("--table-only", metavar="DATE",
+                   help="only rewrite latest.md from bench/results/DATE-<workload>.json")
     args = p.parse_args(argv)
+    if args.table_only:
+        return table_only(args.table_only, [w for w in args.workloads.split(",") if w])
     workloads = ["w1-small"] if args.quick else [w for w in args.workloads.split(",") if w]
     for w in workloads:
         if w not in WORKLOADS:
