@@ -70,8 +70,8 @@ def debian_rootfs_tar() -> Path:
     tmp = Path(tempfile.mkdtemp(prefix="debootstrap-", dir=WORK))
     try:
         log("debootstrap --variant=minbase bookworm (once; cached in bench/work)")
-        subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(tmp / "rootfs"), MIRROR],
-                       check=True, stdout=subprocess.DEVNULL, timeout=1800)
+        subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(tmp / "rootfs"),
+                        MIRROR], check=True, stdout=subprocess.DEVNULL, timeout=1800)
         for deb in (tmp / "rootfs" / "var/cache/apt/archives").glob("*.deb"):
             deb.unlink()
         part = ROOTFS_TAR.with_suffix(".tar.part")

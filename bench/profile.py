@@ -29,7 +29,8 @@ from tools import PYTHON, TB_TIMED, Tool, pin_code  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("workload", choices=sorted(WORKLOADS))
-    p.add_argument("--snapshot-mode", default="", help="trustbuild --snapshot-mode (default: its own)")
+    p.add_argument("--snapshot-mode", default="",
+                   help="trustbuild --snapshot-mode (default: its own)")
     p.add_argument("--top", type=int, default=45, help="functions listed per table")
     p.add_argument("--code", default="HEAD", help="commit to profile (see run.py --code)")
     args = p.parse_args(argv)
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.monotonic() - t0
     out = io.StringIO()
     out.write(f"# cProfile of one cold trustbuild build+push of {args.workload} "
-              f"at {commit[:12]} (snapshot mode {args.snapshot_mode or 'default'}), wall {wall:.1f}s under the "
+              f"at {commit[:12]} "
+              f"(snapshot mode {args.snapshot_mode or 'default'}), wall {wall:.1f}s under the "
               "profiler\n\n## by cumulative time\n")
     st = pstats.Stats(str(prof), stream=out)
     st.strip_dirs().sort_stats("cumulative").print_stats(args.top)

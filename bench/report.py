@@ -42,7 +42,7 @@ def summarize(workload: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
                                "max_peak_rss_mb": round(max(t["rss"]), 1) if t["rss"] else None}
             if t["cached"]:
                 out[tool][scen]["cached_steps"] = max(t["cached"])
-    for tool, scens in out.items():
+    for scens in out.values():
         for scen, s in scens.items():
             ref = out.get(REFERENCE, {}).get(scen, {}).get("median_wall_s")
             s["ratio_to_buildah_overlay"] = (round(s["median_wall_s"] / ref, 2)

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/run.py                 # all workloads, 3 runs each
     .venv/bin/python bench/run.py --quick         # smoke run: w1-small, 1 run
-    .venv/bin/python bench/run.py --workloads w3-many-steps --runs 5 --tools trustbuild,buildah-overlay
+    .venv/bin/python bench/run.py --workloads w3-many-steps --runs 5 \
+        --tools trustbuild,buildah-overlay
 
 Raw results: bench/results/<date>-<workload>.json; table: bench/results/latest.md
 (``--quick`` writes to bench/work/results-quick instead). See docs/benchmarks.md.
@@ -83,7 +84,8 @@ def bench_workload(workload: str, *, base: str, host: str, runs: int, tools: lis
                 entry["rebuild"] = one_build(tool, tag="rebuild", **kw)
                 if original is not None:
                     marker.write_bytes(original + f"changed in run {n}\n".encode())
-                    log(f"{workload} run {n + 1}/{runs} {tool.name}: incremental ({MARKER} changed)")
+                    log(f"{workload} run {n + 1}/{runs} {tool.name}: incremental "
+                        f"({MARKER} changed)")
                     entry["incremental"] = one_build(tool, tag="incremental", **kw)
             results.append(entry)
             tool.clear()
@@ -126,7 +128,8 @@ def table_only(day: str, workloads: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="trustbuild vs buildah benchmark (see docs/benchmarks.md)")
+    p = argparse.ArgumentParser(
+        description="trustbuild vs buildah benchmark (see docs/benchmarks.md)")
     p.add_argument("--quick", action="store_true", help="smoke run: w1-small, 1 run, results in "
                    "bench/work/results-quick")
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma list (default: all)")
