@@ -422,6 +422,9 @@ class Executor:
                 docker_media_types=self.options.image_format == "docker",
                 output=self.options.output,
                 force=self.options.force)
+            resolved = getattr(st.runner, "snapshot_mode", None)
+            if isinstance(resolved, str) and resolved not in ("", "auto"):
+                self.record.snapshot_mode = resolved  # what ran, not "auto"
         return st.runner
 
     def _warn_unused_args(self) -> None:

@@ -266,3 +266,4 @@ def test_verify_with_policy_applies_the_deploy_section(registry: Any, busybox_ba
     _copy(image, other)
     assert main(["verify", other, "--policy", str(policy)]) == 1
     assert "DENY  allowed-repository" in capsys.readouterr().out
+
