@@ -11,42 +11,27 @@ services (public-good, or the instance described by ``trust_config``).
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
 from trustbuild.attest.dsse import DSSE_MEDIA_TYPE, Envelope
 from trustbuild.attest.statement import Statement
-from trustbuild.errors import SigningError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.store.base import Store
 
 __all__ = ["keyless_attest_subject"]
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _chain_pem(ctx: Any) -> str:
-    """The Fulcio chain PEMs from the signing context's trusted root ('' if unavailable)."""
-    try:
-        certs = ctx._trusted_root.get_fulcio_certs()
-    except Exception:  # an internal of sigstore-python: the chain is optional for verifiers
-        return ""
-    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
-
-
 def keyless_attest_subject(store: Store, subject: Descriptor, *, statement: Statement,
                            identity_token: str | None, trust_config: str | Path | None = None,
                            replace: bool = False, bundle: bool = False) -> Descriptor:
     """Sign ``statement`` keylessly and attach it to ``subject``; returns the ``.att`` manifest."""
+    from sigstore import dsse
+
     from trustbuild.attest.attach import PREDICATE_TYPE_ANNOTATION, _same_type
     from trustbuild.sign.attach import append_cosign_layer, attach_bundle_referrer
-    from trustbuild.sign.keyless import ambient_token, rekor_annotation_from_bundle
+    from trustbuild.sign.keyless import keyless_signer, rekor_annotation_from_bundle
     from trustbuild.sign.sign import (
         BUNDLE_ANNOTATION,
         CERTIFICATE_ANNOTATION,
@@ -55,47 +40,18 @@ def keyless_attest_subject(store: Store, subject: Descriptor, *, statement: Stat
         bundle_manifest_annotations,
     )
 
-    token = identity_token or ambient_token()
-    if not token:
-        raise SigningError("keyless attestation needs an OIDC token: pass --identity-token or run "
-                           "in a CI job that provides one")
-    try:
-        from sigstore import dsse
-        from sigstore.models import ClientTrustConfig
-        from sigstore.oidc import IdentityToken
-        from sigstore.sign import SigningContext
-
-        identity = IdentityToken(token)
-    except Exception as exc:
-        raise SigningError(f"invalid identity token: {_one_line(exc)}") from exc
-    logging.getLogger("urllib3").setLevel(logging.ERROR)
-    try:
-        if trust_config is not None:
-            try:
-                config = ClientTrustConfig.from_json(Path(trust_config).read_text())
-            except OSError as exc:
-                raise SigningError(f"{trust_config}: cannot read: {exc.strerror}") from None
-        else:
-            config = ClientTrustConfig.production()
-        ctx = SigningContext.from_trust_config(config)
-        with ctx.signer(identity) as signer:
-            signed = signer.sign_dsse(dsse.Statement(statement.to_json()))
-            raw_bundle = signed.to_json().encode()
-            cert = signed.signing_certificate.public_bytes(serialization.Encoding.PEM).decode()
+    with keyless_signer(identity_token, trust_config, what="attestation") as (signer, chain):
+        signed = signer.sign_dsse(dsse.Statement(statement.to_json()))
+        raw_bundle = signed.to_json().encode()
+        cert = signed.signing_certificate.public_bytes(serialization.Encoding.PEM).decode()
         doc = json.loads(raw_bundle)
         env = Envelope.from_dict(doc["dsseEnvelope"])
         annotations = {SIGNATURE_ANNOTATION: "",
                        PREDICATE_TYPE_ANNOTATION: statement.predicate_type,
                        CERTIFICATE_ANNOTATION: cert,
                        BUNDLE_ANNOTATION: rekor_annotation_from_bundle(doc)}
-        chain = _chain_pem(ctx)
         if chain:
             annotations[CHAIN_ANNOTATION] = chain
-    except SigningError:
-        raise
-    except Exception as exc:  # network, TUF, Fulcio and Rekor failures from sigstore-python
-        raise SigningError(f"keyless attestation failed (Sigstore services unreachable or "
-                           f"refused): {_one_line(exc)}") from exc
     desc = append_cosign_layer(
         store, subject, suffix="att", layer_bytes=env.to_json(), layer_media_type=DSSE_MEDIA_TYPE,
         annotations=annotations,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ from trustbuild.sign.sign import (
 from trustbuild.sign.simplesigning import build_payload
 from trustbuild.store.base import Store
 
-__all__ = ["ambient_token", "keyless_sign_image", "rekor_annotation_from_bundle"]
+__all__ = ["ambient_token", "keyless_sign_image", "keyless_signer", "rekor_annotation_from_bundle"]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -69,21 +71,20 @@ def rekor_annotation_from_bundle(bundle_json: dict[str, Any]) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
-def keyless_sign_image(store: Store, ref: str | None, *, identity_token: str | None,
-                       docker_reference: str, annotations: dict[str, str] | None = None,
-                       bundle: bool = False, simple: bool = True,
-                       trust_config: str | Path | None = None) -> SignResult:
-    """Sign with a Fulcio certificate for ``identity_token`` (or the ambient CI token).
+@contextmanager
+def keyless_signer(identity_token: str | None, trust_config: str | Path | None, *,
+                   what: str = "signing") -> Iterator[tuple[Any, str]]:
+    """A sigstore-python signer for ``identity_token`` (or the ambient CI token) and the Fulcio
+    chain PEM; every failure (token, TUF, Fulcio, Rekor) becomes one SigningError line.
 
     ``trust_config`` is a Sigstore ClientTrustConfig JSON (trusted root + signing config, e.g. a
     private Sigstore deployment); without it the public-good instance is used through TUF.
     """
     token = identity_token or ambient_token()
     if not token:
-        raise SigningError("keyless signing needs an OIDC token: pass --identity-token or run "
+        raise SigningError(f"keyless {what} needs an OIDC token: pass --identity-token or run "
                            "in a CI job that provides one")
     try:
-        from sigstore import dsse
         from sigstore.models import ClientTrustConfig
         from sigstore.oidc import IdentityToken
         from sigstore.sign import SigningContext
@@ -91,7 +92,6 @@ def keyless_sign_image(store: Store, ref: str | None, *, identity_token: str | N
         identity = IdentityToken(token)
     except Exception as exc:
         raise SigningError(f"invalid identity token: {_one_line(exc)}") from exc
-    subj = resolve_subject(store, ref)
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # one line on failure, not retry noise
     try:
         if trust_config is not None:
@@ -103,38 +103,51 @@ def keyless_sign_image(store: Store, ref: str | None, *, identity_token: str | N
             config = ClientTrustConfig.production()
         ctx = SigningContext.from_trust_config(config)
         with ctx.signer(identity) as signer:
-            sig_desc = bundle_desc = None
-            payload = None
-            if simple:
-                payload = build_payload(docker_reference, subj.digest, annotations)
-                b = signer.sign_artifact(payload)
-                doc = json.loads(b.to_json())
-                cert = b.signing_certificate.public_bytes(serialization.Encoding.PEM).decode()
-                layer_ann = {
-                    SIGNATURE_ANNOTATION: doc["messageSignature"]["signature"],
-                    CERTIFICATE_ANNOTATION: cert,
-                    BUNDLE_ANNOTATION: rekor_annotation_from_bundle(doc),
-                }
-                chain = _fulcio_chain(ctx)
-                if chain:
-                    layer_ann[CHAIN_ANNOTATION] = chain
-                sig_desc = append_cosign_layer(store, subj, suffix="sig", layer_bytes=payload,
-                                               layer_media_type="application/vnd.dev.cosign."
-                                                                "simplesigning.v1+json",
-                                               annotations=layer_ann)
-            if bundle:
-                statement = dsse.Statement(image_statement(docker_reference, subj.digest,
-                                                           annotations))
-                raw = signer.sign_dsse(statement).to_json().encode()
-                bundle_desc = attach_bundle_referrer(
-                    store, subj, raw, annotations=bundle_manifest_annotations(SIGN_PREDICATE_TYPE))
+            yield signer, _fulcio_chain(ctx)
     except SigningError:
         raise
     except Exception as exc:  # network, TUF, Fulcio and Rekor failures from sigstore-python
-        raise SigningError(f"keyless signing failed (Sigstore services unreachable or refused): "
+        raise SigningError(f"keyless {what} failed (Sigstore services unreachable or refused): "
                            f"{_one_line(exc)}") from exc
-    return SignResult(subj.digest, docker_reference, sig_desc, bundle_desc, payload)
 
+
+def keyless_sign_image(store: Store, ref: str | None, *, identity_token: str | None,
+                       docker_reference: str, annotations: dict[str, str] | None = None,
+                       bundle: bool = False, simple: bool = True,
+                       trust_config: str | Path | None = None) -> SignResult:
+    """Sign with a Fulcio certificate for ``identity_token`` (or the ambient CI token).
+
+    ``trust_config``: see :func:`keyless_signer`.
+    """
+    from sigstore import dsse
+
+    subj = resolve_subject(store, ref)
+    sig_desc = bundle_desc = None
+    payload = None
+    with keyless_signer(identity_token, trust_config, what="signing") as (signer, chain):
+        if simple:
+            payload = build_payload(docker_reference, subj.digest, annotations)
+            b = signer.sign_artifact(payload)
+            doc = json.loads(b.to_json())
+            cert = b.signing_certificate.public_bytes(serialization.Encoding.PEM).decode()
+            layer_ann = {
+                SIGNATURE_ANNOTATION: doc["messageSignature"]["signature"],
+                CERTIFICATE_ANNOTATION: cert,
+                BUNDLE_ANNOTATION: rekor_annotation_from_bundle(doc),
+            }
+            if chain:
+                layer_ann[CHAIN_ANNOTATION] = chain
+            sig_desc = append_cosign_layer(store, subj, suffix="sig", layer_bytes=payload,
+                                           layer_media_type="application/vnd.dev.cosign."
+                                                            "simplesigning.v1+json",
+                                           annotations=layer_ann)
+        if bundle:
+            statement = dsse.Statement(image_statement(docker_reference, subj.digest,
+                                                       annotations))
+            raw = signer.sign_dsse(statement).to_json().encode()
+            bundle_desc = attach_bundle_referrer(
+                store, subj, raw, annotations=bundle_manifest_annotations(SIGN_PREDICATE_TYPE))
+    return SignResult(subj.digest, docker_reference, sig_desc, bundle_desc, payload)
 
 def _fulcio_chain(ctx: Any) -> str:
     """The Fulcio intermediate and root PEMs from the signing context's trusted root."""
