@@ -214,19 +214,24 @@ def _step_child(cfg: dict[str, Any], err_fd: int) -> None:
         filt = _compile(cfg)
         root = _mount_root(cfg)
         _pivot(root)
-        workdir = cfg["workdir"]
-        try:
-            os.makedirs(workdir, mode=0o755, exist_ok=True)
-            os.chdir(workdir)
-        except OSError as exc:
-            raise SetupError(f"workdir {workdir}: {exc.strerror}") from exc
-        os.umask(0o022)
-        _drop_privileges(cfg, filt)
+        _enter_workdir_and_drop(cfg, filt)
     except SetupError as exc:
         _fail(err_fd, str(exc))
     except Exception as exc:  # noqa: BLE001 - anything else is still a set-up failure
         _fail(err_fd, f"{type(exc).__name__}: {exc}")
     _exec(cfg, err_fd)
+
+
+def _enter_workdir_and_drop(cfg: dict[str, Any], filt: Any) -> None:
+    """chdir into the step's WORKDIR (created if missing), umask 022, then drop privileges."""
+    workdir = cfg["workdir"]
+    try:
+        os.makedirs(workdir, mode=0o755, exist_ok=True)
+        os.chdir(workdir)
+    except OSError as exc:
+        raise SetupError(f"workdir {workdir}: {exc.strerror}") from exc
+    os.umask(0o022)
+    _drop_privileges(cfg, filt)
 
 
 def _exit_like(status: int) -> None:
@@ -301,14 +306,7 @@ def _run_container(cfg: dict[str, Any], err_fd: int) -> None:
             L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
             os.setsid()
             filt = _compile(cfg)
-            workdir = cfg["workdir"]
-            try:
-                os.makedirs(workdir, mode=0o755, exist_ok=True)
-                os.chdir(workdir)
-            except OSError as exc:
-                raise SetupError(f"workdir {workdir}: {exc.strerror}") from exc
-            os.umask(0o022)
-            _drop_privileges(cfg, filt)
+            _enter_workdir_and_drop(cfg, filt)
         except SetupError as exc:
             _fail(err_fd, str(exc))
         except Exception as exc:  # noqa: BLE001
