@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from trustbuild.cli.common import add_common_flags, store_options
+from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
 from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Platform
 
@@ -72,15 +72,7 @@ def register(sub: Any) -> None:
     o.add_argument("--log-format", choices=("text", "json"), default="text",
                    help="text progress (default) or, with json, the result as JSON on stdout")
 
-    r = p.add_argument_group("registry access")
-    r.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
-                   help="use plain HTTP for this registry (repeatable); loopback ones always are")
-    r.add_argument("--skip-tls-verify", action="store_true",
-                   help="do not verify registry TLS certificates")
-    r.add_argument("--registry-certificate", action="append", default=[], metavar="HOST=CA.pem",
-                   help="trust this CA for HOST (repeatable)")
-    r.add_argument("--registry-mirror", action="append", default=[], metavar="HOST",
-                   help="pull docker.io images through this mirror (repeatable)")
+    add_registry_flags(p, pull_flags=False)
 
     s = p.add_argument_group("RUN sandbox")
     s.add_argument("--security-profile", default="baseline", metavar="NAME",

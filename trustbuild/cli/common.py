@@ -13,22 +13,47 @@ __all__ = ["add_registry_flags", "add_common_flags", "store_options"]
 
 def add_common_flags(p: argparse.ArgumentParser) -> None:
     """-v and --output."""
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more detail; tracebacks on errors")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail; tracebacks on errors"
+    )
 
 
-def add_registry_flags(p: argparse.ArgumentParser) -> None:
-    """Registry transport flags (Kaniko/skopeo names)."""
+def add_registry_flags(p: argparse.ArgumentParser, *, pull_flags: bool = True) -> None:
+    """Registry transport flags (Kaniko/skopeo names); ``pull_flags`` adds --platform and --jobs
+    (``build`` has its own --custom-platform)."""
     g = p.add_argument_group("registry access")
-    g.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
-                   help="use plain HTTP for this registry (repeatable); loopback registries always are")
-    g.add_argument("--skip-tls-verify", action="store_true",
-                   help="do not verify registry TLS certificates")
-    g.add_argument("--registry-certificate", action="append", default=[], metavar="HOST=CA.pem",
-                   help="trust this CA for HOST (repeatable)")
-    g.add_argument("--registry-mirror", action="append", default=[], metavar="HOST",
-                   help="pull docker.io images through this mirror (repeatable)")
-    g.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", default=None,
-                   help="platform to pick from an index (default: this machine)")
+    g.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="use plain HTTP for this registry (repeatable); loopback registries always are",
+    )
+    g.add_argument(
+        "--skip-tls-verify", action="store_true", help="do not verify registry TLS certificates"
+    )
+    g.add_argument(
+        "--registry-certificate",
+        action="append",
+        default=[],
+        metavar="HOST=CA.pem",
+        help="trust this CA for HOST (repeatable)",
+    )
+    g.add_argument(
+        "--registry-mirror",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="pull docker.io images through this mirror (repeatable)",
+    )
+    if not pull_flags:
+        return
+    g.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        default=None,
+        help="platform to pick from an index (default: this machine)",
+    )
     g.add_argument("--jobs", type=int, default=4, help="parallel blob transfers (default 4)")
 
 
