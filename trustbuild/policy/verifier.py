@@ -24,12 +24,15 @@ class ImageVerifier:
 
     def __init__(self, options: StoreOptions) -> None:
         self.options = options
+        self._stores: dict[str, Store] = {}  # one client (and token) per repository
 
     def _store(self, img: ResolvedImage) -> tuple[Store, Reference]:
         from trustbuild.registry.store import RegistryStore
 
         ref = Reference.parse(img.reference)
-        return RegistryStore(ref.registry, ref.repository, self.options), ref
+        if ref.name not in self._stores:
+            self._stores[ref.name] = RegistryStore(ref.registry, ref.repository, self.options)
+        return self._stores[ref.name], ref
 
     def signed(self, img: ResolvedImage, rules: tuple[SignatureRule, ...]) -> tuple[bool, str]:
         """(ok, reason): ok when any one rule is met by a valid signature on ``img.digest``."""
