@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from trustbuild.build.options import BuildOptions
+from trustbuild.builder.options import BuildOptions
 from trustbuild.errors import PolicyViolation, UsageError
 from trustbuild.oci.reference import Reference
 from trustbuild.policy.gate import executor_image_from_env, make_gate

@@ -29,7 +29,7 @@ from trustbuild.attest.statement import (
     make_predicate,
     predicate_type_uri,
 )
-from trustbuild.build.record import BuildRecord
+from trustbuild.builder.record import BuildRecord
 from trustbuild.errors import AttestationError, UsageError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest

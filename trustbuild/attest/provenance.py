@@ -1,4 +1,4 @@
-"""SLSA provenance v1 predicates, derived only from a :class:`~trustbuild.build.record.BuildRecord`.
+"""SLSA provenance v1 predicates, derived only from a :class:`~trustbuild.builder.record.BuildRecord`.
 
 Nothing is recomputed: every digest, time and parameter comes from the record the build filled in.
 Values of secret-looking build args (see :mod:`trustbuild.attest.redact`) are redacted again here,
@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from trustbuild.attest.redact import redact_mapping, redact_text
-from trustbuild.build.record import BuildRecord, ResolvedImage
+from trustbuild.builder.record import BuildRecord, ResolvedImage
 from trustbuild.errors import AttestationError
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.reference import Reference

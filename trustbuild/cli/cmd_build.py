@@ -122,7 +122,7 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
 
 def options_from_args(args: argparse.Namespace) -> Any:
     """BuildOptions from parsed arguments (usage errors for bad values)."""
-    from trustbuild.build.options import BuildOptions, parse_build_args, source_date_epoch
+    from trustbuild.builder.options import BuildOptions, parse_build_args, source_date_epoch
 
     attest = [a.strip() for a in (args.attest or "").split(",") if a.strip()]
     for a in attest:
@@ -154,7 +154,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Build; print the digest (text) or the result (json) on stdout."""
-    from trustbuild.build.api import build
+    from trustbuild.builder.api import build
 
     options = options_from_args(args)
     from trustbuild.pipeline import configure

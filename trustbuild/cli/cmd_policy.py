@@ -140,7 +140,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """Run the gate only; exit 1 on deny."""
-    from trustbuild.build.api import build
+    from trustbuild.builder.api import build
     from trustbuild.cli.cmd_build import options_from_args
     from trustbuild.errors import PolicyViolation, UsageError
     from trustbuild.pipeline import configure

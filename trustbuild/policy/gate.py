@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trustbuild.build.record import BuildRecord, ResolvedImage
+from trustbuild.builder.record import BuildRecord, ResolvedImage
 from trustbuild.errors import InvalidReference, PolicyViolation, TrustbuildError
 from trustbuild.oci.reference import Reference
 from trustbuild.policy.model import Policy, Section, SignatureRule, repository_matches
@@ -31,7 +31,7 @@ EXECUTOR_ENV = "TRUSTBUILD_EXECUTOR_IMAGE"
 class GateInput:
     """What the gate looks at besides the policy."""
 
-    dockerfile: Any  # trustbuild.build.dockerfile.Dockerfile
+    dockerfile: Any  # trustbuild.builder.dockerfile.Dockerfile
     dockerfile_path: str
     target_stage: Any
     build_args: Mapping[str, str]

@@ -1,6 +1,6 @@
 """Dockerfile rules: each has an id, a default severity and a remedy; policies may override severity.
 
-Rules read the parsed Dockerfile (``trustbuild.build.dockerfile``) and never execute anything.
+Rules read the parsed Dockerfile (``trustbuild.builder.dockerfile``) and never execute anything.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trustbuild.attest.redact import is_secret_name
-from trustbuild.build.expand import expand
+from trustbuild.builder.expand import expand
 from trustbuild.policy.report import DENY, PASS, WARN, Check
 
 __all__ = ["Rule", "RULES", "run_rules", "Finding"]

@@ -7,7 +7,7 @@ on the digest the build resolved (never on a tag again).
 from __future__ import annotations
 
 from trustbuild.attest.verify import verify_attestations
-from trustbuild.build.record import ResolvedImage
+from trustbuild.builder.record import ResolvedImage
 from trustbuild.errors import TrustbuildError
 from trustbuild.oci.reference import Reference
 from trustbuild.policy.model import AttestationRule, SignatureRule

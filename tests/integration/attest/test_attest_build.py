@@ -14,7 +14,7 @@ from in_toto_attestation.v1 import statement_pb2
 from in_toto_attestation.v1.statement import Statement as ItStatement
 
 from tests.integration.attest.conftest import ASSETS, att_manifest, registry_blob, skopeo_raw
-from trustbuild.build.record import BuildRecord, ResolvedImage, StepRecord
+from trustbuild.builder.record import BuildRecord, ResolvedImage, StepRecord
 from trustbuild.cli.main import main
 
 pytestmark = [pytest.mark.interop]

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from trustbuild.build.api import build
-from trustbuild.build.options import BuildOptions
+from trustbuild.builder.api import build
+from trustbuild.builder.options import BuildOptions
 from trustbuild.cli.main import main
 from trustbuild.errors import PolicyViolation
 from trustbuild.oci.reference import Reference

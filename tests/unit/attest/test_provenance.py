@@ -14,7 +14,7 @@ from trustbuild.attest.provenance import (
     docker_purl,
     provenance_predicate,
 )
-from trustbuild.build.record import BuildRecord, ResolvedImage, StepRecord
+from trustbuild.builder.record import BuildRecord, ResolvedImage, StepRecord
 
 BASE = "sha256:" + "1" * 64
 INDEX = "sha256:" + "2" * 64

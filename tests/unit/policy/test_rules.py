@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trustbuild.build.dockerfile import parse_dockerfile
+from trustbuild.builder.dockerfile import parse_dockerfile
 from trustbuild.policy.report import DENY, PASS, WARN
 from trustbuild.policy.rules import RULES, run_rules
 

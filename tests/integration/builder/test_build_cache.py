@@ -1,0 +1,64 @@
+"""--cache: RUN layers stored in and reused from a cache repository."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from fixtures.imagefs import fetch_dir, flatten
+
+from trustbuild.builder.api import build
+from trustbuild.builder.options import BuildOptions
+
+pytestmark = [pytest.mark.slow]
+
+DOCKERFILE = """\
+ARG BASE
+FROM ${BASE}
+COPY input.txt /input.txt
+RUN cat /dev/urandom | head -c 16 | od -x > /random.txt
+RUN cp /random.txt /copy.txt
+"""
+
+
+def _build(ctx: Path, base: str, dest: str, **kw: object) -> tuple[str, list[bool], str]:
+    opts = BuildOptions(context=str(ctx), destinations=[dest], output=io.StringIO(),
+                        build_args={"BASE": base}, cache=True, **kw)  # type: ignore[arg-type]
+    with build(opts) as result:
+        random = (result.rootfs / "random.txt").read_text()
+        return result.digest, [s.cached for s in result.record.steps if s.instruction == "RUN"], \
+            random
+
+
+def test_run_layers_come_from_the_cache(tmp_path: Path, busybox_base: str,
+                                        registry: object) -> None:
+    host = registry.host  # type: ignore[attr-defined]
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    (ctx / "input.txt").write_text("one\n")
+    cache = f"{host}/cache/app-cache"
+    _, cached1, random1 = _build(ctx, busybox_base, f"{host}/cache/app:1", cache_repo=cache)
+    assert cached1 == [False, False]
+    _, cached2, random2 = _build(ctx, busybox_base, f"{host}/cache/app:2", cache_repo=cache)
+    assert cached2 == [True, True]
+    assert random2 == random1  # the step did not run again
+    fs = flatten(fetch_dir(f"{host}/cache/app:2", tmp_path / "img"))
+    assert fs["/copy.txt"].sha256 == fs["/random.txt"].sha256
+    # a different COPY input changes the chain: both RUN steps run again
+    (ctx / "input.txt").write_text("two\n")
+    _, cached3, random3 = _build(ctx, busybox_base, f"{host}/cache/app:3", cache_repo=cache)
+    assert cached3 == [False, False] and random3 != random1
+
+
+def test_default_cache_repo_is_derived_from_the_destination(tmp_path: Path, busybox_base: str,
+                                                           registry: object) -> None:
+    host = registry.host  # type: ignore[attr-defined]
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    (ctx / "input.txt").write_text("x\n")
+    _build(ctx, busybox_base, f"{host}/cache/derived:1")
+    _, cached, _ = _build(ctx, busybox_base, f"{host}/cache/derived:2")
+    assert cached == [True, True]

@@ -1,0 +1,168 @@
+"""Base images: resolve a reference to a digest once, pull each layer once (verified), extract.
+
+Example::
+
+    bases = BaseImages(store_options=StoreOptions(), cache_dir=work / "blobs", platform=plat)
+    img = bases.resolve("127.0.0.1:5000/busybox:1")     # manifest + config, no layers yet
+    state = bases.image_state(img)                        # fetches the layers (once each)
+    bases.extract(state, rootfs)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trustbuild.builder.config import ImageState, LayerRef
+from trustbuild.errors import InvalidManifest, NotFound, RegistryError, TrustbuildError
+from trustbuild.oci.descriptor import Descriptor, Platform
+from trustbuild.oci.digest import Digest
+from trustbuild.oci.extract import extract_layer
+from trustbuild.oci.manifest import Index, Manifest, parse_manifest
+from trustbuild.oci.reference import Reference
+from trustbuild.oci.verify import check_bytes
+from trustbuild.store.base import Store, StoreOptions
+from trustbuild.store.location import Location
+
+__all__ = ["BaseImages", "ResolvedBase", "BaseImageError", "extract_image"]
+
+
+class BaseImageError(TrustbuildError):
+    """A base image that cannot be resolved, pulled or used."""
+
+
+@dataclass
+class ResolvedBase:
+    """An external image pinned to one platform manifest digest."""
+
+    reference: Reference
+    digest: Digest  # platform manifest digest
+    index_digest: Digest | None
+    manifest: Manifest
+    config_raw: bytes
+    store: Store
+
+    @property
+    def pinned(self) -> str:
+        """``name@digest`` (what everything downstream uses)."""
+        return f"{self.reference.name}@{self.digest}"
+
+    def config(self) -> dict[str, Any]:
+        """The parsed config document."""
+        return dict(json.loads(self.config_raw))
+
+
+class BaseImages:
+    """Resolver and layer cache shared by every stage of one build."""
+
+    def __init__(self, *, store_options: StoreOptions, cache_dir: Path, platform: Platform) -> None:
+        self.options = store_options
+        self.cache_dir = Path(cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.platform = platform
+        self._stores: dict[str, Store] = {}
+        self._resolved: dict[str, ResolvedBase] = {}
+        self.warnings: list[str] = []  # e.g. a base image of another platform
+        self._lock = threading.Lock()
+
+    def _store(self, ref: Reference) -> Store:
+        from trustbuild.store.open import open_store
+
+        key = ref.name
+        if key not in self._stores:
+            store, _ = open_store(Location("docker", ref), self.options)
+            self._stores[key] = store
+        return self._stores[key]
+
+    def resolve(self, text: str, *, platform: Platform | None = None) -> ResolvedBase:
+        """Resolve ``text`` (tag or digest) to one platform manifest; cached per reference."""
+        plat = platform or self.platform
+        key = f"{text}|{plat}"
+        if key in self._resolved:
+            return self._resolved[key]
+        ref = Reference.parse(text)
+        store = self._store(ref)
+        try:
+            raw, mt = store.get_manifest(ref.identifier)
+            m = parse_manifest(raw, mt, what=f"manifest of {ref}")
+            index_digest = None
+            if isinstance(m, Index):
+                index_digest = m.digest
+                entry = m.select(plat)
+                raw, mt = store.get_manifest(str(entry.digest))
+                check_bytes(raw, entry.digest, what=f"manifest {entry.digest} of {ref}")
+                m = parse_manifest(raw, mt, what=f"manifest {entry.digest} of {ref}")
+                if not isinstance(m, Manifest):
+                    raise InvalidManifest(
+                        f"{ref}: index entry {entry.digest} is not an image manifest")
+            with store.open_blob(m.config) as f:
+                config_raw = f.read()
+                f.read()  # reaching EOF runs the digest check
+            check_bytes(config_raw, m.config, what=f"config of {ref}")
+        except (NotFound, RegistryError) as exc:
+            raise BaseImageError(f"cannot pull base image {ref}: {exc}") from exc
+        except OSError as exc:
+            raise BaseImageError(f"cannot pull base image {ref}: {exc}") from exc
+        resolved = ResolvedBase(ref, m.digest, index_digest, m, config_raw, store)
+        self._check_platform(resolved, plat)
+        self._resolved[key] = resolved
+        return resolved
+
+    def _check_platform(self, base: ResolvedBase, plat: Platform) -> None:
+        try:
+            cfg = base.config()
+        except ValueError as exc:
+            raise InvalidManifest(f"config of {base.reference}: not valid JSON ({exc})") from None
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("rootfs", {}), dict):
+            raise InvalidManifest(f"config of {base.reference}: expected a JSON object")
+        os_, arch = cfg.get("os"), cfg.get("architecture")
+        if os_ and arch and (os_ != plat.os or arch != plat.architecture):
+            self.warnings.append(f"base image {base.reference} is {os_}/{arch}, not {plat}")
+
+    def layer_path(self, desc: Descriptor) -> Path:
+        """Where the verified blob of ``desc`` lives in the cache."""
+        return self.cache_dir / desc.digest.algorithm / desc.digest.hex
+
+    def fetch_layers(self, base: ResolvedBase) -> list[Path]:
+        """Every layer blob of ``base`` in the cache, each pulled once and verified by digest."""
+        out = []
+        for desc in base.manifest.layers:
+            dest = self.layer_path(desc)
+            with self._lock:
+                if not dest.exists():
+                    try:
+                        base.store.fetch_blob(desc, dest)
+                    except (NotFound, RegistryError) as exc:
+                        raise BaseImageError(
+                            f"cannot pull layer {desc.digest} of {base.reference}: {exc}") from exc
+            out.append(dest)
+        return out
+
+    def image_state(self, base: ResolvedBase) -> ImageState:
+        """The base image as an :class:`ImageState` (layers fetched into the cache)."""
+        paths = self.fetch_layers(base)
+        cfg = base.config()
+        diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
+        layers = [LayerRef(d, str(diff_ids[i]) if i < len(diff_ids) else "", p)
+                  for i, (d, p) in enumerate(zip(base.manifest.layers, paths, strict=True))]
+        return ImageState.from_config(base.config_raw, layers, what=str(base.reference))
+
+    def close(self) -> None:
+        """Release registry connections."""
+        for store in self._stores.values():
+            with contextlib.suppress(Exception):
+                store.close()
+        self._stores.clear()
+
+
+def extract_image(state: ImageState, rootfs: Path) -> None:
+    """Apply every layer of ``state`` in order into ``rootfs`` (checked against its diff_id)."""
+    rootfs.mkdir(parents=True, exist_ok=True)
+    for layer in state.layers:
+        expected = Digest.parse(layer.diff_id) if layer.diff_id else None
+        extract_layer(layer.path, rootfs, media_type=layer.descriptor.media_type,
+                      diff_id=expected, what=f"layer {layer.descriptor.digest}")

@@ -1,0 +1,547 @@
+"""Build contexts: a local directory, a tar (file or stdin, optionally compressed), a git repo.
+
+Example::
+
+    with open_context("tar://stdin", stdin=sys.stdin.buffer) as ctx:
+        name, text = read_dockerfile(None, ctx)
+        for src in ctx.resolve_sources("*.txt", line=3, path=name):
+            ...
+
+Every context ends up as a local directory (``BuildContext.root``); tar and git contexts live in
+a temporary directory that ``close()`` removes. COPY/ADD sources are resolved with
+``resolve_sources``, which applies .dockerignore and refuses anything outside the context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from trustbuild.builder.dockerignore import (
+    IgnoreMatcher,
+    component_regex,
+    go_clean,
+    ignore_file_for,
+)
+from trustbuild.errors import BuildError, DockerfileError
+
+__all__ = [
+    "BuildContext",
+    "ContextError",
+    "GitSource",
+    "open_context",
+    "parse_git_url",
+    "read_dockerfile",
+]
+
+_GLOB = re.compile(r"[*?\[]")
+_MAX_LINKS = 40
+_Fail = Callable[[str], DockerfileError]
+
+
+class ContextError(BuildError):
+    """A build context that cannot be opened, read or extracted."""
+
+
+@dataclass
+class BuildContext:
+    """A build context materialised as a local directory."""
+
+    root: Path  # local directory holding the context (after the sub-path)
+    source: str  # "dir:///abs", "tar://stdin", "tar:///abs.tar", or the git URL (no secrets)
+    git_commit: str | None = None
+    ignore: IgnoreMatcher = field(default_factory=lambda: IgnoreMatcher([]))
+    tempdir: Path | None = None  # removed by close()
+
+    def __enter__(self) -> BuildContext:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the temporary directory of a tar or git context (no-op for directories)."""
+        if self.tempdir is not None:
+            _remove_tree(self.tempdir)
+            self.tempdir = None
+
+    # -- paths -----------------------------------------------------------------------------
+    def relpath(self, path: Path) -> str:
+        """``path`` relative to the root, slash-separated ("." for the root itself)."""
+        rel = os.path.relpath(path, self.root)
+        return "." if rel == "." else rel.replace(os.sep, "/")
+
+    def excluded_path(self, path: Path) -> bool:
+        """True when .dockerignore excludes ``path`` (a path under root)."""
+        return self.ignore.excluded(self.relpath(path))
+
+    def iter_included(self, start: Path | None = None) -> Iterator[Path]:
+        """Entries below ``start`` (default: root) that .dockerignore keeps, in sorted order.
+
+        Symlinks are reported, never followed. An excluded directory is reported only when
+        something below it is re-included by a ``!`` pattern (Docker creates such parents).
+        """
+        yield from self._walk(start or self.root)
+
+    def _walk(self, directory: Path) -> list[Path]:
+        out: list[Path] = []
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            raise ContextError(f"cannot read {directory}: {exc.strerror}") from None
+        for entry in entries:
+            path = Path(entry.path)
+            rel = self.relpath(path)
+            excluded = self.ignore.excluded(rel)
+            if entry.is_dir(follow_symlinks=False):
+                if excluded and not self.ignore.dir_may_have_included(rel):
+                    continue
+                below = self._walk(path)
+                if not excluded or below:
+                    out.append(path)
+                out.extend(below)
+            elif not excluded:
+                out.append(path)
+        return out
+
+    def digest(self) -> str:
+        """sha256 over the included entries (see docs/dockerfile.md, "Context digest").
+
+        One line per entry, sorted by relative path: ``relpath NUL type NUL mode NUL size NUL
+        detail LF`` where type is d/f/l, mode the octal permission bits (with setuid/setgid/
+        sticky), size the file size (0 otherwise) and detail the content sha256 (files) or the
+        link target (symlinks). Owners and mtimes are left out: COPY does not keep them.
+        """
+        lines = []
+        for path in self.iter_included():
+            st = path.lstat()
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISDIR(st.st_mode):
+                kind, size, detail = "d", 0, ""
+            elif stat.S_ISLNK(st.st_mode):
+                kind, size, detail = "l", 0, os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                kind, size, detail = "f", st.st_size, _file_sha256(path)
+            else:
+                continue  # sockets, fifos and devices are never copied
+            lines.append(f"{self.relpath(path)}\0{kind}\0{mode:o}\0{size}\0{detail}\n")
+        h = hashlib.sha256()
+        for line in sorted(lines):
+            h.update(line.encode("utf-8", "surrogateescape"))
+        return "sha256:" + h.hexdigest()
+
+    # -- COPY / ADD sources ----------------------------------------------------------------
+    def resolve_sources(self, pattern: str, *, line: int, path: str,
+                        instruction: str = "COPY") -> list[Path]:
+        """The context paths a COPY/ADD source names (after variable expansion).
+
+        Globs follow Go's filepath.Match per path component, plus ``**`` for any number of
+        directories. Returned paths are lexical (``root / relpath``) and sorted; every symlink
+        on the way, including a final one, was checked to resolve inside the context (Docker
+        follows a symlink named as a source). Excluded paths are dropped.
+        """
+        def fail(message: str) -> DockerfileError:
+            return DockerfileError(message, path=path, line=line, instruction=instruction)
+
+        if not pattern:
+            raise fail(f"{instruction} failed: empty source path")
+        rel = go_clean(pattern.lstrip("/") or ".")
+        if rel == ".." or rel.startswith("../"):
+            raise fail(f"{instruction} failed: forbidden path outside the build context: "
+                       f"{pattern}")
+        if not _GLOB.search(rel):
+            target = self.root if rel == "." else self.root / rel
+            self._check_inside(rel, fail)
+            if not os.path.lexists(target) or self._excluded_source(rel, target):
+                raise fail(f"{instruction} failed: file not found in build context or "
+                           f"excluded by .dockerignore: {pattern}")
+            return [target]
+        globbed = self._glob(rel.split("/"), fail=fail, instruction=instruction)
+        matches = [m for m in globbed if self._keep_match(m, fail)]
+        if not matches:
+            raise fail(f"{instruction} failed: no source files were specified "
+                       f"(nothing in the build context matches {pattern})")
+        return sorted(matches)
+
+    def _keep_match(self, path: Path, fail: _Fail) -> bool:
+        rel = self.relpath(path)
+        if self._excluded_source(rel, path):
+            return False
+        self._check_inside(rel, fail)
+        return True
+
+    def _excluded_source(self, rel: str, target: Path) -> bool:
+        if rel == "." or not self.ignore.excluded(rel):
+            return False
+        if target.is_dir() and not target.is_symlink():
+            return not self.ignore.dir_may_have_included(rel)
+        return True
+
+    def _glob(self, parts: list[str], *, fail: _Fail, instruction: str) -> list[Path]:
+        candidates = [self.root]
+        for comp in parts:
+            nxt: list[Path] = []
+            if comp == "**":
+                for cand in candidates:
+                    nxt.append(cand)
+                    nxt.extend(p for p in self._descendant_dirs(cand))
+            elif _GLOB.search(comp):
+                try:
+                    regex = component_regex(comp, strict=True)
+                except ValueError as exc:
+                    raise fail(f"{instruction} failed: {exc}") from None
+                for cand in candidates:
+                    if not cand.is_dir():
+                        continue
+                    try:
+                        names = sorted(os.listdir(cand))
+                    except OSError:
+                        continue
+                    nxt.extend(cand / n for n in names if regex.match(n))
+            else:
+                nxt = [cand / comp for cand in candidates if os.path.lexists(cand / comp)]
+            candidates = list(dict.fromkeys(nxt))
+        return [c for c in candidates if c != self.root]
+
+    def _descendant_dirs(self, directory: Path) -> Iterator[Path]:
+        for dirpath, dirnames, _ in os.walk(directory):
+            dirnames.sort()
+            for d in dirnames:
+                yield Path(dirpath) / d
+
+    def _check_inside(self, rel: str, fail: _Fail) -> None:
+        """Follow symlinks along ``rel`` like a chroot would; refuse any that leave the root."""
+        parts = [p for p in rel.split("/") if p not in ("", ".")]
+        resolved: list[str] = []
+        hops = 0
+        while parts:
+            comp = parts.pop(0)
+            if comp == "..":
+                if not resolved:
+                    raise fail(f"forbidden path outside the build context: {rel} (a symlink "
+                               "on the way points above the context root)")
+                resolved.pop()
+                continue
+            cand = self.root.joinpath(*resolved, comp)
+            if not cand.is_symlink():
+                resolved.append(comp)
+                continue
+            hops += 1
+            if hops > _MAX_LINKS:
+                raise fail(f"too many levels of symbolic links in {rel}")
+            target = os.readlink(cand)
+            link_rel = "/".join([*resolved, comp])
+            if target.startswith("/"):
+                raise fail(f"symlink {link_rel} -> {target} is absolute and points outside "
+                           "the build context; use a relative link inside the context")
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a temp tree even when it holds read-only directories (tar modes are kept)."""
+    def retry(func: Callable[..., object], name: str, _exc: object) -> None:
+        try:
+            os.chmod(os.path.dirname(name), 0o700)
+            func(name)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=retry)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- opening contexts ------------------------------------------------------------------------
+def open_context(spec: str, *, sub_path: str | None = None,
+                 stdin: BinaryIO | None = None) -> BuildContext:
+    """Open ``--context`` (``.``, ``/abs``, ``dir://P``, ``tar://stdin``, ``tar://P``, git URL)."""
+    ctx: BuildContext
+    git = None if spec.startswith("tar://") else parse_git_url(spec)
+    if spec.startswith("tar://"):
+        ctx = _open_tar(spec[len("tar://"):], stdin)
+    elif git is not None:
+        ctx = _open_git(git)
+    elif spec.startswith("dir://"):
+        ctx = _open_dir(spec[len("dir://"):] or ".")
+    elif re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec):
+        raise ContextError(f"unsupported build context {_redact(spec)!r}: use a directory, "
+                           "dir://PATH, tar://stdin, tar://PATH or a git URL")
+    else:
+        ctx = _open_dir(spec or ".")
+    try:
+        sub = sub_path or (git.subdir if git is not None else None)
+        if sub:
+            rel = go_clean(sub.lstrip("/"))
+            if rel == ".." or rel.startswith("../"):
+                raise ContextError(f"context sub-path {sub!r} leaves the build context")
+            root = (ctx.root / rel).resolve()
+            if not root.is_relative_to(ctx.root.resolve()) or not root.is_dir():
+                raise ContextError(f"context sub-path {sub!r} is not a directory inside the "
+                                   "build context")
+            ctx.root = root
+        ctx.ignore = IgnoreMatcher.for_context(ctx.root, ctx.root / "Dockerfile")
+    except BaseException:
+        ctx.close()
+        raise
+    return ctx
+
+
+def _open_dir(path: str) -> BuildContext:
+    root = Path(path).resolve()
+    if not root.is_dir():
+        raise ContextError(f"build context {path!r} is not a directory")
+    return BuildContext(root=root, source=f"dir://{root}")
+
+
+def _open_tar(target: str, stdin: BinaryIO | None) -> BuildContext:
+    tmp = Path(tempfile.mkdtemp(prefix="trustbuild-context-"))
+    root = tmp / "context"
+    root.mkdir()
+    try:
+        if target == "stdin":
+            stream = stdin if stdin is not None else sys.stdin.buffer
+            _extract_tar(stream, root)
+            source = "tar://stdin"
+        else:
+            tar_path = Path(target).resolve()
+            if not tar_path.is_file():
+                raise ContextError(f"build context tar {target!r} is not a file")
+            with open(tar_path, "rb") as f:
+                _extract_tar(f, root)
+            source = f"tar://{tar_path}"
+    except BaseException:
+        _remove_tree(tmp)
+        raise
+    return BuildContext(root=root, source=source, tempdir=tmp)
+
+
+def _extract_tar(stream: BinaryIO, dest: Path) -> None:
+    """Extract a (compressed) tar stream into ``dest``; nothing may land outside it."""
+    dir_modes: list[tuple[Path, int]] = []
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as tf:
+            for member in tf:
+                name = go_clean(member.name.lstrip("/"))
+                if name == ".":
+                    continue
+                if name == ".." or name.startswith("../"):
+                    raise ContextError(f"context tar entry {member.name!r} leaves the context")
+                target = _prepare(dest, name, keep_dir=member.isdir())
+                if member.isdir():
+                    if not target.is_dir():
+                        target.mkdir(mode=0o700)
+                    dir_modes.append((target, member.mode & 0o7777))
+                    continue
+                if member.isreg():
+                    src = tf.extractfile(member)
+                    assert src is not None
+                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                                 0o600)
+                    with os.fdopen(fd, "wb") as out:
+                        shutil.copyfileobj(src, out, 1 << 20)
+                    os.chmod(target, member.mode & 0o7777)
+                elif member.issym():
+                    os.symlink(member.linkname, target)
+                elif member.islnk():
+                    link = go_clean(member.linkname.lstrip("/"))
+                    if link == ".." or link.startswith("../"):
+                        raise ContextError(f"context tar hardlink {member.name!r} points "
+                                           "outside the context")
+                    source = _existing_file(dest, link)
+                    if source is None:
+                        raise ContextError(f"context tar hardlink {member.name!r} names "
+                                           f"{member.linkname!r}, which is not a file "
+                                           "extracted before it")
+                    os.link(source, target, follow_symlinks=False)
+                else:
+                    continue  # devices, fifos: never part of a build context
+                os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
+    except tarfile.TarError as exc:
+        raise ContextError(f"build context is not a valid tar or tar.gz: {exc}") from None
+    except OSError as exc:
+        raise ContextError(f"cannot extract the build context: {exc.strerror}: "
+                           f"{exc.filename}") from None
+    for path, mode in reversed(dir_modes):
+        os.chmod(path, mode)
+
+
+def _prepare(dest: Path, name: str, *, keep_dir: bool) -> Path:
+    """Create the parents of ``dest/name`` (refusing symlinked ones) and clear the target."""
+    parts = name.split("/")
+    cur = dest
+    for comp in parts[:-1]:
+        cur = cur / comp
+        if cur.is_symlink():
+            raise ContextError(f"context tar entry {name!r} goes through symlink "
+                               f"{cur.relative_to(dest)}")
+        if not cur.exists():
+            cur.mkdir(mode=0o755)
+        elif not cur.is_dir():
+            raise ContextError(f"context tar entry {name!r}: {cur.relative_to(dest)} is not a "
+                               "directory")
+    target = cur / parts[-1]
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.is_dir() and not keep_dir:
+        shutil.rmtree(target)  # a later non-directory entry replaces the directory
+    return target
+
+
+def _existing_file(dest: Path, rel: str) -> Path | None:
+    """``dest/rel`` when it is a regular file reached without any symlink, else None."""
+    cur = dest
+    for comp in rel.split("/"):
+        cur = cur / comp
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return None
+    return cur if stat.S_ISREG(os.lstat(cur).st_mode) else None
+
+
+# -- git -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GitSource:
+    """A git context: ``URL#REF[:SUBDIR][#COMMIT]``."""
+
+    url: str  # what git clones
+    ref: str | None
+    commit: str | None
+    subdir: str | None
+    spec: str  # the --context value, credentials removed
+
+
+def parse_git_url(spec: str) -> GitSource | None:
+    """Parse a git context, or return None when ``spec`` is not one.
+
+    ``git://host/repo.git#REF[#COMMIT]`` is fetched over https like Kaniko does
+    (``GIT_PULL_METHOD=http`` selects http); ``https://``/``http://``/``ssh://``/``git@host:``
+    URLs are fetched as written; ``git+file:///path`` and ``file:///path`` name a local repo.
+    """
+    base, _, fragment = spec.partition("#")
+    if base.startswith("git://"):
+        method = os.environ.get("GIT_PULL_METHOD", "https").lower()
+        if method not in ("https", "http"):
+            method = "https"
+        url = f"{method}://{base[len('git://'):]}"
+    elif re.match(r"^git\+(https?|ssh|file)://", base):
+        url = base[len("git+"):]
+    elif re.match(r"^(https?|ssh|file)://", base) or re.match(r"^[\w.-]+@[\w.-]+:", base):
+        url = base
+    else:
+        return None
+    if url.startswith("-"):
+        return None
+    ref = commit = subdir = None
+    if fragment:
+        first, _, commit_part = fragment.partition("#")
+        ref_part, _, sub_part = first.partition(":")
+        ref = ref_part or None
+        subdir = sub_part or None
+        commit = commit_part or None
+    for value in (ref, commit):
+        if value is not None and (value.startswith("-") or any(c.isspace() for c in value)):
+            raise ContextError(f"invalid git reference {value!r} in {_redact(spec)!r}")
+    return GitSource(url=url, ref=ref, commit=commit, subdir=subdir, spec=_redact(spec))
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1***@", url)
+
+
+def _git(args: list[str], *, cwd: Path, what: str) -> str:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true",
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh"}
+    try:
+        proc = subprocess.run(["git", "-c", "advice.detachedHead=false", *args], cwd=cwd,
+                              env=env, capture_output=True, text=True, timeout=600)
+    except FileNotFoundError:
+        raise ContextError("git context needs the git command, which is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise ContextError(f"git {what} timed out") from None
+    if proc.returncode != 0:
+        detail = _redact(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "")
+        raise ContextError(f"git {what} failed: {detail}")
+    return proc.stdout.strip()
+
+
+def _open_git(src: GitSource) -> BuildContext:
+    tmp = Path(tempfile.mkdtemp(prefix="trustbuild-git-"))
+    tree = tmp / "tree"
+    try:
+        _git(["init", "-q", f"--separate-git-dir={tmp / 'git'}", str(tree)], cwd=tmp,
+             what="init")
+        fetch = ["fetch", "-q", "--no-tags"]
+        if src.commit is None:
+            fetch.append("--depth=1")
+        _git([*fetch, src.url, src.ref or "HEAD"], cwd=tree,
+             what=f"fetch of {src.spec} (ref {src.ref or 'HEAD'})")
+        _git(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=tree, what="checkout")
+        if src.commit is not None:
+            _git(["checkout", "-q", "--detach", src.commit], cwd=tree,
+                 what=f"checkout of commit {src.commit} (it must be reachable from the ref)")
+        commit = _git(["rev-parse", "HEAD"], cwd=tree, what="rev-parse")
+        if (tree / ".gitmodules").exists():
+            _git(["submodule", "update", "--init", "--recursive", "--depth=1"], cwd=tree,
+                 what="submodule update")
+        (tree / ".git").unlink()
+    except BaseException:
+        _remove_tree(tmp)
+        raise
+    return BuildContext(root=tree, source=src.spec, git_commit=commit, tempdir=tmp)
+
+
+# -- the Dockerfile --------------------------------------------------------------------------
+def read_dockerfile(spec: str | None, context: BuildContext, *,
+                    stdin: BinaryIO | None = None) -> tuple[str, str]:
+    """Return (name for messages, text) of ``--dockerfile``; ``-`` reads standard input.
+
+    A relative path is looked up in the context, then in the working directory. When a
+    ``<Dockerfile>.dockerignore`` sits next to the chosen file, ``context.ignore`` switches to it.
+    """
+    if spec == "-":
+        if context.source == "tar://stdin":
+            raise ContextError("cannot read both the context and the Dockerfile from standard "
+                               "input")
+        data = (stdin if stdin is not None else sys.stdin.buffer).read()
+        return "Dockerfile", _decode(data, "Dockerfile (stdin)")
+    name = spec or "Dockerfile"
+    given = Path(name)
+    candidates = [given] if given.is_absolute() else [context.root / given, Path.cwd() / given]
+    for cand in candidates:
+        if cand.is_file():
+            specific = ignore_file_for(context.root, cand)
+            if specific is not None and specific.name != ".dockerignore":
+                context.ignore = IgnoreMatcher.for_context(context.root, cand)
+            return name, _decode(cand.read_bytes(), name)
+    raise ContextError(f"Dockerfile {name!r} not found in the build context ({context.source})"
+                       " or the working directory; pass --dockerfile")
+
+
+def _decode(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DockerfileError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                              path=name) from None

@@ -1,0 +1,457 @@
+"""The stage executor: plans the stages ``--target`` needs, resolves images, runs instructions.
+
+Flow (``Executor.run``): global ARGs -> expand every FROM -> stages needed by the target (FROM an
+earlier stage, ``COPY --from``) -> resolve every external image to a digest -> the gate hook ->
+per stage: materialise the rootfs (extract layers), run ONBUILD triggers of the base, then each
+instruction's handler (``trustbuild.builder.handlers``), which updates the :class:`ImageState`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from trustbuild._internal.secrets import REDACTED, is_secret_name
+from trustbuild.builder.base import BaseImages, ResolvedBase, extract_image
+from trustbuild.builder.cache import LayerCache, cache_repo_for, chain_step
+from trustbuild.builder.config import ImageState, rfc3339
+from trustbuild.builder.dockerfile import Dockerfile, Instruction, Stage
+from trustbuild.builder.expand import expand, expand_words
+from trustbuild.builder.layers import LayerSettings
+from trustbuild.builder.mounts import mount_from_refs
+from trustbuild.builder.options import BuildOptions
+from trustbuild.builder.record import BuildRecord, ResolvedImage, StepRecord
+from trustbuild.errors import DockerfileError, SandboxError, TrustbuildError
+from trustbuild.oci.descriptor import Platform
+
+__all__ = ["Executor", "StageRun", "Runner", "predefined_args", "redact_text"]
+
+
+class Runner(Protocol):
+    """What RUN needs: ``trustbuild.sandbox.StepRunner`` or a stand-in with the same shape."""
+
+    def run(self, spec: Any, layer_dest: Path) -> Any:
+        """Run one step; returns RunResult(exit_code, output_tail, layer, seconds)."""
+        ...
+
+    def close(self) -> None:
+        """Release mounts and scratch space."""
+        ...
+
+
+def predefined_args(target: Platform, build: Platform) -> dict[str, str]:
+    """TARGETPLATFORM, TARGETOS, ..., BUILDPLATFORM... as BuildKit defines them."""
+    out: dict[str, str] = {}
+    for prefix, p in (("TARGET", target), ("BUILD", build)):
+        out[f"{prefix}PLATFORM"] = str(p)
+        out[f"{prefix}OS"] = p.os
+        out[f"{prefix}ARCH"] = p.architecture
+        out[f"{prefix}VARIANT"] = p.variant or ""
+    return out
+
+
+PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
+                        "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
+
+
+@dataclass
+class StageRun:
+    """A stage while (and after) it runs."""
+
+    stage: Stage
+    rootfs: Path
+    image: ImageState
+    args: dict[str, str | None] = field(default_factory=dict)  # declared ARGs (None: no value)
+    cmd_set: bool = False
+    runner: Runner | None = None
+    chain: str = ""  # base digest + every instruction so far (the layer cache key chain)
+
+    @property
+    def key(self) -> str:
+        """Name for messages and the record."""
+        return self.stage.name or str(self.stage.index)
+
+    def expansion_env(self) -> dict[str, str]:
+        """ARG values overridden by ENV (Docker's rule)."""
+        env = {k: v for k, v in self.args.items() if v is not None}
+        env.update(self.image.env())
+        return env
+
+    def run_env(self) -> dict[str, str]:
+        """Environment of a RUN step: ENV plus ARG values not shadowed by ENV."""
+        return self.expansion_env()
+
+
+class Executor:
+    """Runs one parsed Dockerfile against one build context."""
+
+    def __init__(self, options: BuildOptions, dockerfile: Dockerfile, context: Any,
+                 record: BuildRecord, *, work: Path) -> None:
+        self.options = options
+        self.df = dockerfile
+        self.ctx = context
+        self.record = record
+        self.work = work
+        self.platform = options.target_platform()
+        self.epoch = options.epoch()
+        self.bases = BaseImages(store_options=options.store_options, cache_dir=work / "blobs",
+                                platform=self.platform)
+        self.layers = LayerSettings(directory=work / "layers", compression=options.compression,
+                                    level=options.compression_level,
+                                    docker_media_types=options.image_format == "docker",
+                                    mtime=self.epoch)
+        self.predefined = predefined_args(self.platform, Platform.host())
+        self.global_args: dict[str, str | None] = {}
+        self.used_args: set[str] = set()
+        self.runs: dict[int, StageRun] = {}
+        self.externals: dict[str, ResolvedBase] = {}  # expanded reference -> pinned image
+        self.copy_from_roots: dict[str, Path] = {}
+        self._n_rootfs = 0
+        self._uses: dict[int, list[tuple[int, str]]] = {}  # stage -> (user, "from"|"copy")
+        self.cache: LayerCache | None = None
+        if options.cache:
+            repo = cache_repo_for(options.cache_repo, options.destinations)
+            self.cache = LayerCache.open(repo, options=options.store_options,
+                                         layer_dir=work / "layers", platform=self.platform,
+                                         output=options.output)
+
+    # ------------------------------------------------------------------ helpers for handlers
+    def created(self) -> str:
+        """Timestamp for history entries and the config."""
+        return rfc3339(self.epoch if self.epoch is not None else time.time())
+
+    def error(self, ins: Instruction, message: str) -> DockerfileError:
+        """A DockerfileError naming ``Dockerfile:LINE INSTRUCTION``."""
+        text = ins.original if len(ins.original) <= 80 else ins.original[:77] + "..."
+        return DockerfileError(message, path=self.df.path, line=ins.line, instruction=text)
+
+    def expand(self, st: StageRun, word: str) -> str:
+        """Expand one word with the stage's ARG/ENV values."""
+        env = st.expansion_env()
+        self.used_args.update(k for k in env if f"${k}" in word or "${" + k in word)
+        return expand(word, env, escape=self.df.escape)
+
+    def expand_words(self, st: StageRun, text: str) -> list[str]:
+        """Expand and split text with the stage's ARG/ENV values."""
+        env = st.expansion_env()
+        self.used_args.update(k for k in env if f"${k}" in text or "${" + k in text)
+        return expand_words(text, env, escape=self.df.escape)
+
+    def new_rootfs(self, label: str) -> Path:
+        """An empty directory for a stage or an image's filesystem."""
+        self._n_rootfs += 1
+        path = self.work / f"rootfs-{self._n_rootfs:02d}-{label}"
+        path.mkdir(parents=True)
+        path.chmod(0o755)
+        return path
+
+    def step(self, st: StageRun, ins: Instruction, text: str) -> StepRecord:
+        """A step record appended to the build record (``text`` with secrets redacted)."""
+        rec = StepRecord(stage=st.key, line=ins.line, instruction=ins.cmd,
+                         text=redact_text(text, self.options.build_args), started=time.time())
+        self.record.steps.append(rec)
+        return rec
+
+    # ------------------------------------------------------------------ planning
+    def _arg_value(self, name: str, default: str | None, env: dict[str, str]) -> str | None:
+        if name in self.options.build_args:
+            self.used_args.add(name)
+            return self.options.build_args[name]
+        if default is not None:
+            return expand(default, env, escape=self.df.escape)
+        return self.predefined.get(name)  # a bare ARG TARGETPLATFORM keeps the automatic value
+
+    def _global_args(self) -> None:
+        for ins in self.df.global_args:
+            for name, default in ins.arg_defs:
+                env = self._from_env()
+                try:
+                    self.global_args[name] = self._arg_value(name, default, env)
+                except TrustbuildError as exc:
+                    raise self.error(ins, str(exc)) from None
+
+    def _from_env(self) -> dict[str, str]:
+        env = dict(self.predefined)
+        env.update({k: v for k, v in self.global_args.items() if v is not None})
+        return env
+
+    def base_name(self, stage: Stage) -> str:
+        """The FROM image text expanded with the global ARGs."""
+        try:
+            name = expand(stage.base, self._from_env(), escape=self.df.escape)
+        except TrustbuildError as exc:
+            raise self._from_error(stage, str(exc)) from None
+        self.used_args.update(k for k in self.global_args if k in stage.base)
+        if not name:
+            raise self._from_error(stage, f"base name ({stage.base}) should not be blank")
+        return name
+
+    def _from_error(self, stage: Stage, msg: str) -> DockerfileError:
+        if stage.from_instruction is not None:
+            return self.error(stage.from_instruction, msg)
+        return DockerfileError(msg, path=self.df.path, line=stage.line, instruction="FROM")
+
+    def stage_platform(self, stage: Stage) -> Platform:
+        """``FROM --platform=...`` expanded, else the target platform."""
+        if not stage.platform:
+            return self.platform
+        text = expand(stage.platform, self._from_env(), escape=self.df.escape)
+        try:
+            return Platform.parse(text)
+        except TrustbuildError as exc:
+            raise self._from_error(stage, str(exc)) from None
+
+    def earlier_stage(self, ref: str, before: int) -> Stage | None:
+        """The stage ``ref`` names if it is earlier than stage index ``before``."""
+        st = self.df.stage_by_name_or_index(ref)
+        if st is not None and st.index < before:
+            return st
+        return None
+
+    def target_stage(self) -> Stage:
+        """The stage ``--target`` names (the last one by default)."""
+        if not self.options.target:
+            return self.df.stages[-1]
+        st = self.df.stage_by_name_or_index(self.options.target)
+        if st is None:
+            names = ", ".join(s.name or str(s.index) for s in self.df.stages)
+            raise DockerfileError(f"target stage {self.options.target!r} could not be found "
+                                  f"(stages: {names})", path=self.df.path, instruction="--target")
+        return st
+
+    def _copy_from_refs(self, stage: Stage) -> list[tuple[Instruction, str]]:
+        """(instruction, expanded --from value) of COPY --from and RUN --mount=...,from=.
+
+        ARG and ENV are followed through the stage (without running anything) so a ``--from``
+        that uses them expands as it will when the COPY runs.
+        """
+        env: dict[str, str] = {}
+        out = []
+        for ins in stage.instructions:
+            try:
+                if ins.cmd == "ARG":
+                    for name, default in ins.arg_defs:
+                        value = self.options.build_args.get(name)
+                        if value is None and default is not None:
+                            value = expand(default, env, escape=self.df.escape)
+                        if value is None:
+                            value = self.global_args.get(name) or self.predefined.get(name)
+                        if value is not None:
+                            env[name] = value
+                elif ins.cmd == "ENV":
+                    before = dict(env)
+                    for k, v in ins.pairs:
+                        env[expand(k, before, escape=self.df.escape)] = expand(
+                            v, before, escape=self.df.escape)
+                elif ins.cmd == "COPY" and ins.flag("from"):
+                    out.append((ins, expand(ins.flag("from") or "", env, escape=self.df.escape)))
+                elif ins.cmd == "RUN" and ins.flags.get("mount"):
+                    out.extend((ins, ref) for ref in mount_from_refs(
+                        ins.flags["mount"], lambda w: expand(w, env, escape=self.df.escape)))
+            except TrustbuildError as exc:
+                raise self.error(ins, str(exc)) from None
+        return out
+
+    def plan(self) -> list[Stage]:
+        """Stages the target needs, in order; resolves (but does not pull) external images."""
+        self._global_args()
+        target = self.target_stage()
+        needed: set[int] = set()
+        todo = [target]
+        while todo:
+            stage = todo.pop()
+            if stage.index in needed:
+                continue
+            needed.add(stage.index)
+            base = self.base_name(stage)
+            dep = self.earlier_stage(base, stage.index)
+            if dep is not None:
+                todo.append(dep)
+            for ins, ref in self._copy_from_refs(stage):
+                dep = self.earlier_stage(ref, stage.index)
+                if dep is not None:
+                    todo.append(dep)
+                elif ref.isdigit():
+                    raise self.error(ins, f"invalid stage index {ref}: only earlier stages "
+                                          "(0.." f"{stage.index - 1}) can be copied from")
+                elif self.df.stage_by_name_or_index(ref) is not None:
+                    raise self.error(ins, f"stage {ref!r} is not defined before this one")
+        return [s for s in self.df.stages if s.index in needed]
+
+    def resolve_externals(self, stages: list[Stage]) -> None:
+        """Resolve every FROM / COPY --from image to a digest and record it (no layers pulled)."""
+        for stage in stages:
+            base = self.base_name(stage)
+            if base.lower() != "scratch" and self.earlier_stage(base, stage.index) is None:
+                self._resolve(base, stage, "base", self.stage_platform(stage),
+                              stage.from_instruction)
+            for ins, ref in self._copy_from_refs(stage):
+                if self.earlier_stage(ref, stage.index) is None:
+                    self._resolve(ref, stage, "copy-from", self.platform, ins)
+        for w in self.bases.warnings:
+            print(f"[warning] {w}", file=self.options.output)
+
+    def _resolve(self, ref: str, stage: Stage, role: str, plat: Platform,
+                 ins: Instruction | None) -> None:
+        try:
+            resolved = self.bases.resolve(ref, platform=plat)
+        except TrustbuildError as exc:
+            if ins is None:
+                raise
+            msg = str(exc)
+            if role == "copy-from":
+                msg = f"--from={ref} names no earlier stage, and as an image: {msg}"
+            raise self.error(ins, msg) from exc
+        self.externals[ref] = resolved
+        if not any(i.digest == str(resolved.digest) and i.role == role and
+                   i.stage == (stage.name or str(stage.index)) for i in self.record.images):
+            self.record.images.append(ResolvedImage(
+                reference=str(resolved.reference), digest=str(resolved.digest),
+                index_digest=str(resolved.index_digest) if resolved.index_digest else None,
+                role=role, stage=stage.name or str(stage.index)))
+
+    # ------------------------------------------------------------------ running
+    def run(self, stages: list[Stage]) -> StageRun:
+        """Run the planned stages; returns the target's StageRun."""
+        from trustbuild.builder.handlers import dispatch, run_onbuild_triggers
+
+        self._uses = {s.index: [] for s in stages}
+        for stage in stages:
+            dep = self.earlier_stage(self.base_name(stage), stage.index)
+            if dep is not None:
+                self._uses[dep.index].append((stage.index, "from"))
+            for _ins, ref in self._copy_from_refs(stage):
+                dep = self.earlier_stage(ref, stage.index)
+                if dep is not None:
+                    self._uses[dep.index].append((stage.index, "copy"))
+        last: StageRun | None = None
+        for stage in stages:
+            st = self._start_stage(stage)
+            self.runs[stage.index] = st
+            run_onbuild_triggers(self, st)
+            for ins in stage.instructions:
+                dispatch(self, st, ins)
+            if st.runner is not None:
+                st.runner.close()
+                st.runner = None
+            last = st
+        assert last is not None
+        self._warn_unused_args()
+        return last
+
+    def _start_stage(self, stage: Stage) -> StageRun:
+        base = self.base_name(stage)
+        label = stage.name or str(stage.index)
+        rootfs = self.new_rootfs(label)
+        ins = stage.from_instruction
+        text = f"FROM {base}" + (f" AS {stage.name}" if stage.name else "")
+        rec = StepRecord(stage=label, line=stage.line, instruction="FROM", text=text,
+                         started=time.time())
+        self.record.steps.append(rec)
+        dep = self.earlier_stage(base, stage.index)
+        try:
+            if base.lower() == "scratch":
+                image = ImageState.scratch(self.stage_platform(stage))
+                chain = chain_step("", "scratch", str(self.stage_platform(stage)))
+            elif dep is not None:
+                image = self.runs[dep.index].image.clone()
+                chain = self.runs[dep.index].chain
+                if self._uses.get(dep.index) == [(stage.index, "from")]:
+                    # nothing else needs the earlier stage's filesystem: take it over
+                    rootfs.rmdir()
+                    self.runs[dep.index].rootfs.rename(rootfs)
+                else:
+                    extract_image(image, rootfs)
+            else:
+                image = self.bases.image_state(self.externals[base])
+                chain = str(self.externals[base].digest)
+                extract_image(image, rootfs)
+        except DockerfileError:
+            raise
+        except TrustbuildError as exc:
+            if ins is None:
+                raise
+            raise self.error(ins, str(exc)) from exc
+        rec.finished = time.time()
+        return StageRun(stage=stage, rootfs=rootfs, image=image, chain=chain)
+
+    def copy_from_ref(self, st: StageRun, ins: Instruction) -> str | None:
+        """The ``--from`` value of ``ins`` as planned (so COPY uses what was resolved)."""
+        for planned, ref in self._copy_from_refs(st.stage):
+            if planned is ins:
+                return ref
+        return None
+
+    def source_root(self, st: StageRun, ins: Instruction, ref: str) -> Path:
+        """The filesystem ``COPY --from=ref`` reads: an earlier stage's rootfs or an image's."""
+        dep = self.earlier_stage(ref, st.stage.index)
+        if dep is not None:
+            return self.runs[dep.index].rootfs
+        if ref not in self.copy_from_roots:
+            resolved = self.externals.get(ref)
+            if resolved is None:
+                raise self.error(ins, f"--from={ref}: no such stage or image")
+            root = self.new_rootfs("from")
+            try:
+                extract_image(self.bases.image_state(resolved), root)
+            except TrustbuildError as exc:
+                raise self.error(ins, str(exc)) from exc
+            self.copy_from_roots[ref] = root
+        return self.copy_from_roots[ref]
+
+    def runner_for(self, st: StageRun) -> Runner:
+        """The stage's RUN runner (created on first RUN)."""
+        if st.runner is None:
+            scratch = self.work / f"scratch-{st.key}"
+            scratch.mkdir(exist_ok=True)
+            factory: Callable[..., Runner] | None = self.options.runner_factory
+            if factory is None:
+                try:
+                    from trustbuild.sandbox import StepRunner
+                except ImportError as exc:
+                    raise SandboxError(f"RUN steps need trustbuild.sandbox: {exc}") from None
+                factory = StepRunner
+            st.runner = factory(
+                st.rootfs, scratch, snapshot_mode=self.options.snapshot_mode,
+                mode=self.options.mode,
+                ignore_paths=tuple(self.options.ignore_paths), compression=self.options.compression,
+                level=self.options.compression_level, mtime=self.epoch,
+                docker_media_types=self.options.image_format == "docker",
+                output=self.options.output,
+                force=self.options.force)
+            resolved = getattr(st.runner, "snapshot_mode", None)
+            if isinstance(resolved, str) and resolved not in ("", "auto"):
+                self.record.snapshot_mode = resolved  # what ran, not "auto"
+        return st.runner
+
+    def _warn_unused_args(self) -> None:
+        unused = sorted(k for k in self.options.build_args
+                        if k not in self.used_args and k not in PROXY_ARGS)
+        if unused:
+            shown = ", ".join(unused)
+            print(f"[warning] build args not consumed by the Dockerfile: {shown}",
+                  file=self.options.output)
+
+    def close(self) -> None:
+        """Stop runners and release registry connections (the work dir is removed by the caller)."""
+        for st in self.runs.values():
+            if st.runner is not None:
+                try:
+                    st.runner.close()
+                finally:
+                    st.runner = None
+        self.bases.close()
+        if self.cache is not None:
+            self.cache.close()
+
+
+def redact_text(text: str, args: dict[str, str]) -> str:
+    """``text`` with the values of secret-looking build args replaced by ``<redacted>``."""
+    for k, v in args.items():
+        if v and is_secret_name(k):
+            text = text.replace(v, REDACTED)
+    return text
+

@@ -1,0 +1,359 @@
+"""COPY and ADD: sources from the context, an earlier stage, an image, a heredoc or (ADD) a URL.
+
+Docker's rules: a directory source copies its contents; several sources (or a glob matching
+several) need a destination ending in ``/``; a relative destination is relative to WORKDIR;
+missing parent directories are created (owned like ``--chown``); context files get uid/gid 0
+unless ``--chown``; ``--chmod`` sets the permission bits; ADD unpacks local tar archives (plain,
+gzip, bzip2, xz) and downloads URLs (``--checksum`` verified). The layer holds exactly the
+copied entries and their parent directories.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import posixpath
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trustbuild.builder.dockerfile import Instruction
+from trustbuild.builder.expand import expand_heredoc
+from trustbuild.builder.handlers.fetch import fetch_url, is_archive, is_url
+from trustbuild.builder.layers import write_paths_layer
+from trustbuild.builder.rootfs import clean_abs, mkdir_all, secure_join
+from trustbuild.builder.users import resolve_chown
+from trustbuild.errors import BuildError
+from trustbuild.oci.extract import extract_layer, iter_layer_entries
+
+if TYPE_CHECKING:
+    from trustbuild.builder.executor import Executor, StageRun
+
+__all__ = ["handle_copy", "handle_add", "Copier"]
+
+_GLOB = set("*?[")
+
+
+@dataclass
+class _Source:
+    """One thing to copy: a host path (file, dir or symlink) or heredoc bytes."""
+
+    path: Path | None
+    name: str
+    data: bytes | None = None
+    keep_owner: bool = False  # --from / archive: keep the owners it has
+    context_rel: str | None = None  # path relative to the context root (for .dockerignore)
+    mode: int | None = None  # forced mode (URL downloads: 0600)
+
+
+class Copier:
+    """Copies sources into a rootfs, recording every container path it writes."""
+
+    def __init__(self, rootfs: Path, *, uid: int | None, gid: int | None, chmod: int | None,
+                 ignore: object | None = None, mtime: int | None = None) -> None:
+        self.rootfs = rootfs
+        self.uid, self.gid, self.chmod = uid, gid, chmod
+        self.mtime = mtime  # --reproducible: every copied entry gets exactly this mtime
+        self._links: dict[tuple[int, int], Path] = {}  # source inode -> first copy
+        self.ignore = ignore
+        self.touched: list[str] = []
+
+    def _owner(self, st: os.stat_result, keep: bool) -> tuple[int, int]:
+        if self.uid is not None and self.gid is not None:
+            return self.uid, self.gid
+        return (st.st_uid, st.st_gid) if keep else (0, 0)
+
+    def _ignored(self, rel: str | None) -> bool:
+        if not rel or self.ignore is None or not self.ignore:
+            return False
+        return bool(self.ignore.excluded(rel))  # type: ignore[attr-defined]
+
+    def _canon(self, path: str) -> tuple[str, Path]:
+        parent = secure_join(self.rootfs, posixpath.dirname(path))
+        host = parent / posixpath.basename(path) if posixpath.basename(path) else parent
+        rel = "/" + str(host.relative_to(self.rootfs)).lstrip(".")
+        return clean_abs(rel), host
+
+    def mkdirs(self, path: str) -> None:
+        """Create missing directories of ``path`` (owned by --chown, else root)."""
+        created = mkdir_all(self.rootfs, path, uid=self.uid or 0, gid=self.gid or 0)
+        self.touched.extend(created)
+
+    def _clear(self, host: Path, *, want_dir: bool) -> None:
+        try:
+            st = os.lstat(host)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if want_dir:
+                return
+            import shutil
+            shutil.rmtree(host)
+        else:
+            os.unlink(host)
+
+    def copy_bytes(self, data: bytes | Path, dest: str, *, mode: int) -> None:
+        """Write a heredoc (bytes) or a downloaded file (streamed) at container path ``dest``."""
+        self.mkdirs(posixpath.dirname(dest))
+        canon, host = self._canon(dest)
+        self._clear(host, want_dir=False)
+        with open(host, "xb") as f:
+            if isinstance(data, Path):
+                with open(data, "rb") as src:
+                    while chunk := src.read(1 << 20):
+                        f.write(chunk)
+            else:
+                f.write(data)
+        os.chown(host, self.uid or 0, self.gid or 0)
+        os.chmod(host, self.chmod if self.chmod is not None else mode)
+        self.touched.append(canon)
+
+    def copy_entry(self, src: Path, dest: str, *, keep_owner: bool, rel: str | None,
+                   follow: bool = False) -> bool:
+        """Copy one file/dir/symlink (dirs recursively); returns False when all was ignored."""
+        st = os.stat(src) if follow else os.lstat(src)
+        canon, host = self._canon(dest)
+        uid, gid = self._owner(st, keep_owner)
+        mode = stat.S_IMODE(st.st_mode) if self.chmod is None else self.chmod
+        if stat.S_ISDIR(st.st_mode):
+            names = sorted(os.listdir(src))
+            if self._ignored(rel) and not self._may_include(rel):
+                return False
+            self._clear(host, want_dir=True)
+            existed = host.is_dir()
+            if not existed:
+                os.mkdir(host)
+            kept = [self.copy_entry(src / n, posixpath.join(canon, n), keep_owner=keep_owner,
+                                    rel=f"{rel}/{n}" if rel else (n if rel == "" else None))
+                    for n in names]
+            if self._ignored(rel) and not any(kept):
+                if not existed:
+                    os.rmdir(host)
+                return False
+            os.chown(host, uid, gid)
+            os.chmod(host, mode)
+            os.utime(host, ns=self._times(st))
+            self.touched.append(canon)
+            return True
+        if self._ignored(rel):
+            return False
+        self._clear(host, want_dir=False)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(src), host)
+            os.chown(host, uid, gid, follow_symlinks=False)
+        elif stat.S_ISREG(st.st_mode):
+            first = self._links.get((st.st_dev, st.st_ino)) if st.st_nlink > 1 else None
+            if first is not None and os.path.exists(first):
+                os.link(first, host)  # keep hardlinked files hardlinked, as buildah does
+                self.touched.append(canon)
+                return True
+            with open(src, "rb") as fin, open(host, "xb") as fout:
+                while chunk := fin.read(1 << 20):
+                    fout.write(chunk)
+            os.chown(host, uid, gid)
+            os.chmod(host, mode)
+            if st.st_nlink > 1:
+                self._links[(st.st_dev, st.st_ino)] = host
+        elif stat.S_ISFIFO(st.st_mode):
+            os.mkfifo(host)
+            os.chown(host, uid, gid)
+            os.chmod(host, mode)
+        elif (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) and keep_owner:
+            os.mknod(host, stat.S_IFMT(st.st_mode) | mode, st.st_rdev)
+            os.chown(host, uid, gid)
+        else:
+            return False  # sockets (and devices from a context) are not copied
+        os.utime(host, ns=self._times(st), follow_symlinks=False)
+        self.touched.append(canon)
+        return True
+
+    def _times(self, st: os.stat_result) -> tuple[int, int]:
+        if self.mtime is not None:
+            return self.mtime * 10**9, self.mtime * 10**9
+        return st.st_atime_ns, st.st_mtime_ns
+
+    def _may_include(self, rel: str | None) -> bool:
+        return bool(self.ignore.dir_may_have_included(rel))  # type: ignore[union-attr]
+
+    def copy_dir_contents(self, src: Path, dest: str, *, keep_owner: bool, rel: str | None) -> None:
+        """Copy what is inside directory ``src`` into directory ``dest``."""
+        self.mkdirs(dest)
+        canon, _host = self._canon(dest)
+        for name in sorted(os.listdir(src)):
+            child_rel = (f"{rel}/{name}" if rel else name) if rel is not None else None
+            self.copy_entry(src / name, posixpath.join(canon, name), keep_owner=keep_owner,
+                            rel=child_rel)
+
+
+def _glob_root(ex: Executor, ins: Instruction, root: Path, pattern: str) -> list[Path]:
+    """Paths matching ``pattern`` inside another stage's/image's rootfs (symlinks kept inside)."""
+    clean = clean_abs(pattern)
+    if not (_GLOB & set(clean)):
+        host = secure_join(root, clean)
+        if not os.path.lexists(host):
+            raise ex.error(ins, f"{pattern}: no such file or directory in the source image")
+        return [host]
+    found = ["/"]
+    for part in [p for p in clean.split("/") if p]:
+        nxt = []
+        for base in found:
+            hb = secure_join(root, base)
+            if not (_GLOB & set(part)):
+                if os.path.lexists(hb / part):
+                    nxt.append(posixpath.join(base, part))
+                continue
+            try:
+                names = sorted(os.listdir(hb))
+            except (NotADirectoryError, FileNotFoundError):
+                continue
+            nxt.extend(posixpath.join(base, n) for n in names if fnmatch.fnmatchcase(n, part))
+        found = nxt
+    if not found:
+        raise ex.error(ins, f"{pattern}: no source files were specified (nothing matches)")
+    return [secure_join(root, f) for f in found]
+
+
+def _sources(ex: Executor, st: StageRun, ins: Instruction, words: list[str], *, add: bool,
+             tmp: Path) -> list[_Source]:
+    out: list[_Source] = []
+    from_ref = ins.flag("from") if ins.cmd == "COPY" else None
+    for word in words:
+        doc = ins.heredoc_for(word) if ins.heredocs else None
+        if doc is not None:
+            content = doc.content
+            if doc.expand:
+                content = (expand_heredoc(content, st.expansion_env(), escape=ex.df.escape)
+                           if "$" in content else content)
+            out.append(_Source(None, doc.name, content.encode()))
+            continue
+        if from_ref:
+            ref = ex.copy_from_ref(st, ins) or ex.expand(st, from_ref)
+            root = ex.source_root(st, ins, ref)
+            for p in _glob_root(ex, ins, root, word):
+                out.append(_Source(p, p.name, keep_owner=True))
+            continue
+        if add and is_url(word):
+            path, name = fetch_url(word, tmp, checksum=ins.flag("checksum"))
+            out.append(_Source(path, name, mode=0o600))
+            continue
+        root = Path(ex.ctx.root)
+        for p in ex.ctx.resolve_sources(word, line=ins.line, path=ex.df.path,
+                                        instruction=ins.cmd):
+            try:
+                rel = str(Path(p).relative_to(root))
+            except ValueError:
+                rel = None
+            out.append(_Source(Path(p), Path(p).name, context_rel="" if rel == "." else rel))
+    return out
+
+
+def _copy(ex: Executor, st: StageRun, ins: Instruction, *, add: bool) -> None:
+    for flag in ("parents", "exclude", "keep-git-dir", "unpack"):
+        if flag in ins.flags:
+            raise ex.error(ins, f"{ins.cmd} --{flag} is not supported by trustbuild")
+    words = [w if (ins.heredocs and ins.heredoc_for(w)) else ex.expand(st, w) for w in ins.args]
+    srcs, dest = words[:-1], words[-1]
+    if ins.flag("checksum") and not add:
+        raise ex.error(ins, "--checksum is only valid for ADD")
+    chown = ins.flag("chown")
+    uid = gid = None
+    if chown:
+        try:
+            uid, gid = resolve_chown(st.rootfs, ex.expand(st, chown))
+        except BuildError as exc:
+            raise ex.error(ins, str(exc)) from None
+    chmod_text = ins.flag("chmod")
+    chmod = None
+    if chmod_text:
+        try:
+            chmod = int(ex.expand(st, chmod_text), 8)
+        except ValueError:
+            raise ex.error(ins, f"invalid --chmod {chmod_text!r}: expected octal bits like "
+                                "0755") from None
+        if chmod > 0o7777:
+            raise ex.error(ins, f"invalid --chmod {chmod_text!r}: more than 4 octal digits")
+    workdir = st.image.c.get("WorkingDir") or "/"
+    dest_abs = clean_abs(dest, workdir=workdir)
+    dir_syntax = dest.endswith("/") or dest in (".", "..") or dest.endswith("/.")
+    text = f"{ins.cmd} " + " ".join(words)
+    rec = ex.step(st, ins, text)
+    ignore = getattr(ex.ctx, "ignore", None)
+    forced = ex.epoch if ex.options.reproducible else None
+    copier = Copier(st.rootfs, uid=uid, gid=gid, chmod=chmod, ignore=ignore, mtime=forced)
+    with tempfile.TemporaryDirectory(dir=ex.work, prefix="add-") as tmpname:
+        tmp = Path(tmpname)
+        items = _sources(ex, st, ins, srcs, add=add, tmp=tmp)
+        if not items:
+            raise ex.error(ins, "no source files were specified")
+        existing = secure_join(st.rootfs, dest_abs)
+        to_dir = dir_syntax or existing.is_dir()
+        if (len(items) > 1 or len(srcs) > 1) and not to_dir:
+            raise ex.error(ins, f"when using {ins.cmd} with more than one source file, the "
+                                "destination must be a directory and end with a /")
+        for item in items:
+            _copy_item(ex, ins, copier, item, dest_abs, to_dir=to_dir, add=add, tmp=tmp)
+        layer = write_paths_layer(ex.layers, st.rootfs, copier.touched)
+    st.image.add_layer(layer)
+    st.image.add_history(f"{text} # buildkit", created=ex.created(), empty_layer=False)
+    rec.layer_digest = str(layer.descriptor.digest)
+
+
+def _copy_item(ex: Executor, ins: Instruction, copier: Copier, item: _Source, dest_abs: str, *,
+               to_dir: bool, add: bool, tmp: Path) -> None:
+    if item.data is not None:
+        target = posixpath.join(dest_abs, item.name) if to_dir else dest_abs
+        copier.copy_bytes(item.data, target, mode=0o644)
+        return
+    assert item.path is not None
+    st = os.stat(item.path)  # the source itself is followed (its own symlink, as Docker does)
+    if stat.S_ISDIR(st.st_mode):
+        copier.copy_dir_contents(item.path, dest_abs, keep_owner=item.keep_owner,
+                                 rel=item.context_rel)
+        return
+    if add and item.mode is None and is_archive(item.path):
+        staging = Path(tempfile.mkdtemp(dir=tmp, prefix="unpack-"))
+        try:
+            # an ADD archive is not a layer: its .wh.* entries are ordinary files
+            extract_layer(item.path, staging, allow_devices=False, whiteouts=False,
+                          what=f"archive {item.name}")
+        except Exception as exc:  # noqa: BLE001 - any unpack failure is the user's archive
+            raise ex.error(ins, f"cannot unpack {item.name}: {exc}") from None
+        # archive entries keep their owners and modes (--chown/--chmod do not apply, as in
+        # buildah); a "./" entry sets the destination directory's owner and mode, as tar does
+        copier.mkdirs(dest_abs)  # a new destination directory is owned like --chown
+        plain = Copier(copier.rootfs, uid=None, gid=None, chmod=None, mtime=copier.mtime)
+        plain.copy_dir_contents(staging, dest_abs, keep_owner=True, rel=None)
+        if _has_root_entry(item.path):
+            canon, host = plain._canon(dest_abs)
+            st_root = os.stat(staging)
+            os.chown(host, st_root.st_uid, st_root.st_gid)
+            os.chmod(host, stat.S_IMODE(st_root.st_mode))
+            plain.touched.append(canon)
+        copier.touched.extend(plain.touched)
+        return
+    target = posixpath.join(dest_abs, item.name) if to_dir else dest_abs
+    copier.mkdirs(posixpath.dirname(target))
+    if item.mode is not None:
+        copier.copy_bytes(item.path, target, mode=item.mode)
+        return
+    copier.copy_entry(item.path, target, keep_owner=item.keep_owner, rel=item.context_rel,
+                      follow=True)
+
+
+def _has_root_entry(archive: Path) -> bool:
+    for info in iter_layer_entries(archive):
+        if info.name in (".", "./", "/"):
+            return True
+    return False
+
+
+def handle_copy(ex: Executor, st: StageRun, ins: Instruction) -> None:
+    """COPY [--from] [--chown] [--chmod] [--link] src... dest."""
+    _copy(ex, st, ins, add=False)
+
+
+def handle_add(ex: Executor, st: StageRun, ins: Instruction) -> None:
+    """ADD: COPY plus URLs and local tar archives (unpacked)."""
+    _copy(ex, st, ins, add=True)

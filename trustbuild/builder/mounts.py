@@ -1,0 +1,245 @@
+"""``RUN --mount``: parse BuildKit's mount options and turn them into sandbox mounts.
+
+Supported (BuildKit's syntax, comma-separated ``key=value`` in CSV quoting):
+
+- ``type=bind`` (the default): ``source`` from the build context (never outside it; the
+  ``.dockerignore`` applies) or, with ``from=STAGE|IMAGE``, from that filesystem; read-only
+  unless ``rw``, and then writes go to a throw-away copy;
+- ``type=cache``: a directory kept in the build's work dir for the whole build, keyed by ``id``
+  (default: the target), created with ``uid``/``gid``/``mode`` (default 0:0 0755);
+- ``type=tmpfs`` with an optional ``size``.
+
+``type=secret`` and ``type=ssh`` are refused: they need CLI flags trustbuild does not have.
+Mount contents never reach the layer (see ``trustbuild.sandbox.mountplan``).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trustbuild.builder.rootfs import clean_abs, secure_join
+from trustbuild.errors import BuildError
+
+if TYPE_CHECKING:
+    from trustbuild.builder.dockerfile import Instruction
+    from trustbuild.builder.executor import Executor, StageRun
+
+__all__ = ["MountSpec", "parse_mount", "mount_specs", "mount_from_refs", "sandbox_mounts"]
+
+_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
+_KEYS = {
+    "bind": {"target", "source", "from", "rw", "readonly"},
+    "cache": {"target", "rw", "readonly", "id", "sharing", "uid", "gid", "mode"},
+    "tmpfs": {"target", "size"},
+}
+_ALIASES = {"dst": "target", "destination": "target", "src": "source", "ro": "readonly",
+            "readwrite": "rw"}
+_SIZE = re.compile(r"(\d+)([kmg]?)b?", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """One parsed ``--mount`` value (after variable expansion)."""
+
+    type: str
+    target: str
+    source: str = ""
+    from_: str = ""
+    rw: bool = False
+    id: str = ""
+    sharing: str = "shared"
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o755
+    size: int | None = None
+
+
+def _bool(key: str, value: str | None) -> bool:
+    if value is None or value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise BuildError(f"--mount {key}={value}: expected true or false")
+
+
+def _int(key: str, value: str, base: int = 10) -> int:
+    try:
+        return int(value, base)
+    except ValueError:
+        raise BuildError(f"--mount {key}={value}: expected a number") from None
+
+
+def parse_mount(text: str) -> MountSpec:
+    """Parse ``type=cache,target=/root/.cache,id=pip`` (raises BuildError, one line)."""
+    fields = next(csv.reader([text]), [])
+    pairs: list[tuple[str, str | None]] = []
+    for field in fields:
+        key, eq, value = field.strip().partition("=")
+        key = _ALIASES.get(key.lower(), key.lower())
+        pairs.append((key, value if eq else None))
+    kind = next((v for k, v in pairs if k == "type"), None) or "bind"
+    if kind not in _TYPES:
+        raise BuildError(f"--mount type={kind}: unknown mount type (use bind, cache or tmpfs)")
+    if kind in ("secret", "ssh"):
+        raise BuildError(f"--mount type={kind} is not supported by trustbuild (it needs the "
+                         "--secret/--ssh build flags, which trustbuild lacks): do that work in "
+                         "an earlier stage and COPY --from only its result")
+    opts: dict[str, str | None] = {}
+    for name, val in pairs:
+        if name == "type":
+            continue
+        if name not in _KEYS[kind]:
+            raise BuildError(f"--mount type={kind}: unknown option {name!r} "
+                             f"(allowed: {', '.join(sorted(_KEYS[kind]))})")
+        opts[name] = val
+    target = opts.get("target")
+    if not target:
+        raise BuildError(f"--mount type={kind}: target= is required")
+    rw = _bool("rw", opts["rw"]) if "rw" in opts else kind == "cache"
+    if "readonly" in opts and _bool("readonly", opts["readonly"]):
+        rw = False
+    spec = MountSpec(type=kind, target=target, source=opts.get("source") or "",
+                     from_=opts.get("from") or "", rw=rw, id=opts.get("id") or "")
+    if kind == "cache":
+        sharing = opts.get("sharing") or "shared"
+        if sharing not in ("shared", "private", "locked"):
+            raise BuildError(f"--mount sharing={sharing}: expected shared, private or locked")
+        spec = _replace(spec, sharing=sharing,
+                        uid=_int("uid", opts.get("uid") or "0"),
+                        gid=_int("gid", opts.get("gid") or "0"),
+                        mode=_int("mode", opts.get("mode") or "755", 8))
+    if kind == "tmpfs" and opts.get("size"):
+        m = _SIZE.fullmatch(opts["size"] or "")
+        if m is None:
+            raise BuildError(f"--mount size={opts['size']}: expected BYTES or a k/m/g suffix")
+        mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
+        spec = _replace(spec, size=int(m.group(1)) * mult)
+    return spec
+
+
+def _replace(spec: MountSpec, **kw: object) -> MountSpec:
+    from dataclasses import replace
+
+    return replace(spec, **kw)  # type: ignore[arg-type]
+
+
+def mount_from_refs(raw: str | list[str], expand: Callable[[str], str]) -> list[str]:
+    """The ``from=`` stages/images of a RUN's ``--mount`` values (for build planning)."""
+    values = [raw] if isinstance(raw, str) else list(raw)
+    return [spec.from_ for spec in (parse_mount(expand(v)) for v in values) if spec.from_]
+
+
+def mount_specs(ex: Executor, st: StageRun, ins: Instruction) -> list[MountSpec]:
+    """The instruction's ``--mount`` values, expanded and parsed (errors name Dockerfile:LINE)."""
+    raw = ins.flags.get("mount") or []
+    values = [raw] if isinstance(raw, str) else list(raw)
+    out = []
+    for value in values:
+        try:
+            out.append(parse_mount(ex.expand(st, value)))
+        except BuildError as exc:
+            raise ex.error(ins, str(exc)) from None
+    return out
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _filtered_copy(ex: Executor, src: Path, dst: Path, *, rw: bool) -> None:
+    """The context directory ``src`` as .dockerignore leaves it (hardlinks when read-only)."""
+    dst.mkdir()
+    shutil.copystat(src, dst)
+    for path in ex.ctx.iter_included(src):
+        out = dst / os.path.relpath(path, src)
+        if path.is_symlink():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.readlink(path), out)
+        elif path.is_dir():
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copystat(path, out)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copy2 if rw else _link_or_copy)(path, out)
+
+
+def _bind_source(ex: Executor, st: StageRun, ins: Instruction, spec: MountSpec,
+                 tmp: Path) -> Path:
+    """The host path a bind shows; a copy when it is rw or .dockerignore filters it."""
+    if spec.from_:
+        root = ex.source_root(st, ins, spec.from_)
+        src = secure_join(root, spec.source or "/")
+        if not os.path.lexists(src):
+            raise ex.error(ins, f"--mount from={spec.from_}: {spec.source or '/'} not found")
+        filtered = False
+    else:
+        src = ex.ctx.resolve_sources(spec.source or ".", line=ins.line, path=ex.df.path,
+                                     instruction="RUN --mount")[0]
+        src = Path(os.path.realpath(src))
+        filtered = src.is_dir() and bool(getattr(ex.ctx.ignore, "patterns", None))
+    if not spec.rw and not filtered:
+        return src
+    dst = tmp / f"bind-{len(list(tmp.iterdir()))}"
+    if filtered:
+        _filtered_copy(ex, src, dst, rw=spec.rw)
+    elif src.is_dir():
+        shutil.copytree(src, dst, symlinks=True, copy_function=_copy_regular)
+    else:
+        shutil.copy2(src, dst)
+    return dst
+
+
+def _copy_regular(src: str, dst: str) -> None:
+    """copytree's copier: regular files only (a fifo or device would block or be unsafe)."""
+    if stat.S_ISREG(os.lstat(src).st_mode):
+        shutil.copy2(src, dst)
+
+
+def _cache_dir(ex: Executor, spec: MountSpec, target: str) -> Path:
+    key = spec.id or target
+    name = hashlib.sha256(key.encode()).hexdigest()[:32]
+    path = Path(ex.work) / "run-cache" / name
+    if not path.is_dir():
+        path.mkdir(parents=True)
+        os.chown(path, spec.uid, spec.gid)
+        os.chmod(path, spec.mode)
+    return path
+
+
+def sandbox_mounts(ex: Executor, st: StageRun, ins: Instruction, specs: list[MountSpec],
+                   workdir: str, tmp: Path) -> list[tuple[str, str, str]]:
+    """``(source, target, mode)`` tuples for ``RunSpec.extra_mounts``.
+
+    ``tmp`` holds per-step copies (rw binds, .dockerignore-filtered directories); the caller
+    removes it after the step.
+    """
+    out: list[tuple[str, str, str]] = []
+    for spec in specs:
+        # symlinks on the way are followed inside the rootfs, as BuildKit does
+        target = clean_abs(spec.target, workdir=workdir)
+        rel = os.path.relpath(secure_join(st.rootfs, target), st.rootfs)
+        if rel == ".." or rel.startswith("../"):
+            raise ex.error(ins, f"--mount target={spec.target} resolves outside the image")
+        target = clean_abs(rel)
+        if target == "/":
+            raise ex.error(ins, f"--mount target={spec.target}: cannot mount over /")
+        if spec.type == "tmpfs":
+            out.append((f"size={spec.size}" if spec.size else "", target, "tmpfs"))
+        elif spec.type == "cache":
+            out.append((str(_cache_dir(ex, spec, target)), target, "rw" if spec.rw else "ro"))
+        else:
+            src = _bind_source(ex, st, ins, spec, tmp)
+            out.append((str(src), target, "rw" if spec.rw else "ro"))
+    return out

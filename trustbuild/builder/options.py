@@ -1,0 +1,121 @@
+"""What one build is asked to do: the :class:`BuildOptions` the CLI fills and ``build()`` takes.
+
+Example::
+
+    from trustbuild.builder.options import BuildOptions
+    opts = BuildOptions(context="app/", destinations=["127.0.0.1:5000/app:1"],
+                        build_args={"VERSION": "1.2"}, reproducible=True)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+
+from trustbuild._internal.secrets import REDACTED, is_secret_name
+from trustbuild.oci.descriptor import Platform
+from trustbuild.store.base import StoreOptions
+
+if TYPE_CHECKING:
+    from trustbuild.builder.dockerfile import Dockerfile
+    from trustbuild.builder.record import BuildRecord
+
+__all__ = ["BuildOptions", "GateHook", "is_secret_name", "redact_build_args", "parse_build_args",
+           "source_date_epoch"]
+
+GateHook = Callable[["Dockerfile", "BuildRecord"], None]
+"""Called once every FROM / COPY --from image is resolved to a digest, before any layer is
+extracted or RUN executes; it may raise PolicyViolation. The build then uses exactly those
+digests."""
+
+def redact_build_args(args: Mapping[str, str]) -> dict[str, str]:
+    """The build args with secret-looking values replaced by ``<redacted>``."""
+    return {k: (REDACTED if is_secret_name(k) else v) for k, v in args.items()}
+
+
+def parse_build_args(items: Sequence[str], *,
+                     environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``K=V`` items (bare ``K`` takes the environment's value, skipped when unset), last wins."""
+    env = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            from trustbuild.errors import UsageError
+            raise UsageError(f"--build-arg {item!r}: expected KEY=VALUE or KEY")
+        if sep:
+            out[key] = value
+        elif key in env:
+            out[key] = env[key]
+    return out
+
+
+def source_date_epoch(environ: Mapping[str, str] | None = None) -> int | None:
+    """``SOURCE_DATE_EPOCH`` from the environment as an int (None when unset or invalid)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("SOURCE_DATE_EPOCH", "").strip()
+    return int(raw) if raw.isdigit() else None
+
+
+@dataclass
+class BuildOptions:
+    """One build request (Kaniko flag names in comments)."""
+
+    context: str = "."  # --context: DIR, dir://DIR, tar://stdin, tar://FILE, git URL
+    context_sub_path: str | None = None  # --context-sub-path
+    dockerfile: str = "Dockerfile"  # --dockerfile ("-" = stdin)
+    destinations: list[str] = field(default_factory=list)  # --destination (repeatable)
+    build_args: dict[str, str] = field(default_factory=dict)  # --build-arg
+    target: str | None = None  # --target
+    labels: dict[str, str] = field(default_factory=dict)  # --label
+    no_push: bool = False  # --no-push
+    tar_path: str | None = None  # --tar-path (docker-archive)
+    oci_layout_path: str | None = None  # --oci-layout-path
+    digest_file: str | None = None  # --digest-file
+    image_name_with_digest_file: str | None = None  # --image-name-with-digest-file
+    reproducible: bool = False  # --reproducible
+    source_date_epoch: int | None = None  # SOURCE_DATE_EPOCH
+    platform: Platform | None = None  # --custom-platform (default: this machine)
+    compression: str = "gzip"  # --compression gzip|zstd
+    compression_level: int | None = None  # --compression-level
+    image_format: str = "oci"  # --image-format oci|docker
+    store_options: StoreOptions = field(default_factory=StoreOptions)
+    log_format: str = "text"  # --log-format text|json
+    verbose: int = 0
+    # consumed by the sandbox (RUN)
+    security_profile: str = "baseline"
+    seccomp_profile: str | None = None
+    mode: str = "chroot"
+    force: bool = False
+    snapshot_mode: str = "auto"
+    ignore_paths: list[str] = field(default_factory=list)
+    # consumed by other parts (cache, sign, attest, policy); carried unchanged
+    cache: bool = False
+    cache_repo: str | None = None
+    sign_key: str | None = None
+    bundle: bool = False
+    attest: list[str] = field(default_factory=list)
+    sbom_format: str = "spdx"
+    builder_id: str | None = None
+    policy: str | None = None
+    executor_image: str | None = None
+    # hooks and plumbing
+    gate: GateHook | None = None
+    post_push_hooks: list[Callable[[Any], None]] = field(default_factory=list)  # (BuildResult)
+    runner_factory: Callable[..., Any] | None = None  # returns a Runner (see executor.Runner)
+    stdin: BinaryIO | None = None
+    output: TextIO = field(default_factory=lambda: sys.stderr)
+    work_dir: str | None = None  # where rootfs/layers live (default: a temp dir)
+
+    def epoch(self) -> int | None:
+        """The fixed timestamp for created/history/mtimes, or None for "now"."""
+        if self.source_date_epoch is not None:
+            return self.source_date_epoch
+        return 0 if self.reproducible else None
+
+    def target_platform(self) -> Platform:
+        """The platform being built (``--custom-platform`` or this machine)."""
+        return self.platform or Platform.host()

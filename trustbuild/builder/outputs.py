@@ -1,0 +1,143 @@
+"""Build outputs: registry destinations, OCI layout, docker-archive tarball, digest files.
+
+Blobs go to every destination first, manifests last, so a failure leaves no tag behind; all
+tags name the same manifest digest.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+from trustbuild.builder.assemble import AssembledImage
+from trustbuild.errors import TrustbuildError, UsageError
+from trustbuild.oci.descriptor import Descriptor
+from trustbuild.oci.reference import Reference
+from trustbuild.store.base import Store, StoreOptions
+from trustbuild.store.location import Location, parse_location
+
+__all__ = ["WrittenOutput", "push_destinations", "write_oci_layout", "write_docker_archive",
+           "write_digest_files", "validate_destinations"]
+
+
+@dataclass
+class WrittenOutput:
+    """One place the image was written: the store, the tags set there, its manifest descriptor."""
+
+    location: str
+    store: Store
+    tags: list[str]
+    descriptor: Descriptor
+
+
+def validate_destinations(destinations: list[str]) -> list[Reference]:
+    """Parse every --destination up front (usage error on a bad one)."""
+    out = []
+    for d in destinations:
+        loc = parse_location(d)
+        if loc.transport != "docker" or loc.reference is None:
+            raise UsageError(f"--destination {d!r}: expected a registry reference "
+                             "(use --oci-layout-path / --tar-path for files)")
+        out.append(loc.reference)
+    return out
+
+
+def _file_source(path: Path) -> Callable[[], AbstractContextManager[BinaryIO]]:
+    return lambda: open(path, "rb")  # noqa: SIM115 - the store closes it
+
+
+def _bytes_source(data: bytes) -> Callable[[], AbstractContextManager[BinaryIO]]:
+    return lambda: io.BytesIO(data)
+
+
+def _put_blobs(store: Store, image: AssembledImage) -> None:
+    for ref in image.layers:
+        if not store.has_blob(ref.descriptor.digest):
+            store.put_blob(ref.descriptor, _file_source(ref.path))
+    store.put_blob(image.config, _bytes_source(image.config_raw))
+
+
+def push_destinations(image: AssembledImage, refs: list[Reference], options: StoreOptions, *,
+                      output: TextIO) -> list[WrittenOutput]:
+    """Push to every destination: all blobs everywhere first, then each repository's manifest."""
+    from trustbuild.store.open import open_store
+
+    groups: dict[str, list[Reference]] = {}
+    for ref in refs:
+        groups.setdefault(ref.name, []).append(ref)
+    opened: list[tuple[Store, list[Reference]]] = []
+    try:
+        for group in groups.values():
+            store, _ = open_store(Location("docker", group[0]), options, for_write=True)
+            opened.append((store, group))
+            print(f"pushing blobs to {store.describe()}", file=output)
+            _put_blobs(store, image)
+        written = []
+        for store, group in opened:
+            tags = sorted({r.tag for r in group if r.tag})
+            desc = store.put_manifest(image.manifest_raw, image.media_type, tags=tags)
+            for r in group:
+                if r.digest is not None and r.digest != desc.digest:
+                    raise TrustbuildError(f"--destination {r}: the built image has digest "
+                                          f"{desc.digest}, not {r.digest}")
+            print(f"pushed {group[0].name}@{desc.digest}" + (f" (tags: {', '.join(tags)})"
+                                                              if tags else ""), file=output)
+            written.append(WrittenOutput(f"docker://{group[0].name}", store, tags, desc))
+        return written
+    except BaseException:
+        for store, _ in opened:
+            store.close()
+        raise
+
+
+def write_oci_layout(image: AssembledImage, path: str, *, tag: str = "latest") -> WrittenOutput:
+    """Write (or add to) an OCI image layout at ``path``, tagged ``tag``."""
+    from trustbuild.oci.layout import LayoutStore
+
+    store = LayoutStore(path)
+    _put_blobs(store, image)
+    desc = store.put_manifest(image.manifest_raw, image.media_type, tags=[tag])
+    store.close()
+    return WrittenOutput(f"oci:{path}:{tag}", store, [tag], desc)
+
+
+def write_docker_archive(image: AssembledImage, path: str, *, tags: list[str]) -> WrittenOutput:
+    """Write a docker-archive tarball (``docker load`` / ``podman load``) with RepoTags ``tags``."""
+    from trustbuild.oci.archive import ArchiveWriter
+
+    store = ArchiveWriter(path, tags=tags)
+    try:
+        _put_blobs(store, image)
+        store.put_manifest(image.manifest_raw, image.media_type)
+        desc = store.descriptor()
+        store.close()
+    except BaseException:
+        store.abort()
+        raise
+    return WrittenOutput(f"docker-archive:{path}", store, list(tags), desc)
+
+
+def _atomic_text(path: str, text: str) -> None:
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, p)
+
+
+def write_digest_files(digest: str, refs: list[Reference], *, digest_file: str | None,
+                       name_file: str | None) -> None:
+    """--digest-file gets ``sha256:...``; --image-name-with-digest-file ``NAME@sha256:...``."""
+    if digest_file:
+        _atomic_text(digest_file, digest)
+    if name_file:
+        lines = []
+        for r in refs:
+            line = f"{r.name}@{digest}"
+            if line not in lines:
+                lines.append(line)
+        _atomic_text(name_file, "\n".join(lines) + ("\n" if lines else ""))
