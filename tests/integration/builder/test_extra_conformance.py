@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.imagefs import compare_images, fetch_dir
-from integration.build.test_conformance import buildah_root  # noqa: F401  (fixture)
+from integration.builder.test_conformance import buildah_root  # noqa: F401  (fixture)
 
 from trustbuild.cli.main import main
 
