@@ -50,11 +50,18 @@ def redact_env_list(env: list[str], *, marker: str = REDACTED) -> list[str]:
     return out
 
 
-def redact_text(text: str, *, marker: str = REDACTED) -> str:
-    """Redact ``NAME=value`` assignments with secret-looking names inside free text.
+def redact_text(text: str, *, values: Mapping[str, str | None] | None = None,
+                marker: str = REDACTED) -> str:
+    """Redact secrets inside free text (instruction text, history, messages).
 
-    Used on instruction text (``ARG MY_TOKEN=x``, ``ENV API_KEY="y"``, ``|1 MY_TOKEN=x /bin/sh``).
+    Every ``NAME=value`` assignment with a secret-looking name (``ARG MY_TOKEN=x``,
+    ``ENV API_KEY="y"``, ``|1 MY_TOKEN=x /bin/sh``), and every occurrence of the value of a
+    secret-looking name in ``values`` (the build args: ``RUN curl -H "$TOKEN"`` once expanded).
     """
+    for name, value in (values or {}).items():
+        if value and is_secret_name(name):
+            text = text.replace(value, marker)
+
     def repl(m: re.Match[str]) -> str:
         return f"{m.group('name')}={marker}" if is_secret_name(m.group("name")) else m.group(0)
 

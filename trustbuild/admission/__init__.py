@@ -11,7 +11,7 @@ Example::
     from trustbuild.admission.controller import AdmissionController
     from trustbuild.admission.server import AdmissionServer
     from trustbuild.policy.model import load_policy
-    from trustbuild.store.base import StoreOptions
+    from trustbuild.registry.options import StoreOptions
 
     ctl = AdmissionController(load_policy("policies/restricted.yaml"), StoreOptions())
     AdmissionServer(ctl, ("0.0.0.0", 8443), cert="tls.crt", key="tls.key").serve_forever()

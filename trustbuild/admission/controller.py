@@ -30,7 +30,7 @@ from trustbuild.errors import TrustbuildError
 from trustbuild.oci.reference import Reference
 from trustbuild.policy.deploy import check_deploy
 from trustbuild.policy.model import Policy, repository_matches
-from trustbuild.store.base import StoreOptions
+from trustbuild.registry.options import StoreOptions
 
 __all__ = ["AdmissionController", "ImageVerdict"]
 

@@ -15,7 +15,7 @@ The builder calls :func:`attest_build` after pushing, with the pushed descriptor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +24,19 @@ from trustbuild.attest.dsse import DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, DSSESi
 from trustbuild.attest.provenance import provenance_predicate
 from trustbuild.attest.sbom import sbom_document, sbom_of_image, sbom_predicate_type
 from trustbuild.attest.statement import (
+    PREDICATE_TYPE_ANNOTATION,
     SLSA_PROVENANCE_V1,
     Statement,
     make_predicate,
     predicate_type_uri,
+    same_predicate_type,
 )
 from trustbuild.builder.record import BuildRecord
 from trustbuild.errors import AttestationError, UsageError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.mediatype import INDEX_TYPES, MANIFEST_TYPES, MediaType
-from trustbuild.store.base import Store
+from trustbuild.oci.store import Store
 
 __all__ = [
     "ATT_SUFFIX", "PREDICATE_TYPE_ANNOTATION", "resolve_subject",
@@ -42,7 +44,6 @@ __all__ = [
 ]
 
 ATT_SUFFIX = "att"
-PREDICATE_TYPE_ANNOTATION = "predicateType"
 COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 ATTEST_KINDS = ("provenance", "sbom")
 
@@ -57,10 +58,6 @@ def resolve_subject(store: Store, ref: str | None) -> Descriptor:
     if ref and ref.startswith("sha256:") and Digest.parse(ref) != d:
         raise AttestationError(f"{store.describe()}: manifest bytes do not match {ref}")
     return Descriptor(media_type, d, len(raw))
-
-
-def _same_type(predicate_type: str) -> Callable[[Descriptor], bool]:
-    return lambda d: (d.annotations or {}).get(PREDICATE_TYPE_ANNOTATION) == predicate_type
 
 
 def attest_subject(store: Store, subject: Descriptor, *, key: DSSESigner,
@@ -100,7 +97,7 @@ def _append(store: Store, subject: Descriptor, env_json: bytes, annotations: dic
 
     return append_cosign_layer(
         store, subject, suffix=ATT_SUFFIX, layer_bytes=env_json, layer_media_type=DSSE_MEDIA_TYPE,
-        annotations=annotations, replace=_same_type(predicate_type) if replace else None)
+        annotations=annotations, replace=same_predicate_type(predicate_type) if replace else None)
 
 
 def attest_image(store: Store, ref: str | None, *, key: DSSESigner | None,

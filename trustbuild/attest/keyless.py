@@ -16,9 +16,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from trustbuild.attest.dsse import DSSE_MEDIA_TYPE, Envelope
-from trustbuild.attest.statement import Statement
+from trustbuild.attest.statement import (
+    PREDICATE_TYPE_ANNOTATION,
+    Statement,
+    same_predicate_type,
+)
 from trustbuild.oci.descriptor import Descriptor
-from trustbuild.store.base import Store
+from trustbuild.oci.store import Store
 
 __all__ = ["keyless_attest_subject"]
 
@@ -29,7 +33,6 @@ def keyless_attest_subject(store: Store, subject: Descriptor, *, statement: Stat
     """Sign ``statement`` keylessly and attach it to ``subject``; returns the ``.att`` manifest."""
     from sigstore import dsse
 
-    from trustbuild.attest.attach import PREDICATE_TYPE_ANNOTATION, _same_type
     from trustbuild.sign.attach import append_cosign_layer, attach_bundle_referrer
     from trustbuild.sign.keyless import keyless_signer, rekor_annotation_from_bundle
     from trustbuild.sign.sign import (
@@ -55,7 +58,7 @@ def keyless_attest_subject(store: Store, subject: Descriptor, *, statement: Stat
     desc = append_cosign_layer(
         store, subject, suffix="att", layer_bytes=env.to_json(), layer_media_type=DSSE_MEDIA_TYPE,
         annotations=annotations,
-        replace=_same_type(statement.predicate_type) if replace else None)
+        replace=same_predicate_type(statement.predicate_type) if replace else None)
     if bundle:
         attach_bundle_referrer(store, subject, raw_bundle,
                                annotations=bundle_manifest_annotations(statement.predicate_type))

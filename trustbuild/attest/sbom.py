@@ -171,7 +171,7 @@ def sbom_of_image(store: Any, manifest_digest: str, *, image_name: str, sbom_for
                   created: str | None = None) -> dict[str, Any]:
     """Extract an image's layers (verified, whiteouts applied) into a temporary rootfs and scan it.
 
-    ``store`` is a :class:`~trustbuild.store.base.Store`; the digest must name an image manifest
+    ``store`` is a :class:`~trustbuild.oci.store.Store`; the digest must name an image manifest
     (for an index, give the platform manifest's digest).
     """
     from trustbuild.oci.extract import extract_layer

@@ -13,18 +13,30 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from trustbuild.errors import AttestationError, UsageError
+from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 
 __all__ = [
+    "PREDICATE_TYPE_ANNOTATION", "same_predicate_type",
     "STATEMENT_V1", "STATEMENT_V01", "SLSA_PROVENANCE_V1", "SLSA_PROVENANCE_V02", "SPDX_DOCUMENT",
     "CYCLONEDX_BOM", "COSIGN_CUSTOM", "COSIGN_VULN", "IN_TOTO_LINK", "OPENVEX",
     "PREDICATE_TYPES", "predicate_type_uri", "make_predicate", "Subject", "Statement",
     "InvalidStatement", "MAX_PREDICATE_BYTES",
 ]
+
+PREDICATE_TYPE_ANNOTATION = "predicateType"
+"""The layer annotation cosign puts on an attestation: the statement's predicate type."""
+
+
+def same_predicate_type(predicate_type: str) -> Callable[[Descriptor], bool]:
+    """A test for attestation layers of ``predicate_type`` (what ``--replace`` removes)."""
+    return lambda d: (d.annotations or {}).get(PREDICATE_TYPE_ANNOTATION) == predicate_type
+
 
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"  # what cosign writes; accepted when reading

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trustbuild.attest.attach import ATT_SUFFIX, PREDICATE_TYPE_ANNOTATION, resolve_subject
+from trustbuild.attest.attach import ATT_SUFFIX, resolve_subject
 from trustbuild.attest.bundle import envelope_from_bundle
 from trustbuild.attest.dsse import DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, DSSEVerifier, Envelope
-from trustbuild.attest.statement import Statement, predicate_type_uri
+from trustbuild.attest.statement import PREDICATE_TYPE_ANNOTATION, Statement, predicate_type_uri
 from trustbuild.errors import TrustbuildError, VerificationError
 from trustbuild.oci.digest import Digest
-from trustbuild.store.base import Store
+from trustbuild.oci.store import Store
 
 __all__ = ["AttestationCheck", "AttestationResult", "KeylessPolicy", "verify_attestations",
            "check_envelope"]

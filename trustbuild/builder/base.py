@@ -24,8 +24,9 @@ from trustbuild.oci.digest import Digest
 from trustbuild.oci.extract import extract_layer
 from trustbuild.oci.manifest import Index, Manifest, parse_manifest
 from trustbuild.oci.reference import Reference
+from trustbuild.oci.store import Store
 from trustbuild.oci.verify import check_bytes
-from trustbuild.store.base import Store, StoreOptions
+from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import Location
 
 __all__ = ["BaseImages", "ResolvedBase", "BaseImageError", "extract_image"]

@@ -29,8 +29,9 @@ from trustbuild.errors import TrustbuildError, UsageError
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.manifest import Manifest, dump_json, load_json, parse_manifest
 from trustbuild.oci.mediatype import MediaType
+from trustbuild.oci.store import Store
 from trustbuild.oci.verify import check_bytes
-from trustbuild.store.base import Store, StoreOptions
+from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import Location, parse_location
 
 __all__ = ["LayerCache", "chain_step", "cache_repo_for"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from trustbuild._internal.secrets import REDACTED, is_secret_name
+from trustbuild._internal.secrets import redact_text
 from trustbuild.builder.base import BaseImages, ResolvedBase, extract_image
 from trustbuild.builder.cache import LayerCache, cache_repo_for, chain_step
 from trustbuild.builder.config import ImageState, rfc3339
@@ -27,7 +27,7 @@ from trustbuild.builder.record import BuildRecord, ResolvedImage, StepRecord
 from trustbuild.errors import DockerfileError, SandboxError, TrustbuildError
 from trustbuild.oci.descriptor import Platform
 
-__all__ = ["Executor", "StageRun", "Runner", "predefined_args", "redact_text"]
+__all__ = ["Executor", "StageRun", "Runner", "predefined_args"]
 
 
 class Runner(Protocol):
@@ -151,7 +151,8 @@ class Executor:
     def step(self, st: StageRun, ins: Instruction, text: str) -> StepRecord:
         """A step record appended to the build record (``text`` with secrets redacted)."""
         rec = StepRecord(stage=st.key, line=ins.line, instruction=ins.cmd,
-                         text=redact_text(text, self.options.build_args), started=time.time())
+                         text=redact_text(text, values=self.options.build_args),
+                         started=time.time())
         self.record.steps.append(rec)
         return rec
 
@@ -448,10 +449,4 @@ class Executor:
             self.cache.close()
 
 
-def redact_text(text: str, args: dict[str, str]) -> str:
-    """``text`` with the values of secret-looking build args replaced by ``<redacted>``."""
-    for k, v in args.items():
-        if v and is_secret_name(k):
-            text = text.replace(v, REDACTED)
-    return text
 

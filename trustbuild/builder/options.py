@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from trustbuild._internal.secrets import REDACTED, is_secret_name
 from trustbuild.oci.descriptor import Platform
-from trustbuild.store.base import StoreOptions
+from trustbuild.registry.options import StoreOptions
 
 if TYPE_CHECKING:
     from trustbuild.builder.dockerfile import Dockerfile

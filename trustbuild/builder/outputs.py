@@ -18,7 +18,8 @@ from trustbuild.builder.assemble import AssembledImage
 from trustbuild.errors import TrustbuildError, UsageError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.reference import Reference
-from trustbuild.store.base import Store, StoreOptions
+from trustbuild.oci.store import Store
+from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import Location, parse_location
 
 __all__ = ["WrittenOutput", "push_destinations", "write_oci_layout", "write_docker_archive",

@@ -6,7 +6,7 @@ import argparse
 
 from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Platform
-from trustbuild.store.base import StoreOptions
+from trustbuild.registry.options import StoreOptions
 
 __all__ = ["add_registry_flags", "add_common_flags", "store_options"]
 

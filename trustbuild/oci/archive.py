@@ -48,7 +48,7 @@ from trustbuild.oci.reference import Reference
 from trustbuild.oci.verify import VerifyingReader, copy_verified_to_file
 
 if TYPE_CHECKING:
-    from trustbuild.store.base import BlobSource, Store
+    from trustbuild.oci.store import BlobSource, Store
 
 __all__ = ["ArchiveReader", "ArchiveWriter", "DOCKER_LAYER_TAR", "archive_manifest"]
 

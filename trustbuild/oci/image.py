@@ -19,7 +19,7 @@ from trustbuild.oci.manifest import Index, Manifest, load_json, parse_manifest
 from trustbuild.oci.verify import check_bytes
 
 if TYPE_CHECKING:
-    from trustbuild.store.base import Store
+    from trustbuild.oci.store import Store
 
 __all__ = ["ResolvedImage", "resolve_image", "read_config_bytes", "read_config", "MAX_CONFIG_BYTES"]
 

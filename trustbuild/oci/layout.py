@@ -52,7 +52,7 @@ from trustbuild.oci.mediatype import MediaType
 from trustbuild.oci.verify import VerifyingReader, check_bytes, copy_verified_to_file
 
 if TYPE_CHECKING:
-    from trustbuild.store.base import BlobSource, Store
+    from trustbuild.oci.store import BlobSource, Store
 
 __all__ = ["LayoutStore", "REF_NAME", "LAYOUT_VERSION"]
 
@@ -70,7 +70,7 @@ _FOREIGN = (
 
 
 class LayoutStore:
-    """A :class:`~trustbuild.store.base.Store` over an OCI image layout directory.
+    """A :class:`~trustbuild.oci.store.Store` over an OCI image layout directory.
 
     The directory is created on the first write; reading a missing layout is NotFound.
     """

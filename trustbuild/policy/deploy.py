@@ -6,10 +6,10 @@ The same check backs the cluster bundles: an image may run when its repository i
 
 from __future__ import annotations
 
+from trustbuild.oci.store import Store
 from trustbuild.policy.model import Policy, repository_matches
 from trustbuild.policy.report import DENY, PASS, Check, Report
 from trustbuild.policy.verifier import attested_in, signed_in
-from trustbuild.store.base import Store
 
 __all__ = ["check_deploy"]
 

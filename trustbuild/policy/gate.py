@@ -20,7 +20,7 @@ from trustbuild.policy.model import Policy, Section, SignatureRule, repository_m
 from trustbuild.policy.report import DENY, PASS, Check, Report
 from trustbuild.policy.rules import run_rules
 from trustbuild.policy.verifier import ImageVerifier
-from trustbuild.store.base import StoreOptions
+from trustbuild.registry.options import StoreOptions
 
 __all__ = ["GateInput", "run_gate", "make_gate", "executor_image_from_env"]
 

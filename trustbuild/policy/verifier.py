@@ -10,11 +10,12 @@ from trustbuild.attest.verify import verify_attestations
 from trustbuild.builder.record import ResolvedImage
 from trustbuild.errors import TrustbuildError
 from trustbuild.oci.reference import Reference
+from trustbuild.oci.store import Store
 from trustbuild.policy.model import AttestationRule, SignatureRule
+from trustbuild.registry.options import StoreOptions
 from trustbuild.sign.keys import load_verifying_key
 from trustbuild.sign.trust import KeylessPolicy, TrustRoots
 from trustbuild.sign.verify import verify_image
-from trustbuild.store.base import Store, StoreOptions
 
 __all__ = ["ImageVerifier", "signed_in", "attested_in"]
 

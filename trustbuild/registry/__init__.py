@@ -5,7 +5,7 @@ mount), tags, referrers (API and tag-schema fallback), retries with backoff.
 Usage::
 
     from trustbuild.registry import RegistryStore
-    from trustbuild.store.base import StoreOptions
+    from trustbuild.registry.options import StoreOptions
 
     from trustbuild.oci.manifest import parse_manifest
 

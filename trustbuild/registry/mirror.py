@@ -12,8 +12,8 @@ import dataclasses
 
 from trustbuild._internal.retry import RetryPolicy
 from trustbuild.oci.reference import DEFAULT_REGISTRY
+from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.transport import _UNSET, Transport
-from trustbuild.store.base import StoreOptions
 
 __all__ = ["mirror_host", "mirror_transports"]
 

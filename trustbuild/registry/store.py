@@ -1,4 +1,4 @@
-"""``RegistryStore``: the :class:`~trustbuild.store.base.Store` of one registry repository.
+"""``RegistryStore``: the :class:`~trustbuild.oci.store.Store` of one registry repository.
 
 Reads are verified: a manifest asked for by digest (or served with ``Docker-Content-Digest``)
 must hash to it, and blobs are streamed through :mod:`trustbuild.oci.verify` so a mismatch
@@ -34,18 +34,19 @@ from trustbuild.oci.digest import Digest
 from trustbuild.oci.manifest import MAX_MANIFEST_BYTES, load_json, parse_manifest
 from trustbuild.oci.mediatype import ACCEPT_MANIFESTS, MediaType
 from trustbuild.oci.reference import _REPO, _TAG
+from trustbuild.oci.store import BlobSource
 from trustbuild.oci.verify import VerifyingReader, check_bytes, copy_verified_to_file
 from trustbuild.registry import referrers as _ref
 from trustbuild.registry.challenge import repository_scope
 from trustbuild.registry.credentials import Credentials
 from trustbuild.registry.mirror import mirror_transports
+from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.response import connection_error, read_limited
 from trustbuild.registry.transport import _UNSET, Transport
 from trustbuild.registry.upload import DEFAULT_CHUNK_SIZE, upload_blob
-from trustbuild.store.base import BlobSource, StoreOptions
 
 if TYPE_CHECKING:
-    from trustbuild.store.base import Store
+    from trustbuild.oci.store import Store
 
 __all__ = ["RegistryStore"]
 

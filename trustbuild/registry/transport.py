@@ -29,8 +29,8 @@ from trustbuild.oci.reference import DEFAULT_REGISTRY, is_loopback_registry
 from trustbuild.registry.auth import Authenticator
 from trustbuild.registry.challenge import parse_challenge
 from trustbuild.registry.credentials import Credentials, resolve_credentials
+from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.response import connection_error, error_from_response, read_limited
-from trustbuild.store.base import StoreOptions
 
 __all__ = ["Transport", "Body", "api_host", "USER_AGENT"]
 

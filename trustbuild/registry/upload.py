@@ -18,9 +18,9 @@ from urllib.parse import urljoin
 from trustbuild._internal.retry import retry_call
 from trustbuild.errors import DigestMismatch, RegistryError
 from trustbuild.oci.descriptor import Descriptor
+from trustbuild.oci.store import BlobSource
 from trustbuild.registry.challenge import repository_scope
 from trustbuild.registry.transport import Transport
-from trustbuild.store.base import BlobSource
 
 __all__ = ["upload_blob", "DEFAULT_CHUNK_SIZE", "UploadResult"]
 

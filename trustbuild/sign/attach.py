@@ -1,6 +1,6 @@
 """Where signatures live: cosign's ``sha256-<hex>.<suffix>`` manifests and OCI 1.1 bundle referrers.
 
-Writing works on any :class:`~trustbuild.store.base.Store` (registry repository, OCI layout).
+Writing works on any :class:`~trustbuild.oci.store.Store` (registry repository, OCI layout).
 
 - :func:`append_cosign_layer` keeps cosign's tag-based layout: the tag ``sha256-<hex>.sig``
   (``.att`` for attestations) names an OCI manifest whose config is the small image config
@@ -37,8 +37,8 @@ from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.manifest import Index, Manifest, dump_json, parse_manifest
 from trustbuild.oci.mediatype import MediaType
+from trustbuild.oci.store import Store
 from trustbuild.oci.verify import check_bytes
-from trustbuild.store.base import Store
 
 __all__ = [
     "EMPTY_CONFIG",

@@ -20,6 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from trustbuild.errors import SigningError
+from trustbuild.oci.store import Store
 from trustbuild.sign.attach import append_cosign_layer, attach_bundle_referrer
 from trustbuild.sign.bundle import SIGN_PREDICATE_TYPE, image_statement
 from trustbuild.sign.sign import (
@@ -32,7 +33,6 @@ from trustbuild.sign.sign import (
     resolve_subject,
 )
 from trustbuild.sign.simplesigning import build_payload
-from trustbuild.store.base import Store
 
 __all__ = ["ambient_token", "keyless_sign_image", "keyless_signer", "rekor_annotation_from_bundle"]
 

@@ -21,6 +21,7 @@ from trustbuild.errors import SigningError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.mediatype import MediaType
+from trustbuild.oci.store import Store
 from trustbuild.sign.attach import append_cosign_layer, attach_bundle_referrer
 from trustbuild.sign.bundle import (
     IN_TOTO_PAYLOAD_TYPE,
@@ -30,7 +31,6 @@ from trustbuild.sign.bundle import (
 )
 from trustbuild.sign.keys import SigningKey
 from trustbuild.sign.simplesigning import build_payload
-from trustbuild.store.base import Store
 
 __all__ = [
     "SIGNATURE_ANNOTATION",

@@ -33,6 +33,7 @@ from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.mediatype import MediaType
 from trustbuild.oci.reference import Reference
+from trustbuild.oci.store import Store
 from trustbuild.sign.attach import CosignLayer, read_bundle_referrers, read_cosign_layers
 from trustbuild.sign.bundle import (
     SIGN_PREDICATE_TYPE,
@@ -51,7 +52,6 @@ from trustbuild.sign.sign import (
 )
 from trustbuild.sign.simplesigning import MAX_PAYLOAD_BYTES, parse_payload
 from trustbuild.sign.trust import KeylessPolicy, TrustRoots, load_certificates, verify_chain
-from trustbuild.store.base import Store
 
 __all__ = ["SignatureVerdict", "VerifyResult", "verify_image", "verify_simple_signature",
            "KeylessPolicy", "TrustRoots"]

@@ -1,87 +1,10 @@
-"""The one interface over every place images live: registry repository, OCI layout, docker-archive.
+"""Where the store types live now (kept for imports from older code).
 
-``copy``, build outputs, ``sign``, ``attest`` and ``verify`` only talk to a :class:`Store`, so they
-work the same on every transport. A store is bound to one repository (registry), one layout
-directory, or one archive file. Manifests are addressed by tag or by digest string.
+:class:`Store` and :data:`BlobSource` are part of the image model (``trustbuild.oci.store``);
+:class:`StoreOptions` belongs to the registry client (``trustbuild.registry.options``).
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
-
-from trustbuild.oci.descriptor import Descriptor, Platform
-from trustbuild.oci.digest import Digest
+from trustbuild.oci.store import BlobSource, Store
+from trustbuild.registry.options import StoreOptions
 
 __all__ = ["Store", "BlobSource", "StoreOptions"]
-
-BlobSource = Callable[[], AbstractContextManager[BinaryIO]]
-"""A re-openable opener of a blob's bytes (e.g. ``lambda: open(path, "rb")``)."""
-
-
-@dataclass
-class StoreOptions:
-    """Transport options shared by all commands (registry flags, platform, parallelism)."""
-
-    insecure_registries: Sequence[str] = ()
-    skip_tls_verify: bool = False
-    registry_certificates: dict[str, str] = field(default_factory=dict)  # host -> CA PEM path
-    registry_mirrors: Sequence[str] = ()
-    platform: Platform | None = None
-    jobs: int = 4
-    progress: bool = True
-
-
-@runtime_checkable
-class Store(Protocol):
-    """Read and write manifests and blobs of one repository-like location."""
-
-    def describe(self) -> str:
-        """Human name for messages, e.g. ``docker://127.0.0.1:5000/app`` or ``oci:/tmp/l``."""
-        ...
-
-    def get_manifest(self, ref: str) -> tuple[bytes, str]:
-        """Raw bytes and media type of the manifest or index at tag or digest ``ref``.
-
-        When ``ref`` is a digest the bytes are verified against it. NotFound if absent.
-        """
-        ...
-
-    def has_blob(self, digest: Digest) -> bool:
-        """True if the blob is present."""
-        ...
-
-    def open_blob(self, desc: Descriptor) -> AbstractContextManager[BinaryIO]:
-        """A stream of the blob; reading to the end raises DigestMismatch if it is not ``desc``."""
-        ...
-
-    def fetch_blob(self, desc: Descriptor, dest: Path) -> None:
-        """Stream the blob to ``dest``, verified; on any failure ``dest`` is not created."""
-        ...
-
-    def put_blob(self, desc: Descriptor, source: BlobSource) -> None:
-        """Store a blob (skipped if already present); ``source`` may be opened more than once."""
-        ...
-
-    def put_manifest(self, raw: bytes, media_type: str, *, tags: Sequence[str] = ()) -> Descriptor:
-        """Store a manifest/index (blobs must already be there) and point ``tags`` at it."""
-        ...
-
-    def list_tags(self) -> list[str]:
-        """Every tag in this repository/layout."""
-        ...
-
-    def referrers(self, digest: Digest, *, artifact_type: str | None = None) -> list[Descriptor]:
-        """Manifests whose ``subject`` is ``digest`` (OCI 1.1 referrers, with tag-schema fallback)."""
-        ...
-
-    def delete_tag(self, tag: str) -> None:
-        """Remove a tag (used to replace cosign attestation/signature tags); no-op if absent."""
-        ...
-
-    def close(self) -> None:
-        """Finish writing (docker-archive writes its manifest.json here) and release resources."""
-        ...

@@ -34,7 +34,7 @@ from trustbuild.oci.image import get_parsed
 from trustbuild.oci.layout import LayoutStore
 from trustbuild.oci.manifest import Index, Manifest, dump_json
 from trustbuild.oci.mediatype import MediaType
-from trustbuild.store.base import BlobSource, Store
+from trustbuild.oci.store import BlobSource, Store
 
 __all__ = ["copy_image", "human_size"]
 

@@ -10,7 +10,8 @@ Example::
 from __future__ import annotations
 
 from trustbuild.errors import UsageError
-from trustbuild.store.base import Store, StoreOptions
+from trustbuild.oci.store import Store
+from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import Location
 
 __all__ = ["open_store"]

@@ -23,10 +23,10 @@ import pytest
 from fixtures.registry import push_test_image
 
 from trustbuild.oci.reference import Reference
+from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.store import RegistryStore
 from trustbuild.sign.keys import generate_key_pair, load_signing_key
 from trustbuild.sign.sign import sign_image
-from trustbuild.store.base import StoreOptions
 
 PASSWORD = b"admission-test"
 SERVICE = "trustbuild-system/trustbuild-admission"

@@ -260,7 +260,7 @@ def test_connections_beyond_the_limit_are_closed(tmp_path: Any) -> None:
     from trustbuild.admission.controller import AdmissionController
     from trustbuild.admission.server import AdmissionServer
     from trustbuild.policy.model import parse_policy
-    from trustbuild.store.base import StoreOptions
+    from trustbuild.registry.options import StoreOptions
 
     ca, crt, key = make_tls(tmp_path)
     policy = parse_policy(b"apiVersion: trustbuild.dev/v1alpha1\nkind: Policy\n"
@@ -323,8 +323,8 @@ def test_passed_digests_are_cached_for_the_ttl_only(registry: Any, admission_ima
     from tests.integration.admission.conftest import PASSWORD, _sign
     from trustbuild.admission.controller import AdmissionController
     from trustbuild.policy.model import parse_policy
+    from trustbuild.registry.options import StoreOptions
     from trustbuild.sign.keys import generate_key_pair
-    from trustbuild.store.base import StoreOptions
 
     key, pub = generate_key_pair(str(tmp_path / "k"), password=PASSWORD)
     ref, _ = push_test_image(registry.host, "admission/cached", "1", content=b"cached\n")

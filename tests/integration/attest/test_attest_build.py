@@ -59,9 +59,9 @@ def _statements(host, repo, digest):
 
 def test_attest_build_provenance_and_sbom(registry, pushed, tmp_path, keypair, capsys):
     from trustbuild.attest.attach import attest_build, resolve_subject
+    from trustbuild.registry.options import StoreOptions
     from trustbuild.registry.store import RegistryStore
     from trustbuild.sign.keys import load_signing_key
-    from trustbuild.store.base import StoreOptions
 
     base, built = pushed
     key, pub = keypair
@@ -113,9 +113,9 @@ def test_attest_build_provenance_and_sbom(registry, pushed, tmp_path, keypair, c
 
 def test_attest_build_sbom_from_image_layers_cyclonedx(registry, pushed, keypair):
     from trustbuild.attest.attach import attest_build, resolve_subject
+    from trustbuild.registry.options import StoreOptions
     from trustbuild.registry.store import RegistryStore
     from trustbuild.sign.keys import load_signing_key
-    from trustbuild.store.base import StoreOptions
 
     base, built = pushed
     key, _pub = keypair
@@ -135,9 +135,9 @@ def test_attest_build_sbom_from_image_layers_cyclonedx(registry, pushed, keypair
 def test_attest_build_refuses_a_record_of_another_image(registry, pushed, keypair):
     from trustbuild.attest.attach import attest_build, resolve_subject
     from trustbuild.errors import AttestationError
+    from trustbuild.registry.options import StoreOptions
     from trustbuild.registry.store import RegistryStore
     from trustbuild.sign.keys import load_signing_key
-    from trustbuild.store.base import StoreOptions
 
     base, built = pushed
     key, _pub = keypair

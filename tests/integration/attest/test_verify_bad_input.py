@@ -18,7 +18,7 @@ PTYPE = "https://example.com/pred/v1"
 def layout(tmp_path):
     """``(location, digest, store)`` of a one-image OCI layout (plain Python writer)."""
     from tests.fixtures.registry import write_test_oci_layout
-    from trustbuild.store.base import StoreOptions
+    from trustbuild.registry.options import StoreOptions
     from trustbuild.store.location import parse_location
     from trustbuild.store.open import open_store
 

@@ -228,7 +228,7 @@ def test_docker_schema2_pushed_by_skopeo_round_trips(
 
 
 def test_copy_between_repositories_mounts_blobs(registry, pushed_image) -> None:  # noqa: ANN001
-    from trustbuild.store.base import StoreOptions
+    from trustbuild.registry.options import StoreOptions
     from trustbuild.store.copy import copy_image
     from trustbuild.store.location import parse_location
     from trustbuild.store.open import open_store

@@ -14,7 +14,8 @@ from trustbuild.errors import DigestMismatch, NotFound, RegistryError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.manifest import dump_json
 from trustbuild.oci.mediatype import MediaType
-from trustbuild.store.base import Store, StoreOptions
+from trustbuild.oci.store import Store
+from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import parse_location
 from trustbuild.store.open import open_store
 

@@ -21,10 +21,10 @@ from trustbuild.cli.main import main
 from trustbuild.errors import PolicyViolation
 from trustbuild.oci.reference import Reference
 from trustbuild.pipeline import configure
+from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.store import RegistryStore
 from trustbuild.sign.keys import generate_key_pair, load_signing_key
 from trustbuild.sign.sign import sign_image
-from trustbuild.store.base import StoreOptions
 
 pytestmark = [pytest.mark.slow, pytest.mark.privileged]
 PASSWORD = b"gate-test"

@@ -15,7 +15,7 @@ from trustbuild.errors import RegistryError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 from trustbuild.registry import Credentials, RegistryStore, resolve_credentials
-from trustbuild.store.base import StoreOptions
+from trustbuild.registry.options import StoreOptions
 
 
 def _opener(data: bytes):  # type: ignore[no-untyped-def]

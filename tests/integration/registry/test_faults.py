@@ -11,7 +11,7 @@ from trustbuild._internal.retry import RetryPolicy
 from trustbuild.errors import DigestMismatch, RegistryError
 from trustbuild.oci.manifest import Manifest, parse_manifest
 from trustbuild.registry import RegistryStore
-from trustbuild.store.base import StoreOptions
+from trustbuild.registry.options import StoreOptions
 
 
 class _Sleeps(list[float]):

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from fixtures.registry import RegistryServer
+
 from trustbuild.oci.manifest import Manifest, parse_manifest
 from trustbuild.registry import RegistryStore
-from trustbuild.store.base import StoreOptions
+from trustbuild.registry.options import StoreOptions
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 

@@ -14,8 +14,9 @@ from trustbuild.errors import NotFound
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.manifest import Manifest, parse_manifest
+from trustbuild.oci.store import Store
 from trustbuild.registry import RegistryStore
-from trustbuild.store.base import Store, StoreOptions
+from trustbuild.registry.options import StoreOptions
 
 
 def _store(registry: RegistryServer, repo: str) -> RegistryStore:

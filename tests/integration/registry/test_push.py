@@ -20,7 +20,7 @@ from trustbuild.oci.digest import Digest
 from trustbuild.oci.manifest import dump_json
 from trustbuild.oci.mediatype import MediaType
 from trustbuild.registry import RegistryStore
-from trustbuild.store.base import StoreOptions
+from trustbuild.registry.options import StoreOptions
 
 
 def _store(host: str, repo: str, **kw: object) -> RegistryStore:

@@ -14,7 +14,7 @@ from trustbuild.oci.digest import Digest
 from trustbuild.oci.manifest import Index, dump_json, parse_manifest
 from trustbuild.oci.mediatype import MediaType
 from trustbuild.registry import RegistryStore, referrers_tag
-from trustbuild.store.base import StoreOptions
+from trustbuild.registry.options import StoreOptions
 
 EMPTY = b"{}"
 

@@ -19,10 +19,10 @@ from fixtures.registry import push_test_image, write_test_oci_layout
 
 from trustbuild.cli.main import main
 from trustbuild.oci.descriptor import Descriptor
+from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.store import RegistryStore
 from trustbuild.sign.attach import read_blob_bounded
 from trustbuild.sign.simplesigning import build_payload
-from trustbuild.store.base import StoreOptions
 
 JS_DIR = Path(__file__).resolve().parents[2] / "js"
 PASSWORD = "correct horse"

@@ -9,7 +9,7 @@ import pytest
 from trustbuild.errors import InvalidReference, UsageError
 from trustbuild.registry import RegistryStore, Transport
 from trustbuild.registry.mirror import mirror_host
-from trustbuild.store.base import StoreOptions
+from trustbuild.registry.options import StoreOptions
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:5000", "localhost:5000", "[::1]:5000", "localhost"])

@@ -14,8 +14,8 @@ from trustbuild.errors import NotFound
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.manifest import parse_manifest
+from trustbuild.oci.store import BlobSource
 from trustbuild.oci.verify import VerifyingReader, check_bytes
-from trustbuild.store.base import BlobSource
 
 # A copy of shared/vectors/cosign (containers/image's cosign fixtures), kept with the tests.
 VECTORS = Path(__file__).resolve().parents[2] / "assets" / "sign" / "cosign-vectors"

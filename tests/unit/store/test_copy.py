@@ -16,7 +16,7 @@ from trustbuild.oci.image import read_config, resolve_image
 from trustbuild.oci.layout import LayoutStore
 from trustbuild.oci.manifest import Manifest, parse_manifest
 from trustbuild.oci.mediatype import MediaType
-from trustbuild.store.base import StoreOptions
+from trustbuild.registry.options import StoreOptions
 from trustbuild.store.copy import copy_image, human_size
 from trustbuild.store.location import parse_location
 from trustbuild.store.open import open_store

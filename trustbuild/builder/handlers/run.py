@@ -10,9 +10,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from trustbuild._internal.secrets import redact_text
 from trustbuild.builder.config import DEFAULT_PATH, LayerRef
 from trustbuild.builder.dockerfile import Instruction
-from trustbuild.builder.executor import redact_text
 from trustbuild.builder.handlers.meta import shell_of
 from trustbuild.builder.mounts import MountSpec, mount_specs, sandbox_mounts
 from trustbuild.builder.users import resolve_user
@@ -59,7 +59,7 @@ def _history_text(ex: Executor, st: StageRun, argv: list[str], ins: Instruction)
     if args:
         prefix = f"|{len(args)} " + " ".join(f"{k}={v}" for k, v in args.items()) + " "
     body = " ".join(argv)
-    return redact_text(f"RUN {prefix}{body} # buildkit", ex.options.build_args)
+    return redact_text(f"RUN {prefix}{body} # buildkit", values=ex.options.build_args)
 
 
 def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:

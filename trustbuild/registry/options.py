@@ -1,0 +1,23 @@
+"""Transport options shared by every command that reaches a registry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from trustbuild.oci.descriptor import Platform
+
+__all__ = ["StoreOptions"]
+
+
+@dataclass
+class StoreOptions:
+    """Transport options shared by all commands (registry flags, platform, parallelism)."""
+
+    insecure_registries: Sequence[str] = ()
+    skip_tls_verify: bool = False
+    registry_certificates: dict[str, str] = field(default_factory=dict)  # host -> CA PEM path
+    registry_mirrors: Sequence[str] = ()
+    platform: Platform | None = None
+    jobs: int = 4
+    progress: bool = True
