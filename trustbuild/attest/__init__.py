@@ -20,3 +20,7 @@ Example::
 """
 
 from __future__ import annotations
+
+from trustbuild._internal.callable_module import make_callable
+
+make_callable(__name__)

@@ -19,3 +19,7 @@ Example::
                           docker_reference="r.example/app")
     assert result.ok
 """
+
+from trustbuild._internal.callable_module import make_callable
+
+make_callable(__name__)

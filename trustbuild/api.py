@@ -1,0 +1,174 @@
+"""The Python API: build, sign, attest and verify in a few calls (re-exported by ``trustbuild``).
+
+Every image argument is a location as the CLI takes it: a registry reference (``host/repo:tag``
+or ``docker://...``) or an OCI layout (``oci:DIR[:TAG]``). Keys are paths to cosign-format (or
+PEM) key files, or already loaded keys. Failures raise :class:`trustbuild.errors.TrustbuildError`
+subclasses; a verification that runs but finds nothing valid returns a result with ``ok`` false.
+
+Example::
+
+    import trustbuild
+
+    built = trustbuild.build("app/", oci_layout_path="out", sign_key="cosign.key",
+                             attest=["provenance"], destinations=["registry.example/app:1"])
+    assert trustbuild.verify("oci:out", key="cosign.pub").ok
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trustbuild.attest.verify import AttestationResult
+from trustbuild.builder.options import BuildOptions, source_date_epoch
+from trustbuild.builder.record import BuildRecord
+from trustbuild.errors import UsageError
+from trustbuild.oci.descriptor import Descriptor
+from trustbuild.oci.store import Store
+from trustbuild.registry.options import StoreOptions
+from trustbuild.sign.keys import SigningKey, VerifyingKey, load_signing_key, load_verifying_key
+from trustbuild.sign.sign import SignResult
+from trustbuild.sign.verify import VerifyResult
+from trustbuild.store.location import Location, parse_location
+from trustbuild.store.open import open_store
+
+__all__ = ["BuiltImage", "build", "sign", "verify", "attest", "verify_attestation"]
+
+KeyArg = str | Path
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """What :func:`build` produced: the manifest digest, where it was written, the record."""
+
+    digest: str  # sha256:... of the manifest
+    descriptor: Descriptor
+    outputs: list[str]  # every location written (docker://..., oci:..., docker-archive:...)
+    record: BuildRecord  # inputs by digest, steps, timings: what provenance is made from
+    signed: list[str] = field(default_factory=list)  # "location@digest"
+    attested: list[str] = field(default_factory=list)  # "location@digest kind"
+
+
+def build(context: str | Path = ".", *, dockerfile: str = "Dockerfile",
+          destinations: Sequence[str] = (), build_args: Mapping[str, str] | None = None,
+          target: str | None = None, oci_layout_path: str | None = None,
+          tar_path: str | None = None, no_push: bool = False, policy: str | None = None,
+          sign_key: str | None = None, attest: Sequence[str] = (),
+          security_profile: str = "baseline", store_options: StoreOptions | None = None,
+          **options: Any) -> BuiltImage:
+    """Build ``context`` (a directory, ``tar://FILE`` or a git URL) like ``trustbuild build``.
+
+    ``destinations`` are pushed unless ``no_push`` (then the first one only names the image, as
+    with Kaniko's ``--no-push``); ``oci_layout_path`` / ``tar_path`` write local copies.
+    ``policy`` gates the build; ``sign_key`` signs every output and ``attest`` (``provenance``,
+    ``sbom``) attaches signed attestations. Other :class:`BuildOptions` fields pass as keywords.
+    """
+    from trustbuild.builder.api import build as run_build
+    from trustbuild.pipeline import configure
+
+    if not destinations and not oci_layout_path and not tar_path:
+        raise UsageError("build: give destinations, oci_layout_path or tar_path")
+    opts = BuildOptions(
+        context=str(context), dockerfile=dockerfile, destinations=list(destinations),
+        build_args=dict(build_args or {}), target=target, oci_layout_path=oci_layout_path,
+        tar_path=tar_path, no_push=no_push, policy=policy, sign_key=sign_key,
+        attest=list(attest), security_profile=security_profile,
+        store_options=store_options or StoreOptions(progress=False),
+        source_date_epoch=options.pop("source_date_epoch", source_date_epoch()),
+        output=options.pop("output", sys.stderr), **options)
+    chain = configure(opts)
+    with run_build(opts) as result:
+        return BuiltImage(digest=result.digest, descriptor=result.descriptor,
+                          outputs=[o.location for o in result.outputs], record=result.record,
+                          signed=list(chain.signed), attested=list(chain.attested))
+
+
+def _open(image: str, store_options: StoreOptions | None) -> tuple[Location, Store, str | None]:
+    location = parse_location(image)
+    store, ref = open_store(location, store_options or StoreOptions(progress=False))
+    return location, store, ref
+
+
+def _docker_reference(location: Location, given: str | None) -> str | None:
+    from trustbuild.oci.reference import Reference
+
+    if given:
+        return Reference.parse(given).name
+    return location.reference.name if location.reference is not None else None
+
+
+def sign(image: str, key: KeyArg | SigningKey, *, docker_reference: str | None = None,
+         bundle: bool = False, annotations: Mapping[str, str] | None = None,
+         store_options: StoreOptions | None = None) -> SignResult:
+    """Sign ``image`` as ``cosign sign --key`` does (``bundle`` adds a Sigstore bundle referrer).
+
+    ``docker_reference`` (the repository the image is pulled as) is required outside a registry.
+    """
+    from trustbuild.sign.sign import sign_image
+
+    signing_key = key if isinstance(key, SigningKey) else load_signing_key(key)
+    location, store, ref = _open(image, store_options)
+    name = _docker_reference(location, docker_reference)
+    if name is None:
+        store.close()
+        raise UsageError(f"sign {image}: give docker_reference (the repository it is pulled as)")
+    try:
+        result = sign_image(store, ref, signing_key, docker_reference=name,
+                            annotations=dict(annotations or {}), bundle=bundle)
+    finally:
+        store.close()
+    return result
+
+
+def verify(image: str, *, key: KeyArg | VerifyingKey | Sequence[KeyArg | VerifyingKey],
+           docker_reference: str | None = None,
+           store_options: StoreOptions | None = None) -> VerifyResult:
+    """Check ``image``'s signatures against ``key`` (one or several) as ``cosign verify`` does."""
+    from trustbuild.sign.verify import verify_image
+
+    keys = [k if isinstance(k, VerifyingKey) else load_verifying_key(k)
+            for k in (key if isinstance(key, list | tuple) else [key])]
+    location, store, ref = _open(image, store_options)
+    try:
+        return verify_image(store, ref, keys=keys,
+                            docker_reference=_docker_reference(location, docker_reference))
+    finally:
+        store.close()
+
+
+def attest(image: str, key: KeyArg | SigningKey, *, predicate: bytes | dict[str, Any],
+           predicate_type: str, replace: bool = False,
+           store_options: StoreOptions | None = None) -> Descriptor:
+    """Attach a signed in-toto attestation of ``predicate`` (``cosign attest``).
+
+    ``predicate_type`` is a cosign short name (``slsaprovenance``, ``spdxjson``, ...) or a URI.
+    Returns the descriptor of the ``.att`` manifest.
+    """
+    from trustbuild.attest.attach import attest_image
+
+    signing_key = key if isinstance(key, SigningKey) else load_signing_key(key)
+    location, store, ref = _open(image, store_options)
+    try:
+        return attest_image(store, ref, key=signing_key, predicate=predicate,
+                            predicate_type=predicate_type, replace=replace,
+                            subject_name=_docker_reference(location, None) or "")
+    finally:
+        store.close()
+
+
+def verify_attestation(image: str, *, key: KeyArg | VerifyingKey, predicate_type: str | None = None,
+                       store_options: StoreOptions | None = None) -> AttestationResult:
+    """Check the attestations of ``image`` (``cosign verify-attestation --key``)."""
+    from trustbuild.attest.verify import verify_attestations
+
+    verifying_key = key if isinstance(key, VerifyingKey) else load_verifying_key(key)
+    _location, store, ref = _open(image, store_options)
+    try:
+        return verify_attestations(
+            store, ref, keys=[verifying_key], image=image,
+            predicate_type=predicate_type)
+    finally:
+        store.close()
