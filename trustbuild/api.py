@@ -129,8 +129,9 @@ def verify(image: str, *, key: KeyArg | VerifyingKey | Sequence[KeyArg | Verifyi
     """Check ``image``'s signatures against ``key`` (one or several) as ``cosign verify`` does."""
     from trustbuild.sign.verify import verify_image
 
-    keys = [k if isinstance(k, VerifyingKey) else load_verifying_key(k)
-            for k in (key if isinstance(key, list | tuple) else [key])]
+    given: Sequence[KeyArg | VerifyingKey] = (
+        [key] if isinstance(key, str | Path | VerifyingKey) else key)
+    keys = [k if isinstance(k, VerifyingKey) else load_verifying_key(k) for k in given]
     location, store, ref = _open(image, store_options)
     try:
         return verify_image(store, ref, keys=keys,
