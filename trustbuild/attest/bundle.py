@@ -12,13 +12,13 @@ from typing import Any
 
 from trustbuild.attest.dsse import Envelope, InvalidEnvelope
 from trustbuild.errors import AttestationError
+from trustbuild.sign.bundle import BUNDLE_MEDIA_TYPE, BUNDLE_TYPES
 
 __all__ = ["BUNDLE_V03", "BUNDLE_MEDIA_TYPES", "dsse_bundle", "envelope_from_bundle",
            "MAX_BUNDLE_BYTES"]
 
-BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
-BUNDLE_MEDIA_TYPES = (BUNDLE_V03, "application/vnd.dev.sigstore.bundle+json;version=0.3",
-                      "application/vnd.dev.sigstore.bundle+json;version=0.2")
+BUNDLE_V03 = BUNDLE_MEDIA_TYPE
+BUNDLE_MEDIA_TYPES = BUNDLE_TYPES
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 
 

@@ -29,6 +29,8 @@ COMMANDS = (
     "verify_attestation",
     "policy",
     "admission",
+    "blob",
+    "keys",
 )
 
 

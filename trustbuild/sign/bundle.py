@@ -35,6 +35,7 @@ from trustbuild.sign.trust import KeylessPolicy, TrustRoots, verify_chain
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
+    "BUNDLE_TYPES",
     "IN_TOTO_PAYLOAD_TYPE",
     "STATEMENT_V1",
     "SIGN_PREDICATE_TYPE",
@@ -55,7 +56,7 @@ STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 SIGN_PREDICATE_TYPE = "https://sigstore.dev/cosign/sign/v1"
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024
 _MAX_CHAIN = 6
-_BUNDLE_TYPES = (
+BUNDLE_TYPES = (
     "application/vnd.dev.sigstore.bundle.v0.3+json",
     "application/vnd.dev.sigstore.bundle+json;version=0.3",
     "application/vnd.dev.sigstore.bundle+json;version=0.2",
@@ -124,7 +125,7 @@ def parse_bundle(raw: bytes) -> dict[str, Any]:
         raise VerificationError("bundle is not valid JSON") from None
     if not isinstance(doc, dict):
         raise VerificationError("bundle is not a JSON object")
-    if doc.get("mediaType") not in _BUNDLE_TYPES:
+    if doc.get("mediaType") not in BUNDLE_TYPES:
         raise VerificationError(f"bundle mediaType {doc.get('mediaType')!r} is not a v0.2/v0.3 "
                                 "bundle")
     if not isinstance(doc.get("verificationMaterial"), dict):

@@ -48,6 +48,7 @@ __all__ = [
     "VerifyingKey",
     "load_signing_key",
     "load_verifying_key",
+    "write_key_pair",
     "generate_key_pair",
     "encrypt_private_key",
     "decrypt_private_key",
@@ -404,6 +405,17 @@ def generate_key_pair(prefix: str, *, password: bytes, newer_format: bool = Fals
     (what cosign >= 2.0.2 writes; containers/image < 5.25 cannot read it).
     """
     key = SigningKey(ec.generate_private_key(ec.SECP256R1()))
+    return write_key_pair(key, prefix, password=password, newer_format=newer_format,
+                          overwrite=overwrite)
+
+
+def write_key_pair(key: SigningKey, prefix: str, *, password: bytes, newer_format: bool = False,
+                   overwrite: bool = False) -> tuple[Path, Path]:
+    """Write ``key`` as ``PREFIX.key`` (cosign's encrypted format) and ``PREFIX.pub``.
+
+    What ``generate-key-pair`` and ``import-key-pair`` write; nothing is written when either
+    file exists and ``overwrite`` is false.
+    """
     label = SIGSTORE_PEM_LABEL if newer_format else COSIGN_PEM_LABEL
     n = _SCRYPT_N_STANDARD if newer_format else _SCRYPT_N_LEGACY
     body = encrypt_private_key(key.private_pkcs8_der(), password, n=n)
