@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trustbuild._internal.seccomp_args import OPS as _OPS
+from trustbuild._internal.seccomp_args import PERMISSIVE_ACTIONS as _PERMISSIVE
+from trustbuild._internal.seccomp_args import rule_groups
 from trustbuild.errors import SandboxError
 
 __all__ = ["SeccompProfile", "load_profile", "compile_filter", "compile_bpf", "profile_dirs",
@@ -39,10 +42,6 @@ __all__ = ["SeccompProfile", "load_profile", "compile_filter", "compile_bpf", "p
 _ACTIONS = {
     "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP",
     "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG",
-}
-_OPS = {
-    "SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
-    "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7,
 }
 # Profile architecture names -> pyseccomp.Arch attribute names.
 _ARCHES = {
@@ -295,13 +294,9 @@ def compile_filter(
         action = _action(sc, rule["action"], rule.get("errnoRet"), default_errno)
         if action == default:
             continue
-        conds = [
-            sc.Arg(a["index"], _OPS[a["op"]], a.get("value", 0), a.get("valueTwo", 0))
-            for a in rule.get("args") or []
-        ]
-        indexes = [a["index"] for a in rule.get("args") or []]
-        # runc: several conditions on the same argument are alternatives (one rule each).
-        groups = [[c] for c in conds] if len(set(indexes)) < len(indexes) else [conds]
+        groups = [[sc.Arg(*c) for c in group]
+                  for group in rule_groups(rule, permissive=rule["action"] in _PERMISSIVE,
+                                           where=f"seccomp profile {path}: syscalls[{i}]")]
         names = rule["names"] if "names" in rule else [rule["name"]]
         for name in names:
             nr = sc.resolve_syscall(sc.Arch.NATIVE, name)

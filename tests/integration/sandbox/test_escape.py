@@ -47,8 +47,8 @@ def run(rootfs: Path, tmp_path: Path, spec: RunSpec, *, snapshot_mode: str = "au
         return r.run(spec, tmp_path / "layer.tar")
 
 
-PROBES = ["mount", "unshare", "unshare-user", "clone-newuser", "keyctl", "bpf", "kexec_load",
-          "init_module", "setns", "pivot_root"]
+PROBES = ["mount", "unshare", "unshare-user", "clone-newuser", "clone-newuser-hi", "keyctl",
+          "bpf", "kexec_load", "init_module", "setns", "pivot_root"]
 
 
 def test_dangerous_syscalls_fail_with_eperm_under_baseline(rootfs_with_probe: Path,
@@ -63,6 +63,17 @@ def test_they_also_fail_for_a_non_root_user_and_under_restricted(rootfs_with_pro
     res = run(rootfs_with_probe, tmp_path, RunSpec(["/bin/escape", *PROBES], env={},
                                                    user="app", security_profile="restricted"))
     assert res.output_tail == [f"{p} 1" for p in PROBES]
+
+
+@pytest.mark.parametrize("profile", ["baseline", "restricted"])
+def test_high_bits_in_the_socket_family_do_not_open_af_vsock(rootfs_with_probe: Path,
+                                                             tmp_path: Path, profile: str) -> None:
+    """The kernel reads the family (an int) from the low 32 bits: (1 << 32) | 40 is AF_VSOCK,
+    so the filter must deny it like 40 itself (EAFNOSUPPORT, 97), while AF_INET works."""
+    res = run(rootfs_with_probe, tmp_path, RunSpec(
+        ["/bin/escape", "socket-vsock", "socket-vsock-hi", "socket-inet"], env={},
+        security_profile=profile))
+    assert res.output_tail == ["socket-vsock 97", "socket-vsock-hi 97", "socket-inet 0"]
 
 
 def test_without_seccomp_capabilities_still_stop_mount(rootfs_with_probe: Path,
