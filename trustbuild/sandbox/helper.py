@@ -7,8 +7,9 @@ chroot mode: unshare mount/PID/UTS/IPC (+net) namespaces, fork so the step is PI
 PID namespace, mount the root (overlay or bind), /proc, a minimal /dev, read-only /sys, the
 read-only binds (resolv.conf, hosts), the extra mounts (RUN --mount: bind ro/rw, tmpfs), mask
 /proc paths, pivot_root, create and
-enter the workdir, drop the capability bounding set, switch to the step's user, set
-no_new_privs, load the seccomp filter last and ``execve`` the command. When PID 1 exits the
+enter the workdir, reset every signal disposition and the signal mask, drop the capability
+bounding set, switch to the step's user, set no_new_privs, load the seccomp filter last and
+``execve`` the command. When PID 1 exits the
 kernel kills every other process of the step; the namespaces and mounts vanish with them.
 
 container mode (Kaniko): no namespaces; the helper becomes a child subreaper, the step runs in a
@@ -162,7 +163,24 @@ def _pivot(root: str) -> None:
     os.chdir("/")
 
 
+def _reset_signals() -> None:
+    """Default disposition for every signal and an empty mask, as a fresh process has.
+
+    Python ignores SIGPIPE and SIGXFSZ, and the build may have inherited ignored signals
+    (SIGQUIT, SIGHUP from nohup) or a mask; exec keeps both, so ``yes | head`` would never end.
+    """
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            continue  # signals the C library reserves for itself
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
 def _drop_privileges(cfg: dict[str, Any], seccomp_filter: Any) -> None:
+    _reset_signals()
     keep = {L.CAPABILITIES[c] for c in cfg["caps"] if c in L.CAPABILITIES}
     for cap in range(L.last_cap() + 1):
         if cap not in keep:
