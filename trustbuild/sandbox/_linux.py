@@ -13,7 +13,8 @@ import os
 __all__ = [
     "CLONE_NEWNS", "CLONE_NEWUTS", "CLONE_NEWIPC", "CLONE_NEWPID", "CLONE_NEWNET",
     "MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC", "MS_REMOUNT", "MS_BIND", "MS_REC",
-    "MS_PRIVATE", "MNT_DETACH", "unshare", "mount", "umount2", "pivot_root", "prctl",
+    "MS_PRIVATE", "MS_NOATIME", "MS_NODIRATIME", "MS_RELATIME", "MS_STRICTATIME",
+    "MNT_DETACH", "unshare", "mount", "umount2", "pivot_root", "prctl",
     "clear_inheritable_caps", "last_cap", "CAPABILITIES", "load_seccomp_bpf",
 ]
 
@@ -28,9 +29,13 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
 
 PR_SET_PDEATHSIG = 1

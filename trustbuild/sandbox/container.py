@@ -7,7 +7,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["detect_container", "container_hints", "kaniko_ignore_list", "mount_points"]
+__all__ = ["detect_container", "container_hints", "kaniko_ignore_list", "mount_points",
+           "mount_table"]
 
 _CGROUP_HINTS = ("docker", "kubepods", "containerd", "libpod", "lxc", "crio", "podman")
 
@@ -50,14 +51,20 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-def mount_points(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
-    """Every mount point of this mount namespace, as absolute paths."""
+def mount_table(mountinfo: str = "/proc/self/mountinfo") -> list[tuple[str, list[str]]]:
+    """``(mount point, per-mount options)`` of every mount of this namespace, in mount order."""
     try:
         with open(mountinfo, encoding="utf-8", errors="surrogateescape") as f:
             lines = f.read().splitlines()
     except OSError:
         return []
-    return [_unescape(line.split()[4]) for line in lines if len(line.split()) > 4]
+    return [(_unescape(fields[4]), fields[5].split(","))
+            for fields in (line.split() for line in lines) if len(fields) > 5]
+
+
+def mount_points(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """Every mount point of this mount namespace, as absolute paths."""
+    return [point for point, _ in mount_table(mountinfo)]
 
 
 def kaniko_ignore_list(*, extra: tuple[str, ...] | list[str] = (),

@@ -33,6 +33,7 @@ import sys
 from typing import Any
 
 from trustbuild.sandbox import _linux as L
+from trustbuild.sandbox.container import mount_table
 
 SETUP_FAILED = 125
 
@@ -41,6 +42,14 @@ _MASKED = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/lat
            "/sys/firmware", "/sys/devices/virtual/powercap")
 _READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 _DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+# Every mount a step sees is nosuid and nodev: with CAP_MKNOD (baseline) and no device cgroup a
+# step could otherwise make a node for the host's disk on any writable mount and open it.
+# Only the device binds in /dev and devpts (the ptys) keep dev; they are still nosuid.
+_SAFE = L.MS_NOSUID | L.MS_NODEV
+# Per-mount options kept when a bind is remounted (a remount replaces all of them).
+_KEPT = {"ro": L.MS_RDONLY, "noexec": L.MS_NOEXEC, "noatime": L.MS_NOATIME,
+         "nodiratime": L.MS_NODIRATIME, "relatime": L.MS_RELATIME,
+         "strictatime": L.MS_STRICTATIME}
 
 
 class SetupError(Exception):
@@ -71,11 +80,34 @@ def _lo_up() -> None:
         s.close()
 
 
+def _lock_tree(target: str, extra: int = 0) -> None:
+    """Remount the bind at ``target`` and every mount below it nosuid, nodev (+ ``extra``).
+
+    A bind (even MS_REC) copies the source's per-mount flags; only a remount of each mount
+    changes them. Each keeps its own ro/noexec/atime options.
+    """
+    real = os.path.realpath(target)
+    inside = real.rstrip("/") + "/"
+    for point, opts in mount_table():
+        if point != real and not point.startswith(inside):
+            continue
+        flags = L.MS_BIND | L.MS_REMOUNT | _SAFE | extra
+        for opt in opts:
+            flags |= _KEPT.get(opt, 0)
+        _do(f"remount {point} nosuid,nodev", L.mount, None, point, None, flags)
+
+
+def _bind(src: str, target: str, extra: int = 0) -> None:
+    """Recursive bind of ``src`` on ``target``, then nosuid, nodev (+ ``extra``) on every mount."""
+    _do(f"bind {src}", L.mount, src, target, None, L.MS_BIND | L.MS_REC)
+    _lock_tree(target, extra)
+
+
 def _setup_dev(root: str) -> None:
     dev = root + "/dev"
     # nodev: device nodes a step creates cannot be opened; only the binds below work.
     _do("mount /dev tmpfs", L.mount, "tmpfs", dev, "tmpfs",
-        L.MS_NOSUID | L.MS_NOEXEC | L.MS_NODEV, "mode=755,size=65536k")
+        _SAFE | L.MS_NOEXEC, "mode=755,size=65536k")
     for name in _DEVICES:
         target = f"{dev}/{name}"
         if not os.path.exists(f"/dev/{name}"):
@@ -83,13 +115,16 @@ def _setup_dev(root: str) -> None:
         with open(target, "w"):
             pass
         _do(f"bind /dev/{name}", L.mount, f"/dev/{name}", target, None, L.MS_BIND)
+        _do(f"remount /dev/{name} nosuid", L.mount, None, target, None,
+            L.MS_BIND | L.MS_REMOUNT | L.MS_NOSUID | L.MS_NOEXEC)
     os.mkdir(f"{dev}/pts", 0o755)
+    # devpts keeps dev: its nodes are the ptys themselves; mknod is impossible on it.
     _do("mount /dev/pts", L.mount, "devpts", f"{dev}/pts", "devpts",
         L.MS_NOSUID | L.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
     os.symlink("pts/ptmx", f"{dev}/ptmx")
     os.mkdir(f"{dev}/shm", 0o1777)
     _do("mount /dev/shm", L.mount, "shm", f"{dev}/shm", "tmpfs",
-        L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=1777,size=65536k")
+        _SAFE | L.MS_NOEXEC, "mode=1777,size=65536k")
     os.mkdir(f"{dev}/mqueue", 0o755)
     for src, name in (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
                       ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")):
@@ -97,20 +132,28 @@ def _setup_dev(root: str) -> None:
 
 
 def _bind_ro(src: str, target: str) -> None:
-    _do(f"bind {src}", L.mount, src, target, None, L.MS_BIND | L.MS_REC)
-    _do(f"read-only {target}", L.mount, None, target, None,
-        L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV)
+    _bind(src, target, L.MS_RDONLY)
 
 
 def _mask(root: str) -> None:
+    # Files are masked with an empty read-only file (reads give EOF, as Docker's /dev/null
+    # does) that, unlike a device, can be mounted nodev. Its name is gone before the step runs.
+    empty = root + "/dev/.masked"
+    with open(empty, "w"):
+        pass
+    os.chmod(empty, 0o444)
     for path in _MASKED:
         target = root + path
         if not os.path.lexists(target):
             continue
         if os.path.isdir(target):
-            _do(f"mask {path}", L.mount, "tmpfs", target, "tmpfs", L.MS_RDONLY, "size=0")
+            _do(f"mask {path}", L.mount, "tmpfs", target, "tmpfs",
+                L.MS_RDONLY | _SAFE | L.MS_NOEXEC, "size=0")
         else:
-            _do(f"mask {path}", L.mount, "/dev/null", target, None, L.MS_BIND)
+            _do(f"mask {path}", L.mount, empty, target, None, L.MS_BIND)
+            _do(f"mask {path} read-only", L.mount, None, target, None,
+                L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _SAFE | L.MS_NOEXEC)
+    os.unlink(empty)
     for path in _READONLY:
         target = root + path
         if os.path.lexists(target):
@@ -121,8 +164,7 @@ def _mount_overlay(cfg: dict[str, Any]) -> None:
     ov = cfg["overlay"]
     opts = (f"lowerdir={':'.join(ov['lower'])},upperdir={ov['upper']},workdir={ov['work']},"
             "redirect_dir=off,index=on,nfs_export=off,metacopy=off")
-    flags = L.MS_NODEV if cfg.get("nodev") else 0
-    _do("mount overlay", L.mount, "overlay", cfg["root"], "overlay", flags, opts)
+    _do("mount overlay", L.mount, "overlay", cfg["root"], "overlay", _SAFE, opts)
 
 
 def _mount_root(cfg: dict[str, Any]) -> str:
@@ -130,25 +172,20 @@ def _mount_root(cfg: dict[str, Any]) -> str:
     if cfg.get("overlay"):
         _mount_overlay(cfg)
     else:
-        _do("bind the rootfs", L.mount, cfg["rootfs"], root, None, L.MS_BIND | L.MS_REC)
-        if cfg.get("nodev"):
-            _do("remount the rootfs nodev", L.mount, None, root, None,
-                L.MS_BIND | L.MS_REMOUNT | L.MS_NODEV)
-    _do("mount /proc", L.mount, "proc", root + "/proc", "proc",
-        L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+        _bind(cfg["rootfs"], root)
+    _do("mount /proc", L.mount, "proc", root + "/proc", "proc", _SAFE | L.MS_NOEXEC)
     _setup_dev(root)
     try:
-        L.mount("sysfs", root + "/sys", "sysfs",
-                L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+        L.mount("sysfs", root + "/sys", "sysfs", L.MS_RDONLY | _SAFE | L.MS_NOEXEC)
     except OSError:
         _bind_ro("/sys", root + "/sys")
     for src, target, *mode in cfg.get("binds", []):
         kind = mode[0] if mode else "ro"
         if kind == "tmpfs":
             _do(f"mount tmpfs on {target}", L.mount, "tmpfs", root + target, "tmpfs",
-                L.MS_NOSUID | L.MS_NODEV, src)  # src: the tmpfs options
+                _SAFE, src)  # src: the tmpfs options
         elif kind == "rw":
-            _do(f"bind {src}", L.mount, src, root + target, None, L.MS_BIND | L.MS_REC)
+            _bind(src, root + target)
         else:
             _bind_ro(src, root + target)
     if cfg.get("mask"):

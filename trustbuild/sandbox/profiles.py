@@ -10,7 +10,8 @@ restricted     seccomp/build-default.json    CHOWN DAC_OVERRIDE FOWNER   none   
 =============  ============================  ==========================  =========  ==============
 
 (*) without NET_RAW when the network is the host's: there is no network namespace to confine
-raw sockets to. The root and /dev are mounted nodev except under privileged.
+raw sockets to. Under every profile, every mount a step sees is nosuid and nodev (only the
+bound /dev devices and devpts need dev).
 
 ``resolve_profile("baseline", seccomp="unconfined", network="none")`` overrides one part;
 the result carries the seccomp profile's digest for the BuildRecord.
@@ -50,7 +51,6 @@ class SecurityProfile:
     network: str = "host"  # "host" | "none"
     no_new_privs: bool = True
     mask_paths: bool = True  # hide /proc/kcore & co. and make /proc/sys read-only
-    nodev: bool = True  # the root and /dev are mounted nodev: only the bound devices open
 
     @property
     def seccomp_name(self) -> str:
@@ -106,5 +106,4 @@ def resolve_profile(name: str, *, seccomp: str | None = None,
     return SecurityProfile(
         name=name, capabilities=caps, seccomp_path=seccomp_path, seccomp_digest=digest,
         network=net, no_new_privs=nnp, mask_paths=name != "privileged",
-        nodev=name != "privileged",
     )

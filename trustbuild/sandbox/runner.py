@@ -201,7 +201,6 @@ class StepRunner:
             "uid": user.uid, "gid": user.gid, "groups": user.groups,
             "caps": profile.capabilities, "no_new_privs": profile.no_new_privs,
             "seccomp_bpf": bpf, "network": profile.network, "mask": profile.mask_paths,
-            "nodev": profile.nodev,
             "hostname": spec.hostname,
         }
         return profile, cfg

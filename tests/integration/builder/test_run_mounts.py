@@ -123,3 +123,42 @@ def test_bad_mounts_fail_with_one_error(name: str, tmp_path: Path, busybox_base:
     assert not tag_exists(host, f"run-mounts-bad/{name}", "1")
 
 
+
+
+FLAGS_DOCKERFILE = """\
+ARG BASE
+FROM ${BASE} AS tools
+RUN echo from-stage > /tool.txt
+FROM ${BASE}
+RUN --mount=type=cache,target=/c,id=flags \\
+    --mount=type=bind,source=sub,target=/ctx-ro \\
+    --mount=type=bind,source=sub,target=/ctx-rw,rw \\
+    --mount=type=bind,from=tools,source=/,target=/stage \\
+    --mount=type=tmpfs,target=/t \\
+    cat /proc/self/mountinfo > /mountinfo
+"""
+# Device binds need dev (devpts: the ptys); they are still nosuid.
+_NEED_DEV = {f"/dev/{n}" for n in ("null", "zero", "full", "random", "urandom", "tty", "pts")}
+
+
+@pytest.mark.parametrize("profile", ["privileged", "baseline", "restricted"])
+def test_every_mount_of_a_run_step_is_nosuid_and_nodev(
+        profile: str, tmp_path: Path, busybox_base: str, registry: object,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "sub").mkdir(parents=True)
+    (ctx / "sub" / "a.txt").write_text("a\n")
+    (ctx / "Dockerfile").write_text(FLAGS_DOCKERFILE)
+    layout = tmp_path / "layout"
+    rc = main(["build", "--context", str(ctx), "--build-arg", f"BASE={busybox_base}",
+               "--security-profile", profile, "--no-push", "--oci-layout-path", str(layout)])
+    assert rc == 0, capsys.readouterr().err[-3000:]
+    table = {}
+    for line in _files(layout)["/mountinfo"].decode().splitlines():
+        fields = line.split()
+        table[fields[4]] = set(fields[5].split(","))
+    assert {"/", "/proc", "/dev", "/sys", "/c", "/ctx-ro", "/ctx-rw", "/stage", "/t",
+            "/dev/null", "/etc/hosts"} <= set(table), sorted(table)
+    bad = [f"{point} {sorted(opts)}" for point, opts in table.items()
+           if not ({"nosuid"} if point in _NEED_DEV else {"nosuid", "nodev"}) <= opts]
+    assert bad == []
