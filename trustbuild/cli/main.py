@@ -1,7 +1,9 @@
 """Entry point: parse arguments, dispatch to a command module, turn TrustbuildError into exit codes.
 
 Each command lives in ``trustbuild/cli/cmd_<name>.py`` with ``register(subparsers)`` that adds its
-parser and sets ``func(args) -> int``. Exit codes: 0 ok, 1 failed/denied, 2 usage error.
+parser and sets ``func(args) -> int``. Exit codes: 0 ok, 1 failed/denied, 2 usage error,
+130 interrupted (SIGINT), 143 terminated (SIGTERM, as CI systems and Kubernetes send on cancel).
+SIGTERM unwinds exactly like Ctrl-C, so every clean-up (temp dirs, sandbox processes) runs.
 """
 
 from __future__ import annotations
@@ -9,13 +11,26 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from trustbuild import __version__
 from trustbuild.errors import TrustbuildError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "Terminated"]
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler: unwinds like Ctrl-C (every ``finally`` runs)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # A second SIGTERM must not cut the clean-up short (SIGKILL still can).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
 
 COMMANDS = (
     "version",
@@ -63,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = bool(getattr(args, "verbose", 0))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
                         stream=sys.stderr)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
     except TrustbuildError as err:
@@ -71,9 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = str(err)
         print(f"trustbuild: error: {msg}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("trustbuild: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"trustbuild: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

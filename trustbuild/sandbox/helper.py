@@ -295,15 +295,33 @@ def _exit_like(status: int) -> None:
     os._exit(os.WEXITSTATUS(status))
 
 
-def _forward_kill(pid: int) -> None:
+_STOP = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _fork_step(child: Any, *args: Any) -> int:
+    """Fork; the child runs ``child(*args)`` (never returns). In the parent, a stop signal
+    SIGKILLs the step, and the caller's waitpid then returns once the step is reaped.
+
+    The stop signals are blocked across the fork, so one that arrives early is not lost and
+    cannot kill the helper before the step is tracked. The child keeps them blocked until
+    ``_reset_signals`` right before exec.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, set(_STOP))
+    pid = os.fork()
+    if pid == 0:
+        child(*args)
+        os._exit(SETUP_FAILED)
+
     def handler(signum: int, frame: Any) -> None:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in _STOP:
         signal.signal(sig, handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return pid
 
 
 def _run_chroot(cfg: dict[str, Any], err_fd: int) -> None:
@@ -316,11 +334,8 @@ def _run_chroot(cfg: dict[str, Any], err_fd: int) -> None:
     except OSError as exc:
         _fail(err_fd, f"cannot create namespaces: {exc.strerror} (run as root, or use "
                       "--mode container inside a container)")
-    pid = os.fork()
-    if pid == 0:
-        _step_child(cfg, err_fd)
+    pid = _fork_step(_step_child, cfg, err_fd)
     os.close(err_fd)
-    _forward_kill(pid)
     _, status = os.waitpid(pid, 0)
     _exit_like(status)
 
@@ -353,22 +368,23 @@ def _kill_children() -> None:
                 return
 
 
+def _container_child(cfg: dict[str, Any], err_fd: int) -> None:
+    try:
+        L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.setsid()
+        filt = _compile(cfg)
+        _enter_workdir_and_drop(cfg, filt)
+    except SetupError as exc:
+        _fail(err_fd, str(exc))
+    except Exception as exc:  # noqa: BLE001
+        _fail(err_fd, f"{type(exc).__name__}: {exc}")
+    _exec(cfg, err_fd)
+
+
 def _run_container(cfg: dict[str, Any], err_fd: int) -> None:
     L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
-            os.setsid()
-            filt = _compile(cfg)
-            _enter_workdir_and_drop(cfg, filt)
-        except SetupError as exc:
-            _fail(err_fd, str(exc))
-        except Exception as exc:  # noqa: BLE001
-            _fail(err_fd, f"{type(exc).__name__}: {exc}")
-        _exec(cfg, err_fd)
+    pid = _fork_step(_container_child, cfg, err_fd)
     os.close(err_fd)
-    _forward_kill(pid)
     _, status = os.waitpid(pid, 0)
     try:
         os.killpg(pid, signal.SIGKILL)

@@ -42,6 +42,7 @@ __all__ = ["StepRunner", "SNAPSHOT_MODES", "MODES"]
 SNAPSHOT_MODES = ("auto", "overlay", "walk", "full")
 MODES = ("chroot", "container")
 _TAIL = 20
+_KILL_GRACE = 10.0  # seconds the helper gets to kill and reap a step before SIGKILL
 _PKG_PARENT = str(Path(__file__).resolve().parents[2])
 _OVERLAY_PROBES: dict[tuple[int, int], bool] = {}  # (rootfs dev, scratch dev) -> mountable
 
@@ -307,12 +308,19 @@ class StepRunner:
             return writer.finish()
 
     def _kill(self) -> None:
+        """Stop a running step: SIGTERM makes the helper SIGKILL the step and reap every
+        process it left (PID namespace or subreaper) before it exits; SIGKILL if it hangs."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
         with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        proc.wait()
+            proc.terminate()
+        try:
+            proc.wait(timeout=_KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
         with contextlib.suppress(OSError):
             self._read_error()
 

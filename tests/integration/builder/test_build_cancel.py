@@ -1,0 +1,83 @@
+"""Cancelling a build: SIGTERM (CI systems, Kubernetes) cleans up exactly like Ctrl-C.
+
+One line on stderr, exit 128+N, no temp dir left under $TMPDIR, no mount and no sandbox
+process (here: the step's ``sleep``) left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.privileged,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _processes_with(word: str) -> list[int]:
+    """Processes with ``word`` in their command line (the step's shell and its sleep)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if word.encode() in f.read():
+                    out.append(int(entry))
+        except OSError:
+            continue
+    return out
+
+
+def _mounts() -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[4] for line in f}
+
+
+@pytest.mark.parametrize(("sig", "code", "word"), [
+    (signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+@pytest.mark.parametrize("mode", ["overlay", "walk"])
+def test_a_cancelled_build_leaves_nothing_behind(sig: int, code: int, word: str, mode: str,
+                                                 tmp_path: Path, busybox_base: str) -> None:
+    seconds = str(3000 + os.getpid() % 1000)  # a sleep no other test runs
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM {busybox_base}\nRUN dd if=/dev/zero of=/big bs=1M count=20\n"
+        f"RUN sleep {seconds} & echo started; wait\n")
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONPATH=str(ROOT))
+    before = _mounts()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trustbuild", "build", "--context", str(ctx), "--no-push",
+         "--snapshot-mode", mode, "--insecure-registry", busybox_base.split("/")[0]],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    assert proc.stderr is not None
+    seen = []
+    try:
+        for raw in proc.stderr:
+            seen.append(raw.decode(errors="replace").rstrip("\n"))
+            if seen[-1].endswith("| started"):
+                break
+        else:
+            pytest.fail("the build ended before the step started:\n" + "\n".join(seen[-20:]))
+        assert _processes_with(seconds)  # the step is running
+        proc.send_signal(sig)
+        rest = proc.stderr.read().decode(errors="replace").splitlines()
+        rc = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == code, seen + rest
+    assert rest == [f"trustbuild: {word}"]
+    assert list(tmpdir.iterdir()) == []
+    assert _mounts() <= before
+    assert _processes_with(seconds) == []
