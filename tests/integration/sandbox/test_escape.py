@@ -222,3 +222,40 @@ def test_kernel_knobs_used_by_classic_escapes_are_read_only(busybox_rootfs: Path
     res = run(busybox_rootfs, tmp_path, sh(
         f"(echo '{payload}' > {target}) 2>/dev/null && echo WROTE; echo done"))
     assert res.output_tail == ["done"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["baseline", "restricted"])
+def test_af_vsock_with_high_bits_is_denied_in_a_build(escape_binary: Path, tmp_path: Path,
+                                                      busybox_base: str, profile: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The same probe in a real build (busybox base image, COPY, RUN) under each profile."""
+    import tarfile
+
+    from trustbuild.cli.main import main
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    shutil.copy2(escape_binary, ctx / "escape")
+    (ctx / "Dockerfile").write_text(
+        f"FROM {busybox_base}\nCOPY escape /bin/escape\n"
+        "RUN /bin/escape socket-vsock-hi socket-vsock socket-inet > /probe\n")
+    tar = tmp_path / "image.tar"
+    rc = main(["build", "--context", str(ctx), "--no-push", "--security-profile", profile,
+               "--tar-path", str(tar)])
+    assert rc == 0, capsys.readouterr().err[-3000:]
+    with tarfile.open(tar) as outer:
+        layers = [m for m in outer.getmembers() if m.name.endswith((".tar", ".tar.gz"))
+                  or m.name.startswith("blobs/")]
+        probe = None
+        for m in layers:
+            f = outer.extractfile(m)
+            if f is None:
+                continue
+            try:
+                with tarfile.open(fileobj=f, mode="r:*") as layer:
+                    if "probe" in layer.getnames():
+                        probe = layer.extractfile("probe").read()  # type: ignore[union-attr]
+            except tarfile.TarError:
+                continue
+    assert probe == b"socket-vsock-hi 97\nsocket-vsock 97\nsocket-inet 0\n"
