@@ -46,10 +46,10 @@ _DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 # step could otherwise make a node for the host's disk on any writable mount and open it.
 # Only the device binds in /dev and devpts (the ptys) keep dev; they are still nosuid.
 _SAFE = L.MS_NOSUID | L.MS_NODEV
-# Per-mount options kept when a bind is remounted (a remount replaces all of them).
+# Per-mount options kept when a bind is remounted (a remount replaces all of them; mountinfo
+# shows strictatime as neither noatime nor relatime).
 _KEPT = {"ro": L.MS_RDONLY, "noexec": L.MS_NOEXEC, "noatime": L.MS_NOATIME,
-         "nodiratime": L.MS_NODIRATIME, "relatime": L.MS_RELATIME,
-         "strictatime": L.MS_STRICTATIME}
+         "nodiratime": L.MS_NODIRATIME, "relatime": L.MS_RELATIME}
 
 
 class SetupError(Exception):
@@ -94,6 +94,8 @@ def _lock_tree(target: str, extra: int = 0) -> None:
         flags = L.MS_BIND | L.MS_REMOUNT | _SAFE | extra
         for opt in opts:
             flags |= _KEPT.get(opt, 0)
+        if not flags & (L.MS_NOATIME | L.MS_RELATIME):
+            flags |= L.MS_STRICTATIME
         _do(f"remount {point} nosuid,nodev", L.mount, None, point, None, flags)
 
 

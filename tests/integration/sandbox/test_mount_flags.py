@@ -45,12 +45,12 @@ def unsafe_mounts(mountinfo: str) -> list[str]:
 
 @pytest.fixture
 def sources(tmp_path: Path) -> Iterator[dict[str, Path]]:
-    """Bind sources, each directory with a plain tmpfs (dev, suid) mounted inside it."""
+    """Bind sources, each directory with a tmpfs (dev, suid) mounted inside it."""
     src: dict[str, Path] = {}
-    for name in ("ro", "rw", "cache"):
+    for name, opts in (("ro", "noatime"), ("rw", "noexec"), ("cache", "strictatime")):
         d = tmp_path / "src" / name
         (d / "sub").mkdir(parents=True)
-        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(d / "sub")], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(d / "sub")], check=True)
         src[name] = d
     (tmp_path / "src" / "file").write_text("f\n")
     src["file"] = tmp_path / "src" / "file"
@@ -86,6 +86,9 @@ def test_every_mount_is_nosuid_and_nodev(busybox_rootfs: Path, tmp_path: Path,
     assert unsafe_mounts(info) == []
     flags = mount_flags(info)
     assert "ro" in flags["/ro/sub"] and "ro" not in flags["/rw/sub"]
+    # Each submount keeps its own options (strictatime shows as no atime option).
+    assert "noatime" in flags["/ro/sub"] and "noexec" in flags["/rw/sub"]
+    assert not {"noatime", "relatime"} & flags["/var/cache/x/sub"]
 
 
 def test_masked_proc_files_read_empty(busybox_rootfs: Path, tmp_path: Path) -> None:
