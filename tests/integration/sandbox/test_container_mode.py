@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import tarfile
 import uuid
 from pathlib import Path
@@ -92,3 +93,52 @@ def test_extra_mounts_are_refused_in_container_mode(tmp_path: Path) -> None:
         with pytest.raises(SandboxError, match="needs --mode chroot"):
             r.run(RunSpec(["/bin/sh", "-c", "true"], env={},
                           extra_mounts=[(str(tmp_path), "/mnt")]), tmp_path / "l.tar")
+
+
+class _Stop(BaseException):
+    pass
+
+
+class _Watch(io.StringIO):
+    """Output that sends SIGUSR1 to this process once the step printed ``started``."""
+
+    def write(self, s: str) -> int:
+        if s.endswith("| started\n"):
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return super().write(s)
+
+
+def _with_word(word: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if word.encode() in f.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def test_an_interrupted_step_leaves_no_background_process(sandbox_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """Ctrl-C/SIGTERM unwinding through run(): the helper must kill the step's background
+    processes too (killed outright, it left them re-parented to init)."""
+    others = [f"/{n}" for n in os.listdir("/") if f"/{n}" != str(sandbox_dir)]
+    word = str(4000 + os.getpid() % 1000)
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stop
+
+    old = signal.signal(signal.SIGUSR1, stop)
+    try:
+        with StepRunner(Path("/"), tmp_path / "scratch", mode="container", force=True,
+                        ignore_paths=others, output=_Watch()) as r:
+            with pytest.raises(_Stop):
+                r.run(RunSpec(["/bin/sh", "-c", f"setsid sleep {word} & sleep 1{word} & "
+                               "echo started; wait"], env={"PATH": "/usr/bin:/bin"},
+                              label="K"), tmp_path / "l.tar")
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert _with_word(word) == []
