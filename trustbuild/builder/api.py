@@ -30,6 +30,7 @@ from trustbuild import __version__
 from trustbuild.builder.assemble import AssembledImage, assemble
 from trustbuild.builder.config import rfc3339
 from trustbuild.builder.dockerfile import Dockerfile, parse_dockerfile
+from trustbuild.builder.events import BuildLog
 from trustbuild.builder.executor import Executor
 from trustbuild.builder.options import BuildOptions, redact_build_args
 from trustbuild.builder.outputs import (
@@ -40,7 +41,9 @@ from trustbuild.builder.outputs import (
     write_docker_archive,
     write_oci_layout,
 )
+from trustbuild.builder.preflight import check_push_permissions, push_targets
 from trustbuild.builder.record import BuildRecord
+from trustbuild.errors import TrustbuildError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 
@@ -122,13 +125,30 @@ def _seccomp_digest(options: BuildOptions, record: BuildRecord) -> None:
     record.seccomp_profile_digest = str(getattr(prof, "seccomp_digest", "") or "")
 
 
+def _preflight(options: BuildOptions) -> None:
+    """Kaniko's push permission check: every repository the build will push to accepts an
+    upload, before any context is read or image pulled (skipped by --skip-push-permission-check)."""
+    if options.skip_push_permission_check:
+        return
+    targets = push_targets(options.destinations, no_push=options.no_push, cache=options.cache,
+                           cache_repo=options.cache_repo, no_push_cache=options.no_push_cache)
+    if targets:
+        check_push_permissions(targets, options.store_options)
+        options.log.event("push_check", repositories=targets, ok=True)
+
+
 def build(options: BuildOptions) -> BuildResult:
     """Run one build and write every requested output; raise a TrustbuildError on failure."""
     from trustbuild.builder.context import open_context, read_dockerfile
 
     refs = validate_destinations(options.destinations)
+    if options.log is None:
+        options.log = BuildLog(options.output, fmt=options.log_format,
+                               timestamps=options.log_timestamp)
+    options.output = options.log.stream  # RUN output and warnings: json events in json mode
     record = _new_record(options)
     _seccomp_digest(options, record)
+    _preflight(options)
     work = Path(tempfile.mkdtemp(prefix="trustbuild-build-", dir=options.work_dir))
     ctx: Any = None
     ex: Executor | None = None
@@ -147,7 +167,13 @@ def build(options: BuildOptions) -> BuildResult:
         stages = ex.plan()
         ex.resolve_externals(stages)
         if options.gate is not None:
-            options.gate(df, record)
+            try:
+                options.gate(df, record)
+            except TrustbuildError as exc:
+                options.log.event("gate", verdict="deny", reason=str(exc))
+                raise
+            options.log.event("gate", verdict="allow",
+                              images=[f"{i.reference}@{i.digest}" for i in record.images])
         target = ex.run(stages)
         created = rfc3339(ex.epoch if ex.epoch is not None else time.time())
         image = assemble(target.image, created=created, platform=ex.platform,
@@ -158,7 +184,8 @@ def build(options: BuildOptions) -> BuildResult:
         record.config_digest = str(image.config.digest)
         outputs = _write_outputs(options, image, refs)
         write_digest_files(digest, refs, digest_file=options.digest_file,
-                           name_file=options.image_name_with_digest_file)
+                           name_file=options.image_name_with_digest_file,
+                           name_tag_file=options.image_name_tag_with_digest_file)
         record.finished_on = _now()
         result = BuildResult(digest, image.descriptor, record, image, df, target.rootfs,
                              outputs, work)
@@ -175,6 +202,7 @@ def build(options: BuildOptions) -> BuildResult:
             ex.close()
         if ctx is not None:
             ctx.close()
+        options.log.close()
         if not ok:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -183,7 +211,8 @@ def _write_outputs(options: BuildOptions, image: AssembledImage, refs: list[Any]
                    ) -> list[WrittenOutput]:
     outputs: list[WrittenOutput] = []
     if refs and not options.no_push:
-        outputs += push_destinations(image, refs, options.store_options, output=options.output)
+        outputs += push_destinations(image, refs, options.store_options, output=options.output,
+                                     log=options.log)
     tag = next((r.tag for r in refs if r.tag), None) or "latest"
     if options.oci_layout_path:
         outputs.append(write_oci_layout(image, options.oci_layout_path, tag=tag))

@@ -60,8 +60,10 @@ class ResolvedBase:
 class BaseImages:
     """Resolver and layer cache shared by every stage of one build."""
 
-    def __init__(self, *, store_options: StoreOptions, cache_dir: Path, platform: Platform) -> None:
+    def __init__(self, *, store_options: StoreOptions, cache_dir: Path, platform: Platform,
+                 log: Any = None) -> None:
         self.options = store_options
+        self.log = log  # a builder.events.BuildLog: one progress line per pulled layer
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.platform = platform
@@ -136,7 +138,13 @@ class BaseImages:
             with self._lock:
                 if not dest.exists():
                     try:
-                        base.store.fetch_blob(desc, dest)
+                        if self.log is None:
+                            base.store.fetch_blob(desc, dest)
+                        else:
+                            with self.log.blob("pull", str(desc.digest), desc.size,
+                                               where=str(base.reference)) as count:
+                                base.store.fetch_blob(desc, dest)
+                                count(desc.size)
                     except (NotFound, RegistryError) as exc:
                         raise BaseImageError(
                             f"cannot pull layer {desc.digest} of {base.reference}: {exc}") from exc

@@ -98,7 +98,7 @@ class Executor:
         self.platform = options.target_platform()
         self.epoch = options.epoch()
         self.bases = BaseImages(store_options=options.store_options, cache_dir=work / "blobs",
-                                platform=self.platform)
+                                platform=self.platform, log=options.log)
         self.layers = LayerSettings(directory=work / "layers", compression=options.compression,
                                     level=options.compression_level,
                                     docker_media_types=options.image_format == "docker",
@@ -329,12 +329,24 @@ class Executor:
                 if dep is not None:
                     self._uses[dep.index].append((stage.index, "copy"))
         last: StageRun | None = None
+        total = sum(1 + len(s.instructions) for s in stages)
+        n = 0
         for stage in stages:
+            n += 1
+            base = self.base_name(stage)
+            self._header(n, total, f"FROM {base}" + (f" AS {stage.name}" if stage.name else ""),
+                         stage)
+            started = time.time()
             st = self._start_stage(stage)
             self.runs[stage.index] = st
             run_onbuild_triggers(self, st)
+            self._footer(n, total, stage, started, 0)
             for ins in stage.instructions:
+                n += 1
+                self._header(n, total, ins.original, stage)
+                started, before = time.time(), len(self.record.steps)
                 dispatch(self, st, ins)
+                self._footer(n, total, stage, started, before)
             if st.runner is not None:
                 st.runner.close()
                 st.runner = None
@@ -342,6 +354,20 @@ class Executor:
         assert last is not None
         self._warn_unused_args()
         return last
+
+    def _header(self, n: int, total: int, text: str, stage: Stage) -> None:
+        log = self.options.log
+        if log is not None:
+            text = " ".join(redact_text(text, self.options.build_args).split())
+            log.step_start(n, total, text if len(text) <= 120 else text[:117] + "...",
+                           stage=stage.name or str(stage.index))
+
+    def _footer(self, n: int, total: int, stage: Stage, started: float, before: int) -> None:
+        log = self.options.log
+        if log is not None:
+            cached = any(getattr(r, "cached", False) for r in self.record.steps[before:])
+            log.step_end(n, total, seconds=time.time() - started, cached=bool(before and cached),
+                         stage=stage.name or str(stage.index))
 
     def _start_stage(self, stage: Stage) -> StageRun:
         base = self.base_name(stage)

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from trustbuild._internal.secrets import REDACTED, is_secret_name
@@ -76,6 +77,7 @@ class BuildOptions:
     oci_layout_path: str | None = None  # --oci-layout-path
     digest_file: str | None = None  # --digest-file
     image_name_with_digest_file: str | None = None  # --image-name-with-digest-file
+    image_name_tag_with_digest_file: str | None = None  # --image-name-tag-with-digest-file
     reproducible: bool = False  # --reproducible
     source_date_epoch: int | None = None  # SOURCE_DATE_EPOCH
     platform: Platform | None = None  # --custom-platform (default: this machine)
@@ -84,17 +86,24 @@ class BuildOptions:
     image_format: str = "oci"  # --image-format oci|docker
     store_options: StoreOptions = field(default_factory=StoreOptions)
     log_format: str = "text"  # --log-format text|json
+    log_timestamp: bool = False  # --log-timestamp
     verbose: int = 0
+    skip_push_permission_check: bool = False  # --skip-push-permission-check
     # consumed by the sandbox (RUN)
     security_profile: str = "baseline"
     seccomp_profile: str | None = None
     mode: str = "chroot"
     force: bool = False
     snapshot_mode: str = "auto"
-    ignore_paths: list[str] = field(default_factory=list)
+    ignore_paths: list[str] = field(default_factory=list)  # --ignore-path
+    kaniko_dir: Path = Path("/kaniko")  # --kaniko-dir, else $KANIKO_DIR (container mode)
+    ignore_var_run: bool = True  # --ignore-var-run (container mode)
     # consumed by other parts (cache, sign, attest, policy); carried unchanged
     cache: bool = False
     cache_repo: str | None = None
+    cache_dir: str | None = None  # --cache-dir (Kaniko: local base image layer cache)
+    cache_ttl: float | None = None  # --cache-ttl in seconds (None: no expiry)
+    no_push_cache: bool = False  # --no-push-cache
     sign_key: str | None = None
     bundle: bool = False
     attest: list[str] = field(default_factory=list)
@@ -109,6 +118,7 @@ class BuildOptions:
     stdin: BinaryIO | None = None
     output: TextIO = field(default_factory=lambda: sys.stderr)
     work_dir: str | None = None  # where rootfs/layers live (default: a temp dir)
+    log: Any = None  # a builder.events.BuildLog; build() makes one from log_format
 
     def epoch(self) -> int | None:
         """The fixed timestamp for created/history/mtimes, or None for "now"."""

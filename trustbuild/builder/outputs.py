@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from trustbuild.builder.assemble import AssembledImage
 from trustbuild.errors import TrustbuildError, UsageError
@@ -56,15 +56,46 @@ def _bytes_source(data: bytes) -> Callable[[], AbstractContextManager[BinaryIO]]
     return lambda: io.BytesIO(data)
 
 
-def _put_blobs(store: Store, image: AssembledImage) -> None:
+class _Counting:
+    """A read-only stream that reports how many bytes were read."""
+
+    def __init__(self, stream: BinaryIO, count: Callable[[int], None]) -> None:
+        self._stream = stream
+        self._count = count
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._count(len(data))
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _counted(source: Callable[[], AbstractContextManager[BinaryIO]],
+             count: Callable[[int], None]) -> Callable[[], AbstractContextManager[BinaryIO]]:
+    @contextmanager
+    def opener() -> Iterator[BinaryIO]:
+        with source() as stream:
+            yield _Counting(stream, count)  # type: ignore[misc]
+
+    return opener
+
+
+def _put_blobs(store: Store, image: AssembledImage, log: Any = None) -> None:
     for ref in image.layers:
         if not store.has_blob(ref.descriptor.digest):
-            store.put_blob(ref.descriptor, _file_source(ref.path))
+            if log is None:
+                store.put_blob(ref.descriptor, _file_source(ref.path))
+                continue
+            with log.blob("push", str(ref.descriptor.digest), ref.descriptor.size,
+                          where=store.describe()) as count:
+                store.put_blob(ref.descriptor, _counted(_file_source(ref.path), count))
     store.put_blob(image.config, _bytes_source(image.config_raw))
 
 
 def push_destinations(image: AssembledImage, refs: list[Reference], options: StoreOptions, *,
-                      output: TextIO) -> list[WrittenOutput]:
+                      output: TextIO, log: Any = None) -> list[WrittenOutput]:
     """Push to every destination: all blobs everywhere first, then each repository's manifest."""
     from trustbuild.store.open import open_store
 
@@ -77,7 +108,7 @@ def push_destinations(image: AssembledImage, refs: list[Reference], options: Sto
             store, _ = open_store(Location("docker", group[0]), options, for_write=True)
             opened.append((store, group))
             print(f"pushing blobs to {store.describe()}", file=output)
-            _put_blobs(store, image)
+            _put_blobs(store, image, log)
         written = []
         for store, group in opened:
             tags = sorted({r.tag for r in group if r.tag})
@@ -131,14 +162,18 @@ def _atomic_text(path: str, text: str) -> None:
 
 
 def write_digest_files(digest: str, refs: list[Reference], *, digest_file: str | None,
-                       name_file: str | None) -> None:
-    """--digest-file gets ``sha256:...``; --image-name-with-digest-file ``NAME@sha256:...``."""
+                       name_file: str | None, name_tag_file: str | None = None) -> None:
+    """--digest-file gets ``sha256:...``; --image-name-with-digest-file ``NAME@sha256:...``;
+    --image-name-tag-with-digest-file ``NAME:TAG@sha256:...`` (one line per destination)."""
     if digest_file:
         _atomic_text(digest_file, digest)
-    if name_file:
+    for path, with_tag in ((name_file, False), (name_tag_file, True)):
+        if not path:
+            continue
         lines = []
         for r in refs:
-            line = f"{r.name}@{digest}"
+            tag = f":{r.tag}" if with_tag and r.tag else ""
+            line = f"{r.name}{tag}@{digest}"
             if line not in lines:
                 lines.append(line)
-        _atomic_text(name_file, "\n".join(lines) + ("\n" if lines else ""))
+        _atomic_text(path, "\n".join(lines) + ("\n" if lines else ""))

@@ -8,7 +8,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
+from trustbuild.cli.common import add_registry_flags, store_options
+from trustbuild.cli.kaniko_compat import (
+    add_kaniko_flags,
+    add_verbosity_flag,
+    apply_kaniko_flags,
+    pflag_bools,
+    registry_maps,
+)
 from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Platform
 
@@ -69,8 +76,9 @@ def register(sub: Any) -> None:
                    help="compression level (gzip 1-9, zstd 1-22)")
     o.add_argument("--image-format", choices=("oci", "docker"), default="oci",
                    help="manifest and config media types: OCI (default) or Docker schema2")
-    o.add_argument("--log-format", choices=("text", "json"), default="text",
-                   help="text progress (default) or, with json, the result as JSON on stdout")
+    o.add_argument("--log-format", choices=("text", "color", "json"), default="text",
+                   help="text progress on stderr (default; color is the same), or json: one "
+                        "JSON event per line on stderr and the result as JSON on stdout")
 
     add_registry_flags(p, pull_flags=False)
 
@@ -83,8 +91,9 @@ def register(sub: Any) -> None:
                    help="how RUN steps are isolated (default chroot)")
     s.add_argument("--force", action="store_true",
                    help="build even where the sandbox cannot be fully set up")
-    s.add_argument("--snapshot-mode", choices=("auto", "overlay", "walk", "full"), default="auto",
-                   help="how RUN changes are detected (default auto)")
+    s.add_argument("--snapshot-mode", default="auto", metavar="MODE",
+                   help="how RUN changes are detected: auto (default), overlay, walk, full; "
+                        "Kaniko's redo and time map to walk")
     s.add_argument("--ignore-path", action="append", default=[], metavar="PATH",
                    help="leave this path out of RUN snapshots (repeatable)")
 
@@ -106,7 +115,9 @@ def register(sub: Any) -> None:
     x.add_argument("--policy", metavar="FILE", help="policy file the build must satisfy")
     x.add_argument("--executor-image", metavar="REF",
                    help="the executor image this build runs in (for policy and provenance)")
-    add_common_flags(p)
+    add_kaniko_flags(p)
+    add_verbosity_flag(p)
+    pflag_bools(p)
     p.set_defaults(func=run)
 
 
@@ -120,10 +131,16 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
     return out
 
 
+def _warn(msg: str) -> None:
+    print(f"[warning] {msg}", file=sys.stderr)
+
+
 def options_from_args(args: argparse.Namespace) -> Any:
     """BuildOptions from parsed arguments (usage errors for bad values)."""
     from trustbuild.builder.options import BuildOptions, parse_build_args, source_date_epoch
+    from trustbuild.oci.reference import Reference
 
+    apply_kaniko_flags(args, warn=_warn)
     attest = [a.strip() for a in (args.attest or "").split(",") if a.strip()]
     for a in attest:
         if a not in ("provenance", "sbom"):
@@ -135,25 +152,57 @@ def options_from_args(args: argparse.Namespace) -> Any:
     sopts = store_options(args)
     platform = Platform.parse(args.custom_platform) if args.custom_platform else None
     sopts.platform = platform
+    sopts.skip_tls_verify_registries = tuple(args.skip_tls_verify_registry)
+    sopts.registry_maps = registry_maps(args.registry_map)
+    sopts.skip_default_registry_fallback = args.skip_default_registry_fallback
+    if args.insecure:  # Kaniko: push (destinations and the cache repository) over plain HTTP
+        hosts = [Reference.parse(d.removeprefix("docker://")).registry
+                 for d in args.destination]
+        if args.cache_repo and not args.cache_repo.startswith("oci:"):
+            hosts.append(Reference.parse(args.cache_repo).registry)
+        sopts.insecure_registries = (*sopts.insecure_registries, *hosts)
     return BuildOptions(
         context=args.context, context_sub_path=args.context_sub_path, dockerfile=args.dockerfile,
         destinations=list(args.destination), build_args=parse_build_args(args.build_arg),
         target=args.target, labels=_pairs(args.label, "--label"), no_push=args.no_push,
         tar_path=args.tar_path, oci_layout_path=args.oci_layout_path,
         digest_file=args.digest_file, image_name_with_digest_file=args.image_name_with_digest_file,
+        image_name_tag_with_digest_file=args.image_name_tag_with_digest_file,
         reproducible=args.reproducible, source_date_epoch=source_date_epoch(),
         platform=platform, compression=args.compression, compression_level=args.compression_level,
         image_format=args.image_format, store_options=sopts, log_format=args.log_format,
-        verbose=args.verbose, security_profile=args.security_profile,
+        log_timestamp=args.log_timestamp, verbose=args.verbose,
+        skip_push_permission_check=args.skip_push_permission_check,
+        security_profile=args.security_profile,
         seccomp_profile=args.seccomp_profile, mode=args.mode, force=args.force,
-        snapshot_mode=args.snapshot_mode, ignore_paths=list(args.ignore_path), cache=args.cache,
-        cache_repo=args.cache_repo, sign_key=args.sign_key, bundle=args.bundle, attest=attest,
+        snapshot_mode=args.snapshot_mode, ignore_paths=list(args.ignore_path),
+        kaniko_dir=args.kaniko_dir, ignore_var_run=args.ignore_var_run, cache=args.cache,
+        cache_repo=args.cache_repo, cache_dir=args.cache_dir, cache_ttl=args.cache_ttl_seconds,
+        no_push_cache=args.no_push_cache, sign_key=args.sign_key, bundle=args.bundle,
+        attest=attest,
         sbom_format=args.sbom_format, builder_id=args.builder_id, policy=args.policy,
         executor_image=args.executor_image, stdin=sys.stdin.buffer, output=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build; print the digest (text) or the result (json) on stdout."""
+    """Build; print the digest (text) or the result (json) on stdout.
+
+    With ``--log-format json`` a failure is a JSON error object on stderr (``{"event":
+    "error", "error": ..., "type": ...}``) and the exit code of the error."""
+    from trustbuild.errors import TrustbuildError
+
+    try:
+        return _run(args)
+    except TrustbuildError as err:
+        if args.log_format != "json" or args.verbose:
+            raise
+        from trustbuild.builder.events import BuildLog
+
+        BuildLog(sys.stderr, fmt="json").error(str(err), kind=type(err).__name__)
+        return err.exit_code
+
+
+def _run(args: argparse.Namespace) -> int:
     from trustbuild.builder.api import build
 
     options = options_from_args(args)

@@ -15,12 +15,12 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from trustbuild import __version__
 from trustbuild.errors import TrustbuildError
 
-__all__ = ["main", "build_parser", "Terminated"]
+__all__ = ["main", "build_parser", "Parser", "Terminated"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -31,6 +31,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     # A second SIGTERM must not cut the clean-up short (SIGKILL still can).
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated
+
 
 COMMANDS = (
     "version",
@@ -49,9 +50,22 @@ COMMANDS = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse without prefix matching (``--dest`` is not ``--destination``); subparsers
+    inherit the class, so no parser of the CLI guesses what an abbreviation means."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> NoReturn:
+        """One line on stderr (``PROG: error: MESSAGE (see PROG --help)``), exit 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every available command."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="trustbuild",
         description="Daemonless container image builder with signing, provenance and a policy gate.",
     )

@@ -1,6 +1,7 @@
-"""Pull-through mirrors for Docker Hub (``--registry-mirror HOST``, like dockerd's).
+"""Pull-through mirrors for Docker Hub (``--registry-mirror HOST``, like dockerd's) and for any
+registry (Kaniko's ``--registry-map REGISTRY=MIRROR``).
 
-Only ``docker.io`` reads go through mirrors (manifests and blobs), tried in the order given and
+Only reads go through mirrors (manifests and blobs), tried in the order given and
 falling back to the next mirror and finally to Docker Hub when a mirror fails or lacks the
 content. Everything read from a mirror is verified exactly like content from the registry itself.
 Writes always go to the real registry.
@@ -28,11 +29,17 @@ def mirror_host(spec: str) -> tuple[str, bool]:
 
 
 def mirror_transports(registry: str, options: StoreOptions, *, retry: RetryPolicy) -> list[Transport]:
-    """One Transport per configured mirror when ``registry`` is Docker Hub, else none."""
-    if registry not in (DEFAULT_REGISTRY, "index.docker.io") or not options.registry_mirrors:
+    """One Transport per mirror of ``registry``: ``--registry-map`` entries for it, then (for
+    Docker Hub) ``--registry-mirror`` ones; none when it has no mirror."""
+    hub = registry in (DEFAULT_REGISTRY, "index.docker.io")
+    maps = getattr(options, "registry_maps", None) or {}
+    specs = [*maps.get(DEFAULT_REGISTRY if hub else registry, ())]
+    if hub:
+        specs += [*options.registry_mirrors]
+    if not specs:
         return []
     out = []
-    for spec in options.registry_mirrors:
+    for spec in specs:
         host, insecure = mirror_host(spec)
         if not host:
             continue

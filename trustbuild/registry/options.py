@@ -16,8 +16,11 @@ class StoreOptions:
 
     insecure_registries: Sequence[str] = ()
     skip_tls_verify: bool = False
+    skip_tls_verify_registries: Sequence[str] = ()  # hosts whose TLS is not verified
     registry_certificates: dict[str, str] = field(default_factory=dict)  # host -> CA PEM path
     registry_mirrors: Sequence[str] = ()
+    registry_maps: dict[str, tuple[str, ...]] = field(default_factory=dict)  # registry -> mirrors
+    skip_default_registry_fallback: bool = False  # mirrors only, never the original registry
     platform: Platform | None = None
     jobs: int = 4
     progress: bool = True

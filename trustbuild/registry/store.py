@@ -128,7 +128,10 @@ class RegistryStore:
     # ------------------------------------------------------------------ manifests
 
     def _readers(self) -> list[Transport]:
-        """Mirrors first (Docker Hub only), then the registry itself."""
+        """Mirrors first (Docker Hub, or ``--registry-map``), then the registry itself (unless
+        ``skip_default_registry_fallback``)."""
+        if self._mirrors and self.options.skip_default_registry_fallback:
+            return list(self._mirrors)
         return [*self._mirrors, self.transport]
 
     def _from_readers(self, fn: Callable[[Transport], _T]) -> _T:
@@ -361,8 +364,9 @@ class RegistryStore:
     @contextmanager
     def open_blob(self, desc: Descriptor) -> Iterator[BinaryIO]:
         """A verifying stream of the blob: reading to the end raises DigestMismatch if wrong."""
-        transport = self.transport
-        for t in self._mirrors:
+        readers = self._readers()
+        transport = readers[-1]
+        for t in readers[:-1]:
             try:
                 if self._has_blob(t, desc.digest):
                     transport = t

@@ -81,7 +81,10 @@ class Transport:
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.trust_env = False  # no netrc credentials; proxies are set per request
-        if self.options.skip_tls_verify:  # the user asked for it; do not warn on every request
+        self._skip_verify = self.options.skip_tls_verify or _host_matches(
+            self.host, self.options.skip_tls_verify_registries) or _host_matches(
+            registry, self.options.skip_tls_verify_registries)
+        if self._skip_verify:  # the user asked for it; do not warn on every request
             warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
         if credentials is _UNSET:
             self.auth = Authenticator(registry, lookup=lambda: resolve_credentials(registry),
@@ -105,7 +108,7 @@ class Transport:
     def _verify(self, url: str) -> bool | str:
         """TLS verification for ``url``: the registry's CA also covers its token server on
         the same host name (any port)."""
-        if self.options.skip_tls_verify:
+        if self._skip_verify:
             return False
         if self._ca and url.startswith("https://"):
             if urlsplit(url).hostname == urlsplit(f"https://{self.host}/").hostname:
