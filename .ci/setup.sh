@@ -44,3 +44,8 @@ fi
 if [ -f tests/js/package.json ] && [ ! -d tests/js/node_modules ]; then
   (cd tests/js && npm install --no-audit --no-fund --silent >/dev/null)
 fi
+
+# Azurite, the Azure Blob emulator for the remote build context tests (tests only).
+if [ -f tests/emulators/package.json ] && [ ! -x tests/emulators/node_modules/.bin/azurite-blob ]; then
+  (cd tests/emulators && npm install --no-audit --no-fund --silent >/dev/null)
+fi

@@ -273,10 +273,16 @@ def _file_sha256(path: Path) -> str:
 # -- opening contexts ------------------------------------------------------------------------
 def open_context(spec: str, *, sub_path: str | None = None,
                  stdin: BinaryIO | None = None) -> BuildContext:
-    """Open ``--context`` (``.``, ``/abs``, ``dir://P``, ``tar://stdin``, ``tar://P``, git URL)."""
+    """Open ``--context`` (``.``, ``/abs``, ``dir://P``, ``tar://stdin``, ``tar://P``, git URL,
+    or a remote tarball: ``https://.../ctx.tar.gz``, ``s3://``, ``gs://``, Azure Blob)."""
+    from trustbuild.builder.remote_context import open_remote_context, remote_kind
+
     ctx: BuildContext
-    git = None if spec.startswith("tar://") else parse_git_url(spec)
-    if spec.startswith("tar://"):
+    remote = remote_kind(spec)
+    git = None if spec.startswith("tar://") or remote else parse_git_url(spec)
+    if remote:
+        ctx = open_remote_context(spec)
+    elif spec.startswith("tar://"):
         ctx = _open_tar(spec[len("tar://"):], stdin)
     elif git is not None:
         ctx = _open_git(git)
@@ -284,7 +290,8 @@ def open_context(spec: str, *, sub_path: str | None = None,
         ctx = _open_dir(spec[len("dir://"):] or ".")
     elif re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec):
         raise ContextError(f"unsupported build context {_redact(spec)!r}: use a directory, "
-                           "dir://PATH, tar://stdin, tar://PATH or a git URL")
+                           "dir://PATH, tar://stdin, tar://PATH, a git URL, an https:// "
+                           "tarball, s3://, gs:// or an Azure blob URL")
     else:
         ctx = _open_dir(spec or ".")
     try:
