@@ -132,11 +132,10 @@ class BuildLog:
 
     def step_end(self, n: int, total: int, *, seconds: float, cached: bool = False,
                  stage: str = "") -> None:
-        """End of a step (json only; text mode says it with the next header)."""
+        """End of a step (json only: text mode has the next header, and a cache hit is said by
+        the RUN handler)."""
         self.event("step_end", step=n, total=total, stage=stage,
                    seconds=round(seconds, 3), cached=cached)
-        if cached and not self.json:
-            self._text(f"[{n}/{total}] using the cached layer")
 
     # ------------------------------------------------------------------ blobs
     @contextmanager

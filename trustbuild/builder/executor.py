@@ -340,7 +340,7 @@ class Executor:
             st = self._start_stage(stage)
             self.runs[stage.index] = st
             run_onbuild_triggers(self, st)
-            self._footer(n, total, stage, started, 0)
+            self._footer(n, total, stage, started, len(self.record.steps))
             for ins in stage.instructions:
                 n += 1
                 self._header(n, total, ins.original, stage)
@@ -366,7 +366,7 @@ class Executor:
         log = self.options.log
         if log is not None:
             cached = any(getattr(r, "cached", False) for r in self.record.steps[before:])
-            log.step_end(n, total, seconds=time.time() - started, cached=bool(before and cached),
+            log.step_end(n, total, seconds=time.time() - started, cached=cached,
                          stage=stage.name or str(stage.index))
 
     def _start_stage(self, stage: Stage) -> StageRun:

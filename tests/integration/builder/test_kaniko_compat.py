@@ -185,3 +185,24 @@ def test_skip_tls_verify_registry_names_one_registry(tmp_path: Path, busybox_bas
     assert "cannot push to" in err and "certificate" in err.lower(), err
     assert main([*base, "--skip-tls-verify-registry", tls_registry.host]) == 0, \
         capsys.readouterr().err
+
+
+def test_no_push_cache_reads_the_cache_but_never_writes_it(tmp_path: Path, busybox_base: str,
+                                                           registry: Any,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    ctx = _ctx(tmp_path)
+    cache = f"{registry.host}/kaniko/cache-ro"
+
+    def run_cached(n: int, *extra: str) -> bool:
+        rc = main(["build", "-c", str(ctx), "--build-arg", f"BASE={busybox_base}",
+                   "-d", f"{registry.host}/kaniko/cached:{n}", "--cache=true", "--cache-repo",
+                   cache, "--log-format", "json", *extra])
+        err = capsys.readouterr().err
+        assert rc == 0, err
+        (run_end,) = [e for e in _events(err) if e["event"] == "step_end" and e["step"] == 3]
+        return bool(run_end["cached"])
+
+    assert run_cached(1, "--no-push-cache") is False
+    assert run_cached(2) is False  # the first build stored nothing
+    assert run_cached(3, "--no-push-cache") is True  # the second one did; the cache is read

@@ -151,7 +151,7 @@ def _run(ex: Executor, st: StageRun, ins: Instruction, mounts: list[MountSpec],
         st.image.add_layer(layer)
         rec.layer_digest = str(layer.descriptor.digest)
         st.image.add_history(text, created=ex.created(), empty_layer=False)
-        if cacheable:
+        if cacheable and not ex.options.no_push_cache:  # --no-push-cache: read-only cache
             assert ex.cache is not None
             ex.cache.put(key, layer)
     else:
