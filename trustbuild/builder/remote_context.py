@@ -160,11 +160,10 @@ def _fetch_s3(spec: str, sink: _Sink) -> None:
     kwargs: dict[str, Any] = {}
     endpoint = os.environ.get("S3_ENDPOINT")
     if endpoint:
-        from botocore.config import Config
-
         kwargs["endpoint_url"] = endpoint
         if os.environ.get("S3_FORCE_PATH_STYLE", "").lower() == "true":
-            kwargs["config"] = Config(s3={"addressing_style": "path"})
+            config = _need("botocore.config", "s3", "s3://")
+            kwargs["config"] = config.Config(s3={"addressing_style": "path"})
     try:
         client = boto3.client("s3", **kwargs)
         obj = client.get_object(Bucket=bucket, Key=key)
@@ -184,10 +183,9 @@ def _fetch_gs(spec: str, sink: _Sink) -> None:
     bucket_name, name = _bucket_and_object(spec, "gs")
     try:
         if os.environ.get("STORAGE_EMULATOR_HOST"):
-            from google.auth.credentials import AnonymousCredentials
-
+            gcreds = _need("google.auth.credentials", "gcs", "gs://")
             client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "emulator"),
-                                    credentials=AnonymousCredentials())
+                                    credentials=gcreds.AnonymousCredentials())
         else:
             client = storage.Client()
         blob = client.bucket(bucket_name).get_blob(name)

@@ -110,7 +110,7 @@ def pflag_bools(parser: argparse.ArgumentParser) -> None:
     """Let every ``store_true`` flag of ``parser`` also take ``=true``/``=false`` as in Kaniko."""
     for action in parser._actions:  # noqa: SLF001 - argparse has no public action list
         if isinstance(action, argparse._StoreTrueAction):  # noqa: SLF001
-            action.__class__ = _PflagBool
+            action.__class__ = _PflagBool  # type: ignore[assignment]
             action.nargs = "?"
             action.const = "true"
             action.metavar = "true|false"

@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every available command."""
     parser = Parser(
         prog="trustbuild",
-        description="Daemonless container image builder with signing, provenance and a policy gate.",
+        description="Daemonless container image builder with signing, provenance and a "
+                    "policy gate.",
     )
     parser.add_argument("--version", action="version", version=f"trustbuild {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -106,8 +106,9 @@ def test_json_events_for_a_build(tmp_path: Path, busybox_base: str, registry: An
     assert starts[2]["instruction"] == "RUN echo ran-the-step"
     assert [e["step"] for e in events if e["event"] == "step_end"] == [1, 2, 3]
     # the RUN output arrives as message events between the RUN step's start and end
-    run_start = kinds.index("step_start", kinds.index("step_start", kinds.index("step_start") + 1) + 1)
-    assert any("ran-the-step" in e.get("msg", "") for e in events[run_start:])
+    run_start = events.index(starts[2])
+    run_end = next(i for i, e in enumerate(events) if e["event"] == "step_end" and e["step"] == 3)
+    assert any("ran-the-step" in e.get("msg", "") for e in events[run_start:run_end])
     pulls = [e for e in events if e["event"] == "blob" and e["direction"] == "pull"]
     pushes = [e for e in events if e["event"] == "blob" and e["direction"] == "push"]
     assert pulls and all(p["bytes"] == p["size"] > 0 for p in pulls)

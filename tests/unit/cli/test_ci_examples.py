@@ -20,7 +20,8 @@ REPO = Path(__file__).parents[3]
 CI = REPO / "examples" / "ci"
 EXECUTOR_ENTRYPOINT = ["build", "--mode", "container", "--ignore-path", "/trustbuild",
                        "--ignore-path", "/usr/local"]  # executor/Dockerfile's ENTRYPOINT
-_VARS = re.compile(r"\$\{\{[^}]*\}\}|\$\([^)]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
+_VARS = re.compile(r"\$\{\{[^}]*\}\}|\$\([^)]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\}"
+                   r"|\$[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _strings(node: Any) -> list[str]:

@@ -178,7 +178,8 @@ def test_kaniko_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "mirror.example" in opts.store_options.registry_mirrors
     assert opts.store_options.registry_maps == {"quay.io": ("q.example",)}
     # the flag wins over KANIKO_DIR, as in Kaniko
-    assert options_from_args(_parse("--tar-path", "/x", "--kaniko-dir", "/k")).kaniko_dir == Path("/k")
+    flagged = options_from_args(_parse("--tar-path", "/x", "--kaniko-dir", "/k"))
+    assert flagged.kaniko_dir == Path("/k")
     monkeypatch.setenv("KANIKO_NO_PUSH", "maybe")
     with pytest.raises(UsageError, match="KANIKO_NO_PUSH"):
         options_from_args(_parse("--tar-path", "/tmp/x.tar"))
