@@ -205,10 +205,15 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from trustbuild.builder.api import build
 
-    options = options_from_args(args)
+    from trustbuild.builder.events import BuildLog
     from trustbuild.pipeline import configure
 
-    configure(options)
+    options = options_from_args(args)
+    # one log for the build and the supply chain around it (gate report, signing)
+    options.log = BuildLog(options.output, fmt=options.log_format,
+                           timestamps=options.log_timestamp)
+    options.output = options.log.stream
+    configure(options, out=options.output)
     for hook in SETUP_HOOKS:
         hook(options, args)
     with build(options) as result:

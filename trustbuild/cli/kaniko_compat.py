@@ -320,6 +320,10 @@ def apply_kaniko_flags(args: argparse.Namespace, environ: Mapping[str, str] | No
     if args.target and "," in args.target:
         raise UsageError(f"--target {args.target!r}: trustbuild builds one target per run "
                          "(run one build per stage)")
+    if re.match(r"^https?://", args.dockerfile or ""):
+        raise UsageError(f"--dockerfile {args.dockerfile!r}: a Dockerfile URL (Kaniko) is not "
+                         "supported; put the Dockerfile in the context, or pipe it: "
+                         "--dockerfile - < FILE")
     if args.bucket:
         if args.context not in (".", None):
             raise UsageError("--bucket and --context both name the context: give one")

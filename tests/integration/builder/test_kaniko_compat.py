@@ -207,3 +207,31 @@ def test_no_push_cache_reads_the_cache_but_never_writes_it(tmp_path: Path, busyb
     assert run_cached(1, "--no-push-cache") is False
     assert run_cached(2) is False  # the first build stored nothing
     assert run_cached(3, "--no-push-cache") is True  # the second one did; the cache is read
+
+
+POLICY = """apiVersion: trustbuild.dev/v1alpha1
+kind: Policy
+metadata: {name: json-events}
+spec:
+  baseImages: {allowedRepositories: [%s], requireDigest: false}
+"""
+
+
+@pytest.mark.parametrize("verdict", ["allow", "deny"])
+def test_gate_verdict_is_an_event(verdict: str, tmp_path: Path, busybox_base: str, registry: Any,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    allowed = '"127.0.0.1:*/**"' if verdict == "allow" else '"registry.example.com/**"'
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY % allowed)
+    rc = main(["build", "-c", str(_ctx(tmp_path)), "--build-arg", f"BASE={busybox_base}",
+               "-d", f"{registry.host}/kaniko/gate-{verdict}:1", "--policy", str(policy),
+               "--log-format", "json"])
+    err = capsys.readouterr().err
+    events = _events(err)
+    (gate,) = [e for e in events if e["event"] == "gate"]
+    assert gate["verdict"] == verdict, err
+    if verdict == "allow":
+        assert rc == 0 and gate["images"][0].startswith(busybox_base.rsplit(":", 1)[0])
+    else:
+        assert rc == 1 and events[-1]["event"] == "error"
+        assert not [e for e in events if e["event"] == "step_start"]  # nothing ran

@@ -232,3 +232,8 @@ def test_several_targets_are_refused() -> None:
 def test_json_log_format_and_color() -> None:
     assert options_from_args(_parse("-d", "r.example/a:1", "--log-format", "color")
                              ).log_format == "text"
+
+
+def test_dockerfile_url_is_refused_with_the_way() -> None:
+    with pytest.raises(UsageError, match="--dockerfile - < FILE"):
+        options_from_args(_parse("-d", "r.example/a:1", "-f", "https://example.com/Dockerfile"))
