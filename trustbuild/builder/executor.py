@@ -358,7 +358,7 @@ class Executor:
     def _header(self, n: int, total: int, text: str, stage: Stage) -> None:
         log = self.options.log
         if log is not None:
-            text = " ".join(redact_text(text, self.options.build_args).split())
+            text = " ".join(redact_text(text, values=self.options.build_args).split())
             log.step_start(n, total, text if len(text) <= 120 else text[:117] + "...",
                            stage=stage.name or str(stage.index))
 
