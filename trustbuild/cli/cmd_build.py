@@ -14,6 +14,7 @@ from trustbuild.cli.kaniko_compat import (
     add_verbosity_flag,
     apply_kaniko_flags,
     pflag_bools,
+    registry_client_certs,
     registry_maps,
 )
 from trustbuild.errors import UsageError
@@ -154,6 +155,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
     sopts.platform = platform
     sopts.skip_tls_verify_registries = tuple(args.skip_tls_verify_registry)
     sopts.registry_maps = registry_maps(args.registry_map)
+    sopts.registry_client_certs = registry_client_certs(args.registry_client_cert)
     sopts.skip_default_registry_fallback = args.skip_default_registry_fallback
     if args.insecure:  # Kaniko: push (destinations and the cache repository) over plain HTTP
         hosts = [Reference.parse(d.removeprefix("docker://")).registry

@@ -20,7 +20,8 @@ from typing import Any
 from trustbuild.errors import UsageError
 
 __all__ = ["add_kaniko_flags", "apply_kaniko_flags", "parse_go_bool", "parse_go_duration",
-           "pflag_bools", "REFUSED", "SNAPSHOT_MODES", "VERBOSITY_LEVELS"]
+           "pflag_bools", "registry_client_certs", "registry_maps", "REFUSED", "SNAPSHOT_MODES",
+           "VERBOSITY_LEVELS"]
 
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
@@ -39,8 +40,6 @@ REFUSED: dict[str, str] = {
                        "registry only)",
     "--skip-tls-verify-pull": "trust the registry's CA with --registry-certificate HOST=CA.pem, "
                               "or name it: --skip-tls-verify-registry HOST",
-    "--registry-client-cert": "mutual TLS to registries is not supported; use token or basic "
-                              "credentials in docker config.json",
     "--push-ignore-immutable-tag-errors": "a failed push fails the build; push to a new tag "
                                           "(or use --digest-file to name the image by digest)",
     "--single-snapshot": "trustbuild writes one layer per COPY/ADD/RUN; squash afterwards if "
@@ -239,7 +238,11 @@ def add_kaniko_flags(p: argparse.ArgumentParser) -> None:
     _bool(k, "--no-push-cache", "with --cache: read the cache but do not push new layers")
     _refuse(k, "--insecure-pull", "--skip-tls-verify-pull", "--push-ignore-immutable-tag-errors",
             "--single-snapshot", "--dryrun", "--cache-copy-layers", boolean=True)
-    _refuse(k, "--registry-client-cert", "--annotation", "--secret", "--credential-helpers")
+    k.add_argument("--registry-client-cert", action="append", default=[],
+                   metavar="HOST=CERT.pem,KEY.pem",
+                   help="client certificate and key for mutual TLS with this registry "
+                        "(repeatable)")
+    _refuse(k, "--annotation", "--secret", "--credential-helpers")
 
 
 def _env_bool(environ: Mapping[str, str], name: str) -> bool | None:
@@ -268,6 +271,18 @@ def registry_maps(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
                 src = "docker.io"
             out.setdefault(src, []).append(dst)
     return {k: tuple(v) for k, v in out.items()}
+
+
+def registry_client_certs(items: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``--registry-client-cert HOST=CERT,KEY`` values (Kaniko's format)."""
+    out: dict[str, tuple[str, str]] = {}
+    for item in items:
+        host, sep, paths = item.partition("=")
+        cert, comma, key = paths.partition(",")
+        if not sep or not host or not comma or not cert or not key:
+            raise UsageError(f"--registry-client-cert {item!r}: expected HOST=CERT.pem,KEY.pem")
+        out[host] = (cert, key)
+    return out
 
 
 def _git_context(context: str, items: Sequence[str]) -> str:

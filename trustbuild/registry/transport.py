@@ -71,10 +71,16 @@ class Transport:
         if self._ca and not os.path.isfile(self._ca):
             raise UsageError(f"--registry-certificate {registry}={self._ca}: no such file "
                              "(expected a PEM CA certificate)")
+        clients = self.options.registry_client_certs
+        self._client_cert = clients.get(self.host) or clients.get(registry)
+        for path in self._client_cert or ():
+            if not os.path.isfile(path):
+                raise UsageError(f"--registry-client-cert {registry}: no such file {path} "
+                                 "(expected CERT.pem,KEY.pem)")
         plain = is_loopback_registry(self.host) or _host_matches(
             self.host, self.options.insecure_registries) or _host_matches(
             registry, self.options.insecure_registries)
-        self.scheme = "http" if plain and not self._ca else "https"
+        self.scheme = "http" if plain and not self._ca and not self._client_cert else "https"
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(4, self.options.jobs + 2))
         self.session.mount("http://", adapter)
@@ -121,6 +127,9 @@ class Transport:
         netloc = urlsplit(url).netloc
         # proxies from HTTP(S)_PROXY/NO_PROXY, never for loopback; no netrc (trust_env is off)
         kw.setdefault("proxies", {} if is_loopback_registry(netloc) else get_environ_proxies(url))
+        if self._client_cert and url.startswith("https://") and \
+                urlsplit(url).hostname == urlsplit(f"https://{self.host}/").hostname:
+            kw.setdefault("cert", self._client_cert)  # mutual TLS: only to the registry's host
         try:
             return self.session.request(method, url, verify=self._verify(url), **kw)
         except (requests.RequestException, OSError) as exc:

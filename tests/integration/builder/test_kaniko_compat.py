@@ -235,3 +235,30 @@ def test_gate_verdict_is_an_event(verdict: str, tmp_path: Path, busybox_base: st
     else:
         assert rc == 1 and events[-1]["event"] == "error"
         assert not [e for e in events if e["event"] == "step_start"]  # nothing ran
+
+
+def test_registry_client_cert_for_mutual_tls(tmp_path: Path, busybox_base: str,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    _docker_config(tmp_path, monkeypatch, {})
+    with run_registry(tls=True, client_ca=True) as mtls:
+        ctx = _ctx(tmp_path)
+        base = ["build", "-c", str(ctx), "--build-arg", f"BASE={busybox_base}",
+                "-d", f"{mtls.host}/kaniko/mtls:1",
+                "--registry-certificate", f"{mtls.host}={mtls.ca_path}"]
+        assert main(base) == 1  # no client certificate: the handshake fails before any step
+        err = capsys.readouterr().err
+        assert "cannot push to" in err and "[1/" not in err, err
+        cert, key = mtls.extra["client_cert"], mtls.extra["client_key"]
+        assert main([*base, "--registry-client-cert", f"{mtls.host}={cert},{key}"]) == 0, \
+            capsys.readouterr().err
+        from trustbuild.registry.options import StoreOptions
+        from trustbuild.registry.store import RegistryStore
+
+        store = RegistryStore(mtls.host, "kaniko/mtls", StoreOptions(
+            registry_certificates={mtls.host: str(mtls.ca_path)},
+            registry_client_certs={mtls.host: (str(cert), str(key))}))
+        try:
+            assert store.list_tags() == ["1"]
+        finally:
+            store.close()
