@@ -82,8 +82,16 @@ class BuildLog:
             tty = bool(isatty()) if callable(isatty) else False
         self.tty = tty and not self.json
         self._lock = threading.Lock()
-        self.stream: TextIO = (_LineStream(lambda line: self.event("message", msg=line))  # type: ignore[assignment]
+        self.stream: TextIO = (_LineStream(self._json_line)  # type: ignore[assignment]
                                if self.json else self._prefixing_stream())
+
+    def _json_line(self, line: str) -> None:
+        """A line printed by other code: ``[warning] ...`` lines are warnings, the rest
+        messages."""
+        if line.startswith("[warning] "):
+            self.event("warning", msg=line[len("[warning] "):])
+        else:
+            self.event("message", msg=line)
 
     def _prefixing_stream(self) -> TextIO:
         if not self.timestamps:

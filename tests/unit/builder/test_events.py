@@ -44,14 +44,14 @@ def test_json_events_and_message_stream() -> None:
     with log.blob("pull", "sha256:" + "ef" * 32, 10, where="r/base:1") as count:
         count(10)
     log.step_end(1, 2, seconds=0.5, cached=True, stage="0")
-    log.warning("careful")
+    log.stream.write("[warning] careful\n")
     log.error("boom", kind="BuildError")
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [e["event"] for e in events] == ["step_start", "message", "message", "blob",
                                             "step_end", "warning", "error"]
     assert events[1]["msg"] == "Dockerfile:2 RUN | partial line" and events[2]["msg"] == "second"
     assert events[3]["bytes"] == events[3]["size"] == 10 and events[3]["direction"] == "pull"
-    assert events[4]["cached"] is True
+    assert events[4]["cached"] is True and events[5]["msg"] == "careful"
     assert events[6] == {**events[6], "error": "boom", "type": "BuildError"}
 
 
