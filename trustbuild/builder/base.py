@@ -143,13 +143,33 @@ class BaseImages:
                         else:
                             with self.log.blob("pull", str(desc.digest), desc.size,
                                                where=str(base.reference)) as count:
-                                base.store.fetch_blob(desc, dest)
-                                count(desc.size)
+                                self._fetch_with_bar(base, desc, dest, count)
                     except (NotFound, RegistryError) as exc:
                         raise BaseImageError(
                             f"cannot pull layer {desc.digest} of {base.reference}: {exc}") from exc
             out.append(dest)
         return out
+
+    def _fetch_with_bar(self, base: ResolvedBase, desc: Descriptor, dest: Path,
+                        count: Any) -> None:
+        """fetch_blob, with the growing temp file feeding a terminal's bar."""
+        if not getattr(self.log, "tty", False):
+            base.store.fetch_blob(desc, dest)
+            count(desc.size)
+            return
+        from trustbuild.builder.events import watch_growth
+
+        got = 0
+
+        def seen(n: int) -> None:
+            nonlocal got
+            got += n
+            count(n)
+
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with watch_growth(dest.parent, ".tmp-*", seen):  # copy_verified_to_file's temp file
+            base.store.fetch_blob(desc, dest)
+        count(max(0, desc.size - got))
 
     def image_state(self, base: ResolvedBase) -> ImageState:
         """The base image as an :class:`ImageState` (layers fetched into the cache)."""

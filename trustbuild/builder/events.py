@@ -15,6 +15,7 @@ output, warnings): in json mode each line becomes a ``message`` event.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import io
 import json
@@ -22,9 +23,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["BuildLog", "LOG_FORMATS", "human_bytes"]
+__all__ = ["BuildLog", "LOG_FORMATS", "human_bytes", "watch_growth"]
 
 LOG_FORMATS = ("text", "color", "json")
 
@@ -40,6 +42,34 @@ def human_bytes(n: float) -> str:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@contextmanager
+def watch_growth(directory: Path, pattern: str, count: Callable[[int], None], *,
+                 every: float = 0.1) -> Iterator[None]:
+    """While the body runs, report how the files matching ``pattern`` in ``directory`` grow
+    (a download another function writes to a temp file there); for terminal progress bars."""
+    stop = threading.Event()
+    seen = 0
+
+    def poll() -> None:
+        nonlocal seen
+        while not stop.wait(every):
+            size = 0
+            for p in directory.glob(pattern):
+                with contextlib.suppress(OSError):
+                    size += p.stat().st_size
+            if size > seen:
+                count(size - seen)
+                seen = size
+
+    t = threading.Thread(target=poll, name="trustbuild-progress", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
 
 
 class _LineStream(io.TextIOBase):
@@ -165,6 +195,8 @@ class BuildLog:
                     self._bar(direction, short, done, size, now - started)
 
         yield count
+        if done > size:
+            done = size if size else done  # a retried upload re-reads the blob
         seconds = max(time.monotonic() - started, 1e-6)
         rate = done / seconds
         if self.json:

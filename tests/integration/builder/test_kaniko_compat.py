@@ -262,3 +262,22 @@ def test_registry_client_cert_for_mutual_tls(tmp_path: Path, busybox_base: str,
             assert store.list_tags() == ["1"]
         finally:
             store.close()
+
+
+def test_terminal_shows_bars_for_pulls_and_pushes(tmp_path: Path, busybox_base: str,
+                                                  registry: Any) -> None:
+    import io
+
+    from trustbuild.builder.api import build
+    from trustbuild.builder.events import BuildLog
+    from trustbuild.builder.options import BuildOptions
+
+    out = io.StringIO()
+    opts = BuildOptions(context=str(_ctx(tmp_path)), build_args={"BASE": busybox_base},
+                        destinations=[f"{registry.host}/kaniko/tty:1"], output=out,
+                        log=BuildLog(out, tty=True))
+    with build(opts):
+        pass
+    text = out.getvalue()
+    assert "\r\x1b[Kpull " in text and "\r\x1b[Kpush " in text, text  # live bars
+    assert "\r\x1b[Kpulled " in text and "\r\x1b[Kpushed " in text, text

@@ -70,3 +70,20 @@ def test_human_bytes() -> None:
     assert human_bytes(512) == "512 B"
     assert human_bytes(1536) == "1.5 KiB"
     assert human_bytes(5 * 1024**3) == "5.0 GiB"
+
+
+def test_watch_growth_reports_a_growing_temp_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from trustbuild.builder.events import watch_growth
+
+    got: list[int] = []
+    with watch_growth(tmp_path, ".tmp-*", got.append, every=0.01):
+        with open(tmp_path / ".tmp-abc", "wb") as f:
+            for _ in range(5):
+                f.write(b"x" * 1000)
+                f.flush()
+                time.sleep(0.03)
+        (tmp_path / "other").write_bytes(b"y" * 999)  # not a temp file: not counted
+        time.sleep(0.05)
+    assert sum(got) == 5000 and len(got) >= 2
