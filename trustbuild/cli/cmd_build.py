@@ -206,7 +206,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from trustbuild.builder.api import build
-
     from trustbuild.builder.events import BuildLog
     from trustbuild.pipeline import configure
 

@@ -316,6 +316,9 @@ def apply_kaniko_flags(args: argparse.Namespace, environ: Mapping[str, str] | No
     """Fold Kaniko's spellings and ``KANIKO_*`` variables into trustbuild's own fields."""
     env = os.environ if environ is None else environ
     say = warn or (lambda _msg: None)
+    if getattr(args, "_kaniko_applied", False):
+        return  # once per parse: KANIKO_* values are appended
+    args._kaniko_applied = True
     for old, new, dest in (("--customPlatform", "--custom-platform", "custom_platform"),
                            ("--tarPath", "--tar-path", "tar_path"),
                            ("--snapshotMode", "--snapshot-mode", "snapshot_mode")):
