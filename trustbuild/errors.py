@@ -20,6 +20,7 @@ __all__ = [
     "NotFound",
     "StoreError",
     "BuildError",
+    "ContextError",
     "DockerfileError",
     "SandboxError",
     "SigningError",
@@ -105,6 +106,10 @@ class StoreError(TrustbuildError):
 
 class BuildError(TrustbuildError):
     """A build that failed."""
+
+
+class ContextError(BuildError):
+    """A build context that cannot be opened, read or extracted."""
 
 
 class DockerfileError(BuildError):

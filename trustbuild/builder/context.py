@@ -35,7 +35,7 @@ from trustbuild.builder.dockerignore import (
     go_clean,
     ignore_file_for,
 )
-from trustbuild.errors import BuildError, DockerfileError
+from trustbuild.errors import ContextError, DockerfileError
 
 __all__ = [
     "BuildContext",
@@ -49,10 +49,6 @@ __all__ = [
 _GLOB = re.compile(r"[*?\[]")
 _MAX_LINKS = 40
 _Fail = Callable[[str], DockerfileError]
-
-
-class ContextError(BuildError):
-    """A build context that cannot be opened, read or extracted."""
 
 
 @dataclass
@@ -275,13 +271,19 @@ def open_context(spec: str, *, sub_path: str | None = None,
                  stdin: BinaryIO | None = None) -> BuildContext:
     """Open ``--context`` (``.``, ``/abs``, ``dir://P``, ``tar://stdin``, ``tar://P``, git URL,
     or a remote tarball: ``https://.../ctx.tar.gz``, ``s3://``, ``gs://``, Azure Blob)."""
-    from trustbuild.builder.remote_context import open_remote_context, remote_kind
+    from trustbuild.builder.remote_context import download_remote_context, remote_kind
 
     ctx: BuildContext
     remote = remote_kind(spec)
     git = None if spec.startswith("tar://") or remote else parse_git_url(spec)
     if remote:
-        ctx = open_remote_context(spec)
+        tmp = Path(tempfile.mkdtemp(prefix="trustbuild-remote-context-"))
+        try:
+            tar_path, source = download_remote_context(spec, tmp)
+            ctx = _open_tar(str(tar_path), None)
+            ctx.source = source
+        finally:
+            _remove_tree(tmp)
     elif spec.startswith("tar://"):
         ctx = _open_tar(spec[len("tar://"):], stdin)
     elif git is not None:

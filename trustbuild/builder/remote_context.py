@@ -24,15 +24,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from trustbuild.builder.context import BuildContext, ContextError, _open_tar, _remove_tree
+from trustbuild.errors import ContextError
 
-__all__ = ["remote_kind", "open_remote_context", "max_context_bytes", "public_url"]
+__all__ = ["remote_kind", "download_remote_context", "max_context_bytes", "public_url"]
 
 DEFAULT_OBJECT = "context.tar.gz"
 _ARCHIVE = re.compile(r"\.(tar|tgz|tar\.(gz|bz2|xz|zst|zstd))$", re.IGNORECASE)
@@ -236,8 +235,8 @@ def _fetch_azure(spec: str, sink: _Sink) -> None:
         raise ContextError(f"build context {public_url(spec)}: {_first_line(exc)}") from None
 
 
-def open_remote_context(spec: str) -> BuildContext:
-    """Download the archive ``spec`` names and open it as a tar context."""
+def download_remote_context(spec: str, dest: Path) -> tuple[Path, str]:
+    """Download the archive ``spec`` names into ``dest``; its path and the source to record."""
     kind = remote_kind(spec)
     if kind is None:
         raise ContextError(f"{public_url(spec)!r} is not a remote context")
@@ -249,19 +248,13 @@ def open_remote_context(spec: str) -> BuildContext:
                                "#sha256:HEX (the archive's digest) on https:// tarballs")
         want = fragment
     shown = public_url(url)
-    tmp = Path(tempfile.mkdtemp(prefix="trustbuild-remote-context-"))
+    sink = _Sink(dest / "context.tar", what=shown, limit=max_context_bytes())
     try:
-        sink = _Sink(tmp / "context.tar", what=shown, limit=max_context_bytes())
-        try:
-            {"https": lambda: _fetch_https(url, sink), "s3": lambda: _fetch_s3(url, sink),
-             "gs": lambda: _fetch_gs(url, sink), "azure": lambda: _fetch_azure(url, sink)}[kind]()
-        finally:
-            sink.close()
-        got = f"sha256:{sink.sha256.hexdigest()}"
-        if want is not None and got != want:
-            raise ContextError(f"build context {shown}: digest {got}, expected {want}")
-        ctx = _open_tar(str(sink.path), None)
-        ctx.source = f"{shown}#{got}" if kind == "https" else f"{shown}"
-        return ctx
+        {"https": lambda: _fetch_https(url, sink), "s3": lambda: _fetch_s3(url, sink),
+         "gs": lambda: _fetch_gs(url, sink), "azure": lambda: _fetch_azure(url, sink)}[kind]()
     finally:
-        _remove_tree(tmp)
+        sink.close()
+    got = f"sha256:{sink.sha256.hexdigest()}"
+    if want is not None and got != want:
+        raise ContextError(f"build context {shown}: digest {got}, expected {want}")
+    return sink.path, (f"{shown}#{got}" if kind == "https" else shown)
