@@ -223,7 +223,8 @@ def _describe(err: jsonschema.ValidationError) -> str:
     if err.validator == "oneOf":
         return f"{where}: give exactly one of key, keyData or keyless"
     if err.validator == "anyOf":
-        names = [n for alt in err.validator_value for n in alt.get("required", ())]
+        alts: Any = err.validator_value
+        names = [n for alt in alts for n in alt.get("required", ())]
         if "subject" in names:
             return (f"{where}: give subject or subjectRegExp (without an identity any "
                     "workflow or account of the issuer would be trusted)")
