@@ -149,6 +149,8 @@ def parse_policy(data: bytes, *, path: str = "policy.yaml") -> Policy:
         raise PolicyError(f"{path}: policy file larger than {MAX_POLICY_BYTES} bytes")
     try:
         doc = yaml.safe_load(data)
+    except RecursionError:
+        raise PolicyError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
