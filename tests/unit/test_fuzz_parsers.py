@@ -293,7 +293,7 @@ def test_admission_review_deep_json(doc: str) -> None:
     _only_our_errors(lambda: parse_review(doc.encode()))
 
 
-# -------------------------------------------------------------- manifests, bundles (registry content)
+# -------------------------------------------------------------- manifests, bundles
 
 _MANIFEST = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
              "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
