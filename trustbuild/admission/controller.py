@@ -17,7 +17,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from trustbuild.admission.review import (
     AdmissionRequest,
@@ -32,11 +33,15 @@ from trustbuild.policy.deploy import check_deploy
 from trustbuild.policy.model import Policy, repository_matches
 from trustbuild.registry.options import StoreOptions
 
+if TYPE_CHECKING:
+    from trustbuild.registry.transport import Transport
+
 __all__ = ["AdmissionController", "ImageVerdict"]
 
 log = logging.getLogger("trustbuild.admission")
 _CHECKED_OPERATIONS = ("CREATE", "UPDATE")
 _CACHE_MAX = 4096
+_MAX_TRANSPORTS = 64
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,10 @@ class AdmissionController:
     """Applies ``policy.deploy`` to AdmissionReviews (thread-safe).
 
     ``cache_ttl`` seconds (0: off) remembers which ``repository@digest`` passed the deploy
-    check, so the replicas of one rollout do not verify the same signatures again; tags are
-    still resolved on every review and denials are never cached.
+    check, so the replicas of one rollout do not verify the same signatures again; an image
+    pinned by such a digest is then admitted without a registry request, tags are still
+    resolved on every review, and denials are never cached. One registry client per registry
+    serves all reviews (kept-alive connections, cached tokens).
     """
 
     def __init__(self, policy: Policy, options: StoreOptions, *, cache_ttl: float = 0.0,
@@ -65,6 +72,29 @@ class AdmissionController:
         self._clock = clock
         self._passed: dict[str, float] = {}  # "repo@digest" -> expiry
         self._lock = threading.Lock()
+        self._transports: dict[str, Transport] = {}  # registry -> one client (keep-alive, tokens)
+
+    def _transport(self, registry: str) -> Transport:
+        """One Transport per registry for all reviews: connections and tokens are reused."""
+        from trustbuild.registry.transport import Transport
+
+        with self._lock:
+            t = self._transports.get(registry)
+            if t is None:
+                if len(self._transports) >= _MAX_TRANSPORTS:  # many registries: start over
+                    for old in self._transports.values():
+                        old.close()
+                    self._transports.clear()
+                opts = replace(self.options, jobs=max(self.options.jobs, 16))  # pool size
+                t = self._transports[registry] = Transport(registry, options=opts)
+            return t
+
+    def close(self) -> None:
+        """Release the registry connections."""
+        with self._lock:
+            for t in self._transports.values():
+                t.close()
+            self._transports.clear()
 
     def _cached(self, key: str) -> bool:
         if self.cache_ttl <= 0:
@@ -105,7 +135,11 @@ class AdmissionController:
             # denied before any request: the webhook only talks to allowed registries
             return ImageVerdict(image, False, f"image {image}: allowed-repository: {ref.name} "
                                               "is not in spec.deploy.allowedRepositories")
-        store = RegistryStore(ref.registry, ref.repository, self.options)
+        if ref.digest is not None and self._cached(f"{ref.name}@{ref.digest}"):
+            # content-addressed and passed within the TTL: no registry request at all
+            return ImageVerdict(image, True, "", str(ref.digest))
+        store = RegistryStore(ref.registry, ref.repository, self.options,
+                              transport=self._transport(ref.registry))
         try:
             subject = resolve_subject(store, str(ref.digest) if ref.digest else ref.tag)
             digest = str(subject.digest)

@@ -1,11 +1,15 @@
 """The validating webhook: HTTPS on ``http.server``, one thread per connection, bounded.
 
 ``POST /validate`` takes an AdmissionReview v1 and answers one; ``GET /healthz`` answers
-``ok``. Limits: the TLS handshake and every read time out (``timeout``), a body must declare
-its ``Content-Length`` and stay under :data:`MAX_REVIEW_BYTES` (413 otherwise), at most
-``max_concurrent`` reviews run at once (503 beyond), at most ``max_connections`` connections
-are open (more are closed at once), a body must arrive within three timeouts (408 otherwise).
-A body that is not an AdmissionReview gets 400 with the reason in ``response.status.message``.
+``ok``. Connections are kept alive (HTTP/1.1) between requests for up to ``idle_timeout``,
+as the API server's client expects. Limits: the TLS handshake and every read of a request
+time out (``timeout``), a body must declare its ``Content-Length`` and stay under
+:data:`MAX_REVIEW_BYTES` (413 otherwise) and arrive within three timeouts (408 otherwise); at
+most ``max_concurrent`` reviews are evaluated at once and a review waits up to ``queue_wait``
+seconds for a turn (inside the API server's webhook timeout, 10 s by default) before it gets
+503 with ``Retry-After``; at most ``max_connections`` connections are open (more are closed at
+once). A body that is not an AdmissionReview gets 400 with the reason in
+``response.status.message``. Errors after a complete request keep the connection open.
 
 Example::
 
@@ -56,24 +60,51 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 class _Handler(BaseHTTPRequestHandler):
     server: AdmissionServer
     protocol_version = "HTTP/1.1"
+    wbufsize = -1  # status, headers and body leave in one write (flushed after each request)
     server_version = "trustbuild-admission"
     sys_version = ""
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server API
         log.debug("%s %s", self.address_string(), format % args)
 
-    def _send(self, status: int, body: dict[str, Any] | str) -> None:
+    _served = 0  # requests answered on this connection
+
+    def _send(self, status: int, body: dict[str, Any] | str, *,
+              headers: dict[str, str] | None = None) -> None:
         data = (json.dumps(body) if isinstance(body, dict) else body).encode()
         self.send_response(status)
         ctype = "application/json" if isinstance(body, dict) else "text/plain; charset=utf-8"
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
-    def _error(self, status: int, message: str) -> None:
-        self.close_connection = True
-        self._send(status, response("", allowed=False, code=status, message=message))
+    def _error(self, status: int, message: str, *, close: bool = True,
+               headers: dict[str, str] | None = None) -> None:
+        """Answer ``status``; ``close=False`` once the whole request was read (keep-alive)."""
+        if close:
+            self.close_connection = True
+        self._send(status, response("", allowed=False, code=status, message=message),
+                   headers=headers)
+
+    def handle_one_request(self) -> None:
+        """Wait for the next request up to ``idle_timeout``, then read it under ``timeout``."""
+        first = self.server.io_timeout if not self._served else self.server.idle_timeout
+        try:
+            self.connection.settimeout(first)
+            if not self.rfile.peek(1):  # type: ignore[attr-defined]
+                self.close_connection = True
+                return
+            self.connection.settimeout(self.server.io_timeout)
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        super().handle_one_request()
+        self._served += 1
 
     def _read_body(self, length: int) -> bytes | None:
         """Read ``length`` bytes within ``3 * timeout`` in total (a trickling client is cut)."""
@@ -120,17 +151,21 @@ class _Handler(BaseHTTPRequestHandler):
         if len(body) != int(length):
             self._error(400, "the body is shorter than its Content-Length")
             return
-        if not self.server.slots.acquire(blocking=False):
-            self._error(503, "too many reviews in progress; retry")
+        if not self.server.slots.acquire(timeout=self.server.queue_wait):
+            log.info("review from %s refused: %d reviews in progress for %.1f s",
+                     self.address_string(), self.server.max_concurrent, self.server.queue_wait)
+            self._error(503, "too many reviews in progress; retry", close=False,
+                        headers={"Retry-After": "1"})
             return
         try:
             answer = self.server.controller.review(body)
         except InvalidReview as exc:
-            self._error(400, str(exc))
+            self._error(400, str(exc), close=False)
             return
         except Exception:  # a bug must still answer (and deny): never a dropped connection
             log.exception("review failed")
-            self._error(500, "internal error while evaluating the review; see the webhook log")
+            self._error(500, "internal error while evaluating the review; see the webhook log",
+                        close=False)
             return
         finally:
             self.server.slots.release()
@@ -141,16 +176,20 @@ class AdmissionServer(ThreadingHTTPServer):
     """HTTPS server answering AdmissionReviews with ``controller``; port 0 picks a free one."""
 
     daemon_threads = True
-    request_queue_size = 64
+    request_queue_size = 1024  # listen backlog: a burst of new connections is not refused
 
     def __init__(self, controller: AdmissionController, address: tuple[str, int], *,
                  cert: str, key: str, path: str = "/validate", timeout: float = 10.0,
-                 max_concurrent: int = 16, max_connections: int = 256) -> None:
+                 max_concurrent: int = 16, max_connections: int = 1024,
+                 queue_wait: float = 5.0, idle_timeout: float = 120.0) -> None:
         self.controller = controller
         self.max_connections = max_connections
         self.connections = threading.BoundedSemaphore(max_connections)
         self.path = path
         self.io_timeout = timeout
+        self.idle_timeout = idle_timeout
+        self.queue_wait = queue_wait
+        self.max_concurrent = max_concurrent
         self.slots = threading.BoundedSemaphore(max_concurrent)
         self.context = tls_context(cert, key)
         if ":" in address[0]:
@@ -186,6 +225,8 @@ class AdmissionServer(ThreadingHTTPServer):
         """TLS handshake in the connection's own thread, under the I/O timeout."""
         request.settimeout(self.io_timeout)
         try:
+            # no Nagle delay on the answer (the client would hold its ACK for ~40 ms)
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tls = self.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as exc:
             log.debug("TLS handshake with %s failed: %s", client_address, exc)

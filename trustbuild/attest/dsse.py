@@ -194,4 +194,6 @@ class Envelope:
             obj = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidEnvelope(f"DSSE envelope: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise InvalidEnvelope("DSSE envelope: JSON nested too deeply") from None
         return cls.from_dict(obj)

@@ -12,7 +12,9 @@ Example::
 
 Hooks: ``options.gate(dockerfile, record)`` runs once every FROM / COPY --from image is resolved
 to a digest and before anything is extracted or run (raise PolicyViolation to deny);
-``options.post_push_hooks`` get the BuildResult after every output was written.
+``options.post_push_hooks`` get the BuildResult after every registry/layout output was written
+by digest, and before any tag is set (so a failing hook, e.g. signing, leaves no tag), the
+docker-archive tarball and the digest files are written.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from trustbuild.builder.executor import Executor
 from trustbuild.builder.options import BuildOptions, redact_build_args
 from trustbuild.builder.outputs import (
     WrittenOutput,
+    apply_tags,
     push_destinations,
     validate_destinations,
     write_digest_files,
@@ -182,16 +185,22 @@ def build(options: BuildOptions) -> BuildResult:
         record.result_digest = digest
         record.result_media_type = image.media_type
         record.config_digest = str(image.config.digest)
+        # by digest first; tags, the tarball and digest files only once the hooks (signing,
+        # attestations) succeeded: nothing unsigned is ever tagged
         outputs = _write_outputs(options, image, refs)
-        write_digest_files(digest, refs, digest_file=options.digest_file,
-                           name_file=options.image_name_with_digest_file,
-                           name_tag_file=options.image_name_tag_with_digest_file)
         record.finished_on = _now()
         result = BuildResult(digest, image.descriptor, record, image, df, target.rootfs,
                              outputs, work)
         try:
             for hook in options.post_push_hooks:
                 hook(result)
+            apply_tags(outputs, output=options.output)
+            if options.tar_path:
+                tags = [str(r) for r in refs if r.tag]
+                outputs.append(write_docker_archive(image, options.tar_path, tags=tags))
+            write_digest_files(digest, refs, digest_file=options.digest_file,
+                               name_file=options.image_name_with_digest_file,
+                               name_tag_file=options.image_name_tag_with_digest_file)
         except BaseException:
             result.close()
             raise
@@ -209,14 +218,12 @@ def build(options: BuildOptions) -> BuildResult:
 
 def _write_outputs(options: BuildOptions, image: AssembledImage, refs: list[Any]
                    ) -> list[WrittenOutput]:
+    """Registry destinations and the OCI layout, by digest (tags come after the hooks)."""
     outputs: list[WrittenOutput] = []
     if refs and not options.no_push:
         outputs += push_destinations(image, refs, options.store_options, output=options.output,
-                                     log=options.log)
+                                     log=options.log, tag=False)
     tag = next((r.tag for r in refs if r.tag), None) or "latest"
     if options.oci_layout_path:
-        outputs.append(write_oci_layout(image, options.oci_layout_path, tag=tag))
-    if options.tar_path:
-        tags = [str(r) for r in refs if r.tag]
-        outputs.append(write_docker_archive(image, options.tar_path, tags=tags))
+        outputs.append(write_oci_layout(image, options.oci_layout_path, tag=tag, tag_now=False))
     return outputs

@@ -67,6 +67,8 @@ class ImageState:
             cfg = json.loads(raw)
         except ValueError as exc:
             raise InvalidManifest(f"{what}: config is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise InvalidManifest(f"{what}: config JSON nested too deeply") from None
         if not isinstance(cfg, dict):
             raise InvalidManifest(f"{what}: config must be a JSON object")
         diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []

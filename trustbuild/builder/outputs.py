@@ -1,7 +1,9 @@
 """Build outputs: registry destinations, OCI layout, docker-archive tarball, digest files.
 
-Blobs go to every destination first, manifests last, so a failure leaves no tag behind; all
-tags name the same manifest digest.
+Blobs go to every destination first, then each manifest **by digest**; tags come last
+(:func:`apply_tags`), after the post-push hooks (signing, attestations) have succeeded. So a
+failure at any point, signing included, leaves no tag on anything unsigned; all tags name the
+same manifest digest.
 """
 
 from __future__ import annotations
@@ -23,17 +25,23 @@ from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import Location, parse_location
 
 __all__ = ["WrittenOutput", "push_destinations", "write_oci_layout", "write_docker_archive",
-           "write_digest_files", "validate_destinations"]
+           "write_digest_files", "validate_destinations", "apply_tags"]
 
 
 @dataclass
 class WrittenOutput:
-    """One place the image was written: the store, the tags set there, its manifest descriptor."""
+    """One place the image was written: the store, its tags, its manifest descriptor.
+
+    ``tagged`` is False while the manifest is there by digest only (until :func:`apply_tags`).
+    """
 
     location: str
     store: Store
     tags: list[str]
     descriptor: Descriptor
+    tagged: bool = True
+    raw: bytes = b""  # the manifest, to PUT again under the tags
+    media_type: str = ""
 
 
 def validate_destinations(destinations: list[str]) -> list[Reference]:
@@ -95,8 +103,11 @@ def _put_blobs(store: Store, image: AssembledImage, log: Any = None) -> None:
 
 
 def push_destinations(image: AssembledImage, refs: list[Reference], options: StoreOptions, *,
-                      output: TextIO, log: Any = None) -> list[WrittenOutput]:
-    """Push to every destination: all blobs everywhere first, then each repository's manifest."""
+                      output: TextIO, log: Any = None, tag: bool = True) -> list[WrittenOutput]:
+    """Push to every destination: all blobs everywhere first, then each repository's manifest.
+
+    With ``tag=False`` manifests are pushed by digest only; :func:`apply_tags` adds the tags.
+    """
     from trustbuild.store.open import open_store
 
     groups: dict[str, list[Reference]] = {}
@@ -112,14 +123,17 @@ def push_destinations(image: AssembledImage, refs: list[Reference], options: Sto
         written = []
         for store, group in opened:
             tags = sorted({r.tag for r in group if r.tag})
-            desc = store.put_manifest(image.manifest_raw, image.media_type, tags=tags)
             for r in group:
-                if r.digest is not None and r.digest != desc.digest:
+                if r.digest is not None and r.digest != image.descriptor.digest:
                     raise TrustbuildError(f"--destination {r}: the built image has digest "
-                                          f"{desc.digest}, not {r.digest}")
-            print(f"pushed {group[0].name}@{desc.digest}" + (f" (tags: {', '.join(tags)})"
-                                                              if tags else ""), file=output)
-            written.append(WrittenOutput(f"docker://{group[0].name}", store, tags, desc))
+                                          f"{image.descriptor.digest}, not {r.digest}")
+            desc = store.put_manifest(image.manifest_raw, image.media_type,
+                                      tags=tags if tag else ())
+            shown = f" (tags: {', '.join(tags)})" if tags and tag else ""
+            print(f"pushed {group[0].name}@{desc.digest}{shown}", file=output)
+            written.append(WrittenOutput(f"docker://{group[0].name}", store, tags, desc,
+                                         tagged=tag or not tags, raw=image.manifest_raw,
+                                         media_type=image.media_type))
         return written
     except BaseException:
         for store, _ in opened:
@@ -127,15 +141,30 @@ def push_destinations(image: AssembledImage, refs: list[Reference], options: Sto
         raise
 
 
-def write_oci_layout(image: AssembledImage, path: str, *, tag: str = "latest") -> WrittenOutput:
-    """Write (or add to) an OCI image layout at ``path``, tagged ``tag``."""
+def write_oci_layout(image: AssembledImage, path: str, *, tag: str = "latest",
+                     tag_now: bool = True) -> WrittenOutput:
+    """Write (or add to) an OCI image layout at ``path``, tagged ``tag`` (or later, by
+    :func:`apply_tags`, with ``tag_now=False``: an untagged ``index.json`` entry until then)."""
     from trustbuild.oci.layout import LayoutStore
 
     store = LayoutStore(path)
     _put_blobs(store, image)
-    desc = store.put_manifest(image.manifest_raw, image.media_type, tags=[tag])
+    desc = store.put_manifest(image.manifest_raw, image.media_type,
+                              tags=[tag] if tag_now else ())
     store.close()
-    return WrittenOutput(f"oci:{path}:{tag}", store, [tag], desc)
+    return WrittenOutput(f"oci:{path}:{tag}", store, [tag], desc, tagged=tag_now,
+                         raw=image.manifest_raw, media_type=image.media_type)
+
+
+def apply_tags(outputs: list[WrittenOutput], *, output: TextIO) -> None:
+    """Point the tags of every output written by digest at its manifest (the last step)."""
+    for o in outputs:
+        if o.tagged:
+            continue
+        o.store.put_manifest(o.raw, o.media_type, tags=o.tags)
+        o.tagged = True
+        print(f"tagged {o.location.removeprefix('docker://')}@{o.descriptor.digest} as "
+              f"{', '.join(o.tags)}", file=output)
 
 
 def write_docker_archive(image: AssembledImage, path: str, *, tags: list[str]) -> WrittenOutput:

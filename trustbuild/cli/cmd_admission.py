@@ -30,7 +30,16 @@ def register(sub: Any) -> None:
     s.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                    help="TLS handshake and read timeout per connection (default 10)")
     s.add_argument("--max-concurrent", type=int, default=16, metavar="N",
-                   help="reviews evaluated at once; more get 503 (default 16)")
+                   help="reviews evaluated at once; more wait for a turn (default 16)")
+    s.add_argument("--queue-wait", type=float, default=5.0, metavar="SECONDS",
+                   help="how long a review waits for a turn before 503; keep it below the "
+                        "webhook's timeoutSeconds (default 5: half the API server's default "
+                        "10 s)")
+    s.add_argument("--max-connections", type=int, default=1024, metavar="N",
+                   help="open connections at most; more are closed at once (default 1024)")
+    s.add_argument("--idle-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="keep an idle connection open this long for the next review "
+                        "(default 120, above the API server's 90 s idle timeout)")
     s.add_argument("--cache-ttl", type=float, default=60.0, metavar="SECONDS",
                    help="remember images (by digest) that passed for this long; 0 turns it "
                         "off (default 60; denials are never cached)")
@@ -47,15 +56,19 @@ def run_serve(args: argparse.Namespace) -> int:
     from trustbuild.errors import UsageError
     from trustbuild.policy.model import load_policy
 
-    if args.max_concurrent < 1 or args.timeout <= 0 or args.cache_ttl < 0:
-        raise UsageError("--max-concurrent and --timeout must be positive, --cache-ttl >= 0")
+    if (args.max_concurrent < 1 or args.max_connections < 1 or args.timeout <= 0
+            or args.idle_timeout <= 0 or args.cache_ttl < 0 or args.queue_wait < 0):
+        raise UsageError("--max-concurrent, --max-connections, --timeout and --idle-timeout "
+                         "must be positive, --cache-ttl and --queue-wait >= 0")
     policy = load_policy(args.policy)
     host, port = parse_listen(args.listen)
     controller = AdmissionController(policy, store_options(args), cache_ttl=args.cache_ttl)
     try:
         server = AdmissionServer(controller, (host, port), cert=args.tls_cert, key=args.tls_key,
                                  path=args.path, timeout=args.timeout,
-                                 max_concurrent=args.max_concurrent)
+                                 max_concurrent=args.max_concurrent,
+                                 max_connections=args.max_connections,
+                                 queue_wait=args.queue_wait, idle_timeout=args.idle_timeout)
     except OSError as exc:
         raise UsageError(f"--listen {args.listen}: cannot bind: {exc.strerror}") from None
     shown = f"[{host}]" if ":" in host else host
@@ -73,4 +86,5 @@ def run_serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
+        controller.close()
     return 0

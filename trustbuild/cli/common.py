@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Platform
-from trustbuild.registry.options import StoreOptions
+from trustbuild.registry.options import RegistryTimeouts, StoreOptions, parse_limit
 
 __all__ = ["add_registry_flags", "add_common_flags", "store_options"]
 
@@ -46,6 +47,33 @@ def add_registry_flags(p: argparse.ArgumentParser, *, pull_flags: bool = True) -
         metavar="HOST",
         help="pull docker.io images through this mirror (repeatable)",
     )
+    g.add_argument(
+        "--registry-timeout",
+        metavar="SECONDS",
+        default=None,
+        help="most seconds to wait for one manifest/tag/token response, 0 = no limit "
+        "(default 120, or TRUSTBUILD_REGISTRY_TIMEOUT)",
+    )
+    g.add_argument(
+        "--registry-blob-timeout",
+        metavar="SECONDS",
+        default=None,
+        help="most seconds to wait for one blob download, 0 = no limit "
+        "(default 3600, or TRUSTBUILD_REGISTRY_BLOB_TIMEOUT)",
+    )
+    g.add_argument(
+        "--registry-speed-limit",
+        metavar="BYTES",
+        default=None,
+        help="abort a response slower than BYTES per second over --registry-speed-time, "
+        "0 = no limit (default 1024, or TRUSTBUILD_REGISTRY_SPEED_LIMIT)",
+    )
+    g.add_argument(
+        "--registry-speed-time",
+        metavar="SECONDS",
+        default=None,
+        help="window of the speed limit (default 30, or TRUSTBUILD_REGISTRY_SPEED_TIME)",
+    )
     if not pull_flags:
         return
     g.add_argument(
@@ -66,7 +94,17 @@ def store_options(args: argparse.Namespace) -> StoreOptions:
             raise UsageError(f"--registry-certificate {item!r}: expected HOST=CA.pem")
         certs[host] = path
     plat = getattr(args, "platform", None)
+    timeouts = RegistryTimeouts.from_env()
+    for name, flag in (("request", "registry_timeout"), ("blob", "registry_blob_timeout"),
+                       ("speed_limit", "registry_speed_limit"),
+                       ("speed_time", "registry_speed_time")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            limit = parse_limit(value, "--" + flag.replace("_", "-"),
+                                integer=name == "speed_limit")
+            timeouts = replace(timeouts, **{name: limit})  # type: ignore[arg-type]
     return StoreOptions(
+        timeouts=timeouts,
         insecure_registries=tuple(getattr(args, "insecure_registry", []) or []),
         skip_tls_verify=bool(getattr(args, "skip_tls_verify", False)),
         registry_certificates=certs,

@@ -184,6 +184,8 @@ class ArchiveReader:
             entries = json.loads(self._member_bytes("manifest.json", 4 * 1024 * 1024))
         except ValueError as exc:
             raise InvalidManifest(f"{what}: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise InvalidManifest(f"{what}: JSON nested too deeply") from None
         if not isinstance(entries, list) or not entries:
             raise InvalidManifest(f"{what}: expected a non-empty list of images")
         for i, e in enumerate(entries):

@@ -98,7 +98,17 @@ class Descriptor:
         if ann is not None and not (isinstance(ann, dict) and all(
                 isinstance(k, str) and isinstance(v, str) for k, v in ann.items())):
             raise InvalidManifest(f"{where}: annotations must map strings to strings")
+        if not isinstance(d.get("artifactType", ""), str):
+            raise InvalidManifest(f"{where}: artifactType must be a string")
+        urls = d.get("urls")
+        if urls is not None and not (isinstance(urls, list)
+                                     and all(isinstance(u, str) for u in urls)):
+            raise InvalidManifest(f"{where}: urls must be a list of strings")
         plat = d.get("platform")
+        if plat is not None and not (isinstance(plat, dict) and all(
+                isinstance(plat.get(k) or "", str) for k in ("os", "architecture", "variant",
+                                                            "os.version"))):
+            raise InvalidManifest(f"{where}: platform must be an object of strings")
         known = {"mediaType", "size", "digest", "annotations", "platform", "artifactType", "urls"}
         return cls(
             mt, dg, size, ann,

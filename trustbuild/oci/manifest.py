@@ -24,6 +24,8 @@ def load_json(raw: bytes, *, what: str) -> dict[str, Any]:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidManifest(f"{what}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InvalidManifest(f"{what}: JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise InvalidManifest(f"{what}: expected a JSON object")
     return obj
@@ -90,6 +92,13 @@ class Index:
 def parse_manifest(raw: bytes, media_type: str | None = None, *, what: str = "manifest") -> Manifest | Index:
     """Parse manifest or index bytes; ``media_type`` is the transport's Content-Type if known."""
     obj = load_json(raw, what=what)
+    for key in ("mediaType", "artifactType"):
+        if key in obj and not isinstance(obj[key], str):
+            raise InvalidManifest(f"{what}: '{key}' must be a string")
+    ann = obj.get("annotations")
+    if ann is not None and not (isinstance(ann, dict)
+                                and all(isinstance(v, str) for v in ann.values())):
+        raise InvalidManifest(f"{what}: 'annotations' must map strings to strings")
     mt = obj.get("mediaType") or media_type
     if obj.get("schemaVersion") != 2:
         raise InvalidManifest(f"{what}: unsupported schemaVersion {obj.get('schemaVersion')!r} "
@@ -99,7 +108,6 @@ def parse_manifest(raw: bytes, media_type: str | None = None, *, what: str = "ma
     if media_type and obj.get("mediaType") and media_type != obj["mediaType"] \
             and media_type not in ("application/json", "application/octet-stream"):
         raise InvalidManifest(f"{what}: Content-Type {media_type} does not match mediaType {obj['mediaType']}")
-    ann = obj.get("annotations")
     subj = Descriptor.from_json(obj["subject"], where=f"{what}: subject") if "subject" in obj else None
     if mt in INDEX_TYPES:
         ms = obj.get("manifests")

@@ -28,6 +28,7 @@ __all__ = [
     "SignatureRule",
     "AttestationRule",
     "KeylessIdentity",
+    "anchor_regexp",
     "load_policy",
     "parse_policy",
     "repository_matches",
@@ -46,13 +47,21 @@ def schema() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class KeylessIdentity:
-    """Who must have signed, for keyless (Fulcio certificate) signatures."""
+    """Who must have signed, for keyless (Fulcio certificate) signatures.
+
+    A loaded policy always has an issuer (or issuer regexp) and a subject (or subject regexp);
+    the regexps are stored anchored (:func:`anchor_regexp`).
+    """
 
     issuer: str | None = None
     issuer_regexp: str | None = None
     subject: str | None = None
     subject_regexp: str | None = None
     trusted_root: str | None = None  # path to a Sigstore trusted_root.json (offline verification)
+
+    def python_regexps(self) -> tuple[str | None, str | None]:
+        """(issuer, subject) regexps for ``re.search`` that match only the whole value."""
+        return _fullmatch_form(self.issuer_regexp), _fullmatch_form(self.subject_regexp)
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,8 @@ def parse_policy(data: bytes, *, path: str = "policy.yaml") -> Policy:
         raise PolicyError(f"{path}: policy file larger than {MAX_POLICY_BYTES} bytes")
     try:
         doc = yaml.safe_load(data)
+    except RecursionError:
+        raise PolicyError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -214,7 +225,12 @@ def _describe(err: jsonschema.ValidationError) -> str:
     if err.validator == "oneOf":
         return f"{where}: give exactly one of key, keyData or keyless"
     if err.validator == "anyOf":
-        return f"{where}: give issuer or issuerRegExp"
+        alts: Any = err.validator_value
+        names = [n for alt in alts for n in alt.get("required", ())]
+        if "subject" in names:
+            return (f"{where}: give subject or subjectRegExp (without an identity any "
+                    "workflow or account of the issuer would be trusted)")
+        return f"{where}: give {' or '.join(names) or 'one of the alternatives'}"
     return f"{where}: {err.message}"
 
 
@@ -243,7 +259,7 @@ def _signer(item: dict[str, Any], base_dir: Path, path: str, where: str) -> Sign
     for rx in ("issuerRegExp", "subjectRegExp"):
         if rx in kl:
             try:
-                re.compile(kl[rx])
+                re.compile(anchor_regexp(kl[rx]))
             except re.error as exc:
                 raise PolicyError(
                     f"{path}: {where}.keyless.{rx}: invalid regular expression: {exc}"
@@ -254,15 +270,32 @@ def _signer(item: dict[str, Any], base_dir: Path, path: str, where: str) -> Sign
         if not rp.is_file():
             raise PolicyError(f"{path}: {where}.keyless.trustedRoot: cannot read {rp}")
         root = str(rp)
+    if not (kl.get("subject") or kl.get("subjectRegExp")):  # the schema says so too
+        raise PolicyError(f"{path}: {where}.keyless: give subject or subjectRegExp")
     return SignatureRule(
         keyless=KeylessIdentity(
             kl.get("issuer"),
-            kl.get("issuerRegExp"),
+            anchor_regexp(kl["issuerRegExp"]) if "issuerRegExp" in kl else None,
             kl.get("subject"),
-            kl.get("subjectRegExp"),
+            anchor_regexp(kl["subjectRegExp"]) if "subjectRegExp" in kl else None,
             root,
         )
     )
+
+
+def anchor_regexp(rx: str) -> str:
+    """``^(?:rx)$``: a policy regexp must match the whole issuer or subject, never a part.
+
+    The form is valid in Python ``re``, Go RE2 (Kyverno, policy-controller) and CEL, so the
+    rendered bundles carry exactly what trustbuild checks. (Python's ``$`` also matches before
+    one final newline; :meth:`KeylessIdentity.python_regexps` uses ``\\Z`` in process.)
+    """
+    return f"^(?:{rx})$"
+
+
+def _fullmatch_form(rx: str | None) -> str | None:
+    """``rx`` matching only a whole value under ``re.search`` (``\\Z``: no final newline)."""
+    return None if rx is None else rf"\A(?:{rx})\Z"
 
 
 def _check_pem(pem: bytes, path: str, where: str) -> None:

@@ -68,12 +68,14 @@ def signed_in(
                 if roots is None:
                     reasons.append("keyless rule has no trustedRoot to verify against")
                     continue
+                issuer_rx, subject_rx = kl.python_regexps()
+                if not (kl.subject or subject_rx):
+                    reasons.append("keyless rule has no subject or subjectRegExp")
+                    continue
                 res = verify_image(
                     store,
                     digest,
-                    keyless=KeylessPolicy(
-                        kl.subject, kl.subject_regexp, kl.issuer, kl.issuer_regexp
-                    ),
+                    keyless=KeylessPolicy(kl.subject, subject_rx, kl.issuer, issuer_rx),
                     trusted_root=roots,
                     require_tlog=True,
                     docker_reference=docker_reference,

@@ -129,7 +129,7 @@ class Authenticator:
             obj = json.loads(body)
             tok = obj.get("token") or obj.get("access_token")
             expires = int(obj.get("expires_in") or _MIN_EXPIRY)
-        except (ValueError, AttributeError, TypeError):
+        except (ValueError, AttributeError, TypeError, RecursionError):
             tok, expires = None, 0
         if not isinstance(tok, str) or not tok:
             raise RegistryError(f"token endpoint {redact_url(ch.realm)} for {self.host} returned "

@@ -39,7 +39,7 @@ def _registry_message(body: bytes) -> str:
     """``code: message`` from a distribution error body, or its first text line."""
     try:
         obj: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         obj = None
     if isinstance(obj, dict):
         errs = obj.get("errors")

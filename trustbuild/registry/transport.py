@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
 from trustbuild._internal.retry import DEFAULT_POLICY, RetryPolicy, retry_call
@@ -29,6 +28,7 @@ from trustbuild.oci.reference import DEFAULT_REGISTRY, is_loopback_registry
 from trustbuild.registry.auth import Authenticator
 from trustbuild.registry.challenge import parse_challenge
 from trustbuild.registry.credentials import Credentials, resolve_credentials
+from trustbuild.registry.deadline import limits_for, metered_adapter, metering
 from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.response import connection_error, error_from_response, read_limited
 
@@ -82,7 +82,8 @@ class Transport:
             registry, self.options.insecure_registries)
         self.scheme = "http" if plain and not self._ca and not self._client_cert else "https"
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(4, self.options.jobs + 2))
+        adapter = metered_adapter(pool_connections=4,
+                                  pool_maxsize=max(4, self.options.jobs + 2))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
@@ -121,17 +122,28 @@ class Transport:
                 return self._ca
         return True
 
-    def _send_raw(self, method: str, url: str, **kw: Any) -> requests.Response:
-        """One HTTP exchange; connection failures become RegistryError (temporary)."""
+    def _send_raw(self, method: str, url: str, *, blob: bool | None = None,
+                  **kw: Any) -> requests.Response:
+        """One HTTP exchange; connection failures become RegistryError (temporary).
+
+        The response is metered (:mod:`trustbuild.registry.deadline`) with the blob deadline
+        for blob downloads (``blob``; default: a GET of ``/blobs/``), the API one otherwise.
+        """
         kw.setdefault("timeout", _TIMEOUT)
-        netloc = urlsplit(url).netloc
+        split = urlsplit(url)
+        netloc = split.netloc
+        if blob is None:
+            blob = (method == "GET" and "/blobs/" in split.path
+                    and "/blobs/uploads" not in split.path)
         # proxies from HTTP(S)_PROXY/NO_PROXY, never for loopback; no netrc (trust_env is off)
         kw.setdefault("proxies", {} if is_loopback_registry(netloc) else get_environ_proxies(url))
         if self._client_cert and url.startswith("https://") and \
-                urlsplit(url).hostname == urlsplit(f"https://{self.host}/").hostname:
+                split.hostname == urlsplit(f"https://{self.host}/").hostname:
             kw.setdefault("cert", self._client_cert)  # mutual TLS: only to the registry's host
+        limits = limits_for(self.options.timeouts, netloc or self.host, method, url, blob=blob)
         try:
-            return self.session.request(method, url, verify=self._verify(url), **kw)
+            with metering(limits):
+                return self.session.request(method, url, verify=self._verify(url), **kw)
         except (requests.RequestException, OSError) as exc:
             raise connection_error(netloc or self.host, exc) from exc
 
@@ -227,8 +239,8 @@ class Transport:
         """Streamed GET of a redirect target (object storage): no registry credentials sent."""
 
         def attempt() -> requests.Response:
-            resp = self._send_raw("GET", url, headers=dict(headers or {}), stream=True,
-                                  allow_redirects=False)
+            resp = self._send_raw("GET", url, blob=True, headers=dict(headers or {}),
+                                  stream=True, allow_redirects=False)
             if resp.status_code in expect:
                 return resp
             err = error_from_response(resp, method="GET")

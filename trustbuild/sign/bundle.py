@@ -150,7 +150,7 @@ class VerifiedBundle:
             raise VerificationError(f"bundle payloadType is {self.payload_type}, not in-toto")
         try:
             st = json.loads(self.payload)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise VerificationError("bundle payload is not valid JSON") from None
         if not isinstance(st, dict) or st.get("_type") not in (STATEMENT_V1,
                                                                "https://in-toto.io/Statement/v0.1"):

@@ -77,7 +77,7 @@ def verify_rekor_bundle(annotation: str, rekor_keys: dict[str, VerifyingKey], *,
         set_b64 = doc["SignedEntryTimestamp"]
         p = doc["Payload"]
         body, itime, index, log_id = p["body"], p["integratedTime"], p["logIndex"], p["logID"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise VerificationError("Rekor bundle annotation is not cosign's bundle JSON") from None
     if not (isinstance(body, str) and isinstance(itime, int) and isinstance(index, int)
             and isinstance(log_id, str)):
@@ -93,7 +93,7 @@ def _check_body(raw: bytes, payload: bytes, signature_b64: str, signer_pem: byte
         entry = json.loads(raw)
         kind = entry["kind"]
         spec = entry["spec"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise VerificationError("Rekor entry body is not valid JSON") from None
     if kind != "hashedrekord":
         raise VerificationError(f"Rekor entry kind {kind!r} is not hashedrekord")
@@ -117,7 +117,7 @@ def check_dsse_body(raw: bytes, *, payload: bytes, signature_b64: str, signer_pe
     try:
         entry = json.loads(raw)
         kind, spec = entry["kind"], entry["spec"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise VerificationError("Rekor entry body is not valid JSON") from None
     want = hashlib.sha256(payload).hexdigest()
     try:

@@ -41,7 +41,7 @@ spec:
     allowedRepositories: ["docker.io/acme/*", "ghcr.io/acme/**"]
     signatures:
       - keyless: {issuer: "https://token.actions.githubusercontent.com",
-                  subjectRegExp: "^https://github.com/acme/"}
+                  subjectRegExp: 'https://github\\.com/acme/.*'}
 """
 
 
@@ -189,7 +189,7 @@ def test_kyverno_keyless_and_builder_ids() -> None:
     assert verify["imageReferences"] == ["docker.io/acme/*", "ghcr.io/acme/*"]
     keyless = verify["attestors"][0]["entries"][0]["keyless"]
     assert keyless["issuer"] == "https://token.actions.githubusercontent.com"
-    assert keyless["subjectRegExp"] == "^https://github.com/acme/"
+    assert keyless["subjectRegExp"] == r"^(?:https://github\.com/acme/.*)$"
     cond = verify["attestations"][0]["conditions"][0]["all"][0]
     assert cond == {"key": "{{ runDetails.builder.id }}", "operator": "AnyIn",
                     "value": ["https://ci.example/b"]}
@@ -213,7 +213,7 @@ def test_cluster_image_policies_match_crd() -> None:
     assert kl[0]["spec"]["images"][0] == {"glob": "index.docker.io/acme/*"}
     assert kl[0]["spec"]["authorities"][0]["keyless"]["identities"] == [{
         "issuer": "https://token.actions.githubusercontent.com",
-        "subjectRegExp": "^https://github.com/acme/"}]
+        "subjectRegExp": r"^(?:https://github\.com/acme/.*)$"}]
 
 
 def _cel(expr: str, activation: dict[str, Any]) -> Any:

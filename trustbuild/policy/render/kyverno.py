@@ -5,7 +5,8 @@ One rule verifies signatures and attestations (``verifyImages``), one denies ima
 (``attestors[].entries[].keys.publicKeys`` / ``keyless``, ``attestations[].type``).
 Keys signed offline by trustbuild have no Rekor entry, so key attestors set
 ``rekor.ignoreTlog`` and ``ctlog.ignoreSCT``; keyless attestors use the public Sigstore
-instance (Kyverno cannot read a ``trusted_root.json``).
+instance (Kyverno cannot read a ``trusted_root.json``) and the policy's identity, regexps
+anchored as ``^(?:RE)$`` (Kyverno, like cosign, matches regexps anywhere in the value).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from trustbuild.attest.statement import predicate_type_uri
+from trustbuild.errors import PolicyError
 from trustbuild.policy.model import AttestationRule, Policy, SignatureRule
 from trustbuild.policy.render.images import image_regex, kyverno_references
 from trustbuild.policy.render.options import RenderOptions, dns_name, require_deploy
@@ -37,6 +39,8 @@ def _entry(rule: SignatureRule) -> dict[str, Any]:
                          ("subject", kl.subject), ("subjectRegExp", kl.subject_regexp)):
         if value:
             keyless[field] = value
+    if "subject" not in keyless and "subjectRegExp" not in keyless:  # never from load_policy
+        raise PolicyError("keyless attestor without subject or subjectRegExp")
     keyless["rekor"] = {"url": REKOR_URL}
     return {"keyless": keyless}
 

@@ -5,7 +5,8 @@ ANY authority passes. So ``spec.deploy`` becomes one policy for the signatures (
 per trusted key or identity) and one more per required attestation (its signer as the only
 authority, with ``attestations[].predicateType``): all must pass, as in ``check_deploy``.
 Key authorities carry no ``ctlog`` (trustbuild signs offline, without Rekor); keyless ones use
-policy-controller's default Fulcio/Rekor. policy-controller does not restrict repositories:
+policy-controller's default Fulcio/Rekor, with the policy's identity (regexps anchored
+as ``^(?:RE)$``, as trustbuild checks them). policy-controller does not restrict repositories:
 images outside ``images`` are untouched unless its ``no-match-policy`` is ``deny``.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from trustbuild.attest.statement import predicate_type_uri
+from trustbuild.errors import PolicyError
 from trustbuild.policy.model import Policy, SignatureRule
 from trustbuild.policy.render.images import policy_controller_globs
 from trustbuild.policy.render.options import RenderOptions, dns_name, require_deploy
@@ -34,8 +36,8 @@ def _authority(name: str, rule: SignatureRule) -> dict[str, Any]:
                          ("subject", kl.subject), ("subjectRegExp", kl.subject_regexp)):
         if value:
             ident[field] = value
-    if "subject" not in ident and "subjectRegExp" not in ident:
-        ident["subjectRegExp"] = ".*"  # policy-controller requires a subject or a regexp
+    if "subject" not in ident and "subjectRegExp" not in ident:  # a loaded policy always has one
+        raise PolicyError(f"{name}: keyless signer without subject or subjectRegExp")
     return {"name": name, "keyless": {"identities": [ident]}}
 
 
