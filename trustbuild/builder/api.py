@@ -122,6 +122,19 @@ def _seccomp_digest(options: BuildOptions, record: BuildRecord) -> None:
     record.seccomp_profile_digest = str(getattr(prof, "seccomp_digest", "") or "")
 
 
+def _resolve_mode(options: BuildOptions) -> str:
+    """``chroot`` or ``container`` (``auto`` probes the RUN sandbox in a temp dir)."""
+    if options.mode == "chroot" or (options.mode == "auto" and options.runner_factory):
+        return "chroot"
+    from trustbuild.builder.container_fs import resolve_mode
+
+    probe = Path(tempfile.mkdtemp(prefix="trustbuild-probe-", dir=options.work_dir))
+    try:
+        return resolve_mode(options, probe)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
 def build(options: BuildOptions) -> BuildResult:
     """Run one build and write every requested output; raise a TrustbuildError on failure."""
     from trustbuild.builder.context import open_context, read_dockerfile
@@ -129,7 +142,12 @@ def build(options: BuildOptions) -> BuildResult:
     refs = validate_destinations(options.destinations)
     record = _new_record(options)
     _seccomp_digest(options, record)
-    work = Path(tempfile.mkdtemp(prefix="trustbuild-build-", dir=options.work_dir))
+    mode = record.mode = _resolve_mode(options)
+    work_parent = options.work_dir
+    if work_parent is None and mode == "container":
+        work_parent = options.kaniko_dir  # like Kaniko: everything under /kaniko, never wiped
+        Path(work_parent).mkdir(mode=0o700, parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="trustbuild-build-", dir=work_parent))
     ctx: Any = None
     ex: Executor | None = None
     ok = False
@@ -143,7 +161,7 @@ def build(options: BuildOptions) -> BuildResult:
         record.context_digest = str(ctx.digest())
         record.git_commit = getattr(ctx, "git_commit", None)
         df = parse_dockerfile(text, path=name)
-        ex = Executor(options, df, ctx, record, work=work)
+        ex = Executor(options, df, ctx, record, work=work, mode=mode)
         stages = ex.plan()
         ex.resolve_externals(stages)
         if options.gate is not None:
