@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from fixtures.containerbox import ContainerBox, available
 from fixtures.imagefs import compare_images, fetch_dir, flatten, read_dir_image
+from test_conformance import CASE_DIRS, CASES, _build_args, _target
 
 from trustbuild.cli.main import main
-
-from test_conformance import CASE_DIRS, CASES, _build_args, _target
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop]
 
