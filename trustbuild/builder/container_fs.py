@@ -73,7 +73,8 @@ def sandbox_works(options: Any, scratch: Path) -> tuple[bool, str]:
                 msg = str(exc)
                 if "cannot run '/probe'" in msg:
                     return True, ""
-                return False, msg.removeprefix("probe: sandbox set-up failed: ")
+                msg = msg.removeprefix("probe: sandbox set-up failed: ")
+                return False, msg.split(" (run as root")[0]
         return True, ""
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -83,7 +84,8 @@ def resolve_mode(options: Any, scratch: Path) -> str:
     """``chroot`` or ``container`` for ``options.mode`` (auto|chroot|container).
 
     ``container`` refuses to run outside a container unless ``options.force``; ``auto`` prefers
-    the sandbox and uses ``container`` only when the sandbox cannot start here.
+    the sandbox and uses ``container`` only when the sandbox cannot start and this is a
+    container (elsewhere it stays ``chroot``, where a RUN then fails with the sandbox's error).
     """
     mode = options.mode
     if mode not in MODES:
@@ -98,9 +100,12 @@ def resolve_mode(options: Any, scratch: Path) -> str:
         if ok:
             return "chroot"
         if not container_hints() and not options.force:
-            raise SandboxError(f"the RUN sandbox cannot start here ({why}) and this does not "
-                               "look like a container, so building in / is refused: run as "
-                               "root (or with CAP_SYS_ADMIN), or pass --mode container --force")
+            # never Kaniko's way outside a container: builds without RUN still work, and the
+            # first RUN fails with the sandbox's own error
+            print(f"[warning] the RUN sandbox cannot start here ({why}) and this does not look "
+                  "like a container, so / is left alone: RUN steps will fail (run as root or "
+                  "with CAP_SYS_ADMIN)", file=options.output)
+            return "chroot"
         print(f"[info] the RUN sandbox cannot start here ({why}); building in / of this "
               "container as Kaniko does (--mode container)", file=options.output)
         return "container"
