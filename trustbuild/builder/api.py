@@ -56,7 +56,7 @@ class BuildResult:
     record: BuildRecord
     image: AssembledImage
     dockerfile: Dockerfile
-    rootfs: Path  # the target stage's filesystem (for SBOM generation)
+    rootfs: Path  # the target stage's filesystem; in container mode "/" (with the executor)
     outputs: list[WrittenOutput] = field(default_factory=list)
     work_dir: Path | None = None
 

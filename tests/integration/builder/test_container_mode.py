@@ -78,6 +78,32 @@ def test_run_sees_the_base_image_and_copied_files(box: ContainerBox, busybox_bas
                                    "/tmp/new"}
 
 
+def test_sbom_lists_the_image_not_the_executor(box: ContainerBox, busybox_base: str,
+                                               registry: object, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from trustbuild.sign.keys import generate_key_pair
+
+    host = registry.host  # type: ignore[attr-defined]
+    ws = tmp_path / "ws"
+    (ws / "ctx").mkdir(parents=True)
+    key, pub = generate_key_pair(str(ws / "cosign"), password=b"pw")
+    (ws / "ctx" / "Dockerfile").write_text(
+        "ARG BASE\nFROM ${BASE}\nRUN mkdir -p /usr/lib/python3/site-packages/app-1.0.dist-info "
+        "&& printf 'Metadata-Version: 2.1\\nName: app\\nVersion: 1.0\\n' "
+        "> /usr/lib/python3/site-packages/app-1.0.dist-info/METADATA\n")
+    dest = f"{host}/container-mode/sbom:1"
+    r = _in_box(box, ["build", "--context", "/workspace/ctx", "--destination", dest,
+                      "--build-arg", f"BASE={busybox_base}", "--sign-key",
+                      f"/workspace/{Path(key).name}", "--attest", "sbom"], ws,
+                extra=["--setenv", "TRUSTBUILD_PASSWORD", "pw"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    capsys.readouterr()
+    assert main(["verify-attestation", dest, "--key", str(pub), "--type", "spdxjson"]) == 0
+    sbom = capsys.readouterr().out
+    assert '"app"' in sbom
+    assert "cryptography" not in sbom and "pytest" not in sbom  # the executor's own packages
+
+
 def test_copy_never_writes_onto_the_ignore_list(box: ContainerBox, busybox_base: str,
                                                tmp_path: Path) -> None:
     ws = tmp_path / "ws"
