@@ -41,6 +41,7 @@ from trustbuild.builder.outputs import (
     write_oci_layout,
 )
 from trustbuild.builder.record import BuildRecord
+from trustbuild.errors import SandboxError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 
@@ -146,7 +147,11 @@ def build(options: BuildOptions) -> BuildResult:
     work_parent = options.work_dir
     if work_parent is None and mode == "container":
         work_parent = options.kaniko_dir  # like Kaniko: everything under /kaniko, never wiped
-        Path(work_parent).mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            Path(work_parent).mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SandboxError(f"cannot create the kaniko dir {work_parent}: {exc.strerror}; "
+                               "give a writable one with --kaniko-dir") from None
     work = Path(tempfile.mkdtemp(prefix="trustbuild-build-", dir=work_parent))
     ctx: Any = None
     ex: Executor | None = None

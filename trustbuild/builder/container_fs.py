@@ -191,7 +191,12 @@ class ContainerFS:
     def wipe(self) -> None:
         """Delete everything below root except the ignore list (and directories holding an
         entry of it), as Kaniko does before it extracts a stage's base image."""
-        self._wipe_dir(str(self.root))
+        try:
+            self._wipe_dir(str(self.root))
+        except OSError as exc:
+            raise SandboxError(f"container mode cannot clear {exc.filename or self.root}: "
+                               f"{exc.strerror} (building in / needs a writable root "
+                               "filesystem; use --mode chroot otherwise)") from None
 
     def _wipe_dir(self, directory: str) -> None:
         with os.scandir(directory) as it:
