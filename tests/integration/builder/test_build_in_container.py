@@ -6,6 +6,7 @@ the same build in the normal (sandbox) mode on the host, fetched with ``skopeo``
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -60,9 +61,11 @@ def test_run_sees_the_base_image_and_copied_files(box: ContainerBox, busybox_bas
         "&& ls -a / > /seen-root && echo changed > /tmp/new\n")
     dest = f"{host}/container-mode/basics:1"
     r = _in_box(box, ["build", "--context", "/workspace/ctx", "--destination", dest,
-                      "--build-arg", f"BASE={busybox_base}"], ws)
+                      "--build-arg", f"BASE={busybox_base}", "--log-format", "json"], ws)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "building in / of this container" in r.stderr
+    record = json.loads(r.stdout)["record"]
+    assert (record["mode"], record["snapshot_mode"]) == ("container", "walk")
     image = fetch_dir(dest, tmp_path / "img")
     fs = flatten(image)
     base = flatten(fetch_dir(busybox_base, tmp_path / "base"))

@@ -141,6 +141,14 @@ def test_executor_files_outside_the_ignore_list_are_reported(tmp_path: Path) -> 
     assert loose == ["/usr/lib/x86_64-linux-gnu/libssl.so.3"]
 
 
+def test_container_mode_refuses_when_the_executor_is_not_protected() -> None:
+    from trustbuild.builder.container_fs import check_executor_protected
+
+    with pytest.raises(SandboxError, match="would delete the executor's own files"):
+        check_executor_protected(IgnoreList(["/kaniko"]), force=False)
+    check_executor_protected(IgnoreList(["/kaniko"]), force=True)
+
+
 def test_container_mode_is_refused_outside_a_container(monkeypatch: pytest.MonkeyPatch,
                                                       tmp_path: Path) -> None:
     monkeypatch.setattr(container_fs, "container_hints", lambda: [])
