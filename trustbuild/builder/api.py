@@ -157,7 +157,8 @@ def build(options: BuildOptions) -> BuildResult:
     ex: Executor | None = None
     ok = False
     try:
-        ctx = open_context(options.context, sub_path=options.context_sub_path, stdin=options.stdin)
+        ctx = open_context(options.context, sub_path=options.context_sub_path, stdin=options.stdin,
+                           tmp_dir=work if mode == "container" else None)  # never wiped
         df_path, text = read_dockerfile(options.dockerfile, ctx, stdin=options.stdin)
         name = Path(str(df_path)).name if options.dockerfile != "-" else "Dockerfile"
         record.dockerfile_path = str(df_path)

@@ -272,14 +272,15 @@ def _file_sha256(path: Path) -> str:
 
 # -- opening contexts ------------------------------------------------------------------------
 def open_context(spec: str, *, sub_path: str | None = None,
-                 stdin: BinaryIO | None = None) -> BuildContext:
-    """Open ``--context`` (``.``, ``/abs``, ``dir://P``, ``tar://stdin``, ``tar://P``, git URL)."""
+                 stdin: BinaryIO | None = None, tmp_dir: Path | None = None) -> BuildContext:
+    """Open ``--context`` (``.``, ``/abs``, ``dir://P``, ``tar://stdin``, ``tar://P``, git URL);
+    tar and git contexts are unpacked below ``tmp_dir`` (default: the system temp dir)."""
     ctx: BuildContext
     git = None if spec.startswith("tar://") else parse_git_url(spec)
     if spec.startswith("tar://"):
-        ctx = _open_tar(spec[len("tar://"):], stdin)
+        ctx = _open_tar(spec[len("tar://"):], stdin, tmp_dir)
     elif git is not None:
-        ctx = _open_git(git)
+        ctx = _open_git(git, tmp_dir)
     elif spec.startswith("dir://"):
         ctx = _open_dir(spec[len("dir://"):] or ".")
     elif re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec):
@@ -312,8 +313,8 @@ def _open_dir(path: str) -> BuildContext:
     return BuildContext(root=root, source=f"dir://{root}")
 
 
-def _open_tar(target: str, stdin: BinaryIO | None) -> BuildContext:
-    tmp = Path(tempfile.mkdtemp(prefix="trustbuild-context-"))
+def _open_tar(target: str, stdin: BinaryIO | None, tmp_dir: Path | None = None) -> BuildContext:
+    tmp = Path(tempfile.mkdtemp(prefix="trustbuild-context-", dir=tmp_dir))
     root = tmp / "context"
     root.mkdir()
     try:
@@ -486,8 +487,8 @@ def _git(args: list[str], *, cwd: Path, what: str) -> str:
     return proc.stdout.strip()
 
 
-def _open_git(src: GitSource) -> BuildContext:
-    tmp = Path(tempfile.mkdtemp(prefix="trustbuild-git-"))
+def _open_git(src: GitSource, tmp_dir: Path | None = None) -> BuildContext:
+    tmp = Path(tempfile.mkdtemp(prefix="trustbuild-git-", dir=tmp_dir))
     tree = tmp / "tree"
     try:
         _git(["init", "-q", f"--separate-git-dir={tmp / 'git'}", str(tree)], cwd=tmp,

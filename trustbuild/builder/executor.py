@@ -360,7 +360,8 @@ class Executor:
             ignore_list_for,
         )
 
-        ignore = ignore_list_for(self.options, self.work, getattr(self.ctx, "root", None))
+        ctx_dir = getattr(self.ctx, "tempdir", None) or getattr(self.ctx, "root", None)
+        ignore = ignore_list_for(self.options, self.work, ctx_dir)
         check_executor_protected(ignore, force=self.options.force)
         self.cfs = ContainerFS(ignore, output=self.options.output)
 

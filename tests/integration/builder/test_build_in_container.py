@@ -107,6 +107,29 @@ def test_sbom_lists_the_image_not_the_executor(box: ContainerBox, busybox_base: 
     assert "cryptography" not in sbom and "pytest" not in sbom  # the executor's own packages
 
 
+def test_a_tar_context_is_unpacked_under_the_kaniko_dir(box: ContainerBox, busybox_base: str,
+                                                        registry: object, tmp_path: Path) -> None:
+    import tarfile
+
+    host = registry.host  # type: ignore[attr-defined]
+    ws = tmp_path / "ws"
+    (ws / "ctx").mkdir(parents=True)
+    (ws / "ctx" / "Dockerfile").write_text(
+        "ARG BASE\nFROM ${BASE}\nCOPY Dockerfile /df\nRUN ls -a /tmp > /tmp-listing\n")
+    with tarfile.open(ws / "ctx.tar", "w") as tf:
+        tf.add(ws / "ctx" / "Dockerfile", "Dockerfile")
+    dest = f"{host}/container-mode/tar-context:1"
+    # the container has a /tmp of its own, where temp files go by default
+    r = _in_box(box, ["build", "--context", "tar:///workspace/ctx.tar", "--destination", dest,
+                      "--build-arg", f"BASE={busybox_base}"], ws,
+                extra=["--perms", "1777", "--dir", "/tmp"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    image = fetch_dir(dest, tmp_path / "img")
+    import hashlib
+
+    assert flatten(image)["/tmp-listing"].sha256 == hashlib.sha256(b".\n..\n").hexdigest()
+
+
 def test_copy_never_writes_onto_the_ignore_list(box: ContainerBox, busybox_base: str,
                                                tmp_path: Path) -> None:
     ws = tmp_path / "ws"
