@@ -109,6 +109,9 @@ def resolve_mode(options: Any, scratch: Path) -> str:
         print(f"[info] the RUN sandbox cannot start here ({why}); building in / of this "
               "container as Kaniko does (--mode container)", file=options.output)
         return "container"
+    if options.snapshot_mode == "overlay":
+        raise SandboxError("--snapshot-mode overlay needs the RUN sandbox; use walk or full "
+                           "with --mode container")
     if not container_hints() and not options.force:
         raise SandboxError("--mode container deletes and rewrites / of the machine it runs on "
                            "and this does not look like a container (no /.dockerenv, "

@@ -156,6 +156,9 @@ def test_container_mode_is_refused_outside_a_container(monkeypatch: pytest.Monke
         resolve_mode(BuildOptions(mode="container"), tmp_path)
     assert "\n" not in str(exc.value)
     assert resolve_mode(BuildOptions(mode="container", force=True), tmp_path) == "container"
+    with pytest.raises(SandboxError, match="overlay needs the RUN sandbox"):
+        resolve_mode(BuildOptions(mode="container", force=True, snapshot_mode="overlay"),
+                     tmp_path)
     monkeypatch.setattr(container_fs, "_PROBES", {})
     monkeypatch.setattr(container_fs, "sandbox_works", lambda o, s: (False, "no namespaces"))
     out = io.StringIO()
