@@ -106,6 +106,9 @@ def resolve_mode(options: Any, scratch: Path) -> str:
                   "like a container, so / is left alone: RUN steps will fail (run as root or "
                   "with CAP_SYS_ADMIN)", file=options.output)
             return "chroot"
+        if options.snapshot_mode == "overlay":
+            raise SandboxError(f"the RUN sandbox cannot start here ({why}), and "
+                               "--snapshot-mode overlay needs it; use walk or full")
         print(f"[info] the RUN sandbox cannot start here ({why}); building in / of this "
               "container as Kaniko does (--mode container)", file=options.output)
         return "container"
