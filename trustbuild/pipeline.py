@@ -143,7 +143,8 @@ def _sign_and_attest_hook(
                     key=key,
                     kinds=options.attest,
                     sbom_format=options.sbom_format,
-                    rootfs=result.rootfs,
+                    # container mode: "/" also holds the executor; scan the pushed layers
+                    rootfs=None if result.record.mode == "container" else result.rootfs,
                     builder_id=options.builder_id,
                     bundle=bool(options.bundle),
                     subject_name=docker_ref,

@@ -46,7 +46,7 @@ from trustbuild.builder.outputs import (
 )
 from trustbuild.builder.preflight import check_push_permissions, push_targets
 from trustbuild.builder.record import BuildRecord
-from trustbuild.errors import TrustbuildError
+from trustbuild.errors import SandboxError, TrustbuildError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 
@@ -62,7 +62,7 @@ class BuildResult:
     record: BuildRecord
     image: AssembledImage
     dockerfile: Dockerfile
-    rootfs: Path  # the target stage's filesystem (for SBOM generation)
+    rootfs: Path  # the target stage's filesystem; in container mode "/" (with the executor)
     outputs: list[WrittenOutput] = field(default_factory=list)
     work_dir: Path | None = None
 
@@ -140,6 +140,19 @@ def _preflight(options: BuildOptions) -> None:
         options.log.event("push_check", repositories=targets, ok=True)
 
 
+def _resolve_mode(options: BuildOptions) -> str:
+    """``chroot`` or ``container`` (``auto`` probes the RUN sandbox in a temp dir)."""
+    if options.mode == "chroot" or (options.mode == "auto" and options.runner_factory):
+        return "chroot"
+    from trustbuild.builder.container_fs import resolve_mode
+
+    probe = Path(tempfile.mkdtemp(prefix="trustbuild-probe-", dir=options.work_dir))
+    try:
+        return resolve_mode(options, probe)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
 def build(options: BuildOptions) -> BuildResult:
     """Run one build and write every requested output; raise a TrustbuildError on failure."""
     from trustbuild.builder.context import open_context, read_dockerfile
@@ -152,12 +165,22 @@ def build(options: BuildOptions) -> BuildResult:
     record = _new_record(options)
     _seccomp_digest(options, record)
     _preflight(options)
-    work = Path(tempfile.mkdtemp(prefix="trustbuild-build-", dir=options.work_dir))
+    mode = record.mode = _resolve_mode(options)
+    work_parent = options.work_dir
+    if work_parent is None and mode == "container":
+        work_parent = options.kaniko_dir  # like Kaniko: everything under /kaniko, never wiped
+        try:
+            Path(work_parent).mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SandboxError(f"cannot create the kaniko dir {work_parent}: {exc.strerror}; "
+                               "give a writable one with --kaniko-dir") from None
+    work = Path(tempfile.mkdtemp(prefix="trustbuild-build-", dir=work_parent))
     ctx: Any = None
     ex: Executor | None = None
     ok = False
     try:
-        ctx = open_context(options.context, sub_path=options.context_sub_path, stdin=options.stdin)
+        ctx = open_context(options.context, sub_path=options.context_sub_path, stdin=options.stdin,
+                           tmp_dir=work if mode == "container" else None)  # never wiped
         df_path, text = read_dockerfile(options.dockerfile, ctx, stdin=options.stdin)
         name = Path(str(df_path)).name if options.dockerfile != "-" else "Dockerfile"
         record.dockerfile_path = str(df_path)
@@ -166,7 +189,7 @@ def build(options: BuildOptions) -> BuildResult:
         record.context_digest = str(ctx.digest())
         record.git_commit = getattr(ctx, "git_commit", None)
         df = parse_dockerfile(text, path=name)
-        ex = Executor(options, df, ctx, record, work=work)
+        ex = Executor(options, df, ctx, record, work=work, mode=mode)
         stages = ex.plan()
         ex.resolve_externals(stages)
         if options.gate is not None:

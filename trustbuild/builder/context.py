@@ -268,26 +268,27 @@ def _file_sha256(path: Path) -> str:
 
 # -- opening contexts ------------------------------------------------------------------------
 def open_context(spec: str, *, sub_path: str | None = None,
-                 stdin: BinaryIO | None = None) -> BuildContext:
+                 stdin: BinaryIO | None = None, tmp_dir: Path | None = None) -> BuildContext:
     """Open ``--context`` (``.``, ``/abs``, ``dir://P``, ``tar://stdin``, ``tar://P``, git URL,
-    or a remote tarball: ``https://.../ctx.tar.gz``, ``s3://``, ``gs://``, Azure Blob)."""
+    or a remote tarball: ``https://.../ctx.tar.gz``, ``s3://``, ``gs://``, Azure Blob); tar, git
+    and remote contexts are unpacked below ``tmp_dir`` (default: the system temp dir)."""
     from trustbuild.builder.remote_context import download_remote_context, remote_kind
 
     ctx: BuildContext
     remote = remote_kind(spec)
     git = None if spec.startswith("tar://") or remote else parse_git_url(spec)
     if remote:
-        tmp = Path(tempfile.mkdtemp(prefix="trustbuild-remote-context-"))
+        tmp = Path(tempfile.mkdtemp(prefix="trustbuild-remote-context-", dir=tmp_dir))
         try:
             tar_path, source = download_remote_context(spec, tmp)
-            ctx = _open_tar(str(tar_path), None)
+            ctx = _open_tar(str(tar_path), None, tmp_dir)
             ctx.source = source
         finally:
             _remove_tree(tmp)
     elif spec.startswith("tar://"):
-        ctx = _open_tar(spec[len("tar://"):], stdin)
+        ctx = _open_tar(spec[len("tar://"):], stdin, tmp_dir)
     elif git is not None:
-        ctx = _open_git(git)
+        ctx = _open_git(git, tmp_dir)
     elif spec.startswith("dir://"):
         ctx = _open_dir(spec[len("dir://"):] or ".")
     elif re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec):
@@ -321,8 +322,8 @@ def _open_dir(path: str) -> BuildContext:
     return BuildContext(root=root, source=f"dir://{root}")
 
 
-def _open_tar(target: str, stdin: BinaryIO | None) -> BuildContext:
-    tmp = Path(tempfile.mkdtemp(prefix="trustbuild-context-"))
+def _open_tar(target: str, stdin: BinaryIO | None, tmp_dir: Path | None = None) -> BuildContext:
+    tmp = Path(tempfile.mkdtemp(prefix="trustbuild-context-", dir=tmp_dir))
     root = tmp / "context"
     root.mkdir()
     try:
@@ -495,8 +496,8 @@ def _git(args: list[str], *, cwd: Path, what: str) -> str:
     return proc.stdout.strip()
 
 
-def _open_git(src: GitSource) -> BuildContext:
-    tmp = Path(tempfile.mkdtemp(prefix="trustbuild-git-"))
+def _open_git(src: GitSource, tmp_dir: Path | None = None) -> BuildContext:
+    tmp = Path(tempfile.mkdtemp(prefix="trustbuild-git-", dir=tmp_dir))
     tree = tmp / "tree"
     try:
         _git(["init", "-q", f"--separate-git-dir={tmp / 'git'}", str(tree)], cwd=tmp,

@@ -89,8 +89,12 @@ class Executor:
     """Runs one parsed Dockerfile against one build context."""
 
     def __init__(self, options: BuildOptions, dockerfile: Dockerfile, context: Any,
-                 record: BuildRecord, *, work: Path) -> None:
+                 record: BuildRecord, *, work: Path, mode: str | None = None) -> None:
         self.options = options
+        # "chroot" (stages in the work dir, RUN sandboxed) or "container" (Kaniko's way: "/")
+        self.mode = mode or ("chroot" if options.mode == "auto" else options.mode)
+        self.cfs: Any = None  # container_fs.ContainerFS in container mode
+        self.saved: dict[int, Any] = {}  # stage index -> container_fs.SavedStage
         self.df = dockerfile
         self.ctx = context
         self.record = record
@@ -328,6 +332,8 @@ class Executor:
                 dep = self.earlier_stage(ref, stage.index)
                 if dep is not None:
                     self._uses[dep.index].append((stage.index, "copy"))
+        if self.mode == "container":
+            self._open_container_fs()
         last: StageRun | None = None
         total = sum(1 + len(s.instructions) for s in stages)
         n = 0
@@ -350,6 +356,10 @@ class Executor:
             if st.runner is not None:
                 st.runner.close()
                 st.runner = None
+            if self.cfs is not None and self._uses.get(stage.index):
+                # later stages start FROM it or COPY --from it: keep it before "/" is wiped
+                self.saved[stage.index] = self.cfs.save(self.work / f"stage-{stage.index:02d}")
+                st.rootfs = self.saved[stage.index].root
             last = st
         assert last is not None
         self._warn_unused_args()
@@ -369,7 +379,21 @@ class Executor:
             log.step_end(n, total, seconds=time.time() - started, cached=cached,
                          stage=stage.name or str(stage.index))
 
+    def _open_container_fs(self) -> None:
+        from trustbuild.builder.container_fs import (
+            ContainerFS,
+            check_executor_protected,
+            ignore_list_for,
+        )
+
+        ctx_dir = getattr(self.ctx, "tempdir", None) or getattr(self.ctx, "root", None)
+        ignore = ignore_list_for(self.options, self.work, ctx_dir)
+        check_executor_protected(ignore, force=self.options.force)
+        self.cfs = ContainerFS(ignore, output=self.options.output)
+
     def _start_stage(self, stage: Stage) -> StageRun:
+        if self.cfs is not None:
+            return self._start_stage_in_root(stage)
         base = self.base_name(stage)
         label = stage.name or str(stage.index)
         rootfs = self.new_rootfs(label)
@@ -404,6 +428,39 @@ class Executor:
             raise self.error(ins, str(exc)) from exc
         rec.finished = time.time()
         return StageRun(stage=stage, rootfs=rootfs, image=image, chain=chain)
+
+    def _start_stage_in_root(self, stage: Stage) -> StageRun:
+        """Container mode: "/" is wiped and becomes the stage's base (Kaniko's way)."""
+        from trustbuild.builder.container_fs import ROOT
+
+        base = self.base_name(stage)
+        label = stage.name or str(stage.index)
+        text = f"FROM {base}" + (f" AS {stage.name}" if stage.name else "")
+        rec = StepRecord(stage=label, line=stage.line, instruction="FROM", text=text,
+                         started=time.time())
+        self.record.steps.append(rec)
+        dep = self.earlier_stage(base, stage.index)
+        try:
+            if base.lower() == "scratch":
+                image = ImageState.scratch(self.stage_platform(stage))
+                chain = chain_step("", "scratch", str(self.stage_platform(stage)))
+                self.cfs.start([])
+            elif dep is not None:
+                image = self.runs[dep.index].image.clone()
+                chain = self.runs[dep.index].chain
+                self.cfs.restore(self.saved[dep.index])
+            else:
+                image = self.bases.image_state(self.externals[base])
+                chain = str(self.externals[base].digest)
+                self.cfs.start(image.layers)
+        except DockerfileError:
+            raise
+        except TrustbuildError as exc:
+            if stage.from_instruction is None:
+                raise
+            raise self.error(stage.from_instruction, str(exc)) from exc
+        rec.finished = time.time()
+        return StageRun(stage=stage, rootfs=ROOT, image=image, chain=chain)
 
     def copy_from_ref(self, st: StageRun, ins: Instruction) -> str | None:
         """The ``--from`` value of ``ins`` as planned (so COPY uses what was resolved)."""
@@ -441,14 +498,17 @@ class Executor:
                 except ImportError as exc:
                     raise SandboxError(f"RUN steps need trustbuild.sandbox: {exc}") from None
                 factory = StepRunner
+            extra: dict[str, Any] = {}
+            if self.cfs is not None:
+                extra["protect"] = tuple(sorted(self.cfs.ignore.paths))
             st.runner = factory(
                 st.rootfs, scratch, snapshot_mode=self.options.snapshot_mode,
-                mode=self.options.mode,
+                mode=self.mode, **extra,
                 ignore_paths=tuple(self.options.ignore_paths), compression=self.options.compression,
                 level=self.options.compression_level, mtime=self.epoch,
                 docker_media_types=self.options.image_format == "docker",
                 output=self.options.output,
-                force=self.options.force)
+                force=self.options.force or self.cfs is not None)  # cfs: mode already checked
             resolved = getattr(st.runner, "snapshot_mode", None)
             if isinstance(resolved, str) and resolved not in ("", "auto"):
                 self.record.snapshot_mode = resolved  # what ran, not "auto"

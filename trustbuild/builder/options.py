@@ -92,8 +92,10 @@ class BuildOptions:
     # consumed by the sandbox (RUN)
     security_profile: str = "baseline"
     seccomp_profile: str | None = None
-    mode: str = "chroot"
-    force: bool = False
+    mode: str = "auto"  # auto | chroot | container (Kaniko's way: build in "/")
+    force: bool = False  # --force: container mode even where no container is detected
+    kaniko_dir: str = "/kaniko"  # --kaniko-dir: container mode's work dir (never snapshotted)
+    ignore_var_run: bool = True  # --ignore-var-run: leave /var/run out (container mode)
     snapshot_mode: str = "auto"
     ignore_paths: list[str] = field(default_factory=list)  # --ignore-path
     kaniko_dir: Path = Path("/kaniko")  # --kaniko-dir, else $KANIKO_DIR (container mode)

@@ -88,10 +88,13 @@ def register(sub: Any) -> None:
                    help="security profile for RUN steps (default baseline)")
     s.add_argument("--seccomp-profile", metavar="NAME|FILE",
                    help="seccomp profile for RUN steps (default: the security profile's)")
-    s.add_argument("--mode", choices=("chroot", "container"), default="chroot",
-                   help="how RUN steps are isolated (default chroot)")
+    s.add_argument("--mode", choices=("auto", "chroot", "container"), default="auto",
+                   help="chroot: RUN in the sandbox; container: build in / of this container "
+                        "as Kaniko does; auto (default): chroot where the sandbox can start, "
+                        "else container")
     s.add_argument("--force", action="store_true",
-                   help="build even where the sandbox cannot be fully set up")
+                   help="experts only: allow --mode container where no container is detected "
+                        "(it deletes and rewrites /)")
     s.add_argument("--snapshot-mode", default="auto", metavar="MODE",
                    help="how RUN changes are detected: auto (default), overlay, walk, full; "
                         "Kaniko's redo and time map to walk")

@@ -19,7 +19,7 @@ import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -216,8 +216,10 @@ def _lstat(dfd: int, name: str) -> os.stat_result | None:
 
 class _Extractor:
     def __init__(self, rootfs: Path, what: str, *, allow_devices: bool, same_owner: bool,
-                 whiteouts: bool) -> None:
+                 whiteouts: bool, exclude: Callable[[str], bool] | None = None) -> None:
         self.root = _Root(rootfs)
+        self.rootfs = Path(rootfs)
+        self.exclude = exclude
         self.whiteouts = whiteouts
         self.what = what
         self.allow_devices = allow_devices
@@ -240,7 +242,7 @@ class _Extractor:
     def _prune(self, dfd: int, name: str, rel: str) -> None:
         """Remove lower content at ``rel`` except what this layer wrote."""
         st = _lstat(dfd, name)
-        if st is None:
+        if st is None or self._excluded_at(dfd, name):
             return
         keep = rel in self.layer_paths or rel in self.layer_ancestors
         if not keep:
@@ -253,6 +255,28 @@ class _Extractor:
                     self._prune(sub, child, tarutil.join(rel, child))
             finally:
                 os.close(sub)
+
+    def _excluded(self, rel: str) -> bool:
+        """Whether ``rel`` (as written, or with its parents' symlinks resolved) is left alone."""
+        if self.exclude is None:
+            return False
+        clean = tarutil.clean_name(rel)
+        if clean is None or self.exclude(os.path.join(str(self.rootfs), clean)):
+            return clean is not None
+        parent, tail = tarutil.split(clean)[0], [tarutil.split(clean)[1]]
+        while True:
+            try:
+                fd = self.root._dir(parent, False)
+                break
+            except (FileNotFoundError, NotADirectoryError):
+                parent, base = tarutil.split(parent)
+                tail.insert(0, base)
+        return self.exclude(os.path.join(os.readlink(f"/proc/self/fd/{fd}"), *tail))
+
+    def _excluded_at(self, dfd: int, name: str) -> bool:
+        if self.exclude is None:
+            return False
+        return self.exclude(os.path.join(os.readlink(f"/proc/self/fd/{dfd}"), name))
 
     # -- entries --------------------------------------------------------------------------
 
@@ -277,6 +301,9 @@ class _Extractor:
         if not rel:
             self._meta_root(info)
             return
+        if self._excluded(rel) or (info.islnk() and self._excluded(info.linkname)):
+            self.stats.skipped.append(rel)
+            return
         if info.ischr() or info.isblk():
             if not self.allow_devices:
                 self.stats.devices_skipped += 1
@@ -298,6 +325,9 @@ class _Extractor:
         victim = base[len(WHITEOUT_PREFIX):]
         if victim in ("", ".", ".."):
             raise _Unsafe("invalid whiteout name")
+        if self._excluded(tarutil.join(parent, victim)):
+            self.stats.skipped.append(rel)
+            return
         try:
             dfd = self.root.parent(rel, create=False)
         except (FileNotFoundError, NotADirectoryError):
@@ -464,21 +494,24 @@ def _write_all(fd: int, data: bytes) -> None:
 def extract_layer(blob: Path | BinaryIO, rootfs: Path, *, media_type: str | None = None,
                   allow_devices: bool = True, same_owner: bool = True,
                   diff_id: Digest | None = None, what: str | None = None,
-                  whiteouts: bool = True) -> ExtractStats:
+                  whiteouts: bool = True,
+                  exclude: Callable[[str], bool] | None = None) -> ExtractStats:
     """Extract a layer (compression detected by magic) into ``rootfs``, applying whiteouts.
 
     ``diff_id`` given: the uncompressed stream must hash to it (DigestMismatch otherwise; the
     rootfs is then partly written and must be discarded). ``media_type`` is informational: the
     magic bytes decide. ``same_owner=False`` leaves files owned by the caller;
     ``whiteouts=False`` extracts ``.wh.*`` names as plain files (an ADD archive, not a layer).
-    ``what`` names the blob in errors (default ``layer <path>``). Unsafe entries raise
-    BuildError, unreadable tars StoreError.
+    ``what`` names the blob in errors (default ``layer <path>``). ``exclude(path)`` (an absolute
+    host path, checked as written and with symlinks resolved) names paths never written nor
+    removed (container mode's ignore list). Unsafe entries raise BuildError, unreadable tars
+    StoreError.
     """
     del media_type
     name = what or _describe(blob)
     try:
         ex = _Extractor(Path(rootfs), name, allow_devices=allow_devices, same_owner=same_owner,
-                        whiteouts=whiteouts)
+                        whiteouts=whiteouts, exclude=exclude)
     except OSError as exc:
         raise BuildError(f"{name}: cannot open rootfs {rootfs}: {exc.strerror}") from exc
     info: tarfile.TarInfo | None = None

@@ -68,7 +68,7 @@ class StepRunner:
                  mode: str = "chroot", ignore_paths: Sequence[str] = (),
                  compression: str = "gzip", level: int | None = None, mtime: int | None = None,
                  docker_media_types: bool = False, output: TextIO | None = None,
-                 force: bool = False) -> None:
+                 force: bool = False, protect: Sequence[str] = ()) -> None:
         if snapshot_mode not in SNAPSHOT_MODES:
             raise SandboxError(f"unknown snapshot mode {snapshot_mode!r}: use one of "
                                f"{', '.join(SNAPSHOT_MODES)}")
@@ -78,6 +78,7 @@ class StepRunner:
         self.rootfs = Path(rootfs) if mode == "chroot" else Path("/")
         self.output = output if output is not None else sys.stderr
         self.ignore_paths = tuple(ignore_paths)
+        self.protect = tuple(protect)  # container mode: the build's whole ignore list
         self._layer_opts: dict[str, Any] = {"compression": compression, "level": level,
                                             "docker_media_types": docker_media_types,
                                             "mtime": mtime}
@@ -234,8 +235,10 @@ class StepRunner:
                                        "(container mode cannot mount)")
                 if profile.network == "none":
                     warnings.append("network isolation is not available in container mode")
-                exclude = _excluder({p.lstrip("/") for p in kaniko_ignore_list(
-                    extra=self.ignore_paths, scratch=self._tmp)} | {
+                ignored = set(self.protect) or set(kaniko_ignore_list())
+                ignored.update(self.ignore_paths)
+                ignored.add(str(self._tmp.resolve()))
+                exclude = _excluder({p.strip("/") for p in ignored} | {
                     str(Path(layer_dest).resolve().parent).lstrip("/")})
                 plan: list[mountplan.MountPoint] = []
             else:

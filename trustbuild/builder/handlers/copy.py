@@ -15,6 +15,7 @@ import os
 import posixpath
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,8 +53,10 @@ class Copier:
     """Copies sources into a rootfs, recording every container path it writes."""
 
     def __init__(self, rootfs: Path, *, uid: int | None, gid: int | None, chmod: int | None,
-                 ignore: object | None = None, mtime: int | None = None) -> None:
+                 ignore: object | None = None, mtime: int | None = None,
+                 protect: Callable[[str], bool] | None = None) -> None:
         self.rootfs = rootfs
+        self.protect = protect  # container mode: the ignore list (host paths never written)
         self.uid, self.gid, self.chmod = uid, gid, chmod
         self.mtime = mtime  # --reproducible: every copied entry gets exactly this mtime
         self._links: dict[tuple[int, int], Path] = {}  # source inode -> first copy
@@ -74,10 +77,17 @@ class Copier:
         parent = secure_join(self.rootfs, posixpath.dirname(path))
         host = parent / posixpath.basename(path) if posixpath.basename(path) else parent
         rel = "/" + str(host.relative_to(self.rootfs)).lstrip(".")
+        self._check_protected(host)
         return clean_abs(rel), host
+
+    def _check_protected(self, host: Path) -> None:
+        if self.protect is not None and self.protect(str(host)):
+            raise BuildError(f"{host} is on container mode's ignore list (a mount point, the "
+                             "kaniko dir or the executor's own files): nothing is written there")
 
     def mkdirs(self, path: str) -> None:
         """Create missing directories of ``path`` (owned by --chown, else root)."""
+        self._check_protected(secure_join(self.rootfs, path))
         created = mkdir_all(self.rootfs, path, uid=self.uid or 0, gid=self.gid or 0)
         self.touched.extend(created)
 
@@ -281,7 +291,8 @@ def _copy(ex: Executor, st: StageRun, ins: Instruction, *, add: bool) -> None:
     rec = ex.step(st, ins, text)
     ignore = getattr(ex.ctx, "ignore", None)
     forced = ex.epoch if ex.options.reproducible else None
-    copier = Copier(st.rootfs, uid=uid, gid=gid, chmod=chmod, ignore=ignore, mtime=forced)
+    copier = Copier(st.rootfs, uid=uid, gid=gid, chmod=chmod, ignore=ignore, mtime=forced,
+                    protect=ex.cfs.excluded if ex.cfs is not None else None)
     with tempfile.TemporaryDirectory(dir=ex.work, prefix="add-") as tmpname:
         tmp = Path(tmpname)
         items = _sources(ex, st, ins, srcs, add=add, tmp=tmp)
@@ -323,7 +334,8 @@ def _copy_item(ex: Executor, ins: Instruction, copier: Copier, item: _Source, de
         # archive entries keep their owners and modes (--chown/--chmod do not apply, as in
         # buildah); a "./" entry sets the destination directory's owner and mode, as tar does
         copier.mkdirs(dest_abs)  # a new destination directory is owned like --chown
-        plain = Copier(copier.rootfs, uid=None, gid=None, chmod=None, mtime=copier.mtime)
+        plain = Copier(copier.rootfs, uid=None, gid=None, chmod=None, mtime=copier.mtime,
+                       protect=copier.protect)
         plain.copy_dir_contents(staging, dest_abs, keep_owner=True, rel=None)
         if _has_root_entry(item.path):
             canon, host = plain._canon(dest_abs)

@@ -121,7 +121,8 @@ def _run(ex: Executor, st: StageRun, ins: Instruction, mounts: list[MountSpec],
         cached = ex.cache.fetch(key)
         if cached is not None:
             extract_layer(cached.path, st.rootfs, diff_id=Digest.parse(cached.diff_id),
-                          what=f"cached layer of {ex.df.path}:{ins.line}")
+                          what=f"cached layer of {ex.df.path}:{ins.line}",
+                          exclude=ex.cfs.excluded if ex.cfs is not None else None)
             print(f"{ex.df.path}:{ins.line} RUN: using cached layer {cached.descriptor.digest}",
                   file=ex.options.output)
             st.image.add_layer(cached)
