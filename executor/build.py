@@ -82,6 +82,14 @@ def checkout_env() -> dict[str, str]:
     return env
 
 
+def repository_of(ref: str) -> str:
+    """``HOST/REPO`` of an image reference (trustbuild's parser, from this checkout)."""
+    sys.path.insert(0, str(ROOT))
+    from trustbuild.oci.reference import Reference
+
+    return Reference.parse(ref).name
+
+
 # ---------------------------------------------------------------------------- Debian rootfs
 
 
@@ -109,6 +117,28 @@ def deb_arch() -> str:
     return _DEB_ARCH[machine]
 
 
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    else:
+        p.unlink()
+
+
+def trim(root: Path) -> None:
+    """Drop package caches, apt lists and documentation (but the copyright files)."""
+    for rel in _TRIM:
+        d = root / rel
+        if not d.is_dir():
+            continue
+        for child in d.iterdir():
+            if rel == "usr/share/doc" and child.is_dir() and not child.is_symlink():
+                for f in child.iterdir():
+                    if f.name != "copyright":
+                        _remove(f)
+            elif child.name not in ("partial", "lock", "auxfiles"):
+                _remove(child)
+
+
 def rootfs_tarball(cache: Path, mirror: str) -> Path:
     """The cached base rootfs tarball; debootstrap it first if there is none."""
     key = hashlib.sha256(json.dumps([SUITE, PACKAGES, _TRIM]).encode()).hexdigest()[:12]
@@ -124,19 +154,7 @@ def rootfs_tarball(cache: Path, mirror: str) -> Path:
         log(f"debootstrap {SUITE} from {mirror} (once per machine; cached in {out})")
         run(["debootstrap", "--variant=minbase", f"--arch={deb_arch()}",
              f"--include={','.join(PACKAGES)}", SUITE, str(root), mirror], timeout=3600)
-        for rel in _TRIM:
-            d = root / rel
-            if not d.is_dir():
-                continue
-            for child in d.iterdir():
-                if rel == "usr/share/doc" and child.is_dir():
-                    for f in child.iterdir():  # keep the copyright notices
-                        if f.name != "copyright":
-                            shutil.rmtree(f) if f.is_dir() and not f.is_symlink() else f.unlink()
-                    continue
-                if child.name in ("partial", "lock", "auxfiles"):
-                    continue
-                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        trim(root)
         tmp = work / "rootfs.tar.gz"
         # /dev, /proc and /sys are provided by whoever runs the image: keep only the directories
         run(["tar", "--numeric-owner", "--xattrs", "-C", str(root), "--exclude=./dev/*",
@@ -152,22 +170,25 @@ def base_layout(cache: Path, tarball: Path) -> Path:
     layout = cache / f"{tarball.name.removesuffix('.tar.gz')}-layout"
     if (layout / "index.json").is_file():
         return layout
-    with tempfile.TemporaryDirectory(prefix="base-ctx-", dir=cache) as tmp:
-        ctx = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="base-", dir=cache) as tmp:
+        ctx = Path(tmp) / "ctx"
+        ctx.mkdir()
         os.link(tarball, ctx / "rootfs.tar.gz")
         (ctx / "Dockerfile").write_text(
             f"# Debian {SUITE} minbase made by debootstrap (executor/build.py)\n"
             "FROM scratch\nADD rootfs.tar.gz /\n"
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
             'CMD ["/bin/bash"]\n')
-        partial = cache / f"{layout.name}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
+        partial = Path(tmp) / "layout"  # private: concurrent builds do not clash
         log(f"importing {tarball.name} as a base image")
         run(trustbuild_cmd("build", "--context", str(ctx), "--no-push", "--reproducible",
                            "--destination", f"{BASE_REPO}:{SUITE}",
                            "--oci-layout-path", str(partial)), env=checkout_env())
-        shutil.rmtree(layout, ignore_errors=True)
-        os.replace(partial, layout)
+        try:
+            os.rename(partial, layout)
+        except OSError:
+            if not (layout / "index.json").is_file():  # not another process's finished copy
+                raise
     return layout
 
 
@@ -300,7 +321,7 @@ def build_executor(*, cache: Path, destination: str | None, oci_layout: Path | N
                     "--digest-file", str(work / "digest")]
             if destination:
                 args += ["--destination", destination]
-                where = destination.rsplit(":", 1)[0] if "@" not in destination else destination
+                where = repository_of(destination)
             else:
                 out = oci_layout or cache / "executor-layout"
                 shutil.rmtree(out, ignore_errors=True)
@@ -314,9 +335,7 @@ def build_executor(*, cache: Path, destination: str | None, oci_layout: Path | N
             log("building executor/Dockerfile")
             run(trustbuild_cmd(*args), env=checkout_env())
         digest = (work / "digest").read_text().strip()
-    if where.startswith("oci:"):
-        return f"{where}@{digest}"
-    return f"{where.split('@')[0]}@{digest}"
+    return f"{where}@{digest}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
