@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from fixtures.wheel import ROOT
 
 

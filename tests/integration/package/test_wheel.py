@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from fixtures.wheel import ROOT, make_wheel_venv, venv_site_packages
 
 pytestmark = [pytest.mark.slow, pytest.mark.privileged]

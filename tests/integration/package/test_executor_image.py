@@ -8,10 +8,11 @@ pushed to the test registry, signed, with provenance and an SBOM.
 The self-hosting test runs that image as a container with bubblewrap (podman's crun cannot run
 on a host with hybrid cgroups, as here): the image's rootfs (unpacked by umoci) as ``/``, its
 own mount/PID/IPC/UTS namespaces, the host's network namespace (the registry is on loopback),
-the image's ENV, WORKDIR and ENTRYPOINT. Inside, trustbuild builds a FROM + COPY + RUN
-Dockerfile from ``tar://stdin`` under a policy whose ``spec.executor`` requires the executor's
-own signature, with the normal RUN sandbox (``--mode chroot``; bubblewrap keeps all
-capabilities). A RUN step contacts a loopback canary, so "denied before any RUN" is observable.
+the image's ENV, WORKDIR and ENTRYPOINT (read from its config). Inside, trustbuild builds a
+FROM + COPY + RUN Dockerfile from ``tar://stdin`` under a policy whose ``spec.executor``
+requires the executor's own signature, with the normal RUN sandbox (``--mode chroot``;
+bubblewrap keeps all capabilities). A RUN step contacts a loopback canary, so "denied before
+any RUN" is observable.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from fixtures.wheel import ROOT
+
 from trustbuild.cli.main import main
 from trustbuild.sign.keys import generate_key_pair
 
@@ -107,6 +108,7 @@ def test_executor_image_is_signed_attested_and_complete(executor_image: str, key
             names.update(m.name.removeprefix("./") for m in tf)
     assert "usr/bin/docker-credential-ecr-login" in names
     assert "usr/bin/git" in names
+    assert not [n for n in names if n.startswith("tmp/wheels/")], "the wheels are in a layer"
     shipped = [n for n in names if n.endswith("/trustbuild/_data/seccomp/build-default.json")]
     assert shipped and all(n.startswith("opt/trustbuild/lib/") for n in shipped), shipped
 
@@ -148,26 +150,32 @@ def canary() -> Iterator[Canary]:
 def bundle(executor_image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The executor unpacked by umoci: ``rootfs/`` and the runtime ``config.json``."""
     work = tmp_path_factory.mktemp("executor-bundle")
-    _skopeo_layout(executor_image, work / "layout")
-    subprocess.run(["umoci", "unpack", "--image", f"{work / 'layout'}:image", str(work / "b")],
+    layout = work / "layout"
+    _skopeo_layout(executor_image, layout)
+    subprocess.run(["umoci", "unpack", "--image", f"{layout}:image", str(work / "b")],
                    check=True, capture_output=True, timeout=600)
+    index = json.loads((layout / "index.json").read_text())
+    blob = lambda d: (layout / "blobs" / "sha256" / d.split(":")[1]).read_bytes()  # noqa: E731
+    manifest = json.loads(blob(index["manifests"][0]["digest"]))
+    (work / "b" / "image-config.json").write_bytes(blob(manifest["config"]["digest"]))
     return work / "b"
 
 
 def run_container(bundle: Path, args: list[str], *, stdin: bytes, env: dict[str, str],
                   binds: dict[Path, str], tmp: Path) -> subprocess.CompletedProcess[bytes]:
-    """Run the image like ``podman run --privileged --network host``, with bubblewrap."""
-    proc = json.loads((bundle / "config.json").read_text())["process"]
+    """Run the image like ``podman run --privileged --network host IMAGE ARGS...``, with
+    bubblewrap: the image's Env and WorkingDir, its Entrypoint with ``args`` in place of Cmd."""
+    config = json.loads((bundle / "image-config.json").read_text())["config"]
     cmd = ["bwrap", "--bind", str(bundle / "rootfs"), "/", "--dev", "/dev", "--proc", "/proc",
            "--bind", str(tmp), "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
            "--hostname", "executor", "--cap-add", "ALL", "--die-with-parent", "--clearenv",
-           "--chdir", proc.get("cwd") or "/"]
+           "--chdir", config.get("WorkingDir") or "/"]
     for host, inside in binds.items():
         cmd += ["--bind", str(host), inside]
-    for item in [*proc.get("env", []), *(f"{k}={v}" for k, v in env.items())]:
+    for item in [*config.get("Env", []), *(f"{k}={v}" for k, v in env.items())]:
         k, _, v = item.partition("=")
         cmd += ["--setenv", k, v]
-    cmd += ["--", *proc["args"], *args]
+    cmd += ["--", *config["Entrypoint"], *args]
     return subprocess.run(cmd, input=stdin, capture_output=True, timeout=900)
 
 
