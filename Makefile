@@ -1,5 +1,5 @@
 # trustbuild: `make demo` and `make test` do all the set-up on a fresh Debian 12 machine (as root).
-.PHONY: setup test test-fast demo lint bench clean
+.PHONY: setup test test-fast demo lint bench clean executor
 
 setup:
 	bash .ci/setup.sh
@@ -19,6 +19,16 @@ lint: setup
 
 bench: setup
 	.venv/bin/python bench/run.py
+
+# The executor image, built by trustbuild from a debootstrapped Debian base (docs/executor.md).
+# EXECUTOR_DEST=REF pushes it (default: an OCI layout in .cache/executor/executor-layout);
+# EXECUTOR_SIGN_KEY=KEY signs it and attaches provenance and an SBOM.
+EXECUTOR_CACHE ?= .cache/executor
+executor: setup
+	.venv/bin/python executor/build.py --cache-dir $(EXECUTOR_CACHE) \
+	  $(if $(EXECUTOR_DEST),--destination $(EXECUTOR_DEST)) \
+	  $(if $(EXECUTOR_SIGN_KEY),--sign-key $(EXECUTOR_SIGN_KEY)) \
+	  $(if $(EXECUTOR_POLICY),--policy $(EXECUTOR_POLICY))
 
 clean:
 	rm -rf .venv build dist *.egg-info .demo

@@ -24,13 +24,13 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import os
 import platform
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trustbuild._internal.data import data_dirs, find_data, shipped_names
 from trustbuild._internal.seccomp_args import OPS as _OPS
 from trustbuild._internal.seccomp_args import PERMISSIVE_ACTIONS as _PERMISSIVE
 from trustbuild._internal.seccomp_args import rule_groups
@@ -75,13 +75,7 @@ class SeccompProfile:
 
 def profile_dirs() -> list[Path]:
     """Directories searched for named profiles (``build-default`` -> ``build-default.json``)."""
-    dirs = []
-    env = os.environ.get("TRUSTBUILD_SECCOMP_DIR")
-    if env:
-        dirs.append(Path(env))
-    dirs.append(Path(__file__).resolve().parents[2] / "seccomp")
-    dirs.append(Path("/usr/share/trustbuild/seccomp"))
-    return dirs
+    return data_dirs("seccomp")
 
 
 def find_profile(name_or_path: str) -> Path:
@@ -92,13 +86,14 @@ def find_profile(name_or_path: str) -> Path:
         if not path.is_file():
             raise SandboxError(f"seccomp profile {name_or_path}: no such file")
         return path
-    for d in profile_dirs():
-        cand = d / f"{name_or_path}.json"
-        if cand.is_file():
-            return cand
+    found = find_data("seccomp", f"{name_or_path}.json")
+    if found is not None:
+        return found
+    shipped = ", ".join(shipped_names("seccomp", ".json")) or "none found"
     raise SandboxError(
         f"seccomp profile {name_or_path!r}: not a file and not a profile name in "
-        f"{', '.join(str(d) for d in profile_dirs())}; pass a path or 'unconfined'"
+        f"{', '.join(str(d) for d in profile_dirs())} (shipped: {shipped}); "
+        "pass a path or 'unconfined'"
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from trustbuild._internal.data import find_data, shipped_names
 from trustbuild.errors import PolicyError
 from trustbuild.oci.digest import Digest
 
@@ -134,8 +135,20 @@ class Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Read, validate and resolve a policy file; PolicyError naming the field otherwise."""
+    """Read, validate and resolve a policy file; PolicyError naming the field otherwise.
+
+    A bare name that is not a file here (``baseline``, ``restricted``) names a policy shipped
+    with trustbuild (``policies/NAME.yaml`` in the checkout or the installed package data).
+    """
     p = Path(path)
+    name = str(path)
+    if not p.exists() and name and "/" not in name and "." not in name:
+        shipped = find_data("policies", f"{name}.yaml")
+        if shipped is None:
+            known = ", ".join(shipped_names("policies", ".yaml")) or "none found"
+            raise PolicyError(f"{name}: no such policy file and no shipped policy of that name "
+                              f"(shipped: {known})")
+        p = shipped
     try:
         data = p.read_bytes()
     except OSError as exc:

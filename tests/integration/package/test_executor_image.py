@@ -1,0 +1,267 @@
+"""The executor image, built by trustbuild itself, and a build that runs inside it (issue 11).
+
+One module fixture runs ``executor/build.py`` (what ``make executor`` runs): a debootstrapped
+Debian base (cached once per machine in ``$TRUSTBUILD_TEST_CACHE``, default
+``/var/cache/trustbuild-test``), the trustbuild wheel and its dependency wheels in the context,
+pushed to the test registry, signed, with provenance and an SBOM.
+
+The self-hosting test runs that image as a container with bubblewrap (podman's crun cannot run
+on a host with hybrid cgroups, as here): the image's rootfs (unpacked by umoci) as ``/``, its
+own mount/PID/IPC/UTS namespaces, the host's network namespace (the registry is on loopback),
+the image's ENV, WORKDIR and ENTRYPOINT (read from its config). Inside, trustbuild builds a
+FROM + COPY + RUN Dockerfile from ``tar://stdin`` under a policy whose ``spec.executor``
+requires the executor's own signature, with the normal RUN sandbox (``--mode chroot``;
+bubblewrap keeps all capabilities). A RUN step contacts a loopback canary, so "denied before
+any RUN" is observable.
+"""
+
+from __future__ import annotations
+
+import http.server
+import importlib.util
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.wheel import ROOT
+
+from trustbuild.cli.main import main
+from trustbuild.sign.keys import generate_key_pair
+
+pytestmark = [pytest.mark.slow, pytest.mark.privileged, pytest.mark.interop]
+PASSWORD = "executor-test-pw"
+CACHE = Path(os.environ.get("TRUSTBUILD_TEST_CACHE", "/var/cache/trustbuild-test")) / "executor"
+
+
+def _load_build_script() -> Any:
+    spec = importlib.util.spec_from_file_location("executor_build", ROOT / "executor" / "build.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("executor-keys")
+    for name in ("executor", "other", "release"):
+        generate_key_pair(str(d / name), password=PASSWORD.encode())
+    return d
+
+
+@pytest.fixture(scope="module")
+def password_env() -> Iterator[None]:
+    old = os.environ.get("TRUSTBUILD_PASSWORD")
+    os.environ["TRUSTBUILD_PASSWORD"] = PASSWORD
+    yield
+    if old is None:
+        os.environ.pop("TRUSTBUILD_PASSWORD", None)
+    else:
+        os.environ["TRUSTBUILD_PASSWORD"] = old
+
+
+@pytest.fixture(scope="module")
+def executor_image(registry: Any, keys: Path, password_env: None) -> str:
+    """``127.0.0.1:PORT/trustbuild/executor@sha256:...``, signed by ``keys/executor.key``."""
+    for tool in ("debootstrap", "umoci", "bwrap", "skopeo"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (make setup)")
+    build = _load_build_script()
+    return str(build.build_executor(
+        cache=CACHE, destination=f"{registry.host}/trustbuild/executor:test", oci_layout=None,
+        sign_key=str(keys / "executor.key"), base_registry=registry.host, mirror=None))
+
+
+def _skopeo_layout(ref: str, dest: Path) -> None:
+    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{ref}",
+                    f"oci:{dest}:image"], check=True, timeout=600)
+
+
+def test_executor_image_is_signed_attested_and_complete(executor_image: str, keys: Path,
+                                                        tmp_path: Path) -> None:
+    assert main(["verify", executor_image, "--key", str(keys / "executor.pub")]) == 0
+    for kind in ("slsaprovenance", "spdxjson"):
+        assert main(["verify-attestation", executor_image, "--key", str(keys / "executor.pub"),
+                     "--type", kind]) == 0, kind
+    assert main(["verify", executor_image, "--key", str(keys / "other.pub")]) != 0
+
+    layout = tmp_path / "layout"
+    _skopeo_layout(executor_image, layout)
+    index = json.loads((layout / "index.json").read_text())
+    blob = lambda d: (layout / "blobs" / "sha256" / d.split(":")[1]).read_bytes()  # noqa: E731
+    manifest = json.loads(blob(index["manifests"][0]["digest"]))
+    config = json.loads(blob(manifest["config"]["digest"]))["config"]
+    assert config["Entrypoint"][:2] == ["/opt/trustbuild/bin/trustbuild", "build"]
+    assert config["WorkingDir"] == "/workspace"
+    assert any(e.startswith("PATH=/opt/trustbuild/bin:") for e in config["Env"])
+    names: set[str] = set()
+    for layer in manifest["layers"]:
+        with tarfile.open(fileobj=io.BytesIO(blob(layer["digest"]))) as tf:
+            names.update(m.name.removeprefix("./") for m in tf)
+    assert "usr/bin/docker-credential-ecr-login" in names
+    assert "usr/bin/git" in names
+    assert not [n for n in names if n.startswith("tmp/wheels/")], "the wheels are in a layer"
+    shipped = [n for n in names if n.endswith("/trustbuild/_data/seccomp/build-default.json")]
+    assert shipped and all(n.startswith("opt/trustbuild/lib/") for n in shipped), shipped
+
+
+# ------------------------------------------------------------------ running it (bubblewrap)
+
+
+class Canary:
+    """Counts HTTP requests on a loopback port: the RUN step's proof of running."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        hits = self.hits
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                hits.append(self.path)
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ran\n")
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def canary() -> Iterator[Canary]:
+    c = Canary()
+    yield c
+    c.server.shutdown()
+    c.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def bundle(executor_image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The executor unpacked by umoci: ``rootfs/`` and the runtime ``config.json``."""
+    work = tmp_path_factory.mktemp("executor-bundle")
+    layout = work / "layout"
+    _skopeo_layout(executor_image, layout)
+    subprocess.run(["umoci", "unpack", "--image", f"{layout}:image", str(work / "b")],
+                   check=True, capture_output=True, timeout=600)
+    index = json.loads((layout / "index.json").read_text())
+    blob = lambda d: (layout / "blobs" / "sha256" / d.split(":")[1]).read_bytes()  # noqa: E731
+    manifest = json.loads(blob(index["manifests"][0]["digest"]))
+    (work / "b" / "image-config.json").write_bytes(blob(manifest["config"]["digest"]))
+    return work / "b"
+
+
+def run_container(bundle: Path, args: list[str], *, stdin: bytes, env: dict[str, str],
+                  binds: dict[Path, str], tmp: Path) -> subprocess.CompletedProcess[bytes]:
+    """Run the image like ``podman run --privileged --network host IMAGE ARGS...``, with
+    bubblewrap: the image's Env and WorkingDir, its Entrypoint with ``args`` in place of Cmd."""
+    config = json.loads((bundle / "image-config.json").read_text())["config"]
+    cmd = ["bwrap", "--bind", str(bundle / "rootfs"), "/", "--dev", "/dev", "--proc", "/proc",
+           "--bind", str(tmp), "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+           "--hostname", "executor", "--cap-add", "ALL", "--die-with-parent", "--clearenv",
+           "--chdir", config.get("WorkingDir") or "/"]
+    for host, inside in binds.items():
+        cmd += ["--bind", str(host), inside]
+    for item in [*config.get("Env", []), *(f"{k}={v}" for k, v in env.items())]:
+        k, _, v = item.partition("=")
+        cmd += ["--setenv", k, v]
+    cmd += ["--", *config["Entrypoint"], *args]
+    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=900)
+
+
+def _context_tar(base: str, port: int) -> bytes:
+    files = {
+        "Dockerfile": (f"FROM {base}\nCOPY greeting.txt /greeting.txt\n"
+                       f"RUN wget -q -O /ran http://127.0.0.1:{port}/ran"
+                       " && cat /greeting.txt /ran > /result.txt\nUSER 1000\n").encode(),
+        "greeting.txt": b"built inside the executor\n",
+    }
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode = len(data), 0o644
+            tf.addfile(ti, io.BytesIO(data))
+    return raw.getvalue()
+
+
+def _policy(path: Path, executor_repo: str, executor_key: str) -> Path:
+    path.write_text(f"""apiVersion: trustbuild.dev/v1alpha1
+kind: Policy
+metadata: {{name: self-hosted}}
+spec:
+  baseImages:
+    allowedRepositories: ["127.0.0.1:*/**"]
+  executor:
+    image: {executor_repo}
+    signatures: [{{key: {executor_key}}}]
+  output:
+    sign: true
+    attestations: [provenance, sbom]
+  deploy:
+    allowedRepositories: ["127.0.0.1:*/**"]
+    signatures: [{{key: release.pub}}]
+    attestations: [{{type: slsaprovenance, key: release.pub}}]
+""")
+    return path
+
+
+@pytest.mark.parametrize("signed_by", ["executor", "other"])
+def test_build_inside_the_executor_container(signed_by: str, bundle: Path, executor_image: str,
+                                             registry: Any, busybox_base: str, keys: Path,
+                                             canary: Canary, tmp_path: Path) -> None:
+    repo = executor_image.split("@")[0]
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in ("release.key", "release.pub", f"{signed_by}.pub"):
+        shutil.copy(keys / name, secrets / name)
+    policy = _policy(secrets / "policy.yaml", repo, f"{signed_by}.pub")
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "tmp").mkdir()
+    dest = f"{registry.host}/selfhosted/app-{signed_by}:1"
+    r = run_container(
+        bundle,
+        ["--mode", "chroot", "--context", "tar://stdin", "--destination", dest,
+         "--policy", "/secrets/policy.yaml", "--sign-key", "/secrets/release.key",
+         "--digest-file", "/out/digest"],
+        stdin=_context_tar(busybox_base, canary.port),
+        env={"TRUSTBUILD_EXECUTOR_IMAGE": executor_image, "TRUSTBUILD_PASSWORD": PASSWORD,
+             "HOME": "/root"},
+        binds={secrets: "/secrets", out: "/out"}, tmp=tmp_path / "tmp")
+    log = (r.stdout + r.stderr).decode(errors="replace")
+
+    if signed_by == "other":
+        assert r.returncode != 0, log
+        assert "executor-signature" in log, log
+        assert canary.hits == [], "a RUN step ran although the gate denied the executor"
+        assert not (out / "digest").exists()
+        return
+
+    assert r.returncode == 0, log
+    assert canary.hits == ["/ran"], log
+    assert "executor-signature" in log, log  # the gate checked the executor and passed
+    digest = (out / "digest").read_text().strip()
+    image = f"{registry.host}/selfhosted/app-{signed_by}@{digest}"
+    assert main(["verify", image, "--policy", str(policy)]) == 0
+    assert main(["verify-attestation", image, "--key", str(keys / "release.pub"),
+                 "--type", "slsaprovenance"]) == 0
+    pulled = tmp_path / "pulled"
+    _skopeo_layout(image, pulled)
+    index = json.loads((pulled / "index.json").read_text())
+    blob = lambda d: (pulled / "blobs" / "sha256" / d.split(":")[1]).read_bytes()  # noqa: E731
+    manifest = json.loads(blob(index["manifests"][0]["digest"]))
+    with tarfile.open(fileobj=io.BytesIO(blob(manifest["layers"][-1]["digest"]))) as tf:
+        member = tf.extractfile("result.txt") or tf.extractfile("./result.txt")
+        assert member is not None
+        assert member.read() == b"built inside the executor\nran\n"
