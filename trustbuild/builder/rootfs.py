@@ -13,7 +13,7 @@ from pathlib import Path
 
 from trustbuild.errors import BuildError
 
-__all__ = ["secure_join", "mkdir_all", "clean_abs"]
+__all__ = ["secure_join", "mkdir_all", "clean_abs", "container_path"]
 
 _MAX_LINKS = 255
 
@@ -23,6 +23,19 @@ def clean_abs(path: str, *, workdir: str = "/") -> str:
     joined = posixpath.join(workdir or "/", path)
     norm = posixpath.normpath("/" + joined.lstrip("/"))
     return "/" if norm in ("//", "/.") else norm
+
+
+def container_path(rootfs: Path, host: Path) -> str:
+    """The container path (``/a/b``) of ``host``, a path inside ``rootfs`` ("/" for the root).
+
+    Names are kept exactly: a top-level ``.npmrc`` is ``/.npmrc``.
+    """
+    rel = os.path.relpath(host, rootfs)
+    if rel == ".":
+        return "/"
+    if rel == ".." or rel.startswith("../"):
+        raise BuildError(f"{host} is not inside the image root {rootfs}")
+    return "/" + rel.replace(os.sep, "/")
 
 
 def secure_join(rootfs: Path, path: str, *, follow_last: bool = True) -> Path:

@@ -142,3 +142,18 @@ def test_bad_instructions(tmp_path: Path, dockerfile: str, message: str) -> None
     with pytest.raises(DockerfileError, match=message):
         _build(tmp_path, dockerfile, {"a": "a", "b": "b"})
     assert not (tmp_path / "layout").exists()
+
+
+def test_copy_to_root_keeps_top_level_dot_files(tmp_path: Path) -> None:
+    """Only .dockerignore excludes files: dot files at the top of the image are kept."""
+    _, _, layers = _build(tmp_path, """\
+FROM scratch
+COPY . /
+COPY .npmrc /..twice
+""", {".gitignore": "g", ".npmrc": "n", ".dockerignore": "skip\n", ".config/x": "x",
+      "skip": "s", "plain": "p"})
+    assert [[m.name for m in layer] for layer in layers] == [
+        [".config", ".config/x", ".dockerignore", ".gitignore", ".npmrc", "Dockerfile",
+         "plain"],
+        ["..twice"],
+    ]

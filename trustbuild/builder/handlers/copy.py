@@ -23,7 +23,7 @@ from trustbuild.builder.dockerfile import Instruction
 from trustbuild.builder.expand import expand_heredoc
 from trustbuild.builder.handlers.fetch import fetch_url, is_archive, is_url
 from trustbuild.builder.layers import write_paths_layer
-from trustbuild.builder.rootfs import clean_abs, mkdir_all, secure_join
+from trustbuild.builder.rootfs import clean_abs, container_path, mkdir_all, secure_join
 from trustbuild.builder.users import resolve_chown
 from trustbuild.errors import BuildError
 from trustbuild.oci.extract import extract_layer, iter_layer_entries
@@ -73,8 +73,7 @@ class Copier:
     def _canon(self, path: str) -> tuple[str, Path]:
         parent = secure_join(self.rootfs, posixpath.dirname(path))
         host = parent / posixpath.basename(path) if posixpath.basename(path) else parent
-        rel = "/" + str(host.relative_to(self.rootfs)).lstrip(".")
-        return clean_abs(rel), host
+        return container_path(self.rootfs, host), host
 
     def mkdirs(self, path: str) -> None:
         """Create missing directories of ``path`` (owned by --chown, else root)."""
