@@ -541,9 +541,20 @@ def _redact(url: str) -> str:
     return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1***@", url)
 
 
-def _git(args: list[str], *, cwd: Path, what: str) -> str:
+def _transport(url: str) -> str:
+    """The git transport ``url`` uses: https, http, ssh or file (parse_git_url admits no other)."""
+    m = re.match(r"^([a-z]+)://", url)
+    return m.group(1) if m else "ssh"  # git@host:path is ssh
+
+
+def _git(args: list[str], *, cwd: Path, what: str, allow: str) -> str:
+    """Run git with only the transports in ``allow`` (colon-separated; "none" for none).
+
+    GIT_ALLOW_PROTOCOL overrides every protocol.*.allow setting, including one inherited from
+    the caller's environment; ``ext::`` and anything not listed is refused.
+    """
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true",
-           "GIT_CONFIG_NOSYSTEM": "1", "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh"}
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_ALLOW_PROTOCOL": allow, "GIT_PROTOCOL_FROM_USER": "0"}
     try:
         proc = subprocess.run(["git", "-c", "advice.detachedHead=false", *args], cwd=cwd,
                               env=env, capture_output=True, text=True, timeout=600)
@@ -558,24 +569,36 @@ def _git(args: list[str], *, cwd: Path, what: str) -> str:
 
 
 def _open_git(src: GitSource) -> BuildContext:
+    """Clone ``src`` into a temporary directory.
+
+    Only the transport the user named is allowed for the fetch; submodules may use it too,
+    except ``file``: a repository's ``.gitmodules`` must never pull a repository of the build
+    host into the image (CVE-2022-39253 class).
+    """
+    transport = _transport(src.url)
+    allow = "http:https" if transport == "http" else transport
+    sub_allow = "none" if transport == "file" else allow
     tmp = Path(tempfile.mkdtemp(prefix="trustbuild-git-"))
     tree = tmp / "tree"
     try:
         _git(["init", "-q", f"--separate-git-dir={tmp / 'git'}", str(tree)], cwd=tmp,
-             what="init")
+             what="init", allow="none")
         fetch = ["fetch", "-q", "--no-tags"]
         if src.commit is None:
             fetch.append("--depth=1")
-        _git([*fetch, src.url, src.ref or "HEAD"], cwd=tree,
-             what=f"fetch of {src.spec} (ref {src.ref or 'HEAD'})")
-        _git(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=tree, what="checkout")
+        _git([*fetch, "--", src.url, src.ref or "HEAD"], cwd=tree,
+             what=f"fetch of {src.spec} (ref {src.ref or 'HEAD'})", allow=allow)
+        _git(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=tree, what="checkout",
+             allow="none")
         if src.commit is not None:
             _git(["checkout", "-q", "--detach", src.commit], cwd=tree,
-                 what=f"checkout of commit {src.commit} (it must be reachable from the ref)")
-        commit = _git(["rev-parse", "HEAD"], cwd=tree, what="rev-parse")
+                 what=f"checkout of commit {src.commit} (it must be reachable from the ref)",
+                 allow="none")
+        commit = _git(["rev-parse", "HEAD"], cwd=tree, what="rev-parse", allow="none")
         if (tree / ".gitmodules").exists():
             _git(["submodule", "update", "--init", "--recursive", "--depth=1"], cwd=tree,
-                 what="submodule update")
+                 what=f"submodule update (submodules may only use {sub_allow.replace(':', '/')}"
+                      f" here, never file paths of the build host)", allow=sub_allow)
         (tree / ".git").unlink()
     except BaseException:
         _remove_tree(tmp)
