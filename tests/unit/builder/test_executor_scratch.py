@@ -157,3 +157,17 @@ COPY .npmrc /..twice
          "plain"],
         ["..twice"],
     ]
+
+
+def test_arg_names_are_expanded(tmp_path: Path) -> None:
+    """``ARG ${NAME}=value`` declares the expanded name, as Docker does (global and in stages)."""
+    _, cfg, _ = _build(tmp_path, """\
+ARG KIND=base
+ARG ${KIND}_IMAGE=scratch
+FROM ${base_IMAGE}
+ARG PREFIX=APP
+ARG ${PREFIX}_VERSION=1.2
+ARG ${PREFIX}_FROM_CLI
+ENV V=${APP_VERSION} C=${APP_FROM_CLI}
+""", build_args={"APP_FROM_CLI": "cli"})
+    assert "V=1.2" in cfg["config"]["Env"] and "C=cli" in cfg["config"]["Env"]

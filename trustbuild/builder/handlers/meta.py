@@ -42,8 +42,14 @@ def _meta(ex: Executor, st: StageRun, ins: Instruction, created_by: str) -> None
 
 
 def handle_arg(ex: Executor, st: StageRun, ins: Instruction) -> None:
-    """ARG NAME[=default]: --build-arg wins, then the default, then the global ARG value."""
-    for name, default in ins.arg_defs:
+    """ARG NAME[=default]: --build-arg wins, then the default, then the global ARG value.
+
+    The name is expanded too (``ARG ${PREFIX}_VERSION=1``), as Docker does.
+    """
+    for raw_name, default in ins.arg_defs:
+        name = ex.expand(st, raw_name) if "$" in raw_name else raw_name
+        if not name:
+            raise ex.error(ins, f"ARG name {raw_name!r} expands to an empty name")
         if name in ex.options.build_args:
             value: str | None = ex.options.build_args[name]
             ex.used_args.add(name)
