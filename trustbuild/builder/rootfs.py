@@ -86,7 +86,10 @@ def mkdir_all(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0,
               mode: int = 0o755) -> list[str]:
     """``mkdir -p`` of container ``path`` inside ``rootfs``; new dirs get uid/gid/mode.
 
-    Returns the container paths created (outermost first). A non-directory in the way is an error.
+    A symlink on the way is followed inside ``rootfs``, and the missing parents of its target
+    are created too (``/link -> /a/b/c`` with no ``/a``: ``/a``, ``/a/b``, ``/a/b/c``).
+    Returns the container paths created, symlinks resolved (outermost first). A non-directory
+    in the way is an error.
     """
     created: list[str] = []
     cur = "/"
@@ -96,11 +99,28 @@ def mkdir_all(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0,
         try:
             st = os.stat(host)
         except FileNotFoundError:
-            os.mkdir(host)
-            os.chown(host, uid, gid, follow_symlinks=False)
-            os.chmod(host, mode)
-            created.append(cur)
+            created.extend(_mkdir_resolved(rootfs, host, uid=uid, gid=gid, mode=mode))
             continue
         if not stat.S_ISDIR(st.st_mode):
             raise BuildError(f"cannot create directory {cur}: a file is in the way")
+    return created
+
+
+def _mkdir_resolved(rootfs: Path, host: Path, *, uid: int, gid: int, mode: int) -> list[str]:
+    """Create the missing directories of ``host``, a path secure_join resolved (no symlinks)."""
+    created: list[str] = []
+    prefix = "/"
+    for part in [p for p in container_path(rootfs, host).split("/") if p]:
+        prefix = posixpath.join(prefix, part)
+        target = os.path.join(rootfs, prefix.lstrip("/"))
+        try:
+            st = os.lstat(target)
+        except FileNotFoundError:
+            os.mkdir(target)
+            os.chown(target, uid, gid, follow_symlinks=False)
+            os.chmod(target, mode)
+            created.append(prefix)
+            continue
+        if not stat.S_ISDIR(st.st_mode):  # a symlink here would have been resolved: refuse
+            raise BuildError(f"cannot create directory {prefix}: a file is in the way")
     return created

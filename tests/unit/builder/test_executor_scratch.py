@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -79,13 +80,15 @@ MAINTAINER someone
     assert c["Cmd"] == ["/bin/ash", "-c", "run me"]  # set in this stage: kept
     assert c["OnBuild"] == ["COPY . /src"]
     assert cfg["author"] == "someone"
-    # WORKDIR created directories, owned by the USER, in their own layers (+ parents)
+    # WORKDIR created directories, owned by the USER, in their own layers (+ parents);
+    # VOLUME created its missing directories (root-owned) too
     names = [[m.name for m in layer] for layer in layers]
-    assert names == [["app"], ["app", "app/data"]]
+    assert names == [["app"], ["app", "app/data"], ["v1", "v2"]]
     assert (layers[0][0].uid, layers[0][0].gid) == (10, 20)
+    assert (layers[2][0].uid, layers[2][0].gid) == (0, 0)
     hist = cfg["history"]
     assert [h.get("empty_layer", False) for h in hist].count(False) == len(layers)
-    assert len(cfg["rootfs"]["diff_ids"]) == 2
+    assert len(cfg["rootfs"]["diff_ids"]) == 3
 
 
 def test_copy_layers_hold_exactly_the_copied_entries(tmp_path: Path) -> None:
@@ -171,3 +174,66 @@ ARG ${PREFIX}_FROM_CLI
 ENV V=${APP_VERSION} C=${APP_FROM_CLI}
 """, build_args={"APP_FROM_CLI": "cli"})
     assert "V=1.2" in cfg["config"]["Env"] and "C=cli" in cfg["config"]["Env"]
+
+
+def test_copy_from_stage_symlink_source_keeps_its_name(tmp_path: Path) -> None:
+    """COPY --from of a symlink copies the target's content under the link's name (Docker)."""
+    d = tmp_path / "ctx" / "d"
+    d.mkdir(parents=True)
+    (d / "target.txt").write_text("content")
+    os.symlink("target.txt", d / "link")
+    os.symlink("/data/target.txt", d / "abs")
+    _, _, layers = _build(tmp_path, """\
+FROM scratch AS a
+COPY d /data
+FROM scratch
+COPY --from=a /data/link /data/abs /out/
+COPY --from=a /data/l* /glob/
+COPY --from=a /data/link /renamed
+""")
+    out, glob, renamed = ({m.name: m for m in layer} for layer in layers)
+    assert sorted(out) == ["out", "out/abs", "out/link"]
+    assert out["out/link"].isfile() and out["out/link"].size == len("content")
+    assert out["out/abs"].isfile() and out["out/abs"].size == len("content")
+    assert sorted(glob) == ["glob", "glob/link"] and glob["glob/link"].isfile()
+    assert sorted(renamed) == ["renamed"] and renamed["renamed"].isfile()
+
+
+def test_volume_creates_missing_directories(tmp_path: Path) -> None:
+    """VOLUME creates missing directories (root, 0755) in a layer, as Kaniko and buildah do."""
+    (tmp_path / "ctx" / "d").mkdir(parents=True)
+    (tmp_path / "ctx" / "d" / "f").write_text("f")
+    os.symlink("/real", tmp_path / "ctx" / "d" / "link")
+    _, cfg, layers = _build(tmp_path, """\
+FROM scratch
+COPY d /
+USER 1000
+VOLUME /vol/new /other /f /link/inside
+VOLUME /vol/new
+""")
+    assert cfg["config"]["Volumes"] == {"/vol/new": {}, "/other": {}, "/f": {},
+                                        "/link/inside": {}}
+    volume_layer = {m.name: m for m in layers[1]}
+    assert sorted(volume_layer) == ["other", "real", "real/inside", "vol", "vol/new"]
+    assert all(m.isdir() and (m.uid, m.gid, m.mode) == (0, 0, 0o755)
+               for m in volume_layer.values())
+    assert len(layers) == 2  # the second VOLUME finds its directory: no layer
+    assert [h.get("empty_layer", False) for h in cfg["history"]] == [False, True, False, True]
+
+
+def test_workdir_through_symlink_creates_the_targets_parents(tmp_path: Path) -> None:
+    """WORKDIR /link/sub with link -> /a/b/c and no /a: /a/b/c/sub is created in the rootfs."""
+    d = tmp_path / "ctx" / "d"
+    d.mkdir(parents=True)
+    os.symlink("/a/b/c", d / "link")
+    os.symlink("../../x/y", d / "up")  # climbs above / : stays at the root, like a chroot
+    _, cfg, layers = _build(tmp_path, """\
+FROM scratch
+COPY d /
+WORKDIR /link/sub
+WORKDIR /up
+""")
+    assert cfg["config"]["WorkingDir"] == "/up"
+    assert [[m.name for m in layer] for layer in layers[1:]] == [
+        ["a", "a/b", "a/b/c", "a/b/c/sub"], ["x", "x/y"]]
+    assert all(m.isdir() for layer in layers[1:] for m in layer)

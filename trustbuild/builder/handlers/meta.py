@@ -1,16 +1,17 @@
 """Metadata instructions: ARG ENV LABEL EXPOSE WORKDIR USER VOLUME STOPSIGNAL HEALTHCHECK SHELL
-ENTRYPOINT CMD ONBUILD MAINTAINER. All but WORKDIR (when it creates a directory) add a history
-entry with ``empty_layer``."""
+ENTRYPOINT CMD ONBUILD MAINTAINER. All but WORKDIR and VOLUME (when they create a directory) add
+a history entry with ``empty_layer``."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import TYPE_CHECKING
 
 from trustbuild.builder.dockerfile import Instruction
 from trustbuild.builder.layers import write_paths_layer
-from trustbuild.builder.rootfs import clean_abs, mkdir_all
+from trustbuild.builder.rootfs import clean_abs, mkdir_all, secure_join
 from trustbuild.builder.users import resolve_chown
 from trustbuild.errors import TrustbuildError
 
@@ -150,7 +151,11 @@ def handle_user(ex: Executor, st: StageRun, ins: Instruction) -> None:
 
 
 def handle_volume(ex: Executor, st: StageRun, ins: Instruction) -> None:
-    """VOLUME ["/a", "/b"] or VOLUME /a /b."""
+    """VOLUME ["/a", "/b"] or VOLUME /a /b.
+
+    Missing volume directories are created (root, 0755, symlinks resolved inside the rootfs) in
+    a layer of their own, as Kaniko and buildah do; BuildKit only records the config.
+    """
     vols = dict(st.image.c.get("Volumes") or {})
     added = []
     for word in ins.args:
@@ -160,7 +165,24 @@ def handle_volume(ex: Executor, st: StageRun, ins: Instruction) -> None:
         vols[value] = {}
         added.append(value)
     st.image.c["Volumes"] = vols
-    _meta(ex, st, ins, "VOLUME [" + " ".join(added) + "]")
+    text = "VOLUME [" + " ".join(added) + "]"
+    created: list[str] = []
+    for value in added:
+        path = clean_abs(value)
+        if os.path.lexists(secure_join(st.rootfs, path)):
+            continue  # whatever is there already (even a file) stays, as in Kaniko
+        try:
+            created.extend(mkdir_all(st.rootfs, path))
+        except TrustbuildError as exc:
+            raise ex.error(ins, f"cannot create volume directory {value}: {exc}") from None
+    if not created:
+        _meta(ex, st, ins, text)
+        return
+    rec = ex.step(st, ins, text)
+    layer = write_paths_layer(ex.layers, st.rootfs, created)
+    st.image.add_layer(layer)
+    st.image.add_history(text, created=ex.created(), empty_layer=False)
+    rec.layer_digest = str(layer.descriptor.digest)
 
 
 def handle_stopsignal(ex: Executor, st: StageRun, ins: Instruction) -> None:
