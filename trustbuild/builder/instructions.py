@@ -264,20 +264,33 @@ def split_words(text: str, escape: str) -> list[str]:
     return words
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _go_json_rejects(name: str) -> Any:
+    """``parse_constant`` hook: Go's encoding/json has no NaN/Infinity (so: shell form)."""
+    raise ValueError(f"{name} is not JSON")
+
+
 def _json_array(text: str) -> list[str] | None:
-    """The JSON array in ``text``, or None when it is not one (Docker then uses shell form)."""
+    """The JSON array in ``text``, or None when it is not one (Docker then uses shell form).
+
+    As BuildKit's parseJSON (``json.Unmarshal`` of the whole rest, since BuildKit 0.15): text
+    after the array (``["x"] # comment``) makes it shell form; ``NaN``/``Infinity`` are not
+    JSON; an escaped lone surrogate becomes U+FFFD; valid JSON with a non-string is an error.
+    """
     text = text.lstrip()
     if not text.startswith("["):
         return None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_go_json_rejects)
     except ValueError:
         return None
     if not isinstance(value, list):
         return None
     if not all(isinstance(v, str) for v in value):
         raise _Err("when using JSON array syntax, arrays must be comprised of strings only")
-    return value
+    return [_LONE_SURROGATE.sub("\ufffd", v) for v in value]
 
 
 def _name_values(cmd: str, rest: str, escape: str) -> list[tuple[str, str]]:

@@ -411,3 +411,24 @@ def test_copy_heredoc_quoted_names_map_back_to_arguments() -> None:
     found = [copy.heredoc_for(w) for w in copy.args]
     assert [(d.name, d.content, d.expand) if d else None for d in found] == [
         ("a b", "1\n", False), ("c", "2\n", False), ("de", "3\n", False), None]
+
+
+@pytest.mark.parametrize(("text", "json_form", "args"), [
+    # BuildKit's parseJSON: json.Unmarshal of the whole rest (moby/buildkit#5107, BuildKit
+    # 0.15): trailing text makes the shell form, trailing blanks do not
+    ('ENTRYPOINT ["x"] # comment', False, ['["x"] # comment']),
+    ('CMD ["a"]  ', True, ["a"]),
+    ('CMD ["a"]\t', True, ["a"]),
+    ('RUN ["ls"]random symbols', False, ['["ls"]random symbols']),
+    ("ENTRYPOINT []<-this is JSON array", False, ["[]<-this is JSON array"]),
+    ('COPY ["a", "b"] # c', False, ['["a",', '"b"]', "#", "c"]),
+    # what Go's encoding/json does not accept is not JSON: shell form, not an error
+    ("CMD [NaN]", False, ["[NaN]"]),
+    ('CMD ["a", -Infinity]', False, ['["a", -Infinity]']),
+    ('HEALTHCHECK CMD ["probe", Infinity]', False, ["CMD", '["probe", Infinity]']),
+    # an escaped lone surrogate is U+FFFD, as Go decodes it
+    ('CMD ["\\ud800x"]', True, ["\ufffdx"]),
+])
+def test_json_form_matches_buildkit(text: str, json_form: bool, args: list[str]) -> None:
+    inst = one(text)
+    assert (inst.json_form, inst.args) == (json_form, args)
