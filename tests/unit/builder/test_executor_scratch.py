@@ -80,15 +80,13 @@ MAINTAINER someone
     assert c["Cmd"] == ["/bin/ash", "-c", "run me"]  # set in this stage: kept
     assert c["OnBuild"] == ["COPY . /src"]
     assert cfg["author"] == "someone"
-    # WORKDIR created directories, owned by the USER, in their own layers (+ parents);
-    # VOLUME created its missing directories (root-owned) too
+    # WORKDIR created directories, owned by the USER, in their own layers (+ parents)
     names = [[m.name for m in layer] for layer in layers]
-    assert names == [["app"], ["app", "app/data"], ["v1", "v2"]]
+    assert names == [["app"], ["app", "app/data"]]
     assert (layers[0][0].uid, layers[0][0].gid) == (10, 20)
-    assert (layers[2][0].uid, layers[2][0].gid) == (0, 0)
     hist = cfg["history"]
     assert [h.get("empty_layer", False) for h in hist].count(False) == len(layers)
-    assert len(cfg["rootfs"]["diff_ids"]) == 3
+    assert len(cfg["rootfs"]["diff_ids"]) == 2
 
 
 def test_copy_layers_hold_exactly_the_copied_entries(tmp_path: Path) -> None:
@@ -200,16 +198,16 @@ COPY --from=a /data/link /renamed
 
 
 def test_volume_creates_missing_directories(tmp_path: Path) -> None:
-    """VOLUME creates missing directories (root, 0755) in a layer, as Kaniko and buildah do."""
-    (tmp_path / "ctx" / "d").mkdir(parents=True)
-    (tmp_path / "ctx" / "d" / "f").write_text("f")
-    os.symlink("/real", tmp_path / "ctx" / "d" / "link")
-    _, cfg, layers = _build(tmp_path, """\
+    """A VOLUME that ends the stage (or is followed by a RUN) creates its missing directories
+    (root, 0755, symlinks followed inside the rootfs) in a layer, as buildah does."""
+    (tmp_path / "one" / "ctx" / "d").mkdir(parents=True)
+    (tmp_path / "one" / "ctx" / "d" / "f").write_text("f")
+    os.symlink("/real", tmp_path / "one" / "ctx" / "d" / "link")
+    _, cfg, layers = _build(tmp_path / "one", """\
 FROM scratch
 COPY d /
 USER 1000
 VOLUME /vol/new /other /f /link/inside
-VOLUME /vol/new
 """)
     assert cfg["config"]["Volumes"] == {"/vol/new": {}, "/other": {}, "/f": {},
                                         "/link/inside": {}}
@@ -217,8 +215,20 @@ VOLUME /vol/new
     assert sorted(volume_layer) == ["other", "real", "real/inside", "vol", "vol/new"]
     assert all(m.isdir() and (m.uid, m.gid, m.mode) == (0, 0, 0o755)
                for m in volume_layer.values())
-    assert len(layers) == 2  # the second VOLUME finds its directory: no layer
-    assert [h.get("empty_layer", False) for h in cfg["history"]] == [False, True, False, True]
+    assert [h.get("empty_layer", False) for h in cfg["history"]] == [False, True, False]
+
+
+def test_volume_directories_follow_buildahs_rule(tmp_path: Path) -> None:
+    """Not created when neither a RUN nor the end of the stage follows, nor inside an earlier
+    volume (buildah's Preserve rule); the config lists every volume."""
+    _, cfg, layers = _build(tmp_path, """\
+FROM scratch
+VOLUME /early
+LABEL a=b
+VOLUME /early/sub /late
+""")
+    assert cfg["config"]["Volumes"] == {"/early": {}, "/early/sub": {}, "/late": {}}
+    assert [[m.name for m in layer] for layer in layers] == [["late"]]
 
 
 def test_workdir_through_symlink_creates_the_targets_parents(tmp_path: Path) -> None:

@@ -150,13 +150,29 @@ def handle_user(ex: Executor, st: StageRun, ins: Instruction) -> None:
     _meta(ex, st, ins, f"USER {user}")
 
 
+def _covered(path: str, volumes: list[str]) -> bool:
+    return any(path == v or path.startswith(v.rstrip("/") + "/") for v in volumes)
+
+
+def _run_follows(st: StageRun, ins: Instruction) -> bool:
+    """True when ``ins`` ends the stage or a RUN comes after it (buildah's rule for VOLUME)."""
+    rest = st.stage.instructions
+    for i, other in enumerate(rest):
+        if other is ins:
+            rest = rest[i + 1:]
+            break
+    return not rest or any(other.cmd == "RUN" for other in rest)
+
+
 def handle_volume(ex: Executor, st: StageRun, ins: Instruction) -> None:
     """VOLUME ["/a", "/b"] or VOLUME /a /b.
 
     Missing volume directories are created (root, 0755, symlinks resolved inside the rootfs) in
-    a layer of their own, as Kaniko and buildah do; BuildKit only records the config.
+    a layer of their own when a RUN follows in the stage or the VOLUME ends it, as buildah
+    does (a path inside an earlier volume is left alone); BuildKit only records the config.
     """
     vols = dict(st.image.c.get("Volumes") or {})
+    declared = [clean_abs(v) for v in vols]
     added = []
     for word in ins.args:
         value = ex.expand(st, word)
@@ -167,10 +183,13 @@ def handle_volume(ex: Executor, st: StageRun, ins: Instruction) -> None:
     st.image.c["Volumes"] = vols
     text = "VOLUME [" + " ".join(added) + "]"
     created: list[str] = []
-    for value in added:
+    for value in added if _run_follows(st, ins) else []:
         path = clean_abs(value)
+        if _covered(path, declared):
+            continue
+        declared.append(path)
         if os.path.lexists(secure_join(st.rootfs, path)):
-            continue  # whatever is there already (even a file) stays, as in Kaniko
+            continue  # whatever is there already (even a file) stays
         try:
             created.extend(mkdir_all(st.rootfs, path))
         except TrustbuildError as exc:
