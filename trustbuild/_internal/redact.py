@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["redact_url", "redact_headers", "REDACTED"]
+__all__ = ["redact_url", "redact_headers", "excerpt", "REDACTED"]
 
 REDACTED = "REDACTED"
 _SAFE_PARAMS = frozenset({"mount", "from", "digest", "n", "last", "service", "scope",
@@ -41,3 +41,13 @@ def redact_url(url: str) -> str:
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``headers`` with credentials replaced by REDACTED."""
     return {k: (REDACTED if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a one-line error message: escaped, at most ``limit`` characters.
+
+    For parse errors that name the offending token of untrusted input (a Dockerfile may be any
+    file): never more than that token, never a control character or a second line.
+    """
+    shown = repr(text[:limit])
+    return shown + "..." if len(text) > limit else shown

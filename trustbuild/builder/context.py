@@ -14,6 +14,7 @@ a temporary directory that ``close()`` removes. COPY/ADD sources are resolved wi
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -29,13 +30,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from trustbuild.builder.dockerignore import (
-    IgnoreMatcher,
-    component_regex,
-    go_clean,
-    ignore_file_for,
-)
-from trustbuild.errors import ContextError, DockerfileError
+from trustbuild.builder.dockerignore import IgnoreMatcher, component_regex, go_clean
+from trustbuild.errors import BuildError, ContextError, DockerfileError
 
 __all__ = [
     "BuildContext",
@@ -48,7 +44,8 @@ __all__ = [
 
 _GLOB = re.compile(r"[*?\[]")
 _MAX_LINKS = 40
-_Fail = Callable[[str], DockerfileError]
+_MAX_READ = 16 << 20  # Dockerfile and ignore files
+_Fail = Callable[[str], BuildError]
 
 
 @dataclass
@@ -218,8 +215,13 @@ class BuildContext:
             for d in dirnames:
                 yield Path(dirpath) / d
 
-    def _check_inside(self, rel: str, fail: _Fail) -> None:
-        """Follow symlinks along ``rel`` like a chroot would; refuse any that leave the root."""
+    def _check_inside(self, rel: str, fail: _Fail) -> Path:
+        """Follow symlinks along ``rel`` like a chroot would; refuse any that leave the root.
+
+        Returns the host path with every symlink resolved (the last component may not exist).
+        This is the one resolver for everything read from the context: COPY/ADD sources, bind
+        mounts, the Dockerfile and the ignore files.
+        """
         parts = [p for p in rel.split("/") if p not in ("", ".")]
         resolved: list[str] = []
         hops = 0
@@ -244,6 +246,75 @@ class BuildContext:
                 raise fail(f"symlink {link_rel} -> {target} is absolute and points outside "
                            "the build context; use a relative link inside the context")
             parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+        return self.root.joinpath(*resolved)
+
+    # -- files the builder reads itself (Dockerfile, ignore files) -------------------------
+    def read_file(self, rel: str, *, what: str) -> bytes | None:
+        """The bytes of regular file ``rel`` (context-relative), or None when there is none.
+
+        Symlinks are resolved inside the context (``_check_inside``); one that leaves it is a
+        ContextError, never followed on the host.
+        """
+        clean = go_clean(rel.lstrip("/"))
+        if clean == ".." or clean.startswith("../"):
+            raise ContextError(f"{what} {rel!r} is outside the build context")
+
+        def fail(message: str) -> BuildError:
+            return ContextError(f"cannot read the {what} {clean!r} from the build context: "
+                                f"{message}")
+
+        path = self._check_inside(clean, fail)
+        return _read_regular(path, what=what)
+
+    def load_ignore(self, dockerfile: str | Path | None = None) -> None:
+        """Set ``ignore`` from the ignore file Docker uses for ``dockerfile``.
+
+        ``<Dockerfile>.dockerignore`` next to the Dockerfile wins over the root's
+        ``.dockerignore``. ``dockerfile`` is context-relative (str) or, for a Dockerfile given
+        outside the context, a host path whose neighbour is read on the host.
+        """
+        found: tuple[str, bytes] | None = None
+        if isinstance(dockerfile, Path):
+            specific = dockerfile.with_name(dockerfile.name + ".dockerignore")
+            data = _read_regular(specific, what="ignore file") if specific.exists() else None
+            if data is not None:
+                found = (str(specific), data)
+        elif dockerfile is not None:
+            name = go_clean(dockerfile) + ".dockerignore"
+            data = self.read_file(name, what="ignore file")
+            if data is not None:
+                found = (name, data)
+        if found is None:
+            data = self.read_file(".dockerignore", what="ignore file")
+            if data is not None:
+                found = (".dockerignore", data)
+        if found is None:
+            self.ignore = IgnoreMatcher([])
+            return
+        source, data = found
+        text = _decode(data, source)
+        self.ignore = IgnoreMatcher.from_text(text, source=source)
+
+
+def _read_regular(path: Path, *, what: str) -> bytes | None:
+    """Read ``path`` if it is a regular file (never a FIFO or device; no final symlink)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ContextError(f"the {what} {path} is a symlink; name its target") from None
+        raise ContextError(f"cannot read the {what} {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if stat.S_ISDIR(st.st_mode):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            raise ContextError(f"the {what} {path} is not a regular file")
+        if st.st_size > _MAX_READ:
+            raise ContextError(f"the {what} {path} is larger than {_MAX_READ >> 20} MiB")
+        return f.read(_MAX_READ + 1)
 
 
 def _remove_tree(path: Path) -> None:
@@ -308,7 +379,7 @@ def open_context(spec: str, *, sub_path: str | None = None,
                 raise ContextError(f"context sub-path {sub!r} is not a directory inside the "
                                    "build context")
             ctx.root = root
-        ctx.ignore = IgnoreMatcher.for_context(ctx.root, ctx.root / "Dockerfile")
+        ctx.load_ignore("Dockerfile")
     except BaseException:
         ctx.close()
         raise
@@ -480,9 +551,20 @@ def _redact(url: str) -> str:
     return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1***@", url)
 
 
-def _git(args: list[str], *, cwd: Path, what: str) -> str:
+def _transport(url: str) -> str:
+    """The git transport ``url`` uses: https, http, ssh or file (parse_git_url admits no other)."""
+    m = re.match(r"^([a-z]+)://", url)
+    return m.group(1) if m else "ssh"  # git@host:path is ssh
+
+
+def _git(args: list[str], *, cwd: Path, what: str, allow: str) -> str:
+    """Run git with only the transports in ``allow`` (colon-separated; "none" for none).
+
+    GIT_ALLOW_PROTOCOL overrides every protocol.*.allow setting, including one inherited from
+    the caller's environment; ``ext::`` and anything not listed is refused.
+    """
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true",
-           "GIT_CONFIG_NOSYSTEM": "1", "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh"}
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_ALLOW_PROTOCOL": allow, "GIT_PROTOCOL_FROM_USER": "0"}
     try:
         proc = subprocess.run(["git", "-c", "advice.detachedHead=false", *args], cwd=cwd,
                               env=env, capture_output=True, text=True, timeout=600)
@@ -497,24 +579,36 @@ def _git(args: list[str], *, cwd: Path, what: str) -> str:
 
 
 def _open_git(src: GitSource, tmp_dir: Path | None = None) -> BuildContext:
+    """Clone ``src`` into a temporary directory (below ``tmp_dir`` if given).
+
+    Only the transport the user named is allowed for the fetch; submodules may use it too,
+    except ``file``: a repository's ``.gitmodules`` must never pull a repository of the build
+    host into the image (CVE-2022-39253 class).
+    """
+    transport = _transport(src.url)
+    allow = "http:https" if transport == "http" else transport
+    sub_allow = "none" if transport == "file" else allow
     tmp = Path(tempfile.mkdtemp(prefix="trustbuild-git-", dir=tmp_dir))
     tree = tmp / "tree"
     try:
         _git(["init", "-q", f"--separate-git-dir={tmp / 'git'}", str(tree)], cwd=tmp,
-             what="init")
+             what="init", allow="none")
         fetch = ["fetch", "-q", "--no-tags"]
         if src.commit is None:
             fetch.append("--depth=1")
-        _git([*fetch, src.url, src.ref or "HEAD"], cwd=tree,
-             what=f"fetch of {src.spec} (ref {src.ref or 'HEAD'})")
-        _git(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=tree, what="checkout")
+        _git([*fetch, "--", src.url, src.ref or "HEAD"], cwd=tree,
+             what=f"fetch of {src.spec} (ref {src.ref or 'HEAD'})", allow=allow)
+        _git(["checkout", "-q", "--detach", "FETCH_HEAD"], cwd=tree, what="checkout",
+             allow="none")
         if src.commit is not None:
             _git(["checkout", "-q", "--detach", src.commit], cwd=tree,
-                 what=f"checkout of commit {src.commit} (it must be reachable from the ref)")
-        commit = _git(["rev-parse", "HEAD"], cwd=tree, what="rev-parse")
+                 what=f"checkout of commit {src.commit} (it must be reachable from the ref)",
+                 allow="none")
+        commit = _git(["rev-parse", "HEAD"], cwd=tree, what="rev-parse", allow="none")
         if (tree / ".gitmodules").exists():
             _git(["submodule", "update", "--init", "--recursive", "--depth=1"], cwd=tree,
-                 what="submodule update")
+                 what=f"submodule update (submodules may only use {sub_allow.replace(':', '/')}"
+                      f" here, never file paths of the build host)", allow=sub_allow)
         (tree / ".git").unlink()
     except BaseException:
         _remove_tree(tmp)
@@ -527,7 +621,9 @@ def read_dockerfile(spec: str | None, context: BuildContext, *,
                     stdin: BinaryIO | None = None) -> tuple[str, str]:
     """Return (name for messages, text) of ``--dockerfile``; ``-`` reads standard input.
 
-    A relative path is looked up in the context, then in the working directory. When a
+    A relative path is looked up in the context, then in the working directory. A path inside
+    the context is read with the context's resolver (its symlinks stay inside the context); a
+    path outside it is the user's explicit choice and read as given (as Kaniko does). When a
     ``<Dockerfile>.dockerignore`` sits next to the chosen file, ``context.ignore`` switches to it.
     """
     if spec == "-":
@@ -540,13 +636,35 @@ def read_dockerfile(spec: str | None, context: BuildContext, *,
     given = Path(name)
     candidates = [given] if given.is_absolute() else [context.root / given, Path.cwd() / given]
     for cand in candidates:
+        rel = _inside(context.root, cand)
+        if rel is not None:
+            data = context.read_file(rel, what="Dockerfile")
+            if data is None:
+                continue
+            context.load_ignore(rel)
+            return name, _decode(data, name)
         if cand.is_file():
-            specific = ignore_file_for(context.root, cand)
-            if specific is not None and specific.name != ".dockerignore":
-                context.ignore = IgnoreMatcher.for_context(context.root, cand)
-            return name, _decode(cand.read_bytes(), name)
+            data = _read_regular(Path(os.path.realpath(cand)), what="Dockerfile")
+            if data is not None:
+                context.load_ignore(Path(os.path.abspath(cand)))
+                return name, _decode(data, name)
     raise ContextError(f"Dockerfile {name!r} not found in the build context ({context.source})"
                        " or the working directory; pass --dockerfile")
+
+
+def _inside(root: Path, path: Path) -> str | None:
+    """``path`` relative to the context ``root`` when it names something inside, else None.
+
+    Decided on the path as written, then with its directory's symlinks resolved on the host
+    (``--dockerfile /link-to-ctx/Dockerfile``); the last component is never followed here.
+    """
+    lexical = Path(os.path.normpath(os.path.abspath(path)))
+    for cand in (lexical, Path(os.path.realpath(lexical.parent)) / lexical.name):
+        if cand == root:
+            return "."
+        if cand.is_relative_to(root):
+            return cand.relative_to(root).as_posix()
+    return None
 
 
 def _decode(data: bytes, name: str) -> str:

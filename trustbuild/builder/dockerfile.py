@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from trustbuild._internal.redact import excerpt
 from trustbuild.builder.expand import EXPANDING_INSTRUCTIONS, ExpansionError, Lexer, expand
 from trustbuild.builder.instructions import (
     HEREDOC_INSTRUCTIONS,
@@ -110,8 +111,8 @@ class _Directives:
                                   path=self.path, line=lineno)
         if key == "escape":
             if value not in ("\\", "`"):
-                raise DockerfileError(f"invalid escape token '{value}' does not match ` or \\",
-                                      path=self.path, line=lineno)
+                raise DockerfileError(f"invalid escape token {excerpt(value)} does not match "
+                                      "` or \\", path=self.path, line=lineno)
             self.escape = value
             self.continuation = self._cont_regex(value)
         self.values[key] = value
@@ -202,7 +203,8 @@ def _instructions(text: str, path: str, d: _Directives, warnings: list[str]
                 while True:
                     if i >= len(lines):
                         raise DockerfileError(
-                            f"unterminated heredoc: no line '{doc.name}' ends the here-document",
+                            f"unterminated heredoc: no line {excerpt(doc.name)} ends the "
+                            "here-document",
                             path=path, line=start, instruction=inst.cmd)
                     raw = lines[i]
                     i += 1
@@ -272,19 +274,19 @@ def _stage(inst: Instruction, index: int, earlier: list[Stage], path: str) -> St
     args = inst.args
     if len(args) not in (1, 3) or (len(args) == 3 and args[1].lower() != "as"):
         raise DockerfileError("FROM requires either one argument, or three: FROM <image> AS "
-                              "<name>", path=path, line=inst.line, instruction=inst.original)
+                              "<name>", path=path, line=inst.line, instruction="FROM")
     name = None
     if len(args) == 3:
         name = args[2].lower()
         if not _STAGE_NAME.match(name):
             raise DockerfileError(
-                f"invalid name for build stage: {args[2]!r}, name can't start with a number "
-                "or contain symbols", path=path, line=inst.line, instruction=inst.original)
+                f"invalid name for build stage: {excerpt(args[2])}, name can't start with a "
+                "number or contain symbols", path=path, line=inst.line, instruction="FROM")
         for other in earlier:
             if other.name == name:
                 raise DockerfileError(
-                    f"duplicate stage name {name!r} (first used on line {other.line})",
-                    path=path, line=inst.line, instruction=inst.original)
+                    f"duplicate stage name {excerpt(name)} (first used on line {other.line})",
+                    path=path, line=inst.line, instruction="FROM")
     platform = inst.flag("platform")
     return Stage(index=index, name=name, base=args[0], platform=platform, line=inst.line,
                  instructions=[], from_instruction=inst)

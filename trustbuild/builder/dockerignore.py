@@ -18,11 +18,11 @@ import posixpath
 import re
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
+from trustbuild._internal.redact import excerpt
 from trustbuild.errors import DockerfileError
 
-__all__ = ["IgnoreMatcher", "component_regex", "go_clean", "ignore_file_for"]
+__all__ = ["IgnoreMatcher", "component_regex", "go_clean"]
 
 _ESCAPE = set(".+()|{}$^")
 
@@ -166,7 +166,7 @@ def component_regex(component: str, *, strict: bool = False) -> re.Pattern[str]:
         return _re_compile("".join(out) + r"\Z")
     except (ValueError, re.error) as exc:
         if strict:
-            raise ValueError(f"bad pattern {component!r}: {exc}") from None
+            raise ValueError(f"bad pattern {excerpt(component)}: {exc}") from None
         return re.compile(r"[\s\S]*")
 
 
@@ -190,7 +190,7 @@ class IgnoreMatcher:
             try:
                 self.patterns.append(_compile(p, exclusion))
             except re.error as exc:
-                raise DockerfileError(f"bad pattern {raw.strip()!r}: {exc}", path=source,
+                raise DockerfileError(f"bad pattern {excerpt(raw.strip())}: {exc}", path=source,
                                       line=lineno) from None
         self.has_exceptions = any(p.exclusion for p in self.patterns)
 
@@ -218,20 +218,6 @@ class IgnoreMatcher:
                     p = p[1:]
             patterns.append("!" + p if invert else p)
         return cls(patterns, source=source)
-
-    @classmethod
-    def for_context(cls, context_dir: Path, dockerfile_path: Path | None = None
-                    ) -> IgnoreMatcher:
-        """The ignore file Docker uses: ``<Dockerfile>.dockerignore`` wins over .dockerignore."""
-        found = ignore_file_for(context_dir, dockerfile_path)
-        if found is None:
-            return cls([])
-        try:
-            text = found.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DockerfileError(f"cannot read ignore file: {exc}", path=str(found)) from None
-        return cls.from_text(text, source=found.name if found.parent == context_dir
-                             else str(found))
 
     def __bool__(self) -> bool:
         return bool(self.patterns)
@@ -286,13 +272,3 @@ def _may_match_below(pattern_dirs: list[str], parts: list[str]) -> bool:
         if not component_regex(comp).match(part):
             return False
     return True
-
-
-def ignore_file_for(context_dir: Path, dockerfile_path: Path | None) -> Path | None:
-    """The ignore file that applies: ``<Dockerfile>.dockerignore`` next to it, else the root's."""
-    if dockerfile_path is not None:
-        specific = dockerfile_path.with_name(dockerfile_path.name + ".dockerignore")
-        if specific.is_file():
-            return specific
-    default = context_dir / ".dockerignore"
-    return default if default.is_file() else None

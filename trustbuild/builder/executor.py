@@ -174,6 +174,7 @@ class Executor:
             for name, default in ins.arg_defs:
                 env = self._from_env()
                 try:
+                    name = expand(name, env, escape=self.df.escape)  # ARG ${N}=v, as Docker
                     self.global_args[name] = self._arg_value(name, default, env)
                 except TrustbuildError as exc:
                     raise self.error(ins, str(exc)) from None
@@ -239,6 +240,7 @@ class Executor:
             try:
                 if ins.cmd == "ARG":
                     for name, default in ins.arg_defs:
+                        name = expand(name, env, escape=self.df.escape)
                         value = self.options.build_args.get(name)
                         if value is None and default is not None:
                             value = expand(default, env, escape=self.df.escape)

@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from trustbuild._internal.redact import excerpt
 from trustbuild.errors import BuildError
 
 __all__ = [
@@ -112,7 +113,7 @@ class Lexer:
         try:
             return self._stop_on("", self.raw_escapes)
         except ExpansionError as exc:
-            raise ExpansionError(f"failed to process {source!r}: {exc}") from None
+            raise ExpansionError(f"failed to process {excerpt(source)}: {exc}") from None
 
     def _stop_on(self, stop: str, raw_escapes: bool) -> tuple[str, list[str]]:
         saved = self.raw_escapes
@@ -336,7 +337,7 @@ def _pattern_regex(pattern: str, *, greedy: bool, anchor: str) -> re.Pattern[str
             nxt = pattern[i] if i < len(pattern) else ""
             i += 1
             if nxt not in ("*", "?", "\\"):
-                raise ExpansionError(f"invalid pattern ({pattern}) in substitution: "
+                raise ExpansionError(f"invalid pattern {excerpt(pattern)} in substitution: "
                                      f"invalid escape '\\{nxt}'")
             out.append(re.escape(nxt))
         else:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from trustbuild._internal.redact import excerpt
 from trustbuild.builder.expand import ExpansionError, Lexer
 from trustbuild.errors import DockerfileError
 
@@ -48,6 +49,8 @@ LIST_FLAGS = frozenset({"mount", "exclude"})
 
 HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
 _WS = re.compile(r"[\t\v\f\r ]+")
+_KEYWORD = re.compile(r"[A-Za-z]{1,16}")
+_FLAG_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)([^<]*)$")
 
 
@@ -194,15 +197,15 @@ def parse_flags(cmd: str, words: list[str]) -> dict[str, str | list[str]]:
     out: dict[str, str | list[str]] = {}
     for word in words:
         if not word.startswith("--"):
-            raise _Err(f"arguments to {cmd} must start with -- (got {word!r})")
+            raise _Err(f"arguments to {cmd} must start with -- (got {excerpt(word)})")
         name, has_value, value = word[2:].partition("=")
         if name not in allowed:
-            raise _Err(f"unknown flag: --{name}")
+            raise _Err(f"unknown flag: --{name if _FLAG_NAME.fullmatch(name) else excerpt(name)}")
         if name in BOOL_FLAGS:
             if not has_value:
                 value = "true"
             if value.lower() not in ("true", "false"):
-                raise _Err(f"expecting boolean value for flag {name}, not: {value}")
+                raise _Err(f"expecting boolean value for flag {name}, not: {excerpt(value)}")
             out[name] = value.lower()
             continue
         if not has_value:
@@ -261,20 +264,33 @@ def split_words(text: str, escape: str) -> list[str]:
     return words
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _go_json_rejects(name: str) -> Any:
+    """``parse_constant`` hook: Go's encoding/json has no NaN/Infinity (so: shell form)."""
+    raise ValueError(f"{name} is not JSON")
+
+
 def _json_array(text: str) -> list[str] | None:
-    """The JSON array in ``text``, or None when it is not one (Docker then uses shell form)."""
+    """The JSON array in ``text``, or None when it is not one (Docker then uses shell form).
+
+    As BuildKit's parseJSON (``json.Unmarshal`` of the whole rest, since BuildKit 0.15): text
+    after the array (``["x"] # comment``) makes it shell form; ``NaN``/``Infinity`` are not
+    JSON; an escaped lone surrogate becomes U+FFFD; valid JSON with a non-string is an error.
+    """
     text = text.lstrip()
     if not text.startswith("["):
         return None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_go_json_rejects)
     except ValueError:
         return None
     if not isinstance(value, list):
         return None
     if not all(isinstance(v, str) for v in value):
         raise _Err("when using JSON array syntax, arrays must be comprised of strings only")
-    return value
+    return [_LONE_SURROGATE.sub("\ufffd", v) for v in value]
 
 
 def _name_values(cmd: str, rest: str, escape: str) -> list[tuple[str, str]]:
@@ -290,7 +306,8 @@ def _name_values(cmd: str, rest: str, escape: str) -> list[tuple[str, str]]:
     pairs = []
     for word in words:
         if "=" not in word:
-            raise _Err(f"Syntax error - can't find = in {word!r}. Must be of the form: name=value")
+            raise _Err(f"Syntax error - can't find = in {excerpt(word)}. Must be of the form: "
+                       "name=value")
         key, _, value = word.partition("=")
         if not key:
             raise _Err(f"{cmd} names can not be blank")
@@ -335,7 +352,7 @@ def _healthcheck(flags: dict[str, str | list[str]], args: list[str], json_form: 
             raise _Err("HEALTHCHECK NONE takes no flags")
         return {"Test": ["NONE"]}
     if kind != "CMD":
-        raise _Err(f"Unknown type {args[0]!r} in HEALTHCHECK (try CMD)")
+        raise _Err(f"Unknown type {excerpt(args[0])} in HEALTHCHECK (try CMD)")
     if len(args) < 2:
         raise _Err("Missing command after HEALTHCHECK CMD")
     test = ["CMD", *args[1:]] if json_form else ["CMD-SHELL", args[1]]
@@ -349,9 +366,9 @@ def _healthcheck(flags: dict[str, str | list[str]], args: list[str], json_form: 
         try:
             ns = go_duration_ns(value)
         except ValueError:
-            raise _Err(f"--{flag}: invalid duration {value!r} (e.g. 30s, 1m30s)") from None
+            raise _Err(f"--{flag}: invalid duration {excerpt(value)} (e.g. 30s, 1m30s)") from None
         if ns < 0 or 0 < ns < 1_000_000:
-            raise _Err(f"{key} {value!r} cannot be less than 1ms")
+            raise _Err(f"{key} {excerpt(value)} cannot be less than 1ms")
         if ns:
             config[key] = ns
     retries = flags.get("retries")
@@ -360,7 +377,7 @@ def _healthcheck(flags: dict[str, str | list[str]], args: list[str], json_form: 
         try:
             n = int(retries)
         except ValueError:
-            raise _Err(f"--retries: not an integer: {retries!r}") from None
+            raise _Err(f"--retries: not an integer: {excerpt(retries)}") from None
         if n < 0:
             raise _Err("--retries cannot be negative")
         if n:
@@ -376,11 +393,12 @@ def parse_instruction(text: str, *, line: int, end_line: int, escape: str,
     word = parts[0]
     rest = parts[1] if len(parts) > 1 else ""
     cmd = word.upper()
-    short = stripped if len(stripped) <= 80 else stripped[:77] + "..."
     if cmd not in KNOWN_INSTRUCTIONS:
-        raise DockerfileError(f"unknown instruction: {word} (the instruction keyword must be "
+        # a "Dockerfile" may be any file: name the keyword only when it looks like one
+        shown = word if _KEYWORD.fullmatch(word) else "the line does not start with a keyword"
+        raise DockerfileError(f"unknown instruction: {shown} (the instruction keyword must be "
                               "one of the Dockerfile reference's instructions)",
-                              path=path, line=line, instruction=short)
+                              path=path, line=line)
     inst = Instruction(cmd=cmd, line=line, end_line=end_line, original=stripped)
     try:
         if cmd == "ONBUILD":
@@ -391,7 +409,7 @@ def parse_instruction(text: str, *, line: int, end_line: int, escape: str,
             inst.raw_args = rest
             _parse_args(inst, rest, escape)
     except _Err as exc:
-        raise DockerfileError(str(exc), path=path, line=line, instruction=short) from None
+        raise DockerfileError(str(exc), path=path, line=line, instruction=cmd) from None
     return inst
 
 

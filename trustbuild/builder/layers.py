@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from trustbuild.builder.config import LayerRef
-from trustbuild.builder.rootfs import clean_abs, secure_join
+from trustbuild.builder.rootfs import clean_abs, container_path, secure_join
 from trustbuild.oci.layer import LayerWriter
 
 __all__ = ["write_paths_layer", "LayerSettings"]
@@ -52,7 +52,7 @@ def write_paths_layer(settings: LayerSettings, rootfs: Path, paths: Iterable[str
     canonical = set()
     for p in paths:
         host = secure_join(rootfs, clean_abs(p), follow_last=False)
-        canonical.add("/" + str(host.relative_to(rootfs)).lstrip("."))
+        canonical.add(container_path(rootfs, host))
     wanted = sorted({clean_abs(p) for p in canonical} - {"/"})
     written: set[str] = set()
     with settings.writer() as w:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from trustbuild.errors import BuildError
 
-__all__ = ["secure_join", "mkdir_all", "clean_abs"]
+__all__ = ["secure_join", "mkdir_all", "clean_abs", "container_path"]
 
 _MAX_LINKS = 255
 
@@ -23,6 +23,19 @@ def clean_abs(path: str, *, workdir: str = "/") -> str:
     joined = posixpath.join(workdir or "/", path)
     norm = posixpath.normpath("/" + joined.lstrip("/"))
     return "/" if norm in ("//", "/.") else norm
+
+
+def container_path(rootfs: Path, host: Path) -> str:
+    """The container path (``/a/b``) of ``host``, a path inside ``rootfs`` ("/" for the root).
+
+    Names are kept exactly: a top-level ``.npmrc`` is ``/.npmrc``.
+    """
+    rel = os.path.relpath(host, rootfs)
+    if rel == ".":
+        return "/"
+    if rel == ".." or rel.startswith("../"):
+        raise BuildError(f"{host} is not inside the image root {rootfs}")
+    return "/" + rel.replace(os.sep, "/")
 
 
 def secure_join(rootfs: Path, path: str, *, follow_last: bool = True) -> Path:
@@ -73,7 +86,10 @@ def mkdir_all(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0,
               mode: int = 0o755) -> list[str]:
     """``mkdir -p`` of container ``path`` inside ``rootfs``; new dirs get uid/gid/mode.
 
-    Returns the container paths created (outermost first). A non-directory in the way is an error.
+    A symlink on the way is followed inside ``rootfs``, and the missing parents of its target
+    are created too (``/link -> /a/b/c`` with no ``/a``: ``/a``, ``/a/b``, ``/a/b/c``).
+    Returns the container paths created, symlinks resolved (outermost first). A non-directory
+    in the way is an error.
     """
     created: list[str] = []
     cur = "/"
@@ -83,11 +99,28 @@ def mkdir_all(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0,
         try:
             st = os.stat(host)
         except FileNotFoundError:
-            os.mkdir(host)
-            os.chown(host, uid, gid, follow_symlinks=False)
-            os.chmod(host, mode)
-            created.append(cur)
+            created.extend(_mkdir_resolved(rootfs, host, uid=uid, gid=gid, mode=mode))
             continue
         if not stat.S_ISDIR(st.st_mode):
             raise BuildError(f"cannot create directory {cur}: a file is in the way")
+    return created
+
+
+def _mkdir_resolved(rootfs: Path, host: Path, *, uid: int, gid: int, mode: int) -> list[str]:
+    """Create the missing directories of ``host``, a path secure_join resolved (no symlinks)."""
+    created: list[str] = []
+    prefix = "/"
+    for part in [p for p in container_path(rootfs, host).split("/") if p]:
+        prefix = posixpath.join(prefix, part)
+        target = os.path.join(rootfs, prefix.lstrip("/"))
+        try:
+            st = os.lstat(target)
+        except FileNotFoundError:
+            os.mkdir(target)
+            os.chown(target, uid, gid, follow_symlinks=False)
+            os.chmod(target, mode)
+            created.append(prefix)
+            continue
+        if not stat.S_ISDIR(st.st_mode):  # a symlink here would have been resolved: refuse
+            raise BuildError(f"cannot create directory {prefix}: a file is in the way")
     return created

@@ -34,8 +34,6 @@ CASES = sorted(p.name for p in ASSETS.iterdir() if (p / "Dockerfile").is_file())
 
 # case -> what trustbuild does differently from buildah (remove once fixed)
 XFAIL: dict[str, str] = {
-    "volume-then-run": "buildah creates missing VOLUME dirs (root 0755) when a RUN follows the "
-                       "VOLUME or VOLUME is the last instruction; trustbuild never does",
     "shell-form-with-shell": "buildah 1.28 ignores SHELL for shell-form CMD (writes /bin/sh -c); "
                              "trustbuild follows Docker's docs",
 }

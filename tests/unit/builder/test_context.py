@@ -377,3 +377,80 @@ def test_bad_glob_is_a_dockerfile_error(ctx_dir: Path) -> None:
     with open_context(str(ctx_dir)) as ctx:
         with pytest.raises(DockerfileError, match=r"Dockerfile:4 COPY: .*bad pattern"):
             ctx.resolve_sources("dir/[a-", line=4, path="Dockerfile")
+
+
+def _served_repo(served: Path, name: str, work: Path) -> None:
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(served / f"{name}.git")],
+                   check=True, capture_output=True)
+
+
+def _repo_with_submodule(tmp_path: Path, url: str, *, add: bool = True) -> Path:
+    work = tmp_path / "app-src"
+    work.mkdir()
+    _git(work, "init", "-q")
+    (work / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
+    _git(work, "add", ".")
+    _git(work, "commit", "-q", "-m", "app")
+    if add:
+        _git(work, "-c", "protocol.file.allow=always", "submodule", "add", "-q", url, "vendor")
+        _git(work, "commit", "-q", "-m", "vendor")
+    return work
+
+
+@pytest.fixture()
+def host_secret_repo(tmp_path: Path) -> Path:
+    """A repository on the build host that a remote .gitmodules must never reach."""
+    repo = tmp_path / "host-secret"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "secret.txt").write_text("host-only secret\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "secret")
+    return repo
+
+
+@pytest.mark.parametrize("form", ["file-url", "path"])
+def test_remote_git_context_submodule_cannot_reach_host_repositories(
+        git_http: tuple[Path, str], host_secret_repo: Path, tmp_path: Path,
+        private_tmp: Path, monkeypatch: pytest.MonkeyPatch, form: str) -> None:
+    """CVE-2022-39253 class: a remote .gitmodules pointing at a file path of the build host."""
+    served, base = git_http
+    url = f"file://{host_secret_repo}" if form == "file-url" else str(host_secret_repo)
+    _served_repo(served, "app", _repo_with_submodule(tmp_path, url))
+    monkeypatch.setenv("GIT_ALLOW_PROTOCOL", "file:http:https:ext")  # the caller's env: ignored
+    with pytest.raises(ContextError, match="git submodule update .*never file paths"):
+        open_context(f"{base}/app.git#main")
+    assert list(private_tmp.iterdir()) == []  # nothing of the clone is left
+
+
+def test_remote_git_context_submodule_ext_transport_is_refused(
+        git_http: tuple[Path, str], tmp_path: Path) -> None:
+    served, base = git_http
+    marker = tmp_path / "ext-ran"
+    work = _repo_with_submodule(tmp_path, f"{base}/none.git", add=False)
+    head = _git(work, "rev-parse", "HEAD")
+    (work / ".gitmodules").write_text(
+        f'[submodule "vendor"]\n\tpath = vendor\n\turl = ext::sh -c touch% {marker}\n')
+    _git(work, "update-index", "--add", "--cacheinfo", f"160000,{head},vendor")
+    _git(work, "add", ".gitmodules")
+    _git(work, "commit", "-q", "-m", "ext submodule")
+    _served_repo(served, "app", work)
+    with pytest.raises(ContextError, match="git submodule update"):
+        open_context(f"{base}/app.git#main")
+    assert not marker.exists()
+
+
+def test_remote_git_context_submodule_over_the_same_transport(
+        git_http: tuple[Path, str], tmp_path: Path) -> None:
+    served, base = git_http
+    lib = tmp_path / "lib-src"
+    lib.mkdir()
+    _git(lib, "init", "-q")
+    (lib / "lib.txt").write_text("library\n")
+    _git(lib, "add", ".")
+    _git(lib, "commit", "-q", "-m", "lib")
+    _served_repo(served, "lib", lib)
+    _served_repo(served, "app", _repo_with_submodule(tmp_path, f"{base}/lib.git"))
+    with open_context(f"{base}/app.git#main") as ctx:
+        assert (ctx.root / "vendor" / "lib.txt").read_text() == "library\n"
+        assert read_dockerfile(None, ctx)[1].startswith("FROM scratch")

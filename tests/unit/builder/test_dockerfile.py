@@ -181,7 +181,7 @@ def test_copy_add_words_and_flags() -> None:
 def test_instruction_errors_name_file_and_line(text: str, message: str) -> None:
     with pytest.raises(DockerfileError, match=message) as info:
         one(text)
-    assert str(info.value).startswith("Dockerfile:2 ")
+    assert str(info.value).startswith("Dockerfile:2")  # plus the keyword when it is one
     assert info.value.line == 2
     assert "\n" not in str(info.value)
 
@@ -314,7 +314,8 @@ def test_file_level_errors(text: str, message: str) -> None:
 
 
 def test_error_path_in_message() -> None:
-    with pytest.raises(DockerfileError, match=r"^sub/Dockerfile.dev:3 BOGUS x: unknown"):
+    with pytest.raises(DockerfileError,
+                       match=r"^sub/Dockerfile.dev:3: unknown instruction: BOGUS "):
         parse_dockerfile("FROM scratch\n\nBOGUS x\n", path="sub/Dockerfile.dev")
 
 
@@ -410,3 +411,24 @@ def test_copy_heredoc_quoted_names_map_back_to_arguments() -> None:
     found = [copy.heredoc_for(w) for w in copy.args]
     assert [(d.name, d.content, d.expand) if d else None for d in found] == [
         ("a b", "1\n", False), ("c", "2\n", False), ("de", "3\n", False), None]
+
+
+@pytest.mark.parametrize(("text", "json_form", "args"), [
+    # BuildKit's parseJSON: json.Unmarshal of the whole rest (moby/buildkit#5107, BuildKit
+    # 0.15): trailing text makes the shell form, trailing blanks do not
+    ('ENTRYPOINT ["x"] # comment', False, ['["x"] # comment']),
+    ('CMD ["a"]  ', True, ["a"]),
+    ('CMD ["a"]\t', True, ["a"]),
+    ('RUN ["ls"]random symbols', False, ['["ls"]random symbols']),
+    ("ENTRYPOINT []<-this is JSON array", False, ["[]<-this is JSON array"]),
+    ('COPY ["a", "b"] # c', False, ['["a",', '"b"]', "#", "c"]),
+    # what Go's encoding/json does not accept is not JSON: shell form, not an error
+    ("CMD [NaN]", False, ["[NaN]"]),
+    ('CMD ["a", -Infinity]', False, ['["a", -Infinity]']),
+    ('HEALTHCHECK CMD ["probe", Infinity]', False, ["CMD", '["probe", Infinity]']),
+    # an escaped lone surrogate is U+FFFD, as Go decodes it
+    ('CMD ["\\ud800x"]', True, ["\ufffdx"]),
+])
+def test_json_form_matches_buildkit(text: str, json_form: bool, args: list[str]) -> None:
+    inst = one(text)
+    assert (inst.json_form, inst.args) == (json_form, args)

@@ -59,3 +59,41 @@ def test_random_ignore_files(seed: int) -> None:
         for path in ("a", "a/b", "b/a/c", ".a", "a.b"):
             m.excluded(path)
             m.dir_may_have_included(path)
+
+
+CANARY = "s3cr3t-canary"
+LONG = "x" * 60
+
+
+@pytest.mark.parametrize("text", [
+    f"TB_SIGNING_PASSWORD={CANARY}\0CI_TOKEN=abc",  # /proc/self/environ read as a Dockerfile
+    f"{LONG}{CANARY}",
+    f"FROM scratch\nCOPY --frm=x a {CANARY}",
+    f"FROM scratch\nCOPY --{LONG}{CANARY}=1 a b",
+    f"FROM scratch\nCOPY --link={LONG}{CANARY} a b",
+    f"FROM scratch\nENV a=1 b {CANARY}",
+    f"FROM scratch\nENV a=1 {LONG}{CANARY}",
+    f"FROM scratch\nHEALTHCHECK --interval=zz CMD {CANARY}",
+    f"FROM scratch\nHEALTHCHECK {LONG}{CANARY} x",
+    f"FROM img-{CANARY} AS 1bad",
+    f"FROM img-{CANARY} AS a\nFROM img AS a",
+    f"# escape={LONG}{CANARY}\nFROM scratch",
+    f"FROM scratch\nRUN <<{LONG}{CANARY}\nbody",
+    f"FROM scratch\nUSER {CANARY}\nNOTANINSTRUCTION {CANARY}",
+])
+def test_parse_errors_echo_only_the_offending_token(text: str) -> None:
+    """A Dockerfile may be any file (a secret): errors name at most a bounded token."""
+    with pytest.raises(DockerfileError) as info:
+        parse_dockerfile(text)
+    message = str(info.value)
+    assert CANARY not in message
+    assert "\n" not in message and "\0" not in message
+
+
+def test_expansion_and_ignore_errors_echo_a_bounded_token() -> None:
+    with pytest.raises(ExpansionError) as info:
+        expand("${x" + LONG + CANARY, {})
+    assert CANARY not in str(info.value) and "missing '}'" in str(info.value)
+    with pytest.raises(DockerfileError) as info2:
+        IgnoreMatcher.from_text(f"ok\n[{LONG}{CANARY}\n")
+    assert CANARY not in str(info2.value) and ".dockerignore:2" in str(info2.value)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from trustbuild.builder.dockerignore import IgnoreMatcher, go_clean
@@ -135,19 +133,6 @@ def test_illegal_patterns() -> None:
         IgnoreMatcher(["ok", "!"])
     with pytest.raises(DockerfileError, match=r"\.dockerignore:1: bad pattern"):
         IgnoreMatcher.from_text("[unterminated\n")
-
-
-def test_for_context_prefers_dockerfile_specific(tmp_path: Path) -> None:
-    (tmp_path / ".dockerignore").write_text("general\n")
-    sub = tmp_path / "sub"
-    sub.mkdir()
-    (sub / "Dockerfile.dev").write_text("FROM scratch\n")
-    m = IgnoreMatcher.for_context(tmp_path, sub / "Dockerfile.dev")
-    assert m.excluded("general") and not m.excluded("specific")
-    (sub / "Dockerfile.dev.dockerignore").write_text("specific\n")
-    m = IgnoreMatcher.for_context(tmp_path, sub / "Dockerfile.dev")
-    assert m.excluded("specific") and not m.excluded("general")
-    assert not IgnoreMatcher.for_context(tmp_path / "sub", None)
 
 
 @pytest.mark.parametrize(("path", "want"), [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,107 @@ def test_bad_instructions(tmp_path: Path, dockerfile: str, message: str) -> None
     with pytest.raises(DockerfileError, match=message):
         _build(tmp_path, dockerfile, {"a": "a", "b": "b"})
     assert not (tmp_path / "layout").exists()
+
+
+def test_copy_to_root_keeps_top_level_dot_files(tmp_path: Path) -> None:
+    """Only .dockerignore excludes files: dot files at the top of the image are kept."""
+    _, _, layers = _build(tmp_path, """\
+FROM scratch
+COPY . /
+COPY .npmrc /..twice
+""", {".gitignore": "g", ".npmrc": "n", ".dockerignore": "skip\n", ".config/x": "x",
+      "skip": "s", "plain": "p"})
+    assert [[m.name for m in layer] for layer in layers] == [
+        [".config", ".config/x", ".dockerignore", ".gitignore", ".npmrc", "Dockerfile",
+         "plain"],
+        ["..twice"],
+    ]
+
+
+def test_arg_names_are_expanded(tmp_path: Path) -> None:
+    """``ARG ${NAME}=value`` declares the expanded name, as Docker does (global and in stages)."""
+    _, cfg, _ = _build(tmp_path, """\
+ARG KIND=base
+ARG ${KIND}_IMAGE=scratch
+FROM ${base_IMAGE}
+ARG PREFIX=APP
+ARG ${PREFIX}_VERSION=1.2
+ARG ${PREFIX}_FROM_CLI
+ENV V=${APP_VERSION} C=${APP_FROM_CLI}
+""", build_args={"APP_FROM_CLI": "cli"})
+    assert "V=1.2" in cfg["config"]["Env"] and "C=cli" in cfg["config"]["Env"]
+
+
+def test_copy_from_stage_symlink_source_keeps_its_name(tmp_path: Path) -> None:
+    """COPY --from of a symlink copies the target's content under the link's name (Docker)."""
+    d = tmp_path / "ctx" / "d"
+    d.mkdir(parents=True)
+    (d / "target.txt").write_text("content")
+    os.symlink("target.txt", d / "link")
+    os.symlink("/data/target.txt", d / "abs")
+    _, _, layers = _build(tmp_path, """\
+FROM scratch AS a
+COPY d /data
+FROM scratch
+COPY --from=a /data/link /data/abs /out/
+COPY --from=a /data/l* /glob/
+COPY --from=a /data/link /renamed
+""")
+    out, glob, renamed = ({m.name: m for m in layer} for layer in layers)
+    assert sorted(out) == ["out", "out/abs", "out/link"]
+    assert out["out/link"].isfile() and out["out/link"].size == len("content")
+    assert out["out/abs"].isfile() and out["out/abs"].size == len("content")
+    assert sorted(glob) == ["glob", "glob/link"] and glob["glob/link"].isfile()
+    assert sorted(renamed) == ["renamed"] and renamed["renamed"].isfile()
+
+
+def test_volume_creates_missing_directories(tmp_path: Path) -> None:
+    """A VOLUME that ends the stage (or is followed by a RUN) creates its missing directories
+    (root, 0755, symlinks followed inside the rootfs) in a layer, as buildah does."""
+    (tmp_path / "one" / "ctx" / "d").mkdir(parents=True)
+    (tmp_path / "one" / "ctx" / "d" / "f").write_text("f")
+    os.symlink("/real", tmp_path / "one" / "ctx" / "d" / "link")
+    _, cfg, layers = _build(tmp_path / "one", """\
+FROM scratch
+COPY d /
+USER 1000
+VOLUME /vol/new /other /f /link/inside
+""")
+    assert cfg["config"]["Volumes"] == {"/vol/new": {}, "/other": {}, "/f": {},
+                                        "/link/inside": {}}
+    volume_layer = {m.name: m for m in layers[1]}
+    assert sorted(volume_layer) == ["other", "real", "real/inside", "vol", "vol/new"]
+    assert all(m.isdir() and (m.uid, m.gid, m.mode) == (0, 0, 0o755)
+               for m in volume_layer.values())
+    assert [h.get("empty_layer", False) for h in cfg["history"]] == [False, True, False]
+
+
+def test_volume_directories_follow_buildahs_rule(tmp_path: Path) -> None:
+    """Not created when neither a RUN nor the end of the stage follows, nor inside an earlier
+    volume (buildah's Preserve rule); the config lists every volume."""
+    _, cfg, layers = _build(tmp_path, """\
+FROM scratch
+VOLUME /early
+LABEL a=b
+VOLUME /early/sub /late
+""")
+    assert cfg["config"]["Volumes"] == {"/early": {}, "/early/sub": {}, "/late": {}}
+    assert [[m.name for m in layer] for layer in layers] == [["late"]]
+
+
+def test_workdir_through_symlink_creates_the_targets_parents(tmp_path: Path) -> None:
+    """WORKDIR /link/sub with link -> /a/b/c and no /a: /a/b/c/sub is created in the rootfs."""
+    d = tmp_path / "ctx" / "d"
+    d.mkdir(parents=True)
+    os.symlink("/a/b/c", d / "link")
+    os.symlink("../../x/y", d / "up")  # climbs above / : stays at the root, like a chroot
+    _, cfg, layers = _build(tmp_path, """\
+FROM scratch
+COPY d /
+WORKDIR /link/sub
+WORKDIR /up
+""")
+    assert cfg["config"]["WorkingDir"] == "/up"
+    assert [[m.name for m in layer] for layer in layers[1:]] == [
+        ["a", "a/b", "a/b/c", "a/b/c/sub"], ["x", "x/y"]]
+    assert all(m.isdir() for layer in layers[1:] for m in layer)

@@ -24,7 +24,7 @@ from trustbuild.builder.dockerfile import Instruction
 from trustbuild.builder.expand import expand_heredoc
 from trustbuild.builder.handlers.fetch import fetch_url, is_archive, is_url
 from trustbuild.builder.layers import write_paths_layer
-from trustbuild.builder.rootfs import clean_abs, mkdir_all, secure_join
+from trustbuild.builder.rootfs import clean_abs, container_path, mkdir_all, secure_join
 from trustbuild.builder.users import resolve_chown
 from trustbuild.errors import BuildError
 from trustbuild.oci.extract import extract_layer, iter_layer_entries
@@ -76,9 +76,8 @@ class Copier:
     def _canon(self, path: str) -> tuple[str, Path]:
         parent = secure_join(self.rootfs, posixpath.dirname(path))
         host = parent / posixpath.basename(path) if posixpath.basename(path) else parent
-        rel = "/" + str(host.relative_to(self.rootfs)).lstrip(".")
         self._check_protected(host)
-        return clean_abs(rel), host
+        return container_path(self.rootfs, host), host
 
     def _check_protected(self, host: Path) -> None:
         if self.protect is not None and self.protect(str(host)):
@@ -197,14 +196,20 @@ class Copier:
                             rel=child_rel)
 
 
-def _glob_root(ex: Executor, ins: Instruction, root: Path, pattern: str) -> list[Path]:
-    """Paths matching ``pattern`` inside another stage's/image's rootfs (symlinks kept inside)."""
+def _glob_root(ex: Executor, ins: Instruction, root: Path, pattern: str
+               ) -> list[tuple[Path, str]]:
+    """(host path, name) of what ``pattern`` matches in another stage's/image's rootfs.
+
+    The host path has every symlink resolved inside ``root`` (a source that is a symlink is
+    followed, as Docker does); the name is the matched path's own last component, so
+    ``/usr/lib/link`` copies the target's content as ``link``.
+    """
     clean = clean_abs(pattern)
     if not (_GLOB & set(clean)):
         host = secure_join(root, clean)
         if not os.path.lexists(host):
             raise ex.error(ins, f"{pattern}: no such file or directory in the source image")
-        return [host]
+        return [(host, posixpath.basename(clean) or host.name)]
     found = ["/"]
     for part in [p for p in clean.split("/") if p]:
         nxt = []
@@ -222,7 +227,7 @@ def _glob_root(ex: Executor, ins: Instruction, root: Path, pattern: str) -> list
         found = nxt
     if not found:
         raise ex.error(ins, f"{pattern}: no source files were specified (nothing matches)")
-    return [secure_join(root, f) for f in found]
+    return [(secure_join(root, f), posixpath.basename(f)) for f in found]
 
 
 def _sources(ex: Executor, st: StageRun, ins: Instruction, words: list[str], *, add: bool,
@@ -241,8 +246,8 @@ def _sources(ex: Executor, st: StageRun, ins: Instruction, words: list[str], *, 
         if from_ref:
             ref = ex.copy_from_ref(st, ins) or ex.expand(st, from_ref)
             root = ex.source_root(st, ins, ref)
-            for p in _glob_root(ex, ins, root, word):
-                out.append(_Source(p, p.name, keep_owner=True))
+            for p, name in _glob_root(ex, ins, root, word):
+                out.append(_Source(p, name, keep_owner=True))
             continue
         if add and is_url(word):
             path, name = fetch_url(word, tmp, checksum=ins.flag("checksum"))

@@ -1,16 +1,17 @@
 """Metadata instructions: ARG ENV LABEL EXPOSE WORKDIR USER VOLUME STOPSIGNAL HEALTHCHECK SHELL
-ENTRYPOINT CMD ONBUILD MAINTAINER. All but WORKDIR (when it creates a directory) add a history
-entry with ``empty_layer``."""
+ENTRYPOINT CMD ONBUILD MAINTAINER. All but WORKDIR and VOLUME (when they create a directory) add
+a history entry with ``empty_layer``."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import TYPE_CHECKING
 
 from trustbuild.builder.dockerfile import Instruction
 from trustbuild.builder.layers import write_paths_layer
-from trustbuild.builder.rootfs import clean_abs, mkdir_all
+from trustbuild.builder.rootfs import clean_abs, mkdir_all, secure_join
 from trustbuild.builder.users import resolve_chown
 from trustbuild.errors import TrustbuildError
 
@@ -42,8 +43,14 @@ def _meta(ex: Executor, st: StageRun, ins: Instruction, created_by: str) -> None
 
 
 def handle_arg(ex: Executor, st: StageRun, ins: Instruction) -> None:
-    """ARG NAME[=default]: --build-arg wins, then the default, then the global ARG value."""
-    for name, default in ins.arg_defs:
+    """ARG NAME[=default]: --build-arg wins, then the default, then the global ARG value.
+
+    The name is expanded too (``ARG ${PREFIX}_VERSION=1``), as Docker does.
+    """
+    for raw_name, default in ins.arg_defs:
+        name = ex.expand(st, raw_name) if "$" in raw_name else raw_name
+        if not name:
+            raise ex.error(ins, f"ARG name {raw_name!r} expands to an empty name")
         if name in ex.options.build_args:
             value: str | None = ex.options.build_args[name]
             ex.used_args.add(name)
@@ -143,9 +150,29 @@ def handle_user(ex: Executor, st: StageRun, ins: Instruction) -> None:
     _meta(ex, st, ins, f"USER {user}")
 
 
+def _covered(path: str, volumes: list[str]) -> bool:
+    return any(path == v or path.startswith(v.rstrip("/") + "/") for v in volumes)
+
+
+def _run_follows(st: StageRun, ins: Instruction) -> bool:
+    """True when ``ins`` ends the stage or a RUN comes after it (buildah's rule for VOLUME)."""
+    rest = st.stage.instructions
+    for i, other in enumerate(rest):
+        if other is ins:
+            rest = rest[i + 1:]
+            break
+    return not rest or any(other.cmd == "RUN" for other in rest)
+
+
 def handle_volume(ex: Executor, st: StageRun, ins: Instruction) -> None:
-    """VOLUME ["/a", "/b"] or VOLUME /a /b."""
+    """VOLUME ["/a", "/b"] or VOLUME /a /b.
+
+    Missing volume directories are created (root, 0755, symlinks resolved inside the rootfs) in
+    a layer of their own when a RUN follows in the stage or the VOLUME ends it, as buildah
+    does (a path inside an earlier volume is left alone); BuildKit only records the config.
+    """
     vols = dict(st.image.c.get("Volumes") or {})
+    declared = [clean_abs(v) for v in vols]
     added = []
     for word in ins.args:
         value = ex.expand(st, word)
@@ -154,7 +181,27 @@ def handle_volume(ex: Executor, st: StageRun, ins: Instruction) -> None:
         vols[value] = {}
         added.append(value)
     st.image.c["Volumes"] = vols
-    _meta(ex, st, ins, "VOLUME [" + " ".join(added) + "]")
+    text = "VOLUME [" + " ".join(added) + "]"
+    created: list[str] = []
+    for value in added if _run_follows(st, ins) else []:
+        path = clean_abs(value)
+        if _covered(path, declared):
+            continue
+        declared.append(path)
+        if os.path.lexists(secure_join(st.rootfs, path)):
+            continue  # whatever is there already (even a file) stays
+        try:
+            created.extend(mkdir_all(st.rootfs, path))
+        except TrustbuildError as exc:
+            raise ex.error(ins, f"cannot create volume directory {value}: {exc}") from None
+    if not created:
+        _meta(ex, st, ins, text)
+        return
+    rec = ex.step(st, ins, text)
+    layer = write_paths_layer(ex.layers, st.rootfs, created)
+    st.image.add_layer(layer)
+    st.image.add_history(text, created=ex.created(), empty_layer=False)
+    rec.layer_digest = str(layer.descriptor.digest)
 
 
 def handle_stopsignal(ex: Executor, st: StageRun, ins: Instruction) -> None:
