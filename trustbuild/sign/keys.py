@@ -99,7 +99,7 @@ def _check_public(pub: Any, where: str) -> PublicKey:
     if isinstance(pub, ed25519.Ed25519PublicKey):
         return pub
     raise SigningError(f"{where}: unsupported key type {type(pub).__name__}: "
-                       "use ECDSA P-256/P-384, Ed25519 or RSA >= 2048")
+                       "use ECDSA P-256/P-384/P-521, Ed25519 or RSA >= 2048")
 
 
 class VerifyingKey:
@@ -140,14 +140,15 @@ class VerifyingKey:
 
     @staticmethod
     def _verify_ecdsa(k: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> None:
-        """cosign hashes with the curve's size; containers/image always with SHA-256: take both."""
-        algo = _ec_hash(k.curve)
+        """SHA-256 (containers/image, sigstore-js, trustbuild) or the curve's own hash (cosign
+        with ``LoadDefaultSignerVerifier``, older trustbuild): accept both."""
         try:
-            k.verify(signature, data, ec.ECDSA(algo))
+            k.verify(signature, data, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
+            algo = _ec_hash(k.curve)
             if isinstance(algo, hashes.SHA256):
                 raise
-            k.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+            k.verify(signature, data, ec.ECDSA(algo))
 
     def public_der(self) -> bytes:
         """DER SubjectPublicKeyInfo."""
@@ -186,10 +187,16 @@ class SigningKey:
         return self._key
 
     def sign(self, data: bytes) -> bytes:
-        """Signature over ``data``: ECDSA DER over SHA-256/384, Ed25519 raw, RSA PKCS#1v1.5."""
+        """Signature over ``data``: ECDSA (DER) and RSA PKCS#1 v1.5 over SHA-256, Ed25519 raw.
+
+        ECDSA hashes with SHA-256 on every curve: containers/image verifies sigstore signatures
+        with a hard-coded SHA-256 and sigstore-js verifies DSSE with SHA-256, so a P-384 or
+        P-521 signature over SHA-384/512 would be refused by both (cosign verifies with SHA-256
+        by default too).
+        """
         k = self._key
         if isinstance(k, ec.EllipticCurvePrivateKey):
-            return k.sign(data, ec.ECDSA(_ec_hash(k.curve)))
+            return k.sign(data, ec.ECDSA(hashes.SHA256()))
         if isinstance(k, rsa.RSAPrivateKey):
             return k.sign(data, padding.PKCS1v15(), hashes.SHA256())
         return k.sign(data)
