@@ -15,12 +15,12 @@ with LEN the ASCII decimal byte length. Example::
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import AttestationError, VerificationError
 
 __all__ = [
@@ -62,17 +62,14 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def _b64decode(text: Any, *, field: str) -> bytes:
-    """Standard or URL-safe base64, padded or not; a clear error otherwise."""
+    """Standard or URL-safe base64, padded or not (protobuf JSON, a superset of
+    go-securesystemslib's DSSE decoding); a clear error otherwise."""
     if not isinstance(text, str):
         raise InvalidEnvelope(f"DSSE envelope: {field} must be a base64 string")
-    s = text.strip()
-    if "-" in s or "_" in s:
-        s = s.replace("-", "+").replace("_", "/")
-    s += "=" * (-len(s) % 4)
     try:
-        return base64.b64decode(s, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidEnvelope(f"DSSE envelope: {field} is not valid base64") from None
+        return proto_b64decode(text.strip())
+    except ValueError as exc:
+        raise InvalidEnvelope(f"DSSE envelope: {field} is not valid base64: {exc}") from None
 
 
 def _keyid_of(key: object) -> str:

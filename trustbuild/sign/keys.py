@@ -23,7 +23,6 @@ Example::
 from __future__ import annotations
 
 import base64
-import binascii
 import getpass
 import hashlib
 import json
@@ -41,6 +40,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from trustbuild._internal.b64 import std_b64decode
 from trustbuild.errors import SigningError, VerificationError
 
 __all__ = [
@@ -226,8 +226,8 @@ def _unb64(value: Any, field: str, where: str) -> bytes:
     if not isinstance(value, str):
         raise SigningError(f"{where}: field {field} is not a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
+        return std_b64decode(value)
+    except ValueError as exc:
         raise SigningError(f"{where}: field {field} is not valid base64") from exc
 
 
@@ -291,10 +291,10 @@ def decrypt_private_key(body: bytes, password: bytes, *, where: str = "private k
 def _pem_blocks(data: bytes, where: str) -> list[tuple[str, bytes]]:
     blocks: list[tuple[str, bytes]] = []
     for m in _PEM_RE.finditer(data):
-        body = b"".join(m.group(2).split())
+        body = b"".join(m.group(2).split(b" ")).replace(b"\t", b"")  # Go's pem.Decode
         try:
-            der = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError) as exc:
+            der = std_b64decode(body)
+        except ValueError as exc:
             label = m.group(1).decode()
             raise SigningError(f"{where}: PEM block {label} has invalid base64") from exc
         blocks.append((m.group(1).decode("ascii"), der))

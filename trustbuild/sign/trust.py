@@ -6,8 +6,6 @@ Trust comes from ``--trusted-root trusted_root.json`` (the Sigstore ``TrustedRoo
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as _dt
 import hashlib
 import json
@@ -20,6 +18,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import VerificationError
 from trustbuild.sign.keys import VerifyingKey, load_verifying_key
 
@@ -218,12 +217,12 @@ class TrustRoots:
             for ca in doc.get("certificateAuthorities", []):
                 for c in ca["certChain"]["certificates"]:
                     roots.ca_certs.append(x509.load_der_x509_certificate(
-                        base64.b64decode(c["rawBytes"], validate=True)))
+                        proto_b64decode(c["rawBytes"])))
             for tl in doc.get("tlogs", []):
-                der = base64.b64decode(tl["publicKey"]["rawBytes"], validate=True)
+                der = proto_b64decode(tl["publicKey"]["rawBytes"])
                 k = VerifyingKey(serialization.load_der_public_key(der))  # type: ignore[arg-type]
                 roots.rekor_keys[cls.log_id(k)] = k
-        except (KeyError, TypeError, ValueError, binascii.Error, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise VerificationError(f"{path}: not a Sigstore trusted root ({exc})") from None
         return roots
 

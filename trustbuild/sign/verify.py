@@ -21,13 +21,12 @@ Example::
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
 
+from trustbuild._internal.b64 import std_b64decode
 from trustbuild.errors import InvalidReference, VerificationError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
@@ -130,9 +129,9 @@ def _decode_sig(value: str | None) -> bytes:
     if len(value) > _MAX_SIG_B64:
         raise VerificationError("signature annotation is too large")
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationError("signature annotation is not valid base64") from None
+        return std_b64decode(value)
+    except ValueError as exc:
+        raise VerificationError(f"signature annotation is not valid base64: {exc}") from None
 
 
 def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, digest: Digest,
