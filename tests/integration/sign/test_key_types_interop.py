@@ -79,14 +79,14 @@ def message_bundle(payload: bytes, signature_b64: str, pub: Path) -> bytes:
     """A v0.3 messageSignature bundle around a simple-signing signature (SHA-256 digest)."""
     der = serialization.load_pem_public_key(pub.read_bytes()).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    digest = base64.b64encode(hashlib.sha256(payload).digest()).decode()
     return json.dumps({
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
         "verificationMaterial": {
             "publicKey": {"hint": base64.b64encode(hashlib.sha256(der).digest()).decode()},
             "tlogEntries": []},
         "messageSignature": {
-            "messageDigest": {"algorithm": "SHA2_256",
-                              "digest": base64.b64encode(hashlib.sha256(payload).digest()).decode()},
+            "messageDigest": {"algorithm": "SHA2_256", "digest": digest},
             "signature": signature_b64},
     }).encode()
 

@@ -55,4 +55,4 @@ def test_proto_b64decode_follows_protojson(text: str, want: bytes | None) -> Non
 
 def test_non_ascii_bytes_are_refused() -> None:
     with pytest.raises(ValueError, match="non-ASCII"):
-        std_b64decode("YQ==".encode() + "é".encode())
+        std_b64decode(b"YQ==" + "é".encode())
