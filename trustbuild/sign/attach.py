@@ -214,20 +214,27 @@ def _ensure_listed(store: Store, subject: Digest, desc: Descriptor) -> None:
     store.put_manifest(dump_json(index), MediaType.OCI_INDEX, tags=[tag])
 
 
-def read_blob_bounded(store: Store, desc: Descriptor, *, limit: int = MAX_LAYER_BYTES) -> bytes:
-    """The blob's bytes, refusing more than ``limit`` and checking size and digest."""
+def read_blob_bounded(store: Store, desc: Descriptor, *, limit: int = MAX_LAYER_BYTES,
+                      what: str = "blob") -> bytes:
+    """The blob's bytes, refusing more than ``limit`` and checking size and digest.
+
+    Every failure is a one-line VerificationError naming ``what`` (e.g. ``layer 0``): a blob
+    the manifest lists but the store lacks is "missing", not an error of the command.
+    """
+    name = f"{what} {desc.digest}" if what != "blob" else f"blob {desc.digest}"
     if desc.size > limit:
-        raise VerificationError(f"blob {desc.digest} is {desc.size} bytes "
-                                f"(more than the {limit} allowed)")
+        raise VerificationError(f"{name} is {desc.size} bytes (more than the {limit} allowed)")
     try:
         with store.open_blob(desc) as f:
             data = f.read(limit + 1)
     except DigestMismatch as exc:
         raise VerificationError(str(exc)) from None
-    except _LOOKUP_ERRORS as exc:
-        raise VerificationError(f"blob {desc.digest} cannot be read: {exc}") from None
+    except NotFound:
+        raise VerificationError(f"{name} is missing from {store.describe()}") from None
+    except (RegistryError, StoreError, OSError) as exc:
+        raise VerificationError(f"{name} cannot be read: {exc}") from None
     try:
-        check_bytes(data, desc, what=f"blob {desc.digest}")
+        check_bytes(data, desc, what=name)
     except DigestMismatch as exc:
         raise VerificationError(str(exc)) from None
     return data
@@ -270,7 +277,8 @@ def read_cosign_layers(store: Store, subject_digest: Digest, suffix: str, *,
             total += min(d.size, limit + 1)
             if total > total_limit:
                 raise VerificationError(f"not read: the layers together exceed {total_limit} bytes")
-            out.append(CosignLayer(i, d, read_blob_bounded(store, d, limit=limit), None))
+            out.append(CosignLayer(i, d, read_blob_bounded(store, d, limit=limit,
+                                                          what=f"layer {i}"), None))
         except VerificationError as exc:
             out.append(CosignLayer(i, d, None, str(exc)))
     return m.descriptor(), out
@@ -322,7 +330,8 @@ def read_bundle_referrers(store: Store, subject_digest: Digest, *,
                                         f"{artifact_type} layer")
             total += m.layers[0].size
             out.append(BundleReferrer(ref.digest, dict(m.annotations or {}),
-                                      read_blob_bounded(store, m.layers[0]), None))
+                                      read_blob_bounded(store, m.layers[0],
+                                                        what="bundle layer"), None))
         except (VerificationError, InvalidManifest, *_LOOKUP_ERRORS) as exc:
             out.append(BundleReferrer(ref.digest, dict(ref.annotations or {}), None, str(exc)))
     return out
