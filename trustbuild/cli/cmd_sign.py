@@ -12,7 +12,7 @@ from trustbuild.errors import UsageError
 from trustbuild.store.location import Location, parse_location
 from trustbuild.store.open import open_store
 
-__all__ = ["register", "run", "parse_annotations", "docker_reference_for"]
+__all__ = ["register", "run", "parse_annotations", "docker_reference_for", "sign_identity"]
 
 
 def register(sub: Any) -> None:
@@ -34,6 +34,10 @@ def register(sub: Any) -> None:
     p.add_argument("--docker-reference", metavar="REPO",
                    help="repository to name in the payload (default: the image's repository; "
                         "required for oci: layouts)")
+    p.add_argument("--sign-identity", metavar="REF",
+                   help="name exactly REF (repository:tag) in the payload, as containers/image "
+                        "(skopeo copy --sign-identity) does, instead of the repository alone; "
+                        "needed by signedIdentity matchRepoDigestOrExact / matchExact")
     p.add_argument("--keyless", action="store_true",
                    help="sign with a Fulcio certificate and log to Rekor (needs network access)")
     p.add_argument("--identity-token", metavar="TOKEN",
@@ -72,6 +76,22 @@ def docker_reference_for(location: Location, override: str | None, *, required: 
     return None
 
 
+def sign_identity(text: str) -> str:
+    """``--sign-identity``: a normalised ``repository:tag`` (no digest, tag required)."""
+    from trustbuild.errors import InvalidReference
+    from trustbuild.oci.reference import Reference
+
+    try:
+        ref = Reference.parse(text)
+    except InvalidReference as exc:
+        raise UsageError(f"--sign-identity: {exc}") from None
+    last = text.rsplit("/", 1)[-1]
+    if ref.digest is not None or ":" not in last:
+        raise UsageError(f"--sign-identity {text!r}: give repository:tag (no digest), as "
+                         "containers/image signs")
+    return str(ref)
+
+
 def run(args: argparse.Namespace) -> int:
     """Sign; print the signed digest (or JSON) on stdout."""
     if not args.key and not args.keyless:
@@ -83,7 +103,12 @@ def run(args: argparse.Namespace) -> int:
     if location.transport == "docker-archive":
         raise UsageError(f"{location}: a docker-archive cannot hold signatures; sign the image "
                          "in a registry (docker://) or an OCI layout (oci:)")
-    docker_ref = docker_reference_for(location, args.docker_reference, required=True)
+    if args.sign_identity:
+        if args.docker_reference:
+            raise UsageError("--sign-identity and --docker-reference are mutually exclusive")
+        docker_ref = sign_identity(args.sign_identity)
+    else:
+        docker_ref = docker_reference_for(location, args.docker_reference, required=True)
     assert docker_ref is not None
     store, ref = open_store(location, store_options(args))
     try:

@@ -9,10 +9,10 @@ from typing import Any
 from trustbuild.cli.cmd_sign import docker_reference_for
 from trustbuild.cli.common import add_registry_flags, store_options
 from trustbuild.errors import UsageError
-from trustbuild.store.location import parse_location
+from trustbuild.store.location import Location, parse_location
 from trustbuild.store.open import open_store
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "image_reference_for"]
 
 
 def register(sub: Any) -> None:
@@ -36,6 +36,12 @@ def register(sub: Any) -> None:
                    help="only accept signatures with a verified Rekor entry")
     p.add_argument("--docker-reference", metavar="REPO",
                    help="repository the payload must name (default: the image's repository)")
+    p.add_argument("--signed-identity", metavar="SPEC",
+                   help="containers/image signedIdentity the payload's docker-reference must "
+                        "meet: matchRepository (default, as cosign), matchRepoDigestOrExact, "
+                        "matchExact, exactReference:REF, exactRepository:REPO, "
+                        "remapIdentity:PREFIX=SIGNED_PREFIX, or the JSON object of "
+                        "containers-policy.json")
     p.add_argument("--policy", metavar="FILE",
                    help="apply the policy's spec.deploy (allowed repositories, signatures, "
                         "attestations) instead of --key / keyless flags")
@@ -47,6 +53,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Verify; print verdicts on stdout; 0 if at least one signature is valid."""
+    from trustbuild.sign.identity import SignedIdentity
     from trustbuild.sign.keys import load_verifying_key
     from trustbuild.sign.verify import KeylessPolicy, TrustRoots, verify_image
 
@@ -76,12 +83,15 @@ def run(args: argparse.Namespace) -> int:
         trust = TrustRoots.from_trusted_root(args.trusted_root)
     else:
         trust = TrustRoots.from_pems(ca_roots=args.ca_roots, rekor_keys=args.rekor_key)
+    identity = SignedIdentity.parse(args.signed_identity) if args.signed_identity else None
     location = parse_location(args.image)
     docker_ref = docker_reference_for(location, args.docker_reference, required=False)
     store, ref = open_store(location, store_options(args))
     try:
         result = verify_image(store, ref, keys=keys or None, keyless=keyless, trusted_root=trust,
-                              require_tlog=args.require_tlog, docker_reference=docker_ref)
+                              require_tlog=args.require_tlog, docker_reference=docker_ref,
+                              identity=identity,
+                              image_reference=image_reference_for(location, args.docker_reference))
     finally:
         store.close()
     if args.output == "json":
@@ -97,6 +107,14 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def image_reference_for(location: Location, override: str | None) -> str | None:
+    """The image as the user named it, for signedIdentity: ``--docker-reference`` (tag kept),
+    else the registry reference (``repo:tag`` or ``repo@digest``)."""
+    if override:
+        return override
+    return str(location.reference) if location.reference is not None else None
+
+
 def _run_policy(args: argparse.Namespace) -> int:
     """``verify --policy FILE``: the deploy check of the policy, on the digest resolved once."""
     import sys
@@ -107,13 +125,18 @@ def _run_policy(args: argparse.Namespace) -> int:
 
     if args.key or args.certificate_identity or args.certificate_identity_regexp:
         raise UsageError("--policy takes its keys from the policy: drop --key / --certificate-*")
+    if args.signed_identity:
+        raise UsageError("--policy takes signedIdentity from its signature entries: drop "
+                         "--signed-identity")
     policy = load_policy(args.policy)
     location = parse_location(args.image)
     docker_ref = docker_reference_for(location, args.docker_reference, required=False)
     store, ref = open_store(location, store_options(args))
     try:
         digest = str(resolve_subject(store, ref).digest)
-        report = check_deploy(policy, store, digest, repository=docker_ref, image=str(location))
+        report = check_deploy(policy, store, digest, repository=docker_ref, image=str(location),
+                              image_reference=image_reference_for(location,
+                                                                  args.docker_reference))
     finally:
         store.close()
     if args.output == "json":

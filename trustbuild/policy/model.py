@@ -23,6 +23,7 @@ import yaml
 from trustbuild._internal.data import find_data, shipped_names
 from trustbuild.errors import PolicyError
 from trustbuild.oci.digest import Digest
+from trustbuild.sign.identity import SignedIdentity
 
 __all__ = [
     "Policy",
@@ -72,6 +73,7 @@ class SignatureRule:
     key_pem: bytes | None = None
     key_source: str = ""  # the file or "keyData", for messages
     keyless: KeylessIdentity | None = None
+    signed_identity: SignedIdentity | None = None  # None: matchRepository (cosign)
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,22 @@ def _signatures(items: Any, base_dir: Path, path: str, where: str) -> tuple[Sign
 
 
 def _signer(item: dict[str, Any], base_dir: Path, path: str, where: str) -> SignatureRule:
+    rule = _signer_without_identity(item, base_dir, path, where)
+    if item.get("signedIdentity") is None:
+        return rule
+    from dataclasses import replace
+
+    from trustbuild.errors import UsageError
+
+    try:
+        ident = SignedIdentity.from_json(item["signedIdentity"], where=f"{where}.signedIdentity")
+    except UsageError as exc:
+        raise PolicyError(f"{path}: {exc}") from None
+    return replace(rule, signed_identity=ident)
+
+
+def _signer_without_identity(item: dict[str, Any], base_dir: Path, path: str,
+                             where: str) -> SignatureRule:
     if "key" in item:
         kp = Path(item["key"])
         kp = kp if kp.is_absolute() else base_dir / kp

@@ -40,6 +40,7 @@ from trustbuild.sign.bundle import (
     verify_dsse_bundle,
     verify_keyless_dsse_bundle,
 )
+from trustbuild.sign.identity import SignedIdentity
 from trustbuild.sign.keys import VerifyingKey
 from trustbuild.sign.rekor import verify_rekor_bundle
 from trustbuild.sign.sign import (
@@ -113,8 +114,21 @@ def _same_repository(signed: str, expected: str) -> bool:
         return False
 
 
-def _check_reference(signed: str, expected: str | None) -> str:
-    """'' if fine (or not checkable), else raise."""
+def _check_reference(signed: str, expected: str | None, identity: SignedIdentity | None = None,
+                     intended: str | None = None) -> str:
+    """'' if fine (or not checkable), else raise.
+
+    Without ``identity``: matchRepository against ``expected`` (the image's repository). With
+    it: containers/image's ``signedIdentity`` against ``intended`` (the image reference as given,
+    tag or digest; ``expected`` when not given).
+    """
+    if identity is not None:
+        target = intended or expected
+        if target is None and identity.needs_image_reference:
+            return (" (docker-reference not checked: no image reference known; pass "
+                    "--docker-reference)")
+        identity.check(signed, intended=target)
+        return ""
     if expected is None:
         return " (docker-reference not checked: no repository known; pass --docker-reference)"
     if not _same_repository(signed, expected):
@@ -139,7 +153,8 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
                             keyless: KeylessPolicy | None, trust: TrustRoots | None,
                             require_tlog: bool = False,
                             media_type: str = MediaType.COSIGN_SIMPLESIGNING,
-                            where: str = "signature") -> SignatureVerdict:
+                            where: str = "signature", identity: SignedIdentity | None = None,
+                            image_reference: str | None = None) -> SignatureVerdict:
     """The verdict on one simple-signing payload and its layer annotations (never raises)."""
     v = SignatureVerdict("simple-signing", where, False, "", annotations={})
     try:
@@ -180,7 +195,8 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
         if parsed.manifest_digest != digest:
             raise VerificationError(f"payload is for {parsed.manifest_digest}, not the image "
                                     f"digest {digest}")
-        note = _check_reference(parsed.docker_reference, docker_reference)
+        note = _check_reference(parsed.docker_reference, docker_reference, identity,
+                                image_reference)
         rekor = annotations.get(BUNDLE_ANNOTATION)
         entry = None
         if rekor is not None and cert is None and not require_tlog and \
@@ -218,7 +234,8 @@ def _verify_layer(layer: CosignLayer, **kw: Any) -> SignatureVerdict:
 
 def _verify_bundle(raw: bytes, *, digest: Digest, docker_reference: str | None,
                    keys: list[VerifyingKey] | None, keyless: KeylessPolicy | None,
-                   trust: TrustRoots | None, where: str) -> SignatureVerdict:
+                   trust: TrustRoots | None, where: str, identity: SignedIdentity | None = None,
+                   image_reference: str | None = None) -> SignatureVerdict:
     v = SignatureVerdict("bundle", where, False, "")
     try:
         doc = parse_bundle(raw)
@@ -245,7 +262,7 @@ def _verify_bundle(raw: bytes, *, digest: Digest, docker_reference: str | None,
         note = ""
         if ref is not None:
             v.docker_reference = ref
-            note = _check_reference(ref, docker_reference)
+            note = _check_reference(ref, docker_reference, identity, image_reference)
         pred = st.get("predicate")
         v.annotations = dict(pred) if isinstance(pred, dict) else {}
         v.ok, v.reason = True, "valid" + note
@@ -257,8 +274,15 @@ def _verify_bundle(raw: bytes, *, digest: Digest, docker_reference: str | None,
 def verify_image(store: Store, ref: str | None, *, keys: list[VerifyingKey] | None = None,
                  keyless: KeylessPolicy | None = None, trusted_root: TrustRoots | None = None,
                  require_tlog: bool = False, docker_reference: str | None = None,
-                 subject: Descriptor | None = None) -> VerifyResult:
-    """Verify every signature of the image at ``ref`` (resolved once to its digest)."""
+                 subject: Descriptor | None = None, identity: SignedIdentity | None = None,
+                 image_reference: str | None = None) -> VerifyResult:
+    """Verify every signature of the image at ``ref`` (resolved once to its digest).
+
+    ``docker_reference`` is the image's repository (matchRepository, cosign's check);
+    ``identity`` replaces that check with a containers/image ``signedIdentity`` evaluated
+    against ``image_reference`` (the image as named by the user: ``repo:tag`` or
+    ``repo@digest``).
+    """
     if not keys and keyless is None:
         raise VerificationError("nothing to verify against: pass --key, or "
                                 "--certificate-identity and --certificate-oidc-issuer")
@@ -266,7 +290,8 @@ def verify_image(store: Store, ref: str | None, *, keys: list[VerifyingKey] | No
     verdicts: list[SignatureVerdict] = []
     common: dict[str, Any] = {"digest": subj.digest, "docker_reference": docker_reference,
                               "keys": keys, "keyless": keyless, "trust": trusted_root,
-                              "require_tlog": require_tlog}
+                              "require_tlog": require_tlog, "identity": identity,
+                              "image_reference": image_reference}
     try:
         _, layers = read_cosign_layers(store, subj.digest, "sig", limit=MAX_PAYLOAD_BYTES)
         verdicts += [_verify_layer(layer, **common) for layer in layers]
@@ -282,7 +307,8 @@ def verify_image(store: Store, ref: str | None, *, keys: list[VerifyingKey] | No
             verdicts.append(SignatureVerdict("bundle", where, False, br.error or "unreadable"))
             continue
         bv = _verify_bundle(br.bundle, digest=subj.digest, docker_reference=docker_reference,
-                            keys=keys, keyless=keyless, trust=trusted_root, where=where)
+                            keys=keys, keyless=keyless, trust=trusted_root, where=where,
+                            identity=identity, image_reference=image_reference)
         if require_tlog and bv.ok and not bv.tlog:
             bv.ok, bv.reason = False, "bundle has no transparency log entry (required)"
         verdicts.append(bv)
