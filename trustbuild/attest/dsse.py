@@ -30,7 +30,7 @@ __all__ = [
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
-MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
+MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
 MAX_SIGNATURES = 16
 _MAX_SIG_B64 = 16 * 1024
 
@@ -181,12 +181,12 @@ class Envelope:
         return cls(ptype, payload, tuple(out))
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> Envelope:
+    def from_json(cls, raw: bytes | str, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envelope:
         """Parse envelope JSON bytes, bounded in size, with a clear error."""
         if isinstance(raw, str):
             raw = raw.encode()
-        if len(raw) > MAX_ENVELOPE_BYTES:
-            raise InvalidEnvelope(f"DSSE envelope: larger than {MAX_ENVELOPE_BYTES} bytes")
+        if len(raw) > max_bytes:
+            raise InvalidEnvelope(f"DSSE envelope: larger than {max_bytes} bytes")
         try:
             obj = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
