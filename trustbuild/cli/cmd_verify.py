@@ -30,6 +30,13 @@ def register(sub: Any) -> None:
     p.add_argument("--certificate-oidc-issuer-regexp", metavar="RE", help="keyless: issuer regexp")
     p.add_argument("--trusted-root", metavar="FILE", help="Sigstore trusted_root.json (offline)")
     p.add_argument("--ca-roots", metavar="PEM", help="Fulcio root/intermediate certificates")
+    p.add_argument("--certificate-email", metavar="EMAIL",
+                   help="PKI mode (containers/image sigstoreSigned pki): the certificate must "
+                        "chain to --ca-roots and carry this SAN email; no Rekor entry needed")
+    p.add_argument("--certificate-hostname", metavar="HOST",
+                   help="PKI mode: the certificate must be valid for this hostname")
+    p.add_argument("--ca-intermediates", metavar="PEM",
+                   help="PKI mode: intermediate CA certificates (besides the signature's chain)")
     p.add_argument("--rekor-key", action="append", default=[], metavar="PEM",
                    help="Rekor public key for the SET (repeatable)")
     p.add_argument("--require-tlog", action="store_true",
@@ -59,6 +66,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.policy:
         return _run_policy(args)
+    pki = None
+    if args.certificate_email or args.certificate_hostname or args.ca_intermediates:
+        if args.certificate_identity or args.certificate_identity_regexp or \
+                args.certificate_oidc_issuer or args.certificate_oidc_issuer_regexp:
+            raise UsageError("PKI mode (--certificate-email/--certificate-hostname) excludes "
+                             "the keyless --certificate-identity/--certificate-oidc-issuer flags")
+        if not args.ca_roots:
+            raise UsageError("PKI mode needs --ca-roots PEM (the CA certificates to trust)")
+        from trustbuild.sign.pki import PKIPolicy
+
+        pki = PKIPolicy.from_files(args.ca_roots, ca_intermediates=args.ca_intermediates,
+                                   subject_email=args.certificate_email,
+                                   subject_hostname=args.certificate_hostname)
     keyless = None
     if any((args.certificate_identity, args.certificate_identity_regexp,
             args.certificate_oidc_issuer, args.certificate_oidc_issuer_regexp)):
@@ -73,9 +93,10 @@ def run(args: argparse.Namespace) -> int:
                              "(nothing is fetched)")
         keyless = KeylessPolicy(args.certificate_identity, args.certificate_identity_regexp,
                                 args.certificate_oidc_issuer, args.certificate_oidc_issuer_regexp)
-    if not args.key and keyless is None:
-        raise UsageError("verify: pass --key PUB, or --certificate-identity and "
-                         "--certificate-oidc-issuer")
+    if not args.key and keyless is None and pki is None:
+        raise UsageError("verify: pass --key PUB, --certificate-identity and "
+                         "--certificate-oidc-issuer, or --ca-roots with --certificate-email / "
+                         "--certificate-hostname")
     if args.trusted_root and (args.ca_roots or args.rekor_key):
         raise UsageError("--trusted-root excludes --ca-roots and --rekor-key")
     keys = [load_verifying_key(k) for k in args.key]
@@ -90,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = verify_image(store, ref, keys=keys or None, keyless=keyless, trusted_root=trust,
                               require_tlog=args.require_tlog, docker_reference=docker_ref,
-                              identity=identity,
+                              identity=identity, pki=pki,
                               image_reference=image_reference_for(location, args.docker_reference))
     finally:
         store.close()

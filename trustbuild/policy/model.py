@@ -24,6 +24,7 @@ from trustbuild._internal.data import find_data, shipped_names
 from trustbuild.errors import PolicyError
 from trustbuild.oci.digest import Digest
 from trustbuild.sign.identity import SignedIdentity
+from trustbuild.sign.pki import PKIPolicy
 
 __all__ = [
     "Policy",
@@ -74,6 +75,7 @@ class SignatureRule:
     key_source: str = ""  # the file or "keyData", for messages
     keyless: KeylessIdentity | None = None
     signed_identity: SignedIdentity | None = None  # None: matchRepository (cosign)
+    pki: PKIPolicy | None = None  # containers/image sigstoreSigned pki
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,7 @@ def _describe(err: jsonschema.ValidationError) -> str:
         allowed = err.validator_value if err.validator == "enum" else [err.validator_value]
         return f"{where}: {err.instance!r} is not one of {', '.join(map(str, allowed))}"
     if err.validator == "oneOf":
-        return f"{where}: give exactly one of key, keyData or keyless"
+        return f"{where}: give exactly one of key, keyData, keyless or pki"
     if err.validator == "anyOf":
         alts: Any = err.validator_value
         names = [n for alt in alts for n in alt.get("required", ())]
@@ -286,6 +288,9 @@ def _signer_without_identity(item: dict[str, Any], base_dir: Path, path: str,
         pem = item["keyData"].encode()
         _check_pem(pem, path, f"{where}.keyData")
         return SignatureRule(key_pem=pem, key_source="keyData")
+    if "pki" in item:
+        return SignatureRule(pki=_pki(item["pki"], base_dir, path, f"{where}.pki"),
+                             key_source="pki")
     kl = item["keyless"]
     for rx in ("issuerRegExp", "subjectRegExp"):
         if rx in kl:
@@ -327,6 +332,22 @@ def anchor_regexp(rx: str) -> str:
 def _fullmatch_form(rx: str | None) -> str | None:
     """``rx`` matching only a whole value under ``re.search`` (``\\Z``: no final newline)."""
     return None if rx is None else rf"\A(?:{rx})\Z"
+
+
+def _pki(d: dict[str, Any], base_dir: Path, path: str, where: str) -> PKIPolicy:
+    from trustbuild.errors import UsageError
+
+    def rel(p: str | None) -> str | None:
+        if p is None:
+            return None
+        return str(Path(p) if Path(p).is_absolute() else base_dir / p)
+
+    try:
+        return PKIPolicy.from_files(rel(d["caRoots"]) or "", ca_intermediates=rel(
+            d.get("caIntermediates")), subject_email=d.get("subjectEmail"),
+            subject_hostname=d.get("subjectHostname"))
+    except UsageError as exc:
+        raise PolicyError(f"{path}: {where}: {exc}") from None
 
 
 def _check_pem(pem: bytes, path: str, where: str) -> None:

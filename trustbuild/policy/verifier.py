@@ -58,7 +58,17 @@ def signed_in(
     reasons = []
     for rule in rules:
         try:
-            if rule.key_pem is not None:
+            if rule.pki is not None:
+                res = verify_image(
+                    store,
+                    digest,
+                    pki=rule.pki,
+                    docker_reference=docker_reference,
+                    identity=rule.signed_identity,
+                    image_reference=image_reference,
+                )
+                who = "pki"
+            elif rule.key_pem is not None:
                 res = verify_image(
                     store,
                     digest,

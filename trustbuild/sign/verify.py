@@ -42,6 +42,7 @@ from trustbuild.sign.bundle import (
 )
 from trustbuild.sign.identity import SignedIdentity
 from trustbuild.sign.keys import VerifyingKey
+from trustbuild.sign.pki import PKIPolicy
 from trustbuild.sign.rekor import verify_rekor_bundle
 from trustbuild.sign.sign import (
     BUNDLE_ANNOTATION,
@@ -154,8 +155,14 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
                             require_tlog: bool = False,
                             media_type: str = MediaType.COSIGN_SIMPLESIGNING,
                             where: str = "signature", identity: SignedIdentity | None = None,
-                            image_reference: str | None = None) -> SignatureVerdict:
-    """The verdict on one simple-signing payload and its layer annotations (never raises)."""
+                            image_reference: str | None = None,
+                            pki: PKIPolicy | None = None) -> SignatureVerdict:
+    """The verdict on one simple-signing payload and its layer annotations (never raises).
+
+    Signers, tried in order: ``keys``; ``pki`` (containers/image's PKI mode: the certificate
+    chains to configured CA roots now and names the required subject; no Rekor entry needed);
+    ``keyless`` (a Fulcio certificate, the Rekor SET required).
+    """
     v = SignatureVerdict("simple-signing", where, False, "", annotations={})
     try:
         if media_type != MediaType.COSIGN_SIMPLESIGNING:
@@ -166,6 +173,8 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
         cert_pem = annotations.get(CERTIFICATE_ANNOTATION)
         signer_key: VerifyingKey | None = None
         cert: x509.Certificate | None = None
+        pki_error: VerificationError | None = None
+        pki_signed = False
         if keys:
             for k in keys:
                 try:
@@ -174,6 +183,15 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
                     continue
                 signer_key, v.signer = k, f"key {k.keyid()[:16]}"
                 break
+        if signer_key is None and pki is not None and cert_pem:
+            if len(cert_pem) > _MAX_CERT_PEM:
+                raise VerificationError("certificate annotation is too large")
+            try:
+                ck, who = pki.verify(cert_pem, annotations.get(CHAIN_ANNOTATION))
+                ck.verify(sig, payload)
+                signer_key, v.signer, pki_signed = ck, who, True
+            except VerificationError as exc:
+                pki_error = exc
         if signer_key is None and keyless is not None and cert_pem:
             if len(cert_pem) > _MAX_CERT_PEM:
                 raise VerificationError("certificate annotation is too large")
@@ -183,11 +201,14 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
             ck.verify(sig, payload)
             signer_key = ck
         if signer_key is None:
-            if keys:
+            if pki_error is not None and keyless is None:
+                raise pki_error
+            if keys and pki is None:
                 raise VerificationError("signature does not verify with any given key")
             if cert_pem is None:
-                raise VerificationError("signature has no certificate (keyless verification "
-                                        "needs one; pass --key for key-based signatures)")
+                raise VerificationError("signature has no certificate (keyless and PKI "
+                                        "verification need one; pass --key for key-based "
+                                        "signatures)")
             raise VerificationError("signature does not verify")
         parsed = parse_payload(payload)
         v.docker_reference = parsed.docker_reference
@@ -203,8 +224,8 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
                 not (trust and trust.rekor_keys):
             note += " (Rekor bundle not checked: no --rekor-key or --trusted-root)"
         elif rekor is not None:
-            signer_pem = cert_pem.encode() if cert is not None and cert_pem else \
-                (signer_key.public_pem() if cert is None else None)
+            signer_pem = cert_pem.encode() if (cert is not None or pki_signed) and cert_pem \
+                else (signer_key.public_pem() if cert is None else None)
             entry = verify_rekor_bundle(rekor, trust.rekor_keys if trust else {},
                                         payload=payload, signature_b64=sig_b64,
                                         signer_pem=signer_pem)
@@ -275,23 +296,26 @@ def verify_image(store: Store, ref: str | None, *, keys: list[VerifyingKey] | No
                  keyless: KeylessPolicy | None = None, trusted_root: TrustRoots | None = None,
                  require_tlog: bool = False, docker_reference: str | None = None,
                  subject: Descriptor | None = None, identity: SignedIdentity | None = None,
-                 image_reference: str | None = None) -> VerifyResult:
+                 image_reference: str | None = None,
+                 pki: PKIPolicy | None = None) -> VerifyResult:
     """Verify every signature of the image at ``ref`` (resolved once to its digest).
 
     ``docker_reference`` is the image's repository (matchRepository, cosign's check);
     ``identity`` replaces that check with a containers/image ``signedIdentity`` evaluated
     against ``image_reference`` (the image as named by the user: ``repo:tag`` or
-    ``repo@digest``).
+    ``repo@digest``). ``pki`` accepts simple-signing signatures whose certificate chains to
+    its CA roots (containers/image's PKI mode); Sigstore bundles are not checked that way.
     """
-    if not keys and keyless is None:
-        raise VerificationError("nothing to verify against: pass --key, or "
-                                "--certificate-identity and --certificate-oidc-issuer")
+    if not keys and keyless is None and pki is None:
+        raise VerificationError("nothing to verify against: pass --key, "
+                                "--certificate-identity and --certificate-oidc-issuer, or "
+                                "--ca-roots with --certificate-email/--certificate-hostname")
     subj = subject or resolve_subject(store, ref)
     verdicts: list[SignatureVerdict] = []
     common: dict[str, Any] = {"digest": subj.digest, "docker_reference": docker_reference,
                               "keys": keys, "keyless": keyless, "trust": trusted_root,
                               "require_tlog": require_tlog, "identity": identity,
-                              "image_reference": image_reference}
+                              "image_reference": image_reference, "pki": pki}
     try:
         _, layers = read_cosign_layers(store, subj.digest, "sig", limit=MAX_PAYLOAD_BYTES)
         verdicts += [_verify_layer(layer, **common) for layer in layers]
