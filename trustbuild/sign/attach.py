@@ -55,6 +55,8 @@ __all__ = [
     "read_bundle_referrers",
     "read_blob_bounded",
     "detach_bundle_referrers",
+    "bundle_referrer_descriptors",
+    "ensure_listed",
 ]
 
 EMPTY_CONFIG = b"{}"
@@ -189,11 +191,11 @@ def attach_bundle_referrer(store: Store, subject: Descriptor, bundle_json: bytes
     desc = store.put_manifest(raw, MediaType.OCI_MANIFEST)
     desc = Descriptor(MediaType.OCI_MANIFEST, desc.digest, len(raw), manifest.get("annotations"),
                       artifact_type=artifact_type)
-    _ensure_listed(store, subject.digest, desc)
+    ensure_listed(store, subject.digest, desc)
     return desc
 
 
-def _ensure_listed(store: Store, subject: Digest, desc: Descriptor) -> None:
+def ensure_listed(store: Store, subject: Digest, desc: Descriptor) -> None:
     """Add ``desc`` to the referrers tag-schema index when the store does not list it itself."""
     try:
         if any(d.digest == desc.digest for d in store.referrers(subject)):
@@ -216,7 +218,7 @@ def _ensure_listed(store: Store, subject: Digest, desc: Descriptor) -> None:
     store.put_manifest(dump_json(index), MediaType.OCI_INDEX, tags=[tag])
 
 
-def _bundle_referrer_descriptors(store: Store, subject: Digest, artifact_type: str
+def bundle_referrer_descriptors(store: Store, subject: Digest, artifact_type: str
                                  ) -> list[Descriptor]:
     """Referrers of ``subject`` of ``artifact_type``: the store's list + the tag-schema index."""
     try:
@@ -243,7 +245,7 @@ def detach_bundle_referrers(store: Store, subject: Digest, predicate_type: str, 
     the referrers tag-schema index. A store that cannot delete raises SigningError naming it.
     """
     removed: list[Digest] = []
-    for d in _bundle_referrer_descriptors(store, subject, artifact_type):
+    for d in bundle_referrer_descriptors(store, subject, artifact_type):
         if d.digest == keep:
             continue
         ann = d.annotations or {}
@@ -383,7 +385,7 @@ def read_bundle_referrers(store: Store, subject_digest: Digest, *,
     except _LOOKUP_ERRORS:
         refs = []
     seen: set[Digest] = set()
-    try:  # the tag-schema index written by _ensure_listed, for stores without referrers support
+    try:  # the tag-schema index written by ensure_listed, for stores without referrers support
         raw, mt = store.get_manifest(subject_digest.tag_form)
         idx = parse_manifest(raw, mt, what=subject_digest.tag_form)
         if isinstance(idx, Index):
