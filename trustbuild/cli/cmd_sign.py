@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sign_identity:
         if args.docker_reference:
             raise UsageError("--sign-identity and --docker-reference are mutually exclusive")
-        docker_ref = sign_identity(args.sign_identity)
+        docker_ref: str | None = sign_identity(args.sign_identity)
     else:
         docker_ref = docker_reference_for(location, args.docker_reference, required=True)
     assert docker_ref is not None
