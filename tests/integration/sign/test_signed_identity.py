@@ -50,6 +50,11 @@ def test_signed_identity_modes_on_trustbuild_signatures(
                      "matchRepoDigestOrExact")
     assert rc == 1 and "does not match" in vs[0]["reason"]
     assert "matchRepoDigestOrExact" in vs[0]["reason"]
+    # the library API takes the same specification
+    from trustbuild.api import verify
+
+    assert verify(ref, key=pub, signed_identity="matchRepoDigestOrExact").ok
+    assert not verify(f"{host}/ident/app:v2", key=pub, signed_identity="matchRepoDigestOrExact").ok
     # by digest the repository is enough
     rc, _ = _verify(capsys, pub, f"{host}/ident/app@{digest}", "--signed-identity",
                     "matchRepoDigestOrExact")
