@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from trustbuild.errors import InvalidManifest, NotFound, RegistryError, StoreError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
-from trustbuild.oci.manifest import parse_manifest
+from trustbuild.oci.manifest import Index, parse_manifest
 from trustbuild.oci.mediatype import MediaType
 from trustbuild.oci.store import Store
 from trustbuild.sign.attach import (
@@ -86,9 +86,24 @@ def _merge(src: Store, dst: Store, digest: Digest, kind: str) -> None:
 def copy_attachments(src: Store, dst: Store, digest: Digest, *,
                      kinds: Sequence[str] = ATTACHMENT_KINDS, jobs: int = 4,
                      progress: Callable[[str], None] | None = None) -> CopiedAttachments:
-    """Copy what is attached to ``digest`` in ``src`` to ``dst`` (see the module docstring)."""
+    """Copy what is attached to ``digest`` in ``src`` to ``dst`` (see the module docstring).
+
+    For an index, the attachments of every manifest it lists come too (cosign copy walks the
+    index the same way).
+    """
     say = progress or (lambda _m: None)
     out = CopiedAttachments()
+    try:
+        raw, mt = src.get_manifest(str(digest))
+        top = parse_manifest(raw, mt, what=f"{src.describe()}@{digest}")
+    except (*_LOOKUP, InvalidManifest):
+        top = None
+    if isinstance(top, Index):
+        for child in top.manifests:
+            sub = copy_attachments(src, dst, child.digest, kinds=kinds, jobs=jobs,
+                                   progress=progress)
+            out.tags += sub.tags
+            out.referrers += sub.referrers
     for kind in kinds:
         tag = cosign_tag(digest, kind)
         if not _has(src, tag):

@@ -112,3 +112,26 @@ def test_copy_flag_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert exc.value.code == 2 and "expected a comma-separated list" in capsys.readouterr().err
     assert main(["copy", "--sig-only", "--only", "sig", "a.example/x:1", "b.example/y:1"]) == 2
     assert "mutually exclusive" in capsys.readouterr().err
+
+
+def test_copy_all_carries_the_signatures_of_the_index_and_its_images(
+        registry: Any, keys: tuple[Path, Path, Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from fixtures.images import write_multiarch_layout
+
+    key, pub, _kb, _pb = keys
+    host = registry.host
+    digests = write_multiarch_layout(tmp_path / "multi", tag="1")
+    src = f"{host}/copyall/src:1"
+    assert main(["copy", "-q", "--all", f"oci:{tmp_path / 'multi'}:1", src]) == 0
+    child = next(v for k, v in digests.items() if k != "index")
+    assert main(["sign", "--key", str(key), src]) == 0  # the index
+    assert main(["sign", "--key", str(key), "--bundle", f"{host}/copyall/src@{child}"]) == 0
+    assert main(["copy", "-q", "--all", src, f"{host}/copyall/dst:1"]) == 0
+    ident = ["--signed-identity", f"exactRepository:{host}/copyall/src"]
+    rc, _ = _json(capsys, "verify", "--key", str(pub), "--output", "json", *ident,
+                  f"{host}/copyall/dst:1")
+    assert rc == 0
+    rc, out = _json(capsys, "verify", "--key", str(pub), "--output", "json", *ident,
+                    f"{host}/copyall/dst@{child}")
+    assert rc == 0 and len([s for s in out["signatures"] if s["verdict"] == "valid"]) == 2
