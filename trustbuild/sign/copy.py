@@ -5,7 +5,8 @@ For the copied digest, the cosign tags ``sha256-<hex>.sig`` / ``.att`` / ``.sbom
 Sigstore bundle referrer (a signature bundle counts as ``sig``, any other as ``att``) are copied
 from the source store to the destination. A tag the destination does not have yet is copied
 byte for byte (same manifest digest); one it has already gets the source's layers appended
-(no layer twice), so the destination's own signatures stay. Signatures keep naming the source
+(no layer twice), so the destination's own signatures stay. For an index, the attachments of
+each listed image come too. Signatures keep naming the source
 repository: verify a copy in another repository with ``--signed-identity
 exactRepository:SRC`` or ``remapIdentity`` (cosign itself does not check the name).
 
