@@ -223,7 +223,7 @@ def bundle_referrer_descriptors(store: Store, subject: Digest, artifact_type: st
     """Referrers of ``subject`` of ``artifact_type``: the store's list + the tag-schema index."""
     try:
         refs = list(store.referrers(subject, artifact_type=artifact_type))
-    except _LOOKUP_ERRORS:
+    except (*_LOOKUP_ERRORS, InvalidManifest):  # no referrers API, or a malformed answer
         refs = []
     try:
         raw, mt = store.get_manifest(subject.tag_form)
