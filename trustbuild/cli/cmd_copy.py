@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
-from trustbuild.errors import UsageError
+from trustbuild.errors import StoreError, TrustbuildError, UsageError
 from trustbuild.store.copy import copy_image
 from trustbuild.store.location import parse_location
 from trustbuild.store.open import open_store
@@ -95,8 +95,13 @@ def run(args: argparse.Namespace) -> int:
                     progress=progress,
                 )
             if kinds and dst_loc.transport != "docker-archive":
-                copy_attachments(src, dst, desc.digest, kinds=kinds, jobs=opts.jobs,
-                                 progress=progress)
+                try:
+                    copy_attachments(src, dst, desc.digest, kinds=kinds, jobs=opts.jobs,
+                                     progress=progress)
+                except TrustbuildError as exc:
+                    raise StoreError(f"{dst_loc}: copying the signatures/attestations of "
+                                     f"{desc.digest} failed (--only none skips them): "
+                                     f"{exc}") from None
             dst.close()  # a docker-archive is written here
             done = True
         finally:
