@@ -135,3 +135,24 @@ def test_copy_all_carries_the_signatures_of_the_index_and_its_images(
     rc, out = _json(capsys, "verify", "--key", str(pub), "--output", "json", *ident,
                     f"{host}/copyall/dst@{child}")
     assert rc == 0 and len([s for s in out["signatures"] if s["verdict"] == "valid"]) == 2
+
+
+def test_copy_with_a_broken_source_signature_fails_in_one_line(
+        registry: Any, keys: tuple[Path, Path, Path, Path],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import urllib.request
+
+    key, *_ = keys
+    host = registry.host
+    src, digest = push_test_image(host, "copybroken/src", "v1", content=b"broken\n")
+    assert main(["sign", "--key", str(key), src]) == 0
+    sig = json.loads(_raw(f"{host}/copybroken/src:{digest.replace(':', '-')}.sig"))
+    req = urllib.request.Request(
+        f"http://{host}/v2/copybroken/src/blobs/{sig['layers'][0]['digest']}", method="DELETE")
+    urllib.request.urlopen(req, timeout=30).close()
+    capsys.readouterr()
+    assert main(["copy", "-q", src, f"{host}/copybroken/dst:v1"]) == 1
+    err = capsys.readouterr().err
+    assert f"copying the signatures/attestations of {digest} failed" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert main(["copy", "-q", "--only", "none", src, f"{host}/copybroken/dst:v1"]) == 0
