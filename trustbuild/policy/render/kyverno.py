@@ -27,8 +27,6 @@ REKOR_URL = "https://rekor.sigstore.dev"
 
 def _entry(rule: SignatureRule) -> dict[str, Any]:
     if rule.pki is not None:
-        from trustbuild.errors import PolicyError
-
         raise PolicyError("a pki signature rule (containers/image PKI mode) has no Kyverno "
                           "equivalent: enforce it with trustbuild's admission webhook")
     if rule.key_pem is not None:

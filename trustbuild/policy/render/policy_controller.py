@@ -27,8 +27,6 @@ API_VERSION = "policy.sigstore.dev/v1beta1"
 
 def _authority(name: str, rule: SignatureRule) -> dict[str, Any]:
     if rule.pki is not None:
-        from trustbuild.errors import PolicyError
-
         raise PolicyError("a pki signature rule (containers/image PKI mode) has no "
                           "policy-controller equivalent: enforce it with trustbuild's "
                           "admission webhook")
