@@ -124,18 +124,27 @@ def sign(image: str, key: KeyArg | SigningKey, *, docker_reference: str | None =
 
 
 def verify(image: str, *, key: KeyArg | VerifyingKey | Sequence[KeyArg | VerifyingKey],
-           docker_reference: str | None = None,
+           docker_reference: str | None = None, signed_identity: str | None = None,
            store_options: StoreOptions | None = None) -> VerifyResult:
-    """Check ``image``'s signatures against ``key`` (one or several) as ``cosign verify`` does."""
+    """Check ``image``'s signatures against ``key`` (one or several) as ``cosign verify`` does.
+
+    ``signed_identity`` is a containers/image ``signedIdentity`` (``"matchRepoDigestOrExact"``,
+    ``"exactRepository:REPO"``, ... or its JSON) instead of the repository check.
+    """
+    from trustbuild.sign.identity import SignedIdentity
     from trustbuild.sign.verify import verify_image
 
     given: Sequence[KeyArg | VerifyingKey] = (
         [key] if isinstance(key, str | Path | VerifyingKey) else key)
     keys = [k if isinstance(k, VerifyingKey) else load_verifying_key(k) for k in given]
+    identity = SignedIdentity.parse(signed_identity) if signed_identity else None
     location, store, ref = _open(image, store_options)
     try:
         return verify_image(store, ref, keys=keys,
-                            docker_reference=_docker_reference(location, docker_reference))
+                            docker_reference=_docker_reference(location, docker_reference),
+                            identity=identity,
+                            image_reference=docker_reference or (
+                                str(location.reference) if location.reference else None))
     finally:
         store.close()
 

@@ -146,11 +146,12 @@ class AdmissionController:
             if ref.digest is not None and digest != str(ref.digest):
                 return ImageVerdict(image, False, f"image {image}: the registry returned a "
                                                   f"manifest with digest {digest}")
-            key = f"{ref.name}@{digest}"
+            # the tag is part of the key: a signedIdentity (matchRepoDigestOrExact) may depend on it
+            key = f"{ref.name}:{ref.tag or ''}@{digest}"
             if self._cached(key):
                 return ImageVerdict(image, True, "", digest)
             report = check_deploy(self.policy, store, digest, repository=ref.name,
-                                  image=f"{ref.name}@{digest}")
+                                  image=f"{ref.name}@{digest}", image_reference=str(ref))
         except TrustbuildError as exc:
             return ImageVerdict(image, False, f"image {image}: cannot be verified: {exc}")
         finally:
@@ -159,7 +160,7 @@ class AdmissionController:
             first = report.denied[0]
             return ImageVerdict(image, False, f"image {image} ({digest}): {first.id}: "
                                               f"{first.message}", digest)
-        self._remember(f"{ref.name}@{digest}")
+        self._remember(f"{ref.name}:{ref.tag or ''}@{digest}")
         return ImageVerdict(image, True, "", digest)
 
     def decide(self, req: AdmissionRequest) -> dict[str, object]:

@@ -73,13 +73,20 @@ def attest_subject(store: Store, subject: Descriptor, *, key: DSSESigner,
     annotations = {COSIGN_SIGNATURE_ANNOTATION: "", PREDICATE_TYPE_ANNOTATION: predicate_type}
     desc = _append(store, subject, env_json, annotations, replace=replace,
                    predicate_type=predicate_type)
+    new = None
     if bundle:
         from trustbuild.sign.attach import attach_bundle_referrer
         from trustbuild.sign.sign import bundle_manifest_annotations
 
         bundle_json = dsse_bundle(env, key_hint=_key_hint(signer))
-        attach_bundle_referrer(store, subject, bundle_json, artifact_type=MediaType.SIGSTORE_BUNDLE,
-                               annotations=bundle_manifest_annotations(predicate_type))
+        new = attach_bundle_referrer(store, subject, bundle_json,
+                                     artifact_type=MediaType.SIGSTORE_BUNDLE,
+                                     annotations=bundle_manifest_annotations(predicate_type)
+                                     ).digest
+    if replace:  # cosign attest --replace: the earlier bundles of this type go too
+        from trustbuild.sign.attach import detach_bundle_referrers
+
+        detach_bundle_referrers(store, subject.digest, predicate_type, keep=new)
     return desc
 
 

@@ -19,7 +19,7 @@ __all__ = ["BUNDLE_V03", "BUNDLE_MEDIA_TYPES", "dsse_bundle", "envelope_from_bun
 
 BUNDLE_V03 = BUNDLE_MEDIA_TYPE
 BUNDLE_MEDIA_TYPES = BUNDLE_TYPES
-MAX_BUNDLE_BYTES = 16 * 1024 * 1024
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 
 
 def dsse_bundle(envelope: Envelope, *, key_hint: str) -> bytes:
@@ -38,10 +38,11 @@ def dsse_bundle(envelope: Envelope, *, key_hint: str) -> bytes:
     return json.dumps(bundle, separators=(",", ":")).encode()
 
 
-def envelope_from_bundle(raw: bytes) -> tuple[Envelope, dict[str, Any]]:
+def envelope_from_bundle(raw: bytes, *, max_bytes: int = MAX_BUNDLE_BYTES
+                         ) -> tuple[Envelope, dict[str, Any]]:
     """The DSSE envelope and verification material of a bundle (InvalidEnvelope if malformed)."""
-    if len(raw) > MAX_BUNDLE_BYTES:
-        raise InvalidEnvelope(f"Sigstore bundle larger than {MAX_BUNDLE_BYTES} bytes")
+    if len(raw) > max_bytes:
+        raise InvalidEnvelope(f"Sigstore bundle larger than {max_bytes} bytes")
     try:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -15,12 +15,12 @@ with LEN the ASCII decimal byte length. Example::
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import AttestationError, VerificationError
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
-MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
+MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
 MAX_SIGNATURES = 16
 _MAX_SIG_B64 = 16 * 1024
 
@@ -62,17 +62,14 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def _b64decode(text: Any, *, field: str) -> bytes:
-    """Standard or URL-safe base64, padded or not; a clear error otherwise."""
+    """Standard or URL-safe base64, padded or not (protobuf JSON, a superset of
+    go-securesystemslib's DSSE decoding); a clear error otherwise."""
     if not isinstance(text, str):
         raise InvalidEnvelope(f"DSSE envelope: {field} must be a base64 string")
-    s = text.strip()
-    if "-" in s or "_" in s:
-        s = s.replace("-", "+").replace("_", "/")
-    s += "=" * (-len(s) % 4)
     try:
-        return base64.b64decode(s, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidEnvelope(f"DSSE envelope: {field} is not valid base64") from None
+        return proto_b64decode(text.strip())
+    except ValueError as exc:
+        raise InvalidEnvelope(f"DSSE envelope: {field} is not valid base64: {exc}") from None
 
 
 def _keyid_of(key: object) -> str:
@@ -184,12 +181,12 @@ class Envelope:
         return cls(ptype, payload, tuple(out))
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> Envelope:
+    def from_json(cls, raw: bytes | str, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envelope:
         """Parse envelope JSON bytes, bounded in size, with a clear error."""
         if isinstance(raw, str):
             raw = raw.encode()
-        if len(raw) > MAX_ENVELOPE_BYTES:
-            raise InvalidEnvelope(f"DSSE envelope: larger than {MAX_ENVELOPE_BYTES} bytes")
+        if len(raw) > max_bytes:
+            raise InvalidEnvelope(f"DSSE envelope: larger than {max_bytes} bytes")
         try:
             obj = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:

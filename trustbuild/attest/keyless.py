@@ -59,7 +59,13 @@ def keyless_attest_subject(store: Store, subject: Descriptor, *, statement: Stat
         store, subject, suffix="att", layer_bytes=env.to_json(), layer_media_type=DSSE_MEDIA_TYPE,
         annotations=annotations,
         replace=same_predicate_type(statement.predicate_type) if replace else None)
+    new = None
     if bundle:
-        attach_bundle_referrer(store, subject, raw_bundle,
-                               annotations=bundle_manifest_annotations(statement.predicate_type))
+        new = attach_bundle_referrer(store, subject, raw_bundle,
+                                     annotations=bundle_manifest_annotations(
+                                         statement.predicate_type)).digest
+    if replace:
+        from trustbuild.sign.attach import detach_bundle_referrers
+
+        detach_bundle_referrers(store, subject.digest, statement.predicate_type, keep=new)
     return desc

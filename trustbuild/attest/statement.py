@@ -48,7 +48,7 @@ COSIGN_CUSTOM = "https://cosign.sigstore.dev/attestation/v1"
 COSIGN_VULN = "https://cosign.sigstore.dev/attestation/vuln/v1"
 IN_TOTO_LINK = "https://in-toto.io/Link/v1"
 OPENVEX = "https://openvex.dev/ns"
-MAX_PREDICATE_BYTES = 16 * 1024 * 1024
+MAX_PREDICATE_BYTES = 64 * 1024 * 1024  # well above large SPDX SBOMs of full distributions
 
 # cosign's ``--type`` short names. Deviation: cosign maps plain ``slsaprovenance`` to v0.2;
 # trustbuild only writes SLSA v1, so here it means v1 (``slsaprovenance02`` selects v0.2).
@@ -161,10 +161,10 @@ class Statement:
         return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes) -> Statement:
-        """Parse and check a statement payload."""
-        if len(raw) > MAX_PREDICATE_BYTES:
-            raise InvalidStatement(f"statement larger than {MAX_PREDICATE_BYTES} bytes")
+    def from_json(cls, raw: bytes, *, max_bytes: int = MAX_PREDICATE_BYTES) -> Statement:
+        """Parse and check a statement payload (at most ``max_bytes``)."""
+        if len(raw) > max_bytes:
+            raise InvalidStatement(f"statement larger than {max_bytes} bytes")
         try:
             d = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:

@@ -20,13 +20,22 @@ from typing import Any
 from trustbuild.attest.attach import ATT_SUFFIX, resolve_subject
 from trustbuild.attest.bundle import envelope_from_bundle
 from trustbuild.attest.dsse import DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, DSSEVerifier, Envelope
-from trustbuild.attest.statement import PREDICATE_TYPE_ANNOTATION, Statement, predicate_type_uri
+from trustbuild.attest.statement import (
+    MAX_PREDICATE_BYTES,
+    PREDICATE_TYPE_ANNOTATION,
+    Statement,
+    predicate_type_uri,
+)
 from trustbuild.errors import TrustbuildError, VerificationError
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.store import Store
 
 __all__ = ["AttestationCheck", "AttestationResult", "KeylessPolicy", "verify_attestations",
-           "check_envelope"]
+           "check_envelope", "MAX_ATTESTATION_BYTES"]
+
+# Per attestation (an .att layer or a bundle): a large SPDX SBOM of a full distribution image is
+# tens of MiB once wrapped in base64 and DSSE (cosign's COSIGN_MAX_ATTACHMENT_SIZE is 128 MiB).
+MAX_ATTESTATION_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -106,12 +115,13 @@ class KeylessPolicy:
 
 
 def _statement_check(payload_type: str, payload: bytes, *, subject: Digest,
-                     predicate_type: str | None, signer: str, source: str) -> AttestationCheck:
+                     predicate_type: str | None, signer: str, source: str,
+                     max_bytes: int = MAX_PREDICATE_BYTES) -> AttestationCheck:
     if payload_type != IN_TOTO_PAYLOAD_TYPE:
         return AttestationCheck(source, False, f"payloadType {payload_type!r} is not "
                                 f"{IN_TOTO_PAYLOAD_TYPE}", signer=signer)
     try:
-        stmt = Statement.from_json(payload)
+        stmt = Statement.from_json(payload, max_bytes=max_bytes)
     except TrustbuildError as exc:
         return AttestationCheck(source, False, f"signed, but {exc}", signer=signer)
     check = AttestationCheck(source, False, "", stmt.predicate_type, signer, stmt.to_dict())
@@ -128,7 +138,8 @@ def _statement_check(payload_type: str, payload: bytes, *, subject: Digest,
 
 
 def check_envelope(env: Envelope, *, subject: Digest, predicate_type: str | None,
-                   keys: Sequence[DSSEVerifier], source: str = "") -> AttestationCheck:
+                   keys: Sequence[DSSEVerifier], source: str = "",
+                   max_bytes: int = MAX_ATTESTATION_BYTES) -> AttestationCheck:
     """Check one envelope: payload type, signature, statement subject and predicate type."""
     if env.payload_type != IN_TOTO_PAYLOAD_TYPE:
         return AttestationCheck(source, False, f"payloadType {env.payload_type!r} is not "
@@ -142,7 +153,7 @@ def check_envelope(env: Envelope, *, subject: Digest, predicate_type: str | None
         return AttestationCheck(source, False, str(exc))
     return _statement_check(env.payload_type, env.payload, subject=subject,
                             predicate_type=predicate_type, signer=f"key {signer[:16]}",
-                            source=source)
+                            source=source, max_bytes=max_bytes)
 
 
 def _keyless_bundle_check(raw: bytes, policy: KeylessPolicy, *, subject: Digest,
@@ -170,7 +181,7 @@ def _layer_check(layer: Any, tag: str, **kw: Any) -> AttestationCheck:
     if layer.payload is None:
         return AttestationCheck(source, False, layer.error or "unreadable")
     try:
-        env = Envelope.from_json(layer.payload)
+        env = Envelope.from_json(layer.payload, max_bytes=kw["max_bytes"])
     except TrustbuildError as exc:
         return AttestationCheck(source, False, str(exc))
     return check_envelope(env, source=source, **kw)
@@ -184,7 +195,7 @@ def _bundle_check(ref: Any, keyless: KeylessPolicy | None = None, **kw: Any) -> 
         return _keyless_bundle_check(ref.bundle, keyless, subject=kw["subject"],
                                      predicate_type=kw["predicate_type"], source=source)
     try:
-        env, _material = envelope_from_bundle(ref.bundle)
+        env, _material = envelope_from_bundle(ref.bundle, max_bytes=kw["max_bytes"])
     except TrustbuildError as exc:
         return AttestationCheck(source, False, str(exc))
     return check_envelope(env, source=source, **kw)
@@ -192,8 +203,11 @@ def _bundle_check(ref: Any, keyless: KeylessPolicy | None = None, **kw: Any) -> 
 
 def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVerifier] = (),
                         keyless: KeylessPolicy | None = None, predicate_type: str | None = None,
-                        image: str = "") -> AttestationResult:
+                        image: str = "", max_bytes: int = MAX_ATTESTATION_BYTES
+                        ) -> AttestationResult:
     """Resolve ``ref`` once and check every attestation attached to that digest.
+
+    Each attestation (``.att`` layer or bundle) is streamed and refused above ``max_bytes``.
 
     With ``keys`` the DSSE signatures are checked against them; with ``keyless`` (and no keys)
     the Sigstore bundle referrers are verified fully by sigstore-python against the trusted root
@@ -202,15 +216,18 @@ def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVer
     if not keys and keyless is None:
         raise VerificationError("verify-attestation: give a public key (--key PUB) or the "
                                 "keyless identity flags")
-    from trustbuild.sign.attach import read_bundle_referrers, read_cosign_layers
+    from trustbuild.sign.attach import MAX_TOTAL_BYTES, read_bundle_referrers, read_cosign_layers
     from trustbuild.sign.bundle import SIGN_PREDICATE_TYPE
 
     ptype = predicate_type_uri(predicate_type) if predicate_type else None
     subject = resolve_subject(store, ref).digest
     result = AttestationResult(image or store.describe(), str(subject), ptype)
-    _manifest, layers = read_cosign_layers(store, subject, ATT_SUFFIX)
+    total = max(MAX_TOTAL_BYTES, 4 * max_bytes)
+    _manifest, layers = read_cosign_layers(store, subject, ATT_SUFFIX, limit=max_bytes,
+                                           total_limit=total)
     tag = f"{subject.tag_form}.{ATT_SUFFIX}"
-    common = {"subject": subject, "predicate_type": ptype, "keys": list(keys)}
+    common = {"subject": subject, "predicate_type": ptype, "keys": list(keys),
+              "max_bytes": max_bytes}
     for layer in layers:
         if layer.descriptor.media_type != DSSE_MEDIA_TYPE:
             result.checks.append(AttestationCheck(
@@ -222,7 +239,7 @@ def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVer
             result.other_types.append(ann)  # another kind of attestation: not asked for
             continue
         result.checks.append(_layer_check(layer, tag, **common))
-    for ref_ in read_bundle_referrers(store, subject):
+    for ref_ in read_bundle_referrers(store, subject, limit=max_bytes, total_limit=total):
         ann = ref_.annotations.get("dev.sigstore.bundle.predicateType")
         if ann == SIGN_PREDICATE_TYPE:
             continue  # an image signature (cosign 3 bundle form), not an attestation

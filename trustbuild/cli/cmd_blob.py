@@ -111,11 +111,11 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _signature_value(value: str) -> bytes:
     """``--signature``: a file holding base64 (or raw DER), else the base64 text itself."""
-    import base64
+    from trustbuild._internal.b64 import std_b64decode
 
     raw = _read(value, "--signature") if Path(value).is_file() else value.encode()
     try:
-        return base64.b64decode(b"".join(raw.split()), validate=True)
+        return std_b64decode(raw)  # cosign: base64.StdEncoding (line breaks ignored)
     except ValueError:
         if Path(value).is_file():
             return raw  # a raw signature file

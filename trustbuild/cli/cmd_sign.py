@@ -12,7 +12,7 @@ from trustbuild.errors import UsageError
 from trustbuild.store.location import Location, parse_location
 from trustbuild.store.open import open_store
 
-__all__ = ["register", "run", "parse_annotations", "docker_reference_for"]
+__all__ = ["register", "run", "parse_annotations", "docker_reference_for", "sign_identity"]
 
 
 def register(sub: Any) -> None:
@@ -34,6 +34,15 @@ def register(sub: Any) -> None:
     p.add_argument("--docker-reference", metavar="REPO",
                    help="repository to name in the payload (default: the image's repository; "
                         "required for oci: layouts)")
+    p.add_argument("--sign-identity", metavar="REF",
+                   help="name exactly REF (repository:tag) in the payload, as containers/image "
+                        "(skopeo copy --sign-identity) does, instead of the repository alone; "
+                        "needed by signedIdentity matchRepoDigestOrExact / matchExact")
+    p.add_argument("--certificate", metavar="PEM",
+                   help="with --key: store this X.509 certificate (for the key) with the "
+                        "signature, as cosign sign --certificate (containers/image PKI mode)")
+    p.add_argument("--certificate-chain", metavar="PEM",
+                   help="with --certificate: its chain (intermediates, then the root)")
     p.add_argument("--keyless", action="store_true",
                    help="sign with a Fulcio certificate and log to Rekor (needs network access)")
     p.add_argument("--identity-token", metavar="TOKEN",
@@ -72,18 +81,56 @@ def docker_reference_for(location: Location, override: str | None, *, required: 
     return None
 
 
+def sign_identity(text: str) -> str:
+    """``--sign-identity``: a normalised ``repository:tag`` (no digest, tag required)."""
+    from trustbuild.errors import InvalidReference
+    from trustbuild.oci.reference import Reference
+
+    try:
+        ref = Reference.parse(text)
+    except InvalidReference as exc:
+        raise UsageError(f"--sign-identity: {exc}") from None
+    last = text.rsplit("/", 1)[-1]
+    if ref.digest is not None or ":" not in last:
+        raise UsageError(f"--sign-identity {text!r}: give repository:tag (no digest), as "
+                         "containers/image signs")
+    return str(ref)
+
+
+def _read_pem(path: str | None, flag: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read(1024 * 1024 + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{flag} {path}: cannot read a PEM file ({exc})") from None
+    if len(text) > 1024 * 1024 or "-----BEGIN CERTIFICATE-----" not in text:
+        raise UsageError(f"{flag} {path}: not a PEM certificate file")
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     """Sign; print the signed digest (or JSON) on stdout."""
     if not args.key and not args.keyless:
         raise UsageError("sign: pass --key KEY or --keyless")
     if args.key and args.keyless:
         raise UsageError("sign: --key and --keyless are mutually exclusive")
+    if (args.certificate or args.certificate_chain) and not args.key:
+        raise UsageError("sign: --certificate needs --key (the certificate's private key)")
+    if args.certificate_chain and not args.certificate:
+        raise UsageError("sign: --certificate-chain needs --certificate")
     annotations = parse_annotations(args.annotations)
     location = parse_location(args.image)
     if location.transport == "docker-archive":
         raise UsageError(f"{location}: a docker-archive cannot hold signatures; sign the image "
                          "in a registry (docker://) or an OCI layout (oci:)")
-    docker_ref = docker_reference_for(location, args.docker_reference, required=True)
+    if args.sign_identity:
+        if args.docker_reference:
+            raise UsageError("--sign-identity and --docker-reference are mutually exclusive")
+        docker_ref: str | None = sign_identity(args.sign_identity)
+    else:
+        docker_ref = docker_reference_for(location, args.docker_reference, required=True)
     assert docker_ref is not None
     store, ref = open_store(location, store_options(args))
     try:
@@ -102,7 +149,10 @@ def run(args: argparse.Namespace) -> int:
             key = load_signing_key(args.key)
             result = sign_image(store, ref, key, docker_reference=docker_ref,
                                 annotations=annotations, bundle=args.bundle or args.bundle_only,
-                                simple=not args.bundle_only)
+                                simple=not args.bundle_only,
+                                certificate_pem=_read_pem(args.certificate, "--certificate"),
+                                chain_pem=_read_pem(args.certificate_chain,
+                                                    "--certificate-chain"))
         store.close()
     except BaseException:
         abort = getattr(store, "abort", None)

@@ -9,7 +9,21 @@ import sys
 from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
 from trustbuild.errors import UsageError
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "parse_size"]
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
+          "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """``64MiB``, ``200MB``, ``1048576`` -> bytes (argparse type; a clear error otherwise)."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in _UNITS or int(m.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 64MiB, 200MB, 1048576)")
+    return int(m.group(1)) * _UNITS[unit]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="keyless: the OIDC issuer of that identity")
     p.add_argument("--trusted-root", metavar="FILE",
                    help="keyless: Sigstore trusted_root.json (offline trust material)")
+    p.add_argument("--max-attestation-size", type=parse_size, default=None, metavar="SIZE",
+                   help="largest attestation read (.att layer or bundle), e.g. 64MiB (the "
+                        "default), 200MB, 134217728")
     p.add_argument("--output", choices=("text", "json"), default="text")
     add_registry_flags(p)
     add_common_flags(p)
@@ -57,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
     loc = parse_location(args.image)
     store, ref = open_store(loc, store_options(args))
     try:
+        limit = {"max_bytes": args.max_attestation_size} if args.max_attestation_size else {}
         result = verify_attestations(store, ref, keys=keys, keyless=keyless,
-                                     predicate_type=args.type, image=args.image)
+                                     predicate_type=args.type, image=args.image, **limit)
     finally:
         store.close()
     if args.output == "json":

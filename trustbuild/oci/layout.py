@@ -371,6 +371,16 @@ class LayoutStore:
             if len(keep) != len(entries):
                 self._write_index(keep)
 
+    def delete_manifest(self, digest: Digest) -> None:
+        """Drop every ``index.json`` entry for ``digest`` (blobs stay); no-op if absent."""
+        if not self.exists():
+            return
+        with self._locked():
+            entries = self.index_entries()
+            keep = [e for e in entries if e.digest != digest]
+            if len(keep) != len(entries):
+                self._write_index(keep)
+
     def abort(self) -> None:
         """Undo a failed write into a layout this store created (an existing one is left as is).
 

@@ -15,8 +15,12 @@ __all__ = ["check_deploy"]
 
 
 def check_deploy(policy: Policy, store: Store, digest: str, *, repository: str | None,
-                 image: str) -> Report:
-    """Evaluate ``spec.deploy`` on the image ``digest`` in ``store``."""
+                 image: str, image_reference: str | None = None) -> Report:
+    """Evaluate ``spec.deploy`` on the image ``digest`` in ``store``.
+
+    ``image_reference`` is the image as named (``repo:tag`` or ``repo@digest``), for rules with a
+    ``signedIdentity``; it defaults to ``repository``.
+    """
     dep = policy.deploy
     report = Report(policy.name, policy.digest)
     where = f"{image}@{digest}" if "@" not in image else image
@@ -31,7 +35,8 @@ def check_deploy(policy: Policy, store: Store, digest: str, *, repository: str |
                              f"{repository} is not in spec.deploy.allowedRepositories", where,
                              "deploy only images from the allowed repositories"))
     if dep.signatures:
-        ok, reason = signed_in(store, digest, repository, dep.signatures)
+        ok, reason = signed_in(store, digest, repository, dep.signatures,
+                               image_reference=image_reference)
         report.add(Check("signature", PASS if ok else DENY, reason, where,
                          "" if ok else "sign the image with a key the policy trusts"))
     for att in dep.attestations:

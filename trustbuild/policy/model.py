@@ -23,6 +23,8 @@ import yaml
 from trustbuild._internal.data import find_data, shipped_names
 from trustbuild.errors import PolicyError
 from trustbuild.oci.digest import Digest
+from trustbuild.sign.identity import SignedIdentity
+from trustbuild.sign.pki import PKIPolicy
 
 __all__ = [
     "Policy",
@@ -72,6 +74,8 @@ class SignatureRule:
     key_pem: bytes | None = None
     key_source: str = ""  # the file or "keyData", for messages
     keyless: KeylessIdentity | None = None
+    signed_identity: SignedIdentity | None = None  # None: matchRepository (cosign)
+    pki: PKIPolicy | None = None  # containers/image sigstoreSigned pki
 
 
 @dataclass(frozen=True)
@@ -236,7 +240,7 @@ def _describe(err: jsonschema.ValidationError) -> str:
         allowed = err.validator_value if err.validator == "enum" else [err.validator_value]
         return f"{where}: {err.instance!r} is not one of {', '.join(map(str, allowed))}"
     if err.validator == "oneOf":
-        return f"{where}: give exactly one of key, keyData or keyless"
+        return f"{where}: give exactly one of key, keyData, keyless or pki"
     if err.validator == "anyOf":
         alts: Any = err.validator_value
         names = [n for alt in alts for n in alt.get("required", ())]
@@ -255,6 +259,22 @@ def _signatures(items: Any, base_dir: Path, path: str, where: str) -> tuple[Sign
 
 
 def _signer(item: dict[str, Any], base_dir: Path, path: str, where: str) -> SignatureRule:
+    rule = _signer_without_identity(item, base_dir, path, where)
+    if item.get("signedIdentity") is None:
+        return rule
+    from dataclasses import replace
+
+    from trustbuild.errors import UsageError
+
+    try:
+        ident = SignedIdentity.from_json(item["signedIdentity"], where=f"{where}.signedIdentity")
+    except UsageError as exc:
+        raise PolicyError(f"{path}: {exc}") from None
+    return replace(rule, signed_identity=ident)
+
+
+def _signer_without_identity(item: dict[str, Any], base_dir: Path, path: str,
+                             where: str) -> SignatureRule:
     if "key" in item:
         kp = Path(item["key"])
         kp = kp if kp.is_absolute() else base_dir / kp
@@ -268,6 +288,9 @@ def _signer(item: dict[str, Any], base_dir: Path, path: str, where: str) -> Sign
         pem = item["keyData"].encode()
         _check_pem(pem, path, f"{where}.keyData")
         return SignatureRule(key_pem=pem, key_source="keyData")
+    if "pki" in item:
+        return SignatureRule(pki=_pki(item["pki"], base_dir, path, f"{where}.pki"),
+                             key_source="pki")
     kl = item["keyless"]
     for rx in ("issuerRegExp", "subjectRegExp"):
         if rx in kl:
@@ -309,6 +332,22 @@ def anchor_regexp(rx: str) -> str:
 def _fullmatch_form(rx: str | None) -> str | None:
     """``rx`` matching only a whole value under ``re.search`` (``\\Z``: no final newline)."""
     return None if rx is None else rf"\A(?:{rx})\Z"
+
+
+def _pki(d: dict[str, Any], base_dir: Path, path: str, where: str) -> PKIPolicy:
+    from trustbuild.errors import UsageError
+
+    def rel(p: str | None) -> str | None:
+        if p is None:
+            return None
+        return str(Path(p) if Path(p).is_absolute() else base_dir / p)
+
+    try:
+        return PKIPolicy.from_files(rel(d["caRoots"]) or "", ca_intermediates=rel(
+            d.get("caIntermediates")), subject_email=d.get("subjectEmail"),
+            subject_hostname=d.get("subjectHostname"))
+    except UsageError as exc:
+        raise PolicyError(f"{path}: {where}: {exc}") from None
 
 
 def _check_pem(pem: bytes, path: str, where: str) -> None:

@@ -38,7 +38,7 @@ class ImageVerifier:
     def signed(self, img: ResolvedImage, rules: tuple[SignatureRule, ...]) -> tuple[bool, str]:
         """(ok, reason): ok when any one rule is met by a valid signature on ``img.digest``."""
         store, ref = self._store(img)
-        return signed_in(store, img.digest, ref.name, rules)
+        return signed_in(store, img.digest, ref.name, rules, image_reference=img.reference)
 
     def attested(self, img: ResolvedImage, rule: AttestationRule) -> tuple[bool, str]:
         """(ok, reason): a verified attestation of ``rule.type`` (and builder id, if listed)."""
@@ -47,18 +47,35 @@ class ImageVerifier:
 
 
 def signed_in(
-    store: Store, digest: str, docker_reference: str | None, rules: tuple[SignatureRule, ...]
+    store: Store, digest: str, docker_reference: str | None, rules: tuple[SignatureRule, ...],
+    *, image_reference: str | None = None,
 ) -> tuple[bool, str]:
-    """(ok, reason) for the image ``digest`` in any store: any one rule must be met."""
+    """(ok, reason) for the image ``digest`` in any store: any one rule must be met.
+
+    ``docker_reference`` is the repository (matchRepository, the default); a rule with a
+    ``signedIdentity`` is evaluated against ``image_reference`` (``repo:tag`` / ``repo@digest``).
+    """
     reasons = []
     for rule in rules:
         try:
-            if rule.key_pem is not None:
+            if rule.pki is not None:
+                res = verify_image(
+                    store,
+                    digest,
+                    pki=rule.pki,
+                    docker_reference=docker_reference,
+                    identity=rule.signed_identity,
+                    image_reference=image_reference,
+                )
+                who = "pki"
+            elif rule.key_pem is not None:
                 res = verify_image(
                     store,
                     digest,
                     keys=[load_verifying_key(rule.key_pem)],
                     docker_reference=docker_reference,
+                    identity=rule.signed_identity,
+                    image_reference=image_reference,
                 )
                 who = f"key {rule.key_source}"
             else:
@@ -79,6 +96,8 @@ def signed_in(
                     trusted_root=roots,
                     require_tlog=True,
                     docker_reference=docker_reference,
+                    identity=rule.signed_identity,
+                    image_reference=image_reference,
                 )
                 who = f"keyless {kl.issuer or kl.issuer_regexp}"
         except TrustbuildError as exc:

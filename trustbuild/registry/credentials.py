@@ -13,8 +13,6 @@ The file is ``$DOCKER_CONFIG/config.json`` when ``DOCKER_CONFIG`` is set, else
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 import shutil
@@ -24,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trustbuild._internal.b64 import std_b64decode
 from trustbuild.errors import RegistryError
 
 __all__ = ["Credentials", "docker_config_path", "load_docker_config", "resolve_credentials",
@@ -95,8 +94,8 @@ def _from_auth_entry(entry: Any, where: str) -> Credentials | None:
     password = entry.get("password") or ""
     if entry.get("auth"):
         try:
-            decoded = base64.b64decode(str(entry["auth"]), validate=False).decode()
-        except (binascii.Error, UnicodeDecodeError):
+            decoded = std_b64decode(str(entry["auth"])).decode()  # docker/cli: StdEncoding
+        except (ValueError, UnicodeDecodeError):
             raise RegistryError(f"{where}: 'auth' is not base64 of user:password") from None
         user, sep, password = decoded.partition(":")
         if not sep:

@@ -7,6 +7,9 @@
 - :mod:`~trustbuild.sign.sign` / :mod:`~trustbuild.sign.keyless`: signing with a key / keyless.
 - :mod:`~trustbuild.sign.verify`: the one verification engine (with :mod:`~trustbuild.sign.trust`
   and :mod:`~trustbuild.sign.rekor` for keyless certificates and Rekor SETs).
+- :mod:`~trustbuild.sign.identity`: containers/image ``signedIdentity`` rules;
+  :mod:`~trustbuild.sign.pki`: containers/image's PKI mode (certificate chained to CA roots).
+- :mod:`~trustbuild.sign.copy`: carrying signatures, attestations and bundles along a copy.
 
 Example::
 

@@ -54,6 +54,9 @@ __all__ = [
     "read_cosign_layers",
     "read_bundle_referrers",
     "read_blob_bounded",
+    "detach_bundle_referrers",
+    "bundle_referrer_descriptors",
+    "ensure_listed",
 ]
 
 EMPTY_CONFIG = b"{}"
@@ -61,6 +64,7 @@ MAX_LAYER_BYTES = 4 * 1024 * 1024  # a payload, a DSSE envelope or a bundle
 MAX_LAYERS = 256
 MAX_TOTAL_BYTES = 64 * 1024 * 1024  # everything read for one image's signatures
 MAX_ANNOTATION_BYTES = 256 * 1024
+_READ_CHUNK = 1024 * 1024
 _SIG_MANIFEST_TYPES = (MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST)
 _LOOKUP_ERRORS = (NotFound, RegistryError, StoreError)
 
@@ -187,11 +191,11 @@ def attach_bundle_referrer(store: Store, subject: Descriptor, bundle_json: bytes
     desc = store.put_manifest(raw, MediaType.OCI_MANIFEST)
     desc = Descriptor(MediaType.OCI_MANIFEST, desc.digest, len(raw), manifest.get("annotations"),
                       artifact_type=artifact_type)
-    _ensure_listed(store, subject.digest, desc)
+    ensure_listed(store, subject.digest, desc)
     return desc
 
 
-def _ensure_listed(store: Store, subject: Digest, desc: Descriptor) -> None:
+def ensure_listed(store: Store, subject: Digest, desc: Descriptor) -> None:
     """Add ``desc`` to the referrers tag-schema index when the store does not list it itself."""
     try:
         if any(d.digest == desc.digest for d in store.referrers(subject)):
@@ -214,20 +218,103 @@ def _ensure_listed(store: Store, subject: Digest, desc: Descriptor) -> None:
     store.put_manifest(dump_json(index), MediaType.OCI_INDEX, tags=[tag])
 
 
-def read_blob_bounded(store: Store, desc: Descriptor, *, limit: int = MAX_LAYER_BYTES) -> bytes:
-    """The blob's bytes, refusing more than ``limit`` and checking size and digest."""
+def bundle_referrer_descriptors(store: Store, subject: Digest, artifact_type: str
+                                 ) -> list[Descriptor]:
+    """Referrers of ``subject`` of ``artifact_type``: the store's list + the tag-schema index."""
+    try:
+        refs = list(store.referrers(subject, artifact_type=artifact_type))
+    except (*_LOOKUP_ERRORS, InvalidManifest):  # no referrers API, or a malformed answer
+        refs = []
+    try:
+        raw, mt = store.get_manifest(subject.tag_form)
+        idx = parse_manifest(raw, mt, what=subject.tag_form)
+        if isinstance(idx, Index):
+            refs += [d for d in idx.manifests if d.artifact_type == artifact_type]
+    except (*_LOOKUP_ERRORS, InvalidManifest):
+        pass
+    return list({d.digest: d for d in refs}.values())
+
+
+def detach_bundle_referrers(store: Store, subject: Digest, predicate_type: str, *,
+                            keep: Digest | None = None,
+                            artifact_type: str = MediaType.SIGSTORE_BUNDLE) -> list[Digest]:
+    """Remove the bundle referrers of ``subject`` whose predicate type is ``predicate_type``
+    (``attest --replace``), except ``keep``; returns the removed manifest digests.
+
+    Each is deleted from the store (registry ``DELETE``, layout ``index.json`` entry) and from
+    the referrers tag-schema index. A store that cannot delete raises SigningError naming it.
+    """
+    removed: list[Digest] = []
+    for d in bundle_referrer_descriptors(store, subject, artifact_type):
+        if d.digest == keep:
+            continue
+        ann = d.annotations or {}
+        if "dev.sigstore.bundle.predicateType" not in ann:
+            try:
+                raw, mt = store.get_manifest(str(d.digest))
+                ann = parse_manifest(raw, mt, what=f"referrer {d.digest}").annotations or {}
+            except (*_LOOKUP_ERRORS, InvalidManifest):
+                continue
+        if ann.get("dev.sigstore.bundle.predicateType") != predicate_type:
+            continue
+        delete = getattr(store, "delete_manifest", None)
+        if not callable(delete):
+            raise SigningError(f"{store.describe()}: cannot delete the earlier bundle referrer "
+                               f"{d.digest} (this store does not delete manifests)")
+        try:
+            delete(d.digest)
+        except RegistryError as exc:
+            raise SigningError(f"{store.describe()}: cannot delete the earlier bundle referrer "
+                               f"{d.digest}: {exc} (is deletion enabled on the registry?)"
+                               ) from None
+        removed.append(d.digest)
+    if removed:
+        _drop_from_tag_index(store, subject, set(removed))
+    return removed
+
+
+def _drop_from_tag_index(store: Store, subject: Digest, gone: set[Digest]) -> None:
+    tag = subject.tag_form
+    try:
+        raw, mt = store.get_manifest(tag)
+        idx = parse_manifest(raw, mt, what=f"{store.describe()}:{tag}")
+    except (*_LOOKUP_ERRORS, InvalidManifest):
+        return
+    if not isinstance(idx, Index):
+        return
+    entries = [e for e in idx.data.get("manifests", []) if isinstance(e, dict)]
+    keep = [e for e in entries if e.get("digest") not in {str(g) for g in gone}]
+    if len(keep) != len(entries):
+        index = {"schemaVersion": 2, "mediaType": str(MediaType.OCI_INDEX), "manifests": keep}
+        store.put_manifest(dump_json(index), MediaType.OCI_INDEX, tags=[tag])
+
+
+def read_blob_bounded(store: Store, desc: Descriptor, *, limit: int = MAX_LAYER_BYTES,
+                      what: str = "blob") -> bytes:
+    """The blob's bytes, refusing more than ``limit`` and checking size and digest.
+
+    Every failure is a one-line VerificationError naming ``what`` (e.g. ``layer 0``): a blob
+    the manifest lists but the store lacks is "missing", not an error of the command.
+    """
+    name = f"{what} {desc.digest}" if what != "blob" else f"blob {desc.digest}"
     if desc.size > limit:
-        raise VerificationError(f"blob {desc.digest} is {desc.size} bytes "
-                                f"(more than the {limit} allowed)")
+        raise VerificationError(f"{name} is {desc.size} bytes (more than the {limit} allowed)")
+    buf = bytearray()
     try:
         with store.open_blob(desc) as f:
-            data = f.read(limit + 1)
+            while chunk := f.read(_READ_CHUNK):  # streams may return short reads
+                buf += chunk
+                if len(buf) > limit:
+                    raise VerificationError(f"{name} is larger than the {limit} bytes allowed")
     except DigestMismatch as exc:
         raise VerificationError(str(exc)) from None
-    except _LOOKUP_ERRORS as exc:
-        raise VerificationError(f"blob {desc.digest} cannot be read: {exc}") from None
+    except NotFound:
+        raise VerificationError(f"{name} is missing from {store.describe()}") from None
+    except (RegistryError, StoreError, OSError) as exc:
+        raise VerificationError(f"{name} cannot be read: {exc}") from None
+    data = bytes(buf)
     try:
-        check_bytes(data, desc, what=f"blob {desc.digest}")
+        check_bytes(data, desc, what=name)
     except DigestMismatch as exc:
         raise VerificationError(str(exc)) from None
     return data
@@ -270,7 +357,8 @@ def read_cosign_layers(store: Store, subject_digest: Digest, suffix: str, *,
             total += min(d.size, limit + 1)
             if total > total_limit:
                 raise VerificationError(f"not read: the layers together exceed {total_limit} bytes")
-            out.append(CosignLayer(i, d, read_blob_bounded(store, d, limit=limit), None))
+            out.append(CosignLayer(i, d, read_blob_bounded(store, d, limit=limit,
+                                                          what=f"layer {i}"), None))
         except VerificationError as exc:
             out.append(CosignLayer(i, d, None, str(exc)))
     return m.descriptor(), out
@@ -287,14 +375,17 @@ class BundleReferrer:
 
 
 def read_bundle_referrers(store: Store, subject_digest: Digest, *,
-                          artifact_type: str = MediaType.SIGSTORE_BUNDLE) -> list[BundleReferrer]:
-    """Every Sigstore bundle referring to ``subject_digest`` (bounded, digest-checked reads)."""
+                          artifact_type: str = MediaType.SIGSTORE_BUNDLE,
+                          limit: int = MAX_LAYER_BYTES,
+                          total_limit: int = MAX_TOTAL_BYTES) -> list[BundleReferrer]:
+    """Every Sigstore bundle referring to ``subject_digest`` (bounded, digest-checked reads:
+    ``limit`` per bundle, ``total_limit`` for all)."""
     try:
         refs = store.referrers(subject_digest, artifact_type=artifact_type)
     except _LOOKUP_ERRORS:
         refs = []
     seen: set[Digest] = set()
-    try:  # the tag-schema index written by _ensure_listed, for stores without referrers support
+    try:  # the tag-schema index written by ensure_listed, for stores without referrers support
         raw, mt = store.get_manifest(subject_digest.tag_form)
         idx = parse_manifest(raw, mt, what=subject_digest.tag_form)
         if isinstance(idx, Index):
@@ -308,8 +399,8 @@ def read_bundle_referrers(store: Store, subject_digest: Digest, *,
             continue
         seen.add(ref.digest)
         try:
-            if total > MAX_TOTAL_BYTES:
-                raise VerificationError(f"not read: bundles together exceed {MAX_TOTAL_BYTES} "
+            if total > total_limit:
+                raise VerificationError(f"not read: bundles together exceed {total_limit} "
                                         "bytes")
             raw, mt = store.get_manifest(str(ref.digest))
             m = parse_manifest(raw, mt, what=f"referrer {ref.digest}")
@@ -320,9 +411,10 @@ def read_bundle_referrers(store: Store, subject_digest: Digest, *,
             if len(m.layers) != 1 or m.layers[0].media_type != artifact_type:
                 raise VerificationError(f"referrer {ref.digest} must have exactly one "
                                         f"{artifact_type} layer")
-            total += m.layers[0].size
+            total += min(m.layers[0].size, limit + 1)
             out.append(BundleReferrer(ref.digest, dict(m.annotations or {}),
-                                      read_blob_bounded(store, m.layers[0]), None))
+                                      read_blob_bounded(store, m.layers[0], limit=limit,
+                                                        what="bundle layer"), None))
         except (VerificationError, InvalidManifest, *_LOOKUP_ERRORS) as exc:
             out.append(BundleReferrer(ref.digest, dict(ref.annotations or {}), None, str(exc)))
     return out

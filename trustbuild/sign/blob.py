@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import VerificationError
 from trustbuild.sign.bundle import BUNDLE_MEDIA_TYPE, BUNDLE_TYPES, key_hint
 from trustbuild.sign.keys import SigningKey, VerifyingKey
@@ -75,9 +76,9 @@ def _b64(value: Any, where: str) -> bytes:
     if not isinstance(value, str):
         raise VerificationError(f"{where}: expected a base64 string")
     try:
-        return base64.b64decode("".join(value.split()), validate=True)
-    except ValueError:
-        raise VerificationError(f"{where}: not valid base64") from None
+        return proto_b64decode(value)  # protobuf JSON, as sigstore-go reads a bundle
+    except ValueError as exc:
+        raise VerificationError(f"{where}: not valid base64: {exc}") from None
 
 
 def load_blob_bundle(raw: bytes, where: str) -> dict[str, Any]:

@@ -16,7 +16,6 @@ Example::
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import VerificationError
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.mediatype import MediaType
@@ -110,9 +110,9 @@ def _b64(value: Any, field: str) -> bytes:
     if not isinstance(value, str):
         raise VerificationError(f"bundle: {field} is not a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationError(f"bundle: {field} is not valid base64") from None
+        return proto_b64decode(value)
+    except ValueError as exc:
+        raise VerificationError(f"bundle: {field} is not valid base64: {exc}") from None
 
 
 def parse_bundle(raw: bytes) -> dict[str, Any]:

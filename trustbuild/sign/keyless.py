@@ -9,7 +9,6 @@ them is one SigningError line.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import SigningError
 from trustbuild.oci.store import Store
 from trustbuild.sign.attach import append_cosign_layer, attach_bundle_referrer
@@ -56,7 +56,7 @@ def rekor_annotation_from_bundle(bundle_json: dict[str, Any]) -> str:
     """cosign's ``dev.sigstore.cosign/bundle`` JSON from a Sigstore bundle's first tlog entry."""
     try:
         entry = bundle_json["verificationMaterial"]["tlogEntries"][0]
-        log_id = base64.b64decode(entry["logId"]["keyId"]).hex()
+        log_id = proto_b64decode(entry["logId"]["keyId"]).hex()
         doc = {
             "SignedEntryTimestamp": entry["inclusionPromise"]["signedEntryTimestamp"],
             "Payload": {

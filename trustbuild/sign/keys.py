@@ -23,7 +23,6 @@ Example::
 from __future__ import annotations
 
 import base64
-import binascii
 import getpass
 import hashlib
 import json
@@ -41,6 +40,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from trustbuild._internal.b64 import std_b64decode
 from trustbuild.errors import SigningError, VerificationError
 
 __all__ = [
@@ -99,7 +99,7 @@ def _check_public(pub: Any, where: str) -> PublicKey:
     if isinstance(pub, ed25519.Ed25519PublicKey):
         return pub
     raise SigningError(f"{where}: unsupported key type {type(pub).__name__}: "
-                       "use ECDSA P-256/P-384, Ed25519 or RSA >= 2048")
+                       "use ECDSA P-256/P-384/P-521, Ed25519 or RSA >= 2048")
 
 
 class VerifyingKey:
@@ -140,14 +140,15 @@ class VerifyingKey:
 
     @staticmethod
     def _verify_ecdsa(k: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> None:
-        """cosign hashes with the curve's size; containers/image always with SHA-256: take both."""
-        algo = _ec_hash(k.curve)
+        """SHA-256 (containers/image, sigstore-js, trustbuild) or the curve's own hash (cosign
+        with ``LoadDefaultSignerVerifier``, older trustbuild): accept both."""
         try:
-            k.verify(signature, data, ec.ECDSA(algo))
+            k.verify(signature, data, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
+            algo = _ec_hash(k.curve)
             if isinstance(algo, hashes.SHA256):
                 raise
-            k.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+            k.verify(signature, data, ec.ECDSA(algo))
 
     def public_der(self) -> bytes:
         """DER SubjectPublicKeyInfo."""
@@ -186,10 +187,16 @@ class SigningKey:
         return self._key
 
     def sign(self, data: bytes) -> bytes:
-        """Signature over ``data``: ECDSA DER over SHA-256/384, Ed25519 raw, RSA PKCS#1v1.5."""
+        """Signature over ``data``: ECDSA (DER) and RSA PKCS#1 v1.5 over SHA-256, Ed25519 raw.
+
+        ECDSA hashes with SHA-256 on every curve: containers/image verifies sigstore signatures
+        with a hard-coded SHA-256 and sigstore-js verifies DSSE with SHA-256, so a P-384 or
+        P-521 signature over SHA-384/512 would be refused by both (cosign verifies with SHA-256
+        by default too).
+        """
         k = self._key
         if isinstance(k, ec.EllipticCurvePrivateKey):
-            return k.sign(data, ec.ECDSA(_ec_hash(k.curve)))
+            return k.sign(data, ec.ECDSA(hashes.SHA256()))
         if isinstance(k, rsa.RSAPrivateKey):
             return k.sign(data, padding.PKCS1v15(), hashes.SHA256())
         return k.sign(data)
@@ -219,8 +226,8 @@ def _unb64(value: Any, field: str, where: str) -> bytes:
     if not isinstance(value, str):
         raise SigningError(f"{where}: field {field} is not a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
+        return std_b64decode(value)
+    except ValueError as exc:
         raise SigningError(f"{where}: field {field} is not valid base64") from exc
 
 
@@ -284,10 +291,10 @@ def decrypt_private_key(body: bytes, password: bytes, *, where: str = "private k
 def _pem_blocks(data: bytes, where: str) -> list[tuple[str, bytes]]:
     blocks: list[tuple[str, bytes]] = []
     for m in _PEM_RE.finditer(data):
-        body = b"".join(m.group(2).split())
+        body = b"".join(m.group(2).split(b" ")).replace(b"\t", b"")  # Go's pem.Decode
         try:
-            der = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError) as exc:
+            der = std_b64decode(body)
+        except ValueError as exc:
             label = m.group(1).decode()
             raise SigningError(f"{where}: PEM block {label} has invalid base64") from exc
         blocks.append((m.group(1).decode("ascii"), der))

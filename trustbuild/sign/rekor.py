@@ -7,14 +7,13 @@ the same payload hash, signature and key/certificate as the signature being chec
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as _dt
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from trustbuild._internal.b64 import std_b64decode
 from trustbuild.errors import VerificationError
 from trustbuild.sign.keys import VerifyingKey
 
@@ -41,9 +40,9 @@ def _b64(value: Any, field: str) -> bytes:
     if not isinstance(value, str):
         raise VerificationError(f"Rekor bundle: {field} is not a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationError(f"Rekor bundle: {field} is not valid base64") from None
+        return std_b64decode(value)
+    except ValueError as exc:
+        raise VerificationError(f"Rekor bundle: {field} is not valid base64: {exc}") from None
 
 
 def verify_set(rekor_keys: dict[str, VerifyingKey], *, body: str, integrated_time: int,
@@ -104,7 +103,8 @@ def _check_body(raw: bytes, payload: bytes, signature_b64: str, signer_pem: byte
         raise VerificationError("Rekor entry is missing data.hash or signature") from None
     if h.get("algorithm") != "sha256" or h.get("value") != hashlib.sha256(payload).hexdigest():
         raise VerificationError("Rekor entry is for another payload (hash differs)")
-    if sig.get("content") != signature_b64:
+    # compared decoded: the annotation may be broken over lines (Go's decoder ignores them)
+    if _b64(sig.get("content"), "signature.content") != _b64(signature_b64, "signature"):
         raise VerificationError("Rekor entry holds another signature")
     if signer_pem is not None:
         logged = _b64((sig.get("publicKey") or {}).get("content"), "publicKey.content")

@@ -77,15 +77,34 @@ def bundle_manifest_annotations(predicate_type: str, *,
     }
 
 
+def _check_certificate(certificate_pem: str, key: SigningKey) -> None:
+    """cosign's check: the certificate must be for the signing key."""
+    from trustbuild.errors import VerificationError
+    from trustbuild.sign.keys import VerifyingKey
+    from trustbuild.sign.trust import load_certificates
+
+    try:
+        cert = load_certificates(certificate_pem.encode(), "--certificate")[0]
+        cert_key = VerifyingKey(cert.public_key())  # type: ignore[arg-type]
+    except (VerificationError, SigningError) as exc:
+        raise SigningError(str(exc)) from None
+    if cert_key != key.public_key():
+        raise SigningError("--certificate: the certificate's public key is not the signing key's")
+
+
 def sign_image(store: Store, ref: str | None, key: SigningKey, *, docker_reference: str,
                annotations: dict[str, str] | None = None, bundle: bool = False,
-               simple: bool = True, subject: Descriptor | None = None) -> SignResult:
+               simple: bool = True, subject: Descriptor | None = None,
+               certificate_pem: str | None = None, chain_pem: str | None = None) -> SignResult:
     """Sign the image at ``ref`` in ``store``.
 
     ``docker_reference`` is the repository written into the payload (cosign signs
     ``registry/repository`` without tag). ``simple`` writes the ``sha256-<hex>.sig`` layer,
     ``bundle`` the Sigstore bundle referrer; both may be on. ``subject`` skips the resolution
     when the caller already resolved the reference (e.g. right after a push).
+    ``certificate_pem`` / ``chain_pem`` (``cosign sign --certificate --certificate-chain``) are
+    stored with the simple-signing signature, for containers/image's PKI mode; the
+    certificate must hold ``key``'s public key.
     """
     if not simple and not bundle:
         raise SigningError("nothing to write: enable the simple-signing form, --bundle, or both")
@@ -96,10 +115,16 @@ def sign_image(store: Store, ref: str | None, key: SigningKey, *, docker_referen
     if simple:
         payload = build_payload(docker_reference, subj.digest, annotations)
         signature = base64.b64encode(key.sign(payload)).decode()
+        layer_annotations = {SIGNATURE_ANNOTATION: signature}
+        if certificate_pem:
+            _check_certificate(certificate_pem, key)
+            layer_annotations[CERTIFICATE_ANNOTATION] = certificate_pem
+            if chain_pem:
+                layer_annotations[CHAIN_ANNOTATION] = chain_pem
         sig_desc = append_cosign_layer(
             store, subj, suffix="sig", layer_bytes=payload,
             layer_media_type=MediaType.COSIGN_SIMPLESIGNING,
-            annotations={SIGNATURE_ANNOTATION: signature},
+            annotations=layer_annotations,
         )
     if bundle:
         raw = build_dsse_bundle(key, image_statement(docker_reference, subj.digest, annotations),

@@ -6,8 +6,6 @@ Trust comes from ``--trusted-root trusted_root.json`` (the Sigstore ``TrustedRoo
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as _dt
 import hashlib
 import json
@@ -20,6 +18,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import VerificationError
 from trustbuild.sign.keys import VerifyingKey, load_verifying_key
 
@@ -111,20 +110,25 @@ def cert_issuer(cert: x509.Certificate) -> str | None:
 
 
 def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
-                 roots: list[x509.Certificate], at: _dt.datetime) -> None:
+                 roots: list[x509.Certificate], at: _dt.datetime, *,
+                 anchors: str = "trusted Fulcio root", eku_required: bool = True) -> None:
     """Check that ``leaf`` chains to one of ``roots`` at time ``at``; VerificationError if not.
 
     Signatures, validity windows, CA basic constraints and the leaf's codeSigning EKU are checked.
+    ``eku_required=False`` is Go's ``x509.Verify``: a leaf without the EKU extension is fine
+    (any usage), one with EKUs must list codeSigning (or anyExtendedKeyUsage).
     """
     if not roots:
         raise VerificationError("no Fulcio CA roots to check the certificate against "
                                 "(pass --ca-roots or --trusted-root)")
     try:
         eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        if ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+        if ExtendedKeyUsageOID.CODE_SIGNING not in eku and (
+                eku_required or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku):
             raise VerificationError("certificate is not a code-signing certificate")
     except x509.ExtensionNotFound:
-        raise VerificationError("certificate has no extended key usage") from None
+        if eku_required:
+            raise VerificationError("certificate has no extended key usage") from None
 
     def valid_at(c: x509.Certificate) -> None:
         if not (c.not_valid_before_utc <= at <= c.not_valid_after_utc):
@@ -152,7 +156,7 @@ def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
             break
         if issuer is None or (issuer.subject == issuer.issuer and issuer.public_bytes(
                 serialization.Encoding.DER) not in root_ders):
-            raise VerificationError("certificate does not chain to a trusted Fulcio root")
+            raise VerificationError(f"certificate does not chain to a {anchors}")
         try:
             bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
             if not bc.ca:
@@ -218,12 +222,12 @@ class TrustRoots:
             for ca in doc.get("certificateAuthorities", []):
                 for c in ca["certChain"]["certificates"]:
                     roots.ca_certs.append(x509.load_der_x509_certificate(
-                        base64.b64decode(c["rawBytes"], validate=True)))
+                        proto_b64decode(c["rawBytes"])))
             for tl in doc.get("tlogs", []):
-                der = base64.b64decode(tl["publicKey"]["rawBytes"], validate=True)
+                der = proto_b64decode(tl["publicKey"]["rawBytes"])
                 k = VerifyingKey(serialization.load_der_public_key(der))  # type: ignore[arg-type]
                 roots.rekor_keys[cls.log_id(k)] = k
-        except (KeyError, TypeError, ValueError, binascii.Error, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise VerificationError(f"{path}: not a Sigstore trusted root ({exc})") from None
         return roots
 

@@ -21,13 +21,12 @@ Example::
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
 
+from trustbuild._internal.b64 import std_b64decode
 from trustbuild.errors import InvalidReference, VerificationError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
@@ -41,7 +40,9 @@ from trustbuild.sign.bundle import (
     verify_dsse_bundle,
     verify_keyless_dsse_bundle,
 )
+from trustbuild.sign.identity import SignedIdentity
 from trustbuild.sign.keys import VerifyingKey
+from trustbuild.sign.pki import PKIPolicy
 from trustbuild.sign.rekor import verify_rekor_bundle
 from trustbuild.sign.sign import (
     BUNDLE_ANNOTATION,
@@ -114,8 +115,21 @@ def _same_repository(signed: str, expected: str) -> bool:
         return False
 
 
-def _check_reference(signed: str, expected: str | None) -> str:
-    """'' if fine (or not checkable), else raise."""
+def _check_reference(signed: str, expected: str | None, identity: SignedIdentity | None = None,
+                     intended: str | None = None) -> str:
+    """'' if fine (or not checkable), else raise.
+
+    Without ``identity``: matchRepository against ``expected`` (the image's repository). With
+    it: containers/image's ``signedIdentity`` against ``intended`` (the image reference as given,
+    tag or digest; ``expected`` when not given).
+    """
+    if identity is not None:
+        target = intended or expected
+        if target is None and identity.needs_image_reference:
+            return (" (docker-reference not checked: no image reference known; pass "
+                    "--docker-reference)")
+        identity.check(signed, intended=target)
+        return ""
     if expected is None:
         return " (docker-reference not checked: no repository known; pass --docker-reference)"
     if not _same_repository(signed, expected):
@@ -130,9 +144,9 @@ def _decode_sig(value: str | None) -> bytes:
     if len(value) > _MAX_SIG_B64:
         raise VerificationError("signature annotation is too large")
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationError("signature annotation is not valid base64") from None
+        return std_b64decode(value)
+    except ValueError as exc:
+        raise VerificationError(f"signature annotation is not valid base64: {exc}") from None
 
 
 def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, digest: Digest,
@@ -140,8 +154,15 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
                             keyless: KeylessPolicy | None, trust: TrustRoots | None,
                             require_tlog: bool = False,
                             media_type: str = MediaType.COSIGN_SIMPLESIGNING,
-                            where: str = "signature") -> SignatureVerdict:
-    """The verdict on one simple-signing payload and its layer annotations (never raises)."""
+                            where: str = "signature", identity: SignedIdentity | None = None,
+                            image_reference: str | None = None,
+                            pki: PKIPolicy | None = None) -> SignatureVerdict:
+    """The verdict on one simple-signing payload and its layer annotations (never raises).
+
+    Signers, tried in order: ``keys``; ``pki`` (containers/image's PKI mode: the certificate
+    chains to configured CA roots now and names the required subject; no Rekor entry needed);
+    ``keyless`` (a Fulcio certificate, the Rekor SET required).
+    """
     v = SignatureVerdict("simple-signing", where, False, "", annotations={})
     try:
         if media_type != MediaType.COSIGN_SIMPLESIGNING:
@@ -152,6 +173,8 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
         cert_pem = annotations.get(CERTIFICATE_ANNOTATION)
         signer_key: VerifyingKey | None = None
         cert: x509.Certificate | None = None
+        pki_error: VerificationError | None = None
+        pki_signed = False
         if keys:
             for k in keys:
                 try:
@@ -160,6 +183,15 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
                     continue
                 signer_key, v.signer = k, f"key {k.keyid()[:16]}"
                 break
+        if signer_key is None and pki is not None and cert_pem:
+            if len(cert_pem) > _MAX_CERT_PEM:
+                raise VerificationError("certificate annotation is too large")
+            try:
+                ck, who = pki.verify(cert_pem, annotations.get(CHAIN_ANNOTATION))
+                ck.verify(sig, payload)
+                signer_key, v.signer, pki_signed = ck, who, True
+            except VerificationError as exc:
+                pki_error = exc
         if signer_key is None and keyless is not None and cert_pem:
             if len(cert_pem) > _MAX_CERT_PEM:
                 raise VerificationError("certificate annotation is too large")
@@ -169,11 +201,14 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
             ck.verify(sig, payload)
             signer_key = ck
         if signer_key is None:
-            if keys:
+            if pki_error is not None and keyless is None:
+                raise pki_error
+            if keys and pki is None:
                 raise VerificationError("signature does not verify with any given key")
             if cert_pem is None:
-                raise VerificationError("signature has no certificate (keyless verification "
-                                        "needs one; pass --key for key-based signatures)")
+                raise VerificationError("signature has no certificate (keyless and PKI "
+                                        "verification need one; pass --key for key-based "
+                                        "signatures)")
             raise VerificationError("signature does not verify")
         parsed = parse_payload(payload)
         v.docker_reference = parsed.docker_reference
@@ -181,15 +216,16 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
         if parsed.manifest_digest != digest:
             raise VerificationError(f"payload is for {parsed.manifest_digest}, not the image "
                                     f"digest {digest}")
-        note = _check_reference(parsed.docker_reference, docker_reference)
+        note = _check_reference(parsed.docker_reference, docker_reference, identity,
+                                image_reference)
         rekor = annotations.get(BUNDLE_ANNOTATION)
         entry = None
         if rekor is not None and cert is None and not require_tlog and \
                 not (trust and trust.rekor_keys):
             note += " (Rekor bundle not checked: no --rekor-key or --trusted-root)"
         elif rekor is not None:
-            signer_pem = cert_pem.encode() if cert is not None and cert_pem else \
-                (signer_key.public_pem() if cert is None else None)
+            signer_pem = cert_pem.encode() if (cert is not None or pki_signed) and cert_pem \
+                else (signer_key.public_pem() if cert is None else None)
             entry = verify_rekor_bundle(rekor, trust.rekor_keys if trust else {},
                                         payload=payload, signature_b64=sig_b64,
                                         signer_pem=signer_pem)
@@ -219,7 +255,8 @@ def _verify_layer(layer: CosignLayer, **kw: Any) -> SignatureVerdict:
 
 def _verify_bundle(raw: bytes, *, digest: Digest, docker_reference: str | None,
                    keys: list[VerifyingKey] | None, keyless: KeylessPolicy | None,
-                   trust: TrustRoots | None, where: str) -> SignatureVerdict:
+                   trust: TrustRoots | None, where: str, identity: SignedIdentity | None = None,
+                   image_reference: str | None = None) -> SignatureVerdict:
     v = SignatureVerdict("bundle", where, False, "")
     try:
         doc = parse_bundle(raw)
@@ -246,7 +283,7 @@ def _verify_bundle(raw: bytes, *, digest: Digest, docker_reference: str | None,
         note = ""
         if ref is not None:
             v.docker_reference = ref
-            note = _check_reference(ref, docker_reference)
+            note = _check_reference(ref, docker_reference, identity, image_reference)
         pred = st.get("predicate")
         v.annotations = dict(pred) if isinstance(pred, dict) else {}
         v.ok, v.reason = True, "valid" + note
@@ -258,16 +295,27 @@ def _verify_bundle(raw: bytes, *, digest: Digest, docker_reference: str | None,
 def verify_image(store: Store, ref: str | None, *, keys: list[VerifyingKey] | None = None,
                  keyless: KeylessPolicy | None = None, trusted_root: TrustRoots | None = None,
                  require_tlog: bool = False, docker_reference: str | None = None,
-                 subject: Descriptor | None = None) -> VerifyResult:
-    """Verify every signature of the image at ``ref`` (resolved once to its digest)."""
-    if not keys and keyless is None:
-        raise VerificationError("nothing to verify against: pass --key, or "
-                                "--certificate-identity and --certificate-oidc-issuer")
+                 subject: Descriptor | None = None, identity: SignedIdentity | None = None,
+                 image_reference: str | None = None,
+                 pki: PKIPolicy | None = None) -> VerifyResult:
+    """Verify every signature of the image at ``ref`` (resolved once to its digest).
+
+    ``docker_reference`` is the image's repository (matchRepository, cosign's check);
+    ``identity`` replaces that check with a containers/image ``signedIdentity`` evaluated
+    against ``image_reference`` (the image as named by the user: ``repo:tag`` or
+    ``repo@digest``). ``pki`` accepts simple-signing signatures whose certificate chains to
+    its CA roots (containers/image's PKI mode); Sigstore bundles are not checked that way.
+    """
+    if not keys and keyless is None and pki is None:
+        raise VerificationError("nothing to verify against: pass --key, "
+                                "--certificate-identity and --certificate-oidc-issuer, or "
+                                "--ca-roots with --certificate-email/--certificate-hostname")
     subj = subject or resolve_subject(store, ref)
     verdicts: list[SignatureVerdict] = []
     common: dict[str, Any] = {"digest": subj.digest, "docker_reference": docker_reference,
                               "keys": keys, "keyless": keyless, "trust": trusted_root,
-                              "require_tlog": require_tlog}
+                              "require_tlog": require_tlog, "identity": identity,
+                              "image_reference": image_reference, "pki": pki}
     try:
         _, layers = read_cosign_layers(store, subj.digest, "sig", limit=MAX_PAYLOAD_BYTES)
         verdicts += [_verify_layer(layer, **common) for layer in layers]
@@ -283,7 +331,8 @@ def verify_image(store: Store, ref: str | None, *, keys: list[VerifyingKey] | No
             verdicts.append(SignatureVerdict("bundle", where, False, br.error or "unreadable"))
             continue
         bv = _verify_bundle(br.bundle, digest=subj.digest, docker_reference=docker_reference,
-                            keys=keys, keyless=keyless, trust=trusted_root, where=where)
+                            keys=keys, keyless=keyless, trust=trusted_root, where=where,
+                            identity=identity, image_reference=image_reference)
         if require_tlog and bv.ok and not bv.tlog:
             bv.ok, bv.reason = False, "bundle has no transparency log entry (required)"
         verdicts.append(bv)

@@ -267,3 +267,29 @@ def test_verify_with_policy_applies_the_deploy_section(registry: Any, busybox_ba
     assert main(["verify", other, "--policy", str(policy)]) == 1
     assert "DENY  allowed-repository" in capsys.readouterr().out
 
+
+
+def test_gate_applies_signed_identity_to_the_base_reference(registry: Any, busybox_base: str,
+                                                            keys: dict, listener: Listener,
+                                                            tmp_path: Path) -> None:
+    """containers/image's matchRepoDigestOrExact: a base signed as repo:1 passes as repo:1 and
+    as repo@digest, not as repo:2 (same digest, another tag)."""
+    base1, base2 = f"{registry.host}/gate/ident:1", f"{registry.host}/gate/ident:2"
+    _copy(busybox_base, base1)
+    _copy(busybox_base, base2)
+    r = Reference.parse(base1)
+    store = RegistryStore(r.registry, r.repository, StoreOptions())
+    sign_image(store, "1", load_signing_key(keys["trusted"], password=PASSWORD),
+               docker_reference=base1)  # the tag is signed, as containers/image signs
+    policy = _policy(tmp_path, "  baseImages:\n    signatures:\n"
+                     f"      - key: {keys['trusted.pub']}\n"
+                     "        signedIdentity: {type: matchRepoDigestOrExact}\n")
+    with pytest.raises(PolicyViolation, match="does not match"):
+        _build(_context(tmp_path, base2, listener.port), policy, f"{registry.host}/gate/id:2")
+    assert listener.hits == []
+    for i, base in enumerate((base1, f"{r.name}@{_digest(base1)}")):
+        ctx = tmp_path / f"c{i}"
+        ctx.mkdir()
+        with _build(_context(ctx, base, listener.port), policy,
+                    f"{registry.host}/gate/id:{i}") as result:
+            assert result.record.policy_decision == "allow"

@@ -20,7 +20,8 @@ VECTORS = Path(__file__).resolve().parents[2] / "assets" / "sign" / "cosign-vect
 CASES = sorted(p.name for p in VECTORS.iterdir() if (p / "case.json").is_file())
 
 
-def _layout(tmp_path: Path, name: str) -> tuple[str, dict]:  # type: ignore[type-arg]
+def _layout(tmp_path: Path, name: str,
+            sigs: list[dict] | None = None) -> tuple[str, dict]:  # type: ignore[type-arg]
     # The vectors hold manifests only (no config/layer blobs), so the layout is written by hand.
     root = tmp_path / name
     raw = (VECTORS / name / "manifest.json").read_bytes()
@@ -31,7 +32,9 @@ def _layout(tmp_path: Path, name: str) -> tuple[str, dict]:  # type: ignore[type
     entry = {**subject.to_json(), "annotations": {"org.opencontainers.image.ref.name": "v1"}}
     (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
     store = LayoutStore(root)
-    for s in json.loads((VECTORS / name / "signatures.json").read_text()):
+    if sigs is None:
+        sigs = json.loads((VECTORS / name / "signatures.json").read_text())
+    for s in sigs:
         append_cosign_layer(store, subject, suffix="sig",
                             layer_bytes=base64.b64decode(s["payload_b64"]),
                             layer_media_type=s["mediaType"], annotations=s["annotations"])
@@ -89,3 +92,40 @@ def test_keyless_vector_with_trusted_root_json(tmp_path: Path,
     assert main(["verify", "--certificate-identity", "x", "--certificate-oidc-issuer", "y",
                  "--trusted-root", str(tmp_path / "bad.json"), loc]) == 1
     assert "not a Sigstore trusted root" in capsys.readouterr().err
+
+
+def _wrap(text: str, eol: str) -> str:
+    return eol.join(text[i:i + 20] for i in range(0, len(text), 20)) + eol
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+@pytest.mark.parametrize("name", ["valid", "fulcio-rekor-valid"])
+def test_signature_annotation_broken_over_lines_verifies(
+        tmp_path: Path, name: str, eol: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Go's base64.StdEncoding (cosign, containers/image) ignores \\r and \\n: so does verify."""
+    sigs = json.loads((VECTORS / name / "signatures.json").read_text())
+    key = "dev.cosignproject.cosign/signature"
+    for s in sigs:
+        s["annotations"][key] = _wrap(s["annotations"][key], eol)
+    loc, case = _layout(tmp_path, name, sigs)
+    if case["public_key"]:
+        args = ["--key", str(VECTORS / "keys" / case["public_key"])]
+    else:
+        args = ["--certificate-identity", "mitr@redhat.com",
+                "--certificate-oidc-issuer", "https://github.com/login/oauth",
+                "--ca-roots", str(VECTORS / "keys/fulcio_v1.crt.pem"),
+                "--rekor-key", str(VECTORS / "keys/rekor.pub")]
+    capsys.readouterr()
+    rc = main(["verify", "--output", "json", *args, "--docker-reference",
+               case["docker_reference"], loc])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0, out
+    # Anything else that Go refuses is still refused, with the reason.
+    for s in sigs:
+        s["annotations"][key] = s["annotations"][key].replace(eol, " ", 1)
+    loc, _ = _layout(tmp_path / "bad", name, sigs)
+    capsys.readouterr()
+    assert main(["verify", "--output", "json", *args, "--docker-reference",
+                 case["docker_reference"], loc]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert "not valid base64" in out["signatures"][0]["reason"]

@@ -32,7 +32,7 @@ def test_shipped_policies_load() -> None:
     ("spec:\n  baseImages:\n    allowedRepos: []\n", "spec.baseImages: unknown field 'allowedRepos'"),
     ("spec:\n  build:\n    securityProfile: lax\n", "spec.build.securityProfile: 'lax' is not one of"),
     ("spec:\n  baseImages:\n    signatures: [{}]\n",
-     "spec.baseImages.signatures[0]: give exactly one of key, keyData or keyless"),
+     "spec.baseImages.signatures[0]: give exactly one of key, keyData, keyless or pki"),
     ("spec:\n  dockerfile:\n    rules: {no-such-rule: deny}\n",
      "spec.dockerfile.rules.no-such-rule: unknown rule id"),
     ("spec:\n  dockerfile:\n    rules: {pipe-to-shell: maybe}\n",

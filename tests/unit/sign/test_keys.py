@@ -125,6 +125,7 @@ def _pkcs8(key: object) -> bytes:
 @pytest.mark.parametrize("make", [
     lambda: ec.generate_private_key(ec.SECP256R1()),
     lambda: ec.generate_private_key(ec.SECP384R1()),
+    lambda: ec.generate_private_key(ec.SECP521R1()),
     lambda: ed25519.Ed25519PrivateKey.generate(),
     lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
 ])
@@ -144,16 +145,21 @@ def test_small_rsa_is_refused(tmp_path: Path) -> None:
         K.load_signing_key(p)
 
 
-def test_ecdsa_p384_signs_over_sha384() -> None:
-    priv = ec.generate_private_key(ec.SECP384R1())
-    sig = K.SigningKey(priv).sign(b"m")
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1()],
+                         ids=["p256", "p384", "p521"])
+def test_ecdsa_signs_over_sha256_on_every_curve(curve: ec.EllipticCurve) -> None:
+    """containers/image and sigstore-js verify ECDSA with SHA-256 whatever the curve."""
     from cryptography.hazmat.primitives import hashes
-    priv.public_key().verify(sig, b"m", ec.ECDSA(hashes.SHA384()))
-    # containers/image signs with SHA-256 whatever the curve: accepted too.
+    priv = ec.generate_private_key(curve)
+    sig = K.SigningKey(priv).sign(b"m")
+    priv.public_key().verify(sig, b"m", ec.ECDSA(hashes.SHA256()))
+    # cosign's LoadDefaultSignerVerifier hashes with the curve's size: accepted too.
     pub = K.SigningKey(priv).public_key()
-    pub.verify(priv.sign(b"m", ec.ECDSA(hashes.SHA256())), b"m")
+    own = {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}[curve.key_size]
+    pub.verify(priv.sign(b"m", ec.ECDSA(own)), b"m")
+    other = hashes.SHA512() if curve.key_size != 521 else hashes.SHA384()
     with pytest.raises(VerificationError):
-        pub.verify(priv.sign(b"m", ec.ECDSA(hashes.SHA512())), b"m")
+        pub.verify(priv.sign(b"m", ec.ECDSA(other)), b"m")
 
 
 def test_verifying_key_errors() -> None:

@@ -177,3 +177,25 @@ def test_keyless_untrusted_root_is_refused(memstore: MemoryStore, tmp_path) -> N
     r = verify_image(memstore, "latest", keyless=KEYLESS, trusted_root=trust,
                      docker_reference=case["docker_reference"])
     assert not r.ok and "does not chain to a trusted Fulcio root" in r.signatures[0].reason
+
+
+def test_cosign_vector_under_containers_image_signed_identities(memstore: MemoryStore) -> None:
+    """cosign names the repository only: matchRepoDigestOrExact refuses it, as containers/image
+    does; matchRepository, exactRepository and a remap to the signed repository accept it."""
+    from trustbuild.sign.identity import SignedIdentity
+
+    case = load_vector(memstore, "valid")
+    repo = case["docker_reference"]
+    keys = [load_verifying_key(VECTORS / "keys/cosign.pub")]
+
+    def ok(spec: str, image: str) -> bool:
+        return verify_image(memstore, "latest", keys=keys, docker_reference=repo,
+                            identity=SignedIdentity.parse(spec), image_reference=image).ok
+
+    assert ok("matchRepository", f"{repo}:latest")
+    assert not ok("matchRepoDigestOrExact", f"{repo}:latest")
+    assert not ok("matchRepoDigestOrExact", f"{repo}@{case['signed_digest']}")
+    assert ok(f"exactRepository:{repo}", "mirror.example/x:1")
+    assert ok("remapIdentity:mirror.example/x=192.168.64.2:5000/cosign-signed-single-sample",
+              "mirror.example/x:1") is False  # remap then exact: still no tag in the signature
+    assert not ok("matchRepository", "mirror.example/x:1")

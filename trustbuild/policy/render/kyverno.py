@@ -26,6 +26,9 @@ REKOR_URL = "https://rekor.sigstore.dev"
 
 
 def _entry(rule: SignatureRule) -> dict[str, Any]:
+    if rule.pki is not None:
+        raise PolicyError("a pki signature rule (containers/image PKI mode) has no Kyverno "
+                          "equivalent: enforce it with trustbuild's admission webhook")
     if rule.key_pem is not None:
         return {"keys": {
             "publicKeys": rule.key_pem.decode().strip() + "\n",

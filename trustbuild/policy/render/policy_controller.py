@@ -26,6 +26,10 @@ API_VERSION = "policy.sigstore.dev/v1beta1"
 
 
 def _authority(name: str, rule: SignatureRule) -> dict[str, Any]:
+    if rule.pki is not None:
+        raise PolicyError("a pki signature rule (containers/image PKI mode) has no "
+                          "policy-controller equivalent: enforce it with trustbuild's "
+                          "admission webhook")
     if rule.key_pem is not None:
         return {"name": name, "key": {"data": rule.key_pem.decode().strip() + "\n",
                                       "hashAlgorithm": "sha256"}}
