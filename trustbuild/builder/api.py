@@ -166,7 +166,7 @@ def build(options: BuildOptions) -> BuildResult:
     _seccomp_digest(options, record)
     _preflight(options)
     mode = record.mode = _resolve_mode(options)
-    work_parent = options.work_dir
+    work_parent: str | Path | None = options.work_dir
     if work_parent is None and mode == "container":
         work_parent = options.kaniko_dir  # like Kaniko: everything under /kaniko, never wiped
         try:

@@ -94,12 +94,11 @@ class BuildOptions:
     seccomp_profile: str | None = None
     mode: str = "auto"  # auto | chroot | container (Kaniko's way: build in "/")
     force: bool = False  # --force: container mode even where no container is detected
-    kaniko_dir: str = "/kaniko"  # --kaniko-dir: container mode's work dir (never snapshotted)
+    # --kaniko-dir, else $KANIKO_DIR: container mode's work dir (never snapshotted)
+    kaniko_dir: Path = Path("/kaniko")
     ignore_var_run: bool = True  # --ignore-var-run: leave /var/run out (container mode)
     snapshot_mode: str = "auto"
     ignore_paths: list[str] = field(default_factory=list)  # --ignore-path
-    kaniko_dir: Path = Path("/kaniko")  # --kaniko-dir, else $KANIKO_DIR (container mode)
-    ignore_var_run: bool = True  # --ignore-var-run (container mode)
     # consumed by other parts (cache, sign, attest, policy); carried unchanged
     cache: bool = False
     cache_repo: str | None = None

@@ -228,17 +228,21 @@ def _validate(doc: dict[str, Any], path: str) -> None:
 def _describe(err: jsonschema.ValidationError) -> str:
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
     where = where.lstrip(".") or "(top level)"
+    # jsonschema types schema/instance as possibly Unset; a reported error always has both.
+    schema: Any = err.schema
+    instance: Any = err.instance
     if err.validator == "additionalProperties":
-        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-        allowed = ", ".join(err.schema.get("properties", {}))
+        extra = sorted(set(instance) - set(schema.get("properties", {})))
+        allowed = ", ".join(schema.get("properties", {}))
         return f"{where}: unknown field {extra[0]!r} (allowed: {allowed})"
     if err.validator == "required":
         return f"{where}: {err.message}"
     if err.validator == "type":
-        return f"{where}: expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"
+        return (f"{where}: expected {err.validator_value}, "
+                f"got {type(instance).__name__} {instance!r}")
     if err.validator in ("enum", "const"):
-        allowed = err.validator_value if err.validator == "enum" else [err.validator_value]
-        return f"{where}: {err.instance!r} is not one of {', '.join(map(str, allowed))}"
+        choices: Any = err.validator_value if err.validator == "enum" else [err.validator_value]
+        return f"{where}: {instance!r} is not one of {', '.join(map(str, choices))}"
     if err.validator == "oneOf":
         return f"{where}: give exactly one of key, keyData, keyless or pki"
     if err.validator == "anyOf":

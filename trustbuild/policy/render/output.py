@@ -10,7 +10,7 @@ import yaml
 __all__ = ["dump_yaml", "dump_document", "write_dir", "file_name_for"]
 
 
-class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
+class _Dumper(yaml.SafeDumper):
     """SafeDumper: multi-line strings (PEM keys, profiles) as literal blocks, no anchors."""
 
     def ignore_aliases(self, data: object) -> bool:
