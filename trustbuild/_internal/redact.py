@@ -1,4 +1,6 @@
-"""Remove secrets from URLs and headers before they reach a message or a log (unstable internal API).
+"""Remove secrets from URLs and headers before they reach a message or a log.
+
+(Unstable internal API.)
 
 Registry upload URLs carry opaque state (``_state``), pre-signed storage URLs carry signatures,
 and a user may type ``https://user:pass@host``. Only query parameters known to be harmless are

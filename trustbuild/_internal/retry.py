@@ -60,7 +60,10 @@ def retry_call(fn: Callable[[], T], *, policy: RetryPolicy = DEFAULT_POLICY) -> 
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent/invalid."""
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date).
+
+    None if absent or invalid.
+    """
     if not value:
         return None
     value = value.strip()

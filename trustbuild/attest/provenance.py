@@ -1,5 +1,6 @@
-"""SLSA provenance v1 predicates, derived only from a :class:`~trustbuild.builder.record.BuildRecord`.
+"""SLSA provenance v1 predicates, derived only from a build record.
 
+The record is a :class:`~trustbuild.builder.record.BuildRecord`.
 Nothing is recomputed: every digest, time and parameter comes from the record the build filled in.
 Values of secret-looking build args (see :mod:`trustbuild.attest.redact`) are redacted again here,
 and so is instruction text in the step list. Example::

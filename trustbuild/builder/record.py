@@ -48,9 +48,11 @@ class BuildRecord:
     dockerfile_path: str = ""
     dockerfile_digest: str = ""  # sha256 of the Dockerfile bytes
     context_source: str = ""  # dir path, tar://..., or git URL
-    context_digest: str = ""  # sha256 over the included files (path, mode, content), see build/context.py
+    # sha256 over the included files (path, mode, content), see build/context.py
+    context_digest: str = ""
     git_commit: str | None = None
-    build_args: dict[str, str] = field(default_factory=dict)  # values of secret-looking names redacted
+    # values of secret-looking names redacted
+    build_args: dict[str, str] = field(default_factory=dict)
     target: str | None = None
     platform: str = ""
     destinations: list[str] = field(default_factory=list)

@@ -11,8 +11,8 @@ from trustbuild.oci.digest import Digest
 
 __all__ = ["Descriptor", "Platform"]
 
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
-         "s390x": "s390x", "riscv64": "riscv64"}
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
+         "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ class Platform:
         """Parse ``os/arch[/variant]`` (a usage error otherwise)."""
         parts = text.split("/")
         if len(parts) not in (2, 3) or not all(parts):
-            raise UsageError(f"invalid platform {text!r}: expected os/arch[/variant], e.g. linux/amd64")
+            raise UsageError(f"invalid platform {text!r}: "
+                             "expected os/arch[/variant], e.g. linux/amd64")
         return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
     @classmethod
@@ -92,8 +93,10 @@ class Descriptor:
             raise InvalidManifest(f"{where}: missing field {exc.args[0]!r}") from None
         except Exception as exc:
             raise InvalidManifest(f"{where}: {exc}") from None
-        if not isinstance(mt, str) or not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise InvalidManifest(f"{where}: mediaType must be a string and size a non-negative integer")
+        if (not isinstance(mt, str) or not isinstance(size, int) or isinstance(size, bool)
+                or size < 0):
+            raise InvalidManifest(f"{where}: mediaType must be a string "
+                                  "and size a non-negative integer")
         ann = d.get("annotations")
         if ann is not None and not (isinstance(ann, dict) and all(
                 isinstance(k, str) and isinstance(v, str) for k, v in ann.items())):
@@ -120,7 +123,8 @@ class Descriptor:
 
     def to_json(self) -> dict[str, Any]:
         """As a JSON object in the spec's field order."""
-        d: dict[str, Any] = {"mediaType": self.media_type, "digest": str(self.digest), "size": self.size}
+        d: dict[str, Any] = {"mediaType": self.media_type, "digest": str(self.digest),
+                             "size": self.size}
         if self.urls:
             d["urls"] = list(self.urls)
         if self.annotations:

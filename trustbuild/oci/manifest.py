@@ -1,4 +1,7 @@
-"""Image manifests and indexes (OCI and Docker schema2), parsed from and kept with their raw bytes."""
+"""Image manifests and indexes (OCI and Docker schema2).
+
+Parsed from, and kept with, their raw bytes.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +35,10 @@ def load_json(raw: bytes, *, what: str) -> dict[str, Any]:
 
 
 def dump_json(obj: Any) -> bytes:
-    """Compact canonical-ish JSON as the registries and ggcr write it (no spaces, key order kept)."""
+    """Compact canonical-ish JSON as the registries and ggcr write it.
+
+    No spaces, key order kept.
+    """
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -89,7 +95,8 @@ class Index:
                        "pick one with --platform")
 
 
-def parse_manifest(raw: bytes, media_type: str | None = None, *, what: str = "manifest") -> Manifest | Index:
+def parse_manifest(raw: bytes, media_type: str | None = None, *,
+                   what: str = "manifest") -> Manifest | Index:
     """Parse manifest or index bytes; ``media_type`` is the transport's Content-Type if known."""
     obj = load_json(raw, what=what)
     for key in ("mediaType", "artifactType"):
@@ -107,8 +114,10 @@ def parse_manifest(raw: bytes, media_type: str | None = None, *, what: str = "ma
         mt = MediaType.OCI_INDEX if "manifests" in obj else MediaType.OCI_MANIFEST
     if media_type and obj.get("mediaType") and media_type != obj["mediaType"] \
             and media_type not in ("application/json", "application/octet-stream"):
-        raise InvalidManifest(f"{what}: Content-Type {media_type} does not match mediaType {obj['mediaType']}")
-    subj = Descriptor.from_json(obj["subject"], where=f"{what}: subject") if "subject" in obj else None
+        raise InvalidManifest(f"{what}: Content-Type {media_type} "
+                              f"does not match mediaType {obj['mediaType']}")
+    subj = (Descriptor.from_json(obj["subject"], where=f"{what}: subject")
+            if "subject" in obj else None)
     if mt in INDEX_TYPES:
         ms = obj.get("manifests")
         if not isinstance(ms, list):
@@ -123,7 +132,8 @@ def parse_manifest(raw: bytes, media_type: str | None = None, *, what: str = "ma
             raise InvalidManifest(f"{what}: 'layers' must be a list")
         return Manifest(
             raw, mt, Descriptor.from_json(obj["config"], where=f"{what}: config"),
-            tuple(Descriptor.from_json(x, where=f"{what}: layers[{i}]") for i, x in enumerate(layers)),
+            tuple(Descriptor.from_json(x, where=f"{what}: layers[{i}]")
+                  for i, x in enumerate(layers)),
             ann, subj, obj.get("artifactType"), obj,
         )
     raise InvalidManifest(f"{what}: unsupported media type {mt!r}")

@@ -1,4 +1,7 @@
-"""Image references with Docker's normalisation (``alpine`` -> ``docker.io/library/alpine:latest``)."""
+"""Image references with Docker's normalisation.
+
+``alpine`` -> ``docker.io/library/alpine:latest``.
+"""
 
 from __future__ import annotations
 
@@ -32,10 +35,14 @@ class Reference:
 
     @classmethod
     def parse(cls, text: str) -> Reference:
-        """Parse and normalise a reference; a bare name gets ``docker.io/library/`` and ``:latest``."""
+        """Parse and normalise a reference.
+
+        A bare name gets ``docker.io/library/`` and ``:latest``.
+        """
         orig = text
         if not text or text != text.strip():
-            raise InvalidReference(f"invalid image reference {orig!r}: empty or surrounded by spaces")
+            raise InvalidReference(f"invalid image reference {orig!r}: "
+                                   "empty or surrounded by spaces")
         digest: Digest | None = None
         if "@" in text:
             text, _, dg = text.partition("@")
@@ -57,7 +64,8 @@ class Reference:
         if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
             registry, repo = first, rest
             if not _DOMAIN.match(registry):
-                raise InvalidReference(f"invalid image reference {orig!r}: bad registry host {registry!r}")
+                raise InvalidReference(f"invalid image reference {orig!r}: "
+                                       f"bad registry host {registry!r}")
         else:
             registry, repo = DEFAULT_REGISTRY, text
         if registry in ("index.docker.io", "registry-1.docker.io"):
@@ -70,7 +78,8 @@ class Reference:
                 "components of [a-z0-9] separated by '/', '.', '_' or '-'"
             )
         if len(registry) + 1 + len(repo) > 255:
-            raise InvalidReference(f"invalid image reference {orig!r}: name longer than 255 characters")
+            raise InvalidReference(f"invalid image reference {orig!r}: "
+                                   "name longer than 255 characters")
         if tag is None and digest is None:
             tag = DEFAULT_TAG
         return cls(registry, repo, tag, digest)

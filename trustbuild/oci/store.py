@@ -61,7 +61,10 @@ class Store(Protocol):
         ...
 
     def referrers(self, digest: Digest, *, artifact_type: str | None = None) -> list[Descriptor]:
-        """Manifests whose ``subject`` is ``digest`` (OCI 1.1 referrers, with tag-schema fallback)."""
+        """Manifests whose ``subject`` is ``digest``.
+
+        OCI 1.1 referrers, with the tag-schema fallback.
+        """
         ...
 
     def delete_tag(self, tag: str) -> None:

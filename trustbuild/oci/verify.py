@@ -16,7 +16,10 @@ __all__ = ["VerifyingReader", "copy_verified_to_file", "check_bytes"]
 
 
 class VerifyingReader:
-    """Wraps a stream; raises DigestMismatch at EOF (or on overrun) unless content matches ``desc``."""
+    """Wraps a stream and checks it against ``desc``.
+
+    Raises DigestMismatch at EOF (or on overrun) unless the content matches.
+    """
 
     def __init__(self, stream: BinaryIO, desc: Descriptor, *, what: str = "") -> None:
         self._s = stream
@@ -31,7 +34,8 @@ class VerifyingReader:
         if data:
             self._h.update(data)
             if self._h.size > self._desc.size:
-                raise DigestMismatch(f"{self._what}: more than the expected {self._desc.size} bytes")
+                raise DigestMismatch(f"{self._what}: "
+                                     f"more than the expected {self._desc.size} bytes")
         elif not self._done:
             self._done = True
             self._check()
@@ -43,7 +47,8 @@ class VerifyingReader:
                 f"{self._what}: got {self._h.size} bytes, expected {self._desc.size} (truncated?)")
         got = self._h.digest()
         if got != self._desc.digest:
-            raise DigestMismatch(f"{self._what}: content has digest {got}, expected {self._desc.digest}")
+            raise DigestMismatch(f"{self._what}: content has digest {got}, "
+                                 f"expected {self._desc.digest}")
 
     def close(self) -> None:
         """Close the underlying stream."""
@@ -56,7 +61,8 @@ class VerifyingReader:
         self.close()
 
 
-def copy_verified_to_file(stream: BinaryIO, desc: Descriptor, dest: Path, *, what: str = "") -> None:
+def copy_verified_to_file(stream: BinaryIO, desc: Descriptor, dest: Path, *,
+                          what: str = "") -> None:
     """Stream into ``dest`` atomically (temp file + rename); on mismatch nothing is left behind."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")

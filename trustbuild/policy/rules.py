@@ -1,5 +1,6 @@
-"""Dockerfile rules: each has an id, a default severity and a remedy; policies may override severity.
+"""Dockerfile rules: each has an id, a default severity and a remedy.
 
+Policies may override the severity.
 Rules read the parsed Dockerfile (``trustbuild.builder.dockerfile``) and never execute anything.
 """
 

@@ -75,7 +75,8 @@ class Authenticator:
         raise RegistryError(f"registry {self.host} asks for unsupported authentication scheme "
                             f"{ch.scheme!r} (only Basic and Bearer are supported)")
 
-    def on_unauthorized(self, challenge: Challenge | None, scopes: Sequence[str]) -> tuple[str, ...]:
+    def on_unauthorized(self, challenge: Challenge | None,
+                        scopes: Sequence[str]) -> tuple[str, ...]:
         """Record a new challenge from a 401; returns the scopes to retry with (grown if asked)."""
         if challenge is None:
             return tuple(scopes)

@@ -20,7 +20,11 @@ __all__ = ["mirror_host", "mirror_transports"]
 
 
 def mirror_host(spec: str) -> tuple[str, bool]:
-    """``https://mirror.example/`` -> (``mirror.example``, False); ``http://h:5000`` -> (h:5000, True)."""
+    """A mirror spec as (host, insecure).
+
+    ``https://mirror.example/`` -> (``mirror.example``, False);
+    ``http://h:5000`` -> (h:5000, True).
+    """
     s = spec.strip()
     insecure = s.startswith("http://")
     if "://" in s:
@@ -28,7 +32,8 @@ def mirror_host(spec: str) -> tuple[str, bool]:
     return s.split("/", 1)[0], insecure
 
 
-def mirror_transports(registry: str, options: StoreOptions, *, retry: RetryPolicy) -> list[Transport]:
+def mirror_transports(registry: str, options: StoreOptions, *,
+                      retry: RetryPolicy) -> list[Transport]:
     """One Transport per mirror of ``registry``: ``--registry-map`` entries for it, then (for
     Docker Hub) ``--registry-mirror`` ones; none when it has no mirror."""
     hub = registry in (DEFAULT_REGISTRY, "index.docker.io")
@@ -45,6 +50,7 @@ def mirror_transports(registry: str, options: StoreOptions, *, retry: RetryPolic
             continue
         opts = options
         if insecure:
-            opts = dataclasses.replace(options, insecure_registries=(*options.insecure_registries, host))
+            opts = dataclasses.replace(
+                options, insecure_registries=(*options.insecure_registries, host))
         out.append(Transport(host, options=opts, credentials=_UNSET, retry=retry))
     return out

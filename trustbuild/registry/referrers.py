@@ -62,7 +62,8 @@ def fallback_referrers(store: RegistryStore, subject: Digest) -> list[Descriptor
         raw, mt = store.get_manifest(referrers_tag(subject))
     except NotFound:
         return []
-    idx = parse_manifest(raw, mt, what=f"referrers index {store.describe()}:{referrers_tag(subject)}")
+    idx = parse_manifest(raw, mt,
+                         what=f"referrers index {store.describe()}:{referrers_tag(subject)}")
     if not isinstance(idx, Index):
         raise InvalidManifest(f"{store.describe()}:{referrers_tag(subject)} is not an image index, "
                               "so it cannot be a referrers tag-schema index")

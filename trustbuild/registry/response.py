@@ -89,7 +89,8 @@ def _root_cause(exc: BaseException) -> BaseException:
         nxt = getattr(cur, "reason", None)
         if not isinstance(nxt, BaseException):
             nxt = cur.__cause__ or cur.__context__
-        if not isinstance(nxt, BaseException) and cur.args and isinstance(cur.args[0], BaseException):
+        if (not isinstance(nxt, BaseException) and cur.args
+                and isinstance(cur.args[0], BaseException)):
             nxt = cur.args[0]
         cur = nxt if isinstance(nxt, BaseException) else None
     return last
@@ -106,7 +107,8 @@ def connection_error(host: str, exc: BaseException) -> RegistryError:
         msg = (f"cannot reach registry {host}: {detail or 'TLS error'} "
                f"(trust its CA with --registry-certificate {host}=CA.pem, or --skip-tls-verify)")
         return RegistryError(msg, temporary=False)
-    if isinstance(root, ConnectionRefusedError) or getattr(root, "errno", None) == errno.ECONNREFUSED:
+    if (isinstance(root, ConnectionRefusedError)
+            or getattr(root, "errno", None) == errno.ECONNREFUSED):
         detail = "connection refused"
     elif isinstance(exc, (requests.exceptions.Timeout,)) or isinstance(root, TimeoutError):
         detail = "timed out"

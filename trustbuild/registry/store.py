@@ -86,7 +86,8 @@ class RegistryStore:
                  chunk_size: int = DEFAULT_CHUNK_SIZE, transport: Transport | None = None) -> None:
         if not _REPO.match(repository or ""):
             raise InvalidReference(f"invalid repository name {repository!r} for {registry}: "
-                                   "lowercase components of [a-z0-9] separated by '/', '.', '_' or '-'")
+                                   "lowercase components of [a-z0-9] "
+                                   "separated by '/', '.', '_' or '-'")
         self.registry = registry
         self.repository = repository
         self.options = options
@@ -161,7 +162,8 @@ class RegistryStore:
         finally:
             resp.close()
         if len(raw) > MAX_MANIFEST_BYTES:
-            raise InvalidManifest(f"manifest {self._name(ref)}: larger than {MAX_MANIFEST_BYTES} bytes")
+            raise InvalidManifest(f"manifest {self._name(ref)}: "
+                                  f"larger than {MAX_MANIFEST_BYTES} bytes")
         if want is not None:
             check_bytes(raw, want, what=f"manifest {self._name(ref)}")
         header = resp.headers.get("Docker-Content-Digest")
@@ -191,7 +193,8 @@ class RegistryStore:
         referrers API), the subject's ``sha256-<hex>`` fallback index is updated too.
         """
         if len(raw) > MAX_MANIFEST_BYTES:
-            raise InvalidManifest(f"manifest for {self.describe()}: larger than {MAX_MANIFEST_BYTES} bytes")
+            raise InvalidManifest(f"manifest for {self.describe()}: "
+                                  f"larger than {MAX_MANIFEST_BYTES} bytes")
         digest = Digest.of(raw)
         refs = [_check_ref(t, self.registry, self.repository) for t in tags] or [str(digest)]
         subject_header: str | None = None
@@ -218,7 +221,8 @@ class RegistryStore:
             return
         if parsed.subject is None:
             return
-        _ref.update_referrers_tag(self, parsed.subject.digest, _ref.referrer_descriptor(raw, media_type))
+        _ref.update_referrers_tag(self, parsed.subject.digest,
+                                  _ref.referrer_descriptor(raw, media_type))
 
     def delete_manifest(self, digest: Digest) -> None:
         """DELETE the manifest by digest (the registry also drops every tag pointing at it)."""
@@ -250,7 +254,8 @@ class RegistryStore:
         sharing = [t for t in self.list_tags() if t != tag and self._tag_digest(t) == digest]
         if sharing:
             raise RegistryError(f"cannot delete tag {self._name(tag)} alone: this registry deletes "
-                                f"by digest and {', '.join(sharing[:3])} point at the same {digest}")
+                                f"by digest and {', '.join(sharing[:3])} "
+                                f"point at the same {digest}")
         self.delete_manifest(digest)
 
     def _tag_digest(self, tag: str) -> Digest | None:
@@ -346,7 +351,8 @@ class RegistryStore:
             raise NotFound(f"blob {desc.digest} not found in {self.describe()}")
         if resp.status_code != 200:
             resp.close()
-            raise RegistryError(f"GET blob {desc.digest} from {self.describe()}: too many redirects")
+            raise RegistryError(f"GET blob {desc.digest} from {self.describe()}: "
+                                "too many redirects")
         return resp
 
     @contextmanager
@@ -393,7 +399,8 @@ class RegistryStore:
         """Default ``mount_from`` for later ``put_blob`` calls (a repository on this registry)."""
         self._mount_source = repository
 
-    def put_blob(self, desc: Descriptor, source: BlobSource, *, mount_from: str | None = None) -> None:
+    def put_blob(self, desc: Descriptor, source: BlobSource, *,
+                 mount_from: str | None = None) -> None:
         """Upload unless present; mount from ``mount_from`` (same registry) when given."""
         # HEAD with the push scope: one token serves the HEAD and the upload
         resp = self.transport.request("HEAD", self._blob_path(desc.digest), scopes=self._push,
@@ -403,7 +410,8 @@ class RegistryStore:
             self._count("present")
             return
         result = upload_blob(self.transport, self.repository, desc, source,
-                             mount_from=mount_from or self._mount_source, chunk_size=self.chunk_size)
+                             mount_from=mount_from or self._mount_source,
+                             chunk_size=self.chunk_size)
         self._count(str(result))
 
 

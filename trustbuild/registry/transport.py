@@ -185,7 +185,8 @@ class Transport:
 
     # ------------------------------------------------------------------ requests
 
-    def request(self, method: str, path: str, *, scopes: Sequence[str], expect: Collection[int] = (200,),
+    def request(self, method: str, path: str, *, scopes: Sequence[str],
+                expect: Collection[int] = (200,),
                 headers: Mapping[str, str] | None = None, params: Any = None, body: Body = None,
                 stream: bool = False, retry: bool = True,
                 allow_redirects: bool = True) -> requests.Response:

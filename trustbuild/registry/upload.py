@@ -142,7 +142,8 @@ def _chunked(transport: Transport, repository: str, desc: Descriptor, source: Bl
 
 
 def upload_blob(transport: Transport, repository: str, desc: Descriptor, source: BlobSource, *,
-                mount_from: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> UploadResult:
+                mount_from: str | None = None,
+                chunk_size: int = DEFAULT_CHUNK_SIZE) -> UploadResult:
     """Put one blob into ``repository``; returns ``mounted`` or ``uploaded``."""
 
     def attempt() -> UploadResult:

@@ -1,4 +1,7 @@
-"""skopeo-style image locations: ``docker://REF`` (or bare REF), ``oci:DIR[:TAG]``, ``docker-archive:FILE[:REF]``."""
+"""skopeo-style image locations.
+
+``docker://REF`` (or bare REF), ``oci:DIR[:TAG]``, ``docker-archive:FILE[:REF]``.
+"""
 
 from __future__ import annotations
 
@@ -47,8 +50,10 @@ def parse_location(text: str) -> Location:
             raise InvalidReference(f"invalid location {text!r}: expected docker-archive:FILE[:REF]")
         return Location("docker-archive", Reference.parse(ref) if ref else None, path=path)
     head = text.split("/", 1)[0]
-    if ":" in head and head.split(":", 1)[0] in ("dir", "containers-storage", "docker-daemon", "oci-archive"):
-        raise InvalidReference(f"unsupported transport in {text!r}: use docker://, oci: or docker-archive:")
+    if ":" in head and head.split(":", 1)[0] in ("dir", "containers-storage", "docker-daemon",
+                                                 "oci-archive"):
+        raise InvalidReference(f"unsupported transport in {text!r}: "
+                               "use docker://, oci: or docker-archive:")
     return Location("docker", Reference.parse(text))
 
 

@@ -1,4 +1,7 @@
-"""`make executor` passes EXECUTOR_DEST / EXECUTOR_SIGN_KEY / EXECUTOR_POLICY to executor/build.py."""
+"""`make executor` passes EXECUTOR_DEST / EXECUTOR_SIGN_KEY / EXECUTOR_POLICY on.
+
+They reach executor/build.py.
+"""
 
 from __future__ import annotations
 

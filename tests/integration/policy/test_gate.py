@@ -71,13 +71,15 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _copy(src: str, dst: str) -> None:
-    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
-                    f"docker://{src}", f"docker://{dst}"], check=True, capture_output=True, timeout=120)
+    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                    "--dest-tls-verify=false", f"docker://{src}", f"docker://{dst}"],
+                   check=True, capture_output=True, timeout=120)
 
 
 def _digest(ref: str) -> str:
     out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
-                          f"docker://{ref}"], check=True, capture_output=True, text=True, timeout=60)
+                          f"docker://{ref}"],
+                         check=True, capture_output=True, text=True, timeout=60)
     return out.stdout.strip()
 
 
@@ -89,7 +91,8 @@ def _sign(ref: str, key: Path) -> None:
 
 def _policy(tmp: Path, body: str) -> Path:
     p = tmp / "policy.yaml"
-    p.write_text("apiVersion: trustbuild.dev/v1alpha1\nkind: Policy\nmetadata: {name: test}\nspec:\n"
+    p.write_text("apiVersion: trustbuild.dev/v1alpha1\nkind: Policy\n"
+                 "metadata: {name: test}\nspec:\n"
                  + body)
     return p
 
@@ -108,7 +111,8 @@ def _build(ctx: Path, policy: Path, dest: str, **kw: Any) -> Any:
     return build(opts)
 
 
-SIGNED_BASE = "  baseImages:\n    allowedRepositories: ['127.0.0.1:*/**']\n    signatures: [{key: %s}]\n"
+SIGNED_BASE = ("  baseImages:\n    allowedRepositories: ['127.0.0.1:*/**']\n"
+               "    signatures: [{key: %s}]\n")
 
 
 def test_unsigned_base_is_denied_before_any_run(registry: Any, busybox_base: str, keys: dict,
@@ -199,7 +203,8 @@ def test_rule_violations_reported_with_lines(registry: Any, busybox_base: str, t
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(f"FROM {busybox_base}\nARG DB_PASSWORD=x\nRUN true\n")
     policy = _policy(tmp_path, "  dockerfile:\n    rules: {final-user-root: deny}\n")
-    rc = main(["policy", "check", "--policy", str(policy), "--context", str(ctx), "--output", "json"])
+    rc = main(["policy", "check", "--policy", str(policy), "--context", str(ctx),
+               "--output", "json"])
     out = capsys.readouterr().out
     assert rc == 1
     assert '"where": "Dockerfile:2"' in out and '"secret-in-arg-env"' in out
@@ -225,9 +230,9 @@ def test_shipped_baseline_policy_builds_signs_and_attests(registry: Any, busybox
                      "--type", kind]) == 0
 
 
-def test_shipped_restricted_policy_denies_unpinned_unsigned(registry: Any, busybox_base: str,
-                                                           tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_shipped_restricted_policy_denies_unpinned_unsigned(
+        registry: Any, busybox_base: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     repo = Path(__file__).resolve().parents[3]
     ctx = tmp_path / "c"
     ctx.mkdir()
@@ -248,7 +253,8 @@ def test_verify_with_policy_applies_the_deploy_section(registry: Any, busybox_ba
     _copy(busybox_base, image)
     policy = _policy(tmp_path, f"  deploy:\n    allowedRepositories: ['{registry.host}/deploy/*']\n"
                                f"    signatures: [{{key: {keys['trusted.pub']}}}]\n"
-                               f"    attestations: [{{type: slsaprovenance, key: {keys['trusted.pub']}}}]\n")
+                               "    attestations: [{type: slsaprovenance, "
+                               f"key: {keys['trusted.pub']}}}]\n")
     assert main(["verify", image, "--policy", str(policy)]) == 1
     out = capsys.readouterr().out
     assert "DENY  signature" in out and "DENY  attestation:slsaprovenance" in out

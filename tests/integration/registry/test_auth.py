@@ -33,7 +33,8 @@ def _tls_opts(reg: RegistryServer) -> StoreOptions:
 
 def test_basic_auth_over_tls_with_test_ca(tls_registry: RegistryServer) -> None:
     creds = Credentials(tls_registry.username or "", tls_registry.password or "")
-    store = RegistryStore(tls_registry.host, "auth/basic", _tls_opts(tls_registry), credentials=creds)
+    store = RegistryStore(tls_registry.host, "auth/basic", _tls_opts(tls_registry),
+                          credentials=creds)
     assert store.transport.scheme == "https"
     blob = b"basic over tls"
     desc = Descriptor.for_bytes("application/octet-stream", blob)
@@ -46,14 +47,16 @@ def test_basic_auth_over_tls_with_test_ca(tls_registry: RegistryServer) -> None:
 def test_reads_skopeo_image_over_tls(tls_registry: RegistryServer) -> None:
     _, digest = push_test_image(tls_registry.host, "auth/skopeo", "v1", server=tls_registry)
     creds = Credentials(tls_registry.username or "", tls_registry.password or "")
-    store = RegistryStore(tls_registry.host, "auth/skopeo", _tls_opts(tls_registry), credentials=creds)
+    store = RegistryStore(tls_registry.host, "auth/skopeo", _tls_opts(tls_registry),
+                          credentials=creds)
     raw, _ = store.get_manifest("v1")
     assert str(Digest.of(raw)) == digest
 
 
 def test_wrong_password_is_a_clear_error(tls_registry: RegistryServer) -> None:
     creds = Credentials(tls_registry.username or "", "wrong", source="test config")
-    store = RegistryStore(tls_registry.host, "auth/basic", _tls_opts(tls_registry), credentials=creds)
+    store = RegistryStore(tls_registry.host, "auth/basic", _tls_opts(tls_registry),
+                          credentials=creds)
     with pytest.raises(RegistryError) as err:
         store.get_manifest("latest")
     msg = str(err.value)
@@ -63,7 +66,8 @@ def test_wrong_password_is_a_clear_error(tls_registry: RegistryServer) -> None:
 
 
 def test_no_credentials_is_a_clear_error(tls_registry: RegistryServer) -> None:
-    store = RegistryStore(tls_registry.host, "auth/basic", _tls_opts(tls_registry), credentials=None)
+    store = RegistryStore(tls_registry.host, "auth/basic", _tls_opts(tls_registry),
+                          credentials=None)
     with pytest.raises(RegistryError, match=r": 401 unauthorized: .*no credentials for"):
         store.list_tags()
 
@@ -73,7 +77,8 @@ def test_unknown_ca_fails_unless_skip_tls_verify(tls_registry: RegistryServer) -
     # loopback means plain HTTP first; the registry's TLS answer upgrades us to HTTPS, whose
     # certificate we cannot verify without the CA.
     store = RegistryStore(tls_registry.host, "auth/basic", StoreOptions(), credentials=creds)
-    with pytest.raises(RegistryError, match="TLS certificate verify failed.*--registry-certificate"):
+    with pytest.raises(RegistryError,
+                       match="TLS certificate verify failed.*--registry-certificate"):
         store.list_tags()
     insecure = RegistryStore(tls_registry.host, "auth/basic", StoreOptions(skip_tls_verify=True),
                              credentials=creds)
@@ -174,7 +179,8 @@ def test_identity_token_uses_refresh_token_grant(token_registry: RegistryServer)
     assert ts.scopes() == ["repository:tok/identity:pull"]
     bad = RegistryStore(token_registry.host, "tok/identity", StoreOptions(),
                         credentials=Credentials("<token>", identity_token="stale"))
-    with pytest.raises(RegistryError, match=r"POST http://127.0.0.1:\d+/token: 401 .*bad refresh token"):
+    with pytest.raises(RegistryError,
+                       match=r"POST http://127.0.0.1:\d+/token: 401 .*bad refresh token"):
         bad.list_tags()
 
 
@@ -191,8 +197,10 @@ def test_parallel_pushes_share_one_token(token_registry: RegistryServer) -> None
     blobs = [os.urandom(4096) for _ in range(12)]
     descs = [Descriptor.for_bytes("application/octet-stream", b) for b in blobs]
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda p: store.put_blob(p[0], _opener(p[1])), zip(descs, blobs)))
+        list(pool.map(lambda p: store.put_blob(p[0], _opener(p[1])),
+                      zip(descs, blobs, strict=True)))
     assert store.stats["uploaded"] == 12
     assert all(store.has_blob(d.digest) for d in descs)
     # tokens are cached per scope set: a few concurrent first fetches at most, not one per blob
-    assert 1 <= len([r for r in ts.requests if r["scopes"] == ["repository:tok/parallel:pull,push"]]) <= 4
+    fetches = [r for r in ts.requests if r["scopes"] == ["repository:tok/parallel:pull,push"]]
+    assert 1 <= len(fetches) <= 4

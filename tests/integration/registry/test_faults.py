@@ -70,7 +70,8 @@ def test_corrupted_blob_fails_and_leaves_nothing(registry_proxy: FaultProxy, tmp
     assert isinstance(m, Manifest)
     registry_proxy.corrupt_blobs = True
     dest = tmp_path / "out" / "layer"
-    with pytest.raises(DigestMismatch, match=r"blob sha256:\w+ from docker://.*: content has digest"):
+    with pytest.raises(DigestMismatch,
+                       match=r"blob sha256:\w+ from docker://.*: content has digest"):
         store.fetch_blob(m.layers[0], dest)
     assert not dest.exists() and list((tmp_path / "out").iterdir()) == []
     with pytest.raises(DigestMismatch):
@@ -99,7 +100,8 @@ def test_not_a_registry(registry: RegistryServer) -> None:
     t.start()
     try:
         store = _store(f"127.0.0.1:{httpd.server_address[1]}", "x/y")
-        with pytest.raises(RegistryError, match=r"GET http://127.0.0.1:\d+/v2/: 404 .*OCI registry"):
+        with pytest.raises(RegistryError,
+                           match=r"GET http://127.0.0.1:\d+/v2/: 404 .*OCI registry"):
             store.list_tags()
     finally:
         httpd.shutdown()

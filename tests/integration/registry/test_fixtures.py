@@ -18,12 +18,14 @@ def test_plain_registry_serves_image_pushed_by_skopeo(
     assert r.headers["Docker-Content-Digest"] == digest
 
 
-def test_tls_registry_needs_basic_auth_and_accepts_skopeo_push(tls_registry: RegistryServer) -> None:
+def test_tls_registry_needs_basic_auth_and_accepts_skopeo_push(
+        tls_registry: RegistryServer) -> None:
     assert tls_registry.ca_path is not None
     ca = str(tls_registry.ca_path)
     assert requests.get(tls_registry.url + "/v2/", verify=ca, timeout=10).status_code == 401
     auth = (tls_registry.username or "", tls_registry.password or "")
-    assert requests.get(tls_registry.url + "/v2/", verify=ca, auth=auth, timeout=10).status_code == 200
+    resp = requests.get(tls_registry.url + "/v2/", verify=ca, auth=auth, timeout=10)
+    assert resp.status_code == 200
     ref, digest = push_test_image(tls_registry.host, "fixtures/tls", "v1", server=tls_registry)
     r = requests.get(f"{tls_registry.url}/v2/fixtures/tls/manifests/v1", verify=ca, auth=auth,
                      headers={"Accept": OCI_MANIFEST}, timeout=10)
@@ -38,7 +40,8 @@ def test_token_registry_accepts_tokens_from_recording_token_server(
     r = requests.get(token_registry.url + "/v2/fx/tags/list", timeout=10)
     assert r.status_code == 401
     assert r.headers["WWW-Authenticate"].startswith(f'Bearer realm="{ts.realm}"')
-    bad = requests.get(ts.realm, params={"scope": "repository:fx:pull"}, auth=("x", "y"), timeout=10)
+    bad = requests.get(ts.realm, params={"scope": "repository:fx:pull"}, auth=("x", "y"),
+                       timeout=10)
     assert bad.status_code == 401
     tok = requests.get(ts.realm, params={"service": "s", "scope": "repository:fx:pull,push"},
                        auth=(token_registry.username or "", token_registry.password or ""),

@@ -76,8 +76,9 @@ def test_reads_image_pushed_by_skopeo_in_docker_format(registry: RegistryServer,
                                                        tmp_path: Path) -> None:
     ref, _ = pushed_image
     dst = f"{registry.host}/fixtures/docker-format:v1"
-    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
-                    "--format", "v2s2", f"docker://{ref}", f"docker://{dst}"],
+    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                    "--dest-tls-verify=false", "--format", "v2s2",
+                    f"docker://{ref}", f"docker://{dst}"],
                    check=True, capture_output=True, timeout=120)
     raw_skopeo = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
                                  f"docker://{dst}"], check=True, capture_output=True).stdout

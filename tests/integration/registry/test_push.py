@@ -51,7 +51,8 @@ def _push(store: RegistryStore, layer: bytes, tags: list[str]) -> Descriptor:
     return store.put_manifest(manifest, MediaType.OCI_MANIFEST, tags=tags)
 
 
-def test_round_trip_monolithic_and_skopeo_reads_it(registry: RegistryServer, tmp_path: Path) -> None:
+def test_round_trip_monolithic_and_skopeo_reads_it(registry: RegistryServer,
+                                                   tmp_path: Path) -> None:
     store = _store(registry.host, "push/mono")
     layer = os.urandom(50_000)
     desc = _push(store, layer, ["v1", "v2"])
@@ -94,7 +95,8 @@ def test_cross_repository_mount_answers_201(registry_proxy: FaultProxy) -> None:
     assert not [e for e in registry_proxy.log if e[0] in ("PATCH", "PUT") and "/blobs/" in e[1]]
 
 
-def test_mount_from_repository_without_the_blob_falls_back_to_upload(registry: RegistryServer) -> None:
+def test_mount_from_repository_without_the_blob_falls_back_to_upload(
+        registry: RegistryServer) -> None:
     store = _store(registry.host, "mount/fallback")
     cfg, cdesc, *_ = _image(b"layer")
     store.put_blob(cdesc, _source(cfg), mount_from="mount/empty-source")
@@ -138,7 +140,8 @@ def test_tag_list_pagination(registry_proxy: FaultProxy) -> None:
 
 
 @pytest.mark.parametrize("chunk_size", [1 << 20, 1000])
-def test_short_source_fails_fast_and_pushes_nothing(registry: RegistryServer, chunk_size: int) -> None:
+def test_short_source_fails_fast_and_pushes_nothing(registry: RegistryServer,
+                                                    chunk_size: int) -> None:
     from trustbuild.errors import DigestMismatch
 
     store = _store(registry.host, "push/short", chunk_size=chunk_size)

@@ -29,8 +29,10 @@ def test_shipped_policies_load() -> None:
 @pytest.mark.parametrize(("body", "message"), [
     ("spec:\n  baseImages:\n    requireDigest: yes please\n",
      "spec.baseImages.requireDigest: expected boolean"),
-    ("spec:\n  baseImages:\n    allowedRepos: []\n", "spec.baseImages: unknown field 'allowedRepos'"),
-    ("spec:\n  build:\n    securityProfile: lax\n", "spec.build.securityProfile: 'lax' is not one of"),
+    ("spec:\n  baseImages:\n    allowedRepos: []\n",
+     "spec.baseImages: unknown field 'allowedRepos'"),
+    ("spec:\n  build:\n    securityProfile: lax\n",
+     "spec.build.securityProfile: 'lax' is not one of"),
     ("spec:\n  baseImages:\n    signatures: [{}]\n",
      "spec.baseImages.signatures[0]: give exactly one of key, keyData, keyless or pki"),
     ("spec:\n  dockerfile:\n    rules: {no-such-rule: deny}\n",

@@ -6,14 +6,16 @@ from trustbuild.builder.dockerfile import parse_dockerfile
 from trustbuild.policy.report import DENY, PASS, WARN
 from trustbuild.policy.rules import RULES, run_rules
 
-DOCKERFILE = """\
+_DIGEST_A = "sha256:" + "a" * 64
+_DIGEST_B = "sha256:" + "b" * 64
+DOCKERFILE = f"""\
 ARG BASE=127.0.0.1:5000/busybox
-FROM ${BASE} AS build
+FROM ${{BASE}} AS build
 ARG API_TOKEN
 RUN curl -fsSL https://example.com/install.sh | sh
-FROM 127.0.0.1:5000/busybox:1.36@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+FROM 127.0.0.1:5000/busybox:1.36@{_DIGEST_A}
 ADD https://example.com/tool.tgz /opt/
-ADD --checksum=sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb https://example.com/ok.tgz /opt/
+ADD --checksum={_DIGEST_B} https://example.com/ok.tgz /opt/
 ENV AWS_ACCESS=AKIAABCDEFGHIJKLMNOP
 EXPOSE 8080 22/tcp
 USER root
@@ -56,7 +58,8 @@ def test_severities_can_be_changed_or_turned_off() -> None:
 
 def test_require_digest_makes_unpinned_bases_deny() -> None:
     assert [c.status for c in _by_id(_checks(), "base-image-not-pinned")] == [WARN]
-    assert [c.status for c in _by_id(_checks(require_digest=True), "base-image-not-pinned")] == [DENY]
+    pinned = _by_id(_checks(require_digest=True), "base-image-not-pinned")
+    assert [c.status for c in pinned] == [DENY]
 
 
 def test_secret_build_arg_and_clean_dockerfile() -> None:

@@ -76,5 +76,6 @@ def test_helper_saying_not_found_means_anonymous(tmp_path: Path) -> None:
     env = {**_env(tmp_path, {"credsStore": "empty"}), "PATH": str(bindir)}
     assert resolve_credentials("h", env=env) is None
     helper.write_text("#!/bin/sh\necho 'keychain locked' >&2\nexit 3\n")
-    with pytest.raises(RegistryError, match="docker-credential-empty for h exited 3: keychain locked"):
+    with pytest.raises(RegistryError,
+                       match="docker-credential-empty for h exited 3: keychain locked"):
         resolve_credentials("h", env=env)

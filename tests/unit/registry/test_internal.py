@@ -62,11 +62,12 @@ def _response(status: int, body: bytes, url: str, reason: str) -> requests.Respo
 
 def test_error_message_is_one_line_with_registry_message() -> None:
     body = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
-    err = error_from_response(_response(401, body, "https://h/v2/r/manifests/t?_state=s", "Unauthorized"),
-                              method="GET")
-    assert str(err) == "GET https://h/v2/r/manifests/t?_state=REDACTED: 401 unauthorized: authentication required"
+    err = error_from_response(
+        _response(401, body, "https://h/v2/r/manifests/t?_state=s", "Unauthorized"), method="GET")
+    assert str(err) == ("GET https://h/v2/r/manifests/t?_state=REDACTED: "
+                        "401 unauthorized: authentication required")
     assert not err.temporary
-    busy = error_from_response(_response(429, b"slow down\nmore", "http://h/v2/", "Too Many Requests"),
-                               method="HEAD")
+    busy = error_from_response(
+        _response(429, b"slow down\nmore", "http://h/v2/", "Too Many Requests"), method="HEAD")
     assert str(busy) == "HEAD http://h/v2/: 429 too many requests"
     assert busy.temporary and busy.retry_after == 2.0

@@ -35,7 +35,8 @@ def test_ca_for_loopback_means_https(tmp_path: Path) -> None:
     assert t._verify("https://127.0.0.1:9000/token") == str(ca)  # token server on the same host
     assert t._verify("https://elsewhere/") is True
     missing = StoreOptions(registry_certificates={"reg.example": str(tmp_path / "nope.pem")})
-    with pytest.raises(UsageError, match="--registry-certificate reg.example=.*nope.pem: no such file"):
+    with pytest.raises(UsageError,
+                       match="--registry-certificate reg.example=.*nope.pem: no such file"):
         Transport("reg.example", options=missing, credentials=None)
     skip = Transport("reg.example", options=StoreOptions(skip_tls_verify=True), credentials=None)
     assert skip._verify("https://reg.example/v2/") is False
