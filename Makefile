@@ -5,7 +5,10 @@ setup:
 	bash .ci/setup.sh
 
 # pytest exits 5 when it collects no test: that is a failure here, never hidden.
+# The linters run first: a style or typing error fails the test run as CI sees it.
 test: setup
+	.venv/bin/python -m ruff check trustbuild tests
+	.venv/bin/python -m mypy trustbuild
 	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: setup
@@ -15,7 +18,8 @@ demo: setup
 	bash examples/demo.sh
 
 lint: setup
-	.venv/bin/python -m ruff check trustbuild tests || true
+	.venv/bin/python -m ruff check trustbuild tests
+	.venv/bin/python -m mypy trustbuild
 
 bench: setup
 	.venv/bin/python bench/run.py
