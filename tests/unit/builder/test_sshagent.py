@@ -1,0 +1,60 @@
+"""The ``--ssh`` agents and the per-step proxy socket, with the real openssh ssh-agent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from trustbuild.builder.sshagent import AgentProxy, SshAgents
+from trustbuild.errors import BuildError
+
+pytestmark = pytest.mark.skipif(shutil.which("ssh-agent") is None
+                                or shutil.which("ssh-keygen") is None,
+                                reason="openssh-client is needed")
+
+
+def _list(sock: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ssh-add", "-l"], env={"SSH_AUTH_SOCK": str(sock), "PATH":
+                          os.environ["PATH"]}, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def test_key_file_agent_is_reachable_through_the_proxy(tmp_path: Path) -> None:
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "tb-test-key",
+                    "-f", str(key)], check=True, timeout=60)
+    agents = SshAgents({"deploy": [str(key)]}, tmp_path)
+    try:
+        upstream = agents.socket_for("deploy")
+        assert upstream is not None and agents.socket_for("other") is None
+        proxy = AgentProxy(upstream, tmp_path / "p.sock", uid=0, gid=0, mode=0o660)
+        try:
+            st = os.stat(tmp_path / "p.sock")
+            assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660
+            for _ in range(2):  # two connections in a row
+                res = _list(tmp_path / "p.sock")
+                assert res.returncode == 0 and "tb-test-key" in res.stdout, res
+        finally:
+            proxy.close()
+        assert not (tmp_path / "p.sock").exists()
+    finally:
+        agents.close()
+    assert not Path(upstream).exists()  # the agent it started is gone with its socket
+
+
+def test_passphrase_protected_key_is_a_one_line_error(tmp_path: Path) -> None:
+    key = tmp_path / "locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "sesame", "-f", str(key)],
+                   check=True, timeout=60)
+    agents = SshAgents({"k": [str(key)]}, tmp_path)
+    try:
+        with pytest.raises(BuildError, match="ssh-add could not load") as info:
+            agents.socket_for("k")
+        assert "\n" not in str(info.value) and "SSH_AUTH_SOCK" in str(info.value)
+    finally:
+        agents.close()
