@@ -34,6 +34,7 @@ RUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null && test -s /run/
 RUN --mount=type=secret,id=envtok,env=ENVTOK,target=/etc/envtok,mode=0440,uid=1,gid=2,required \
  test "$(stat -c %a:%u:%g /etc/envtok)" = 440:1:2 \
  && printf %s "$ENVTOK" | sha256sum | cut -c1-64 > /envhash
+RUN --mount=type=secret,id=tok grep " /run/secrets/tok " /proc/self/mountinfo > /secret-mount
 RUN --mount=type=secret,id=absent test ! -e /run/secrets/absent && echo skipped > /absent
 RUN --mount=type=secret,id=tok echo "sees $(cat /run/secrets/tok)"
 RUN test ! -e /run/secrets/tok && test -z "$ENVTOK" && echo gone > /gone
@@ -175,6 +176,10 @@ def test_secrets_never_leave_the_step(mode: str, tmp_path: Path, busybox_base: s
     layer_files = _image_files(out / "layout")
     assert layer_files["/hash"] == hexd(file_secret)  # the step could read the secret
     assert layer_files["/envhash"] == hexd(env_secret.encode())
+    # on a tmpfs of its own, read-only, nosuid, nodev, noexec
+    mountinfo = layer_files["/secret-mount"].decode().split()
+    assert set(mountinfo[5].split(",")) >= {"ro", "nosuid", "nodev", "noexec"}, mountinfo
+    assert mountinfo[mountinfo.index("-") + 1] == "tmpfs", mountinfo
     assert layer_files["/absent"] == b"skipped\n"  # an optional secret not given: not mounted
     assert layer_files["/gone"] == b"gone\n"
     assert layer_files["/sshstat"] == b"600:0\n"
@@ -207,7 +212,7 @@ def test_secrets_never_leave_the_step(mode: str, tmp_path: Path, busybox_base: s
     capsys.readouterr()
     assert main([*common, "--no-push", "--oci-layout-path", str(tmp_path / "again")]) == 0
     err = capsys.readouterr().err
-    assert err.count("using cached layer") == 7, err[-3000:]
+    assert err.count("using cached layer") == 8, err[-3000:]
     assert _image_files(tmp_path / "again")["/hash"] == hexd(file_secret)
 
 
