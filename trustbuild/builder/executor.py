@@ -234,11 +234,11 @@ class Executor:
 
     def _copy_from_refs(self, stage: Stage) -> list[tuple[Instruction, str]]:
         """(instruction, expanded --from value) of COPY --from and RUN --mount=...,from=."""
-        return self._walk_stage(stage, secret_mounts=False)  # type: ignore[return-value]
+        return self._walk_stage(stage, secret_mounts=False)
 
     def _secret_mounts(self, stage: Stage) -> list[tuple[Instruction, MountSpec]]:
         """(instruction, parsed mount) of every RUN --mount=type=secret|ssh of the stage."""
-        return self._walk_stage(stage, secret_mounts=True)  # type: ignore[return-value]
+        return self._walk_stage(stage, secret_mounts=True)
 
     def _walk_stage(self, stage: Stage, *, secret_mounts: bool) -> list[tuple[Instruction, Any]]:
         """ARG and ENV are followed through the stage (without running anything) so a
@@ -317,6 +317,11 @@ class Executor:
                          else self.options.ssh)
                 if spec.required and spec.id not in given:
                     raise self.error(ins, missing_message(spec))
+                if spec.type == "ssh":
+                    try:
+                        self.ssh_agents.socket_for(spec.id)  # key files: start the agent now
+                    except TrustbuildError as exc:
+                        raise self.error(ins, str(exc)) from None
                 seen = self.record.secrets if spec.type == "secret" else self.record.ssh
                 entry = next((e for e in seen if e["id"] == spec.id), None)
                 if entry is None:

@@ -66,9 +66,8 @@ class SshAgents:
             time.sleep(0.05)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SSH_AUTH_SOCK": str(sock),
                "SSH_ASKPASS_REQUIRE": "never"}
-        res = subprocess.run([add, "-q", *keys], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                             start_new_session=True, check=False)
+        res = subprocess.run([add, "-q", *keys], stdin=subprocess.DEVNULL, capture_output=True,
+                             env=env, start_new_session=True, check=False)
         if res.returncode != 0:
             why = (res.stderr or res.stdout).decode("utf-8", "replace").strip().splitlines()
             raise BuildError(f"--ssh {sid}: ssh-add could not load {', '.join(keys)}"
@@ -128,7 +127,7 @@ class AgentProxy:
 
     def _serve(self) -> None:
         while True:
-            ready, _, _ = select.select([self._srv, self._wake_r], [], [])
+            ready, _, _ = select.select([self._srv.fileno(), self._wake_r], [], [])
             if self._wake_r in ready:
                 return
             try:

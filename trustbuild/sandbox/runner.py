@@ -212,6 +212,8 @@ class StepRunner:
                     f"seccomp profile {profile.seccomp_path} changed during the build")
             bpf = compile_bpf(prof, capabilities=profile.capabilities,
                               no_new_privs=profile.no_new_privs).hex()
+        env.update({k: v for k, v in spec.secret_env.items()
+                    if k and "=" not in k and "\0" not in k + v})
         cfg = {
             "mode": self.mode, "argv": list(spec.argv), "env": env, "workdir": workdir,
             "uid": user.uid, "gid": user.gid, "groups": user.groups,
@@ -219,8 +221,6 @@ class StepRunner:
             "seccomp_bpf": bpf, "network": profile.network, "mask": profile.mask_paths,
             "hostname": spec.hostname,
         }
-        cfg["env"].update({k: v for k, v in spec.secret_env.items()
-                           if k and "=" not in k and "\0" not in k + v})
         return profile, cfg
 
     def _stream(self, proc: subprocess.Popen[bytes], label: str,

@@ -102,8 +102,9 @@ def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
 
 
 def _run(ex: Executor, st: StageRun, ins: Instruction, mounts: list[MountSpec],
-         tmp: Path | None, rec: Any, secrets: StepSecrets, *, argv: list[str], env: dict[str, str], user: str,
-         workdir: str, network: str | None, text: str) -> None:
+         tmp: Path | None, rec: Any, secrets: StepSecrets, *, argv: list[str],
+         env: dict[str, str], user: str, workdir: str, network: str | None,
+         text: str) -> None:
     extra = sandbox_mounts(ex, st, ins, mounts, workdir, tmp) if tmp is not None else []
     spec = make_spec(argv=argv, env=env, workdir=workdir,
                      user=user, label=f"{ex.df.path}:{ins.line} RUN",
