@@ -12,12 +12,13 @@ import contextlib
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from trustbuild.errors import BuildError
@@ -57,7 +58,7 @@ class SshAgents:
         sock = home / "agent.sock"
         proc = subprocess.Popen([agent, "-D", "-a", str(sock)], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent())
         self._agents.append((proc, home))
         deadline = time.monotonic() + _AGENT_START
         while not _is_socket(str(sock)):
@@ -89,6 +90,22 @@ class SshAgents:
             shutil.rmtree(home, ignore_errors=True)
         self._agents.clear()
         self._sockets.clear()
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec function making the agent (it holds the keys) die with the build even when
+    the build is SIGKILLed; None when other threads run (preexec_fn is unsafe then)."""
+    if threading.active_count() > 1:
+        return None
+    try:
+        from trustbuild.sandbox import _linux
+    except (ImportError, OSError):
+        return None
+
+    def preexec() -> None:
+        _linux.prctl(_linux.PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return preexec
 
 
 def _is_socket(path: str) -> bool:
