@@ -309,10 +309,11 @@ class Executor:
         given, and the mode can mount them; records the ids (never values) in the record."""
         for stage in stages:
             for ins, spec in self._secret_mounts(stage):
-                if self.options.mode == "container":
-                    raise self.error(ins, f"--mount type={spec.type} needs --mode chroot "
-                                          "(container mode has no private mounts to keep it "
-                                          "out of the layer)")
+                if self.mode == "container":
+                    raise self.error(ins, f"--mount type={spec.type} needs the RUN sandbox "
+                                          "(--mode chroot): this build runs in container mode, "
+                                          "which has no private mounts to keep it out of the "
+                                          "layer")
                 given = (self.options.secrets if spec.type == "secret"
                          else self.options.ssh)
                 if spec.required and spec.id not in given:
