@@ -12,13 +12,13 @@ import contextlib
 import os
 import select
 import shutil
-import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from trustbuild.errors import BuildError
@@ -26,6 +26,21 @@ from trustbuild.errors import BuildError
 __all__ = ["SshAgents", "AgentProxy"]
 
 _AGENT_START = 10.0  # seconds ssh-agent gets to create its socket
+# argv: PARENT_PID PROGRAM ARGS...: runs PROGRAM and stops it when the build dies (even by
+# SIGKILL) or is asked to stop. A supervisor, not an exec: ssh-agent is setgid on Debian, and
+# the kernel drops PR_SET_PDEATHSIG when it execs a setgid program.
+_SUPERVISE = """\
+import ctypes, os, signal, subprocess, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+signal.signal(signal.SIGTERM, lambda *_: None)
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+child = subprocess.Popen(sys.argv[2:])
+signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+if os.getppid() != int(sys.argv[1]):
+    child.terminate()
+sys.exit(child.wait())
+"""
 
 
 class SshAgents:
@@ -56,9 +71,11 @@ class SshAgents:
                              "install them or pass --ssh ID=SOCKET of a running agent")
         home = Path(tempfile.mkdtemp(prefix="ssh-agent-", dir=self.work))
         sock = home / "agent.sock"
-        proc = subprocess.Popen([agent, "-D", "-a", str(sock)], stdin=subprocess.DEVNULL,
+        # under a small supervisor: the agent holds the keys and must not outlive the build
+        proc = subprocess.Popen([sys.executable, "-I", "-c", _SUPERVISE, str(os.getpid()),
+                                 agent, "-D", "-a", str(sock)], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_die_with_parent())
+                                start_new_session=True)
         self._agents.append((proc, home))
         deadline = time.monotonic() + _AGENT_START
         while not _is_socket(str(sock)):
@@ -90,22 +107,6 @@ class SshAgents:
             shutil.rmtree(home, ignore_errors=True)
         self._agents.clear()
         self._sockets.clear()
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec function making the agent (it holds the keys) die with the build even when
-    the build is SIGKILLed; None when other threads run (preexec_fn is unsafe then)."""
-    if threading.active_count() > 1:
-        return None
-    try:
-        from trustbuild.sandbox import _linux
-    except (ImportError, OSError):
-        return None
-
-    def preexec() -> None:
-        _linux.prctl(_linux.PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return preexec
 
 
 def _is_socket(path: str) -> bool:

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -175,6 +176,7 @@ def test_secrets_never_leave_the_step(mode: str, tmp_path: Path, busybox_base: s
     log = capsys.readouterr()
     assert rc == 0, log.err[-3000:]
     digest = (out / "digest").read_text().strip()
+    assert _build_agents() == []  # the ssh-agent holding the deploy key stopped with the build
 
     pushed = fetch_dir(ref, tmp_path / "pushed")
     files = flatten(pushed)
@@ -221,6 +223,23 @@ def test_secrets_never_leave_the_step(mode: str, tmp_path: Path, busybox_base: s
     err = capsys.readouterr().err
     assert err.count("using cached layer") == 8, err[-3000:]
     assert _image_files(tmp_path / "again")["/hash"] == hexd(file_secret)
+
+
+def _build_agents() -> list[str]:
+    """ssh-agents this process started for --ssh key files and that still run."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        if int(ppid) == os.getpid() and cmd and cmd[0].endswith(b"ssh-agent") \
+                and any(b"/ssh-agent-" in c for c in cmd):
+            out.append(entry.name)
+    return out
 
 
 def _image_files(layout: Path, digest: str = "") -> dict[str, bytes]:

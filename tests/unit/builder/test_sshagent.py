@@ -58,3 +58,38 @@ def test_passphrase_protected_key_is_a_one_line_error(tmp_path: Path) -> None:
         assert "\n" not in str(info.value) and "SSH_AUTH_SOCK" in str(info.value)
     finally:
         agents.close()
+
+
+def _agent_pids(sock: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd and cmd[0].endswith(b"ssh-agent") and sock.encode() in cmd:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_agent_dies_with_a_killed_build(tmp_path: Path) -> None:
+    """The agent holds the keys: a SIGKILLed build (no cleanup runs) must not leave it."""
+    import sys
+    import time
+
+    key = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                   check=True, timeout=60)
+    script = ("import os, sys\nfrom pathlib import Path\n"
+              "from trustbuild.builder.sshagent import SshAgents\n"
+              f"a = SshAgents({{'k': [{str(key)!r}]}}, Path({str(tmp_path)!r}))\n"
+              "print(a.socket_for('k'), flush=True)\nos.kill(os.getpid(), 9)\n")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=False)
+    sock = res.stdout.strip()
+    assert res.returncode == -9 and sock, res
+    deadline = time.monotonic() + 60
+    while _agent_pids(sock) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _agent_pids(sock) == []
