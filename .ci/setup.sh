@@ -8,6 +8,7 @@ DEB_PACKAGES=(
   docker-registry skopeo buildah umoci podman busybox-static
   apache2-utils openssl git ca-certificates
   libseccomp2 uidmap fuse-overlayfs debootstrap time zstd gcc libc6-dev bubblewrap patchelf
+  openssh-client
   python3 python3-venv python3-pip nodejs npm
 )
 

@@ -114,6 +114,12 @@ def _external(record: BuildRecord) -> dict[str, Any]:
     ext["destinations"] = list(record.destinations)
     if record.labels:
         ext["labels"] = dict(sorted(redact_mapping(record.labels).items()))
+    # as BuildKit: the ids RUN steps mounted and whether each was optional, never a value
+    if record.secrets:
+        ext["secrets"] = [{"id": str(e["id"]), "optional": bool(e["optional"])}
+                          for e in record.secrets]
+    if record.ssh:
+        ext["ssh"] = [{"id": str(e["id"]), "optional": bool(e["optional"])} for e in record.ssh]
     return ext
 
 

@@ -191,6 +191,7 @@ def build(options: BuildOptions) -> BuildResult:
         df = parse_dockerfile(text, path=name)
         ex = Executor(options, df, ctx, record, work=work, mode=mode)
         stages = ex.plan()
+        ex.check_secrets(stages)
         ex.resolve_externals(stages)
         if options.gate is not None:
             try:

@@ -21,9 +21,12 @@ from trustbuild.builder.config import ImageState, rfc3339
 from trustbuild.builder.dockerfile import Dockerfile, Instruction, Stage
 from trustbuild.builder.expand import expand, expand_words
 from trustbuild.builder.layers import LayerSettings
-from trustbuild.builder.mounts import mount_from_refs
+from trustbuild.builder.mounts import SECRET_TYPES, MountSpec, mount_from_refs, number_ssh_targets
+from trustbuild.builder.mounts import parse_mount as parse_mount_value
 from trustbuild.builder.options import BuildOptions
 from trustbuild.builder.record import BuildRecord, ResolvedImage, StepRecord
+from trustbuild.builder.secretmounts import missing_message
+from trustbuild.builder.sshagent import SshAgents
 from trustbuild.errors import DockerfileError, SandboxError, TrustbuildError
 from trustbuild.oci.descriptor import Platform
 
@@ -115,6 +118,7 @@ class Executor:
         self.copy_from_roots: dict[str, Path] = {}
         self._n_rootfs = 0
         self._uses: dict[int, list[tuple[int, str]]] = {}  # stage -> (user, "from"|"copy")
+        self.ssh_agents = SshAgents(options.ssh, work)
         self.cache: LayerCache | None = None
         if options.cache:
             repo = cache_repo_for(options.cache_repo, options.destinations)
@@ -229,13 +233,18 @@ class Executor:
         return st
 
     def _copy_from_refs(self, stage: Stage) -> list[tuple[Instruction, str]]:
-        """(instruction, expanded --from value) of COPY --from and RUN --mount=...,from=.
+        """(instruction, expanded --from value) of COPY --from and RUN --mount=...,from=."""
+        return self._walk_stage(stage, secret_mounts=False)
 
-        ARG and ENV are followed through the stage (without running anything) so a ``--from``
-        that uses them expands as it will when the COPY runs.
-        """
+    def _secret_mounts(self, stage: Stage) -> list[tuple[Instruction, MountSpec]]:
+        """(instruction, parsed mount) of every RUN --mount=type=secret|ssh of the stage."""
+        return self._walk_stage(stage, secret_mounts=True)
+
+    def _walk_stage(self, stage: Stage, *, secret_mounts: bool) -> list[tuple[Instruction, Any]]:
+        """ARG and ENV are followed through the stage (without running anything) so a
+        ``--from`` or ``--mount`` that uses them expands as it will when the step runs."""
         env: dict[str, str] = {}
-        out = []
+        out: list[tuple[Instruction, Any]] = []
         for ins in stage.instructions:
             try:
                 if ins.cmd == "ARG":
@@ -253,6 +262,13 @@ class Executor:
                     for k, v in ins.pairs:
                         env[expand(k, before, escape=self.df.escape)] = expand(
                             v, before, escape=self.df.escape)
+                elif secret_mounts:
+                    if ins.cmd == "RUN" and ins.flags.get("mount"):
+                        raw = ins.flags["mount"]
+                        specs = number_ssh_targets([parse_mount_value(
+                            expand(v, env, escape=self.df.escape))
+                            for v in ([raw] if isinstance(raw, str) else raw)])
+                        out.extend((ins, m) for m in specs if m.type in SECRET_TYPES)
                 elif ins.cmd == "COPY" and ins.flag("from"):
                     out.append((ins, expand(ins.flag("from") or "", env, escape=self.df.escape)))
                 elif ins.cmd == "RUN" and ins.flags.get("mount"):
@@ -287,6 +303,32 @@ class Executor:
                 elif self.df.stage_by_name_or_index(ref) is not None:
                     raise self.error(ins, f"stage {ref!r} is not defined before this one")
         return [s for s in self.df.stages if s.index in needed]
+
+    def check_secrets(self, stages: list[Stage]) -> None:
+        """Before anything runs: every required secret / ssh agent a planned RUN mounts was
+        given, and the mode can mount them; records the ids (never values) in the record."""
+        for stage in stages:
+            for ins, spec in self._secret_mounts(stage):
+                if self.mode == "container":
+                    raise self.error(ins, f"--mount type={spec.type} needs the RUN sandbox "
+                                          "(--mode chroot): this build runs in container mode, "
+                                          "which has no private mounts to keep it out of the "
+                                          "layer")
+                given = (self.options.secrets if spec.type == "secret"
+                         else self.options.ssh)
+                if spec.required and spec.id not in given:
+                    raise self.error(ins, missing_message(spec))
+                if spec.type == "ssh":
+                    try:
+                        self.ssh_agents.socket_for(spec.id)  # key files: start the agent now
+                    except TrustbuildError as exc:
+                        raise self.error(ins, str(exc)) from None
+                seen = self.record.secrets if spec.type == "secret" else self.record.ssh
+                entry = next((e for e in seen if e["id"] == spec.id), None)
+                if entry is None:
+                    seen.append({"id": spec.id, "optional": not spec.required})
+                elif spec.required:
+                    entry["optional"] = False
 
     def resolve_externals(self, stages: list[Stage]) -> None:
         """Resolve every FROM / COPY --from image to a digest and record it (no layers pulled)."""
@@ -535,6 +577,7 @@ class Executor:
         self.bases.close()
         if self.cache is not None:
             self.cache.close()
+        self.ssh_agents.close()
 
 
 

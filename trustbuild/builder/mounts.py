@@ -7,10 +7,16 @@ Supported (BuildKit's syntax, comma-separated ``key=value`` in CSV quoting):
   unless ``rw``, and then writes go to a throw-away copy;
 - ``type=cache``: a directory kept in the build's work dir for the whole build, keyed by ``id``
   (default: the target), created with ``uid``/``gid``/``mode`` (default 0:0 0755);
-- ``type=tmpfs`` with an optional ``size``.
+- ``type=tmpfs`` with an optional ``size``;
+- ``type=secret``: the ``--secret`` value ``id`` (default: the target's basename) as a
+  read-only file at ``target`` (default ``/run/secrets/ID``, mode 0400, owner 0:0) and/or in
+  the environment variable ``env``; ``required`` makes a missing secret an error (the build
+  checks that before anything runs, see ``trustbuild.builder.buildsecrets``);
+- ``type=ssh``: the ``--ssh`` agent ``id`` (default ``default``) as a socket at ``target``
+  (default ``/run/buildkit/ssh_agent.N``, mode 0600) with ``SSH_AUTH_SOCK`` pointing at it.
 
-``type=secret`` and ``type=ssh`` are refused: they need CLI flags trustbuild does not have.
-Mount contents never reach the layer (see ``trustbuild.sandbox.mountplan``).
+Mount contents never reach the layer (see ``trustbuild.sandbox.mountplan``); secret values
+never reach the history, the cache key, the record or the logs (only their ids do).
 """
 
 from __future__ import annotations
@@ -33,14 +39,18 @@ if TYPE_CHECKING:
     from trustbuild.builder.dockerfile import Instruction
     from trustbuild.builder.executor import Executor, StageRun
 
-__all__ = ["MountSpec", "parse_mount", "mount_specs", "mount_from_refs", "sandbox_mounts"]
+__all__ = ["MountSpec", "parse_mount", "mount_specs", "mount_from_refs", "sandbox_mounts",
+           "resolve_target", "SECRET_TYPES"]
 
 _TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 _KEYS = {
     "bind": {"target", "source", "from", "rw", "readonly"},
     "cache": {"target", "rw", "readonly", "id", "sharing", "uid", "gid", "mode"},
     "tmpfs": {"target", "size"},
+    "secret": {"target", "id", "required", "mode", "uid", "gid", "env"},
+    "ssh": {"target", "id", "required", "mode", "uid", "gid"},
 }
+SECRET_TYPES = ("secret", "ssh")  # mounts whose content comes from --secret / --ssh
 _ALIASES = {"dst": "target", "destination": "target", "src": "source", "ro": "readonly",
             "readwrite": "rw"}
 _SIZE = re.compile(r"(\d+)([kmg]?)b?", re.IGNORECASE)
@@ -61,6 +71,8 @@ class MountSpec:
     gid: int = 0
     mode: int = 0o755
     size: int | None = None
+    required: bool = False  # secret, ssh: a missing --secret/--ssh value is an error
+    env: str = ""  # secret: also expose the value in this environment variable
 
 
 def _bool(key: str, value: str | None) -> bool:
@@ -88,11 +100,8 @@ def parse_mount(text: str) -> MountSpec:
         pairs.append((key, value if eq else None))
     kind = next((v for k, v in pairs if k == "type"), None) or "bind"
     if kind not in _TYPES:
-        raise BuildError(f"--mount type={kind}: unknown mount type (use bind, cache or tmpfs)")
-    if kind in ("secret", "ssh"):
-        raise BuildError(f"--mount type={kind} is not supported by trustbuild (it needs the "
-                         "--secret/--ssh build flags, which trustbuild lacks): do that work in "
-                         "an earlier stage and COPY --from only its result")
+        raise BuildError(f"--mount type={kind}: unknown mount type "
+                         "(use bind, cache, tmpfs, secret or ssh)")
     opts: dict[str, str | None] = {}
     for name, val in pairs:
         if name == "type":
@@ -101,6 +110,8 @@ def parse_mount(text: str) -> MountSpec:
             raise BuildError(f"--mount type={kind}: unknown option {name!r} "
                              f"(allowed: {', '.join(sorted(_KEYS[kind]))})")
         opts[name] = val
+    if kind in SECRET_TYPES:
+        return _parse_secret(kind, opts)
     target = opts.get("target")
     if not target:
         raise BuildError(f"--mount type={kind}: target= is required")
@@ -126,6 +137,31 @@ def parse_mount(text: str) -> MountSpec:
     return spec
 
 
+def _parse_secret(kind: str, opts: dict[str, str | None]) -> MountSpec:
+    """BuildKit's defaults: a secret's id is the target's basename and its target
+    /run/secrets/ID; an ssh mount's id is ``default`` (its target is numbered later)."""
+    target = opts.get("target") or ""
+    env = opts.get("env") or ""
+    if kind == "secret":
+        sid = opts.get("id") or (target.rstrip("/").rpartition("/")[2] if target else "")
+        if not sid:
+            raise BuildError("--mount type=secret: id= (or target=) is required")
+        if not target and not env:
+            target = f"/run/secrets/{sid}"
+        if env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+            raise BuildError(f"--mount env={env}: expected an environment variable name")
+    else:
+        sid = opts.get("id") or "default"
+    if "/" in sid or sid in (".", ".."):
+        raise BuildError(f"--mount id={sid}: a {kind} id cannot contain '/'")
+    return MountSpec(type=kind, target=target, id=sid, env=env,
+                     required=_bool("required", opts["required"]) if "required" in opts else False,
+                     uid=_int("uid", opts.get("uid") or "0"),
+                     gid=_int("gid", opts.get("gid") or "0"),
+                     mode=_int("mode", opts.get("mode") or ("400" if kind == "secret" else "600"),
+                               8))
+
+
 def _replace(spec: MountSpec, **kw: object) -> MountSpec:
     from dataclasses import replace
 
@@ -148,6 +184,18 @@ def mount_specs(ex: Executor, st: StageRun, ins: Instruction) -> list[MountSpec]
             out.append(parse_mount(ex.expand(st, value)))
         except BuildError as exc:
             raise ex.error(ins, str(exc)) from None
+    return number_ssh_targets(out)
+
+
+def number_ssh_targets(specs: list[MountSpec]) -> list[MountSpec]:
+    """Default ssh targets ``/run/buildkit/ssh_agent.N``, N counting the step's ssh mounts."""
+    out, n = [], 0
+    for spec in specs:
+        if spec.type == "ssh":
+            if not spec.target:
+                spec = _replace(spec, target=f"/run/buildkit/ssh_agent.{n}")
+            n += 1
+        out.append(spec)
     return out
 
 
@@ -218,6 +266,20 @@ def _cache_dir(ex: Executor, spec: MountSpec, target: str) -> Path:
     return path
 
 
+def resolve_target(ex: Executor, st: StageRun, ins: Instruction, target: str,
+                   workdir: str) -> str:
+    """The absolute target inside the rootfs (symlinks on the way followed inside it, as
+    BuildKit does); never ``/`` nor a path outside the image."""
+    path = clean_abs(target, workdir=workdir)
+    rel = os.path.relpath(secure_join(st.rootfs, path), st.rootfs)
+    if rel == ".." or rel.startswith("../"):
+        raise ex.error(ins, f"--mount target={target} resolves outside the image")
+    path = clean_abs(rel)
+    if path == "/":
+        raise ex.error(ins, f"--mount target={target}: cannot mount over /")
+    return path
+
+
 def sandbox_mounts(ex: Executor, st: StageRun, ins: Instruction, specs: list[MountSpec],
                    workdir: str, tmp: Path) -> list[tuple[str, str, str]]:
     """``(source, target, mode)`` tuples for ``RunSpec.extra_mounts``.
@@ -227,14 +289,7 @@ def sandbox_mounts(ex: Executor, st: StageRun, ins: Instruction, specs: list[Mou
     """
     out: list[tuple[str, str, str]] = []
     for spec in specs:
-        # symlinks on the way are followed inside the rootfs, as BuildKit does
-        target = clean_abs(spec.target, workdir=workdir)
-        rel = os.path.relpath(secure_join(st.rootfs, target), st.rootfs)
-        if rel == ".." or rel.startswith("../"):
-            raise ex.error(ins, f"--mount target={spec.target} resolves outside the image")
-        target = clean_abs(rel)
-        if target == "/":
-            raise ex.error(ins, f"--mount target={spec.target}: cannot mount over /")
+        target = resolve_target(ex, st, ins, spec.target, workdir)
         if spec.type == "tmpfs":
             out.append((f"size={spec.size}" if spec.size else "", target, "tmpfs"))
         elif spec.type == "cache":

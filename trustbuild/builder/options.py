@@ -99,6 +99,10 @@ class BuildOptions:
     ignore_var_run: bool = True  # --ignore-var-run: leave /var/run out (container mode)
     snapshot_mode: str = "auto"
     ignore_paths: list[str] = field(default_factory=list)  # --ignore-path
+    # RUN --mount=type=secret / type=ssh: --secret values by id (held in memory only, never
+    # printed) and --ssh agent sockets or key files by id
+    secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
+    ssh: dict[str, list[str]] = field(default_factory=dict)
     # consumed by other parts (cache, sign, attest, policy); carried unchanged
     cache: bool = False
     cache_repo: str | None = None

@@ -69,6 +69,9 @@ class BuildRecord:
     policy_decision: str | None = None  # "allow" | "deny"
     policy_report: list[dict[str, Any]] = field(default_factory=list)
     executor_image: str | None = None  # REF@DIGEST when known
+    # ids of the --secret values / --ssh agents RUN steps mount: {"id", "optional"}, never values
+    secrets: list[dict[str, Any]] = field(default_factory=list)
+    ssh: list[dict[str, Any]] = field(default_factory=list)
     result_digest: str | None = None  # manifest digest of the built image
     result_media_type: str | None = None
     config_digest: str | None = None

@@ -82,6 +82,7 @@ def register(sub: Any) -> None:
                         "JSON event per line on stderr and the result as JSON on stdout")
 
     add_registry_flags(p, pull_flags=False)
+    _add_secret_flags(p)
 
     s = p.add_argument_group("RUN sandbox")
     s.add_argument("--security-profile", default="baseline", metavar="NAME",
@@ -123,6 +124,26 @@ def register(sub: Any) -> None:
     add_verbosity_flag(p)
     pflag_bools(p)
     p.set_defaults(func=run)
+
+
+# --- build secrets (RUN --mount=type=secret|ssh): kept in one block -------------------------
+def _add_secret_flags(p: Any) -> None:
+    g = p.add_argument_group("build secrets")
+    g.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE|env=VAR",
+                   help="a secret for RUN --mount=type=secret (repeatable; buildx syntax: "
+                        "id=ID,src=FILE or id=ID,env=VAR, type=file|env); never stored in the "
+                        "image, cache, record or logs")
+    g.add_argument("--ssh", action="append", default=[], metavar="default|ID[=SOCKET|KEY[,KEY]]",
+                   help="an ssh agent for RUN --mount=type=ssh (repeatable; default or a bare "
+                        "ID uses $SSH_AUTH_SOCK; key files get their own ssh-agent)")
+
+
+def _secret_options(options: Any, args: argparse.Namespace) -> None:
+    from trustbuild.builder.buildsecrets import load_secrets, parse_ssh_flags
+
+    options.secrets = load_secrets(getattr(args, "secret", None) or [])
+    options.ssh = parse_ssh_flags(getattr(args, "ssh", None) or [])
+# --- end build secrets ------------------------------------------------------------------------
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -213,6 +234,7 @@ def _run(args: argparse.Namespace) -> int:
     from trustbuild.pipeline import configure
 
     options = options_from_args(args)
+    _secret_options(options, args)
     # one log for the build and the supply chain around it (gate report, signing)
     options.log = BuildLog(options.output, fmt=options.log_format,
                            timestamps=options.log_timestamp)

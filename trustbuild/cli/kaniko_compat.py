@@ -46,8 +46,6 @@ REFUSED: dict[str, str] = {
                          "one layer is needed",
     "--annotation": "manifest annotations are not supported; use --label, or attach metadata "
                     "with trustbuild attest",
-    "--secret": "build secrets (RUN --mount=type=secret) are not supported; pass credentials "
-                "to the registry through docker config.json, never as build input",
     "--dryrun": "no plan-only mode; trustbuild policy check lints a Dockerfile without building",
     "--credential-helpers": "credential helpers come from docker config.json (credHelpers / "
                             "credsStore, e.g. docker-credential-ecr-login); no built-in helpers",
@@ -242,7 +240,7 @@ def add_kaniko_flags(p: argparse.ArgumentParser) -> None:
                    metavar="HOST=CERT.pem,KEY.pem",
                    help="client certificate and key for mutual TLS with this registry "
                         "(repeatable)")
-    _refuse(k, "--annotation", "--secret", "--credential-helpers")
+    _refuse(k, "--annotation", "--credential-helpers")
 
 
 def _env_bool(environ: Mapping[str, str], name: str) -> bool | None:

@@ -22,6 +22,7 @@ turns it into a SandboxError. Otherwise the helper exits with the step's exit co
 
 from __future__ import annotations
 
+import base64
 import errno
 import fcntl
 import json
@@ -169,6 +170,34 @@ def _mount_overlay(cfg: dict[str, Any]) -> None:
     _do("mount overlay", L.mount, "overlay", cfg["root"], "overlay", _SAFE, opts)
 
 
+def _stage_secrets(cfg: dict[str, Any]) -> dict[str, str]:
+    """Write each secret to a file on a private tmpfs (in this mount namespace only, so it
+    never touches a disk nor the rootfs); returns target -> file."""
+    stage = cfg["secret_stage"]
+    data = {t: base64.b64decode(v["data"]) for t, v in cfg["secrets"].items()}
+    size = sum(len(d) for d in data.values()) + 65536
+    _do("mount the secrets tmpfs", L.mount, "tmpfs", stage, "tmpfs",
+        _SAFE | L.MS_NOEXEC, f"mode=700,size={size}")
+    out = {}
+    for i, (target, value) in enumerate(data.items()):
+        meta = cfg["secrets"][target]
+        path = f"{stage}/{i}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                view = memoryview(value)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fchown(fd, meta["uid"], meta["gid"])
+                os.fchmod(fd, meta["mode"])
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise SetupError(f"secret for {target}: {exc.strerror}") from exc
+        out[target] = path
+    return out
+
+
 def _mount_root(cfg: dict[str, Any]) -> str:
     root: str = cfg["root"]
     if cfg.get("overlay"):
@@ -181,15 +210,24 @@ def _mount_root(cfg: dict[str, Any]) -> str:
         L.mount("sysfs", root + "/sys", "sysfs", L.MS_RDONLY | _SAFE | L.MS_NOEXEC)
     except OSError:
         _bind_ro("/sys", root + "/sys")
+    secrets = _stage_secrets(cfg) if cfg.get("secrets") else {}
     for src, target, *mode in cfg.get("binds", []):
         kind = mode[0] if mode else "ro"
-        if kind == "tmpfs":
+        if kind == "secret":
+            _do(f"mount secret on {target}", L.mount, secrets[target], root + target, None,
+                L.MS_BIND)
+            _do(f"remount secret on {target} read-only", L.mount, None, root + target, None,
+                L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _SAFE | L.MS_NOEXEC)
+        elif kind == "tmpfs":
             _do(f"mount tmpfs on {target}", L.mount, "tmpfs", root + target, "tmpfs",
                 _SAFE, src)  # src: the tmpfs options
         elif kind == "rw":
             _bind(src, root + target)
         else:
             _bind_ro(src, root + target)
+    if secrets:
+        # the staging tmpfs leaves this namespace; the files live on in their binds only
+        _do("detach the secrets tmpfs", L.umount2, cfg["secret_stage"], L.MNT_DETACH)
     if cfg.get("mask"):
         _mask(root)
     return root

@@ -7,7 +7,8 @@ The image may lack them. They are never created in the captured tree:
   and removed afterwards (restoring the parent's mtime when the step did not touch it).
 
 Extra mounts (``RUN --mount``) are ``(source, target)`` or ``(source, target, mode)`` with mode
-"ro" (default), "rw" (bind read-write) or "tmpfs" (source: "" or "size=BYTES"). Like buildah,
+"ro" (default), "rw" (bind read-write), "tmpfs" (source: "" or "size=BYTES") or "secret" (a
+file the helper fills on a private tmpfs; source ""). Like buildah,
 the missing *parent* directories of an extra mount's target stay in the layer (root, 0755);
 the target itself and everything below it never do.
 """
@@ -28,7 +29,7 @@ __all__ = ["MountPoint", "plan_mounts", "build_lower", "CreatedMounts", "create_
 
 _HOST_FILES = ("/etc/resolv.conf", "/etc/hosts")
 _KERNEL_DIRS = ("/proc", "/dev", "/sys")
-_MODES = ("ro", "rw", "tmpfs")
+_MODES = ("ro", "rw", "tmpfs", "secret")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class MountPoint:
     kind: str  # "dir" | "file"
     source: str | None  # host path for read-only binds; None for /proc /dev /sys
     missing: tuple[str, ...] = ()  # components (absolute paths) to create, outermost first
-    mode: str = "ro"  # "ro" | "rw" (bind) | "tmpfs"
+    mode: str = "ro"  # "ro" | "rw" (bind) | "tmpfs" | "secret"
     keep_parents: bool = False  # missing parents of the target are kept (RUN --mount)
 
     def kept(self) -> tuple[str, ...]:
@@ -100,9 +101,12 @@ def plan_mounts(rootfs: Path, extra: Sequence[tuple[str, ...]]) -> list[MountPoi
         mode = item[2] if len(item) > 2 else "ro"
         if mode not in _MODES:
             raise SandboxError(f"mount mode {mode!r}: expected one of {', '.join(_MODES)}")
-        if mode != "tmpfs" and not os.path.exists(src):
+        if mode not in ("tmpfs", "secret") and not os.path.exists(src):
             raise SandboxError(f"mount source {src} does not exist")
-        kind = "dir" if mode == "tmpfs" or os.path.isdir(src) else "file"
+        if mode == "secret":
+            kind = "file"
+        else:
+            kind = "dir" if mode == "tmpfs" or os.path.isdir(src) else "file"
         t = _norm(target)
         if t == "/" or any(t == k or t.startswith(k + "/") for k in _KERNEL_DIRS):
             raise SandboxError(f"mount target {target!r} is reserved")
@@ -112,7 +116,7 @@ def plan_mounts(rootfs: Path, extra: Sequence[tuple[str, ...]]) -> list[MountPoi
             raise SandboxError(f"mount target {target!r} is used twice")
         if mode == "tmpfs" and not re.fullmatch(r"(size=\d+[kmg]?)?", src):
             raise SandboxError(f"tmpfs options {src!r}: only size=BYTES is accepted")
-        source = src if mode == "tmpfs" else os.path.realpath(src)
+        source = src if mode in ("tmpfs", "secret") else os.path.realpath(src)
         plan.append(MountPoint(t, kind, source, missing, mode=mode, keep_parents=True))
     return plan
 
@@ -120,7 +124,7 @@ def plan_mounts(rootfs: Path, extra: Sequence[tuple[str, ...]]) -> list[MountPoi
 def helper_mounts(plan: list[MountPoint]) -> list[list[str]]:
     """``[source, target, mode]`` of what the helper mounts after /proc, /dev and /sys."""
     return [[m.source or "", m.target, m.mode] for m in plan
-            if m.source or m.mode == "tmpfs"]
+            if m.source or m.mode in ("tmpfs", "secret")]
 
 
 def add_kept_parents(upper: Path, plan: list[MountPoint]) -> None:

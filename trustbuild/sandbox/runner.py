@@ -14,6 +14,7 @@ Usage::
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
 import json
@@ -59,6 +60,19 @@ def _excluder(paths: set[str]) -> Any:
         return False
 
     return exclude
+
+
+def _masked(spec: RunSpec) -> list[str]:
+    """Secret values to mask in a step's output: each whole value and each line of it (a
+    multi-line key is printed line by line); values shorter than 4 characters are left."""
+    values = [f.data.decode("utf-8", "replace") for f in spec.secrets]
+    values += [v for k, v in spec.secret_env.items() if k != "SSH_AUTH_SOCK"]
+    out: set[str] = set()
+    for value in values:
+        for part in (value, *value.splitlines()):
+            if len(part.strip()) >= 4:
+                out.add(part.strip())
+    return sorted(out, key=len, reverse=True)
 
 
 class StepRunner:
@@ -198,6 +212,8 @@ class StepRunner:
                     f"seccomp profile {profile.seccomp_path} changed during the build")
             bpf = compile_bpf(prof, capabilities=profile.capabilities,
                               no_new_privs=profile.no_new_privs).hex()
+        env.update({k: v for k, v in spec.secret_env.items()
+                    if k and "=" not in k and "\0" not in k + v})
         cfg = {
             "mode": self.mode, "argv": list(spec.argv), "env": env, "workdir": workdir,
             "uid": user.uid, "gid": user.gid, "groups": user.groups,
@@ -207,11 +223,14 @@ class StepRunner:
         }
         return profile, cfg
 
-    def _stream(self, proc: subprocess.Popen[bytes], label: str) -> list[str]:
+    def _stream(self, proc: subprocess.Popen[bytes], label: str,
+                masked: Sequence[str] = ()) -> list[str]:
         tail: collections.deque[str] = collections.deque(maxlen=_TAIL)
         assert proc.stdout is not None
         for raw in iter(lambda: proc.stdout.readline(65536), b""):  # type: ignore[union-attr]
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            for value in masked:
+                line = line.replace(value, "****")
             tail.append(line)
             self.output.write(f"{label} | {line}\n")
             self.output.flush()
@@ -230,6 +249,9 @@ class StepRunner:
         created: mountplan.CreatedMounts | None = None
         try:
             if self.mode == "container":
+                if spec.secrets:
+                    raise SandboxError(f"{spec.label}: RUN --mount=type=secret needs --mode "
+                                       "chroot (container mode has no private mounts)")
                 if spec.extra_mounts:
                     raise SandboxError(f"{spec.label}: RUN --mount needs --mode chroot "
                                        "(container mode cannot mount)")
@@ -242,13 +264,21 @@ class StepRunner:
                     str(Path(layer_dest).resolve().parent).lstrip("/")})
                 plan: list[mountplan.MountPoint] = []
             else:
-                plan = mountplan.plan_mounts(self.rootfs, list(spec.extra_mounts))
+                plan = mountplan.plan_mounts(
+                    self.rootfs, [*spec.extra_mounts,
+                                  *(("", f.target, "secret") for f in spec.secrets)])
                 exclude = _excluder(mountplan.excluder(plan)
                                     | {p.strip("/") for p in self.ignore_paths})
                 merged = step / "merged"
                 merged.mkdir()
                 cfg.update(root=str(merged), rootfs=str(self.rootfs), overlay=None,
                            binds=mountplan.helper_mounts(plan))
+                if spec.secrets:
+                    (step / "secrets").mkdir(mode=0o700)
+                    cfg["secret_stage"] = str(step / "secrets")
+                    cfg["secrets"] = {f.target: {
+                        "data": base64.b64encode(f.data).decode(), "mode": f.mode,
+                        "uid": f.uid, "gid": f.gid} for f in spec.secrets}
             before = None
             if self.snapshot_mode == "overlay":
                 upper, work = step / "upper", step / "work"
@@ -265,7 +295,7 @@ class StepRunner:
             for w in warnings:
                 self.output.write(f"{spec.label} | warning: {w}\n")
             self._proc = self._spawn(cfg)
-            tail = self._stream(self._proc, spec.label)
+            tail = self._stream(self._proc, spec.label, _masked(spec))
             code = self._proc.wait()
             error = self._read_error()
             self._proc = None

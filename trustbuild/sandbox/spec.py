@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -10,7 +10,18 @@ if TYPE_CHECKING:
     from trustbuild.oci.layer import LayerInfo
     from trustbuild.sandbox.profiles import SecurityProfile
 
-__all__ = ["RunSpec", "RunResult"]
+__all__ = ["RunSpec", "RunResult", "SecretFile"]
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """A secret shown to one step as a read-only file on a private tmpfs (never on disk)."""
+
+    target: str  # absolute path inside the rootfs
+    data: bytes = field(repr=False)
+    mode: int = 0o400
+    uid: int = 0
+    gid: int = 0
 
 
 @dataclass
@@ -29,6 +40,10 @@ class RunSpec:
     # (read-write bind) or "tmpfs" (host_path: "" or "size=BYTES"); targets never reach the layer
     extra_mounts: Sequence[tuple[str, ...]] = ()
     hostname: str = "trustbuild"
+    # RUN --mount=type=secret files, and environment only this run sees (secret env=,
+    # SSH_AUTH_SOCK); neither is written anywhere, and their values are masked in the output
+    secrets: Sequence[SecretFile] = ()
+    secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass

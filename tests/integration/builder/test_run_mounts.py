@@ -94,8 +94,8 @@ BAD = {
                         "outside the build context"),
     "absolute-symlink": ("RUN --mount=type=bind,source=link,target=/o cat /o\n",
                          "points outside"),
-    "secret": ("RUN --mount=type=secret,id=token cat /run/secrets/token\n", "type=secret"),
-    "ssh": ("RUN --mount=type=ssh ssh-add -l\n", "type=ssh"),
+    "secret-bad-id": ("RUN --mount=type=secret,id=a/b cat /run/secrets/a\n",
+                      "cannot contain '/'"),
     "unknown-option": ("RUN --mount=type=tmpfs,target=/t,colour=blue true\n", "'colour'"),
     "no-target": ("RUN --mount=type=cache,id=x true\n", "target= is required"),
 }

@@ -60,3 +60,34 @@ def test_bad_mounts_are_refused(busybox_rootfs: Path, tmp_path: Path) -> None:
             with pytest.raises(SandboxError, match=match):
                 r.run(RunSpec(["/bin/sh", "-c", "true"], env={}, extra_mounts=mounts),
                       tmp_path / "l.tar")
+
+
+@pytest.mark.parametrize("mode", ["overlay", "walk", "full"])
+def test_secret_files_are_shown_read_only_and_never_captured(mode: str, busybox_rootfs: Path,
+                                                             tmp_path: Path) -> None:
+    from trustbuild.sandbox.spec import SecretFile
+
+    value = b"tb-sandbox-secret-" + os.urandom(8).hex().encode()
+    script = ('test "$(cat /run/secrets/a)" = "$EXPECT" && '
+              'test "$(stat -c %a:%u:%g /run/secrets/a)" = 440:5:6 && '
+              '! echo x >> /run/secrets/a && test "$S_ENV" = "$EXPECT" && '
+              'cat /run/secrets/a && echo && echo kept > /out')
+    out = io.StringIO()
+    with StepRunner(busybox_rootfs, tmp_path / "s", snapshot_mode=mode, output=out) as r:
+        res = r.run(RunSpec(["/bin/sh", "-c", script], env={"EXPECT": value.decode()},
+                            secrets=[SecretFile("/run/secrets/a", value, mode=0o440, uid=5,
+                                                gid=6)],
+                            secret_env={"S_ENV": value.decode()}),
+                    tmp_path / "l.tar")
+        assert res.exit_code == 0, res.output_tail
+    names = _names(res.layer.path)  # type: ignore[union-attr]
+    assert "out" in names and "run/secrets/a" not in names
+    assert not (busybox_rootfs / "run" / "secrets" / "a").exists()
+    assert value.decode() not in out.getvalue() and "****" in out.getvalue()
+    for path in [*busybox_rootfs.rglob("*"), *(tmp_path / "s").rglob("*")]:
+        if path.is_file() and not path.is_symlink():
+            assert value not in path.read_bytes(), path
+    with tarfile.open(res.layer.path) as t:  # type: ignore[union-attr]
+        for info in t:
+            if info.isreg():
+                assert value not in t.extractfile(info).read()  # type: ignore[union-attr]

@@ -94,6 +94,17 @@ def test_secret_values_never_appear():
     assert args == {"MY_TOKEN": "<redacted>", "VERSION": "1.2", "db_password": "<redacted>"}
 
 
+def test_build_secret_and_ssh_ids_only_when_used():
+    assert "secrets" not in provenance_predicate(_record())["buildDefinition"][
+        "externalParameters"]
+    pred = provenance_predicate(_record(secrets=[{"id": "npmrc", "optional": False}],
+                                        ssh=[{"id": "default", "optional": True}]))
+    ext = pred["buildDefinition"]["externalParameters"]
+    assert ext["secrets"] == [{"id": "npmrc", "optional": False}]
+    assert ext["ssh"] == [{"id": "default", "optional": True}]
+    json_format.ParseDict(pred, provenance_pb2.Provenance())
+
+
 def test_builder_id_from_environment(monkeypatch):
     monkeypatch.setenv("TRUSTBUILD_BUILDER_ID", "https://ci.example/env")
     assert provenance_predicate(_record())["runDetails"]["builder"]["id"] == "https://ci.example/env"

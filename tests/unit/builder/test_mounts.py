@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trustbuild.builder.mounts import mount_from_refs, parse_mount
+from trustbuild.builder.mounts import mount_from_refs, number_ssh_targets, parse_mount
 from trustbuild.errors import BuildError
 
 
@@ -28,9 +28,30 @@ def test_options_and_aliases() -> None:
                            lambda s: s) == ["one", "two"]
 
 
+def test_secret_and_ssh_defaults_as_buildkit() -> None:
+    s = parse_mount("type=secret,id=npmrc")
+    assert (s.target, s.mode, s.uid, s.gid, s.required, s.env) == ("/run/secrets/npmrc", 0o400,
+                                                                    0, 0, False, "")
+    # the id defaults to the target's basename; an env-only secret has no file
+    assert parse_mount("type=secret,target=/root/.npmrc").id == ".npmrc"
+    env_only = parse_mount("type=secret,id=tok,env=TOKEN,required")
+    assert (env_only.target, env_only.env, env_only.required) == ("", "TOKEN", True)
+    both = parse_mount("type=secret,id=tok,env=TOKEN,target=/t,mode=0440,uid=1,gid=2")
+    assert (both.target, both.mode, both.uid, both.gid) == ("/t", 0o440, 1, 2)
+    ssh = number_ssh_targets([parse_mount("type=ssh"), parse_mount("type=ssh,id=gh,mode=0666"),
+                              parse_mount("type=ssh,id=x,target=/agent")])
+    assert [(m.id, m.target, m.mode) for m in ssh] == [
+        ("default", "/run/buildkit/ssh_agent.0", 0o600), ("gh", "/run/buildkit/ssh_agent.1",
+                                                          0o666), ("x", "/agent", 0o600)]
+
+
 @pytest.mark.parametrize("text,message", [
-    ("type=secret,id=npmrc", "type=secret is not supported"),
-    ("type=ssh", "type=ssh is not supported"),
+    ("type=secret", "id= \\(or target=\\) is required"),
+    ("type=secret,id=a/b", "cannot contain '/'"),
+    ("type=secret,id=x,env=1X", "env=1X"),
+    ("type=secret,id=x,required=perhaps", "required=perhaps"),
+    ("type=secret,id=x,size=1", "unknown option 'size'"),
+    ("type=ssh,env=X", "unknown option 'env'"),
     ("type=volume,target=/v", "unknown mount type"),
     ("type=cache,id=x", "target= is required"),
     ("type=tmpfs,target=/t,from=x", "unknown option 'from'"),

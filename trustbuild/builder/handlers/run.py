@@ -14,7 +14,8 @@ from trustbuild._internal.secrets import redact_text
 from trustbuild.builder.config import DEFAULT_PATH, LayerRef
 from trustbuild.builder.dockerfile import Instruction
 from trustbuild.builder.handlers.meta import shell_of
-from trustbuild.builder.mounts import MountSpec, mount_specs, sandbox_mounts
+from trustbuild.builder.mounts import SECRET_TYPES, MountSpec, mount_specs, sandbox_mounts
+from trustbuild.builder.secretmounts import StepSecrets, step_secrets
 from trustbuild.builder.users import resolve_user
 from trustbuild.errors import BuildError, DockerfileError
 from trustbuild.oci.digest import Digest
@@ -88,25 +89,32 @@ def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
     workdir = st.image.c.get("WorkingDir") or "/"
     text = _history_text(ex, st, argv, ins)
     rec = ex.step(st, ins, text)
-    tmp = Path(tempfile.mkdtemp(prefix="run-mounts-", dir=ex.work)) if mounts else None
+    plain = [m for m in mounts if m.type not in SECRET_TYPES]
+    secrets = step_secrets(ex, st, ins, [m for m in mounts if m.type in SECRET_TYPES], workdir)
+    tmp = Path(tempfile.mkdtemp(prefix="run-mounts-", dir=ex.work)) if plain else None
     try:
-        _run(ex, st, ins, mounts, tmp, rec, argv=argv, env=env, user=user, workdir=workdir,
-             network=network, text=text)
+        _run(ex, st, ins, plain, tmp, rec, secrets, argv=argv, env=env, user=user,
+             workdir=workdir, network=network, text=text)
     finally:
+        secrets.close()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _run(ex: Executor, st: StageRun, ins: Instruction, mounts: list[MountSpec],
-         tmp: Path | None, rec: Any, *, argv: list[str], env: dict[str, str], user: str,
-         workdir: str, network: str | None, text: str) -> None:
+         tmp: Path | None, rec: Any, secrets: StepSecrets, *, argv: list[str],
+         env: dict[str, str], user: str, workdir: str, network: str | None,
+         text: str) -> None:
     extra = sandbox_mounts(ex, st, ins, mounts, workdir, tmp) if tmp is not None else []
     spec = make_spec(argv=argv, env=env, workdir=workdir,
                      user=user, label=f"{ex.df.path}:{ins.line} RUN",
                      security_profile=ex.options.security_profile,
                      seccomp_profile=ex.options.seccomp_profile,
                      network=None if network in (None, "default") else network,
-                     **({"extra_mounts": extra} if extra else {}))
+                     **({"extra_mounts": extra + secrets.mounts}
+                        if extra or secrets.mounts else {}),
+                     **({"secrets": secrets.files, "secret_env": secrets.env}
+                        if secrets.files or secrets.env else {}))
     # a bind mount's content is not part of the key: such steps are never taken from the cache
     cacheable = ex.cache is not None and not any(m.type == "bind" for m in mounts)
     if cacheable:
@@ -117,7 +125,9 @@ def _run(ex: Executor, st: StageRun, ins: Instruction, mounts: list[MountSpec],
             "seccomp_profile": ex.options.seccomp_profile,
             "volumes": sorted(st.image.c.get("Volumes") or {}),
             **({"mounts": [[m.type, e[1], e[2]] for m, e in zip(mounts, extra, strict=True)]}
-               if mounts else {})})
+               if mounts else {}),
+            # secret and ssh mounts by id and target only: a value is never key material
+            **({"secrets": secrets.key} if secrets.key else {})})
         cached = ex.cache.fetch(key)
         if cached is not None:
             extract_layer(cached.path, st.rootfs, diff_id=Digest.parse(cached.diff_id),
