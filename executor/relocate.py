@@ -17,7 +17,7 @@ the Debian rootfs' own ``python3`` in a RUN step of the executor image, copies i
 library collection for ELF files added later under a directory (the venv's site-packages).
 
 Usage: ``relocate.py runtime PREFIX`` then, after ``pip install``, ``relocate.py closure
-PREFIX DIR...``. Debian paths are fixed: this is for the debootstrapped executor base.
+PREFIX DIR...`` (the same PREFIX; DIR: the venv's ``lib``). Debian paths are fixed: this is for the debootstrapped executor base.
 """
 
 from __future__ import annotations
@@ -156,6 +156,8 @@ def main(argv: list[str]) -> int:
     if len(argv) >= 2 and argv[0] == "runtime":
         runtime(Path(argv[1]))
     elif len(argv) >= 3 and argv[0] == "closure":
+        if not list(Path(argv[1], "lib").glob("ld-linux*.so*")):
+            sys.exit(f"relocate: {argv[1]} is not a runtime made by `relocate.py runtime`")
         closure(Path(argv[1]), [Path(a) for a in argv[2:]])
     else:
         print(__doc__.splitlines()[-3].strip(), file=sys.stderr)
