@@ -17,7 +17,8 @@ the Debian rootfs' own ``python3`` in a RUN step of the executor image, copies i
 library collection for ELF files added later under a directory (the venv's site-packages).
 
 Usage: ``relocate.py runtime PREFIX`` then, after ``pip install``, ``relocate.py closure
-PREFIX DIR...`` (the same PREFIX; DIR: the venv's ``lib``). Debian paths are fixed: this is for the debootstrapped executor base.
+PREFIX DIR...`` (the same PREFIX; DIR: the venv's ``lib``). Debian paths are fixed: this is
+for the debootstrapped executor base.
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ def main(argv: list[str]) -> int:
             sys.exit(f"relocate: {argv[1]} is not a runtime made by `relocate.py runtime`")
         closure(Path(argv[1]), [Path(a) for a in argv[2:]])
     else:
-        print(__doc__.splitlines()[-3].strip(), file=sys.stderr)
+        print("usage: relocate.py runtime PREFIX | relocate.py closure PREFIX DIR...",
+              file=sys.stderr)
         return 2
     return 0
 
