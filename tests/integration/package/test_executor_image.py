@@ -292,11 +292,13 @@ def test_build_inside_the_executor_container(signed_by: str, bundle: Path, execu
         assert member.read() == b"built inside the executor\nran\n"
 
 
-def test_kaniko_way_without_cap_sys_admin(bundle: Path, registry: Any, busybox_base: str,
-                                          tmp_path: Path) -> None:
+@pytest.mark.parametrize("context", ["tar", "git"])
+def test_kaniko_way_without_cap_sys_admin(context: str, bundle: Path, registry: Any,
+                                          busybox_base: str, tmp_path: Path) -> None:
     """``docker run EXECUTOR --context tar://stdin --destination ...`` in a container without
     CAP_SYS_ADMIN: auto mode builds in / of the container; the executor's Debian /usr and /lib
-    are replaced by the base image, so the build and the push run on /opt/trustbuild alone."""
+    are replaced by the base image, so the build and the push run on /opt/trustbuild alone.
+    A git context is cloned by the relocated git (Debian's git is removed first)."""
     rootfs = tmp_path / "rootfs"  # the container's writable "/": the build replaces it
     subprocess.run(["cp", "-a", str(bundle / "rootfs"), str(rootfs)], check=True, timeout=600)
     out = tmp_path / "out"
@@ -307,26 +309,42 @@ def test_kaniko_way_without_cap_sys_admin(bundle: Path, registry: Any, busybox_b
                        b" && ls /opt > /seen-opt\n"),
         "hello.txt": b"copied just before\n",
     }
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tf:
+    binds = {out: "/out"}
+    stdin = b""
+    if context == "tar":
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tf:
+            for name, data in files.items():
+                ti = tarfile.TarInfo(name)
+                ti.size, ti.mode = len(data), 0o644
+                tf.addfile(ti, io.BytesIO(data))
+        stdin, ctx_flag = raw.getvalue(), "--context=tar://stdin"
+    else:
+        repo = tmp_path / "repo"
+        repo.mkdir()
         for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size, ti.mode = len(data), 0o644
-            tf.addfile(ti, io.BytesIO(data))
-    dest = f"{registry.host}/kaniko-way/app:1"
+            (repo / name).write_bytes(data)
+        git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+        for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "ctx"]):
+            subprocess.run([*git, *args], check=True, capture_output=True, timeout=60)
+        binds[repo] = "/repo"
+        ctx_flag = "--context=git+file:///repo#refs/heads/main"
+        shutil.rmtree(rootfs / "usr" / "lib" / "git-core")
+        (rootfs / "usr" / "bin" / "git").unlink()
+    dest = f"{registry.host}/kaniko-way/app-{context}:1"
     r = run_container(
-        bundle, ["--dockerfile=Dockerfile", "--context=tar://stdin", f"--destination={dest}",
+        bundle, ["--dockerfile=Dockerfile", ctx_flag, f"--destination={dest}",
                  f"--build-arg=BASE={busybox_base}", "--insecure", "--push-retry=1",
                  "--digest-file=/out/digest"],
-        stdin=raw.getvalue(), env={"container": "bwrap", "HOME": "/root"},
-        binds={out: "/out"}, tmp=None, rootfs=rootfs, privileged=False)
+        stdin=stdin, env={"container": "bwrap", "HOME": "/root"},
+        binds=binds, tmp=None, rootfs=rootfs, privileged=False)
     log = (r.stdout + r.stderr).decode(errors="replace")
     assert r.returncode == 0, log[-4000:]
     assert "building in / of this container" in log, log[-4000:]
     assert not (rootfs / "usr" / "bin" / "python3.11").exists()  # Debian's / is gone
     digest = (out / "digest").read_text().strip()
 
-    image = fetch_dir(f"{registry.host}/kaniko-way/app@{digest}", tmp_path / "img")
+    image = fetch_dir(f"{registry.host}/kaniko-way/app-{context}@{digest}", tmp_path / "img")
     fs = flatten(image)
     base = flatten(fetch_dir(busybox_base, tmp_path / "base"))
     assert fs["/seen-passwd"].sha256 == base["/etc/passwd"].sha256
@@ -336,7 +354,7 @@ def test_kaniko_way_without_cap_sys_admin(bundle: Path, registry: Any, busybox_b
     for layer in manifest["layers"]:
         with tarfile.open(image / layer["digest"].split(":", 1)[1], "r:*") as tf:
             names += [m.name.removeprefix("./") for m in tf]
-    own = ("opt/trustbuild", "kaniko", "workspace", "out", "proc", "sys", "dev")
+    own = ("opt/trustbuild", "kaniko", "workspace", "out", "repo", "proc", "sys", "dev")
     leaked = [n for n in names if any(n == o or n.startswith(o + "/") for o in own)]
     assert not leaked, leaked
     assert set(fs) - set(base) == {"/hello.txt", "/seen-passwd", "/seen-hello", "/seen-opt"}
