@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = "bookworm"
 PACKAGES = ("python3", "python3-venv", "ca-certificates", "libseccomp2", "git",
-            "amazon-ecr-credential-helper")
+            "amazon-ecr-credential-helper", "patchelf")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SOURCE_PARTS = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "trustbuild",
                 "seccomp", "policies")
@@ -312,7 +312,8 @@ def build_executor(*, cache: Path, destination: str | None, oci_layout: Path | N
         (ctx / "wheels").mkdir(parents=True)
         wheel = build_wheel(ctx / "wheels", work / "wheel")
         dependency_wheels(wheel, ctx / "wheels", image_python(tarball))
-        shutil.copy2(ROOT / "executor" / "Dockerfile", ctx / "Dockerfile")
+        for name in ("Dockerfile", "relocate.py"):
+            shutil.copy2(ROOT / "executor" / name, ctx / name)
         with contextlib.ExitStack() as stack:
             registry = base_registry or stack.enter_context(loopback_registry())
             base = push_base(layout, registry)

@@ -21,10 +21,13 @@ the field); ``compile_filter`` turns it into a ``pyseccomp.SyscallFilter`` ready
 
 from __future__ import annotations
 
+import ctypes.util
 import errno
 import hashlib
 import json
+import os
 import platform
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,6 +245,29 @@ class CompileReport:
     unknown_syscalls: list[str] = field(default_factory=list)
 
 
+def _pyseccomp() -> Any:
+    """Import ``pyseccomp``; ``$TRUSTBUILD_LIBSECCOMP`` names the ``libseccomp.so.2`` to open.
+
+    pyseccomp finds the library with ``ctypes.util.find_library`` (``ldconfig -p``), which a
+    relocated executor cannot use: in container mode "/" holds the image being built, not the
+    executor's libraries (the executor image sets the variable to its own copy)."""
+    lib = os.environ.get("TRUSTBUILD_LIBSECCOMP")
+    if not lib or "pyseccomp" in sys.modules:
+        import pyseccomp  # type: ignore[import-untyped]
+
+        return pyseccomp
+    if not os.path.isfile(lib):
+        raise SandboxError(f"TRUSTBUILD_LIBSECCOMP={lib}: no such file; point it at "
+                           "libseccomp.so.2 or unset it")
+    find = ctypes.util.find_library
+    ctypes.util.find_library = lambda name: lib if name == "seccomp" else find(name)
+    try:
+        import pyseccomp
+    finally:
+        ctypes.util.find_library = find
+    return pyseccomp
+
+
 def compile_filter(
     profile: SeccompProfile,
     *,
@@ -254,8 +280,7 @@ def compile_filter(
     ``capabilities`` (``CAP_*`` names) drive ``includes.caps``/``excludes.caps`` as Docker does.
     Syscall names unknown to libseccomp are skipped (as runc does) and listed in ``report``.
     """
-    import pyseccomp as sc  # type: ignore[import-untyped]
-
+    sc = _pyseccomp()
     data = profile.data
     path = profile.path
     caps = {c if c.startswith("CAP_") else f"CAP_{c}" for c in capabilities}

@@ -10,9 +10,11 @@ on a host with hybrid cgroups, as here): the image's rootfs (unpacked by umoci) 
 own mount/PID/IPC/UTS namespaces, the host's network namespace (the registry is on loopback),
 the image's ENV, WORKDIR and ENTRYPOINT (read from its config). Inside, trustbuild builds a
 FROM + COPY + RUN Dockerfile from ``tar://stdin`` under a policy whose ``spec.executor``
-requires the executor's own signature, with the normal RUN sandbox (``--mode chroot``;
-bubblewrap keeps all capabilities). A RUN step contacts a loopback canary, so "denied before
-any RUN" is observable.
+requires the executor's own signature. With all capabilities the entrypoint's ``--mode auto``
+picks the normal RUN sandbox; a RUN step contacts a loopback canary, so "denied before any RUN"
+is observable. With Docker's default capabilities (no CAP_SYS_ADMIN) on a writable copy of the
+rootfs it builds Kaniko's way in ``/`` of the container, which deletes Debian's /usr and /lib:
+only the self-contained runtime under /opt/trustbuild is left to run the build and the push.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import importlib.util
 import io
 import json
 import os
+import platform
 import shutil
 import subprocess
 import tarfile
@@ -31,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.containerbox import DOCKER_CAPS
+from fixtures.imagefs import fetch_dir, flatten, read_dir_image
 from fixtures.wheel import ROOT
 
 from trustbuild.cli.main import main
@@ -99,15 +104,24 @@ def test_executor_image_is_signed_attested_and_complete(executor_image: str, key
     blob = lambda d: (layout / "blobs" / "sha256" / d.split(":")[1]).read_bytes()  # noqa: E731
     manifest = json.loads(blob(index["manifests"][0]["digest"]))
     config = json.loads(blob(manifest["config"]["digest"]))["config"]
-    assert config["Entrypoint"][:2] == ["/opt/trustbuild/bin/trustbuild", "build"]
+    assert config["Entrypoint"] == ["/opt/trustbuild/bin/trustbuild", "build", "--mode", "auto"]
     assert config["WorkingDir"] == "/workspace"
-    assert any(e.startswith("PATH=/opt/trustbuild/bin:") for e in config["Env"])
+    assert any(e.startswith("PATH=/opt/trustbuild/bin:/opt/trustbuild/runtime/bin:")
+               for e in config["Env"])
+    assert "TRUSTBUILD_LIBSECCOMP=/opt/trustbuild/runtime/lib/libseccomp.so.2" in config["Env"]
     names: set[str] = set()
     for layer in manifest["layers"]:
         with tarfile.open(fileobj=io.BytesIO(blob(layer["digest"]))) as tf:
             names.update(m.name.removeprefix("./") for m in tf)
     assert "usr/bin/docker-credential-ecr-login" in names
     assert "usr/bin/git" in names
+    runtime = "opt/trustbuild/runtime/"
+    for name in ("bin/python3.11", "bin/git", "bin/docker-credential-ecr-login",
+                 "libexec/git-core/git-remote-https", "lib/ld-linux-x86-64.so.2", "lib/libc.so.6",
+                 "lib/libseccomp.so.2", "lib/libssl.so.3", "etc/ssl/certs/ca-certificates.crt"):
+        if "ld-linux-x86-64" in name and platform.machine() != "x86_64":
+            continue
+        assert runtime + name in names, name
     assert not [n for n in names if n.startswith("tmp/wheels/")], "the wheels are in a layer"
     shipped = [n for n in names if n.endswith("/trustbuild/_data/seccomp/build-default.json")]
     assert shipped and all(n.startswith("opt/trustbuild/lib/") for n in shipped), shipped
@@ -162,14 +176,24 @@ def bundle(executor_image: str, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def run_container(bundle: Path, args: list[str], *, stdin: bytes, env: dict[str, str],
-                  binds: dict[Path, str], tmp: Path) -> subprocess.CompletedProcess[bytes]:
-    """Run the image like ``podman run --privileged --network host IMAGE ARGS...``, with
-    bubblewrap: the image's Env and WorkingDir, its Entrypoint with ``args`` in place of Cmd."""
+                  binds: dict[Path, str], tmp: Path | None, rootfs: Path | None = None,
+                  privileged: bool = True) -> subprocess.CompletedProcess[bytes]:
+    """Run the image like ``podman run [--privileged] --network host IMAGE ARGS...``, with
+    bubblewrap: the image's Env and WorkingDir, its Entrypoint with ``args`` in place of Cmd.
+    Not ``privileged``: Docker's default capabilities (no CAP_SYS_ADMIN)."""
     config = json.loads((bundle / "image-config.json").read_text())["config"]
-    cmd = ["bwrap", "--bind", str(bundle / "rootfs"), "/", "--dev", "/dev", "--proc", "/proc",
-           "--bind", str(tmp), "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-           "--hostname", "executor", "--cap-add", "ALL", "--die-with-parent", "--clearenv",
+    cmd = ["bwrap", "--bind", str(rootfs or bundle / "rootfs"), "/", "--dev", "/dev",
+           "--proc", "/proc", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+           "--hostname", "executor", "--die-with-parent", "--clearenv",
            "--chdir", config.get("WorkingDir") or "/"]
+    if tmp is not None:
+        cmd += ["--bind", str(tmp), "/tmp"]
+    if privileged:
+        cmd += ["--cap-add", "ALL"]
+    else:
+        cmd += ["--cap-drop", "ALL"]
+        for cap in DOCKER_CAPS:
+            cmd += ["--cap-add", f"CAP_{cap}"]
     for host, inside in binds.items():
         cmd += ["--bind", str(host), inside]
     for item in [*config.get("Env", []), *(f"{k}={v}" for k, v in env.items())]:
@@ -232,7 +256,7 @@ def test_build_inside_the_executor_container(signed_by: str, bundle: Path, execu
     dest = f"{registry.host}/selfhosted/app-{signed_by}:1"
     r = run_container(
         bundle,
-        ["--mode", "chroot", "--context", "tar://stdin", "--destination", dest,
+        ["--context", "tar://stdin", "--destination", dest,
          "--policy", "/secrets/policy.yaml", "--sign-key", "/secrets/release.key",
          "--digest-file", "/out/digest"],
         stdin=_context_tar(busybox_base, canary.port),
@@ -250,6 +274,7 @@ def test_build_inside_the_executor_container(signed_by: str, bundle: Path, execu
 
     assert r.returncode == 0, log
     assert canary.hits == ["/ran"], log
+    assert "building in / of this container" not in log  # auto: the sandbox can start here
     assert "executor-signature" in log, log  # the gate checked the executor and passed
     digest = (out / "digest").read_text().strip()
     image = f"{registry.host}/selfhosted/app-{signed_by}@{digest}"
@@ -265,3 +290,71 @@ def test_build_inside_the_executor_container(signed_by: str, bundle: Path, execu
         member = tf.extractfile("result.txt") or tf.extractfile("./result.txt")
         assert member is not None
         assert member.read() == b"built inside the executor\nran\n"
+
+
+@pytest.mark.parametrize("context", ["tar", "git"])
+def test_kaniko_way_without_cap_sys_admin(context: str, bundle: Path, registry: Any,
+                                          busybox_base: str, tmp_path: Path) -> None:
+    """``docker run EXECUTOR --context tar://stdin --destination ...`` in a container without
+    CAP_SYS_ADMIN: auto mode builds in / of the container; the executor's Debian /usr and /lib
+    are replaced by the base image, so the build and the push run on /opt/trustbuild alone.
+    A git context is cloned by the relocated git (Debian's git is removed first)."""
+    rootfs = tmp_path / "rootfs"  # the container's writable "/": the build replaces it
+    subprocess.run(["cp", "-a", str(bundle / "rootfs"), str(rootfs)], check=True, timeout=600)
+    out = tmp_path / "out"
+    out.mkdir()
+    files = {
+        "Dockerfile": (b"ARG BASE\nFROM ${BASE}\nCOPY hello.txt /hello.txt\n"
+                       b"RUN cat /etc/passwd > /seen-passwd && cat /hello.txt > /seen-hello"
+                       b" && ls /opt > /seen-opt\n"),
+        "hello.txt": b"copied just before\n",
+    }
+    binds = {out: "/out"}
+    stdin = b""
+    if context == "tar":
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tf:
+            for name, data in files.items():
+                ti = tarfile.TarInfo(name)
+                ti.size, ti.mode = len(data), 0o644
+                tf.addfile(ti, io.BytesIO(data))
+        stdin, ctx_flag = raw.getvalue(), "--context=tar://stdin"
+    else:
+        repo = tmp_path / "repo"
+        repo.mkdir()
+        for name, data in files.items():
+            (repo / name).write_bytes(data)
+        git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+        for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "ctx"]):
+            subprocess.run([*git, *args], check=True, capture_output=True, timeout=60)
+        binds[repo] = "/repo"
+        ctx_flag = "--context=git+file:///repo#refs/heads/main"
+        shutil.rmtree(rootfs / "usr" / "lib" / "git-core")
+        (rootfs / "usr" / "bin" / "git").unlink()
+    dest = f"{registry.host}/kaniko-way/app-{context}:1"
+    r = run_container(
+        bundle, ["--dockerfile=Dockerfile", ctx_flag, f"--destination={dest}",
+                 f"--build-arg=BASE={busybox_base}", "--insecure", "--push-retry=1",
+                 "--digest-file=/out/digest"],
+        stdin=stdin, env={"container": "bwrap", "HOME": "/root"},
+        binds=binds, tmp=None, rootfs=rootfs, privileged=False)
+    log = (r.stdout + r.stderr).decode(errors="replace")
+    assert r.returncode == 0, log[-4000:]
+    assert "building in / of this container" in log, log[-4000:]
+    assert not (rootfs / "usr" / "bin" / "python3.11").exists()  # Debian's / is gone
+    digest = (out / "digest").read_text().strip()
+
+    image = fetch_dir(f"{registry.host}/kaniko-way/app-{context}@{digest}", tmp_path / "img")
+    fs = flatten(image)
+    base = flatten(fetch_dir(busybox_base, tmp_path / "base"))
+    assert fs["/seen-passwd"].sha256 == base["/etc/passwd"].sha256
+    assert fs["/seen-hello"].sha256 == fs["/hello.txt"].sha256
+    manifest, _ = read_dir_image(image)
+    names: list[str] = []
+    for layer in manifest["layers"]:
+        with tarfile.open(image / layer["digest"].split(":", 1)[1], "r:*") as tf:
+            names += [m.name.removeprefix("./") for m in tf]
+    own = ("opt/trustbuild", "kaniko", "workspace", "out", "repo", "proc", "sys", "dev")
+    leaked = [n for n in names if any(n == o or n.startswith(o + "/") for o in own)]
+    assert not leaked, leaked
+    assert set(fs) - set(base) == {"/hello.txt", "/seen-passwd", "/seen-hello", "/seen-opt"}

@@ -4,6 +4,7 @@ by the real CLI parser (and turned into BuildOptions); the Kubernetes Job matche
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shlex
 from pathlib import Path
@@ -18,8 +19,10 @@ from trustbuild.cli.main import build_parser
 
 REPO = Path(__file__).parents[3]
 CI = REPO / "examples" / "ci"
-EXECUTOR_ENTRYPOINT = ["build", "--mode", "container", "--ignore-path", "/trustbuild",
-                       "--ignore-path", "/usr/local"]  # executor/Dockerfile's ENTRYPOINT
+# executor/Dockerfile's ENTRYPOINT without the program
+EXECUTOR_ENTRYPOINT = json.loads(next(
+    line.split(None, 1)[1] for line in (REPO / "executor" / "Dockerfile").read_text().splitlines()
+    if line.startswith("ENTRYPOINT ")))[1:]
 _VARS = re.compile(r"\$\{\{[^}]*\}\}|\$\([^)]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\}"
                    r"|\$[A-Za-z_][A-Za-z0-9_]*")
 

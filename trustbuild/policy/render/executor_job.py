@@ -4,9 +4,11 @@ A pod cannot learn the digest of its own image (the downward API has no such fie
 renderer takes it (``--executor-image REPO@sha256:...``) and passes it to the build twice: as
 the container image and as ``--executor-image`` / ``TRUSTBUILD_EXECUTOR_IMAGE``, which the
 policy gate verifies against ``spec.executor``. The policy file goes in a ConfigMap with its
-keys inlined (``key:`` paths become ``keyData:``). The executor builds in its own container
-(``--mode container``, as Kaniko does) as root, so its namespace gets the Pod Security level
-``baseline`` (``privileged`` for a privileged build profile), never ``restricted``.
+keys inlined (``key:`` paths become ``keyData:``). The image's entrypoint is ``--mode auto``:
+with the securityContext of a ``baseline`` or ``restricted`` build profile (no CAP_SYS_ADMIN) it
+builds in its own container as Kaniko does, privileged it uses the RUN sandbox. It runs as root,
+so its namespace gets the Pod Security level ``baseline`` (``privileged`` for a privileged build
+profile), never ``restricted``.
 """
 
 from __future__ import annotations
