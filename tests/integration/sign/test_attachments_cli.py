@@ -261,6 +261,16 @@ def test_attach_attestation_made_by_attest_blob(registry: Any, keypair: tuple[Pa
     rc, out, _ = _out(capsys, "verify-attestation", "--key", str(pub), "--type", "vuln",
                       "--output", "json", ref)
     assert rc == 0, out
+    # A Sigstore bundle from attest-blob --bundle becomes a bundle referrer.
+    bundle = tmp_path / "att.sigstore.json"
+    assert main(["attest-blob", "--key", str(key), "--predicate", str(pred), "--type", "link",
+                 "--bundle", str(bundle), str(manifest)]) == 0
+    rc, _, _ = _out(capsys, "attach", "attestation", "--attestation", str(bundle), ref)
+    assert rc == 0
+    referrers = _tree(capsys, ref)["referrers"]
+    assert [r["predicateType"] for r in referrers] == ["https://in-toto.io/Link/v1"]
+    rc, _, _ = _out(capsys, "verify-attestation", "--key", str(pub), "--type", "link", ref)
+    assert rc == 0
     hexd = digest.split(":")[1]
     att = json.loads(_skopeo_raw(f"{registry.host}/attach/attblob:sha256-{hexd}.att"))
     assert att["layers"][0]["mediaType"] == "application/vnd.dsse.envelope.v1+json"
