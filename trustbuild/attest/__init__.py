@@ -4,6 +4,7 @@ Modules: :mod:`~trustbuild.attest.dsse` (PAE, envelopes), :mod:`~trustbuild.atte
 (statements, cosign's predicate short names), :mod:`~trustbuild.attest.provenance` (SLSA v1 from a
 BuildRecord), :mod:`~trustbuild.attest.sbom` and :mod:`~trustbuild.attest.packages` (SPDX 2.3 /
 CycloneDX 1.5 of a rootfs), :mod:`~trustbuild.attest.attach` (attach as cosign does),
+:mod:`~trustbuild.attest.envelopes` (download / attach envelopes made elsewhere),
 :mod:`~trustbuild.attest.verify` (verdicts), :mod:`~trustbuild.attest.redact` (secret names).
 
 Example::

@@ -47,6 +47,11 @@ COMMANDS = (
     "admission",
     "blob",
     "keys",
+    "tree",
+    "download",
+    "attach",
+    "clean",
+    "generate",
 )
 
 

@@ -10,6 +10,8 @@
 - :mod:`~trustbuild.sign.identity`: containers/image ``signedIdentity`` rules;
   :mod:`~trustbuild.sign.pki`: containers/image's PKI mode (certificate chained to CA roots).
 - :mod:`~trustbuild.sign.copy`: carrying signatures, attestations and bundles along a copy.
+- :mod:`~trustbuild.sign.attachments`: ``tree``, ``download``, ``attach`` and ``clean`` (what is
+  attached to a digest, as cosign lists, prints, attaches and removes it).
 
 Example::
 
