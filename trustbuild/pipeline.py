@@ -135,13 +135,16 @@ def _sign_and_attest_hook(
             )
             chain.signed.append(f"{o.location}@{o.descriptor.digest}")
             out.write(f"signed {o.location}@{o.descriptor.digest} as {docker_ref}\n")
-            if options.attest:
+            # an index gets provenance; an SBOM belongs to each platform's image (as BuildKit)
+            kinds = [k for k in options.attest
+                     if not (k == "sbom" and getattr(result, "children", None))]
+            if kinds:
                 attest_build(
                     o.store,
                     o.descriptor,
                     result.record,
                     key=key,
-                    kinds=options.attest,
+                    kinds=kinds,
                     sbom_format=options.sbom_format,
                     # container mode: "/" also holds the executor; scan the pushed layers
                     rootfs=None if result.record.mode == "container" else result.rootfs,
@@ -149,8 +152,8 @@ def _sign_and_attest_hook(
                     bundle=bool(options.bundle),
                     subject_name=docker_ref,
                 )
-                for kind in options.attest:
+                for kind in kinds:
                     chain.attested.append(f"{o.location}@{o.descriptor.digest} {kind}")
-                out.write(f"attested {', '.join(options.attest)} for {o.location}\n")
+                out.write(f"attested {', '.join(kinds)} for {o.location}\n")
 
     return hook

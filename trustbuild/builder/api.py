@@ -32,6 +32,7 @@ from trustbuild import __version__
 from trustbuild.builder.assemble import AssembledImage, assemble
 from trustbuild.builder.config import rfc3339
 from trustbuild.builder.dockerfile import Dockerfile, parse_dockerfile
+from trustbuild.builder.emulation import check_foreign_runs
 from trustbuild.builder.events import BuildLog
 from trustbuild.builder.executor import Executor
 from trustbuild.builder.options import BuildOptions, redact_build_args
@@ -154,8 +155,16 @@ def _resolve_mode(options: BuildOptions) -> str:
 
 
 def build(options: BuildOptions) -> BuildResult:
-    """Run one build and write every requested output; raise a TrustbuildError on failure."""
+    """Run one build and write every requested output; raise a TrustbuildError on failure.
+
+    With several ``options.platforms`` the result is one image index (see builder.multiplatform).
+    """
     from trustbuild.builder.context import open_context, read_dockerfile
+
+    if len(options.platforms) > 1:
+        from trustbuild.builder.multiplatform import build_multiplatform
+
+        return build_multiplatform(options)
 
     refs = validate_destinations(options.destinations)
     if options.log is None:
@@ -201,6 +210,8 @@ def build(options: BuildOptions) -> BuildResult:
                 raise
             options.log.event("gate", verdict="allow",
                               images=[f"{i.reference}@{i.digest}" for i in record.images])
+        if mode == "chroot" and options.runner_factory is None:
+            check_foreign_runs(ex, stages)  # qemu-user for a foreign RUN, before anything runs
         target = ex.run(stages)
         created = rfc3339(ex.epoch if ex.epoch is not None else time.time())
         image = assemble(target.image, created=created, platform=ex.platform,

@@ -114,7 +114,10 @@ class Executor:
         self.global_args: dict[str, str | None] = {}
         self.used_args: set[str] = set()
         self.runs: dict[int, StageRun] = {}
-        self.externals: dict[str, ResolvedBase] = {}  # expanded reference -> pinned image
+        self.externals: dict[str, ResolvedBase] = {}  # COPY --from reference -> pinned image
+        # FROM image per stage index: the same reference may be pinned per platform
+        # (FROM --platform=$BUILDPLATFORM base vs FROM base)
+        self.stage_bases: dict[int, ResolvedBase] = {}
         self.copy_from_roots: dict[str, Path] = {}
         self._n_rootfs = 0
         self._uses: dict[int, list[tuple[int, str]]] = {}  # stage -> (user, "from"|"copy")
@@ -354,7 +357,10 @@ class Executor:
             if role == "copy-from":
                 msg = f"--from={ref} names no earlier stage, and as an image: {msg}"
             raise self.error(ins, msg) from exc
-        self.externals[ref] = resolved
+        if role == "base":
+            self.stage_bases[stage.index] = resolved
+        else:
+            self.externals[ref] = resolved
         if not any(i.digest == str(resolved.digest) and i.role == role and
                    i.stage == (stage.name or str(stage.index)) for i in self.record.images):
             self.record.images.append(ResolvedImage(
@@ -461,8 +467,8 @@ class Executor:
                 else:
                     extract_image(image, rootfs)
             else:
-                image = self.bases.image_state(self.externals[base])
-                chain = str(self.externals[base].digest)
+                image = self.bases.image_state(self.stage_bases[stage.index])
+                chain = str(self.stage_bases[stage.index].digest)
                 extract_image(image, rootfs)
         except DockerfileError:
             raise
@@ -494,8 +500,8 @@ class Executor:
                 chain = self.runs[dep.index].chain
                 self.cfs.restore(self.saved[dep.index])
             else:
-                image = self.bases.image_state(self.externals[base])
-                chain = str(self.externals[base].digest)
+                image = self.bases.image_state(self.stage_bases[stage.index])
+                chain = str(self.stage_bases[stage.index].digest)
                 self.cfs.start(image.layers)
         except DockerfileError:
             raise

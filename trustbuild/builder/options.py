@@ -81,6 +81,7 @@ class BuildOptions:
     reproducible: bool = False  # --reproducible
     source_date_epoch: int | None = None  # SOURCE_DATE_EPOCH
     platform: Platform | None = None  # --custom-platform (default: this machine)
+    platforms: list[Platform] = field(default_factory=list)  # --custom-platform A,B: an index
     compression: str = "gzip"  # --compression gzip|zstd
     compression_level: int | None = None  # --compression-level
     image_format: str = "oci"  # --image-format oci|docker

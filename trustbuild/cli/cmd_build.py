@@ -18,7 +18,6 @@ from trustbuild.cli.kaniko_compat import (
     registry_maps,
 )
 from trustbuild.errors import UsageError
-from trustbuild.oci.descriptor import Platform
 
 __all__ = ["register", "run", "options_from_args", "SETUP_HOOKS"]
 
@@ -51,9 +50,10 @@ def register(sub: Any) -> None:
                         "stages it needs are built")
     g.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
                    help="add a label to the final image (repeatable)")
-    g.add_argument("--custom-platform", metavar="OS/ARCH[/VARIANT]",
+    g.add_argument("--custom-platform", metavar="OS/ARCH[/VARIANT][,...]",
                    help="platform to build for (base images are picked from indexes for it; "
-                        "default: this machine)")
+                        "default: this machine); a comma list builds each and pushes one "
+                        "image index (foreign RUN steps run under qemu-user-static)")
 
     o = p.add_argument_group("outputs")
     o.add_argument("--destination", "-d", action="append", default=[], metavar="REF",
@@ -175,7 +175,10 @@ def options_from_args(args: argparse.Namespace) -> Any:
         raise UsageError("nothing to do: give --destination, or --no-push with --tar-path / "
                          "--oci-layout-path")
     sopts = store_options(args)
-    platform = Platform.parse(args.custom_platform) if args.custom_platform else None
+    from trustbuild.builder.multiplatform import parse_platforms
+
+    platforms = parse_platforms(args.custom_platform) if args.custom_platform else []
+    platform = platforms[0] if platforms else None
     sopts.platform = platform
     sopts.skip_tls_verify_registries = tuple(args.skip_tls_verify_registry)
     sopts.registry_maps = registry_maps(args.registry_map)
@@ -195,7 +198,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
         digest_file=args.digest_file, image_name_with_digest_file=args.image_name_with_digest_file,
         image_name_tag_with_digest_file=args.image_name_tag_with_digest_file,
         reproducible=args.reproducible, source_date_epoch=source_date_epoch(),
-        platform=platform, compression=args.compression, compression_level=args.compression_level,
+        platform=platform, platforms=platforms if len(platforms) > 1 else [],
+        compression=args.compression, compression_level=args.compression_level,
         image_format=args.image_format, store_options=sopts, log_format=args.log_format,
         log_timestamp=args.log_timestamp, verbose=args.verbose,
         skip_push_permission_check=args.skip_push_permission_check,

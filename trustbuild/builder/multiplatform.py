@@ -1,0 +1,222 @@
+"""Multi-platform builds: ``--custom-platform linux/amd64,linux/arm64`` -> one image index.
+
+Each platform is the ordinary single-platform build (its own base picked from the base image's
+index, ``TARGET*`` args for that platform, foreign RUN through qemu-user, see
+builder.emulation), run without outputs; then every platform manifest is pushed by digest to
+every destination (and the OCI layout), the index after them, the post-push hooks (signing,
+attestations) run for each platform manifest and for the index, and only then are the tags
+set and the digest files written (with the index digest). Example::
+
+    opts = BuildOptions(context="app", destinations=["127.0.0.1:5000/app:1"],
+                        platforms=parse_platforms("linux/amd64,linux/arm64"))
+    with build(opts) as result:          # a MultiPlatformResult
+        result.digest                    # the index
+        [c.digest for c in result.children]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trustbuild.builder.api import BuildResult, _preflight, _write_outputs, build
+from trustbuild.builder.assemble import AssembledImage
+from trustbuild.builder.events import BuildLog
+from trustbuild.builder.options import BuildOptions
+from trustbuild.builder.outputs import (
+    WrittenOutput,
+    apply_tags,
+    validate_destinations,
+    write_digest_files,
+)
+from trustbuild.builder.record import BuildRecord
+from trustbuild.errors import UsageError
+from trustbuild.oci.descriptor import Descriptor, Platform
+from trustbuild.oci.manifest import dump_json
+from trustbuild.oci.mediatype import MediaType
+from trustbuild.oci.reference import Reference
+from trustbuild.store.location import Location
+
+__all__ = ["build_multiplatform", "parse_platforms", "MultiPlatformResult"]
+
+
+def parse_platforms(text: str, *, flag: str = "--custom-platform") -> list[Platform]:
+    """``linux/amd64,linux/arm64`` -> platforms (a usage error for an empty or repeated one)."""
+    out: list[Platform] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            raise UsageError(f"{flag} {text!r}: empty platform in the list; expected "
+                             "os/arch[/variant],... e.g. linux/amd64,linux/arm64")
+        plat = _normalize(Platform.parse(part))
+        if plat in out:
+            raise UsageError(f"{flag} {text!r}: {plat} is listed twice")
+        out.append(plat)
+    return out
+
+
+def _normalize(p: Platform) -> Platform:
+    """As containerd normalises: arm64/v8 is plain arm64."""
+    if p.architecture == "arm64" and p.variant == "v8":
+        return Platform(p.os, p.architecture)
+    return p
+
+
+@dataclass
+class MultiPlatformResult(BuildResult):
+    """The index (``digest``, ``outputs``) and one BuildResult per platform (``children``)."""
+
+    children: list[BuildResult] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Close every platform's result too."""
+        for child in self.children:
+            child.close()
+        super().close()
+
+
+def _child_options(options: BuildOptions, plat: Platform, stdin_file: Path | None
+                   ) -> BuildOptions:
+    """The single-platform build: no outputs of its own (the index build writes them)."""
+    sopts = dataclasses.replace(options.store_options, platform=plat)
+    return dataclasses.replace(
+        options, platform=plat, platforms=[], no_push=True, tar_path=None,
+        oci_layout_path=None, digest_file=None, image_name_with_digest_file=None,
+        image_name_tag_with_digest_file=None, post_push_hooks=[],
+        skip_push_permission_check=True, store_options=sopts, mode="chroot",
+        stdin=open(stdin_file, "rb") if stdin_file else options.stdin,  # noqa: SIM115
+        build_args=dict(options.build_args), labels=dict(options.labels))
+
+
+def _uses_stdin(options: BuildOptions) -> bool:
+    return options.dockerfile == "-" or options.context == "tar://stdin"
+
+
+def _index(children: list[tuple[Platform, BuildResult]], image_format: str) -> AssembledImage:
+    manifests = [Descriptor(r.descriptor.media_type, r.descriptor.digest, r.descriptor.size,
+                            platform=plat).to_json() for plat, r in children]
+    docker = image_format == "docker"
+    mt = str(MediaType.DOCKER_MANIFEST_LIST if docker else MediaType.OCI_INDEX)
+    raw = dump_json({"schemaVersion": 2, "mediaType": mt, "manifests": manifests})
+    empty = Descriptor.for_bytes(str(MediaType.OCI_CONFIG), b"")
+    return AssembledImage(raw, mt, b"", empty, ())
+
+
+def _write_index(options: BuildOptions, index: AssembledImage, refs: list[Reference]
+                 ) -> list[WrittenOutput]:
+    """The index by digest to every destination and the layout (its children are there)."""
+    from trustbuild.oci.layout import LayoutStore
+    from trustbuild.store.open import open_store
+
+    out: list[WrittenOutput] = []
+    try:
+        if refs and not options.no_push:
+            groups: dict[str, list[Reference]] = {}
+            for ref in refs:
+                groups.setdefault(ref.name, []).append(ref)
+            for group in groups.values():
+                for r in group:
+                    if r.digest is not None and r.digest != index.descriptor.digest:
+                        raise UsageError(f"--destination {r}: the built index has digest "
+                                         f"{index.descriptor.digest}, not {r.digest}")
+                store, _ = open_store(Location("docker", group[0]), options.store_options,
+                                      for_write=True)
+                tags = sorted({r.tag for r in group if r.tag})
+                desc = store.put_manifest(index.manifest_raw, index.media_type)
+                print(f"pushed {group[0].name}@{desc.digest} (index)", file=options.output)
+                out.append(WrittenOutput(f"docker://{group[0].name}", store, tags, desc,
+                                         tagged=not tags, raw=index.manifest_raw,
+                                         media_type=index.media_type))
+        if options.oci_layout_path:
+            tag = next((r.tag for r in refs if r.tag), None) or "latest"
+            lstore = LayoutStore(options.oci_layout_path)
+            desc = lstore.put_manifest(index.manifest_raw, index.media_type)
+            lstore.close()
+            out.append(WrittenOutput(f"oci:{options.oci_layout_path}:{tag}", lstore, [tag], desc,
+                                     tagged=False, raw=index.manifest_raw,
+                                     media_type=index.media_type))
+    except BaseException:
+        for o in out:
+            o.store.close()
+        raise
+    return out
+
+
+def _index_record(options: BuildOptions, children: list[tuple[Platform, BuildResult]],
+                  index: AssembledImage) -> BuildRecord:
+    """One record for the index: every platform's inputs and steps, the index as result."""
+    first = children[0][1].record
+    rec = dataclasses.replace(first, images=[], steps=[], policy_report=[])
+    rec.platform = ",".join(str(p) for p, _ in children)
+    for _, r in children:
+        rec.images += [i for i in r.record.images if i not in rec.images]
+        rec.steps += r.record.steps
+        rec.policy_report += r.record.policy_report
+        rec.finished_on = max(rec.finished_on, r.record.finished_on)
+    rec.result_digest = str(index.descriptor.digest)
+    rec.result_media_type = index.media_type
+    rec.config_digest = None
+    return rec
+
+
+def build_multiplatform(options: BuildOptions) -> MultiPlatformResult:
+    """Build every platform of ``options.platforms`` and write one index to every output."""
+    refs = validate_destinations(options.destinations)
+    if options.tar_path:
+        raise UsageError("--tar-path cannot hold a multi-platform image: build one "
+                         "--custom-platform for a tarball, or use --oci-layout-path")
+    if options.mode == "container":
+        raise UsageError("a multi-platform build needs --mode chroot (container mode builds "
+                         "in / of this container, one platform only)")
+    if options.log is None:
+        options.log = BuildLog(options.output, fmt=options.log_format,
+                               timestamps=options.log_timestamp)
+    options.output = options.log.stream
+    _preflight(options)
+    spool = Path(tempfile.mkdtemp(prefix="trustbuild-multi-", dir=options.work_dir))
+    stdin_file: Path | None = None
+    children: list[tuple[Platform, BuildResult]] = []
+    result: MultiPlatformResult | None = None
+    try:
+        if _uses_stdin(options) and options.stdin is not None:
+            stdin_file = spool / "stdin"
+            with open(stdin_file, "wb") as f:
+                shutil.copyfileobj(options.stdin, f)
+        for plat in options.platforms:
+            print(f"building for {plat}", file=options.output)
+            child_opts = _child_options(options, plat, stdin_file)
+            try:
+                child = build(child_opts)
+            finally:
+                if stdin_file is not None and child_opts.stdin is not None:
+                    child_opts.stdin.close()
+            children.append((plat, child))
+            child.outputs = _write_outputs(options, child.image, refs)
+        index = _index(children, options.image_format)
+        record = _index_record(options, children, index)
+        first = children[0][1]
+        outputs = _write_index(options, index, refs)
+        result = MultiPlatformResult(
+            str(index.descriptor.digest), index.descriptor, record, index, first.dockerfile,
+            first.rootfs, outputs, None, children=[r for _, r in children])
+        for hook in options.post_push_hooks:
+            for _, child in children:
+                hook(child)
+            hook(result)
+        apply_tags(outputs, output=options.output)
+        write_digest_files(result.digest, refs, digest_file=options.digest_file,
+                           name_file=options.image_name_with_digest_file,
+                           name_tag_file=options.image_name_tag_with_digest_file)
+        return result
+    except BaseException:
+        if result is not None:
+            result.close()
+        else:
+            for _, child in children:
+                child.close()
+        raise
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
