@@ -137,7 +137,7 @@ def _sign_and_attest_hook(
             out.write(f"signed {o.location}@{o.descriptor.digest} as {docker_ref}\n")
             # an index gets provenance; an SBOM belongs to each platform's image (as BuildKit)
             kinds = [k for k in options.attest
-                     if not (k == "sbom" and getattr(result, "children", None))]
+                     if not (k == "sbom" and result.children)]
             if kinds:
                 attest_build(
                     o.store,

@@ -66,6 +66,7 @@ class BuildResult:
     rootfs: Path  # the target stage's filesystem; in container mode "/" (with the executor)
     outputs: list[WrittenOutput] = field(default_factory=list)
     work_dir: Path | None = None
+    children: list[BuildResult] = field(default_factory=list)  # per platform, for an index
 
     @property
     def manifest_raw(self) -> bytes:
@@ -78,7 +79,9 @@ class BuildResult:
         return self.image.config_raw
 
     def close(self) -> None:
-        """Release stores and delete the work directory."""
+        """Release stores and delete the work directory (each platform's too)."""
+        for child in self.children:
+            child.close()
         for out in self.outputs:
             try:
                 out.store.close()
@@ -161,10 +164,6 @@ def build(options: BuildOptions) -> BuildResult:
     """
     from trustbuild.builder.context import open_context, read_dockerfile
 
-    if len(options.platforms) > 1:
-        from trustbuild.builder.multiplatform import build_multiplatform
-
-        return build_multiplatform(options)
 
     refs = validate_destinations(options.destinations)
     if options.log is None:
@@ -174,6 +173,11 @@ def build(options: BuildOptions) -> BuildResult:
     record = _new_record(options)
     _seccomp_digest(options, record)
     _preflight(options)
+    if len(options.platforms) > 1:
+        from trustbuild.builder.multiplatform import build_multiplatform
+
+        index: BuildResult = build_multiplatform(options, build)  # each platform via build()
+        return index
     mode = record.mode = _resolve_mode(options)
     work_parent: str | Path | None = options.work_dir
     if work_parent is None and mode == "container":

@@ -12,8 +12,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from trustbuild.builder.dockerfile import Stage
 from trustbuild.errors import SandboxError
 from trustbuild.oci.descriptor import Platform
 
@@ -85,15 +88,15 @@ def ensure_emulation(platform: Platform) -> None:
         "binfmt-support` (or build as root, which registers it)")
 
 
-def check_foreign_runs(executor: object, stages: list[object]) -> None:
+def check_foreign_runs(executor: Any, stages: Sequence[Stage]) -> None:
     """Before anything runs: every planned stage with a RUN whose
     platform is foreign gets its emulator checked (``FROM --platform=$BUILDPLATFORM`` stages
     run natively)."""
     seen: set[str] = set()
     for stage in stages:
-        if not any(getattr(i, "cmd", "") == "RUN" for i in getattr(stage, "instructions", [])):
+        if not any(i.cmd == "RUN" for i in stage.instructions):
             continue
-        plat = executor.stage_platform(stage)  # type: ignore[attr-defined]
+        plat = executor.stage_platform(stage)
         if str(plat) not in seen:
             seen.add(str(plat))
             ensure_emulation(plat)

@@ -9,9 +9,9 @@ set and the digest files written (with the index digest). Example::
 
     opts = BuildOptions(context="app", destinations=["127.0.0.1:5000/app:1"],
                         platforms=parse_platforms("linux/amd64,linux/arm64"))
-    with build(opts) as result:          # a MultiPlatformResult
+    with build(opts) as result:          # build() hands a list of platforms to this module
         result.digest                    # the index
-        [c.digest for c in result.children]
+        [c.digest for c in result.children]   # one BuildResult per platform
 """
 
 from __future__ import annotations
@@ -19,18 +19,19 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from trustbuild.builder.api import BuildResult, _preflight, _write_outputs, build
 from trustbuild.builder.assemble import AssembledImage
-from trustbuild.builder.events import BuildLog
 from trustbuild.builder.options import BuildOptions
 from trustbuild.builder.outputs import (
     WrittenOutput,
     apply_tags,
+    push_destinations,
     validate_destinations,
     write_digest_files,
+    write_oci_layout,
 )
 from trustbuild.builder.record import BuildRecord
 from trustbuild.errors import UsageError
@@ -40,7 +41,9 @@ from trustbuild.oci.mediatype import MediaType
 from trustbuild.oci.reference import Reference
 from trustbuild.store.location import Location
 
-__all__ = ["build_multiplatform", "parse_platforms", "MultiPlatformResult"]
+__all__ = ["build_multiplatform", "parse_platforms"]
+
+BuildResult = Any  # builder.api.BuildResult (api imports this module: no import back)
 
 
 def parse_platforms(text: str, *, flag: str = "--custom-platform") -> list[Platform]:
@@ -63,19 +66,6 @@ def _normalize(p: Platform) -> Platform:
     if p.architecture == "arm64" and p.variant == "v8":
         return Platform(p.os, p.architecture)
     return p
-
-
-@dataclass
-class MultiPlatformResult(BuildResult):
-    """The index (``digest``, ``outputs``) and one BuildResult per platform (``children``)."""
-
-    children: list[BuildResult] = field(default_factory=list)
-
-    def close(self) -> None:
-        """Close every platform's result too."""
-        for child in self.children:
-            child.close()
-        super().close()
 
 
 def _child_options(options: BuildOptions, plat: Platform, stdin_file: Path | None
@@ -148,7 +138,7 @@ def _write_index(options: BuildOptions, index: AssembledImage, refs: list[Refere
 def _index_record(options: BuildOptions, children: list[tuple[Platform, BuildResult]],
                   index: AssembledImage) -> BuildRecord:
     """One record for the index: every platform's inputs and steps, the index as result."""
-    first = children[0][1].record
+    first: BuildRecord = children[0][1].record
     rec = dataclasses.replace(first, images=[], steps=[], policy_report=[])
     rec.platform = ",".join(str(p) for p, _ in children)
     for _, r in children:
@@ -162,8 +152,24 @@ def _index_record(options: BuildOptions, children: list[tuple[Platform, BuildRes
     return rec
 
 
-def build_multiplatform(options: BuildOptions) -> MultiPlatformResult:
-    """Build every platform of ``options.platforms`` and write one index to every output."""
+def _write_child(options: BuildOptions, image: AssembledImage, refs: list[Reference]
+                 ) -> list[WrittenOutput]:
+    """One platform's image by digest to every destination and the layout (never tagged)."""
+    outputs: list[WrittenOutput] = []
+    if refs and not options.no_push:
+        outputs += push_destinations(image, refs, options.store_options, output=options.output,
+                                     log=options.log, tag=False)
+    if options.oci_layout_path:
+        tag = next((r.tag for r in refs if r.tag), None) or "latest"
+        outputs.append(write_oci_layout(image, options.oci_layout_path, tag=tag, tag_now=False))
+    return outputs
+
+
+def build_multiplatform(options: BuildOptions, build_one: Callable[[BuildOptions], BuildResult]
+                        ) -> BuildResult:
+    """Build every platform of ``options.platforms`` with ``build_one`` (builder.api.build,
+    after its preflight) and write one index to every output; returns the index's BuildResult
+    with the platforms' results as ``children``."""
     refs = validate_destinations(options.destinations)
     if options.tar_path:
         raise UsageError("--tar-path cannot hold a multi-platform image: build one "
@@ -171,15 +177,10 @@ def build_multiplatform(options: BuildOptions) -> MultiPlatformResult:
     if options.mode == "container":
         raise UsageError("a multi-platform build needs --mode chroot (container mode builds "
                          "in / of this container, one platform only)")
-    if options.log is None:
-        options.log = BuildLog(options.output, fmt=options.log_format,
-                               timestamps=options.log_timestamp)
-    options.output = options.log.stream
-    _preflight(options)
     spool = Path(tempfile.mkdtemp(prefix="trustbuild-multi-", dir=options.work_dir))
     stdin_file: Path | None = None
     children: list[tuple[Platform, BuildResult]] = []
-    result: MultiPlatformResult | None = None
+    result: BuildResult | None = None
     try:
         if _uses_stdin(options) and options.stdin is not None:
             stdin_file = spool / "stdin"
@@ -189,17 +190,17 @@ def build_multiplatform(options: BuildOptions) -> MultiPlatformResult:
             print(f"building for {plat}", file=options.output)
             child_opts = _child_options(options, plat, stdin_file)
             try:
-                child = build(child_opts)
+                child = build_one(child_opts)
             finally:
                 if stdin_file is not None and child_opts.stdin is not None:
                     child_opts.stdin.close()
             children.append((plat, child))
-            child.outputs = _write_outputs(options, child.image, refs)
+            child.outputs = _write_child(options, child.image, refs)
         index = _index(children, options.image_format)
         record = _index_record(options, children, index)
         first = children[0][1]
         outputs = _write_index(options, index, refs)
-        result = MultiPlatformResult(
+        result = type(first)(
             str(index.descriptor.digest), index.descriptor, record, index, first.dockerfile,
             first.rootfs, outputs, None, children=[r for _, r in children])
         for hook in options.post_push_hooks:

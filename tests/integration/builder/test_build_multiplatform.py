@@ -131,3 +131,19 @@ def test_bad_platform_lists_are_one_line_errors(value: str, msg: str, tmp_path: 
                  str(tmp_path / "o"), "--custom-platform", value]) == 2
     err = capsys.readouterr().err
     assert msg in err and len(err.strip().splitlines()) == 1
+
+
+def test_one_foreign_platform_with_a_native_build_stage(base: str, registry: Any,
+                                                        tmp_path: Path) -> None:
+    """FROM --platform=$BUILDPLATFORM and FROM of the same image pin different manifests."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    (ctx / "marker").write_text("m\n")
+    dest = f"{registry.host}/multi/one:1"
+    assert main(["build", "--context", str(ctx), "--destination", dest, "--build-arg",
+                 f"BASE={base}", "--custom-platform", "linux/arm64"]) == 0
+    raw = json.loads(_skopeo("--raw", f"docker://{dest}"))
+    assert raw["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    fs = _files(fetch_dir(dest, tmp_path / "img"))
+    assert (fs["/arch"].strip(), fs["/build-arch"].strip()) == ("aarch64", "x86_64")
