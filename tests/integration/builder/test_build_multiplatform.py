@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -146,3 +147,49 @@ def test_one_foreign_platform_with_a_native_build_stage(base: str, registry: Any
     assert raw["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     fs = _files(fetch_dir(dest, tmp_path / "img"))
     assert (fs["/arch"].strip(), fs["/build-arch"].strip()) == ("aarch64", "x86_64")
+
+
+def test_cached_native_stage_keeps_each_platforms_args(base: str, registry: Any,
+                                                       tmp_path: Path) -> None:
+    """With --cache the $BUILDPLATFORM stage is the same image for every platform, but its RUN
+    saw another TARGETARCH: no platform may get another one's layer."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    (ctx / "marker").write_text("m\n")
+    dest = f"{registry.host}/multi/cached:1"
+    for _ in range(2):
+        assert main(["build", "--context", str(ctx), "--destination", dest, "--build-arg",
+                     f"BASE={base}", "--custom-platform", "linux/amd64,linux/arm64",
+                     "--cache"]) == 0
+        raw = json.loads(_skopeo("--raw", f"docker://{dest}"))
+        for m in raw["manifests"]:
+            arch = m["platform"]["architecture"]
+            fs = _files(fetch_dir(f"{dest.rsplit(':', 1)[0]}@{m['digest']}", tmp_path / arch))
+            assert fs["/target-arch"].strip() == arch
+            assert fs["/platforms"].strip() == f"linux/{arch} linux/amd64"
+            shutil.rmtree(tmp_path / arch)
+
+
+def test_context_from_stdin_is_read_once_for_every_platform(base: str, tmp_path: Path) -> None:
+    import io
+
+    from trustbuild.builder.api import build
+    from trustbuild.builder.options import BuildOptions
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        for name, data in (("Dockerfile", f"FROM {base}\nCOPY marker /marker\n".encode()),
+                           ("marker", b"m\n")):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    raw.seek(0)
+    opts = BuildOptions(context="tar://stdin", stdin=raw, no_push=True, output=io.StringIO(),
+                        oci_layout_path=str(tmp_path / "o"),
+                        platforms=[Platform.parse("linux/amd64"), Platform.parse("linux/arm64")])
+    with build(opts) as result:
+        assert [c.record.platform for c in result.children] == ["linux/amd64", "linux/arm64"]
+        assert len({c.digest for c in result.children}) == 2
+    idx = json.loads(_skopeo("--raw", f"oci:{tmp_path / 'o'}:latest"))
+    assert [m["platform"]["architecture"] for m in idx["manifests"]] == ["amd64", "arm64"]
