@@ -170,14 +170,14 @@ def build(options: BuildOptions) -> BuildResult:
         options.log = BuildLog(options.output, fmt=options.log_format,
                                timestamps=options.log_timestamp)
     options.output = options.log.stream  # RUN output and warnings: json events in json mode
-    record = _new_record(options)
-    _seccomp_digest(options, record)
-    _preflight(options)
     if len(options.platforms) > 1:
         from trustbuild.builder.multiplatform import build_multiplatform
 
-        index: BuildResult = build_multiplatform(options, build)  # each platform via build()
+        index: BuildResult = build_multiplatform(options, build, _preflight)  # one index
         return index
+    record = _new_record(options)
+    _seccomp_digest(options, record)
+    _preflight(options)
     mode = record.mode = _resolve_mode(options)
     work_parent: str | Path | None = options.work_dir
     if work_parent is None and mode == "container":

@@ -157,7 +157,9 @@ def _write_child(options: BuildOptions, image: AssembledImage, refs: list[Refere
     """One platform's image by digest to every destination and the layout (never tagged)."""
     outputs: list[WrittenOutput] = []
     if refs and not options.no_push:
-        outputs += push_destinations(image, refs, options.store_options, output=options.output,
+        # a destination's @digest names the index, not this platform's manifest
+        plain = [dataclasses.replace(r, digest=None) for r in refs]
+        outputs += push_destinations(image, plain, options.store_options, output=options.output,
                                      log=options.log, tag=False)
     if options.oci_layout_path:
         tag = next((r.tag for r in refs if r.tag), None) or "latest"
@@ -165,11 +167,11 @@ def _write_child(options: BuildOptions, image: AssembledImage, refs: list[Refere
     return outputs
 
 
-def build_multiplatform(options: BuildOptions, build_one: Callable[[BuildOptions], BuildResult]
-                        ) -> BuildResult:
-    """Build every platform of ``options.platforms`` with ``build_one`` (builder.api.build,
-    after its preflight) and write one index to every output; returns the index's BuildResult
-    with the platforms' results as ``children``."""
+def build_multiplatform(options: BuildOptions, build_one: Callable[[BuildOptions], BuildResult],
+                        preflight: Callable[[BuildOptions], None]) -> BuildResult:
+    """Build every platform of ``options.platforms`` with ``build_one`` (builder.api.build) and
+    write one index to every output; returns the index's BuildResult with the platforms'
+    results as ``children``. ``preflight`` is the push permission check, run once."""
     refs = validate_destinations(options.destinations)
     if options.tar_path:
         raise UsageError("--tar-path cannot hold a multi-platform image: build one "
@@ -177,6 +179,7 @@ def build_multiplatform(options: BuildOptions, build_one: Callable[[BuildOptions
     if options.mode == "container":
         raise UsageError("a multi-platform build needs --mode chroot (container mode builds "
                          "in / of this container, one platform only)")
+    preflight(options)
     spool = Path(tempfile.mkdtemp(prefix="trustbuild-multi-", dir=options.work_dir))
     stdin_file: Path | None = None
     children: list[tuple[Platform, BuildResult]] = []

@@ -193,3 +193,16 @@ def test_context_from_stdin_is_read_once_for_every_platform(base: str, tmp_path:
         assert len({c.digest for c in result.children}) == 2
     idx = json.loads(_skopeo("--raw", f"oci:{tmp_path / 'o'}:latest"))
     assert [m["platform"]["architecture"] for m in idx["manifests"]] == ["amd64", "arm64"]
+
+
+@pytest.mark.parametrize("extra, msg", [(["--tar-path", "/nonexistent-dir/x.tar"], "--tar-path cannot hold"),
+                                        (["--mode", "container", "--force"], "--mode chroot")])
+def test_outputs_a_list_cannot_have(extra: list[str], msg: str, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /\n")
+    out = tmp_path / "o"
+    assert main(["build", "--context", str(tmp_path), "--no-push", "--oci-layout-path", str(out),
+                 "--custom-platform", "linux/amd64,linux/arm64", *extra]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # nothing half-written
