@@ -251,7 +251,11 @@ def _run(args: argparse.Namespace) -> int:
             print(json.dumps({"digest": result.digest, "mediaType": result.descriptor.media_type,
                               "size": result.descriptor.size,
                               "outputs": [o.location for o in result.outputs],
-                              "record": result.record.to_json()}, indent=2))
+                              "record": result.record.to_json(),
+                              # an index: each platform's manifest and record
+                              "manifests": [{"platform": c.record.platform, "digest": c.digest,
+                                             "record": c.record.to_json()}
+                                            for c in result.children]}, indent=2))
         else:
             print(result.digest)
     return 0

@@ -74,7 +74,8 @@ def base(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_index_of_two_platforms_signed_and_attested(base: str, registry: Any, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(DOCKERFILE)
@@ -87,14 +88,20 @@ def test_index_of_two_platforms_signed_and_attested(base: str, registry: Any, tm
     assert main(["build", "--context", str(ctx), "--destination", dest, "--build-arg",
                  f"BASE={base}", "--custom-platform", "linux/amd64,linux/arm64",
                  "--digest-file", str(digest_file), "--oci-layout-path", str(layout),
-                 "--sign-key", str(key), "--attest", "provenance,sbom"]) == 0
+                 "--sign-key", str(key), "--attest", "provenance,sbom",
+                 "--log-format", "json"]) == 0
     index_digest = digest_file.read_text().strip()
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["digest"] == index_digest
+    assert printed["record"]["platform"] == "linux/amd64,linux/arm64"
+    assert [m["platform"] for m in printed["manifests"]] == ["linux/amd64", "linux/arm64"]
 
     raw_text = _skopeo("--raw", f"docker://{dest}")
     assert "sha256:" + hashlib.sha256(raw_text.encode()).hexdigest() == index_digest
     raw = json.loads(raw_text)
     assert raw["mediaType"] == "application/vnd.oci.image.index.v1+json"
     plats = {m["platform"]["architecture"]: m["digest"] for m in raw["manifests"]}
+    assert [m["digest"] for m in printed["manifests"]] == list(plats.values())
     assert set(plats) == {"amd64", "arm64"}
     assert all(m["platform"]["os"] == "linux" for m in raw["manifests"])
     assert json.loads(_skopeo("--raw", f"oci:{layout}:1")) == raw  # the layout's tag: the index
