@@ -202,8 +202,10 @@ def test_context_from_stdin_is_read_once_for_every_platform(base: str, tmp_path:
     assert [m["platform"]["architecture"] for m in idx["manifests"]] == ["amd64", "arm64"]
 
 
-@pytest.mark.parametrize("extra, msg", [(["--tar-path", "/nonexistent-dir/x.tar"], "--tar-path cannot hold"),
-                                        (["--mode", "container", "--force"], "--mode chroot")])
+@pytest.mark.parametrize("extra, msg", [
+    (["--tar-path", "/nonexistent-dir/x.tar"], "--tar-path cannot hold"),
+    (["--mode", "container", "--force"], "--mode chroot"),
+])
 def test_outputs_a_list_cannot_have(extra: list[str], msg: str, tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /\n")
