@@ -4,8 +4,8 @@ Example::
 
     bases = BaseImages(store_options=StoreOptions(), cache_dir=work / "blobs", platform=plat)
     img = bases.resolve("127.0.0.1:5000/busybox:1")     # manifest + config, no layers yet
-    state = bases.image_state(img)                        # fetches the layers (once each)
-    bases.extract(state, rootfs)
+    state = bases.image_state(img)                        # layers fetched only when needed
+    extract_image(state, rootfs)                          # fetches (once each) and extracts
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trustbuild.builder.config import ImageState, LayerRef
+from trustbuild.builder.config import ImageState, LayerRef, ensure_local
 from trustbuild.errors import InvalidManifest, NotFound, RegistryError, TrustbuildError
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.digest import Digest
@@ -172,11 +172,12 @@ class BaseImages:
         count(max(0, desc.size - got))
 
     def image_state(self, base: ResolvedBase) -> ImageState:
-        """The base image as an :class:`ImageState` (layers fetched into the cache)."""
-        paths = self.fetch_layers(base)
+        """The base image as an :class:`ImageState`; its layers are fetched into the blob cache
+        only when something needs their bytes (``ensure_local``: extraction, a push elsewhere)."""
+        paths = [self.layer_path(desc) for desc in base.manifest.layers]
         cfg = base.config()
         diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
-        layers = [LayerRef(d, str(diff_ids[i]) if i < len(diff_ids) else "", p)
+        layers = [LayerRef(d, str(diff_ids[i]) if i < len(diff_ids) else "", p, base.store)
                   for i, (d, p) in enumerate(zip(base.manifest.layers, paths, strict=True))]
         return ImageState.from_config(base.config_raw, layers, what=str(base.reference))
 
@@ -193,5 +194,9 @@ def extract_image(state: ImageState, rootfs: Path) -> None:
     rootfs.mkdir(parents=True, exist_ok=True)
     for layer in state.layers:
         expected = Digest.parse(layer.diff_id) if layer.diff_id else None
-        extract_layer(layer.path, rootfs, media_type=layer.descriptor.media_type,
+        try:
+            path = ensure_local(layer)
+        except (NotFound, RegistryError) as exc:
+            raise BaseImageError(f"cannot pull layer {layer.descriptor.digest}: {exc}") from exc
+        extract_layer(path, rootfs, media_type=layer.descriptor.media_type,
                       diff_id=expected, what=f"layer {layer.descriptor.digest}")

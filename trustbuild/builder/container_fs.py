@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from trustbuild.builder.config import LayerRef
+from trustbuild.builder.config import LayerRef, ensure_local
 from trustbuild.errors import SandboxError
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.extract import extract_layer
@@ -236,7 +236,7 @@ class ContainerFS:
         """Apply image layers to root, leaving the ignore list alone."""
         for layer in layers:
             expected = Digest.parse(layer.diff_id) if layer.diff_id else None
-            extract_layer(layer.path, self.root, media_type=layer.descriptor.media_type,
+            extract_layer(ensure_local(layer), self.root, media_type=layer.descriptor.media_type,
                           diff_id=expected, what=f"layer {layer.descriptor.digest}",
                           exclude=self.excluded)
 
