@@ -15,7 +15,7 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trustbuild.builder.config import ImageState, LayerRef, ensure_local
 from trustbuild.errors import InvalidManifest, NotFound, RegistryError, TrustbuildError
@@ -28,6 +28,9 @@ from trustbuild.oci.store import Store
 from trustbuild.oci.verify import check_bytes
 from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import Location
+
+if TYPE_CHECKING:
+    from trustbuild.builder.layerstore import LayerStore
 
 __all__ = ["BaseImages", "ResolvedBase", "BaseImageError", "extract_image"]
 
@@ -61,9 +64,10 @@ class BaseImages:
     """Resolver and layer cache shared by every stage of one build."""
 
     def __init__(self, *, store_options: StoreOptions, cache_dir: Path, platform: Platform,
-                 log: Any = None) -> None:
+                 log: Any = None, layer_store: LayerStore | None = None) -> None:
         self.options = store_options
         self.log = log  # a builder.events.BuildLog: one progress line per pulled layer
+        self.layer_store = layer_store  # blobs kept between builds (--cache-dir)
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.platform = platform
@@ -128,12 +132,21 @@ class BaseImages:
 
     def layer_path(self, desc: Descriptor) -> Path:
         """Where the verified blob of ``desc`` lives in the cache."""
+        if self.layer_store is not None:
+            return self.layer_store.path(desc.digest)
         return self.cache_dir / desc.digest.algorithm / desc.digest.hex
 
     def fetch_layers(self, base: ResolvedBase) -> list[Path]:
         """Every layer blob of ``base`` in the cache, each pulled once and verified by digest."""
         out = []
         for desc in base.manifest.layers:
+            if self.layer_store is not None:
+                try:
+                    out.append(self.layer_store.ensure(desc, base.store))
+                except (NotFound, RegistryError) as exc:
+                    raise BaseImageError(
+                        f"cannot pull layer {desc.digest} of {base.reference}: {exc}") from exc
+                continue
             dest = self.layer_path(desc)
             with self._lock:
                 if not dest.exists():
@@ -177,7 +190,9 @@ class BaseImages:
         paths = [self.layer_path(desc) for desc in base.manifest.layers]
         cfg = base.config()
         diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
-        layers = [LayerRef(d, str(diff_ids[i]) if i < len(diff_ids) else "", p, base.store)
+        origin = (self.layer_store.origin(base.store) if self.layer_store is not None
+                  else base.store)
+        layers = [LayerRef(d, str(diff_ids[i]) if i < len(diff_ids) else "", p, origin)
                   for i, (d, p) in enumerate(zip(base.manifest.layers, paths, strict=True))]
         return ImageState.from_config(base.config_raw, layers, what=str(base.reference))
 

@@ -4,7 +4,8 @@ Every RUN, COPY, ADD and WORKDIR step has a key computed from its *inputs*
 (``trustbuild.builder.cachekey``, described in docs/cache.md). A cached step is an image with
 zero or one layer, tagged with the key's hex in the cache repository; the layer's diff_id is
 in the config and, so a lookup is one request, in the manifest annotation
-``dev.trustbuild.cache.diff_id``. A lookup reads only the manifest: the layer stays in the
+``dev.trustbuild.cache.diff_id``; ``org.opencontainers.image.created`` says when it was stored
+(``--cache-ttl``: older entries are misses). A lookup reads only the manifest: the layer stays in the
 repository (``LayerRef.origin``) until something needs its bytes, and a push to the same
 registry mounts it from there. Whoever can push to the cache repository can change build
 results: use a repository only the builder writes to.
@@ -19,13 +20,15 @@ Example::
 
 from __future__ import annotations
 
+import datetime as _dt
 import io
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from trustbuild.builder.cachekey import chain_step
-from trustbuild.builder.config import LayerRef, ensure_local
+from trustbuild.builder.config import LayerRef, ensure_local, rfc3339
 from trustbuild.errors import NotFound, TrustbuildError, UsageError
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.manifest import Manifest, dump_json, load_json, parse_manifest
@@ -35,9 +38,13 @@ from trustbuild.oci.verify import check_bytes
 from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import Location, parse_location
 
+if TYPE_CHECKING:
+    from trustbuild.builder.layerstore import LayerStore
+
 __all__ = ["LayerCache", "CacheEntry", "chain_step", "cache_repo_for", "DIFF_ID_ANNOTATION"]
 
 DIFF_ID_ANNOTATION = "dev.trustbuild.cache.diff_id"
+CREATED_ANNOTATION = "org.opencontainers.image.created"
 
 
 def cache_repo_for(cache_repo: str | None, destinations: list[str]) -> str:
@@ -63,8 +70,11 @@ class LayerCache:
     """Cached steps in one repository (registry or OCI layout)."""
 
     def __init__(self, store: Store, *, layer_dir: Path, platform: Platform,
-                 output: TextIO) -> None:
+                 output: TextIO, layer_store: LayerStore | None = None,
+                 ttl: float | None = None) -> None:
         self.store = store
+        self.layer_store = layer_store
+        self.ttl = ttl
         self.layer_dir = layer_dir
         self.layer_dir.mkdir(parents=True, exist_ok=True)
         self.platform = platform
@@ -74,7 +84,8 @@ class LayerCache:
 
     @classmethod
     def open(cls, repo: str, *, options: StoreOptions, layer_dir: Path, platform: Platform,
-             output: TextIO) -> LayerCache:
+             output: TextIO, layer_store: LayerStore | None = None,
+             ttl: float | None = None) -> LayerCache:
         """The cache at ``repo`` (``REGISTRY/REPO``, ``docker://...`` or ``oci:DIR``)."""
         from trustbuild.store.open import open_store
 
@@ -84,7 +95,8 @@ class LayerCache:
         elif loc.transport != "oci":
             raise UsageError(f"--cache-repo {repo!r}: expected a registry repository or oci:DIR")
         store, _ = open_store(loc, options, for_write=True)
-        return cls(store, layer_dir=layer_dir, platform=platform, output=output)
+        return cls(store, layer_dir=layer_dir, platform=platform, output=output,
+                   layer_store=layer_store, ttl=ttl)
 
     def lookup(self, key: str) -> CacheEntry | None:
         """The entry of ``key`` (its manifest read, no layer bytes), or None on a miss."""
@@ -92,7 +104,7 @@ class LayerCache:
         try:
             raw, mt = self.store.get_manifest(key)
             m = parse_manifest(raw, mt, what=what)
-            if not isinstance(m, Manifest) or len(m.layers) > 1:
+            if not isinstance(m, Manifest) or len(m.layers) > 1 or self._expired(m):
                 self.misses += 1
                 return None
             layer = None
@@ -101,9 +113,13 @@ class LayerCache:
                 if not diff_id:
                     self.misses += 1
                     return None
-                desc = m.layers[0]
-                layer = LayerRef(Descriptor(desc.media_type, desc.digest, desc.size), diff_id,
-                                 self.layer_dir / f"cache-{desc.digest.hex}", self.store)
+                desc = Descriptor(m.layers[0].media_type, m.layers[0].digest, m.layers[0].size)
+                if self.layer_store is not None:
+                    layer = LayerRef(desc, diff_id, self.layer_store.path(desc.digest),
+                                     self.layer_store.origin(self.store))
+                else:
+                    layer = LayerRef(desc, diff_id, self.layer_dir / f"cache-{desc.digest.hex}",
+                                     self.store)
         except NotFound:
             self.misses += 1
             return None
@@ -115,6 +131,17 @@ class LayerCache:
             return None
         self.hits += 1
         return CacheEntry(key, layer)
+
+    def _expired(self, m: Manifest) -> bool:
+        """``--cache-ttl``: an entry stored longer ago than the TTL is a miss (as in Kaniko)."""
+        if self.ttl is None:
+            return False
+        created = (m.annotations or {}).get(CREATED_ANNOTATION, "")
+        try:
+            when = _dt.datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return True
+        return time.time() - when > self.ttl
 
     def _config_diff_id(self, m: Manifest) -> str:
         with self.store.open_blob(m.config) as f:
@@ -133,17 +160,19 @@ class LayerCache:
             "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
         })
         cdesc = Descriptor.for_bytes(MediaType.OCI_CONFIG, config)
+        annotations = {CREATED_ANNOTATION: rfc3339(int(time.time()))}
         manifest: dict[str, object] = {"schemaVersion": 2,
                                        "mediaType": str(MediaType.OCI_MANIFEST),
-                                       "config": cdesc.to_json(), "layers": []}
+                                       "config": cdesc.to_json(), "layers": [],
+                                       "annotations": annotations}
         try:
             if layer is not None:
                 ldesc = layer.descriptor
                 if ldesc.media_type == MediaType.DOCKER_LAYER_GZIP:
                     ldesc = Descriptor(MediaType.OCI_LAYER_GZIP, ldesc.digest, ldesc.size)
                 manifest["layers"] = [ldesc.to_json()]
-                manifest["annotations"] = {DIFF_ID_ANNOTATION: layer.diff_id}
-                if layer.origin is not self.store:
+                annotations[DIFF_ID_ANNOTATION] = layer.diff_id
+                if getattr(layer.origin, "upstream", layer.origin) is not self.store:
                     self.store.put_blob(ldesc, lambda: open(ensure_local(layer), "rb"))  # noqa: SIM115
             self.store.put_blob(cdesc, lambda: io.BytesIO(config))
             self.store.put_manifest(dump_json(manifest), str(MediaType.OCI_MANIFEST), tags=[key])

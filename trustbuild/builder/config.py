@@ -40,18 +40,22 @@ class LayerRef:
     """One layer of the image: its descriptor, uncompressed digest and local blob file.
 
     ``origin`` is the store the blob can be fetched from when ``path`` does not exist yet (a
-    base image or cache repository): such a layer is downloaded only when its bytes are needed
+    base image or cache repository), possibly through the local layer store
+    (``layerstore.StoreOrigin``): such a layer is downloaded only when its bytes are needed
     (``ensure_local``), and a push to the same registry mounts it from there instead.
     """
 
     descriptor: Descriptor
     diff_id: str
     path: Path
-    origin: Store | None = field(default=None, compare=False)
+    origin: Store | Any | None = field(default=None, compare=False)
 
 
 def ensure_local(layer: LayerRef) -> Path:
     """The layer's blob file, fetched (verified) from its origin first when it is not there."""
+    ensure = getattr(layer.origin, "ensure_blob", None)
+    if ensure is not None:
+        return Path(ensure(layer.descriptor))  # the local layer store: locked, checked
     if not layer.path.exists():
         if layer.origin is None:
             raise FileNotFoundError(f"layer blob {layer.descriptor.digest} is missing: "

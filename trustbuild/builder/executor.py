@@ -24,6 +24,7 @@ from trustbuild.builder.config import ImageState, rfc3339
 from trustbuild.builder.dockerfile import Dockerfile, Instruction, Stage
 from trustbuild.builder.expand import expand, expand_words
 from trustbuild.builder.layers import LayerSettings
+from trustbuild.builder.layerstore import LayerStore
 from trustbuild.builder.mounts import SECRET_TYPES, MountSpec, mount_from_refs, number_ssh_targets
 from trustbuild.builder.mounts import parse_mount as parse_mount_value
 from trustbuild.builder.options import BuildOptions
@@ -108,8 +109,12 @@ class Executor:
         self.work = work
         self.platform = options.target_platform()
         self.epoch = options.epoch()
+        self.layer_store: LayerStore | None = None
+        if options.cache_dir:
+            self.layer_store = LayerStore(options.cache_dir, ttl=options.cache_ttl)
         self.bases = BaseImages(store_options=options.store_options, cache_dir=work / "blobs",
-                                platform=self.platform, log=options.log)
+                                platform=self.platform, log=options.log,
+                                layer_store=self.layer_store)
         self.layers = LayerSettings(directory=work / "layers", compression=options.compression,
                                     level=options.compression_level,
                                     docker_media_types=options.image_format == "docker",
@@ -129,7 +134,8 @@ class Executor:
             repo = cache_repo_for(options.cache_repo, options.destinations)
             self.cache = LayerCache.open(repo, options=options.store_options,
                                          layer_dir=work / "layers", platform=self.platform,
-                                         output=options.output)
+                                         output=options.output, layer_store=self.layer_store,
+                                         ttl=options.cache_ttl)
 
     # ------------------------------------------------------------------ helpers for handlers
     def created(self) -> str:
