@@ -131,7 +131,8 @@ class Tool:
         if self.variant:
             argv += ["--snapshot-mode", self.variant]
         if cache:
-            argv.append("--cache")
+            # the step cache (registry) and the local layer store, which clear() empties
+            argv += ["--cache", "--cache-dir", str(self.storage / "layer-store")]
         cmd = measured(argv, env=self.env(steps_log), stdout_path=out)
         result = json.loads(out.read_text())
         rec = result.get("record", {})
