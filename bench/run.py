@@ -29,7 +29,9 @@ from bases import ROOT, WORK, log, push_busybox, push_debian, registry  # noqa: 
 from report import markdown, summarize  # noqa: E402
 from tools import TOOLS, Tool, pin_code, tool_by_name  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "bench"
+# the workloads: ../shared/bench next to the checkout, or $TRUSTBUILD_BENCH_WORKLOADS (a git
+# worktree elsewhere)
+SHARED = Path(os.environ.get("TRUSTBUILD_BENCH_WORKLOADS") or ROOT.parent / "shared" / "bench")
 WORKLOADS = {"w1-small": "busybox", "w2-app": "debian", "w3-many-steps": "debian"}
 # the file each workload's incremental build changes (one line appended): w3's marker.txt is
 # copied at step 16 of 31, w2's module is one of the 5000 files of the big COPY, w1's script is
