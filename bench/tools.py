@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,7 +20,10 @@ from typing import Any
 
 from bases import ROOT, WORK, clear_buildah_storage, log
 
+# the checkout's venv, else the interpreter running the bench (a worktree without its own venv)
 PYTHON = ROOT / ".venv" / "bin" / "python"
+if not PYTHON.exists():
+    PYTHON = Path(sys.executable)
 TB_TIMED = ROOT / "bench" / "tb_timed.py"
 
 __all__ = ["Command", "Tool", "TOOLS", "tool_by_name", "pin_code"]
