@@ -11,8 +11,8 @@ import json
 import os
 import re
 import shutil
-import sys
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
