@@ -151,7 +151,9 @@ class Tool:
         return {"wall": cmd.wall, "max_rss_kb": cmd.max_rss_kb, "commands": [asdict(cmd)],
                 "digest": result.get("digest"), "snapshot_mode": rec.get("snapshot_mode"),
                 "steps": steps, "run_steps": runs,
-                "cached_steps": sum(1 for s in steps if s["cached"])}
+                "cached_steps": sum(1 for s in steps if s["cached"]),
+                "fs_steps": sum(1 for s in steps
+                                if s["instruction"] in ("RUN", "COPY", "ADD", "WORKDIR"))}
 
     def _buildah(self, *, ctx: Path, ref: str, base: str) -> dict[str, Any]:
         flags = ["--root", str(self.storage / "root"), "--runroot", str(self.storage / "run"),
