@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -152,8 +152,12 @@ class LayerCache:
             "diff_ids") or []
         return str(diff_ids[0]) if len(diff_ids) == 1 else ""
 
-    def put(self, key: str, layer: LayerRef | None) -> None:
-        """Store the step's ``layer`` (None: no layer) under ``key``; failures are warnings."""
+    def put(self, key: str, layer: LayerRef | None) -> LayerRef | None:
+        """Store the step's ``layer`` (None: no layer) under ``key``; failures are warnings.
+
+        Returns the layer with the cache repository as its origin once it is stored there, so
+        a push to the same registry mounts it instead of uploading it again.
+        """
         diff_ids = [layer.diff_id] if layer is not None else []
         config = dump_json({
             "architecture": self.platform.architecture, "os": self.platform.os,
@@ -178,6 +182,10 @@ class LayerCache:
             self.store.put_manifest(dump_json(manifest), str(MediaType.OCI_MANIFEST), tags=[key])
         except TrustbuildError as exc:
             print(f"[warning] cannot store the step in the cache ({exc})", file=self.output)
+            return layer
+        if layer is not None and layer.origin is None:
+            return replace(layer, origin=self.store)
+        return layer
 
     def close(self) -> None:
         """Release the store."""

@@ -52,7 +52,7 @@ def layer_step(ex: Executor, st: StageRun, ins: Instruction, rec: StepRecord, *,
         ex.materialize(st)
         layer = produce()
         if key is not None and ex.cache is not None:
-            ex.cache.put(key, layer)
+            layer = ex.cache.put(key, layer)  # then a push mounts it from the cache
     if layer is not None:
         st.image.add_layer(layer)
         rec.layer_digest = str(layer.descriptor.digest)

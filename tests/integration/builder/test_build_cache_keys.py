@@ -87,6 +87,12 @@ def test_no_change_rebuild_from_another_checkout_hits_every_step(
     first = _build(ctx1, base, f"{host}/keys/app:1", cache)
     assert first["kinds"] == FS_STEPS and first["cached"] == [False] * 5
     assert "extracting" in first["log"]
+    # the new layers went up once, to the cache; the destination mounted them from there
+    new_layers = [d.split(":")[1] for d in first["layers"][-5:]]
+    to_dest = [e for e in registry_proxy.log if e[1].startswith("/v2/keys/app/blobs/uploads")]
+    assert [e for e in to_dest if e[0] in ("PUT", "PATCH")
+            and any(d in e[1] for d in new_layers)] == []
+    assert len([e for e in to_dest if e[0] == "POST" and "mount=" in e[1] and e[2] == 201]) >= 5
 
     ctx2 = _copy_with_new_mtimes(ctx1, tmp_path / "ctx2")
     registry_proxy.log.clear()
