@@ -173,6 +173,16 @@ class Executor:
             return None
         return step_key(st.chain, cmd, spec)
 
+    def cache_enabled(self, cmd: str) -> bool:
+        """Whether steps of kind ``cmd`` are looked up and stored (their keys chain anyway)."""
+        if self.cache is None:
+            return False
+        if cmd == "RUN":
+            return self.options.cache_run_layers
+        if cmd in ("COPY", "ADD"):
+            return self.options.cache_copy_layers
+        return True
+
     def source_key(self, st: StageRun, ref: str) -> str:
         """What ``COPY --from=ref`` reads, for a key: the stage's chain or the image digest."""
         dep = self.earlier_stage(ref, st.stage.index)

@@ -107,6 +107,8 @@ class BuildOptions:
     cache: bool = False
     cache_repo: str | None = None
     cache_dir: str | None = None  # --cache-dir: the local layer store (None: none)
+    cache_run_layers: bool = True  # --cache-run-layers: look up and store RUN steps
+    cache_copy_layers: bool = True  # --cache-copy-layers: look up and store COPY/ADD steps
     cache_ttl: float | None = None  # --cache-ttl in seconds (None: entries never expire)
     no_push_cache: bool = False  # --no-push-cache: look steps up, never store them
     sign_key: str | None = None

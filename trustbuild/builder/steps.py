@@ -5,7 +5,8 @@ hit the cached layer (not downloaded) is appended to the image; the rootfs is ma
 by the first step that has to run (``Executor.materialize``: base layers plus the cached layers
 so far), so a build whose every step hits extracts nothing. A step without a key (no
 ``--cache``, or inputs that cannot be keyed such as a RUN bind mount) always runs, and the chain
-then moves on by the layer it produced.
+then moves on by the layer it produced. A step whose kind is not cached (``cache_run_layers``,
+``cache_copy_layers`` off) runs too, but its key still moves the chain.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def layer_step(ex: Executor, st: StageRun, ins: Instruction, rec: StepRecord, *,
     ``history`` is the step's ``created_by``; ``produce`` returns the new layer (None when the
     step changed nothing) and must not touch the image config's layers or history.
     """
-    entry = ex.cache.lookup(key) if (key is not None and ex.cache is not None) else None
+    cache = ex.cache if (key is not None and ex.cache_enabled(ins.cmd)) else None
+    entry = cache.lookup(key) if (cache is not None and key is not None) else None
     if entry is not None:
         layer = entry.layer
         if layer is not None and st.materialized:
@@ -51,8 +53,8 @@ def layer_step(ex: Executor, st: StageRun, ins: Instruction, rec: StepRecord, *,
     else:
         ex.materialize(st)
         layer = produce()
-        if key is not None and ex.cache is not None:
-            layer = ex.cache.put(key, layer)  # then a push mounts it from the cache
+        if cache is not None and key is not None:
+            layer = cache.put(key, layer)  # then a push mounts it from the cache
     if layer is not None:
         st.image.add_layer(layer)
         rec.layer_digest = str(layer.descriptor.digest)

@@ -52,10 +52,10 @@ def _copy_with_new_mtimes(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _build(ctx: Path, base: str, dest: str, cache_repo: str) -> dict[str, Any]:
+def _build(ctx: Path, base: str, dest: str, cache_repo: str, **kw: Any) -> dict[str, Any]:
     out = io.StringIO()
     opts = BuildOptions(context=str(ctx), destinations=[dest], output=out,
-                        build_args={"BASE": base}, cache=True, cache_repo=cache_repo)
+                        build_args={"BASE": base}, cache=True, cache_repo=cache_repo, **kw)
     with build(opts) as result:
         steps = [s for s in result.record.steps if s.instruction in ("RUN", "COPY", "WORKDIR")]
         return {"digest": result.digest, "cached": [s.cached for s in steps],
@@ -149,6 +149,17 @@ def test_mode_change_is_a_miss_but_ignored_files_are_not(
     (ctx / "src" / "a.txt").chmod(0o600)
     assert _build(ctx, busybox_base, f"{host}/keys/mode:3", cache)["cached"] == \
         [True, False, False, False, False]
+
+
+def test_copy_layers_not_cached_still_key_the_steps_after(
+        tmp_path: Path, busybox_base: str, registry: Any) -> None:
+    host = registry.host
+    cache = f"{host}/keys/nocopy-cache"
+    ctx = _context(tmp_path / "ctx")
+    first = _build(ctx, busybox_base, f"{host}/keys/nocopy:1", cache, cache_copy_layers=False)
+    second = _build(ctx, busybox_base, f"{host}/keys/nocopy:2", cache, cache_copy_layers=False)
+    assert second["cached"] == [True, False, True, False, True], second["log"]
+    assert second["random"] == first["random"]
 
 
 MULTI = """\
