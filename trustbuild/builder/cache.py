@@ -4,10 +4,10 @@ Every RUN, COPY, ADD and WORKDIR step has a key computed from its *inputs*
 (``trustbuild.builder.cachekey``, described in docs/cache.md). A cached step is an image with
 zero or one layer, tagged with the key's hex in the cache repository; the layer's diff_id is
 in the config and, so a lookup is one request, in the manifest annotation
-``dev.trustbuild.cache.diff_id``; ``org.opencontainers.image.created`` says when it was stored
-(``--cache-ttl``: older entries are misses). A lookup reads only the manifest: the layer stays in the
-repository (``LayerRef.origin``) until something needs its bytes, and a push to the same
-registry mounts it from there. Whoever can push to the cache repository can change build
+``dev.trustbuild.cache.diff_id``; ``org.opencontainers.image.created`` says when it was
+stored (``--cache-ttl``: older entries are misses). A lookup reads only the manifest: the layer
+stays in the repository (``LayerRef.origin``) until something needs its bytes, and a push to
+the same registry mounts it from there. Whoever can push to the cache repository can change build
 results: use a repository only the builder writes to.
 
 Example::
