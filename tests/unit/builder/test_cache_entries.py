@@ -10,8 +10,8 @@ from pathlib import Path
 from trustbuild.builder.cache import CREATED_ANNOTATION, LayerCache
 from trustbuild.builder.config import LayerRef, ensure_local
 from trustbuild.oci.descriptor import Platform
-from trustbuild.oci.layout import LayoutStore
 from trustbuild.oci.layer import LayerWriter
+from trustbuild.oci.layout import LayoutStore
 from trustbuild.store.base import StoreOptions
 
 KEY = "a" * 64
