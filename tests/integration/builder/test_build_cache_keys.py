@@ -196,3 +196,23 @@ def test_multi_stage_full_hit_extracts_no_stage(tmp_path: Path, busybox_base: st
     (ctx / "marker.txt").write_text("changed\n")
     cached, _ = run("3")
     assert cached == [False] * 4  # the builder's key changed, so did COPY --from's
+
+
+def test_cli_json_record_shows_every_step_cached(tmp_path: Path, busybox_base: str,
+                                                 registry: Any,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from trustbuild.cli.main import main
+
+    host = registry.host
+    ctx = _context(tmp_path / "ctx")
+    argv = ["build", "--context", str(ctx), "--build-arg", f"BASE={busybox_base}", "--cache",
+            "--cache-dir", str(tmp_path / "store"), "--cache-ttl", "1h", "--log-format", "json"]
+    assert main([*argv, "--destination", f"{host}/keys/cli:1"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--destination", f"{host}/keys/cli:2"]) == 0
+    out = capsys.readouterr()
+    steps = json.loads(out.out)["record"]["steps"]
+    assert [s["cached"] for s in steps if s["instruction"] in FS_STEPS] == [True] * 5
+    assert "extracting" not in out.err and out.err.count("cache hit") == 5
