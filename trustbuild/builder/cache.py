@@ -184,6 +184,12 @@ class LayerCache:
             print(f"[warning] cannot store the step in the cache ({exc})", file=self.output)
             return layer
         if layer is not None and layer.origin is None:
+            if self.layer_store is not None:
+                try:
+                    self.layer_store.adopt(layer.descriptor, layer.path)
+                except OSError as exc:
+                    print(f"[warning] cannot keep the layer in the layer store ({exc})",
+                          file=self.output)
             return replace(layer, origin=self.store)
         return layer
 

@@ -27,6 +27,7 @@ import fcntl
 import hashlib
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,6 +131,24 @@ class LayerStore:
             self._checked.add(desc.digest.hex)
             os.utime(dest)  # last use, for prune and the TTL
         return dest
+
+    def adopt(self, desc: Descriptor, src: Path) -> None:
+        """Keep a blob this build wrote (e.g. a layer it stored in the cache repository), so a
+        later build that needs its bytes does not download it: hardlinked when ``src`` is on
+        the same filesystem, else copied (temporary file + rename)."""
+        dest = self.path(desc.digest)
+        with self.lock(desc.digest):
+            if not dest.exists():
+                tmp = self.blobs / f".tmp-adopt-{os.getpid()}-{desc.digest.hex[:16]}"
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                try:
+                    os.link(src, tmp)
+                except OSError:
+                    shutil.copyfile(src, tmp)
+                os.replace(tmp, dest)
+            self._checked.add(desc.digest.hex)
+            os.utime(dest)
 
     def _usable(self, path: Path, desc: Descriptor) -> bool:
         if self.ttl is not None and time.time() - path.stat().st_mtime > self.ttl:

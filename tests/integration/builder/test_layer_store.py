@@ -64,6 +64,38 @@ def test_warm_then_builds_download_no_base_layer(tmp_path: Path, busybox_base: s
     assert json.loads(capsys.readouterr().out.splitlines()[0])["downloaded"] == 0
 
 
+def test_partial_hit_extracts_cached_layers_from_the_store(tmp_path: Path, busybox_base: str,
+                                                           registry_proxy: Any) -> None:
+    host = registry_proxy.host
+    base = busybox_base.replace(busybox_base.split("/")[0], host, 1)
+    store = tmp_path / "store"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nRUN echo one > /one.txt\n"
+                                    "COPY marker.txt /marker.txt\nRUN cat /marker.txt\n")
+    (ctx / "marker.txt").write_text("1\n")
+
+    def run(tag: str) -> tuple[list[str], list[bool], str]:
+        out = io.StringIO()
+        opts = BuildOptions(context=str(ctx), destinations=[f"{host}/store/partial:{tag}"],
+                            output=out, build_args={"BASE": base}, cache=True,
+                            cache_repo=f"{host}/store/partial-cache", cache_dir=str(store))
+        with build(opts) as result:
+            return ([str(lay.descriptor.digest) for lay in result.image.layers],
+                    [s.cached for s in result.record.steps if s.instruction in ("RUN", "COPY")],
+                    out.getvalue())
+
+    first, _, _ = run("1")
+    (ctx / "marker.txt").write_text("2\n")
+    registry_proxy.log.clear()
+    layers, cached, log = run("2")
+    assert cached == [True, False, False]
+    assert "extracting 2 layer(s)" in log  # the base and the cached RUN layer
+    # neither came from the registry: the base was kept by the first build, the RUN layer too
+    # when the first build stored it in the cache repository
+    assert _layer_gets(registry_proxy.log, [d.split(":")[1] for d in first[:2]]) == []
+
+
 CACHE_MOUNT = """\
 ARG BASE
 FROM ${BASE}
