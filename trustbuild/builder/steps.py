@@ -39,6 +39,7 @@ def layer_step(ex: Executor, st: StageRun, ins: Instruction, rec: StepRecord, *,
     """
     cache = ex.cache if (key is not None and ex.cache_enabled(ins.cmd)) else None
     entry = cache.lookup(key) if (cache is not None and key is not None) else None
+    store = cache is not None and not ex.options.no_push_cache  # --no-push-cache: read only
     if entry is not None:
         layer = entry.layer
         if layer is not None and st.materialized:
@@ -53,7 +54,7 @@ def layer_step(ex: Executor, st: StageRun, ins: Instruction, rec: StepRecord, *,
     else:
         ex.materialize(st)
         layer = produce()
-        if cache is not None and key is not None:
+        if store and cache is not None and key is not None:
             layer = cache.put(key, layer)  # then a push mounts it from the cache
     if layer is not None:
         st.image.add_layer(layer)

@@ -212,7 +212,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
         snapshot_mode=args.snapshot_mode, ignore_paths=list(args.ignore_path),
         kaniko_dir=args.kaniko_dir, ignore_var_run=args.ignore_var_run, cache=args.cache,
         cache_repo=args.cache_repo, cache_dir=cache_dir, cache_ttl=args.cache_ttl_seconds,
-        no_push_cache=args.no_push_cache, sign_key=args.sign_key, bundle=args.bundle,
+        no_push_cache=args.no_push_cache, cache_run_layers=args.cache_run_layers,
+        cache_copy_layers=args.cache_copy_layers, sign_key=args.sign_key, bundle=args.bundle,
         attest=attest,
         sbom_format=args.sbom_format, builder_id=args.builder_id, policy=args.policy,
         executor_image=args.executor_image, stdin=sys.stdin.buffer, output=sys.stderr)
