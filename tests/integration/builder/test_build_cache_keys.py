@@ -162,6 +162,19 @@ def test_copy_layers_not_cached_still_key_the_steps_after(
     assert second["random"] == first["random"]
 
 
+def test_no_push_cache_reads_but_stores_nothing(tmp_path: Path, busybox_base: str,
+                                                registry: Any) -> None:
+    host = registry.host
+    cache = f"{host}/keys/ro-cache"
+    ctx = _context(tmp_path / "ctx")
+    _build(ctx, busybox_base, f"{host}/keys/ro:1", cache, no_push_cache=True)
+    assert _build(ctx, busybox_base, f"{host}/keys/ro:2", cache,
+                  no_push_cache=True)["cached"] == [False] * 5
+    _build(ctx, busybox_base, f"{host}/keys/ro:3", cache)  # fills the cache
+    assert _build(ctx, busybox_base, f"{host}/keys/ro:4", cache,
+                  no_push_cache=True)["cached"] == [True] * 5
+
+
 MULTI = """\
 ARG BASE
 FROM ${BASE} AS builder
