@@ -127,7 +127,7 @@ def _option_paths(options: Any, context_root: Path | None) -> Iterable[str]:
     """Files the executor itself reads or writes during the build: never wiped or captured."""
     yield from (str(p) for p in (context_root,) if p is not None)
     for name in ("tar_path", "oci_layout_path", "digest_file", "image_name_with_digest_file",
-                 "sign_key", "policy"):
+                 "sign_key", "policy", "cache_dir"):
         value = getattr(options, name, None)
         if value:
             yield str(value)
