@@ -138,30 +138,30 @@ class BaseImages:
 
     def fetch_layers(self, base: ResolvedBase) -> list[Path]:
         """Every layer blob of ``base`` in the cache, each pulled once and verified by digest."""
-        out = []
-        for desc in base.manifest.layers:
+        return [self.fetch_layer(base, desc) for desc in base.manifest.layers]
+
+    def fetch_layer(self, base: ResolvedBase, desc: Descriptor) -> Path:
+        """One layer blob of ``base``: pulled (with a progress event) unless it is there."""
+        try:
             if self.layer_store is not None:
-                try:
-                    out.append(self.layer_store.ensure(desc, base.store))
-                except (NotFound, RegistryError) as exc:
-                    raise BaseImageError(
-                        f"cannot pull layer {desc.digest} of {base.reference}: {exc}") from exc
-                continue
+                return self.layer_store.ensure(desc, _LoggedPull(self, base))
             dest = self.layer_path(desc)
             with self._lock:
                 if not dest.exists():
-                    try:
-                        if self.log is None:
-                            base.store.fetch_blob(desc, dest)
-                        else:
-                            with self.log.blob("pull", str(desc.digest), desc.size,
-                                               where=str(base.reference)) as count:
-                                self._fetch_with_bar(base, desc, dest, count)
-                    except (NotFound, RegistryError) as exc:
-                        raise BaseImageError(
-                            f"cannot pull layer {desc.digest} of {base.reference}: {exc}") from exc
-            out.append(dest)
-        return out
+                    self.pull(base, desc, dest)
+            return dest
+        except (NotFound, RegistryError) as exc:
+            raise BaseImageError(
+                f"cannot pull layer {desc.digest} of {base.reference}: {exc}") from exc
+
+    def pull(self, base: ResolvedBase, desc: Descriptor, dest: Path) -> None:
+        """Download one blob of ``base`` to ``dest`` (verified), reported to the build log."""
+        if self.log is None:
+            base.store.fetch_blob(desc, dest)
+            return
+        with self.log.blob("pull", str(desc.digest), desc.size,
+                           where=str(base.reference)) as count:
+            self._fetch_with_bar(base, desc, dest, count)
 
     def _fetch_with_bar(self, base: ResolvedBase, desc: Descriptor, dest: Path,
                         count: Any) -> None:
@@ -190,8 +190,7 @@ class BaseImages:
         paths = [self.layer_path(desc) for desc in base.manifest.layers]
         cfg = base.config()
         diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
-        origin = (self.layer_store.origin(base.store) if self.layer_store is not None
-                  else base.store)
+        origin = _BaseOrigin(self, base)
         layers = [LayerRef(d, str(diff_ids[i]) if i < len(diff_ids) else "", p, origin)
                   for i, (d, p) in enumerate(zip(base.manifest.layers, paths, strict=True))]
         return ImageState.from_config(base.config_raw, layers, what=str(base.reference))
@@ -202,6 +201,32 @@ class BaseImages:
             with contextlib.suppress(Exception):
                 store.close()
         self._stores.clear()
+
+
+class _LoggedPull:
+    """What the layer store fetches a base layer from: the base's store, through the log."""
+
+    def __init__(self, bases: BaseImages, base: ResolvedBase) -> None:
+        self.bases, self.base = bases, base
+
+    def fetch_blob(self, desc: Descriptor, dest: Path) -> None:
+        self.bases.pull(self.base, desc, dest)
+
+
+class _BaseOrigin:
+    """``LayerRef.origin`` of a base image layer: fetched on first use through
+    :meth:`BaseImages.fetch_layer` (the layer store, progress events); ``upstream`` is the
+    repository a push to the same registry mounts it from."""
+
+    def __init__(self, bases: BaseImages, base: ResolvedBase) -> None:
+        self.bases, self.base = bases, base
+        self.upstream = base.store
+
+    def ensure_blob(self, desc: Descriptor) -> Path:
+        return self.bases.fetch_layer(self.base, desc)
+
+    def fetch_blob(self, desc: Descriptor, dest: Path) -> None:
+        self.bases.pull(self.base, desc, dest)
 
 
 def extract_image(state: ImageState, rootfs: Path) -> None:

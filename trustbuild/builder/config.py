@@ -55,7 +55,7 @@ def ensure_local(layer: LayerRef) -> Path:
     """The layer's blob file, fetched (verified) from its origin first when it is not there."""
     ensure = getattr(layer.origin, "ensure_blob", None)
     if ensure is not None:
-        return Path(ensure(layer.descriptor))  # the local layer store: locked, checked
+        return Path(ensure(layer.descriptor))  # a base image or the local layer store
     if not layer.path.exists():
         if layer.origin is None:
             raise FileNotFoundError(f"layer blob {layer.descriptor.digest} is missing: "

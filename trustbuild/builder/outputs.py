@@ -125,6 +125,19 @@ def _put_blobs(store: Store, image: AssembledImage, log: Any = None) -> None:
         if log is None:
             _put_layer(store, ref, _layer_source(ref))
             continue
+        mount = _mount_source(store, ref)
+        if mount is not None and hasattr(store, "stats"):
+            before = store.stats["mounted"]
+            _put_layer(store, ref, _layer_source(ref))
+            if store.stats["mounted"] > before:
+                log.mounted(str(ref.descriptor.digest), ref.descriptor.size, source=mount,
+                            where=store.describe())
+                continue
+            # the registry would not mount it: it was uploaded (reported without a bar)
+            with log.blob("push", str(ref.descriptor.digest), ref.descriptor.size,
+                          where=store.describe()) as count:
+                count(ref.descriptor.size)
+            continue
         with log.blob("push", str(ref.descriptor.digest), ref.descriptor.size,
                       where=store.describe()) as count:
             _put_layer(store, ref, _counted(_layer_source(ref), count))

@@ -110,9 +110,9 @@ def register(sub: Any) -> None:
                    help="cache repository (REGISTRY/REPO or oci:DIR; default: the first "
                         "destination's repository + /cache); only the builder should write it")
     x.add_argument("--no-cache-dir", action="store_true",
-                   help="keep no layers between builds (default: the local layer store at "
-                        "--cache-dir, else $XDG_CACHE_HOME/trustbuild, /var/cache/trustbuild "
-                        "as root; docs/cache.md)")
+                   help="keep no layers between builds (by default --cache uses the local "
+                        "layer store at --cache-dir, else $XDG_CACHE_HOME/trustbuild, "
+                        "/var/cache/trustbuild as root; docs/cache.md)")
     x.add_argument("--sign-key", metavar="KEY", help="sign the pushed image with this cosign key")
     x.add_argument("--bundle", action="store_true",
                    help="also attach the signature (and attestations) as Sigstore bundle v0.3 "
@@ -182,7 +182,9 @@ def options_from_args(args: argparse.Namespace) -> Any:
     sopts = store_options(args)
     from trustbuild.builder.layerstore import default_cache_dir
 
-    cache_dir = None if args.no_cache_dir else (args.cache_dir or str(default_cache_dir()))
+    cache_dir = args.cache_dir or (str(default_cache_dir()) if args.cache else None)
+    if args.no_cache_dir:
+        cache_dir = None
     platform = Platform.parse(args.custom_platform) if args.custom_platform else None
     sopts.platform = platform
     sopts.skip_tls_verify_registries = tuple(args.skip_tls_verify_registry)

@@ -227,8 +227,9 @@ def add_kaniko_flags(p: argparse.ArgumentParser) -> None:
         _bool(k, flag, text, default=flag == "--compressed-caching")
     k.add_argument("--cache-dir", metavar="DIR",
                    help="the local layer store: base and cached layers downloaded once per "
-                        "machine, RUN cache mounts kept (default: $XDG_CACHE_HOME/trustbuild, "
-                        "/var/cache/trustbuild as root; docs/cache.md)")
+                        "machine, RUN cache mounts kept (with --cache the default is "
+                        "$XDG_CACHE_HOME/trustbuild, /var/cache/trustbuild as root; "
+                        "docs/cache.md)")
     k.add_argument("--cache-ttl", metavar="DURATION",
                    help="cache entries older than this are not used (Go duration, e.g. 6h; "
                         "default: no expiry)")

@@ -222,7 +222,10 @@ def test_cache_run_and_copy_layers_choose_what_is_cached() -> None:
                                     "--cache-dir=/tmp/store"))
     assert opts.cache_run_layers and opts.cache_copy_layers is False
     assert opts.cache_ttl == 6 * 3600 and opts.cache_dir == "/tmp/store"
-    assert options_from_args(_parse("-d", "r.example/a:1", "--no-cache-dir")).cache_dir is None
+    assert options_from_args(_parse("-d", "r.example/a:1")).cache_dir is None
+    assert options_from_args(_parse("-d", "r.example/a:1", "--cache")).cache_dir  # the default
+    assert options_from_args(_parse("-d", "r.example/a:1", "--cache",
+                                    "--no-cache-dir")).cache_dir is None
 
 
 def test_compression_level_minus_one_is_the_default() -> None:
