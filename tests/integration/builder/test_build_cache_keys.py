@@ -229,3 +229,27 @@ def test_cli_json_record_shows_every_step_cached(tmp_path: Path, busybox_base: s
     steps = json.loads(out.out)["record"]["steps"]
     assert [s["cached"] for s in steps if s["instruction"] in FS_STEPS] == [True] * 5
     assert "extracting" not in out.err and out.err.count("cache hit") == 5
+
+
+def test_volume_directories_are_a_cached_step(tmp_path: Path, busybox_base: str,
+                                              registry: Any) -> None:
+    host = registry.host
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nVOLUME /data/v\n"
+                                    "RUN ls -d /data/v > /seen.txt\n")
+
+    def run(tag: str) -> tuple[list[bool], str]:
+        out = io.StringIO()
+        opts = BuildOptions(context=str(ctx), destinations=[f"{host}/keys/vol:{tag}"],
+                            output=out, build_args={"BASE": busybox_base}, cache=True,
+                            cache_repo=f"{host}/keys/vol-cache")
+        with build(opts) as result:
+            return ([s.cached for s in result.record.steps
+                     if s.instruction in ("VOLUME", "RUN")], out.getvalue())
+
+    assert run("1")[0] == [False, False]
+    cached, log = run("2")
+    assert cached == [True, True] and "extracting" not in log, log
+    fs = flatten(fetch_dir(f"{host}/keys/vol:2", tmp_path / "img"))
+    assert fs["/data/v"].type == "dir" and "/seen.txt" in fs
