@@ -35,6 +35,8 @@ def log(msg: str) -> None:
 def _fixture(name: str) -> ModuleType:
     """Load ``tests/fixtures/<name>.py`` as a plain module (no pytest plugin machinery)."""
     path = ROOT / "tests" / "fixtures" / f"{name}.py"
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests"))  # the fixtures import each other as fixtures.*
     spec = importlib.util.spec_from_file_location(f"_bench_fixture_{name}", path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"cannot load {path}")

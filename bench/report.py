@@ -32,6 +32,7 @@ def summarize(workload: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
             t["rss"].append(res["max_rss_kb"] / 1024)
             if "cached_steps" in res:
                 t["cached"].append(res["cached_steps"])
+                t["fs_steps"] = max(t.get("fs_steps", 0), res.get("fs_steps", 0))
     out: dict[str, Any] = {}
     for tool, scens in tools.items():
         out[tool] = {}
@@ -42,6 +43,7 @@ def summarize(workload: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
                                "max_peak_rss_mb": round(max(t["rss"]), 1) if t["rss"] else None}
             if t["cached"]:
                 out[tool][scen]["cached_steps"] = max(t["cached"])
+                out[tool][scen]["fs_steps"] = t.get("fs_steps", 0)
     for scens in out.values():
         for scen, s in scens.items():
             ref = out.get(REFERENCE, {}).get(scen, {}).get("median_wall_s")
@@ -111,8 +113,9 @@ def markdown(summaries: list[dict[str, Any]], *, meta: dict[str, Any]) -> str:
                 ratio = _fmt(s["ratio_to_buildah_overlay"], "x") if tool != REFERENCE else "1.00x"
                 cells += [wall, ratio]
                 if scen != "cold" and tool.startswith("trustbuild") and s.get("cached_steps"):
-                    notes.append(f"{summ['workload']} {tool} {scen}: {s['cached_steps']} steps "
-                                 "from the `--cache` repository, the rest rebuilt")
+                    of = f" of {s['fs_steps']}" if s.get("fs_steps") else ""
+                    notes.append(f"{summ['workload']} {tool} {scen}: {s['cached_steps']}{of} "
+                                 "RUN/COPY/ADD/WORKDIR steps from the `--cache` repository")
                 if scen != "cold" and tool.startswith("trustbuild") and s.get("cached_steps") == 0:
                     notes.append(f"{summ['workload']} {tool} {scen}: `--cache` on, but no step "
                                  "was a cache hit: full rebuild")

@@ -29,9 +29,14 @@ from bases import ROOT, WORK, log, push_busybox, push_debian, registry  # noqa: 
 from report import markdown, summarize  # noqa: E402
 from tools import TOOLS, Tool, pin_code, tool_by_name  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "bench"
+# the workloads: ../shared/bench next to the checkout, or $TRUSTBUILD_BENCH_WORKLOADS (a git
+# worktree elsewhere)
+SHARED = Path(os.environ.get("TRUSTBUILD_BENCH_WORKLOADS") or ROOT.parent / "shared" / "bench")
 WORKLOADS = {"w1-small": "busybox", "w2-app": "debian", "w3-many-steps": "debian"}
-MARKER = "marker.txt"
+# the file each workload's incremental build changes (one line appended): w3's marker.txt is
+# copied at step 16 of 31, w2's module is one of the 5000 files of the big COPY, w1's script is
+# the first instruction's only source
+CHANGED = {"w1-small": "app.sh", "w2-app": "src/pkg49/mod99.py", "w3-many-steps": "marker.txt"}
 
 
 def prepare_context(workload: str) -> Path:
@@ -64,7 +69,7 @@ def bench_workload(workload: str, *, base: str, host: str, runs: int, tools: lis
                    tmp_results: Path) -> list[dict[str, Any]]:
     """All runs of one workload: per run, every tool (order rotated) cold, rebuild, incremental."""
     ctx = prepare_context(workload)
-    marker = ctx / MARKER
+    marker = ctx / CHANGED[workload]
     original = marker.read_bytes() if marker.exists() else None
     results: list[dict[str, Any]] = []
     for n in range(runs):
@@ -83,9 +88,9 @@ def bench_workload(workload: str, *, base: str, host: str, runs: int, tools: lis
                     f"(cold {entry['cold']['wall']:.1f}s)")
                 entry["rebuild"] = one_build(tool, tag="rebuild", **kw)
                 if original is not None:
-                    marker.write_bytes(original + f"changed in run {n}\n".encode())
+                    marker.write_bytes(original + f"# changed in run {n}\n".encode())
                     log(f"{workload} run {n + 1}/{runs} {tool.name}: incremental "
-                        f"({MARKER} changed)")
+                        f"({CHANGED[workload]} changed)")
                     entry["incremental"] = one_build(tool, tag="incremental", **kw)
             results.append(entry)
             tool.clear()

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +20,10 @@ from typing import Any
 
 from bases import ROOT, WORK, clear_buildah_storage, log
 
+# the checkout's venv, else the interpreter running the bench (a worktree without its own venv)
 PYTHON = ROOT / ".venv" / "bin" / "python"
+if not PYTHON.exists():
+    PYTHON = Path(sys.executable)
 TB_TIMED = ROOT / "bench" / "tb_timed.py"
 
 __all__ = ["Command", "Tool", "TOOLS", "tool_by_name", "pin_code"]
@@ -131,7 +135,8 @@ class Tool:
         if self.variant:
             argv += ["--snapshot-mode", self.variant]
         if cache:
-            argv.append("--cache")
+            # the step cache (registry) and the local layer store, which clear() empties
+            argv += ["--cache", "--cache-dir", str(self.storage / "layer-store")]
         cmd = measured(argv, env=self.env(steps_log), stdout_path=out)
         result = json.loads(out.read_text())
         rec = result.get("record", {})
@@ -146,7 +151,9 @@ class Tool:
         return {"wall": cmd.wall, "max_rss_kb": cmd.max_rss_kb, "commands": [asdict(cmd)],
                 "digest": result.get("digest"), "snapshot_mode": rec.get("snapshot_mode"),
                 "steps": steps, "run_steps": runs,
-                "cached_steps": sum(1 for s in steps if s["cached"])}
+                "cached_steps": sum(1 for s in steps if s["cached"]),
+                "fs_steps": sum(1 for s in steps
+                                if s["instruction"] in ("RUN", "COPY", "ADD", "WORKDIR"))}
 
     def _buildah(self, *, ctx: Path, ref: str, base: str) -> dict[str, Any]:
         flags = ["--root", str(self.storage / "root"), "--runroot", str(self.storage / "run"),

@@ -8,7 +8,8 @@ Example::
     with build(BuildOptions(context="app", destinations=["127.0.0.1:5000/app:1"])) as result:
         print(result.digest)            # sha256:... of the pushed manifest
         result.record.to_json()         # inputs by digest, steps and timings
-        result.rootfs                   # the target stage's filesystem (until close())
+        result.rootfs                   # the target stage's filesystem (until close();
+                                        # extracted on first access after a full cache hit)
 
 Hooks: ``options.gate(dockerfile, record)`` runs once every FROM / COPY --from image is resolved
 to a digest and before anything is extracted or run (raise PolicyViolation to deny);
@@ -24,6 +25,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,10 +65,21 @@ class BuildResult:
     record: BuildRecord
     image: AssembledImage
     dockerfile: Dockerfile
-    rootfs: Path  # the target stage's filesystem; in container mode "/" (with the executor)
+    rootfs_dir: Path  # the target stage's filesystem (see ``rootfs``); container mode: "/"
     outputs: list[WrittenOutput] = field(default_factory=list)
     work_dir: Path | None = None
     children: list[BuildResult] = field(default_factory=list)  # per platform, for an index
+    materialize: Callable[[], None] | None = None  # fills rootfs_dir (a lazy target stage)
+    release: Callable[[], None] | None = None  # closes the executor's stores
+
+    @property
+    def rootfs(self) -> Path:
+        """The target stage's filesystem (for SBOM generation), extracted on first use when
+        every step came from the cache."""
+        if self.materialize is not None:
+            self.materialize()
+            self.materialize = None
+        return self.rootfs_dir
 
     @property
     def manifest_raw(self) -> bytes:
@@ -82,6 +95,9 @@ class BuildResult:
         """Release stores and delete the work directory (each platform's too)."""
         for child in self.children:
             child.close()
+        if self.release is not None:
+            self.release()
+            self.release = None
         for out in self.outputs:
             try:
                 out.store.close()
@@ -228,8 +244,11 @@ def build(options: BuildOptions) -> BuildResult:
         # attestations) succeeded: nothing unsigned is ever tagged
         outputs = _write_outputs(options, image, refs)
         record.finished_on = _now()
+        executor = ex
         result = BuildResult(digest, image.descriptor, record, image, df, target.rootfs,
-                             outputs, work)
+                             outputs, work, materialize=lambda: executor.materialize(target),
+                             release=executor.close)
+        ex = None  # closed by result.close(): result.rootfs may still pull layers
         try:
             for hook in options.post_push_hooks:
                 hook(result)

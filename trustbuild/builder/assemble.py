@@ -6,7 +6,7 @@ formats (same bytes, so same digest). zstd layers cannot be written in the Docke
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from trustbuild.builder.config import ImageState, LayerRef
@@ -78,7 +78,7 @@ def assemble(state: ImageState, *, created: str, platform: Platform,
     for ref in state.layers:
         d = ref.descriptor
         mt = _layer_media_type(d.media_type, image_format)
-        layers.append(LayerRef(Descriptor(mt, d.digest, d.size), ref.diff_id, ref.path))
+        layers.append(replace(ref, descriptor=Descriptor(mt, d.digest, d.size)))
     manifest: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": str(MediaType.DOCKER_MANIFEST if docker else MediaType.OCI_MANIFEST),

@@ -4,8 +4,8 @@ Example::
 
     bases = BaseImages(store_options=StoreOptions(), cache_dir=work / "blobs", platform=plat)
     img = bases.resolve("127.0.0.1:5000/busybox:1")     # manifest + config, no layers yet
-    state = bases.image_state(img)                        # fetches the layers (once each)
-    bases.extract(state, rootfs)
+    state = bases.image_state(img)                        # layers fetched only when needed
+    extract_image(state, rootfs)                          # fetches (once each) and extracts
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trustbuild.builder.config import ImageState, LayerRef
+from trustbuild.builder.config import ImageState, LayerRef, ensure_local
 from trustbuild.errors import InvalidManifest, NotFound, RegistryError, TrustbuildError
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.digest import Digest
@@ -28,6 +28,9 @@ from trustbuild.oci.store import Store
 from trustbuild.oci.verify import check_bytes
 from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import Location
+
+if TYPE_CHECKING:
+    from trustbuild.builder.layerstore import LayerStore
 
 __all__ = ["BaseImages", "ResolvedBase", "BaseImageError", "extract_image"]
 
@@ -61,9 +64,10 @@ class BaseImages:
     """Resolver and layer cache shared by every stage of one build."""
 
     def __init__(self, *, store_options: StoreOptions, cache_dir: Path, platform: Platform,
-                 log: Any = None) -> None:
+                 log: Any = None, layer_store: LayerStore | None = None) -> None:
         self.options = store_options
         self.log = log  # a builder.events.BuildLog: one progress line per pulled layer
+        self.layer_store = layer_store  # blobs kept between builds (--cache-dir)
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.platform = platform
@@ -128,27 +132,36 @@ class BaseImages:
 
     def layer_path(self, desc: Descriptor) -> Path:
         """Where the verified blob of ``desc`` lives in the cache."""
+        if self.layer_store is not None:
+            return self.layer_store.path(desc.digest)
         return self.cache_dir / desc.digest.algorithm / desc.digest.hex
 
     def fetch_layers(self, base: ResolvedBase) -> list[Path]:
         """Every layer blob of ``base`` in the cache, each pulled once and verified by digest."""
-        out = []
-        for desc in base.manifest.layers:
+        return [self.fetch_layer(base, desc) for desc in base.manifest.layers]
+
+    def fetch_layer(self, base: ResolvedBase, desc: Descriptor) -> Path:
+        """One layer blob of ``base``: pulled (with a progress event) unless it is there."""
+        try:
+            if self.layer_store is not None:
+                return self.layer_store.ensure(desc, _LoggedPull(self, base))
             dest = self.layer_path(desc)
             with self._lock:
                 if not dest.exists():
-                    try:
-                        if self.log is None:
-                            base.store.fetch_blob(desc, dest)
-                        else:
-                            with self.log.blob("pull", str(desc.digest), desc.size,
-                                               where=str(base.reference)) as count:
-                                self._fetch_with_bar(base, desc, dest, count)
-                    except (NotFound, RegistryError) as exc:
-                        raise BaseImageError(
-                            f"cannot pull layer {desc.digest} of {base.reference}: {exc}") from exc
-            out.append(dest)
-        return out
+                    self.pull(base, desc, dest)
+            return dest
+        except (NotFound, RegistryError) as exc:
+            raise BaseImageError(
+                f"cannot pull layer {desc.digest} of {base.reference}: {exc}") from exc
+
+    def pull(self, base: ResolvedBase, desc: Descriptor, dest: Path) -> None:
+        """Download one blob of ``base`` to ``dest`` (verified), reported to the build log."""
+        if self.log is None:
+            base.store.fetch_blob(desc, dest)
+            return
+        with self.log.blob("pull", str(desc.digest), desc.size,
+                           where=str(base.reference)) as count:
+            self._fetch_with_bar(base, desc, dest, count)
 
     def _fetch_with_bar(self, base: ResolvedBase, desc: Descriptor, dest: Path,
                         count: Any) -> None:
@@ -172,11 +185,13 @@ class BaseImages:
         count(max(0, desc.size - got))
 
     def image_state(self, base: ResolvedBase) -> ImageState:
-        """The base image as an :class:`ImageState` (layers fetched into the cache)."""
-        paths = self.fetch_layers(base)
+        """The base image as an :class:`ImageState`; its layers are fetched into the blob cache
+        only when something needs their bytes (``ensure_local``: extraction, a push elsewhere)."""
+        paths = [self.layer_path(desc) for desc in base.manifest.layers]
         cfg = base.config()
         diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
-        layers = [LayerRef(d, str(diff_ids[i]) if i < len(diff_ids) else "", p)
+        origin = _BaseOrigin(self, base)
+        layers = [LayerRef(d, str(diff_ids[i]) if i < len(diff_ids) else "", p, origin)
                   for i, (d, p) in enumerate(zip(base.manifest.layers, paths, strict=True))]
         return ImageState.from_config(base.config_raw, layers, what=str(base.reference))
 
@@ -188,10 +203,40 @@ class BaseImages:
         self._stores.clear()
 
 
+class _LoggedPull:
+    """What the layer store fetches a base layer from: the base's store, through the log."""
+
+    def __init__(self, bases: BaseImages, base: ResolvedBase) -> None:
+        self.bases, self.base = bases, base
+
+    def fetch_blob(self, desc: Descriptor, dest: Path) -> None:
+        self.bases.pull(self.base, desc, dest)
+
+
+class _BaseOrigin:
+    """``LayerRef.origin`` of a base image layer: fetched on first use through
+    :meth:`BaseImages.fetch_layer` (the layer store, progress events); ``upstream`` is the
+    repository a push to the same registry mounts it from."""
+
+    def __init__(self, bases: BaseImages, base: ResolvedBase) -> None:
+        self.bases, self.base = bases, base
+        self.upstream = base.store
+
+    def ensure_blob(self, desc: Descriptor) -> Path:
+        return self.bases.fetch_layer(self.base, desc)
+
+    def fetch_blob(self, desc: Descriptor, dest: Path) -> None:
+        self.bases.pull(self.base, desc, dest)
+
+
 def extract_image(state: ImageState, rootfs: Path) -> None:
     """Apply every layer of ``state`` in order into ``rootfs`` (checked against its diff_id)."""
     rootfs.mkdir(parents=True, exist_ok=True)
     for layer in state.layers:
         expected = Digest.parse(layer.diff_id) if layer.diff_id else None
-        extract_layer(layer.path, rootfs, media_type=layer.descriptor.media_type,
+        try:
+            path = ensure_local(layer)
+        except (NotFound, RegistryError) as exc:
+            raise BaseImageError(f"cannot pull layer {layer.descriptor.digest}: {exc}") from exc
+        extract_layer(path, rootfs, media_type=layer.descriptor.media_type,
                       diff_id=expected, what=f"layer {layer.descriptor.digest}")

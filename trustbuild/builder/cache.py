@@ -1,31 +1,35 @@
-"""RUN layer cache in a repository (``--cache``, ``--cache-repo``), like Kaniko's.
+"""Step cache in a repository (``--cache``, ``--cache-repo``), like Kaniko's.
 
-Every RUN step gets a key: sha256 over the stage's *chain* (the base image digest followed by
-every instruction's history text and layer diff_id so far) and the step's full execution spec
-(argv, env, user, workdir, network, security profile). A cached step is a one-layer image tagged
-with the key's hex in the cache repository. On a hit the layer is pulled (verified by digest and
-diff_id) and applied to the rootfs instead of running the step; on a miss the step runs and its
-layer is pushed. Because the chain is made of content digests, later steps are still probed
-after a miss. Whoever can push to the cache repository can change build results: use a
-repository only the builder writes to.
+Every RUN, COPY, ADD and WORKDIR step has a key computed from its *inputs*
+(``trustbuild.builder.cachekey``, described in docs/cache.md). A cached step is an image with
+zero or one layer, tagged with the key's hex in the cache repository; the layer's diff_id is
+in the config and, so a lookup is one request, in the manifest annotation
+``dev.trustbuild.cache.diff_id``; ``org.opencontainers.image.created`` says when it was
+stored (``--cache-ttl``: older entries are misses). A lookup reads only the manifest: the layer
+stays in the repository (``LayerRef.origin``) until something needs its bytes, and a push to
+the same registry mounts it from there. Whoever can push to the cache repository can change build
+results: use a repository only the builder writes to.
 
 Example::
 
-    cache = LayerCache.open("127.0.0.1:5000/app/cache", options=StoreOptions(), work=tmp)
-    key = cache.key(chain, spec_json)
-    layer = cache.fetch(key)      # LayerRef or None
+    cache = LayerCache.open("127.0.0.1:5000/app/cache", options=StoreOptions(),
+                            layer_dir=tmp, platform=plat, output=sys.stderr)
+    entry = cache.lookup(key)     # CacheEntry or None
+    cache.put(key, layer)         # layer: LayerRef, or None for a step without a layer
 """
 
 from __future__ import annotations
 
-import hashlib
+import datetime as _dt
 import io
-import json
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from trustbuild.builder.config import LayerRef
-from trustbuild.errors import TrustbuildError, UsageError
+from trustbuild.builder.cachekey import chain_step
+from trustbuild.builder.config import LayerRef, ensure_local, rfc3339
+from trustbuild.errors import NotFound, TrustbuildError, UsageError
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.manifest import Manifest, dump_json, load_json, parse_manifest
 from trustbuild.oci.mediatype import MediaType
@@ -34,15 +38,13 @@ from trustbuild.oci.verify import check_bytes
 from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import Location, parse_location
 
-__all__ = ["LayerCache", "chain_step", "cache_repo_for"]
+if TYPE_CHECKING:
+    from trustbuild.builder.layerstore import LayerStore
 
+__all__ = ["LayerCache", "CacheEntry", "chain_step", "cache_repo_for", "DIFF_ID_ANNOTATION"]
 
-def chain_step(chain: str, *parts: str) -> str:
-    """The next chain value after an instruction described by ``parts``."""
-    h = hashlib.sha256(chain.encode())
-    for p in parts:
-        h.update(b"\0" + p.encode())
-    return h.hexdigest()
+DIFF_ID_ANNOTATION = "dev.trustbuild.cache.diff_id"
+CREATED_ANNOTATION = "org.opencontainers.image.created"
 
 
 def cache_repo_for(cache_repo: str | None, destinations: list[str]) -> str:
@@ -56,12 +58,23 @@ def cache_repo_for(cache_repo: str | None, destinations: list[str]) -> str:
     return f"{loc.reference.name}/cache"
 
 
+@dataclass(frozen=True)
+class CacheEntry:
+    """A cached step: its layer (not downloaded yet), or None when the step made no layer."""
+
+    key: str
+    layer: LayerRef | None
+
+
 class LayerCache:
-    """Cached RUN layers in one repository (registry or OCI layout)."""
+    """Cached steps in one repository (registry or OCI layout)."""
 
     def __init__(self, store: Store, *, layer_dir: Path, platform: Platform,
-                 output: TextIO) -> None:
+                 output: TextIO, layer_store: LayerStore | None = None,
+                 ttl: float | None = None) -> None:
         self.store = store
+        self.layer_store = layer_store
+        self.ttl = ttl
         self.layer_dir = layer_dir
         self.layer_dir.mkdir(parents=True, exist_ok=True)
         self.platform = platform
@@ -71,7 +84,8 @@ class LayerCache:
 
     @classmethod
     def open(cls, repo: str, *, options: StoreOptions, layer_dir: Path, platform: Platform,
-             output: TextIO) -> LayerCache:
+             output: TextIO, layer_store: LayerStore | None = None,
+             ttl: float | None = None) -> LayerCache:
         """The cache at ``repo`` (``REGISTRY/REPO``, ``docker://...`` or ``oci:DIR``)."""
         from trustbuild.store.open import open_store
 
@@ -81,60 +95,103 @@ class LayerCache:
         elif loc.transport != "oci":
             raise UsageError(f"--cache-repo {repo!r}: expected a registry repository or oci:DIR")
         store, _ = open_store(loc, options, for_write=True)
-        return cls(store, layer_dir=layer_dir, platform=platform, output=output)
+        return cls(store, layer_dir=layer_dir, platform=platform, output=output,
+                   layer_store=layer_store, ttl=ttl)
 
-    @staticmethod
-    def key(chain: str, spec: dict[str, Any]) -> str:
-        """The cache key (64 hex characters, used as the tag) of a step."""
-        return chain_step(chain, "RUN", json.dumps(spec, sort_keys=True))
-
-    def fetch(self, key: str) -> LayerRef | None:
-        """The cached layer of ``key`` (downloaded and verified), or None on a miss."""
+    def lookup(self, key: str) -> CacheEntry | None:
+        """The entry of ``key`` (its manifest read, no layer bytes), or None on a miss."""
+        what = f"cache entry {key[:12]}"
         try:
             raw, mt = self.store.get_manifest(key)
-            m = parse_manifest(raw, mt, what=f"cache entry {key[:12]}")
-            if not isinstance(m, Manifest) or len(m.layers) != 1:
+            m = parse_manifest(raw, mt, what=what)
+            if not isinstance(m, Manifest) or len(m.layers) > 1 or self._expired(m):
                 self.misses += 1
                 return None
-            with self.store.open_blob(m.config) as f:
-                cfg_raw = f.read()
-                f.read()
-            check_bytes(cfg_raw, m.config, what=f"cache entry {key[:12]} config")
-            diff_ids = (load_json(cfg_raw, what="cache config").get("rootfs") or {}).get(
-                "diff_ids") or []
-            if len(diff_ids) != 1:
-                self.misses += 1
-                return None
-            dest = self.layer_dir / f"cache-{m.layers[0].digest.hex}"
-            if not dest.exists():
-                self.store.fetch_blob(m.layers[0], dest)
+            layer = None
+            if m.layers:
+                diff_id = (m.annotations or {}).get(DIFF_ID_ANNOTATION) or self._config_diff_id(m)
+                if not diff_id:
+                    self.misses += 1
+                    return None
+                desc = Descriptor(m.layers[0].media_type, m.layers[0].digest, m.layers[0].size)
+                if self.layer_store is not None:
+                    layer = LayerRef(desc, diff_id, self.layer_store.path(desc.digest),
+                                     self.layer_store.origin(self.store))
+                else:
+                    layer = LayerRef(desc, diff_id, self.layer_dir / f"cache-{desc.digest.hex}",
+                                     self.store)
+        except NotFound:
+            self.misses += 1
+            return None
         except TrustbuildError as exc:
-            if "not found" not in str(exc).lower() and type(exc).__name__ != "NotFound":
+            if "not found" not in str(exc).lower():
                 print(f"[warning] cache lookup failed ({exc}); running the step",
                       file=self.output)
             self.misses += 1
             return None
         self.hits += 1
-        return LayerRef(m.layers[0], str(diff_ids[0]), dest)
+        return CacheEntry(key, layer)
 
-    def put(self, key: str, layer: LayerRef) -> None:
-        """Store ``layer`` under ``key``; failures are warnings (the build goes on)."""
+    def _expired(self, m: Manifest) -> bool:
+        """``--cache-ttl``: an entry stored longer ago than the TTL is a miss (as in Kaniko)."""
+        if self.ttl is None:
+            return False
+        created = (m.annotations or {}).get(CREATED_ANNOTATION, "")
+        try:
+            when = _dt.datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return True
+        return time.time() - when > self.ttl
+
+    def _config_diff_id(self, m: Manifest) -> str:
+        with self.store.open_blob(m.config) as f:
+            cfg_raw = f.read()
+            f.read()
+        check_bytes(cfg_raw, m.config, what="cache entry config")
+        diff_ids = (load_json(cfg_raw, what="cache config").get("rootfs") or {}).get(
+            "diff_ids") or []
+        return str(diff_ids[0]) if len(diff_ids) == 1 else ""
+
+    def put(self, key: str, layer: LayerRef | None) -> LayerRef | None:
+        """Store the step's ``layer`` (None: no layer) under ``key``; failures are warnings.
+
+        Returns the layer with the cache repository as its origin once it is stored there, so
+        a push to the same registry mounts it instead of uploading it again.
+        """
+        diff_ids = [layer.diff_id] if layer is not None else []
         config = dump_json({
             "architecture": self.platform.architecture, "os": self.platform.os,
-            "config": {}, "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+            "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
         })
         cdesc = Descriptor.for_bytes(MediaType.OCI_CONFIG, config)
-        ldesc = layer.descriptor
-        if ldesc.media_type == MediaType.DOCKER_LAYER_GZIP:
-            ldesc = Descriptor(MediaType.OCI_LAYER_GZIP, ldesc.digest, ldesc.size)
-        manifest = dump_json({"schemaVersion": 2, "mediaType": str(MediaType.OCI_MANIFEST),
-                              "config": cdesc.to_json(), "layers": [ldesc.to_json()]})
+        annotations = {CREATED_ANNOTATION: rfc3339(int(time.time()))}
+        manifest: dict[str, object] = {"schemaVersion": 2,
+                                       "mediaType": str(MediaType.OCI_MANIFEST),
+                                       "config": cdesc.to_json(), "layers": [],
+                                       "annotations": annotations}
         try:
-            self.store.put_blob(ldesc, lambda: open(layer.path, "rb"))  # noqa: SIM115
+            if layer is not None:
+                ldesc = layer.descriptor
+                if ldesc.media_type == MediaType.DOCKER_LAYER_GZIP:
+                    ldesc = Descriptor(MediaType.OCI_LAYER_GZIP, ldesc.digest, ldesc.size)
+                manifest["layers"] = [ldesc.to_json()]
+                annotations[DIFF_ID_ANNOTATION] = layer.diff_id
+                if getattr(layer.origin, "upstream", layer.origin) is not self.store:
+                    self.store.put_blob(ldesc, lambda: open(ensure_local(layer), "rb"))  # noqa: SIM115
             self.store.put_blob(cdesc, lambda: io.BytesIO(config))
-            self.store.put_manifest(manifest, str(MediaType.OCI_MANIFEST), tags=[key])
+            self.store.put_manifest(dump_json(manifest), str(MediaType.OCI_MANIFEST), tags=[key])
         except TrustbuildError as exc:
             print(f"[warning] cannot store the step in the cache ({exc})", file=self.output)
+            return layer
+        if layer is not None and layer.origin is None:
+            if self.layer_store is not None:
+                try:
+                    self.layer_store.adopt(layer.descriptor, layer.path)
+                except OSError as exc:
+                    print(f"[warning] cannot keep the layer in the layer store ({exc})",
+                          file=self.output)
+            return replace(layer, origin=self.store)
+        return layer
 
     def close(self) -> None:
         """Release the store."""

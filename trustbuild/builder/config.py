@@ -12,12 +12,16 @@ import datetime as _dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trustbuild.errors import InvalidManifest
 from trustbuild.oci.descriptor import Descriptor, Platform
 
-__all__ = ["ImageState", "LayerRef", "rfc3339", "DEFAULT_PATH", "HISTORY_COMMENT"]
+if TYPE_CHECKING:
+    from trustbuild.store.base import Store
+
+__all__ = ["ImageState", "LayerRef", "rfc3339", "DEFAULT_PATH", "HISTORY_COMMENT",
+           "ensure_local"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
@@ -33,11 +37,32 @@ def rfc3339(epoch: float) -> str:
 
 @dataclass(frozen=True)
 class LayerRef:
-    """One layer of the image: its descriptor, uncompressed digest and local blob file."""
+    """One layer of the image: its descriptor, uncompressed digest and local blob file.
+
+    ``origin`` is the store the blob can be fetched from when ``path`` does not exist yet (a
+    base image or cache repository), possibly through the local layer store
+    (``layerstore.StoreOrigin``): such a layer is downloaded only when its bytes are needed
+    (``ensure_local``), and a push to the same registry mounts it from there instead.
+    """
 
     descriptor: Descriptor
     diff_id: str
     path: Path
+    origin: Store | Any | None = field(default=None, compare=False)
+
+
+def ensure_local(layer: LayerRef) -> Path:
+    """The layer's blob file, fetched (verified) from its origin first when it is not there."""
+    ensure = getattr(layer.origin, "ensure_blob", None)
+    if ensure is not None:
+        return Path(ensure(layer.descriptor))  # a base image or the local layer store
+    if not layer.path.exists():
+        if layer.origin is None:
+            raise FileNotFoundError(f"layer blob {layer.descriptor.digest} is missing: "
+                                    f"{layer.path}")
+        layer.path.parent.mkdir(parents=True, exist_ok=True)
+        layer.origin.fetch_blob(layer.descriptor, layer.path)
+    return layer.path
 
 
 @dataclass

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from trustbuild.builder.config import LayerRef
+from trustbuild.builder.config import LayerRef, ensure_local
 from trustbuild.errors import SandboxError
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.extract import extract_layer
@@ -127,7 +127,7 @@ def _option_paths(options: Any, context_root: Path | None) -> Iterable[str]:
     """Files the executor itself reads or writes during the build: never wiped or captured."""
     yield from (str(p) for p in (context_root,) if p is not None)
     for name in ("tar_path", "oci_layout_path", "digest_file", "image_name_with_digest_file",
-                 "sign_key", "policy"):
+                 "sign_key", "policy", "cache_dir"):
         value = getattr(options, name, None)
         if value:
             yield str(value)
@@ -236,7 +236,7 @@ class ContainerFS:
         """Apply image layers to root, leaving the ignore list alone."""
         for layer in layers:
             expected = Digest.parse(layer.diff_id) if layer.diff_id else None
-            extract_layer(layer.path, self.root, media_type=layer.descriptor.media_type,
+            extract_layer(ensure_local(layer), self.root, media_type=layer.descriptor.media_type,
                           diff_id=expected, what=f"layer {layer.descriptor.digest}",
                           exclude=self.excluded)
 

@@ -57,6 +57,7 @@ class BuildContext:
     git_commit: str | None = None
     ignore: IgnoreMatcher = field(default_factory=lambda: IgnoreMatcher([]))
     tempdir: Path | None = None  # removed by close()
+    _digests: dict[str, str] = field(default_factory=dict, repr=False)  # file_digest memo
 
     def __enter__(self) -> BuildContext:
         return self
@@ -127,7 +128,7 @@ class BuildContext:
             elif stat.S_ISLNK(st.st_mode):
                 kind, size, detail = "l", 0, os.readlink(path)
             elif stat.S_ISREG(st.st_mode):
-                kind, size, detail = "f", st.st_size, _file_sha256(path)
+                kind, size, detail = "f", st.st_size, self.file_digest(path)
             else:
                 continue  # sockets, fifos and devices are never copied
             lines.append(f"{self.relpath(path)}\0{kind}\0{mode:o}\0{size}\0{detail}\n")
@@ -135,6 +136,14 @@ class BuildContext:
         for line in sorted(lines):
             h.update(line.encode("utf-8", "surrogateescape"))
         return "sha256:" + h.hexdigest()
+
+    def file_digest(self, path: Path) -> str:
+        """sha256 hex of a regular file's content, read once per build (the context is not
+        expected to change while it is built)."""
+        key = os.fspath(path)
+        if key not in self._digests:
+            self._digests[key] = _file_sha256(path)
+        return self._digests[key]
 
     # -- COPY / ADD sources ----------------------------------------------------------------
     def resolve_sources(self, pattern: str, *, line: int, path: str,

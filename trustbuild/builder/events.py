@@ -176,6 +176,15 @@ class BuildLog:
                    seconds=round(seconds, 3), cached=cached)
 
     # ------------------------------------------------------------------ blobs
+    def mounted(self, digest: str, size: int, *, source: str, where: str) -> None:
+        """A blob the registry mounted from another repository (nothing uploaded)."""
+        if self.json:
+            self.event("blob", direction="mount", digest=digest, size=size, bytes=0,
+                       source=source, where=where)
+            return
+        self._text(f"mounted {digest.split(':', 1)[-1][:12]} {human_bytes(size)} from "
+                   f"{source} into {where}")
+
     @contextmanager
     def blob(self, direction: str, digest: str, size: int, *,
              where: str) -> Iterator[Callable[[int], None]]:

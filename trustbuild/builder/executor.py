@@ -2,8 +2,10 @@
 
 Flow (``Executor.run``): global ARGs -> expand every FROM -> stages needed by the target (FROM an
 earlier stage, ``COPY --from``) -> resolve every external image to a digest -> the gate hook ->
-per stage: materialise the rootfs (extract layers), run ONBUILD triggers of the base, then each
-instruction's handler (``trustbuild.builder.handlers``), which updates the :class:`ImageState`.
+per stage: run ONBUILD triggers of the base, then each instruction's handler
+(``trustbuild.builder.handlers``), which updates the :class:`ImageState`. A stage's rootfs is
+materialised (its layers extracted) only when a step has to run on it or another stage reads it
+(``Executor.materialize``): with ``--cache`` a build whose every step hits extracts nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from typing import Any, Protocol
 
 from trustbuild._internal.secrets import redact_text
 from trustbuild.builder.base import BaseImages, ResolvedBase, extract_image
-from trustbuild.builder.cache import LayerCache, cache_repo_for, chain_step
+from trustbuild.builder.cache import LayerCache, cache_repo_for
+from trustbuild.builder.cachekey import SourceHasher, root_key, step_key
 from trustbuild.builder.config import ImageState, rfc3339
 from trustbuild.builder.dockerfile import Dockerfile, Instruction, Stage
 from trustbuild.builder.expand import expand, expand_words
 from trustbuild.builder.layers import LayerSettings
+from trustbuild.builder.layerstore import LayerStore
 from trustbuild.builder.mounts import SECRET_TYPES, MountSpec, mount_from_refs, number_ssh_targets
 from trustbuild.builder.mounts import parse_mount as parse_mount_value
 from trustbuild.builder.options import BuildOptions
@@ -70,7 +74,8 @@ class StageRun:
     args: dict[str, str | None] = field(default_factory=dict)  # declared ARGs (None: no value)
     cmd_set: bool = False
     runner: Runner | None = None
-    chain: str = ""  # base digest + every instruction so far (the layer cache key chain)
+    chain: str = ""  # the cache key chain: root key + every instruction so far (cachekey.py)
+    materialized: bool = False  # rootfs holds image.layers (see Executor.materialize)
 
     @property
     def key(self) -> str:
@@ -104,8 +109,12 @@ class Executor:
         self.work = work
         self.platform = options.target_platform()
         self.epoch = options.epoch()
+        self.layer_store: LayerStore | None = None
+        if options.cache_dir:
+            self.layer_store = LayerStore(options.cache_dir, ttl=options.cache_ttl)
         self.bases = BaseImages(store_options=options.store_options, cache_dir=work / "blobs",
-                                platform=self.platform, log=options.log)
+                                platform=self.platform, log=options.log,
+                                layer_store=self.layer_store)
         self.layers = LayerSettings(directory=work / "layers", compression=options.compression,
                                     level=options.compression_level,
                                     docker_media_types=options.image_format == "docker",
@@ -123,11 +132,13 @@ class Executor:
         self._uses: dict[int, list[tuple[int, str]]] = {}  # stage -> (user, "from"|"copy")
         self.ssh_agents = SshAgents(options.ssh, work)
         self.cache: LayerCache | None = None
+        self.hasher = SourceHasher(context)
         if options.cache:
             repo = cache_repo_for(options.cache_repo, options.destinations)
             self.cache = LayerCache.open(repo, options=options.store_options,
                                          layer_dir=work / "layers", platform=self.platform,
-                                         output=options.output)
+                                         output=options.output, layer_store=self.layer_store,
+                                         ttl=options.cache_ttl)
 
     # ------------------------------------------------------------------ helpers for handlers
     def created(self) -> str:
@@ -158,6 +169,55 @@ class Executor:
         path.mkdir(parents=True)
         path.chmod(0o755)
         return path
+
+    def cache_key(self, st: StageRun, cmd: str, spec: dict[str, Any]) -> str | None:
+        """The key of a step with inputs ``spec`` (docs/cache.md), None without ``--cache``."""
+        if self.cache is None:
+            return None
+        return step_key(st.chain, cmd, spec)
+
+    def cache_enabled(self, cmd: str) -> bool:
+        """Whether steps of kind ``cmd`` are looked up and stored (their keys chain anyway)."""
+        if self.cache is None:
+            return False
+        if cmd == "RUN":
+            return self.options.cache_run_layers
+        if cmd in ("COPY", "ADD"):
+            return self.options.cache_copy_layers
+        return True
+
+    def source_key(self, st: StageRun, ref: str) -> str:
+        """What ``COPY --from=ref`` reads, for a key: the stage's chain or the image digest."""
+        dep = self.earlier_stage(ref, st.stage.index)
+        if dep is not None:
+            return self.runs[dep.index].chain
+        resolved = self.externals.get(ref)
+        return str(resolved.digest) if resolved is not None else ref
+
+    def _root_key(self, base: str, platform: Platform) -> str:
+        opts = self.options
+        return root_key(base=base, platform=platform, settings={
+            "compression": opts.compression, "epoch": self.epoch,
+            "ignore_paths": sorted(opts.ignore_paths), "mode": opts.mode,
+            "security_profile": opts.security_profile,
+            "seccomp": self.record.seccomp_profile_digest or opts.seccomp_profile or ""})
+
+    def materialize(self, st: StageRun) -> None:
+        """Extract the stage's layers into its rootfs (once; the base and any cached steps)."""
+        if st.materialized:
+            return
+        if st.image.layers:
+            print(f"stage {st.key}: extracting {len(st.image.layers)} layer(s)",
+                  file=self.options.output)
+        try:
+            extract_image(st.image, st.rootfs)
+        except DockerfileError:
+            raise
+        except TrustbuildError as exc:
+            if st.stage.from_instruction is None:
+                raise
+            raise self.error(st.stage.from_instruction, str(exc)) from exc
+        st.materialized = True
 
     def step(self, st: StageRun, ins: Instruction, text: str) -> StepRecord:
         """A step record appended to the build record (``text`` with secrets redacted)."""
@@ -453,23 +513,26 @@ class Executor:
                          started=time.time())
         self.record.steps.append(rec)
         dep = self.earlier_stage(base, stage.index)
+        materialized = False
         try:
             if base.lower() == "scratch":
                 image = ImageState.scratch(self.stage_platform(stage))
-                chain = chain_step("", "scratch", str(self.stage_platform(stage)))
+                chain = self._root_key("scratch", self.stage_platform(stage))
+                materialized = True
             elif dep is not None:
-                image = self.runs[dep.index].image.clone()
-                chain = self.runs[dep.index].chain
-                if self._uses.get(dep.index) == [(stage.index, "from")]:
+                prev = self.runs[dep.index]
+                image = prev.image.clone()
+                chain = prev.chain
+                if self._uses.get(dep.index) == [(stage.index, "from")] and prev.materialized:
                     # nothing else needs the earlier stage's filesystem: take it over
                     rootfs.rmdir()
-                    self.runs[dep.index].rootfs.rename(rootfs)
-                else:
-                    extract_image(image, rootfs)
+                    prev.rootfs.rename(rootfs)
+                    prev.materialized = False
+                    materialized = True
             else:
                 image = self.bases.image_state(self.stage_bases[stage.index])
-                chain = str(self.stage_bases[stage.index].digest)
-                extract_image(image, rootfs)
+                chain = self._root_key(str(self.stage_bases[stage.index].digest),
+                                       self.stage_platform(stage))
         except DockerfileError:
             raise
         except TrustbuildError as exc:
@@ -477,7 +540,8 @@ class Executor:
                 raise
             raise self.error(ins, str(exc)) from exc
         rec.finished = time.time()
-        return StageRun(stage=stage, rootfs=rootfs, image=image, chain=chain)
+        return StageRun(stage=stage, rootfs=rootfs, image=image, chain=chain,
+                        materialized=materialized)
 
     def _start_stage_in_root(self, stage: Stage) -> StageRun:
         """Container mode: "/" is wiped and becomes the stage's base (Kaniko's way)."""
@@ -493,7 +557,7 @@ class Executor:
         try:
             if base.lower() == "scratch":
                 image = ImageState.scratch(self.stage_platform(stage))
-                chain = chain_step("", "scratch", str(self.stage_platform(stage)))
+                chain = self._root_key("scratch", self.stage_platform(stage))
                 self.cfs.start([])
             elif dep is not None:
                 image = self.runs[dep.index].image.clone()
@@ -501,7 +565,8 @@ class Executor:
                 self.cfs.restore(self.saved[dep.index])
             else:
                 image = self.bases.image_state(self.stage_bases[stage.index])
-                chain = str(self.stage_bases[stage.index].digest)
+                chain = self._root_key(str(self.stage_bases[stage.index].digest),
+                                       self.stage_platform(stage))
                 self.cfs.start(image.layers)
         except DockerfileError:
             raise
@@ -510,7 +575,8 @@ class Executor:
                 raise
             raise self.error(stage.from_instruction, str(exc)) from exc
         rec.finished = time.time()
-        return StageRun(stage=stage, rootfs=ROOT, image=image, chain=chain)
+        # "/" is the stage's filesystem from the start (no lazy extraction in container mode)
+        return StageRun(stage=stage, rootfs=ROOT, image=image, chain=chain, materialized=True)
 
     def copy_from_ref(self, st: StageRun, ins: Instruction) -> str | None:
         """The ``--from`` value of ``ins`` as planned (so COPY uses what was resolved)."""
@@ -523,6 +589,7 @@ class Executor:
         """The filesystem ``COPY --from=ref`` reads: an earlier stage's rootfs or an image's."""
         dep = self.earlier_stage(ref, st.stage.index)
         if dep is not None:
+            self.materialize(self.runs[dep.index])
             return self.runs[dep.index].rootfs
         if ref not in self.copy_from_roots:
             resolved = self.externals.get(ref)

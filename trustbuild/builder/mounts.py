@@ -5,8 +5,12 @@ Supported (BuildKit's syntax, comma-separated ``key=value`` in CSV quoting):
 - ``type=bind`` (the default): ``source`` from the build context (never outside it; the
   ``.dockerignore`` applies) or, with ``from=STAGE|IMAGE``, from that filesystem; read-only
   unless ``rw``, and then writes go to a throw-away copy;
-- ``type=cache``: a directory kept in the build's work dir for the whole build, keyed by ``id``
-  (default: the target), created with ``uid``/``gid``/``mode`` (default 0:0 0755);
+- ``type=cache``: a directory keyed by ``id`` (default: the target), created with
+  ``uid``/``gid``/``mode`` (default 0:0 0755), kept in the local layer store
+  (``--cache-dir``, ``run-cache/``) so it persists across builds, else in the build's work dir.
+  ``sharing=shared`` (default) lets concurrent steps use it together, ``locked`` waits until no
+  other step (of any build) uses it, ``private`` takes another directory of the same id when
+  it is in use (fcntl locks held for the step's duration);
 - ``type=tmpfs`` with an optional ``size``;
 - ``type=secret``: the ``--secret`` value ``id`` (default: the target's basename) as a
   read-only file at ``target`` (default ``/run/secrets/ID``, mode 0400, owner 0:0) and/or in
@@ -22,12 +26,14 @@ never reach the history, the cache key, the record or the logs (only their ids d
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import stat
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -255,14 +261,35 @@ def _copy_regular(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _cache_dir(ex: Executor, spec: MountSpec, target: str) -> Path:
+def _cache_dir(ex: Executor, spec: MountSpec, target: str, locks: ExitStack) -> Path:
+    """The cache mount's directory, locked as ``sharing`` says until ``locks`` closes."""
     key = spec.id or target
     name = hashlib.sha256(key.encode()).hexdigest()[:32]
-    path = Path(ex.work) / "run-cache" / name
+    store = getattr(ex, "layer_store", None)
+    base = (store.root if store is not None else Path(ex.work)) / "run-cache"
+    base.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while True:
+        path = base / (name if n == 0 else f"{name}-{n}")
+        fd = os.open(base / f"{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        kind = fcntl.LOCK_SH if spec.sharing == "shared" else fcntl.LOCK_EX
+        try:
+            fcntl.flock(fd, kind | (fcntl.LOCK_NB if spec.sharing == "private" else 0))
+        except BlockingIOError:
+            os.close(fd)
+            n += 1  # private: this one is in use, take the next
+            continue
+        locks.callback(os.close, fd)
+        break
     if not path.is_dir():
-        path.mkdir(parents=True)
-        os.chown(path, spec.uid, spec.gid)
-        os.chmod(path, spec.mode)
+        tmp = base / f".new-{path.name}-{os.getpid()}"
+        tmp.mkdir()
+        os.chown(tmp, spec.uid, spec.gid)
+        os.chmod(tmp, spec.mode)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            os.rmdir(tmp)  # created meanwhile by a build holding a shared lock
     return path
 
 
@@ -281,11 +308,11 @@ def resolve_target(ex: Executor, st: StageRun, ins: Instruction, target: str,
 
 
 def sandbox_mounts(ex: Executor, st: StageRun, ins: Instruction, specs: list[MountSpec],
-                   workdir: str, tmp: Path) -> list[tuple[str, str, str]]:
+                   workdir: str, tmp: Path, locks: ExitStack) -> list[tuple[str, str, str]]:
     """``(source, target, mode)`` tuples for ``RunSpec.extra_mounts``.
 
     ``tmp`` holds per-step copies (rw binds, .dockerignore-filtered directories); the caller
-    removes it after the step.
+    removes it after the step, and closes ``locks`` (cache mount locks) then.
     """
     out: list[tuple[str, str, str]] = []
     for spec in specs:
@@ -293,7 +320,8 @@ def sandbox_mounts(ex: Executor, st: StageRun, ins: Instruction, specs: list[Mou
         if spec.type == "tmpfs":
             out.append((f"size={spec.size}" if spec.size else "", target, "tmpfs"))
         elif spec.type == "cache":
-            out.append((str(_cache_dir(ex, spec, target)), target, "rw" if spec.rw else "ro"))
+            out.append((str(_cache_dir(ex, spec, target, locks)), target,
+                        "rw" if spec.rw else "ro"))
         else:
             src = _bind_source(ex, st, ins, spec, tmp)
             out.append((str(src), target, "rw" if spec.rw else "ro"))

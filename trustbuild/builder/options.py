@@ -107,9 +107,11 @@ class BuildOptions:
     # consumed by other parts (cache, sign, attest, policy); carried unchanged
     cache: bool = False
     cache_repo: str | None = None
-    cache_dir: str | None = None  # --cache-dir (Kaniko: local base image layer cache)
-    cache_ttl: float | None = None  # --cache-ttl in seconds (None: no expiry)
-    no_push_cache: bool = False  # --no-push-cache
+    cache_dir: str | None = None  # --cache-dir: the local layer store (None: none)
+    cache_run_layers: bool = True  # --cache-run-layers: look up and store RUN steps
+    cache_copy_layers: bool = True  # --cache-copy-layers: look up and store COPY/ADD steps
+    cache_ttl: float | None = None  # --cache-ttl in seconds (None: entries never expire)
+    no_push_cache: bool = False  # --no-push-cache: look steps up, never store them
     sign_key: str | None = None
     bundle: bool = False
     attest: list[str] = field(default_factory=list)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from trustbuild.builder.assemble import AssembledImage
+from trustbuild.builder.config import LayerRef, ensure_local
 from trustbuild.errors import TrustbuildError, UsageError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.reference import Reference
@@ -56,10 +57,6 @@ def validate_destinations(destinations: list[str]) -> list[Reference]:
     return out
 
 
-def _file_source(path: Path) -> Callable[[], AbstractContextManager[BinaryIO]]:
-    return lambda: open(path, "rb")  # noqa: SIM115 - the store closes it
-
-
 def _bytes_source(data: bytes) -> Callable[[], AbstractContextManager[BinaryIO]]:
     return lambda: io.BytesIO(data)
 
@@ -90,15 +87,61 @@ def _counted(source: Callable[[], AbstractContextManager[BinaryIO]],
     return opener
 
 
+def _layer_source(ref: LayerRef) -> Callable[[], AbstractContextManager[BinaryIO]]:
+    """Opens the layer's blob, downloading it from its origin on first use."""
+    return lambda: open(ensure_local(ref), "rb")  # noqa: SIM115 - the store closes it
+
+
+def _mount_source(store: Store, ref: LayerRef) -> str | None:
+    """The repository a registry push can mount ``ref`` from (same registry), if any."""
+    from trustbuild.registry.store import RegistryStore
+
+    origin = getattr(ref.origin, "upstream", ref.origin)  # through the local layer store
+    if (isinstance(store, RegistryStore) and isinstance(origin, RegistryStore)
+            and origin.registry == store.registry and origin.repository != store.repository):
+        return origin.repository
+    return None
+
+
+def _put_layer(store: Store, ref: LayerRef,
+               source: Callable[[], AbstractContextManager[BinaryIO]]) -> None:
+    from trustbuild.registry.store import RegistryStore
+
+    if isinstance(store, RegistryStore):
+        store.put_blob(ref.descriptor, source, mount_from=_mount_source(store, ref))
+    else:
+        store.put_blob(ref.descriptor, source)
+
+
 def _put_blobs(store: Store, image: AssembledImage, log: Any = None) -> None:
+    """Layers (present: skipped; on the same registry: mounted; else uploaded), then config.
+
+    A layer still in its origin (a base image or the cache repository) is downloaded only when
+    it has to be uploaded: a build whose every step was cached uploads just the config.
+    """
     for ref in image.layers:
-        if not store.has_blob(ref.descriptor.digest):
-            if log is None:
-                store.put_blob(ref.descriptor, _file_source(ref.path))
+        if store.has_blob(ref.descriptor.digest):
+            continue
+        if log is None:
+            _put_layer(store, ref, _layer_source(ref))
+            continue
+        mount = _mount_source(store, ref)
+        if mount is not None and hasattr(store, "stats"):
+            before = store.stats["mounted"]
+            _put_layer(store, ref, _layer_source(ref))
+            if store.stats["mounted"] > before:
+                log.mounted(str(ref.descriptor.digest), ref.descriptor.size, source=mount,
+                            where=store.describe())
                 continue
+            # the registry would not mount it: it was uploaded (reported without a bar)
             with log.blob("push", str(ref.descriptor.digest), ref.descriptor.size,
                           where=store.describe()) as count:
-                store.put_blob(ref.descriptor, _counted(_file_source(ref.path), count))
+                count(ref.descriptor.size)
+            continue
+        with log.blob("push", str(ref.descriptor.digest), ref.descriptor.size,
+                      where=store.describe()) as count:
+            _put_layer(store, ref, _counted(_layer_source(ref), count))
+    store.put_blob(image.config, _bytes_source(image.config_raw))
     store.put_blob(image.config, _bytes_source(image.config_raw))
 
 

@@ -104,10 +104,15 @@ def register(sub: Any) -> None:
 
     x = p.add_argument_group("cache, signing, attestation, policy")
     x.add_argument("--cache", action="store_true",
-                   help="reuse RUN layers from the cache repository and store new ones there")
+                   help="reuse RUN/COPY/ADD/WORKDIR layers from the cache repository and store "
+                        "new ones there (docs/cache.md)")
     x.add_argument("--cache-repo", metavar="REPO",
                    help="cache repository (REGISTRY/REPO or oci:DIR; default: the first "
                         "destination's repository + /cache); only the builder should write it")
+    x.add_argument("--no-cache-dir", action="store_true",
+                   help="keep no layers between builds (by default --cache uses the local "
+                        "layer store at --cache-dir, else $XDG_CACHE_HOME/trustbuild, "
+                        "/var/cache/trustbuild as root; docs/cache.md)")
     x.add_argument("--sign-key", metavar="KEY", help="sign the pushed image with this cosign key")
     x.add_argument("--bundle", action="store_true",
                    help="also attach the signature (and attestations) as Sigstore bundle v0.3 "
@@ -175,8 +180,12 @@ def options_from_args(args: argparse.Namespace) -> Any:
         raise UsageError("nothing to do: give --destination, or --no-push with --tar-path / "
                          "--oci-layout-path")
     sopts = store_options(args)
+    from trustbuild.builder.layerstore import default_cache_dir
     from trustbuild.builder.multiplatform import parse_platforms
 
+    cache_dir = args.cache_dir or (str(default_cache_dir()) if args.cache else None)
+    if args.no_cache_dir:
+        cache_dir = None
     platforms = parse_platforms(args.custom_platform) if args.custom_platform else []
     platform = platforms[0] if platforms else None
     sopts.platform = platform
@@ -207,8 +216,9 @@ def options_from_args(args: argparse.Namespace) -> Any:
         seccomp_profile=args.seccomp_profile, mode=args.mode, force=args.force,
         snapshot_mode=args.snapshot_mode, ignore_paths=list(args.ignore_path),
         kaniko_dir=args.kaniko_dir, ignore_var_run=args.ignore_var_run, cache=args.cache,
-        cache_repo=args.cache_repo, cache_dir=args.cache_dir, cache_ttl=args.cache_ttl_seconds,
-        no_push_cache=args.no_push_cache, sign_key=args.sign_key, bundle=args.bundle,
+        cache_repo=args.cache_repo, cache_dir=cache_dir, cache_ttl=args.cache_ttl_seconds,
+        no_push_cache=args.no_push_cache, cache_run_layers=args.cache_run_layers,
+        cache_copy_layers=args.cache_copy_layers, sign_key=args.sign_key, bundle=args.bundle,
         attest=attest,
         sbom_format=args.sbom_format, builder_id=args.builder_id, policy=args.policy,
         executor_image=args.executor_image, stdin=sys.stdin.buffer, output=sys.stderr)

@@ -49,7 +49,6 @@ REFUSED: dict[str, str] = {
     "--dryrun": "no plan-only mode; trustbuild policy check lints a Dockerfile without building",
     "--credential-helpers": "credential helpers come from docker config.json (credHelpers / "
                             "credsStore, e.g. docker-credential-ecr-login); no built-in helpers",
-    "--cache-copy-layers": "only RUN steps are cached; COPY/ADD are rebuilt from the context",
 }
 """Kaniko flags trustbuild refuses (when set to a non-default value), with the trustbuild way."""
 
@@ -227,15 +226,20 @@ def add_kaniko_flags(p: argparse.ArgumentParser) -> None:
                                                 "held in memory")):
         _bool(k, flag, text, default=flag == "--compressed-caching")
     k.add_argument("--cache-dir", metavar="DIR",
-                   help="local directory of cached base image layers (Kaniko's /cache)")
+                   help="the local layer store: base and cached layers downloaded once per "
+                        "machine, RUN cache mounts kept (with --cache the default is "
+                        "$XDG_CACHE_HOME/trustbuild, /var/cache/trustbuild as root; "
+                        "docs/cache.md)")
     k.add_argument("--cache-ttl", metavar="DURATION",
-                   help="cached layers older than this are ignored (Go duration, e.g. 6h; "
-                        "Kaniko's default 336h)")
-    _bool(k, "--cache-run-layers", "cache RUN layers when --cache is on (default true)",
-          default=True)
+                   help="cache entries older than this are not used (Go duration, e.g. 6h; "
+                        "default: no expiry)")
+    _bool(k, "--cache-run-layers", "look up and store RUN steps when --cache is on "
+          "(default true)", default=True)
+    _bool(k, "--cache-copy-layers", "look up and store COPY/ADD steps when --cache is on "
+          "(default true; Kaniko's is false)", default=True)
     _bool(k, "--no-push-cache", "with --cache: read the cache but do not push new layers")
     _refuse(k, "--insecure-pull", "--skip-tls-verify-pull", "--push-ignore-immutable-tag-errors",
-            "--single-snapshot", "--dryrun", "--cache-copy-layers", boolean=True)
+            "--single-snapshot", "--dryrun", boolean=True)
     k.add_argument("--registry-client-cert", action="append", default=[],
                    metavar="HOST=CERT.pem,KEY.pem",
                    help="client certificate and key for mutual TLS with this registry "
@@ -360,9 +364,6 @@ def apply_kaniko_flags(args: argparse.Namespace, environ: Mapping[str, str] | No
     args.kaniko_dir = Path(kdir)
     args.cache_ttl_seconds = (parse_go_duration(args.cache_ttl, "--cache-ttl")
                               if args.cache_ttl else None)
-    if args.cache and not args.cache_run_layers:
-        say("--cache-run-layers=false: only RUN layers are cached, so the cache is off")
-        args.cache = False
     if args.image_name_tag_with_digest_file and not args.destination:
         raise UsageError("--image-name-tag-with-digest-file needs a --destination")
     if args.image_name_with_digest_file and not args.destination:

@@ -38,6 +38,7 @@ COMMANDS = (
     "copy",
     "inspect",
     "build",
+    "cache",
     "generate_key_pair",
     "sign",
     "verify",

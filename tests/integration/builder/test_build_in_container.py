@@ -191,3 +191,26 @@ def test_conformance_case_matches_sandbox_mode(case: str, box: ContainerBox, bus
     diffs = compare_images(fetch_dir(ours, tmp_path / "sandbox"),
                            fetch_dir(theirs, tmp_path / "container"))
     assert not diffs, f"{case}: {len(diffs)} differences:\n" + "\n".join(diffs[:40])
+
+
+def test_cache_in_container_mode(box: ContainerBox, busybox_base: str, registry: object,
+                                 tmp_path: Path) -> None:
+    """--cache and the layer store work in "/" too: the rebuild takes every step from the
+    cache, and the store (on the ignore list) survives the wipe and stays out of the image."""
+    host = registry.host  # type: ignore[attr-defined]
+    ws = tmp_path / "ws"
+    (ws / "ctx").mkdir(parents=True)
+    (ws / "ctx" / "a.txt").write_text("a\n")
+    (ws / "ctx" / "Dockerfile").write_text(
+        "ARG BASE\nFROM ${BASE}\nWORKDIR /app\nCOPY a.txt .\nRUN cat a.txt a.txt > b.txt\n")
+    argv = ["build", "--context", "/workspace/ctx", "--build-arg", f"BASE={busybox_base}",
+            "--cache", "--cache-dir", "/workspace/store", "--log-format", "json"]
+    for tag, want in (("1", [False] * 3), ("2", [True] * 3)):
+        dest = f"{host}/container-mode/cached:{tag}"
+        r = _in_box(box, [*argv, "--destination", dest], ws)
+        assert r.returncode == 0, r.stderr[-3000:]
+        steps = json.loads(r.stdout)["record"]["steps"]
+        assert [s["cached"] for s in steps if s["instruction"] != "FROM"] == want, r.stderr
+    assert any((ws / "store" / "blobs" / "sha256").iterdir())
+    names = _layer_names(fetch_dir(dest, tmp_path / "img"))
+    assert "app/b.txt" in names and not [n for n in names if "store" in n]

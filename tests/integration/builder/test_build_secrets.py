@@ -221,7 +221,7 @@ def test_secrets_never_leave_the_step(mode: str, tmp_path: Path, busybox_base: s
     capsys.readouterr()
     assert main([*common, "--no-push", "--oci-layout-path", str(tmp_path / "again")]) == 0
     err = capsys.readouterr().err
-    assert err.count("using cached layer") == 8, err[-3000:]
+    assert err.count("RUN: cache hit") == 8, err[-3000:]
     assert _image_files(tmp_path / "again")["/hash"] == hexd(file_secret)
 
 

@@ -114,6 +114,9 @@ def test_json_events_for_a_build(tmp_path: Path, busybox_base: str, registry: An
     assert pulls and all(p["bytes"] == p["size"] > 0 for p in pulls)
     assert len(pushes) >= 2 and all(p["bytes"] >= p["size"] > 0 for p in pushes)
     assert all(p["where"] == f"docker://{registry.host}/kaniko/json" for p in pushes)
+    # the base layer is on the same registry: mounted from its repository, not uploaded
+    mounts = [e for e in events if e["event"] == "blob" and e["direction"] == "mount"]
+    assert [m["source"] for m in mounts] == ["conformance/busybox"] * len(pulls)
     digest = json.loads(out)["digest"]
     assert names.read_text() == f"{registry.host}/kaniko/json:1@{digest}\n"
 

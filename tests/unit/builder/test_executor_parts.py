@@ -153,7 +153,8 @@ def test_run_argv_forms() -> None:
 
 
 def test_cache_keys_and_repo() -> None:
-    from trustbuild.builder.cache import LayerCache, cache_repo_for, chain_step
+    from trustbuild.builder.cache import cache_repo_for
+    from trustbuild.builder.cachekey import chain_step, step_key
     from trustbuild.errors import UsageError
 
     a = chain_step("base", "COPY", "sha256:1")
@@ -161,8 +162,8 @@ def test_cache_keys_and_repo() -> None:
                                                                             "sha256:1")
     assert chain_step("x", "ab", "c") != chain_step("x", "a", "bc")  # parts are separated
     spec = {"argv": ["/bin/sh", "-c", "make"], "env": {"A": "1"}}
-    assert LayerCache.key(a, spec) != LayerCache.key(a, {**spec, "env": {"A": "2"}})
-    assert len(LayerCache.key(a, spec)) == 64
+    assert step_key(a, "RUN", spec) != step_key(a, "RUN", {**spec, "env": {"A": "2"}})
+    assert len(step_key(a, "RUN", spec)) == 64
     assert cache_repo_for(None, ["127.0.0.1:5000/app:1"]) == "127.0.0.1:5000/app/cache"
     assert cache_repo_for("oci:/tmp/c", []) == "oci:/tmp/c"
     with pytest.raises(UsageError):

@@ -213,10 +213,19 @@ def test_bucket_is_a_gcs_context() -> None:
                              ).context == "s3://b/c.tar.gz"
 
 
-def test_cache_run_layers_false_turns_the_cache_off() -> None:
+def test_cache_run_and_copy_layers_choose_what_is_cached() -> None:
     opts = options_from_args(_parse("-d", "r.example/a:1", "--cache=true",
                                     "--cache-run-layers=false"))
-    assert opts.cache is False
+    assert opts.cache is True and opts.cache_run_layers is False and opts.cache_copy_layers
+    opts = options_from_args(_parse("-d", "r.example/a:1", "--cache=true",
+                                    "--cache-copy-layers=false", "--cache-ttl=6h",
+                                    "--cache-dir=/tmp/store"))
+    assert opts.cache_run_layers and opts.cache_copy_layers is False
+    assert opts.cache_ttl == 6 * 3600 and opts.cache_dir == "/tmp/store"
+    assert options_from_args(_parse("-d", "r.example/a:1")).cache_dir is None
+    assert options_from_args(_parse("-d", "r.example/a:1", "--cache")).cache_dir  # the default
+    assert options_from_args(_parse("-d", "r.example/a:1", "--cache",
+                                    "--no-cache-dir")).cache_dir is None
 
 
 def test_compression_level_minus_one_is_the_default() -> None:

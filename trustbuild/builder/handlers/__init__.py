@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from trustbuild.builder.cache import chain_step
+from trustbuild.builder.cachekey import chain_step
 from trustbuild.builder.dockerfile import Instruction, parse_dockerfile
 from trustbuild.builder.handlers import copy as copy_handlers
 from trustbuild.builder.handlers import meta, run
+from trustbuild.builder.steps import LAYER_STEPS
 from trustbuild.errors import DockerfileError, TrustbuildError
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def dispatch(ex: Executor, st: StageRun, ins: Instruction) -> None:
         raise ex.error(ins, f"unknown instruction {ins.cmd}")
     started = time.time()
     n_steps = len(ex.record.steps)
-    n_hist, n_layers = len(st.image.config.get("history") or []), len(st.image.layers)
+    n_hist = len(st.image.config.get("history") or [])
     try:
         handler(ex, st, ins)
     except DockerfileError:
@@ -61,11 +62,9 @@ def dispatch(ex: Executor, st: StageRun, ins: Instruction) -> None:
         raise ex.error(ins, _unlocated(str(exc), ex.df.path, ins.line)) from exc
     except OSError as exc:
         raise ex.error(ins, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from exc
-    hist = (st.image.config.get("history") or [])[n_hist:]
-    layers = st.image.layers[n_layers:]
-    st.chain = chain_step(st.chain, ins.cmd, ins.original,
-                          *[str(h.get("created_by", "")) for h in hist],
-                          *[layer.diff_id for layer in layers])
+    if ins.cmd not in LAYER_STEPS:  # filesystem steps move the chain in steps.layer_step
+        hist = (st.image.config.get("history") or [])[n_hist:]
+        st.chain = chain_step(st.chain, ins.cmd, *[str(h.get("created_by", "")) for h in hist])
     for rec in ex.record.steps[n_steps:]:
         rec.started = rec.started or started
         rec.finished = time.time()

@@ -20,13 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trustbuild.builder.config import LayerRef
 from trustbuild.builder.dockerfile import Instruction
 from trustbuild.builder.expand import expand_heredoc
 from trustbuild.builder.handlers.fetch import fetch_url, is_archive, is_url
 from trustbuild.builder.layers import write_paths_layer
 from trustbuild.builder.rootfs import clean_abs, container_path, mkdir_all, secure_join
+from trustbuild.builder.steps import layer_step
 from trustbuild.builder.users import resolve_chown
 from trustbuild.errors import BuildError
+from trustbuild.oci.digest import Digest
 from trustbuild.oci.extract import extract_layer, iter_layer_entries
 
 if TYPE_CHECKING:
@@ -230,6 +233,43 @@ def _glob_root(ex: Executor, ins: Instruction, root: Path, pattern: str
     return [(secure_join(root, f), posixpath.basename(f)) for f in found]
 
 
+def _heredoc_bytes(ex: Executor, st: StageRun, ins: Instruction, word: str) -> bytes:
+    doc = ins.heredoc_for(word)
+    assert doc is not None
+    content = doc.content
+    if doc.expand and "$" in content:
+        content = expand_heredoc(content, st.expansion_env(), escape=ex.df.escape)
+    return content.encode()
+
+
+def _cache_key(ex: Executor, st: StageRun, ins: Instruction, srcs: list[str], *, add: bool,
+               spec: dict[str, object]) -> str | None:
+    """The step's key: ``spec`` plus what every source holds (None: cannot be keyed)."""
+    if ex.cache is None:
+        return None
+    from_ref = ins.flag("from") if ins.cmd == "COPY" else None
+    sources: list[list[str]] = []
+    for word in srcs:
+        if ins.heredocs and ins.heredoc_for(word) is not None:
+            data = _heredoc_bytes(ex, st, ins, word)
+            sources.append(["heredoc", word, str(Digest.of(data))])
+        elif from_ref:
+            sources.append(["from", word])
+        elif add and is_url(word):
+            checksum = ins.flag("checksum")
+            if not checksum:
+                return None  # the content is only known after the download: always fetched
+            sources.append(["url", word, checksum])
+        else:
+            for p in ex.ctx.resolve_sources(word, line=ins.line, path=ex.df.path,
+                                            instruction=ins.cmd):
+                sources.append(["context", ex.ctx.relpath(Path(p)), ex.hasher.digest(Path(p))])
+    if from_ref:
+        ref = ex.copy_from_ref(st, ins) or ex.expand(st, from_ref)
+        spec = {**spec, "from": ex.source_key(st, ref)}
+    return ex.cache_key(st, ins.cmd, {**spec, "sources": sources})
+
+
 def _sources(ex: Executor, st: StageRun, ins: Instruction, words: list[str], *, add: bool,
              tmp: Path) -> list[_Source]:
     out: list[_Source] = []
@@ -237,11 +277,7 @@ def _sources(ex: Executor, st: StageRun, ins: Instruction, words: list[str], *, 
     for word in words:
         doc = ins.heredoc_for(word) if ins.heredocs else None
         if doc is not None:
-            content = doc.content
-            if doc.expand:
-                content = (expand_heredoc(content, st.expansion_env(), escape=ex.df.escape)
-                           if "$" in content else content)
-            out.append(_Source(None, doc.name, content.encode()))
+            out.append(_Source(None, doc.name, _heredoc_bytes(ex, st, ins, word)))
             continue
         if from_ref:
             ref = ex.copy_from_ref(st, ins) or ex.expand(st, from_ref)
@@ -272,13 +308,7 @@ def _copy(ex: Executor, st: StageRun, ins: Instruction, *, add: bool) -> None:
     srcs, dest = words[:-1], words[-1]
     if ins.flag("checksum") and not add:
         raise ex.error(ins, "--checksum is only valid for ADD")
-    chown = ins.flag("chown")
-    uid = gid = None
-    if chown:
-        try:
-            uid, gid = resolve_chown(st.rootfs, ex.expand(st, chown))
-        except BuildError as exc:
-            raise ex.error(ins, str(exc)) from None
+    chown = ex.expand(st, ins.flag("chown") or "")
     chmod_text = ins.flag("chmod")
     chmod = None
     if chmod_text:
@@ -294,26 +324,36 @@ def _copy(ex: Executor, st: StageRun, ins: Instruction, *, add: bool) -> None:
     dir_syntax = dest.endswith("/") or dest in (".", "..") or dest.endswith("/.")
     text = f"{ins.cmd} " + " ".join(words)
     rec = ex.step(st, ins, text)
-    ignore = getattr(ex.ctx, "ignore", None)
-    forced = ex.epoch if ex.options.reproducible else None
-    copier = Copier(st.rootfs, uid=uid, gid=gid, chmod=chmod, ignore=ignore, mtime=forced,
-                    protect=ex.cfs.excluded if ex.cfs is not None else None)
-    with tempfile.TemporaryDirectory(dir=ex.work, prefix="add-") as tmpname:
-        tmp = Path(tmpname)
-        items = _sources(ex, st, ins, srcs, add=add, tmp=tmp)
-        if not items:
-            raise ex.error(ins, "no source files were specified")
-        existing = secure_join(st.rootfs, dest_abs)
-        to_dir = dir_syntax or existing.is_dir()
-        if (len(items) > 1 or len(srcs) > 1) and not to_dir:
-            raise ex.error(ins, f"when using {ins.cmd} with more than one source file, the "
-                                "destination must be a directory and end with a /")
-        for item in items:
-            _copy_item(ex, ins, copier, item, dest_abs, to_dir=to_dir, add=add, tmp=tmp)
-        layer = write_paths_layer(ex.layers, st.rootfs, copier.touched)
-    st.image.add_layer(layer)
-    st.image.add_history(f"{text} # buildkit", created=ex.created(), empty_layer=False)
-    rec.layer_digest = str(layer.descriptor.digest)
+    key = _cache_key(ex, st, ins, srcs, add=add, spec={
+        "words": words, "dest": dest_abs, "dir": dir_syntax, "chown": chown, "chmod": chmod,
+        "link": ins.flag("link") or ""})
+
+    def produce() -> LayerRef:
+        uid = gid = None
+        if chown:
+            try:
+                uid, gid = resolve_chown(st.rootfs, chown)
+            except BuildError as exc:
+                raise ex.error(ins, str(exc)) from None
+        ignore = getattr(ex.ctx, "ignore", None)
+        forced = ex.epoch if ex.options.reproducible else None
+        copier = Copier(st.rootfs, uid=uid, gid=gid, chmod=chmod, ignore=ignore, mtime=forced,
+                        protect=ex.cfs.excluded if ex.cfs is not None else None)
+        with tempfile.TemporaryDirectory(dir=ex.work, prefix="add-") as tmpname:
+            tmp = Path(tmpname)
+            items = _sources(ex, st, ins, srcs, add=add, tmp=tmp)
+            if not items:
+                raise ex.error(ins, "no source files were specified")
+            existing = secure_join(st.rootfs, dest_abs)
+            to_dir = dir_syntax or existing.is_dir()
+            if (len(items) > 1 or len(srcs) > 1) and not to_dir:
+                raise ex.error(ins, f"when using {ins.cmd} with more than one source file, "
+                                    "the destination must be a directory and end with a /")
+            for item in items:
+                _copy_item(ex, ins, copier, item, dest_abs, to_dir=to_dir, add=add, tmp=tmp)
+            return write_paths_layer(ex.layers, st.rootfs, copier.touched)
+
+    layer_step(ex, st, ins, rec, key=key, history=f"{text} # buildkit", produce=produce)
 
 
 def _copy_item(ex: Executor, ins: Instruction, copier: Copier, item: _Source, dest_abs: str, *,

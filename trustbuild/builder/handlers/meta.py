@@ -9,9 +9,12 @@ import os
 import re
 from typing import TYPE_CHECKING
 
+from trustbuild.builder.cachekey import chain_step
+from trustbuild.builder.config import LayerRef
 from trustbuild.builder.dockerfile import Instruction
 from trustbuild.builder.layers import write_paths_layer
 from trustbuild.builder.rootfs import clean_abs, mkdir_all, secure_join
+from trustbuild.builder.steps import layer_step
 from trustbuild.builder.users import resolve_chown
 from trustbuild.errors import TrustbuildError
 
@@ -128,17 +131,16 @@ def handle_workdir(ex: Executor, st: StageRun, ins: Instruction) -> None:
         raise ex.error(ins, "WORKDIR requires a non-empty path")
     new = clean_abs(path, workdir=st.image.c.get("WorkingDir") or "/")
     st.image.c["WorkingDir"] = new
-    uid, gid = _user_ids(st)
-    created = mkdir_all(st.rootfs, new, uid=uid, gid=gid)
     text = f"WORKDIR {new}"
     rec = ex.step(st, ins, text)
-    if created:
-        layer = write_paths_layer(ex.layers, st.rootfs, created)
-        st.image.add_layer(layer)
-        st.image.add_history(text, created=ex.created(), empty_layer=False)
-        rec.layer_digest = str(layer.descriptor.digest)
-    else:
-        st.image.add_history(text, created=ex.created(), empty_layer=True)
+    key = ex.cache_key(st, "WORKDIR", {"path": new, "user": st.image.c.get("User") or ""})
+
+    def produce() -> LayerRef | None:
+        uid, gid = _user_ids(st)
+        created = mkdir_all(st.rootfs, new, uid=uid, gid=gid)
+        return write_paths_layer(ex.layers, st.rootfs, created) if created else None
+
+    layer_step(ex, st, ins, rec, key=key, history=text, produce=produce)
 
 
 def handle_user(ex: Executor, st: StageRun, ins: Instruction) -> None:
@@ -182,26 +184,30 @@ def handle_volume(ex: Executor, st: StageRun, ins: Instruction) -> None:
         added.append(value)
     st.image.c["Volumes"] = vols
     text = "VOLUME [" + " ".join(added) + "]"
-    created: list[str] = []
-    for value in added if _run_follows(st, ins) else []:
-        path = clean_abs(value)
-        if _covered(path, declared):
-            continue
-        declared.append(path)
-        if os.path.lexists(secure_join(st.rootfs, path)):
-            continue  # whatever is there already (even a file) stays
-        try:
-            created.extend(mkdir_all(st.rootfs, path))
-        except TrustbuildError as exc:
-            raise ex.error(ins, f"cannot create volume directory {value}: {exc}") from None
-    if not created:
-        _meta(ex, st, ins, text)
-        return
+    wanted = [(v, clean_abs(v)) for v in added] if _run_follows(st, ins) else []
     rec = ex.step(st, ins, text)
-    layer = write_paths_layer(ex.layers, st.rootfs, created)
-    st.image.add_layer(layer)
-    st.image.add_history(text, created=ex.created(), empty_layer=False)
-    rec.layer_digest = str(layer.descriptor.digest)
+    key = ex.cache_key(st, "VOLUME", {"create": [p for _, p in wanted],
+                                      "declared": sorted(declared)})
+
+    def produce() -> LayerRef | None:
+        created: list[str] = []
+        for value, path in wanted:
+            if _covered(path, declared):
+                continue
+            declared.append(path)
+            if os.path.lexists(secure_join(st.rootfs, path)):
+                continue  # whatever is there already (even a file) stays
+            try:
+                created.extend(mkdir_all(st.rootfs, path))
+            except TrustbuildError as exc:
+                raise ex.error(ins, f"cannot create volume directory {value}: {exc}") from None
+        return write_paths_layer(ex.layers, st.rootfs, created) if created else None
+
+    if not wanted:  # nothing to create: metadata only
+        st.image.add_history(text, created=ex.created(), empty_layer=True)
+        st.chain = chain_step(st.chain, "VOLUME", text)
+        return
+    layer_step(ex, st, ins, rec, key=key, history=text, produce=produce)
 
 
 def handle_stopsignal(ex: Executor, st: StageRun, ins: Instruction) -> None:

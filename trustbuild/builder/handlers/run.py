@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -14,12 +15,11 @@ from trustbuild._internal.secrets import redact_text
 from trustbuild.builder.config import DEFAULT_PATH, LayerRef
 from trustbuild.builder.dockerfile import Instruction
 from trustbuild.builder.handlers.meta import shell_of
-from trustbuild.builder.mounts import SECRET_TYPES, MountSpec, mount_specs, sandbox_mounts
+from trustbuild.builder.mounts import SECRET_TYPES, mount_specs, sandbox_mounts
 from trustbuild.builder.secretmounts import StepSecrets, step_secrets
+from trustbuild.builder.steps import layer_step
 from trustbuild.builder.users import resolve_user
 from trustbuild.errors import BuildError, DockerfileError
-from trustbuild.oci.digest import Digest
-from trustbuild.oci.extract import extract_layer
 
 if TYPE_CHECKING:
     from trustbuild.builder.executor import Executor, StageRun
@@ -76,36 +76,53 @@ def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
     env = st.run_env()
     env.setdefault("PATH", DEFAULT_PATH)
     user_spec = st.image.c.get("User") or ""
-    user = ""
-    if user_spec:
-        try:
-            ids = resolve_user(st.rootfs, user_spec)
-        except BuildError as exc:
-            raise ex.error(ins, str(exc)) from None
-        user = user_spec  # the sandbox resolves it again and adds supplementary groups
-        env.setdefault("HOME", ids.home)
-    else:
-        env.setdefault("HOME", "/root")
     workdir = st.image.c.get("WorkingDir") or "/"
+    volumes = sorted(st.image.c.get("Volumes") or {})
     text = _history_text(ex, st, argv, ins)
     rec = ex.step(st, ins, text)
     plain = [m for m in mounts if m.type not in SECRET_TYPES]
-    secrets = step_secrets(ex, st, ins, [m for m in mounts if m.type in SECRET_TYPES], workdir)
-    tmp = Path(tempfile.mkdtemp(prefix="run-mounts-", dir=ex.work)) if plain else None
-    try:
-        _run(ex, st, ins, plain, tmp, rec, secrets, argv=argv, env=env, user=user,
-             workdir=workdir, network=network, text=text)
-    finally:
-        secrets.close()
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+    # a bind mount's content is not part of the key: such steps are never taken from the cache;
+    # secret and ssh mounts enter the key by id, target and options only, never by value
+    key = None
+    if not any(m.type == "bind" for m in mounts):
+        key = ex.cache_key(st, "RUN", {
+            "argv": argv, "env": env, "user": user_spec, "workdir": workdir,
+            "network": network, "volumes": volumes,
+            "mounts": [[m.type, m.target, m.id, m.sharing, m.uid, m.gid, m.mode, m.rw, m.size,
+                        m.required, m.env] for m in mounts]})
+
+    def produce() -> LayerRef | None:
+        run_env = dict(env)
+        user = ""
+        if user_spec:
+            try:
+                ids = resolve_user(st.rootfs, user_spec)
+            except BuildError as exc:
+                raise ex.error(ins, str(exc)) from None
+            user = user_spec  # the sandbox resolves it again and adds supplementary groups
+            run_env.setdefault("HOME", ids.home)
+        else:
+            run_env.setdefault("HOME", "/root")
+        secrets = step_secrets(ex, st, ins, [m for m in mounts if m.type in SECRET_TYPES],
+                               workdir)
+        tmp = Path(tempfile.mkdtemp(prefix="run-mounts-", dir=ex.work)) if plain else None
+        try:
+            with ExitStack() as locks:  # cache mount locks, held while the step runs
+                extra = (sandbox_mounts(ex, st, ins, plain, workdir, tmp, locks)
+                         if tmp is not None else [])
+                return _run(ex, st, ins, extra, secrets, argv=argv, env=run_env, user=user,
+                            workdir=workdir, network=network)
+        finally:
+            secrets.close()
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    layer_step(ex, st, ins, rec, key=key, history=text, produce=produce)
 
 
-def _run(ex: Executor, st: StageRun, ins: Instruction, mounts: list[MountSpec],
-         tmp: Path | None, rec: Any, secrets: StepSecrets, *, argv: list[str],
-         env: dict[str, str], user: str, workdir: str, network: str | None,
-         text: str) -> None:
-    extra = sandbox_mounts(ex, st, ins, mounts, workdir, tmp) if tmp is not None else []
+def _run(ex: Executor, st: StageRun, ins: Instruction, extra: list[tuple[str, str, str]],
+         secrets: StepSecrets, *, argv: list[str], env: dict[str, str], user: str,
+         workdir: str, network: str | None) -> LayerRef | None:
     spec = make_spec(argv=argv, env=env, workdir=workdir,
                      user=user, label=f"{ex.df.path}:{ins.line} RUN",
                      security_profile=ex.options.security_profile,
@@ -115,31 +132,6 @@ def _run(ex: Executor, st: StageRun, ins: Instruction, mounts: list[MountSpec],
                         if extra or secrets.mounts else {}),
                      **({"secrets": secrets.files, "secret_env": secrets.env}
                         if secrets.files or secrets.env else {}))
-    # a bind mount's content is not part of the key: such steps are never taken from the cache
-    cacheable = ex.cache is not None and not any(m.type == "bind" for m in mounts)
-    if cacheable:
-        assert ex.cache is not None
-        key = ex.cache.key(st.chain, {
-            "argv": argv, "env": env, "user": user, "workdir": workdir, "network": network,
-            "security_profile": ex.options.security_profile,
-            "seccomp_profile": ex.options.seccomp_profile,
-            "volumes": sorted(st.image.c.get("Volumes") or {}),
-            **({"mounts": [[m.type, e[1], e[2]] for m, e in zip(mounts, extra, strict=True)]}
-               if mounts else {}),
-            # secret and ssh mounts by id and target only: a value is never key material
-            **({"secrets": secrets.key} if secrets.key else {})})
-        cached = ex.cache.fetch(key)
-        if cached is not None:
-            extract_layer(cached.path, st.rootfs, diff_id=Digest.parse(cached.diff_id),
-                          what=f"cached layer of {ex.df.path}:{ins.line}",
-                          exclude=ex.cfs.excluded if ex.cfs is not None else None)
-            print(f"{ex.df.path}:{ins.line} RUN: using cached layer {cached.descriptor.digest}",
-                  file=ex.options.output)
-            st.image.add_layer(cached)
-            st.image.add_history(text, created=ex.created(), empty_layer=False)
-            rec.layer_digest = str(cached.descriptor.digest)
-            rec.cached = True
-            return
     runner = ex.runner_for(st)
     # Docker's VOLUME rule: changes a RUN makes inside a declared volume are discarded
     volumes = tuple(sorted(st.image.c.get("Volumes") or {}))
@@ -156,17 +148,10 @@ def _run(ex: Executor, st: StageRun, ins: Instruction, mounts: list[MountSpec],
             msg += " (last output: " + " | ".join(t.strip() for t in tail) + ")"
         raise DockerfileError(msg, path=ex.df.path, line=ins.line,
                               instruction=_short(ins.original))
-    if result.layer is not None:
-        info = result.layer
-        layer = LayerRef(info.descriptor(), str(info.diff_id), info.path)
-        st.image.add_layer(layer)
-        rec.layer_digest = str(layer.descriptor.digest)
-        st.image.add_history(text, created=ex.created(), empty_layer=False)
-        if cacheable and not ex.options.no_push_cache:  # --no-push-cache: read-only cache
-            assert ex.cache is not None
-            ex.cache.put(key, layer)
-    else:
-        st.image.add_history(text, created=ex.created(), empty_layer=True)
+    if result.layer is None:
+        return None
+    info = result.layer
+    return LayerRef(info.descriptor(), str(info.diff_id), info.path)
 
 
 def _short(text: str) -> str:
