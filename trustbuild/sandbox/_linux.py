@@ -16,6 +16,7 @@ __all__ = [
     "MS_PRIVATE", "MS_NOATIME", "MS_NODIRATIME", "MS_RELATIME", "MS_STRICTATIME",
     "MNT_DETACH", "unshare", "mount", "umount2", "pivot_root", "prctl",
     "clear_inheritable_caps", "last_cap", "CAPABILITIES", "load_seccomp_bpf",
+    "default_signal_action",
 ]
 
 CLONE_NEWNS = 0x00020000
@@ -77,6 +78,7 @@ _libc.syscall.restype = ctypes.c_long
 _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "s390x": 217, "ppc64le": 203}
 _CAPGET = {"x86_64": 125, "aarch64": 90, "riscv64": 90, "s390x": 184, "ppc64le": 183}
 _CAPSET = {"x86_64": 126, "aarch64": 91, "riscv64": 91, "s390x": 185, "ppc64le": 184}
+_RT_SIGACTION = {"x86_64": 13, "aarch64": 134, "riscv64": 134, "s390x": 174, "ppc64le": 173}
 
 
 def _check(res: int, what: str, path: str | None = None) -> None:
@@ -117,6 +119,19 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     res = _libc.prctl(option, arg2, arg3, arg4, arg5)
     _check(res, f"prctl({option})")
     return int(res)
+
+
+def default_signal_action(sig: int) -> None:
+    """rt_sigaction(2) to SIG_DFL straight to the kernel, for the signals glibc keeps to itself.
+
+    glibc's ``sigaction`` refuses 32 and 33 (its thread-cancel and setxid signals), yet an
+    ignored disposition for them survives exec. A zeroed kernel ``sigaction`` (handler NULL =
+    SIG_DFL, no flags, empty mask) has the same meaning on every architecture.
+    """
+    act = ctypes.create_string_buffer(64)
+    nr = _RT_SIGACTION[os.uname().machine]
+    _check(_libc.syscall(ctypes.c_long(nr), ctypes.c_long(sig), act, None, ctypes.c_long(8)),
+           f"rt_sigaction({sig})")
 
 
 class _CapHeader(ctypes.Structure):

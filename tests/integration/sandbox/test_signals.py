@@ -7,6 +7,7 @@ signals blocked; exec keeps all of that, so ``yes | head`` in a step would never
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import os
 import shutil
@@ -28,14 +29,29 @@ SCRIPT = ("grep -E '^Sig(Ign|Blk):' /proc/self/status; "
 WANT = ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000", "1048576"]
 
 
+_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}
+
+
+def _kernel_sigaction(sig: int, handler: int) -> None:
+    """Set ``sig``'s disposition with the raw syscall (glibc refuses 32 and 33)."""
+    act = ctypes.create_string_buffer(64)
+    ctypes.c_ulong.from_buffer(act).value = handler
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    nr = _RT_SIGACTION[os.uname().machine]
+    assert libc.syscall(ctypes.c_long(nr), ctypes.c_long(sig), act, None, ctypes.c_long(8)) == 0
+
+
 @contextlib.contextmanager
 def _hostile_parent() -> Iterator[None]:
-    """What a CI runner or ``nohup`` may hand us: SIGQUIT/SIGHUP ignored, SIGUSR1 blocked."""
+    """What a CI runner or ``nohup`` may hand us: SIGQUIT/SIGHUP ignored, SIGUSR1 blocked, and
+    (seen under GNU make in CI) glibc's reserved signal 32 ignored."""
     old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGQUIT, signal.SIGHUP)}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    _kernel_sigaction(32, 1)  # SIG_IGN
     try:
         yield
     finally:
+        _kernel_sigaction(32, 0)  # SIG_DFL, what a process starts with
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         for s, h in old.items():
             signal.signal(s, h)
