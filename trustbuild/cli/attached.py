@@ -4,11 +4,9 @@ resolve it to its digest once (every later read and write names that digest)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
 from trustbuild.errors import UsageError
@@ -17,7 +15,7 @@ from trustbuild.oci.store import Store
 from trustbuild.store.location import Location, parse_location
 from trustbuild.store.open import open_store
 
-__all__ = ["Image", "open_image", "add_image_flags", "read_input"]
+__all__ = ["Image", "open_image", "add_image_flags"]
 
 
 @dataclass(frozen=True)
@@ -60,18 +58,3 @@ def open_image(args: argparse.Namespace) -> Iterator[Image]:
         if callable(abort):
             abort()
         raise
-
-
-def read_input(value: str, flag: str, limit: int) -> bytes:
-    """The bytes of file ``value`` (``-`` = stdin), at most ``limit``; UsageError otherwise."""
-    if value == "-":
-        data = sys.stdin.buffer.read(limit + 1)
-    else:
-        try:
-            with open(Path(value), "rb") as f:
-                data = f.read(limit + 1)
-        except OSError as exc:
-            raise UsageError(f"{flag} {value}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise UsageError(f"{flag} {value}: larger than {limit} bytes")
-    return data

@@ -17,7 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from trustbuild.cli.attached import add_image_flags, open_image, read_input
+from trustbuild.cli.attached import add_image_flags, open_image
+from trustbuild.cli.common import read_input
 from trustbuild.errors import UsageError
 
 __all__ = ["register"]

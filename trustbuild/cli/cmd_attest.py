@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
+from trustbuild.cli.common import (
+    add_common_flags,
+    add_registry_flags,
+    read_input,
+    store_options,
+)
 from trustbuild.errors import UsageError
 from trustbuild.store.location import Location, parse_location
 
@@ -54,20 +58,6 @@ def subject_name(loc: Location) -> str:
     return f"{loc.transport}:{loc.path}"
 
 
-def _read_predicate(path: str) -> bytes:
-    if path == "-":
-        data = sys.stdin.buffer.read(MAX_PREDICATE_FILE + 1)
-    else:
-        try:
-            with open(Path(path), "rb") as f:
-                data = f.read(MAX_PREDICATE_FILE + 1)
-        except OSError as exc:
-            raise UsageError(f"--predicate {path}: {exc.strerror}") from None
-    if len(data) > MAX_PREDICATE_FILE:
-        raise UsageError(f"--predicate {path}: larger than {MAX_PREDICATE_FILE} bytes")
-    return data
-
-
 def run(args: argparse.Namespace) -> int:
     """Attach the attestation; prints the ``.att`` manifest digest."""
     from trustbuild.attest.attach import attest_image
@@ -80,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.key and args.keyless:
         raise UsageError("attest: --key and --keyless are mutually exclusive")
     ptype = predicate_type_uri(args.type)
-    predicate = _read_predicate(args.predicate)
+    predicate = read_input(args.predicate, "--predicate", MAX_PREDICATE_FILE)
     key = load_signing_key(args.key) if args.key else None
     loc = parse_location(args.image)
     store, ref = open_store(loc, store_options(args))

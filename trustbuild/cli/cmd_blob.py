@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from trustbuild.cli.common import add_common_flags
+from trustbuild.cli.common import add_common_flags, read_input
 from trustbuild.errors import UsageError, VerificationError
 
 __all__ = ["register"]
@@ -71,14 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _read(path: str, flag: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_INPUT_FILE + 1)
-    except OSError as exc:
-        raise UsageError(f"{flag} {path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_INPUT_FILE:
-        raise UsageError(f"{flag} {path}: larger than {MAX_INPUT_FILE} bytes")
-    return data
+    return read_input(path, flag, MAX_INPUT_FILE)
 
 
 def _write(path: str, data: bytes, flag: str) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Platform
 from trustbuild.registry.options import RegistryTimeouts, StoreOptions, parse_limit
 
-__all__ = ["add_registry_flags", "add_common_flags", "store_options"]
+__all__ = ["add_registry_flags", "add_common_flags", "store_options", "read_input"]
 
 
 def add_common_flags(p: argparse.ArgumentParser) -> None:
@@ -112,3 +114,18 @@ def store_options(args: argparse.Namespace) -> StoreOptions:
         platform=Platform.parse(plat) if plat else None,
         jobs=max(1, int(getattr(args, "jobs", 4) or 4)),
     )
+
+
+def read_input(value: str, flag: str, limit: int) -> bytes:
+    """The bytes of file ``value`` (``-`` = stdin), at most ``limit``; UsageError otherwise."""
+    if value == "-":
+        data = sys.stdin.buffer.read(limit + 1)
+    else:
+        try:
+            with open(Path(value), "rb") as f:
+                data = f.read(limit + 1)
+        except OSError as exc:
+            raise UsageError(f"{flag} {value}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise UsageError(f"{flag} {value}: larger than {limit} bytes")
+    return data
