@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import AttestationError, VerificationError
+from trustbuild.sign.bundle import pae
 
 __all__ = [
     "IN_TOTO_PAYLOAD_TYPE", "DSSE_MEDIA_TYPE", "MAX_ENVELOPE_BYTES", "MAX_SIGNATURES",
@@ -53,12 +54,6 @@ class DSSEVerifier(Protocol):
     def verify(self, sig: bytes, data: bytes) -> None:
         """Raise VerificationError unless ``sig`` is a valid signature over ``data``."""
         ...
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """The DSSE v1 pre-authentication encoding of ``payload_type`` and ``payload``."""
-    t = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %b %d %b" % (len(t), t, len(payload), payload)
 
 
 def _b64decode(text: Any, *, field: str) -> bytes:

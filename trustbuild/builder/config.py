@@ -18,7 +18,7 @@ from trustbuild.errors import InvalidManifest
 from trustbuild.oci.descriptor import Descriptor, Platform
 
 if TYPE_CHECKING:
-    from trustbuild.store.base import Store
+    from trustbuild.oci.store import Store
 
 __all__ = ["ImageState", "LayerRef", "rfc3339", "DEFAULT_PATH", "HISTORY_COMMENT",
            "ensure_local"]

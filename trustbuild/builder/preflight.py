@@ -19,7 +19,7 @@ from urllib.parse import urljoin
 
 from trustbuild.errors import RegistryError, TrustbuildError
 from trustbuild.oci.reference import Reference
-from trustbuild.store.base import StoreOptions
+from trustbuild.registry.options import StoreOptions
 
 __all__ = ["PushPermissionError", "check_push_permissions", "push_targets"]
 

@@ -71,9 +71,9 @@ def test_large_spdx_sbom_attestation_verifies(registry: Any, tmp_path: Path, key
     assert all("more than the 4194304" in c["reason"] for c in out["attestations"]), out
     # sigstore-js reads the large bundle as well
     from trustbuild.oci.digest import Digest
+    from trustbuild.registry.options import StoreOptions
     from trustbuild.registry.store import RegistryStore
     from trustbuild.sign.attach import read_bundle_referrers
-    from trustbuild.store.base import StoreOptions
 
     store = RegistryStore(registry.host, "attest/large", StoreOptions())
     [br] = read_bundle_referrers(store, Digest.parse(digest), limit=64 * 1024 * 1024)

@@ -25,9 +25,9 @@ from fixtures.registry import push_test_image
 
 from trustbuild.cli.main import main
 from trustbuild.oci.digest import Digest
+from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.store import RegistryStore
 from trustbuild.sign.attach import read_bundle_referrers, read_cosign_layers
-from trustbuild.store.base import StoreOptions
 
 pytestmark = [pytest.mark.interop]
 

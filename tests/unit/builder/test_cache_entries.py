@@ -12,7 +12,7 @@ from trustbuild.builder.config import LayerRef, ensure_local
 from trustbuild.oci.descriptor import Platform
 from trustbuild.oci.layer import LayerWriter
 from trustbuild.oci.layout import LayoutStore
-from trustbuild.store.base import StoreOptions
+from trustbuild.registry.options import StoreOptions
 
 KEY = "a" * 64
 
