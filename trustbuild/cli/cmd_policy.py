@@ -112,10 +112,13 @@ def run_render(args: argparse.Namespace) -> int:
         tls_secret=args.tls_secret)
     policy = load_policy(args.policy)
     skipped: list[str] = []
+    warnings: list[str] = []
     formats = [f.strip() for item in args.format or ["all"] for f in item.split(",") if f.strip()]
-    docs = render(policy, formats or ["all"], options, skipped=skipped)
+    docs = render(policy, formats or ["all"], options, skipped=skipped, warnings=warnings)
     for note in skipped:
         print(f"policy render: skipped {note}", file=sys.stderr)
+    for note in warnings:
+        print(f"policy render: warning: {note}", file=sys.stderr)
     if args.output_dir:
         for path in write_dir(docs, args.output_dir):
             print(path)

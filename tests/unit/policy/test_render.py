@@ -214,6 +214,18 @@ def test_cluster_image_policies_match_crd() -> None:
     assert kl[0]["spec"]["authorities"][0]["keyless"]["identities"] == [{
         "issuer": "https://token.actions.githubusercontent.com",
         "subjectRegExp": r"^(?:https://github\.com/acme/.*)$"}]
+    # builderIds cannot be expressed there: said, not dropped silently
+    with_ids = parse_policy(KEYLESS.encode() + b"""    attestations:
+      - {type: slsaprovenance, keyData: "%s", builderIds: ["https://ci.example/b"]}
+""" % (RESTRICTED.parent / "keys/release.pub").read_bytes().replace(b"\n", b"\\n"))
+    warnings: list[str] = []
+    docs = render(with_ids, ["policy-controller"], RenderOptions(), warnings=warnings)
+    assert warnings == ["policy-controller: spec.deploy.attestations[0].builderIds "
+                        "(https://ci.example/b) are not checked by policy-controller (that needs "
+                        "a CUE/Rego policy): any builder's signed slsaprovenance attestation "
+                        "passes"]
+    assert "builderIds" in docs[1]["metadata"]["annotations"]["trustbuild.dev/render-warnings"]
+    assert "trustbuild.dev/render-warnings" not in docs[0]["metadata"]["annotations"]
 
 
 def _cel(expr: str, activation: dict[str, Any]) -> Any:
@@ -566,3 +578,205 @@ def test_executor_job_profiles_and_a_seccomp_file_next_to_the_policy(tmp_path: P
     assert "seccompProfile: /trustbuild/policy/seccomp-mine.json" in cm["data"]["policy.yaml"]
     (seccomp_cm,) = render(pol, ["seccomp"], opts)
     assert list(seccomp_cm["data"]) == ["mine.json"]
+
+
+# --- signedIdentity and PKI signers: rendered where the target can check them, warned where not
+
+KYVERNO_SCHEMA = ASSETS / "kyverno-clusterpolicy-schema.yaml"
+RELEASE_PUB = RESTRICTED.parent / "keys/release.pub"
+
+
+def _ca(tmp_path: Path, name: str = "corp") -> Path:
+    """A self-signed CA certificate (PEM file) for pki.caRoots / caIntermediates."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} root")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    path = tmp_path / f"{name}.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def _policy(tmp_path: Path, signatures: str, name: str = "policy") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text("apiVersion: trustbuild.dev/v1alpha1\nkind: Policy\nmetadata: {name: modes}\n"
+                    "spec:\n  deploy:\n    allowedRepositories: ['registry.example.com/apps/**']\n"
+                    f"    signatures:\n{signatures}")
+    return path
+
+
+IDENTITIES = [
+    ("matchRepoDigestOrExact", "{type: matchRepoDigestOrExact}", ""),
+    ("matchExact", "{type: matchExact}", ""),
+    ("exactReference", "{type: exactReference, dockerReference: 'registry.example.com/apps/a:1'}",
+     "dockerReference=registry.example.com/apps/a:1"),
+    ("exactRepository", "{type: exactRepository, dockerRepository: 'registry.example.com/apps/a'}",
+     "dockerRepository=registry.example.com/apps/a"),
+    ("remapIdentity", "{type: remapIdentity, prefix: 'mirror.example.com/apps', "
+                      "signedPrefix: 'registry.example.com/apps'}",
+     "prefix=mirror.example.com/apps, signedPrefix=registry.example.com/apps"),
+]
+
+
+@pytest.mark.parametrize(("mode", "identity", "detail"), IDENTITIES)
+def test_signed_identity_modes_render_the_key_and_warn(tmp_path: Path, mode: str, identity: str,
+                                                       detail: str) -> None:
+    """cosign (Kyverno, policy-controller) never reads the signed docker-reference: the key is
+    rendered, the identity is named in a warning, an annotation and a YAML comment."""
+    path = _policy(tmp_path, f"      - {{key: {RELEASE_PUB}}}\n"
+                             f"      - {{key: {RELEASE_PUB}, signedIdentity: {identity}}}\n")
+    pol = load_policy(path)
+    warnings: list[str] = []
+    docs = render(pol, ["kyverno", "policy-controller"], RenderOptions(), warnings=warnings)
+    kyv, cip = docs
+    _check_schema(kyv, yaml.safe_load(KYVERNO_SCHEMA.read_text()))
+    assert _kyverno_semantic_errors(kyv) == []
+    _check_schema(cip, _crd_schema("clusterimagepolicy-crd.yaml", "v1beta1"))
+    entries = kyv["spec"]["rules"][1]["verifyImages"][0]["attestors"][0]["entries"]
+    assert [e["keys"]["publicKeys"].encode() for e in entries] == [RELEASE_PUB.read_bytes()] * 2
+    assert [a["key"]["data"].encode() for a in cip["spec"]["authorities"]] == \
+        [RELEASE_PUB.read_bytes()] * 2
+    want = f"spec.deploy.signatures[1].signedIdentity {mode}"
+    assert len(warnings) == 2
+    for target, w in zip(("kyverno", "policy-controller"), warnings, strict=True):
+        assert w.startswith(f"{target}: {want}") and "not checked by" in w, w
+        assert detail in w
+    for d in docs:
+        assert want in d["metadata"]["annotations"]["trustbuild.dev/render-warnings"]
+    text = dump_yaml(docs)
+    assert text.count(f"# WARNING (trustbuild policy render): {want}") == 2
+    assert [d["kind"] for d in yaml.safe_load_all(text)] == ["ClusterPolicy",
+                                                             "ClusterImagePolicy"]
+
+
+def test_default_identity_renders_without_warnings() -> None:
+    warnings: list[str] = []
+    docs = render(load_policy(RESTRICTED), ["all"], FULL, warnings=warnings)
+    assert warnings == []
+    assert "WARNING" not in dump_yaml(docs)
+    for d in docs:
+        assert "trustbuild.dev/render-warnings" not in d["metadata"].get("annotations", {})
+
+
+def test_pki_signer_is_a_kyverno_keyless_attestor_with_the_ca_roots(tmp_path: Path) -> None:
+    ca = _ca(tmp_path)
+    path = _policy(tmp_path, f"      - pki: {{caRoots: {ca.name}, subjectEmail: "
+                             "release@example.com}\n"
+                             f"      - pki: {{caRoots: {ca.name}, "
+                             "subjectHostname: build.example.com}\n")
+    warnings: list[str] = []
+    (doc,) = render(load_policy(path), ["kyverno"], RenderOptions(), warnings=warnings)
+    _check_schema(doc, yaml.safe_load(KYVERNO_SCHEMA.read_text()))
+    assert _kyverno_semantic_errors(doc) == []
+    assert warnings == []
+    email, host = (e["keyless"] for e in
+                   doc["spec"]["rules"][1]["verifyImages"][0]["attestors"][0]["entries"])
+    assert email["roots"] == ca.read_text()
+    assert email["subject"] == "release@example.com" and "issuer" not in email
+    assert email["rekor"]["ignoreTlog"] is True and email["ctlog"]["ignoreSCT"] is True
+    # the hostname as Go's VerifyHostname accepts it, over the certificate's SAN values
+    rx = host["subjectRegExp"]
+    for san in ("build.example.com", "BUILD.example.com", "*.example.com"):
+        assert re.search(rx, san), san
+    for san in ("evil.example.com", "build.example.com.evil", "xbuild.example.com", "*.com"):
+        assert not re.search(rx, san), san
+
+
+def test_pki_parts_kyverno_cannot_check_are_warned(tmp_path: Path) -> None:
+    ca, inter = _ca(tmp_path), _ca(tmp_path, "inter")
+    path = _policy(tmp_path, f"      - pki: {{caRoots: {ca.name}, caIntermediates: {inter.name},"
+                             " subjectEmail: release@example.com, "
+                             "subjectHostname: build.example.com}\n")
+    warnings: list[str] = []
+    (doc,) = render(load_policy(path), ["kyverno"], RenderOptions(), warnings=warnings)
+    entry = doc["spec"]["rules"][1]["verifyImages"][0]["attestors"][0]["entries"][0]["keyless"]
+    assert entry["subject"] == "release@example.com" and "subjectRegExp" not in entry
+    assert warnings == [
+        "kyverno: spec.deploy.signatures[0].pki.subjectHostname build.example.com is not "
+        "checked by Kyverno (an attestor matches one subject: subjectEmail is the one checked)",
+        "kyverno: spec.deploy.signatures[0].pki.caIntermediates cannot be given to Kyverno: a "
+        "signature whose chain annotation lacks the intermediates is denied there"]
+
+
+def test_pki_signer_has_no_policy_controller_authority(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    ca = _ca(tmp_path)
+    pki = f"      - pki: {{caRoots: {ca.name}, subjectEmail: release@example.com}}\n"
+    path = _policy(tmp_path, f"      - {{key: {RELEASE_PUB}}}\n" + pki)
+    warnings: list[str] = []
+    (cip,) = render(load_policy(path), ["policy-controller"], RenderOptions(),
+                    warnings=warnings)
+    _check_schema(cip, _crd_schema("clusterimagepolicy-crd.yaml", "v1beta1"))
+    assert [a["name"] for a in cip["spec"]["authorities"]] == ["signer-0"]
+    (w,) = warnings
+    assert w.startswith("policy-controller: spec.deploy.signatures[1].pki") and "denied" in w
+    # only a pki signer: by name a clear error, with `all` the target is skipped
+    only = _policy(tmp_path, pki, "only-pki")
+    with pytest.raises(PolicyError, match=r"spec.deploy.signatures: no signer "
+                                          r"policy-controller can check"):
+        render(load_policy(only), ["policy-controller"], RenderOptions())
+    skipped: list[str] = []
+    docs = render(load_policy(only), ["all"], RenderOptions(), skipped=skipped)
+    assert "ClusterPolicy" in [d["kind"] for d in docs]
+    assert "ClusterImagePolicy" not in [d["kind"] for d in docs]
+    assert any(s.startswith("policy-controller: ") and "no signer" in s for s in skipped)
+    # the CLI: warnings on stderr and as comments above the manifest
+    assert main(["policy", "render", "--policy", str(path), "--format",
+                 "kyverno,policy-controller", "--output-dir", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "policy render: warning: policy-controller: spec.deploy.signatures[1].pki" in err
+    text = (tmp_path / "out/50-clusterimagepolicy.yaml").read_text()
+    assert text.startswith("---\n# WARNING (trustbuild policy render): spec.deploy.signatures[1]"
+                           ".pki")
+    assert main(["policy", "render", "--policy", str(only), "--format",
+                 "policy-controller"]) != 0
+    assert "no signer policy-controller can check" in capsys.readouterr().err
+
+
+def test_keyless_trusted_root_is_warned(tmp_path: Path) -> None:
+    (tmp_path / "root.json").write_text("{}")
+    path = _policy(tmp_path, "      - keyless: {issuer: 'https://issuer.example', "
+                             "subject: 'a@example.com', trustedRoot: root.json}\n")
+    warnings: list[str] = []
+    render(load_policy(path), ["kyverno", "policy-controller"], RenderOptions(),
+           warnings=warnings)
+    assert [w.split(": ", 1)[0] for w in warnings] == ["kyverno", "policy-controller"]
+    assert all("keyless.trustedRoot is not used" in w for w in warnings)
+
+
+def test_webhook_bundle_carries_the_pki_ca_files(tmp_path: Path) -> None:
+    """The trustbuild webhook checks every mode: its ConfigMap holds a policy that loads in the
+    pod, with the CA files next to it and the signedIdentity unchanged."""
+    ca, inter = _ca(tmp_path), _ca(tmp_path, "inter")
+    path = _policy(tmp_path, f"      - pki: {{caRoots: {ca.name}, caIntermediates: {inter.name},"
+                             " subjectEmail: release@example.com}\n"
+                             f"      - {{key: {RELEASE_PUB}, signedIdentity: {IDENTITIES[4][1]}}}"
+                             "\n")
+    opts = RenderOptions(webhook_service=FULL.webhook_service, ca_bundle=FULL.ca_bundle,
+                         webhook_image=EXECUTOR)
+    warnings: list[str] = []
+    cm = render(load_policy(path), ["webhook"], opts, warnings=warnings)[0]
+    assert warnings == []
+    mount = tmp_path / "mounted"
+    mount.mkdir()
+    for name, text in cm["data"].items():
+        (mount / name).write_text(text.replace("/trustbuild/policy/", f"{mount}/"))
+    assert sorted(cm["data"]) == ["ca-intermediates-1.pem", "ca-roots-0.pem", "policy.yaml"]
+    pol = load_policy(mount / "policy.yaml")
+    pki, keyed = pol.deploy.signatures
+    assert pki.pki is not None and pki.pki.subject_email == "release@example.com"
+    assert [c.subject for c in pki.pki.roots] == [c.subject for c in
+                                                  load_policy(path).deploy.signatures[0].pki.roots]
+    assert keyed.signed_identity == load_policy(path).deploy.signatures[1].signed_identity

@@ -1,8 +1,10 @@
 """Cluster bundles rendered from one policy file (``trustbuild policy render``).
 
-Every target is a module with ``render(policy, options) -> list[dict]`` returning Kubernetes
-manifests as plain dicts; :func:`render` picks the targets and :func:`dump_yaml` writes them as
-deterministic multi-document YAML.
+Every target is a module with ``render(policy, options) -> list[Manifest]`` returning
+Kubernetes manifests as plain dicts; :func:`render` picks the targets and :func:`dump_yaml`
+writes them as deterministic multi-document YAML. What a target cannot enforce of the policy
+is recorded on its manifests (:mod:`~trustbuild.policy.render.manifest`) and returned by
+:func:`render` in ``warnings``.
 
 Example::
 
@@ -18,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from trustbuild.errors import UsageError
 from trustbuild.policy.model import Policy
-from trustbuild.policy.render.options import RenderOptions
+from trustbuild.policy.render.manifest import Manifest, warnings_of
+from trustbuild.policy.render.options import RenderOptions, Unrenderable
 from trustbuild.policy.render.output import dump_yaml, file_name_for, write_dir
 
 __all__ = ["FORMATS", "RenderOptions", "render", "render_to", "dump_yaml", "write_dir",
@@ -35,7 +37,7 @@ FORMATS = ("pod-security", "seccomp", "executor-job", "kyverno", "policy-control
            "webhook")
 
 
-def _renderer(fmt: str) -> Callable[[Policy, RenderOptions], list[dict[str, Any]]]:
+def _renderer(fmt: str) -> Callable[[Policy, RenderOptions], list[Manifest]]:
     from trustbuild.policy.render import (
         executor_job,
         kyverno,
@@ -46,7 +48,7 @@ def _renderer(fmt: str) -> Callable[[Policy, RenderOptions], list[dict[str, Any]
         webhook,
     )
 
-    table: dict[str, Callable[[Policy, RenderOptions], list[dict[str, Any]]]] = {
+    table: dict[str, Callable[[Policy, RenderOptions], list[Manifest]]] = {
         "pod-security": pod_security.render,
         "seccomp": seccomp.render,
         "executor-job": executor_job.render,
@@ -81,15 +83,17 @@ def missing_inputs(fmt: str, options: RenderOptions, policy: Policy | None = Non
 
 
 def render(policy: Policy, formats: Sequence[str], options: RenderOptions, *,
-           skipped: list[str] | None = None) -> list[dict[str, Any]]:
+           skipped: list[str] | None = None,
+           warnings: list[str] | None = None) -> list[Manifest]:
     """Render ``formats`` (names from :data:`FORMATS`, or ``all``) for ``policy``.
 
-    With ``all``, targets whose inputs are missing are left out and named in ``skipped``
-    (``"executor-job: needs --executor-image ..."``); a target asked for by name raises
-    UsageError instead.
+    With ``all``, targets whose inputs are missing, or that can express none of the policy's
+    signers, are left out and named in ``skipped`` (``"executor-job: needs --executor-image
+    ..."``); a target asked for by name raises UsageError (PolicyError) instead. What a
+    rendered target does not enforce goes to ``warnings`` (``"kyverno: spec.deploy..."``).
     """
     wanted = list(FORMATS) if "all" in formats else list(dict.fromkeys(formats))
-    docs: list[dict[str, Any]] = []
+    docs: list[Manifest] = []
     for fmt in wanted:
         if fmt not in FORMATS:
             raise UsageError(f"unknown render format {fmt!r}: use all or {', '.join(FORMATS)}")
@@ -107,7 +111,17 @@ def render(policy: Policy, formats: Sequence[str], options: RenderOptions, *,
                     skipped.append(f"{fmt}: needs {', '.join(need)}")
                 continue
             raise UsageError(f"policy render --format {fmt}: pass {', '.join(need)}")
-        docs.extend(_renderer(fmt)(policy, options))
+        try:
+            out = _renderer(fmt)(policy, options)
+        except Unrenderable as exc:
+            if "all" not in formats:
+                raise
+            if skipped is not None:
+                skipped.append(f"{fmt}: {exc}")
+            continue
+        if warnings is not None:
+            warnings.extend(dict.fromkeys(f"{fmt}: {w}" for d in out for w in warnings_of(d)))
+        docs.extend(out)
     return docs
 
 

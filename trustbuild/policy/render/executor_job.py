@@ -14,11 +14,11 @@ profile), never ``restricted``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from trustbuild.errors import PolicyError, UsageError
 from trustbuild.oci.reference import Reference
 from trustbuild.policy.model import Policy
+from trustbuild.policy.render.manifest import JSONValue, Manifest
 from trustbuild.policy.render.options import RenderOptions, dns_name, require_options
 from trustbuild.policy.render.output import dump_document
 from trustbuild.policy.render.pod_security import namespace
@@ -43,7 +43,7 @@ def inline_policy(policy: Policy) -> dict[str, str]:
     doc = copy.deepcopy(policy.raw)
     files: dict[str, str] = {}
 
-    def fix(item: Any, where: str) -> None:
+    def fix(item: object, where: str) -> None:
         if not isinstance(item, dict):
             return
         if "key" in item:
@@ -59,6 +59,18 @@ def inline_policy(policy: Policy) -> dict[str, str]:
             name = f"trusted-root-{len(files)}.json"
             files[name] = path.read_text()
             kl["trustedRoot"] = f"{POLICY_MOUNT}/{name}"
+        pki = item.get("pki")
+        if isinstance(pki, dict):
+            for field, stem in (("caRoots", "ca-roots"), ("caIntermediates", "ca-intermediates")):
+                if pki.get(field):
+                    path = _resolve(policy, pki[field])
+                    name = f"{stem}-{len(files)}.pem"
+                    try:
+                        files[name] = path.read_text()
+                    except OSError as exc:
+                        raise PolicyError(f"{policy.path}: {where}.pki.{field}: cannot read "
+                                          f"{path}: {exc.strerror}") from None
+                    pki[field] = f"{POLICY_MOUNT}/{name}"
 
     spec = doc.get("spec") or {}
     for section in ("baseImages", "executor", "deploy"):
@@ -77,7 +89,7 @@ def inline_policy(policy: Policy) -> dict[str, str]:
     return {"policy.yaml": text, **files}
 
 
-def _security_context(profile: str) -> dict[str, Any]:
+def _security_context(profile: str) -> dict[str, JSONValue]:
     from trustbuild.sandbox.profiles import DOCKER_DEFAULT_CAPS, RESTRICTED_CAPS
 
     if profile == "privileged":
@@ -92,7 +104,7 @@ def _security_context(profile: str) -> dict[str, Any]:
     }
 
 
-def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
+def render(policy: Policy, options: RenderOptions) -> list[Manifest]:
     """The build namespace, the policy ConfigMap and the Job."""
     require_options("executor-job", options, "executor_image", "build_context", "destination")
     assert options.executor_image and options.build_context and options.destination
@@ -111,10 +123,10 @@ def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
     args = ["--context", options.build_context, "--destination", options.destination,
             "--policy", f"{POLICY_MOUNT}/policy.yaml", "--executor-image", image,
             "--security-profile", profile]
-    env: list[dict[str, Any]] = [{"name": "TRUSTBUILD_EXECUTOR_IMAGE", "value": image}]
-    mounts: list[dict[str, Any]] = [{"name": "policy", "mountPath": POLICY_MOUNT,
+    env: list[JSONValue] = [{"name": "TRUSTBUILD_EXECUTOR_IMAGE", "value": image}]
+    mounts: list[JSONValue] = [{"name": "policy", "mountPath": POLICY_MOUNT,
                                      "readOnly": True}]
-    volumes: list[dict[str, Any]] = [{"name": "policy", "configMap": {"name": cm_name}}]
+    volumes: list[JSONValue] = [{"name": "policy", "configMap": {"name": cm_name}}]
     if options.signing_secret:
         args += ["--sign-key", f"{SIGNING_MOUNT}/cosign.key"]
         env.append({"name": "COSIGN_PASSWORD", "valueFrom": {"secretKeyRef": {
@@ -129,7 +141,7 @@ def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
         volumes.append({"name": "docker-config", "secret": {
             "secretName": options.registry_secret,
             "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}})
-    pod_sc: dict[str, Any] = {}
+    pod_sc: dict[str, JSONValue] = {}
     found = profile_file(policy) if profile != "privileged" else None
     if found is not None:
         pod_sc["seccompProfile"] = {"type": "Localhost",
@@ -137,14 +149,14 @@ def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
     labels = {"app.kubernetes.io/name": "trustbuild-executor",
               "app.kubernetes.io/managed-by": "trustbuild"}
     level = "privileged" if profile == "privileged" else "baseline"
-    policy_cm = {
+    policy_cm: Manifest = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": cm_name, "namespace": ns, "labels": labels,
                      "annotations": {"trustbuild.dev/source-policy-digest": policy.digest}},
         "data": inline_policy(policy),
     }
-    job = {
+    job: Manifest = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "namespace": ns, "labels": labels,

@@ -1,11 +1,17 @@
-"""Deterministic YAML for rendered manifests: multi-document text or one file per kind."""
+"""Deterministic YAML for rendered manifests: multi-document text or one file per kind.
+
+A manifest with render warnings (what it does not enforce of the policy) gets them as ``#``
+comment lines between its ``---`` and its first field.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
+
+from trustbuild.policy.render.manifest import JSONValue, Manifest, warnings_of
 
 __all__ = ["dump_yaml", "dump_document", "write_dir", "file_name_for"]
 
@@ -27,18 +33,18 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def _dump_one(doc: dict[str, Any]) -> str:
-    return str(yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                         width=4096, allow_unicode=True, explicit_start=True))
+def _dump_one(doc: Manifest) -> str:
+    notes = "".join(f"# WARNING (trustbuild policy render): {w}\n" for w in warnings_of(doc))
+    return "---\n" + notes + dump_document(doc)
 
 
-def dump_document(doc: dict[str, Any]) -> str:
+def dump_document(doc: Manifest | JSONValue) -> str:
     """One document without the ``---`` marker (file contents, e.g. a policy in a ConfigMap)."""
     return str(yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                          width=4096, allow_unicode=True))
 
 
-def dump_yaml(docs: list[dict[str, Any]]) -> str:
+def dump_yaml(docs: Sequence[Manifest]) -> str:
     """All documents as one multi-document YAML stream (``---`` before each)."""
     return "".join(_dump_one(d) for d in docs)
 
@@ -55,13 +61,13 @@ def file_name_for(kind: str) -> str:
     return f"{_ORDER.get(kind, 80):02d}-{kind.lower()}.yaml"
 
 
-def write_dir(docs: list[dict[str, Any]], output_dir: str | Path) -> list[Path]:
+def write_dir(docs: Sequence[Manifest], output_dir: str | Path) -> list[Path]:
     """Write one file per kind (documents of that kind in render order); returns the paths."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    by_kind: dict[str, list[dict[str, Any]]] = {}
+    by_kind: dict[str, list[Manifest]] = {}
     for d in docs:
-        by_kind.setdefault(str(d["kind"]), []).append(d)
+        by_kind.setdefault(d["kind"], []).append(d)
     written = []
     for kind, group in by_kind.items():
         path = out / file_name_for(kind)

@@ -6,9 +6,8 @@ default is ``restricted``. enforce, audit and warn use the same level, pinned to
 
 from __future__ import annotations
 
-from typing import Any
-
 from trustbuild.policy.model import Policy
+from trustbuild.policy.render.manifest import Manifest
 from trustbuild.policy.render.options import RenderOptions, require_options
 
 __all__ = ["render", "namespace", "deploy_profile"]
@@ -22,7 +21,7 @@ def deploy_profile(policy: Policy) -> str:
     return str(dep.get("securityProfile") or "restricted")
 
 
-def namespace(name: str, level: str, *, policy: Policy) -> dict[str, Any]:
+def namespace(name: str, level: str, *, policy: Policy) -> Manifest:
     """A Namespace with the three Pod Security labels at ``level``."""
     labels = {"app.kubernetes.io/managed-by": "trustbuild"}
     for mode in ("enforce", "audit", "warn"):
@@ -37,7 +36,7 @@ def namespace(name: str, level: str, *, policy: Policy) -> dict[str, Any]:
     }
 
 
-def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
+def render(policy: Policy, options: RenderOptions) -> list[Manifest]:
     """The application namespace (``--namespace``) with its labels.
 
     It also opts in to sigstore policy-controller (``policy.sigstore.dev/include``), which

@@ -10,9 +10,9 @@ exactly, so their digest (annotation) is the one the BuildRecord names.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from trustbuild.policy.model import Policy
+from trustbuild.policy.render.manifest import Manifest
 from trustbuild.policy.render.options import RenderOptions, dns_name
 
 __all__ = ["render", "profile_file", "localhost_profile"]
@@ -41,7 +41,7 @@ def localhost_profile(name: str) -> str:
     return f"trustbuild/{name}.json"
 
 
-def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
+def render(policy: Policy, options: RenderOptions) -> list[Manifest]:
     """A ConfigMap holding the profile JSON (nothing when the build runs unconfined)."""
     from trustbuild._internal.seccomp import load_profile
 

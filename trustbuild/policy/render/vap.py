@@ -8,10 +8,9 @@ webhook bundle for that. Workload templates are not checked here: their Pods are
 
 from __future__ import annotations
 
-from typing import Any
-
 from trustbuild.policy.model import Policy
 from trustbuild.policy.render.images import DIGEST_RX, image_regex
+from trustbuild.policy.render.manifest import JSONValue, Manifest
 from trustbuild.policy.render.options import RenderOptions, dns_name
 
 __all__ = ["render", "API_VERSION", "IMAGES_EXPRESSION"]
@@ -27,12 +26,12 @@ IMAGES_EXPRESSION = (
 )
 
 
-def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
+def render(policy: Policy, options: RenderOptions) -> list[Manifest]:
     """The policy and its binding (scoped to ``options.namespace`` when given)."""
     dep = policy.deploy
     name = dns_name("trustbuild", policy.name, "images", limit=63)
     pinned = f"{DIGEST_RX}$"
-    validations: list[dict[str, Any]] = [{
+    validations: list[JSONValue] = [{
         "expression": f"variables.images.all(i, i.matches('{pinned}'))",
         "messageExpression": "'images must be pinned by digest (name@sha256:...): ' + "
                              f"variables.images.filter(i, !i.matches('{pinned}')).join(', ')",
@@ -47,7 +46,7 @@ def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
                                  f"variables.images.filter(i, !i.matches('{rx}')).join(', ')",
             "reason": "Forbidden",
         })
-    vap = {
+    vap: Manifest = {
         "apiVersion": API_VERSION,
         "kind": "ValidatingAdmissionPolicy",
         "metadata": {"name": name, "annotations": {"trustbuild.dev/policy": policy.name,
@@ -65,12 +64,12 @@ def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
         },
     }
     if options.namespace:
-        selector: dict[str, Any] = {"matchLabels": {"kubernetes.io/metadata.name":
+        selector: JSONValue = {"matchLabels": {"kubernetes.io/metadata.name":
                                                     options.namespace}}
     else:
         selector = {"matchExpressions": [{"key": "kubernetes.io/metadata.name",
                                           "operator": "NotIn", "values": ["kube-system"]}]}
-    binding = {
+    binding: Manifest = {
         "apiVersion": API_VERSION,
         "kind": "ValidatingAdmissionPolicyBinding",
         "metadata": {"name": name},

@@ -14,19 +14,19 @@ Secret, and the Service the configuration points at.
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from trustbuild.errors import UsageError
 from trustbuild.oci.reference import Reference
 from trustbuild.policy.model import Policy
 from trustbuild.policy.render.executor_job import inline_policy
+from trustbuild.policy.render.manifest import JSONValue, Manifest
 from trustbuild.policy.render.options import RenderOptions, dns_name, require_options
 
 __all__ = ["render", "RULES", "WEBHOOK_NAME"]
 
 WEBHOOK_NAME = "deploy-policy.trustbuild.dev"
 
-RULES: list[dict[str, Any]] = [
+RULES: list[JSONValue] = [
     {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
      "resources": ["pods", "pods/ephemeralcontainers", "replicationcontrollers",
                    "podtemplates"], "scope": "Namespaced"},
@@ -45,7 +45,7 @@ def _service(text: str) -> tuple[str, str]:
     return ns, name
 
 
-def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
+def render(policy: Policy, options: RenderOptions) -> list[Manifest]:
     """The webhook configuration pointing at ``options.webhook_service``."""
     require_options("webhook", options, "webhook_service", "ca_bundle")
     assert options.webhook_service and options.ca_bundle
@@ -55,12 +55,12 @@ def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
     docs = _server(policy, options, ns, name) if options.webhook_image else []
     excluded = sorted({"kube-system", ns})
     if options.namespace:
-        selector: dict[str, Any] = {"matchLabels": {"kubernetes.io/metadata.name":
+        selector: JSONValue = {"matchLabels": {"kubernetes.io/metadata.name":
                                                     options.namespace}}
     else:
         selector = {"matchExpressions": [{"key": "kubernetes.io/metadata.name",
                                           "operator": "NotIn", "values": excluded}]}
-    return docs + [{
+    config: Manifest = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": dns_name("trustbuild", policy.name),
@@ -81,13 +81,14 @@ def render(policy: Policy, options: RenderOptions) -> list[dict[str, Any]]:
             "rules": RULES,
             "namespaceSelector": selector,
         }],
-    }]
+    }
+    return [*docs, config]
 
 
 SERVER_PORT = 8443
 
 
-def _server(policy: Policy, options: RenderOptions, ns: str, name: str) -> list[dict[str, Any]]:
+def _server(policy: Policy, options: RenderOptions, ns: str, name: str) -> list[Manifest]:
     """ConfigMap, Deployment and Service running ``trustbuild admission serve``."""
     assert options.webhook_image
     if Reference.parse(options.webhook_image).digest is None:
@@ -96,13 +97,13 @@ def _server(policy: Policy, options: RenderOptions, ns: str, name: str) -> list[
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "admission",
               "app.kubernetes.io/managed-by": "trustbuild"}
     cm_name = dns_name(name, "policy")
-    env: list[dict[str, Any]] = []
-    mounts: list[dict[str, Any]] = [
+    env: list[JSONValue] = []
+    mounts: list[JSONValue] = [
         {"name": "policy", "mountPath": "/trustbuild/policy", "readOnly": True},
         {"name": "tls", "mountPath": "/trustbuild/tls", "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
-    volumes: list[dict[str, Any]] = [
+    volumes: list[JSONValue] = [
         {"name": "policy", "configMap": {"name": cm_name}},
         {"name": "tls", "secret": {"secretName": options.tls_secret}},
         {"name": "tmp", "emptyDir": {}},
@@ -114,9 +115,9 @@ def _server(policy: Policy, options: RenderOptions, ns: str, name: str) -> list[
         volumes.append({"name": "docker-config", "secret": {
             "secretName": options.registry_secret,
             "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}})
-    probe = {"httpGet": {"path": "/healthz", "port": SERVER_PORT, "scheme": "HTTPS"},
+    probe: JSONValue = {"httpGet": {"path": "/healthz", "port": SERVER_PORT, "scheme": "HTTPS"},
              "periodSeconds": 10}
-    deployment = {
+    deployment: Manifest = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name, "namespace": ns, "labels": labels},
