@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from trustbuild.admission.review import (
     AdmissionRequest,
     InvalidReview,
+    ReviewAnswer,
     extract_images,
     parse_review,
     response,
@@ -163,7 +164,7 @@ class AdmissionController:
         self._remember(f"{ref.name}:{ref.tag or ''}@{digest}")
         return ImageVerdict(image, True, "", digest)
 
-    def decide(self, req: AdmissionRequest) -> dict[str, object]:
+    def decide(self, req: AdmissionRequest) -> ReviewAnswer:
         """The AdmissionReview response for a parsed request."""
         if req.operation not in _CHECKED_OPERATIONS:
             return response(req.uid, allowed=True)
@@ -192,6 +193,6 @@ class AdmissionController:
                  req.uid, len(verdicts))
         return response(req.uid, allowed=True)
 
-    def review(self, body: bytes) -> dict[str, object]:
+    def review(self, body: bytes) -> ReviewAnswer:
         """Parse a request body and decide; InvalidReview when the body is not a review."""
         return self.decide(parse_review(body))

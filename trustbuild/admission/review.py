@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal, NotRequired, TypeAlias, TypedDict
 
 from trustbuild.errors import TrustbuildError
 
 __all__ = [
     "InvalidReview", "AdmissionRequest", "ImageUse", "parse_review", "extract_images",
-    "response", "MAX_REVIEW_BYTES", "API_VERSION",
+    "response", "ReviewAnswer", "ReviewResponse", "ReviewStatus", "MAX_REVIEW_BYTES",
+    "API_VERSION",
 ]
 
 API_VERSION = "admission.k8s.io/v1"
@@ -44,6 +45,34 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 }
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
+#: A Kubernetes object from a review, as decoded JSON (hostile: narrowed with isinstance).
+KubeObject: TypeAlias = dict[str, object]
+
+
+class ReviewStatus(TypedDict):
+    """``response.status`` (a ``metav1.Status``): what ``kubectl`` shows on denial."""
+
+    code: int
+    message: str
+    reason: NotRequired[str]
+
+
+class ReviewResponse(TypedDict):
+    """``response`` of an AdmissionReview v1."""
+
+    uid: str
+    allowed: bool
+    status: NotRequired[ReviewStatus]
+    warnings: NotRequired[list[str]]
+
+
+class ReviewAnswer(TypedDict):
+    """The AdmissionReview v1 the webhook answers with."""
+
+    apiVersion: str
+    kind: Literal["AdmissionReview"]
+    response: ReviewResponse
+
 
 class InvalidReview(TrustbuildError):
     """The body is not a well-formed AdmissionReview v1 request (the message says where)."""
@@ -59,8 +88,8 @@ class AdmissionRequest:
     operation: str
     namespace: str
     name: str
-    object: dict[str, Any] | None = field(repr=False, default=None)
-    old_object: dict[str, Any] | None = field(repr=False, default=None)
+    object: KubeObject | None = field(repr=False, default=None)
+    old_object: KubeObject | None = field(repr=False, default=None)
 
 
 @dataclass(frozen=True)
@@ -71,7 +100,7 @@ class ImageUse:
     where: str
 
 
-def _str_field(d: dict[str, Any], key: str, where: str, *, required: bool = True) -> str:
+def _str_field(d: dict[str, object], key: str, where: str, *, required: bool = True) -> str:
     v = d.get(key)
     if v is None and not required:
         return ""
@@ -136,7 +165,7 @@ def extract_images(req: AdmissionRequest, *, old: bool = False) -> list[ImageUse
     obj = req.old_object if old else req.object
     if path is None or obj is None:
         return []
-    node: Any = obj
+    node: object = obj
     where = ""
     for key in path:
         if not isinstance(node, dict):
@@ -170,14 +199,15 @@ def extract_images(req: AdmissionRequest, *, old: bool = False) -> list[ImageUse
 
 
 def response(uid: str, *, allowed: bool, message: str = "", code: int | None = None,
-             warnings: list[str] | None = None) -> dict[str, Any]:
+             warnings: list[str] | None = None) -> ReviewAnswer:
     """An AdmissionReview v1 response for ``uid``."""
-    resp: dict[str, Any] = {"uid": uid, "allowed": allowed}
+    resp: ReviewResponse = {"uid": uid, "allowed": allowed}
     if not allowed or message:
-        resp["status"] = {"code": code or (200 if allowed else 403),
-                          "message": message[:4096]}
+        status: ReviewStatus = {"code": code or (200 if allowed else 403),
+                                "message": message[:4096]}
         if not allowed:
-            resp["status"]["reason"] = "Forbidden" if (code or 403) == 403 else "BadRequest"
+            status["reason"] = "Forbidden" if (code or 403) == 403 else "BadRequest"
+        resp["status"] = status
     if warnings:
         resp["warnings"] = [w[:256] for w in warnings[:16]]
     return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": resp}

@@ -26,10 +26,14 @@ import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from trustbuild.admission.controller import AdmissionController
-from trustbuild.admission.review import MAX_REVIEW_BYTES, InvalidReview, response
+from trustbuild.admission.review import (
+    MAX_REVIEW_BYTES,
+    InvalidReview,
+    ReviewAnswer,
+    response,
+)
 from trustbuild.errors import UsageError
 
 __all__ = ["AdmissionServer", "parse_listen", "tls_context"]
@@ -64,17 +68,18 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "trustbuild-admission"
     sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server API
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server API
         log.debug("%s %s", self.address_string(), format % args)
 
     _served = 0  # requests answered on this connection
 
-    def _send(self, status: int, body: dict[str, Any] | str, *,
+    def _send(self, status: int, body: ReviewAnswer | str, *,
               headers: dict[str, str] | None = None) -> None:
-        data = (json.dumps(body) if isinstance(body, dict) else body).encode()
+        text = body if isinstance(body, str) else json.dumps(body)
         self.send_response(status)
-        ctype = "application/json" if isinstance(body, dict) else "text/plain; charset=utf-8"
+        ctype = "text/plain; charset=utf-8" if isinstance(body, str) else "application/json"
         self.send_header("Content-Type", ctype)
+        data = text.encode()
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -172,6 +177,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, answer)
 
 
+#: What socketserver hands a TCP server per connection (typeshed's ``_RequestType``), and the
+#: peer address (``(host, port)``, or 4 items for IPv6).
+_Request = socket.socket | tuple[bytes, socket.socket]
+_Address = tuple[object, ...]
+
+
 class AdmissionServer(ThreadingHTTPServer):
     """HTTPS server answering AdmissionReviews with ``controller``; port 0 picks a free one."""
 
@@ -201,7 +212,7 @@ class AdmissionServer(ThreadingHTTPServer):
         """The port actually bound."""
         return int(self.server_address[1])
 
-    def process_request(self, request: Any, client_address: Any) -> None:
+    def process_request(self, request: _Request, client_address: _Address) -> None:
         """Start a thread for the connection, or drop it when ``max_connections`` are open."""
         if not self.connections.acquire(blocking=False):
             log.info("connection from %s dropped: %d connections open", client_address[0],
@@ -214,15 +225,17 @@ class AdmissionServer(ThreadingHTTPServer):
             self.connections.release()
             raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def process_request_thread(self, request: _Request, client_address: _Address) -> None:
         """Serve one connection, then free its slot."""
         try:
             super().process_request_thread(request, client_address)
         finally:
             self.connections.release()
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
+    def finish_request(self, request: _Request, client_address: _Address) -> None:
         """TLS handshake in the connection's own thread, under the I/O timeout."""
+        if not isinstance(request, socket.socket):  # TCP: always a socket
+            return
         request.settimeout(self.io_timeout)
         try:
             # no Nagle delay on the answer (the client would hold its ACK for ~40 ms)
@@ -239,7 +252,7 @@ class AdmissionServer(ThreadingHTTPServer):
             except (ssl.SSLError, OSError):
                 pass
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
+    def handle_error(self, request: _Request, client_address: _Address) -> None:
         """Log a failed connection in one line (timeouts, resets) instead of a traceback."""
         import sys
 

@@ -9,9 +9,9 @@ the Dockerfile rules, and returns a Report. The builder calls :func:`make_gate` 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from trustbuild.builder.record import BuildRecord, ResolvedImage
 from trustbuild.errors import InvalidReference, PolicyViolation, TrustbuildError
@@ -22,6 +22,12 @@ from trustbuild.policy.rules import run_rules
 from trustbuild.policy.verifier import ImageVerifier
 from trustbuild.registry.options import StoreOptions
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from trustbuild.builder.dockerfile import Dockerfile, Stage
+    from trustbuild.builder.options import GateHook
+
 __all__ = ["GateInput", "run_gate", "make_gate", "executor_image_from_env"]
 
 EXECUTOR_ENV = "TRUSTBUILD_EXECUTOR_IMAGE"
@@ -31,9 +37,9 @@ EXECUTOR_ENV = "TRUSTBUILD_EXECUTOR_IMAGE"
 class GateInput:
     """What the gate looks at besides the policy."""
 
-    dockerfile: Any  # trustbuild.builder.dockerfile.Dockerfile
+    dockerfile: Dockerfile
     dockerfile_path: str
-    target_stage: Any
+    target_stage: Stage
     build_args: Mapping[str, str]
     images: list[ResolvedImage]
     executor_image: str | None
@@ -187,10 +193,10 @@ def make_gate(
     executor_image: str | None,
     options: StoreOptions,
     on_report: Callable[[Report], None] | None = None,
-) -> Callable[[Any, BuildRecord], None]:
+) -> GateHook:
     """A ``BuildOptions.gate`` callback: records the report and raises PolicyViolation on deny."""
 
-    def gate(dockerfile: Any, record: BuildRecord) -> None:
+    def gate(dockerfile: Dockerfile, record: BuildRecord) -> None:
         target = _target_stage(dockerfile, record.target)
         report = run_gate(
             policy,
@@ -206,7 +212,7 @@ def make_gate(
         )
         record.policy_digest = policy.digest
         record.policy_decision = report.decision
-        record.policy_report = report.to_json()["checks"]
+        record.policy_report = [asdict(c) for c in report.checks]
         if executor_image:
             record.executor_image = executor_image
         if on_report:
@@ -222,7 +228,7 @@ def make_gate(
     return gate
 
 
-def _target_stage(dockerfile: Any, target: str | None) -> Any:
+def _target_stage(dockerfile: Dockerfile, target: str | None) -> Stage:
     if target:
         st = dockerfile.stage_by_name_or_index(target)
         if st is not None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Required, TypedDict, TypeGuard
 
 import jsonschema
 import yaml
@@ -28,6 +29,7 @@ from trustbuild.sign.pki import PKIPolicy
 
 __all__ = [
     "Policy",
+    "PolicyDocument",
     "SignatureRule",
     "AttestationRule",
     "KeylessIdentity",
@@ -42,10 +44,130 @@ MAX_POLICY_BYTES = 1024 * 1024
 
 
 @cache
-def schema() -> dict[str, Any]:
+def schema() -> dict[str, object]:
     """The policy JSON Schema shipped in the package."""
     text = resources.files("trustbuild.policy").joinpath("schema.json").read_text()
-    return json.loads(text)  # type: ignore[no-any-return]
+    doc: dict[str, object] = json.loads(text)
+    return doc
+
+
+# The policy file as schema.json describes it (a document that passed validation).
+
+
+class KeylessDoc(TypedDict, total=False):
+    """``keyless``: a Fulcio certificate identity."""
+
+    issuer: str
+    issuerRegExp: str
+    subject: str
+    subjectRegExp: str
+    trustedRoot: str
+
+
+class PKIDoc(TypedDict, total=False):
+    """``pki``: containers/image's sigstoreSigned PKI mode."""
+
+    caRoots: Required[str]
+    caIntermediates: str
+    subjectEmail: str
+    subjectHostname: str
+
+
+class SignedIdentityDoc(TypedDict, total=False):
+    """``signedIdentity``: containers/image's object (containers-policy.json(5))."""
+
+    type: Required[str]
+    dockerReference: str
+    dockerRepository: str
+    prefix: str
+    signedPrefix: str
+
+
+class SignatureDoc(TypedDict, total=False):
+    """One ``signatures`` entry: exactly one of key, keyData, keyless, pki."""
+
+    key: str
+    keyData: str
+    keyless: KeylessDoc
+    pki: PKIDoc
+    signedIdentity: SignedIdentityDoc
+
+
+class AttestationDoc(TypedDict, total=False):
+    """One ``attestations`` entry."""
+
+    type: Required[str]
+    key: str
+    keyData: str
+    keyless: KeylessDoc
+    builderIds: list[str]
+
+
+class ImagesDoc(TypedDict, total=False):
+    """``spec.baseImages`` (with ``requireDigest``) and ``spec.deploy`` (with
+    ``securityProfile``): the schema says which section has which."""
+
+    allowedRepositories: list[str]
+    requireDigest: bool
+    signatures: list[SignatureDoc]
+    attestations: list[AttestationDoc]
+    securityProfile: str
+
+
+class ExecutorDoc(TypedDict, total=False):
+    """``spec.executor``."""
+
+    image: str
+    signatures: list[SignatureDoc]
+
+
+class DockerfileDoc(TypedDict, total=False):
+    """``spec.dockerfile``: rule id -> deny | warn | off."""
+
+    rules: dict[str, str]
+
+
+class BuildDoc(TypedDict, total=False):
+    """``spec.build``."""
+
+    securityProfile: str
+    seccompProfile: str
+    network: str
+
+
+class OutputDoc(TypedDict, total=False):
+    """``spec.output``."""
+
+    sign: bool
+    attestations: list[str]
+
+
+class SpecDoc(TypedDict, total=False):
+    """``spec``."""
+
+    baseImages: ImagesDoc
+    executor: ExecutorDoc
+    dockerfile: DockerfileDoc
+    build: BuildDoc
+    output: OutputDoc
+    deploy: ImagesDoc
+
+
+class MetadataDoc(TypedDict, total=False):
+    """``metadata``."""
+
+    name: str
+    description: str
+    labels: dict[str, str]
+
+
+class PolicyDocument(TypedDict, total=False):
+    """A policy file (``apiVersion trustbuild.dev/v1alpha1``, ``kind Policy``)."""
+
+    apiVersion: Required[str]
+    kind: Required[str]
+    metadata: MetadataDoc
+    spec: Required[SpecDoc]
 
 
 @dataclass(frozen=True)
@@ -135,7 +257,7 @@ class Policy:
     build: BuildSection
     output: OutputSection
     deploy: Section
-    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    raw: PolicyDocument = field(compare=False)
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -173,18 +295,17 @@ def parse_policy(data: bytes, *, path: str = "policy.yaml") -> Policy:
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise PolicyError(f"{path}{where}: invalid YAML: {problem}") from None
-    if not isinstance(doc, dict):
+    if not isinstance(doc, dict) or not _valid(doc, path):
         raise PolicyError(f"{path}: expected a YAML mapping with apiVersion, kind and spec")
-    _validate(doc, path)
-    spec = doc.get("spec") or {}
+    spec = doc["spec"]
     base_dir = Path(path).parent
-    base = spec.get("baseImages") or {}
-    ex = spec.get("executor") or {}
-    build = spec.get("build") or {}
-    out = spec.get("output") or {}
-    dep = spec.get("deploy") or {}
+    base: ImagesDoc = spec.get("baseImages") or {}
+    ex: ExecutorDoc = spec.get("executor") or {}
+    build: BuildDoc = spec.get("build") or {}
+    out: OutputDoc = spec.get("output") or {}
+    dep: ImagesDoc = spec.get("deploy") or {}
     pol = Policy(
-        name=str((doc.get("metadata") or {}).get("name", Path(path).stem)),
+        name=str(doc.get("metadata", {}).get("name", Path(path).stem)),
         path=path,
         digest=str(Digest.of(data)),
         base_images=_section(base, base_dir, path, "spec.baseImages"),
@@ -192,7 +313,7 @@ def parse_policy(data: bytes, *, path: str = "policy.yaml") -> Policy:
             ex.get("image"),
             _signatures(ex.get("signatures"), base_dir, path, "spec.executor.signatures"),
         ),
-        rules=dict((spec.get("dockerfile") or {}).get("rules") or {}),
+        rules=dict(spec.get("dockerfile", {}).get("rules") or {}),
         build=BuildSection(
             build.get("securityProfile"), build.get("seccompProfile"), build.get("network")
         ),
@@ -215,7 +336,8 @@ def parse_policy(data: bytes, *, path: str = "policy.yaml") -> Policy:
     return pol
 
 
-def _validate(doc: dict[str, Any], path: str) -> None:
+def _valid(doc: dict[str, object], path: str) -> TypeGuard[PolicyDocument]:
+    """True when ``doc`` follows schema.json; PolicyError naming the first defect otherwise."""
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(
         validator.iter_errors(doc),
@@ -223,31 +345,35 @@ def _validate(doc: dict[str, Any], path: str) -> None:
     )
     if errors:
         raise PolicyError(f"{path}: {_describe(errors[0])}")
+    return True
 
 
 def _describe(err: jsonschema.ValidationError) -> str:
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
     where = where.lstrip(".") or "(top level)"
-    # jsonschema types schema/instance as possibly Unset; a reported error always has both.
-    schema: Any = err.schema
-    instance: Any = err.instance
-    if err.validator == "additionalProperties":
-        extra = sorted(set(instance) - set(schema.get("properties", {})))
-        allowed = ", ".join(schema.get("properties", {}))
-        return f"{where}: unknown field {extra[0]!r} (allowed: {allowed})"
+    # jsonschema types the schema as possibly Unset; a reported error always has one.
+    sub = err.schema if isinstance(err.schema, Mapping) else {}
+    props = sub.get("properties")
+    known = list(props) if isinstance(props, Mapping) else []
+    instance: object = err.instance
+    if err.validator == "additionalProperties" and isinstance(instance, dict):
+        extra = sorted(set(instance) - set(known))
+        return f"{where}: unknown field {extra[0]!r} (allowed: {', '.join(known)})"
     if err.validator == "required":
         return f"{where}: {err.message}"
     if err.validator == "type":
         return (f"{where}: expected {err.validator_value}, "
                 f"got {type(instance).__name__} {instance!r}")
     if err.validator in ("enum", "const"):
-        choices: Any = err.validator_value if err.validator == "enum" else [err.validator_value]
+        value: object = err.validator_value
+        choices = value if err.validator == "enum" and isinstance(value, list) else [value]
         return f"{where}: {instance!r} is not one of {', '.join(map(str, choices))}"
     if err.validator == "oneOf":
         return f"{where}: give exactly one of key, keyData, keyless or pki"
     if err.validator == "anyOf":
-        alts: Any = err.validator_value
-        names = [n for alt in alts for n in alt.get("required", ())]
+        alts: object = err.validator_value
+        names = [str(n) for alt in (alts if isinstance(alts, list) else [])
+                 if isinstance(alt, dict) for n in alt.get("required", ())]
         if "subject" in names:
             return (f"{where}: give subject or subjectRegExp (without an identity any "
                     "workflow or account of the issuer would be trusted)")
@@ -255,16 +381,17 @@ def _describe(err: jsonschema.ValidationError) -> str:
     return f"{where}: {err.message}"
 
 
-def _signatures(items: Any, base_dir: Path, path: str, where: str) -> tuple[SignatureRule, ...]:
+def _signatures(items: list[SignatureDoc] | None, base_dir: Path, path: str,
+                where: str) -> tuple[SignatureRule, ...]:
     out = []
     for i, item in enumerate(items or []):
         out.append(_signer(item, base_dir, path, f"{where}[{i}]"))
     return tuple(out)
 
 
-def _signer(item: dict[str, Any], base_dir: Path, path: str, where: str) -> SignatureRule:
+def _signer(item: SignatureDoc, base_dir: Path, path: str, where: str) -> SignatureRule:
     rule = _signer_without_identity(item, base_dir, path, where)
-    if item.get("signedIdentity") is None:
+    if "signedIdentity" not in item:
         return rule
     from dataclasses import replace
 
@@ -277,7 +404,7 @@ def _signer(item: dict[str, Any], base_dir: Path, path: str, where: str) -> Sign
     return replace(rule, signed_identity=ident)
 
 
-def _signer_without_identity(item: dict[str, Any], base_dir: Path, path: str,
+def _signer_without_identity(item: SignatureDoc, base_dir: Path, path: str,
                              where: str) -> SignatureRule:
     if "key" in item:
         kp = Path(item["key"])
@@ -296,10 +423,11 @@ def _signer_without_identity(item: dict[str, Any], base_dir: Path, path: str,
         return SignatureRule(pki=_pki(item["pki"], base_dir, path, f"{where}.pki"),
                              key_source="pki")
     kl = item["keyless"]
-    for rx in ("issuerRegExp", "subjectRegExp"):
-        if rx in kl:
+    for rx, value in (("issuerRegExp", kl.get("issuerRegExp")),
+                      ("subjectRegExp", kl.get("subjectRegExp"))):
+        if value is not None:
             try:
-                re.compile(anchor_regexp(kl[rx]))
+                re.compile(anchor_regexp(value))
             except re.error as exc:
                 raise PolicyError(
                     f"{path}: {where}.keyless.{rx}: invalid regular expression: {exc}"
@@ -338,7 +466,7 @@ def _fullmatch_form(rx: str | None) -> str | None:
     return None if rx is None else rf"\A(?:{rx})\Z"
 
 
-def _pki(d: dict[str, Any], base_dir: Path, path: str, where: str) -> PKIPolicy:
+def _pki(d: PKIDoc, base_dir: Path, path: str, where: str) -> PKIPolicy:
     from trustbuild.errors import UsageError
 
     def rel(p: str | None) -> str | None:
@@ -363,17 +491,19 @@ def _check_pem(pem: bytes, path: str, where: str) -> None:
         raise PolicyError(f"{path}: {where}: not a PEM public key ({exc})") from None
 
 
-def _section(d: dict[str, Any], base_dir: Path, path: str, where: str) -> Section:
+def _section(d: ImagesDoc, base_dir: Path, path: str, where: str) -> Section:
     atts = []
     for i, a in enumerate(d.get("attestations") or []):
         signer = None
-        if any(k in a for k in ("key", "keyData", "keyless")):
-            signer = _signer(
-                {k: a[k] for k in ("key", "keyData", "keyless") if k in a},
-                base_dir,
-                path,
-                f"{where}.attestations[{i}]",
-            )
+        who: SignatureDoc = {}
+        if "key" in a:
+            who["key"] = a["key"]
+        if "keyData" in a:
+            who["keyData"] = a["keyData"]
+        if "keyless" in a:
+            who["keyless"] = a["keyless"]
+        if who:
+            signer = _signer(who, base_dir, path, f"{where}.attestations[{i}]")
         else:
             raise PolicyError(
                 f"{path}: {where}.attestations[{i}]: needs key, keyData or keyless "

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, TextIO
+from dataclasses import dataclass, field
+from typing import TextIO, TypedDict
 
-__all__ = ["Check", "Report", "PASS", "WARN", "DENY"]
+__all__ = ["Check", "CheckJSON", "Report", "ReportJSON", "PASS", "WARN", "DENY"]
 
 PASS, WARN, DENY = "pass", "warn", "deny"
 
@@ -20,6 +20,25 @@ class Check:
     message: str
     where: str = ""
     remedy: str = ""
+
+
+class CheckJSON(TypedDict):
+    """A :class:`Check` in ``--output json`` and the provenance."""
+
+    id: str
+    status: str
+    message: str
+    where: str
+    remedy: str
+
+
+class ReportJSON(TypedDict):
+    """A :class:`Report` as JSON."""
+
+    policy: str
+    policyDigest: str
+    decision: str
+    checks: list[CheckJSON]
 
 
 @dataclass
@@ -44,13 +63,14 @@ class Report:
         """``allow`` or ``deny``."""
         return "deny" if self.denied else "allow"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ReportJSON:
         """As JSON for ``--output json`` and provenance."""
         return {
             "policy": self.policy,
             "policyDigest": self.policy_digest,
             "decision": self.decision,
-            "checks": [asdict(c) for c in self.checks],
+            "checks": [CheckJSON(id=c.id, status=c.status, message=c.message, where=c.where,
+                                 remedy=c.remedy) for c in self.checks],
         }
 
     def write_text(self, out: TextIO) -> None:

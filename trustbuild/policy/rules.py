@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from trustbuild.attest.redact import is_secret_name
 from trustbuild.builder.expand import expand
 from trustbuild.policy.report import DENY, PASS, WARN, Check
+
+if TYPE_CHECKING:
+    from trustbuild.builder.dockerfile import Dockerfile, Instruction, Stage
 
 __all__ = ["Rule", "RULES", "run_rules", "Finding"]
 
@@ -35,7 +38,7 @@ class Rule:
     summary: str
     remedy: str
     ok: str  # what a pass means, for the report
-    check: Callable[[Any, Any, Mapping[str, str]], Iterator[Finding]]
+    check: Callable[[Dockerfile, Stage, Mapping[str, str]], Iterator[Finding]]
 
 
 _SECRET_VALUE = re.compile(
@@ -45,14 +48,15 @@ _SECRET_VALUE = re.compile(
 _PIPE_TO_SHELL = re.compile(r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(ba|z|da|k)?sh\b")
 
 
-def _all_instructions(df: Any) -> Iterator[Any]:
+def _all_instructions(df: Dockerfile) -> Iterator[Instruction]:
     yield from df.global_args
     for st in df.stages:
-        yield st.from_instruction
+        if st.from_instruction is not None:
+            yield st.from_instruction
         yield from st.instructions
 
 
-def _remote_add(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
+def _remote_add(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
     for ins in _all_instructions(df):
         if ins.cmd == "ADD" and "checksum" not in ins.flags:
             for src in ins.args[:-1]:
@@ -60,7 +64,7 @@ def _remote_add(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Findin
                     yield Finding(ins.line, f"ADD {src} fetches remote content without --checksum")
 
 
-def _final_root(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
+def _final_root(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
     users = [i for i in stage.instructions if i.cmd == "USER"]
     if not users:
         yield Finding(
@@ -74,7 +78,7 @@ def _final_root(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Findin
         yield Finding(last.line, f"the final stage runs as {name or 'root'}")
 
 
-def _secrets(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
+def _secrets(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
     for ins in _all_instructions(df):
         if ins.cmd in ("ARG", "ENV"):
             for key, value in _pairs(ins):
@@ -93,10 +97,9 @@ def _secrets(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
             yield Finding(0, f"--build-arg {key} has a secret-looking name")
 
 
-def _pairs(ins: Any) -> list[tuple[str, str]]:
-    pairs = getattr(ins, "pairs", None)
-    if pairs:
-        return [(str(k), str(v or "")) for k, v in pairs]
+def _pairs(ins: Instruction) -> list[tuple[str, str]]:
+    if ins.pairs:
+        return [(k, v or "") for k, v in ins.pairs]
     out = []
     for a in ins.args:
         k, _, v = a.partition("=")
@@ -104,7 +107,8 @@ def _pairs(ins: Any) -> list[tuple[str, str]]:
     return out
 
 
-def _base_images(df: Any, args: Mapping[str, str]) -> Iterator[tuple[Any, str]]:
+def _base_images(df: Dockerfile, args: Mapping[str, str]) -> Iterator[tuple[int, str]]:
+    """(FROM line, expanded image) of every stage built on an image (not scratch or a stage)."""
     env = {}
     for ins in df.global_args:
         for k, v in _pairs(ins):
@@ -115,31 +119,31 @@ def _base_images(df: Any, args: Mapping[str, str]) -> Iterator[tuple[Any, str]]:
         base = expand(st.base, env, escape=df.escape)
         if base == "scratch" or base.lower() in names:
             continue
-        yield st.from_instruction, base
+        yield st.line, base
 
 
-def _latest(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
-    for ins, base in _base_images(df, args):
+def _latest(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
+    for line, base in _base_images(df, args):
         if "@" in base:
             continue
         last = base.rsplit("/", 1)[-1]
         if ":" not in last:
-            yield Finding(ins.line, f"FROM {base} has no tag (means :latest, which moves)")
+            yield Finding(line, f"FROM {base} has no tag (means :latest, which moves)")
         elif last.endswith(":latest"):
-            yield Finding(ins.line, f"FROM {base} uses the moving tag :latest")
+            yield Finding(line, f"FROM {base} uses the moving tag :latest")
 
 
-def _unpinned(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
-    for ins, base in _base_images(df, args):
+def _unpinned(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
+    for line, base in _base_images(df, args):
         if "@sha256:" not in base:
-            yield Finding(ins.line, f"FROM {base} is not pinned by digest")
+            yield Finding(line, f"FROM {base} is not pinned by digest")
     for ins in _all_instructions(df):
         src = ins.flags.get("from") if ins.cmd == "COPY" else None
         if isinstance(src, str) and ("/" in src or ":" in src) and "@sha256:" not in src:
             yield Finding(ins.line, f"COPY --from={src} is not pinned by digest")
 
 
-def _pipe_shell(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
+def _pipe_shell(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
     for ins in _all_instructions(df):
         if ins.cmd == "RUN":
             text = " ".join(ins.args) + "".join(h.content for h in ins.heredocs)
@@ -148,7 +152,7 @@ def _pipe_shell(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Findin
                 yield Finding(ins.line, f"RUN pipes a download into a shell ({m.group(0).strip()})")
 
 
-def _ssh_port(df: Any, stage: Any, args: Mapping[str, str]) -> Iterator[Finding]:
+def _ssh_port(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
     for ins in stage.instructions:
         if ins.cmd == "EXPOSE" and any(a.split("/")[0] == "22" for a in ins.args):
             yield Finding(ins.line, "EXPOSE 22: an SSH server in an application image")
@@ -218,8 +222,8 @@ RULES: dict[str, Rule] = {
 
 
 def run_rules(
-    df: Any,
-    stage: Any,
+    df: Dockerfile,
+    stage: Stage,
     *,
     build_args: Mapping[str, str],
     severities: Mapping[str, str],

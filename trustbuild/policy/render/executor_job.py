@@ -17,7 +17,11 @@ from pathlib import Path
 
 from trustbuild.errors import PolicyError, UsageError
 from trustbuild.oci.reference import Reference
-from trustbuild.policy.model import Policy
+from trustbuild.policy.model import (
+    AttestationDoc,
+    Policy,
+    SignatureDoc,
+)
 from trustbuild.policy.render.manifest import JSONValue, Manifest
 from trustbuild.policy.render.options import RenderOptions, dns_name, require_options
 from trustbuild.policy.render.output import dump_document
@@ -37,15 +41,23 @@ def _resolve(policy: Policy, value: str) -> Path:
 
 
 def inline_policy(policy: Policy) -> dict[str, str]:
-    """ConfigMap data: ``policy.yaml`` with keys inlined, plus trusted roots it names."""
+    """ConfigMap data: ``policy.yaml`` with keys inlined, plus the files it names (trusted
+    roots, PKI CA bundles, a seccomp profile path) next to it, renamed to their mount path."""
     import copy
 
     doc = copy.deepcopy(policy.raw)
     files: dict[str, str] = {}
 
-    def fix(item: object, where: str) -> None:
-        if not isinstance(item, dict):
-            return
+    def copy_in(value: str, name: str, where: str) -> str:
+        path = _resolve(policy, value)
+        try:
+            files[name] = path.read_text()
+        except OSError as exc:
+            raise PolicyError(f"{policy.path}: {where}: cannot read {path}: "
+                              f"{exc.strerror}") from None
+        return f"{POLICY_MOUNT}/{name}"
+
+    def fix(item: SignatureDoc | AttestationDoc, where: str) -> None:
         if "key" in item:
             path = _resolve(policy, item.pop("key"))
             try:
@@ -54,37 +66,37 @@ def inline_policy(policy: Policy) -> dict[str, str]:
                 raise PolicyError(f"{policy.path}: {where}.key: cannot read {path}: "
                                   f"{exc.strerror}") from None
         kl = item.get("keyless")
-        if isinstance(kl, dict) and kl.get("trustedRoot"):
-            path = _resolve(policy, kl["trustedRoot"])
-            name = f"trusted-root-{len(files)}.json"
-            files[name] = path.read_text()
-            kl["trustedRoot"] = f"{POLICY_MOUNT}/{name}"
-        pki = item.get("pki")
-        if isinstance(pki, dict):
-            for field, stem in (("caRoots", "ca-roots"), ("caIntermediates", "ca-intermediates")):
-                if pki.get(field):
-                    path = _resolve(policy, pki[field])
-                    name = f"{stem}-{len(files)}.pem"
-                    try:
-                        files[name] = path.read_text()
-                    except OSError as exc:
-                        raise PolicyError(f"{policy.path}: {where}.pki.{field}: cannot read "
-                                          f"{path}: {exc.strerror}") from None
-                    pki[field] = f"{POLICY_MOUNT}/{name}"
+        if kl is not None and "trustedRoot" in kl:
+            kl["trustedRoot"] = copy_in(kl["trustedRoot"], f"trusted-root-{len(files)}.json",
+                                        f"{where}.keyless.trustedRoot")
 
-    spec = doc.get("spec") or {}
-    for section in ("baseImages", "executor", "deploy"):
-        sec = spec.get(section) or {}
-        for field in ("signatures", "attestations"):
-            for i, item in enumerate(sec.get(field) or []):
-                fix(item, f"spec.{section}.{field}[{i}]")
-    build = spec.get("build") or {}
-    sc = build.get("seccompProfile")
-    if sc and ("/" in sc or sc.endswith(".json")):
-        path = _resolve(policy, sc)
-        name = f"seccomp-{dns_name(path.stem)}.json"
-        files[name] = path.read_text()
-        build["seccompProfile"] = f"{POLICY_MOUNT}/{name}"
+    def fix_pki(item: SignatureDoc, where: str) -> None:
+        pki = item.get("pki")
+        if pki is None:
+            return
+        pki["caRoots"] = copy_in(pki["caRoots"], f"ca-roots-{len(files)}.pem",
+                                 f"{where}.pki.caRoots")
+        if "caIntermediates" in pki:
+            pki["caIntermediates"] = copy_in(pki["caIntermediates"],
+                                             f"ca-intermediates-{len(files)}.pem",
+                                             f"{where}.pki.caIntermediates")
+
+    spec = doc["spec"]
+    for name, images in (("baseImages", spec.get("baseImages")), ("deploy", spec.get("deploy"))):
+        for i, sig in enumerate(images.get("signatures") or [] if images else []):
+            fix(sig, f"spec.{name}.signatures[{i}]")
+            fix_pki(sig, f"spec.{name}.signatures[{i}]")
+        for i, att in enumerate(images.get("attestations") or [] if images else []):
+            fix(att, f"spec.{name}.attestations[{i}]")
+    executor = spec.get("executor")
+    for i, sig in enumerate(executor.get("signatures") or [] if executor else []):
+        fix(sig, f"spec.executor.signatures[{i}]")
+        fix_pki(sig, f"spec.executor.signatures[{i}]")
+    build = spec.get("build")
+    sc = build.get("seccompProfile") if build is not None else None
+    if build is not None and sc and ("/" in sc or sc.endswith(".json")):
+        build["seccompProfile"] = copy_in(sc, f"seccomp-{dns_name(_resolve(policy, sc).stem)}"
+                                              ".json", "spec.build.seccompProfile")
     text = dump_document(doc)
     return {"policy.yaml": text, **files}
 

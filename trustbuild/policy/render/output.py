@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from trustbuild.policy.render.manifest import JSONValue, Manifest, warnings_of
+from trustbuild.policy.render.manifest import Manifest, warnings_of
 
 __all__ = ["dump_yaml", "dump_document", "write_dir", "file_name_for"]
 
@@ -38,7 +38,7 @@ def _dump_one(doc: Manifest) -> str:
     return "---\n" + notes + dump_document(doc)
 
 
-def dump_document(doc: Manifest | JSONValue) -> str:
+def dump_document(doc: object) -> str:
     """One document without the ``---`` marker (file contents, e.g. a policy in a ConfigMap)."""
     return str(yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                          width=4096, allow_unicode=True))
