@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from trustbuild.cli.common import add_registry_flags, store_options
 
 __all__ = ["register", "run_serve"]
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``admission`` with its ``serve`` subcommand."""
     p = sub.add_parser("admission", help="Kubernetes validating admission webhook")
     asub = p.add_subparsers(dest="admission_command", metavar="SUBCOMMAND")
@@ -46,7 +45,12 @@ def register(sub: Any) -> None:
     s.add_argument("-v", "--verbose", action="count", default=0, help="tracebacks on errors")
     add_registry_flags(s)
     s.set_defaults(func=run_serve)
-    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+
+    def usage(args: argparse.Namespace) -> int:
+        p.print_help(sys.stderr)
+        return 2
+
+    p.set_defaults(func=usage)
 
 
 def run_serve(args: argparse.Namespace) -> int:

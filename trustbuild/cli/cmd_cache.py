@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
+
+if TYPE_CHECKING:
+    from trustbuild.builder.layerstore import LayerStore
 
 __all__ = ["register", "run_warm", "run_prune"]
 
@@ -23,7 +26,7 @@ def _dir_flag(p: argparse.ArgumentParser) -> None:
                         "/var/cache/trustbuild as root)")
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``cache`` command with ``warm`` and ``prune``."""
     p = sub.add_parser("cache", help="fill or trim the local layer store (--cache-dir)",
                        description="Manage the local layer store that builds share "
@@ -48,7 +51,7 @@ def register(sub: Any) -> None:
     r.set_defaults(func=run_prune)
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace) -> LayerStore:
     from trustbuild.builder.layerstore import LayerStore, default_cache_dir
 
     return LayerStore(args.cache_dir or default_cache_dir())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
 from trustbuild.errors import StoreError, TrustbuildError, UsageError
@@ -29,7 +28,7 @@ def _kinds(text: str) -> tuple[str, ...]:
     return items
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``copy`` command."""
     p = sub.add_parser(
         "copy",

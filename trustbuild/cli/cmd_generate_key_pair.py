@@ -6,7 +6,6 @@ import argparse
 import getpass
 import os
 import sys
-from typing import Any
 
 from trustbuild.errors import SigningError
 from trustbuild.sign.keys import PASSWORD_ENV_VARS, generate_key_pair
@@ -14,7 +13,7 @@ from trustbuild.sign.keys import PASSWORD_ENV_VARS, generate_key_pair
 __all__ = ["register", "run", "new_password"]
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``generate-key-pair`` command."""
     p = sub.add_parser(
         "generate-key-pair", help="write a cosign-compatible key pair (PREFIX.key, PREFIX.pub)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
 from trustbuild.errors import TrustbuildError
@@ -13,10 +13,14 @@ from trustbuild.oci.image import read_config, read_config_bytes, resolve_image
 from trustbuild.store.location import parse_location
 from trustbuild.store.open import open_store
 
+if TYPE_CHECKING:
+    from trustbuild.oci.descriptor import Platform
+    from trustbuild.oci.store import Store
+
 __all__ = ["register", "run", "inspect_info"]
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``inspect`` command."""
     p = sub.add_parser(
         "inspect",
@@ -36,13 +40,14 @@ def register(sub: Any) -> None:
 
 
 def inspect_info(
-    store: Any, ref: str | None, *, name: str, platform: Any = None, tags: bool = True
-) -> dict[str, Any]:
+    store: Store, ref: str | None, *, name: str, platform: Platform | None = None,
+    tags: bool = True
+) -> dict[str, object]:
     """The JSON document ``inspect`` prints."""
     img = resolve_image(store, ref, platform=platform)
     cfg = read_config(store, img.manifest)
     plat = {k: cfg[k] for k in ("os", "architecture", "variant") if isinstance(cfg.get(k), str)}
-    info: dict[str, Any] = {
+    info: dict[str, object] = {
         "name": name,
         "digest": str(img.digest),
         "mediaType": img.manifest.media_type,

@@ -6,12 +6,11 @@ import argparse
 import json
 import platform
 import sys
-from typing import Any
 
 from trustbuild import __version__
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``version`` command."""
     p = sub.add_parser("version", help="print the version")
     p.add_argument("--output", choices=["text", "json"], default="text")

@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from trustbuild.errors import UsageError
 
@@ -89,13 +88,14 @@ def parse_go_duration(value: str, flag: str) -> float:
 class _PflagBool(argparse.Action):
     """``--flag`` / ``--flag=true|false`` (pflag's boolean forms)."""
 
-    def __init__(self, option_strings: Sequence[str], dest: str, default: Any = False,
-                 required: bool = False, help: str | None = None, **_kw: Any) -> None:  # noqa: A002
+    def __init__(self, option_strings: Sequence[str], dest: str, default: object = False,
+                 required: bool = False, help: str | None = None,  # noqa: A002
+                 **_kw: object) -> None:
         super().__init__(option_strings, dest, nargs="?", const="true", default=default,
                          required=required, help=help, metavar="true|false")
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
+                 values: object, option_string: str | None = None) -> None:
         try:
             setattr(namespace, self.dest, parse_go_bool(str(values), option_string or self.dest))
         except UsageError as exc:
@@ -116,7 +116,7 @@ class _Refused(argparse.Action):
     """A Kaniko flag trustbuild cannot honour: a one-line usage error naming the way."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, *, boolean: bool = False,
-                 **kw: Any) -> None:
+                 **kw: object) -> None:
         self.boolean = boolean
         kw.pop("nargs", None)
         super().__init__(option_strings, dest, nargs="?" if boolean else None,
@@ -124,7 +124,7 @@ class _Refused(argparse.Action):
                          help=argparse.SUPPRESS)
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
+                 values: object, option_string: str | None = None) -> None:
         flag = option_string or self.dest
         if self.boolean:
             try:
@@ -139,7 +139,7 @@ class _Verbosity(argparse.Action):
     """``-v`` / ``-vv`` (more detail) or Kaniko's ``-v LEVEL`` / ``--verbosity=LEVEL``."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
+                 values: object, option_string: str | None = None) -> None:
         current = int(getattr(namespace, self.dest, 0) or 0)
         if values is None:
             setattr(namespace, self.dest, current + 1)
@@ -160,11 +160,12 @@ def add_verbosity_flag(p: argparse.ArgumentParser) -> None:
                         "trace, debug (= -v), info, warn, error")
 
 
-def _bool(g: Any, flag: str, help_text: str, *, default: bool = False) -> None:
+def _bool(g: argparse._ActionsContainer, flag: str, help_text: str, *,
+          default: bool = False) -> None:
     g.add_argument(flag, action=_PflagBool, default=default, help=help_text)
 
 
-def _refuse(g: Any, *flags: str, boolean: bool = False) -> None:
+def _refuse(g: argparse._ActionsContainer, *flags: str, boolean: bool = False) -> None:
     for flag in flags:
         g.add_argument(flag, action=_Refused, boolean=boolean)
 
@@ -314,7 +315,7 @@ def _git_context(context: str, items: Sequence[str]) -> str:
 
 
 def apply_kaniko_flags(args: argparse.Namespace, environ: Mapping[str, str] | None = None,
-                       *, warn: Any = None) -> None:
+                       *, warn: Callable[[str], None] | None = None) -> None:
     """Fold Kaniko's spellings and ``KANIKO_*`` variables into trustbuild's own fields."""
     env = os.environ if environ is None else environ
     say = warn or (lambda _msg: None)

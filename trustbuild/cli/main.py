@@ -15,7 +15,8 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from types import FrameType
+from typing import NoReturn
 
 from trustbuild import __version__
 from trustbuild.errors import TrustbuildError
@@ -27,7 +28,7 @@ class Terminated(KeyboardInterrupt):
     """Raised by the SIGTERM handler: unwinds like Ctrl-C (every ``finally`` runs)."""
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     # A second SIGTERM must not cut the clean-up short (SIGKILL still can).
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated
