@@ -11,7 +11,7 @@ The public API (see docs/api.md) is importable from here; it loads on first use,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "BuiltImage", "build", "sign", "verify", "attest",
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from trustbuild.api import BuiltImage, attest, build, sign, verify, verify_attestation
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in ("sign", "attest"):  # packages that are also callable as the API function
         import importlib
 

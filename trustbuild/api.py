@@ -20,7 +20,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from trustbuild.attest.verify import AttestationResult
 from trustbuild.builder.options import BuildOptions, source_date_epoch
@@ -58,14 +57,17 @@ def build(context: str | Path = ".", *, dockerfile: str = "Dockerfile",
           tar_path: str | None = None, no_push: bool = False, policy: str | None = None,
           sign_key: str | None = None, attest: Sequence[str] = (),
           security_profile: str = "baseline", store_options: StoreOptions | None = None,
-          **options: Any) -> BuiltImage:
+          **options: object) -> BuiltImage:
     """Build ``context`` (a directory, ``tar://FILE`` or a git URL) like ``trustbuild build``.
 
     ``destinations`` are pushed unless ``no_push`` (then the first one only names the image, as
     with Kaniko's ``--no-push``); ``oci_layout_path`` / ``tar_path`` write local copies.
     ``policy`` gates the build; ``sign_key`` signs every output and ``attest`` (``provenance``,
-    ``sbom``) attaches signed attestations. Other :class:`BuildOptions` fields pass as keywords.
+    ``sbom``) attaches signed attestations. Other :class:`BuildOptions` fields pass as keywords
+    (an unknown one is a TypeError).
     """
+    from dataclasses import fields
+
     from trustbuild.builder.api import build as run_build
     from trustbuild.pipeline import configure
 
@@ -76,9 +78,13 @@ def build(context: str | Path = ".", *, dockerfile: str = "Dockerfile",
         build_args=dict(build_args or {}), target=target, oci_layout_path=oci_layout_path,
         tar_path=tar_path, no_push=no_push, policy=policy, sign_key=sign_key,
         attest=list(attest), security_profile=security_profile,
-        store_options=store_options or StoreOptions(progress=False),
-        source_date_epoch=options.pop("source_date_epoch", source_date_epoch()),
-        output=options.pop("output", sys.stderr), **options)
+        store_options=store_options or StoreOptions(progress=False), output=sys.stderr,
+        source_date_epoch=None if "source_date_epoch" in options else source_date_epoch())
+    known = {f.name for f in fields(BuildOptions)}
+    for name, value in options.items():
+        if name not in known:
+            raise TypeError(f"build() got an unexpected keyword argument {name!r}")
+        setattr(opts, name, value)
     chain = configure(opts)
     with run_build(opts) as result:
         return BuiltImage(digest=result.digest, descriptor=result.descriptor,
@@ -149,7 +155,7 @@ def verify(image: str, *, key: KeyArg | VerifyingKey | Sequence[KeyArg | Verifyi
         store.close()
 
 
-def attest(image: str, key: KeyArg | SigningKey, *, predicate: bytes | dict[str, Any],
+def attest(image: str, key: KeyArg | SigningKey, *, predicate: bytes | dict[str, object],
            predicate_type: str, replace: bool = False,
            store_options: StoreOptions | None = None) -> Descriptor:
     """Attach a signed in-toto attestation of ``predicate`` (``cosign attest``).

@@ -20,6 +20,12 @@ def test_the_public_api_is_importable_from_the_package() -> None:
         trustbuild.no_such_thing  # noqa: B018
 
 
+def test_build_takes_build_options_fields_as_keywords(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'no_such_field'"):
+        trustbuild.build(tmp_path, oci_layout_path=str(tmp_path / "out"), no_such_field=1)
+    assert not (tmp_path / "out").exists()  # refused before anything ran
+
+
 @pytest.mark.privileged
 @pytest.mark.slow
 def test_the_documented_example_builds_signs_and_verifies(tmp_path: Path,
