@@ -1,13 +1,11 @@
 """The one error tree: every failure a user can cause or meet is a TrustbuildError.
 
-The CLI catches TrustbuildError once, prints ``str(err)`` as one line (plus ``diagnostics()``
-with ``-v``) and exits with ``err.exit_code``.
+The CLI (``trustbuild.cli.main``) catches TrustbuildError once, prints ``str(err)`` as one line
+and exits with ``err.exit_code``; with ``-v`` it lets the error propagate, so the traceback
+(with the chain of causes) is shown.
 """
 
 from __future__ import annotations
-
-import sys
-from typing import NoReturn
 
 __all__ = [
     "TrustbuildError",
@@ -35,22 +33,6 @@ class TrustbuildError(Exception):
     """Base of every error trustbuild reports to a user."""
 
     exit_code = 1
-    hint: str = ""
-
-    def diagnostics(self) -> str:
-        """Several lines that explain the error and suggest a fix."""
-        lines = [str(self)]
-        if self.hint:
-            lines.append(f"hint: {self.hint}")
-        if self.__cause__ is not None:
-            lines.append(f"caused by: {self.__cause__!r}")
-        return "\n".join(lines)
-
-    def log_and_exit(self, *, verbose: bool = False) -> NoReturn:
-        """Print the error on stderr (one line unless verbose) and exit."""
-        msg = self.diagnostics() if verbose else str(self)
-        print(f"trustbuild: error: {msg}", file=sys.stderr)
-        raise SystemExit(self.exit_code)
 
 
 class UsageError(TrustbuildError):

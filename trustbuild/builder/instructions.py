@@ -94,21 +94,6 @@ class Instruction:
         """A boolean flag such as ``--link``."""
         return self.flag(name, "false") == "true"
 
-    def heredoc_script(self) -> str | None:
-        """For a shell-form RUN with heredocs: the script to pass to the shell, else None.
-
-        ``RUN <<EOF`` alone runs the heredoc body itself; otherwise the command line is
-        followed by each body and its terminator, exactly as a POSIX shell reads heredocs.
-        """
-        if self.cmd != "RUN" or self.json_form or not self.heredocs:
-            return None
-        line = self.raw_args.strip()
-        only = self.heredocs[0]
-        if len(self.heredocs) == 1 and HEREDOC_WORD.match(line) and \
-                self.heredoc_for(line) is only:
-            return only.content
-        return line + "\n" + "".join(f"{h.content}{h.name}\n" for h in self.heredocs)
-
     def heredoc_for(self, word: str) -> Heredoc | None:
         """The heredoc a ``<<NAME`` argument word refers to (COPY <<EOF /dst), else None."""
         marker = parse_heredoc_word(word)

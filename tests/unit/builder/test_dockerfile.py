@@ -324,16 +324,6 @@ def test_original_text_kept() -> None:
     assert inst.original == "COPY   --chown=1  a   b"
 
 
-def test_heredoc_script_for_run() -> None:
-    alone, with_cmd, plain = insts(
-        "RUN <<EOF\necho a\necho b\nEOF\nRUN python3 <<EOF > /out && cat <<-'X'\nprint(1)\nEOF\n"
-        "\tliteral $V\n\tX\nRUN echo\n")
-    assert alone.heredoc_script() == "echo a\necho b\n"
-    assert with_cmd.heredoc_script() == (
-        "python3 <<EOF > /out && cat <<-'X'\nprint(1)\nEOF\nliteral $V\nX\n")
-    assert plain.heredoc_script() is None
-
-
 # (instruction with heredoc lines, [(name, content, expand, chomp)]) after buildkit's
 # parser_heredoc_test.go
 HEREDOC_CASES = [
