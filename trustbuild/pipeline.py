@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from trustbuild.builder.options import BuildOptions
 from trustbuild.errors import PolicyViolation, UsageError
@@ -22,6 +22,10 @@ from trustbuild.oci.reference import Reference
 from trustbuild.policy.gate import executor_image_from_env, make_gate
 from trustbuild.policy.model import Policy, load_policy
 from trustbuild.policy.report import Report
+
+if TYPE_CHECKING:
+    from trustbuild.builder.api import BuildResult
+    from trustbuild.sign.keys import SigningKey
 
 __all__ = ["configure", "SupplyChain"]
 
@@ -115,12 +119,12 @@ def _docker_reference(options: BuildOptions, location: str) -> str:
 
 
 def _sign_and_attest_hook(
-    options: BuildOptions, key: Any, chain: SupplyChain, out: TextIO
-) -> Callable[[Any], None]:
+    options: BuildOptions, key: SigningKey, chain: SupplyChain, out: TextIO
+) -> Callable[[BuildResult], None]:
     from trustbuild.attest.attach import attest_build
     from trustbuild.sign.sign import sign_image
 
-    def hook(result: Any) -> None:
+    def hook(result: BuildResult) -> None:
         for o in result.outputs:
             if o.location.startswith("docker-archive:"):
                 continue  # a tarball holds no signatures; sign it where it is loaded

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trustbuild.cli.common import add_registry_flags, store_options
+from trustbuild.cli.common import add_registry_flags, print_usage, store_options
 
 __all__ = ["register", "run_serve"]
 
@@ -45,12 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("-v", "--verbose", action="count", default=0, help="tracebacks on errors")
     add_registry_flags(s)
     s.set_defaults(func=run_serve)
-
-    def usage(args: argparse.Namespace) -> int:
-        p.print_help(sys.stderr)
-        return 2
-
-    p.set_defaults(func=usage)
+    p.set_defaults(func=print_usage(p))
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trustbuild.cli.common import add_registry_flags, store_options
 from trustbuild.cli.kaniko_compat import (
@@ -19,6 +19,9 @@ from trustbuild.cli.kaniko_compat import (
 )
 from trustbuild.errors import UsageError
 
+if TYPE_CHECKING:
+    from trustbuild.builder.options import BuildOptions
+
 __all__ = ["register", "run", "options_from_args", "SETUP_HOOKS"]
 
 SETUP_HOOKS: list[Callable[[Any, argparse.Namespace], None]] = []
@@ -26,7 +29,7 @@ SETUP_HOOKS: list[Callable[[Any, argparse.Namespace], None]] = []
 ``options.gate`` and appends to ``options.post_push_hooks`` here."""
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``build`` subcommand."""
     p = sub.add_parser(
         "build", help="build an image from a Dockerfile",
@@ -132,7 +135,7 @@ def register(sub: Any) -> None:
 
 
 # --- build secrets (RUN --mount=type=secret|ssh): kept in one block -------------------------
-def _add_secret_flags(p: Any) -> None:
+def _add_secret_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("build secrets")
     g.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE|env=VAR",
                    help="a secret for RUN --mount=type=secret (repeatable; buildx syntax: "
@@ -143,7 +146,7 @@ def _add_secret_flags(p: Any) -> None:
                         "ID uses $SSH_AUTH_SOCK; key files get their own ssh-agent)")
 
 
-def _secret_options(options: Any, args: argparse.Namespace) -> None:
+def _secret_options(options: BuildOptions, args: argparse.Namespace) -> None:
     from trustbuild.builder.buildsecrets import load_secrets, parse_ssh_flags
 
     options.secrets = load_secrets(getattr(args, "secret", None) or [])
@@ -165,7 +168,7 @@ def _warn(msg: str) -> None:
     print(f"[warning] {msg}", file=sys.stderr)
 
 
-def options_from_args(args: argparse.Namespace) -> Any:
+def options_from_args(args: argparse.Namespace) -> BuildOptions:
     """BuildOptions from parsed arguments (usage errors for bad values)."""
     from trustbuild.builder.options import BuildOptions, parse_build_args, source_date_epoch
     from trustbuild.oci.reference import Reference

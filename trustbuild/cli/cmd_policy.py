@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
+from trustbuild.cli.common import print_usage
 from trustbuild.errors import TrustbuildError
 
 __all__ = ["register"]
@@ -16,7 +16,7 @@ class _GateDone(TrustbuildError):
     """Raised by the gate callback of ``policy check`` to stop before anything is extracted."""
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``policy`` with its ``validate`` and ``check`` subcommands."""
     from trustbuild.cli import cmd_build
 
@@ -51,10 +51,10 @@ def register(sub: Any) -> None:
     )
     c.set_defaults(func=run_check)
     _register_render(psub)
-    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+    p.set_defaults(func=print_usage(p))
 
 
-def _register_render(psub: Any) -> None:
+def _register_render(psub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from trustbuild.policy.render import FORMATS
 
     r = psub.add_parser(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from trustbuild.cli.common import add_registry_flags, store_options
 from trustbuild.errors import UsageError
@@ -15,7 +14,7 @@ from trustbuild.store.open import open_store
 __all__ = ["register", "run", "parse_annotations", "docker_reference_for", "sign_identity"]
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``sign`` command."""
     p = sub.add_parser(
         "sign", help="sign an image (cosign-compatible)",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from trustbuild.cli.cmd_sign import docker_reference_for
 from trustbuild.cli.common import add_registry_flags, store_options
@@ -15,7 +14,7 @@ from trustbuild.store.open import open_store
 __all__ = ["register", "run", "image_reference_for"]
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``verify`` command."""
     p = sub.add_parser(
         "verify", help="verify an image's signatures (cosign-compatible)",

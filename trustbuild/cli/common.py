@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,17 @@ from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Platform
 from trustbuild.registry.options import RegistryTimeouts, StoreOptions, parse_limit
 
-__all__ = ["add_registry_flags", "add_common_flags", "store_options", "read_input"]
+__all__ = ["add_registry_flags", "add_common_flags", "store_options", "read_input", "print_usage"]
+
+
+def print_usage(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """The ``func`` of a command group run without its subcommand: help on stderr, exit 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        p.print_help(sys.stderr)
+        return 2
+
+    return run
 
 
 def add_common_flags(p: argparse.ArgumentParser) -> None:
