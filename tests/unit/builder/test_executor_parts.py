@@ -150,6 +150,11 @@ def test_run_argv_forms() -> None:
     st.image.c["Shell"] = ["/bin/bash", "-eu", "-c"]
     assert run_argv(st, ins[3]) == ["/bin/bash", "-eu", "-c", "echo one\necho two\n"]
     assert run_argv(st, ins[4]) == ["/bin/bash", "-eu", "-c", "cat <<EOF > /f\nbody $X\nEOF"]
+    # two heredocs, the second <<- (tabs stripped) and quoted: each body, then its terminator
+    st, ins = _stage("FROM scratch\nRUN python3 <<EOF > /out && cat <<-'X'\nprint(1)\nEOF\n"
+                     "\tliteral $V\n\tX\n")
+    assert run_argv(st, ins[0]) == [
+        "/bin/sh", "-c", "python3 <<EOF > /out && cat <<-'X'\nprint(1)\nEOF\nliteral $V\nX"]
 
 
 def test_cache_keys_and_repo() -> None:
