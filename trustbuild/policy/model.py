@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Required, TypedDict, TypeGuard
+from typing import TypeGuard
 
 import jsonschema
 import yaml
@@ -24,12 +24,20 @@ import yaml
 from trustbuild._internal.data import find_data, shipped_names
 from trustbuild.errors import PolicyError
 from trustbuild.oci.digest import Digest
+from trustbuild.policy.document import (
+    BuildDoc,
+    ExecutorDoc,
+    ImagesDoc,
+    OutputDoc,
+    PKIDoc,
+    PolicyDocument,
+    SignatureDoc,
+)
 from trustbuild.sign.identity import SignedIdentity
 from trustbuild.sign.pki import PKIPolicy
 
 __all__ = [
     "Policy",
-    "PolicyDocument",
     "SignatureRule",
     "AttestationRule",
     "KeylessIdentity",
@@ -49,125 +57,6 @@ def schema() -> dict[str, object]:
     text = resources.files("trustbuild.policy").joinpath("schema.json").read_text()
     doc: dict[str, object] = json.loads(text)
     return doc
-
-
-# The policy file as schema.json describes it (a document that passed validation).
-
-
-class KeylessDoc(TypedDict, total=False):
-    """``keyless``: a Fulcio certificate identity."""
-
-    issuer: str
-    issuerRegExp: str
-    subject: str
-    subjectRegExp: str
-    trustedRoot: str
-
-
-class PKIDoc(TypedDict, total=False):
-    """``pki``: containers/image's sigstoreSigned PKI mode."""
-
-    caRoots: Required[str]
-    caIntermediates: str
-    subjectEmail: str
-    subjectHostname: str
-
-
-class SignedIdentityDoc(TypedDict, total=False):
-    """``signedIdentity``: containers/image's object (containers-policy.json(5))."""
-
-    type: Required[str]
-    dockerReference: str
-    dockerRepository: str
-    prefix: str
-    signedPrefix: str
-
-
-class SignatureDoc(TypedDict, total=False):
-    """One ``signatures`` entry: exactly one of key, keyData, keyless, pki."""
-
-    key: str
-    keyData: str
-    keyless: KeylessDoc
-    pki: PKIDoc
-    signedIdentity: SignedIdentityDoc
-
-
-class AttestationDoc(TypedDict, total=False):
-    """One ``attestations`` entry."""
-
-    type: Required[str]
-    key: str
-    keyData: str
-    keyless: KeylessDoc
-    builderIds: list[str]
-
-
-class ImagesDoc(TypedDict, total=False):
-    """``spec.baseImages`` (with ``requireDigest``) and ``spec.deploy`` (with
-    ``securityProfile``): the schema says which section has which."""
-
-    allowedRepositories: list[str]
-    requireDigest: bool
-    signatures: list[SignatureDoc]
-    attestations: list[AttestationDoc]
-    securityProfile: str
-
-
-class ExecutorDoc(TypedDict, total=False):
-    """``spec.executor``."""
-
-    image: str
-    signatures: list[SignatureDoc]
-
-
-class DockerfileDoc(TypedDict, total=False):
-    """``spec.dockerfile``: rule id -> deny | warn | off."""
-
-    rules: dict[str, str]
-
-
-class BuildDoc(TypedDict, total=False):
-    """``spec.build``."""
-
-    securityProfile: str
-    seccompProfile: str
-    network: str
-
-
-class OutputDoc(TypedDict, total=False):
-    """``spec.output``."""
-
-    sign: bool
-    attestations: list[str]
-
-
-class SpecDoc(TypedDict, total=False):
-    """``spec``."""
-
-    baseImages: ImagesDoc
-    executor: ExecutorDoc
-    dockerfile: DockerfileDoc
-    build: BuildDoc
-    output: OutputDoc
-    deploy: ImagesDoc
-
-
-class MetadataDoc(TypedDict, total=False):
-    """``metadata``."""
-
-    name: str
-    description: str
-    labels: dict[str, str]
-
-
-class PolicyDocument(TypedDict, total=False):
-    """A policy file (``apiVersion trustbuild.dev/v1alpha1``, ``kind Policy``)."""
-
-    apiVersion: Required[str]
-    kind: Required[str]
-    metadata: MetadataDoc
-    spec: Required[SpecDoc]
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,8 @@ from pathlib import Path
 
 from trustbuild.errors import PolicyError, UsageError
 from trustbuild.oci.reference import Reference
-from trustbuild.policy.model import (
-    AttestationDoc,
-    Policy,
-    SignatureDoc,
-)
+from trustbuild.policy.document import AttestationDoc, SignatureDoc
+from trustbuild.policy.model import Policy
 from trustbuild.policy.render.manifest import JSONValue, Manifest
 from trustbuild.policy.render.options import RenderOptions, dns_name, require_options
 from trustbuild.policy.render.output import dump_document
