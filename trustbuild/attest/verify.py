@@ -13,6 +13,7 @@ type. Example::
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +30,13 @@ from trustbuild.attest.statement import (
 from trustbuild.errors import TrustbuildError, VerificationError
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.store import Store
+from trustbuild.sign.attach import BundleReferrer, CosignLayer
+from trustbuild.sign.bundle import pae
+from trustbuild.sign.keys import VerifyingKey
+from trustbuild.sign.sign import CERTIFICATE_ANNOTATION
+from trustbuild.sign.trust import KeylessPolicy, TrustRoots
 
-__all__ = ["AttestationCheck", "AttestationResult", "KeylessPolicy", "verify_attestations",
+__all__ = ["AttestationCheck", "AttestationResult", "verify_attestations",
            "check_envelope", "MAX_ATTESTATION_BYTES"]
 
 # Per attestation (an .att layer or a bundle): a large SPDX SBOM of a full distribution image is
@@ -105,15 +111,6 @@ class AttestationResult:
                 "attestations": [c.to_json() for c in self.checks]}
 
 
-@dataclass(frozen=True)
-class KeylessPolicy:
-    """Keyless bundle checks: the signer identity, its OIDC issuer and an offline trusted root."""
-
-    identity: str
-    issuer: str | None
-    trusted_root: str  # path of a Sigstore trusted_root.json
-
-
 def _statement_check(payload_type: str, payload: bytes, *, subject: Digest,
                      predicate_type: str | None, signer: str, source: str,
                      max_bytes: int = MAX_PREDICATE_BYTES) -> AttestationCheck:
@@ -156,53 +153,119 @@ def check_envelope(env: Envelope, *, subject: Digest, predicate_type: str | None
                             source=source, max_bytes=max_bytes)
 
 
-def _keyless_bundle_check(raw: bytes, policy: KeylessPolicy, *, subject: Digest,
+@dataclass(frozen=True)
+class _Keyless:
+    """The keyless side of a verification: who must have signed and the trust material."""
+
+    policy: KeylessPolicy
+    trust: TrustRoots
+
+
+def _keyless_bundle_check(raw: bytes, kl: _Keyless, *, subject: Digest,
                           predicate_type: str | None, source: str) -> AttestationCheck:
-    """Full Sigstore verification of a bundle (certificate chain, SCT, log, identity)."""
+    """A keyless attestation bundle through the one keyless engine (:mod:`trustbuild.sign`)."""
+    from trustbuild.sign.bundle import verify_keyless_dsse_bundle
+
     try:
-        from sigstore.models import Bundle, TrustedRoot
-        from sigstore.verify import Verifier
-        from sigstore.verify.policy import Identity
-
-        root = TrustedRoot.from_file(policy.trusted_root)
-        bundle = Bundle.from_json(raw)
-        ptype, payload = Verifier(trusted_root=root).verify_dsse(
-            bundle, Identity(identity=policy.identity, issuer=policy.issuer))
-    except Exception as exc:  # sigstore-python raises its own error types
-        lines = str(exc).strip().splitlines()
-        return AttestationCheck(source, False,
-                                f"keyless: {lines[0] if lines else type(exc).__name__}")
-    return _statement_check(ptype, payload, subject=subject, predicate_type=predicate_type,
-                            signer=f"{policy.identity} ({policy.issuer})", source=source)
+        vb = verify_keyless_dsse_bundle(raw, kl.policy, kl.trust)
+    except VerificationError as exc:
+        return AttestationCheck(source, False, f"keyless: {exc}")
+    return _statement_check(vb.payload_type, vb.payload, subject=subject,
+                            predicate_type=predicate_type, signer=vb.signer, source=source)
 
 
-def _layer_check(layer: Any, tag: str, **kw: Any) -> AttestationCheck:
+def _keyless_layer_check(layer: CosignLayer, env: Envelope, kl: _Keyless, *, subject: Digest,
+                         predicate_type: str | None, source: str, max_bytes: int
+                         ) -> AttestationCheck:
+    """cosign's keyless ``.att`` layer: certificate, chain and Rekor SET annotations."""
+    from trustbuild.sign.keyless_verify import (
+        KeylessEvidence,
+        TlogEntry,
+        dsse_body_check,
+        verify_keyless,
+    )
+    from trustbuild.sign.rekor import rfc3161_from_annotation
+    from trustbuild.sign.sign import (
+        BUNDLE_ANNOTATION,
+        CERTIFICATE_ANNOTATION,
+        CHAIN_ANNOTATION,
+        TIMESTAMP_ANNOTATION,
+    )
+    from trustbuild.sign.trust import load_certificates
+
+    ann = layer.annotations
+    try:
+        if len(env.signatures) != 1:
+            raise VerificationError("a keyless envelope carries exactly one signature")
+        cert = load_certificates(ann[CERTIFICATE_ANNOTATION].encode(), CERTIFICATE_ANNOTATION)[0]
+        chain_pem = ann.get(CHAIN_ANNOTATION, "")
+        chain = load_certificates(chain_pem.encode(), CHAIN_ANNOTATION) if chain_pem else []
+        sig = env.signatures[0].sig
+        sig_b64 = base64.b64encode(sig).decode()
+        key = VerifyingKey(cert.public_key())  # type: ignore[arg-type]
+        key.verify(sig, pae(env.payload_type, env.payload))
+        if BUNDLE_ANNOTATION not in ann:
+            raise VerificationError("no Rekor bundle (transparency log entry) on this "
+                                    "attestation")
+        stamps = [rfc3161_from_annotation(ann[TIMESTAMP_ANNOTATION])] \
+            if TIMESTAMP_ANNOTATION in ann else []
+        ev = KeylessEvidence(cert, chain, sig,
+                             [TlogEntry.from_cosign_annotation(ann[BUNDLE_ANNOTATION])], stamps)
+        done = verify_keyless(ev, kl.policy, kl.trust,
+                              body_check=dsse_body_check(env.payload, sig_b64, cert))
+    except VerificationError as exc:
+        return AttestationCheck(source, False, f"keyless: {exc}")
+    return _statement_check(env.payload_type, env.payload, subject=subject,
+                            predicate_type=predicate_type, signer=done.signer, source=source,
+                            max_bytes=max_bytes)
+
+
+def _layer_check(layer: CosignLayer, tag: str, kl: _Keyless | None, common: _Common
+                 ) -> AttestationCheck:
     source = f"{tag} layer {layer.index}"
     if layer.payload is None:
         return AttestationCheck(source, False, layer.error or "unreadable")
     try:
-        env = Envelope.from_json(layer.payload, max_bytes=kw["max_bytes"])
+        env = Envelope.from_json(layer.payload, max_bytes=common.max_bytes)
     except TrustbuildError as exc:
         return AttestationCheck(source, False, str(exc))
-    return check_envelope(env, source=source, **kw)
+    if kl is not None and not common.keys and CERTIFICATE_ANNOTATION in layer.annotations:
+        return _keyless_layer_check(layer, env, kl, subject=common.subject,
+                                    predicate_type=common.predicate_type, source=source,
+                                    max_bytes=common.max_bytes)
+    return check_envelope(env, source=source, subject=common.subject,
+                          predicate_type=common.predicate_type, keys=common.keys,
+                          max_bytes=common.max_bytes)
 
 
-def _bundle_check(ref: Any, keyless: KeylessPolicy | None = None, **kw: Any) -> AttestationCheck:
+def _bundle_check(ref: BundleReferrer, kl: _Keyless | None, common: _Common) -> AttestationCheck:
     source = f"bundle referrer {ref.manifest_digest}"
     if ref.bundle is None:
         return AttestationCheck(source, False, ref.error or "unreadable")
-    if keyless is not None and not kw["keys"]:
-        return _keyless_bundle_check(ref.bundle, keyless, subject=kw["subject"],
-                                     predicate_type=kw["predicate_type"], source=source)
+    if kl is not None and not common.keys:
+        return _keyless_bundle_check(ref.bundle, kl, subject=common.subject,
+                                     predicate_type=common.predicate_type, source=source)
     try:
-        env, _material = envelope_from_bundle(ref.bundle, max_bytes=kw["max_bytes"])
+        env, _material = envelope_from_bundle(ref.bundle, max_bytes=common.max_bytes)
     except TrustbuildError as exc:
         return AttestationCheck(source, False, str(exc))
-    return check_envelope(env, source=source, **kw)
+    return check_envelope(env, source=source, subject=common.subject,
+                          predicate_type=common.predicate_type, keys=common.keys,
+                          max_bytes=common.max_bytes)
+
+
+@dataclass(frozen=True)
+class _Common:
+    subject: Digest
+    predicate_type: str | None
+    keys: Sequence[DSSEVerifier]
+    max_bytes: int
 
 
 def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVerifier] = (),
-                        keyless: KeylessPolicy | None = None, predicate_type: str | None = None,
+                        keyless: KeylessPolicy | None = None,
+                        trusted_root: TrustRoots | None = None,
+                        predicate_type: str | None = None,
                         image: str = "", max_bytes: int = MAX_ATTESTATION_BYTES
                         ) -> AttestationResult:
     """Resolve ``ref`` once and check every attestation attached to that digest.
@@ -210,8 +273,9 @@ def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVer
     Each attestation (``.att`` layer or bundle) is streamed and refused above ``max_bytes``.
 
     With ``keys`` the DSSE signatures are checked against them; with ``keyless`` (and no keys)
-    the Sigstore bundle referrers are verified fully by sigstore-python against the trusted root
-    and the identity (``.att`` layers are then reported as not verifiable).
+    keyless ``.att`` layers and Sigstore bundle referrers go through the one keyless engine
+    (:mod:`trustbuild.sign.keyless_verify`) against ``trusted_root`` (default: the Sigstore
+    public-good root shipped with sigstore-python, offline).
     """
     if not keys and keyless is None:
         raise VerificationError("verify-attestation: give a public key (--key PUB) or the "
@@ -226,8 +290,8 @@ def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVer
     _manifest, layers = read_cosign_layers(store, subject, ATT_SUFFIX, limit=max_bytes,
                                            total_limit=total)
     tag = f"{subject.tag_form}.{ATT_SUFFIX}"
-    common = {"subject": subject, "predicate_type": ptype, "keys": list(keys),
-              "max_bytes": max_bytes}
+    common = _Common(subject, ptype, list(keys), max_bytes)
+    kl = None if keyless is None else _Keyless(keyless, trusted_root or TrustRoots.public_good())
     for layer in layers:
         if layer.descriptor.media_type != DSSE_MEDIA_TYPE:
             result.checks.append(AttestationCheck(
@@ -238,7 +302,7 @@ def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVer
         if ptype and ann and ann != ptype:
             result.other_types.append(ann)  # another kind of attestation: not asked for
             continue
-        result.checks.append(_layer_check(layer, tag, **common))
+        result.checks.append(_layer_check(layer, tag, kl, common))
     for ref_ in read_bundle_referrers(store, subject, limit=max_bytes, total_limit=total):
         ann = ref_.annotations.get("dev.sigstore.bundle.predicateType")
         if ann == SIGN_PREDICATE_TYPE:
@@ -246,7 +310,7 @@ def verify_attestations(store: Store, ref: str | None, *, keys: Sequence[DSSEVer
         if ptype and ann and ann != ptype:
             result.other_types.append(ann)
             continue
-        check = _bundle_check(ref_, keyless=keyless, **common)
+        check = _bundle_check(ref_, kl, common)
         if "message signature, not a DSSE" in check.reason or \
                 check.predicate_type == SIGN_PREDICATE_TYPE:
             continue  # an image signature bundle, not an attestation

@@ -8,6 +8,7 @@ import json
 from trustbuild.cli.cmd_sign import docker_reference_for
 from trustbuild.cli.common import add_registry_flags, store_options
 from trustbuild.errors import UsageError
+from trustbuild.sign.trust import KeylessPolicy, TrustRoots
 from trustbuild.store.location import Location, parse_location
 from trustbuild.store.open import open_store
 
@@ -27,7 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--certificate-identity-regexp", metavar="RE", help="keyless: identity regexp")
     p.add_argument("--certificate-oidc-issuer", metavar="URL", help="keyless: exact OIDC issuer")
     p.add_argument("--certificate-oidc-issuer-regexp", metavar="RE", help="keyless: issuer regexp")
-    p.add_argument("--trusted-root", metavar="FILE", help="Sigstore trusted_root.json (offline)")
+    p.add_argument("--trusted-root", metavar="FILE",
+                   help="keyless: Sigstore trusted_root.json (default: the Sigstore public-good "
+                        "root shipped with sigstore-python; nothing is fetched)")
     p.add_argument("--ca-roots", metavar="PEM", help="Fulcio root/intermediate certificates")
     p.add_argument("--certificate-email", metavar="EMAIL",
                    help="PKI mode (containers/image sigstoreSigned pki): the certificate must "
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     """Verify; print verdicts on stdout; 0 if at least one signature is valid."""
     from trustbuild.sign.identity import SignedIdentity
     from trustbuild.sign.keys import load_verifying_key
-    from trustbuild.sign.verify import KeylessPolicy, TrustRoots, verify_image
+    from trustbuild.sign.verify import TrustRoots, verify_image
 
     if args.policy:
         return _run_policy(args)
@@ -78,30 +81,13 @@ def run(args: argparse.Namespace) -> int:
         pki = PKIPolicy.from_files(args.ca_roots, ca_intermediates=args.ca_intermediates,
                                    subject_email=args.certificate_email,
                                    subject_hostname=args.certificate_hostname)
-    keyless = None
-    if any((args.certificate_identity, args.certificate_identity_regexp,
-            args.certificate_oidc_issuer, args.certificate_oidc_issuer_regexp)):
-        if not (args.certificate_identity or args.certificate_identity_regexp):
-            raise UsageError("keyless verification needs --certificate-identity or "
-                             "--certificate-identity-regexp")
-        if not (args.certificate_oidc_issuer or args.certificate_oidc_issuer_regexp):
-            raise UsageError("keyless verification needs --certificate-oidc-issuer or "
-                             "--certificate-oidc-issuer-regexp")
-        if not (args.trusted_root or args.ca_roots):
-            raise UsageError("keyless verification needs --trusted-root FILE or --ca-roots PEM "
-                             "(nothing is fetched)")
-        keyless = KeylessPolicy(args.certificate_identity, args.certificate_identity_regexp,
-                                args.certificate_oidc_issuer, args.certificate_oidc_issuer_regexp)
+    keyless, trust = keyless_from_args(args)
     if not args.key and keyless is None and pki is None:
         raise UsageError("verify: pass --key PUB, --certificate-identity and "
                          "--certificate-oidc-issuer, or --ca-roots with --certificate-email / "
                          "--certificate-hostname")
-    if args.trusted_root and (args.ca_roots or args.rekor_key):
-        raise UsageError("--trusted-root excludes --ca-roots and --rekor-key")
     keys = [load_verifying_key(k) for k in args.key]
-    if args.trusted_root:
-        trust = TrustRoots.from_trusted_root(args.trusted_root)
-    else:
+    if trust is None and (args.ca_roots or args.rekor_key):
         trust = TrustRoots.from_pems(ca_roots=args.ca_roots, rekor_keys=args.rekor_key)
     identity = SignedIdentity.parse(args.signed_identity) if args.signed_identity else None
     location = parse_location(args.image)
@@ -121,10 +107,47 @@ def run(args: argparse.Namespace) -> int:
         for v in result.signatures:
             mark = "VALID  " if v.ok else "INVALID"
             who = f" [{v.signer}]" if v.signer else ""
-            print(f"  {mark} {v.kind} {v.where}{who}: {v.reason}")
+            checked = f" (checked: {', '.join(v.checks)})" if v.checks else ""
+            print(f"  {mark} {v.kind} {v.where}{who}: {v.reason}{checked}")
         print("verified: at least one valid signature" if result.ok
               else "not verified: no valid signature")
     return 0 if result.ok else 1
+
+
+def keyless_from_args(args: argparse.Namespace) -> tuple[KeylessPolicy | None,
+                                                         TrustRoots | None]:
+    """The keyless policy and trust material of the ``--certificate-*`` / ``--trusted-root`` /
+    ``--ca-roots`` / ``--rekor-key`` flags (cosign's); (None, None) without identity flags.
+
+    Trust: ``--trusted-root FILE``, else ``--ca-roots`` + ``--rekor-key``, else the Sigstore
+    public-good root shipped with sigstore-python (offline).
+    """
+    from trustbuild.sign.trust import KeylessPolicy, TrustRoots
+
+    ca_roots = getattr(args, "ca_roots", None)
+    rekor_key = getattr(args, "rekor_key", None) or []
+    if args.trusted_root and (ca_roots or rekor_key):
+        raise UsageError("--trusted-root excludes --ca-roots and --rekor-key")
+    identity_rx = getattr(args, "certificate_identity_regexp", None)
+    issuer_rx = getattr(args, "certificate_oidc_issuer_regexp", None)
+    if not any((args.certificate_identity, identity_rx, args.certificate_oidc_issuer,
+                issuer_rx)):
+        if args.trusted_root:  # key-based, but Rekor entries checked with its keys
+            return None, TrustRoots.from_trusted_root(args.trusted_root)
+        return None, None
+    if not (args.certificate_identity or identity_rx):
+        raise UsageError("keyless verification needs --certificate-identity or "
+                         "--certificate-identity-regexp")
+    if not (args.certificate_oidc_issuer or issuer_rx):
+        raise UsageError("keyless verification needs --certificate-oidc-issuer or "
+                         "--certificate-oidc-issuer-regexp")
+    policy = KeylessPolicy(args.certificate_identity, identity_rx, args.certificate_oidc_issuer,
+                           issuer_rx)
+    if args.trusted_root:
+        return policy, TrustRoots.from_trusted_root(args.trusted_root)
+    if ca_roots or rekor_key:
+        return policy, TrustRoots.from_pems(ca_roots=ca_roots, rekor_keys=rekor_key)
+    return policy, TrustRoots.public_good()
 
 
 def image_reference_for(location: Location, override: str | None) -> str | None:

@@ -39,11 +39,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--type", default=None, metavar="TYPE",
                    help="predicate type to require (short name or URI); default any")
     p.add_argument("--certificate-identity", metavar="ID",
-                   help="keyless: the signer identity (SAN) the bundles must carry")
+                   help="keyless: the signer identity (SAN) the certificate must carry")
+    p.add_argument("--certificate-identity-regexp", metavar="RE",
+                   help="keyless: identity regexp")
     p.add_argument("--certificate-oidc-issuer", metavar="URL",
                    help="keyless: the OIDC issuer of that identity")
+    p.add_argument("--certificate-oidc-issuer-regexp", metavar="RE",
+                   help="keyless: issuer regexp")
     p.add_argument("--trusted-root", metavar="FILE",
-                   help="keyless: Sigstore trusted_root.json (offline trust material)")
+                   help="keyless: Sigstore trusted_root.json (default: the Sigstore public-good "
+                        "root shipped with sigstore-python; nothing is fetched)")
     p.add_argument("--max-attestation-size", type=parse_size, default=None, metavar="SIZE",
                    help="largest attestation read (.att layer or bundle), e.g. 64MiB (the "
                         "default), 200MB, 134217728")
@@ -55,27 +60,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Verify; exit 0 if some attestation (of the asked type) verifies, else 1."""
-    from trustbuild.attest.verify import KeylessPolicy, verify_attestations
+    from trustbuild.attest.verify import verify_attestations
+    from trustbuild.cli.cmd_verify import keyless_from_args
     from trustbuild.sign.keys import load_verifying_key
     from trustbuild.store.location import parse_location
     from trustbuild.store.open import open_store
 
-    keyless = None
-    if args.certificate_identity or args.certificate_oidc_issuer or args.trusted_root:
-        if not (args.certificate_identity and args.certificate_oidc_issuer and args.trusted_root):
-            raise UsageError("keyless verification needs --certificate-identity, "
-                             "--certificate-oidc-issuer and --trusted-root")
-        keyless = KeylessPolicy(args.certificate_identity, args.certificate_oidc_issuer,
-                                args.trusted_root)
+    keyless, trust = keyless_from_args(args)
     if not args.key and keyless is None:
         raise UsageError("verify-attestation: give --key PUB (repeatable) or the keyless flags "
-                         "--certificate-identity, --certificate-oidc-issuer, --trusted-root")
+                         "--certificate-identity and --certificate-oidc-issuer")
     keys = [load_verifying_key(k) for k in args.key]
     loc = parse_location(args.image)
     store, ref = open_store(loc, store_options(args))
     try:
         limit = {"max_bytes": args.max_attestation_size} if args.max_attestation_size else {}
-        result = verify_attestations(store, ref, keys=keys, keyless=keyless,
+        result = verify_attestations(store, ref, keys=keys, keyless=keyless, trusted_root=trust,
                                      predicate_type=args.type, image=args.image, **limit)
     finally:
         store.close()

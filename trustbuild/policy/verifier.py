@@ -81,10 +81,8 @@ def signed_in(
             else:
                 assert rule.keyless is not None
                 kl = rule.keyless
-                roots = TrustRoots.from_trusted_root(kl.trusted_root) if kl.trusted_root else None
-                if roots is None:
-                    reasons.append("keyless rule has no trustedRoot to verify against")
-                    continue
+                roots = (TrustRoots.from_trusted_root(kl.trusted_root) if kl.trusted_root
+                         else TrustRoots.public_good())
                 issuer_rx, subject_rx = kl.python_regexps()
                 if not (kl.subject or subject_rx):
                     reasons.append("keyless rule has no subject or subjectRegExp")

@@ -21,17 +21,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import VerificationError
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.mediatype import MediaType
 from trustbuild.sign.keys import SigningKey, VerifyingKey
-from trustbuild.sign.rekor import check_dsse_body, verify_set
 from trustbuild.sign.simplesigning import go_json
-from trustbuild.sign.trust import KeylessPolicy, TrustRoots, verify_chain
+from trustbuild.sign.trust import KeylessPolicy, TrustRoots
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
@@ -55,7 +51,6 @@ IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 SIGN_PREDICATE_TYPE = "https://sigstore.dev/cosign/sign/v1"
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024
-_MAX_CHAIN = 6
 BUNDLE_TYPES = (
     "application/vnd.dev.sigstore.bundle.v0.3+json",
     "application/vnd.dev.sigstore.bundle+json;version=0.3",
@@ -143,6 +138,7 @@ class VerifiedBundle:
     payload_type: str
     payload: bytes
     signer: str = ""
+    checks: tuple[str, ...] = ()  # keyless: what was verified (SCT, inclusion proof, ...)
 
     def statement(self) -> dict[str, Any]:
         """The payload as an in-toto Statement (VerificationError if it is not one)."""
@@ -208,56 +204,29 @@ def verify_dsse_bundle(raw: bytes, keys: list[VerifyingKey]) -> VerifiedBundle:
 
 def verify_keyless_dsse_bundle(raw: bytes, policy: KeylessPolicy, trust: TrustRoots
                                ) -> VerifiedBundle:
-    """Check a certificate-based DSSE bundle offline, as cosign does with a Rekor SET.
+    """Check a certificate-based DSSE bundle offline (image signatures and attestations alike).
 
-    The DSSE signature must verify with the Fulcio certificate, the certificate must chain to
-    ``trust``'s CA roots at the Rekor integration time and match ``policy``, and a transparency
-    log entry's SignedEntryTimestamp must verify and log this very signature. (Inclusion proofs,
-    SCTs and RFC 3161 timestamps are not checked; entries without a SET are refused.)
+    The DSSE signature must verify with the Fulcio certificate; the rest (signing time from the
+    Rekor SET or RFC 3161 timestamps, chain, SCT, inclusion proof, checkpoint, the entry logging
+    this signature, identity) is :func:`trustbuild.sign.keyless_verify.verify_keyless`.
     """
+    from trustbuild.sign.keyless_verify import (
+        KeylessEvidence,
+        certificates_from_bundle,
+        dsse_body_check,
+        timestamps_from_bundle,
+        tlog_entries_from_bundle,
+        verify_keyless,
+    )
+
     doc = parse_bundle(raw)
     payload, ptype, sig_b64, sig = _envelope(doc)
     vm = doc["verificationMaterial"]
-    ders: list[bytes] = []
-    if isinstance(vm.get("certificate"), dict):
-        ders = [_b64(vm["certificate"].get("rawBytes"), "certificate.rawBytes")]
-    elif isinstance(vm.get("x509CertificateChain"), dict):
-        certs = vm["x509CertificateChain"].get("certificates")
-        if isinstance(certs, list):
-            ders = [_b64(c.get("rawBytes") if isinstance(c, dict) else None, "certificates")
-                    for c in certs[:_MAX_CHAIN]]
-    if not ders:
-        raise VerificationError("bundle has no certificate (a key-based bundle needs --key)")
-    try:
-        chain = [x509.load_der_x509_certificate(d) for d in ders]
-    except ValueError:
-        raise VerificationError("bundle certificate is not valid DER") from None
+    chain = certificates_from_bundle(vm)
     leaf = chain[0]
     cert_key = VerifyingKey(leaf.public_key())  # type: ignore[arg-type]
     cert_key.verify(sig, pae(ptype, payload))
-    entries = vm.get("tlogEntries")
-    if not isinstance(entries, list) or not entries:
-        raise VerificationError("keyless bundle has no transparency log entry")
-    pem = leaf.public_bytes(serialization.Encoding.PEM)
-    last: VerificationError | None = None
-    for e in entries:
-        try:
-            if not isinstance(e, dict) or "inclusionPromise" not in e:
-                raise VerificationError("log entry has no SignedEntryTimestamp (inclusionPromise)")
-            body = e.get("canonicalizedBody")
-            entry = verify_set(trust.rekor_keys, body=str(body),
-                               integrated_time=int(e["integratedTime"]),
-                               log_index=int(e["logIndex"]),
-                               log_id=_b64(e["logId"]["keyId"], "logId.keyId").hex(),
-                               set_b64=e["inclusionPromise"]["signedEntryTimestamp"])
-            check_dsse_body(_b64(body, "canonicalizedBody"), payload=payload,
-                            signature_b64=sig_b64, signer_pem=pem)
-        except VerificationError as exc:
-            last = exc
-            continue
-        except (KeyError, TypeError, ValueError):
-            last = VerificationError("log entry is malformed")
-            continue
-        verify_chain(leaf, chain[1:] + trust.intermediates(), trust.roots(), entry.integrated_time)
-        return VerifiedBundle(cert_key, ptype, payload, policy.check(leaf))
-    raise last or VerificationError("no usable transparency log entry")
+    ev = KeylessEvidence(leaf, chain[1:], sig, tlog_entries_from_bundle(vm),
+                         timestamps_from_bundle(vm))
+    done = verify_keyless(ev, policy, trust, body_check=dsse_body_check(payload, sig_b64, leaf))
+    return VerifiedBundle(cert_key, ptype, payload, done.signer, done.checks)

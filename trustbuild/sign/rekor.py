@@ -17,7 +17,8 @@ from trustbuild._internal.b64 import std_b64decode
 from trustbuild.errors import VerificationError
 from trustbuild.sign.keys import VerifyingKey
 
-__all__ = ["RekorEntry", "verify_rekor_bundle", "verify_set", "check_dsse_body", "canonical_json"]
+__all__ = ["RekorEntry", "verify_rekor_bundle", "verify_set", "check_dsse_body",
+           "check_hashedrekord_body", "rfc3161_from_annotation", "canonical_json"]
 
 _MAX_BUNDLE_ANNOTATION = 64 * 1024
 
@@ -83,11 +84,13 @@ def verify_rekor_bundle(annotation: str, rekor_keys: dict[str, VerifyingKey], *,
         raise VerificationError("Rekor bundle: Payload fields have unexpected types")
     entry = verify_set(rekor_keys, body=body, integrated_time=itime, log_index=index,
                        log_id=log_id, set_b64=set_b64)
-    _check_body(_b64(body, "Payload.body"), payload, signature_b64, signer_pem)
+    check_hashedrekord_body(_b64(body, "Payload.body"), payload, signature_b64, signer_pem)
     return entry
 
 
-def _check_body(raw: bytes, payload: bytes, signature_b64: str, signer_pem: bytes | None) -> None:
+def check_hashedrekord_body(raw: bytes, payload: bytes, signature_b64: str,
+                            signer_pem: bytes | None) -> None:
+    """Check that a ``hashedrekord`` Rekor entry logs this payload, signature and signer."""
     try:
         entry = json.loads(raw)
         kind = entry["kind"]
@@ -110,6 +113,18 @@ def _check_body(raw: bytes, payload: bytes, signature_b64: str, signer_pem: byte
         logged = _b64((sig.get("publicKey") or {}).get("content"), "publicKey.content")
         if logged.strip() != signer_pem.strip():
             raise VerificationError("Rekor entry names another certificate or key")
+
+
+def rfc3161_from_annotation(annotation: str) -> bytes:
+    """The DER TimeStampResponse of cosign's ``dev.sigstore.cosign/rfc3161timestamp``."""
+    if len(annotation) > _MAX_BUNDLE_ANNOTATION:
+        raise VerificationError("RFC 3161 timestamp annotation is too large")
+    try:
+        value = json.loads(annotation)["SignedRFC3161Timestamp"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise VerificationError("RFC 3161 timestamp annotation is not cosign's JSON "
+                                "({\"SignedRFC3161Timestamp\": ...})") from None
+    return _b64(value, "SignedRFC3161Timestamp")
 
 
 def check_dsse_body(raw: bytes, *, payload: bytes, signature_b64: str, signer_pem: bytes) -> None:

@@ -47,6 +47,7 @@ SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
 CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
 BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
+TIMESTAMP_ANNOTATION = "dev.sigstore.cosign/rfc3161timestamp"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
-"""Offline trust material for keyless verification: Fulcio CA roots, Rekor keys, identity policy.
+"""Offline trust material for keyless verification: Fulcio CAs, Rekor and CT log keys, TSAs, and
+the one identity policy (:class:`KeylessPolicy`).
 
-Trust comes from ``--trusted-root trusted_root.json`` (the Sigstore ``TrustedRoot`` JSON) or from
-``--ca-roots PEM`` plus ``--rekor-key PEM``. Nothing is fetched.
+Trust comes from ``--trusted-root trusted_root.json`` (the Sigstore ``TrustedRoot`` JSON), from
+``--ca-roots PEM`` plus ``--rekor-key PEM``, or by default from the Sigstore public-good trusted
+root that sigstore-python ships (:meth:`TrustRoots.public_good`). Nothing is fetched: no TUF
+refresh, so a root rotated after the installed sigstore-python release needs ``--trusted-root``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -22,6 +26,9 @@ from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import VerificationError
 from trustbuild.sign.keys import VerifyingKey, load_verifying_key
 
+if TYPE_CHECKING:
+    from sigstore.models import TrustedRoot
+
 __all__ = [
     "OID_ISSUER_V1",
     "OID_ISSUER_V2",
@@ -29,6 +36,7 @@ __all__ = [
     "TrustRoots",
     "cert_identities",
     "cert_issuer",
+    "public_good_root_path",
     "verify_chain",
 ]
 
@@ -111,8 +119,11 @@ def cert_issuer(cert: x509.Certificate) -> str | None:
 
 def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
                  roots: list[x509.Certificate], at: _dt.datetime, *,
-                 anchors: str = "trusted Fulcio root", eku_required: bool = True) -> None:
+                 anchors: str = "trusted Fulcio root", eku_required: bool = True
+                 ) -> list[x509.Certificate]:
     """Check that ``leaf`` chains to one of ``roots`` at time ``at``; VerificationError if not.
+
+    Returns the issuers from the leaf's own issuer up to the root (what an SCT check needs).
 
     Signatures, validity windows, CA basic constraints and the leaf's codeSigning EKU are checked.
     ``eku_required=False`` is Go's ``x509.Verify``: a leaf without the EKU extension is fine
@@ -140,10 +151,11 @@ def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
     root_ders = {r.public_bytes(serialization.Encoding.DER) for r in roots}
     pool = intermediates + roots
     current = leaf
+    path: list[x509.Certificate] = []
     valid_at(leaf)
     for _ in range(_MAX_CHAIN):
         if current.public_bytes(serialization.Encoding.DER) in root_ders and current is not leaf:
-            return
+            return path
         issuer = None
         for cand in pool:
             if cand.subject != current.issuer:
@@ -164,8 +176,9 @@ def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
         except x509.ExtensionNotFound:
             raise VerificationError("an issuing certificate has no basic constraints") from None
         valid_at(issuer)
+        path.append(issuer)
         if issuer.public_bytes(serialization.Encoding.DER) in root_ders:
-            return
+            return path
         current = issuer
     raise VerificationError("certificate chain is too long")
 
@@ -179,12 +192,46 @@ def load_certificates(data: bytes, where: str) -> list[x509.Certificate]:
     return certs
 
 
+_TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+_PUBLIC_GOOD_DIR = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
+
+
+def public_good_root_path() -> Path:
+    """The public-good ``trusted_root.json`` shipped inside the installed sigstore-python."""
+    import sigstore._store as store
+
+    return Path(store.__file__).parent / _PUBLIC_GOOD_DIR / "trusted_root.json"
+
+
+def _key_details(key: VerifyingKey) -> str:
+    """The protobuf-specs ``PublicKeyDetails`` name of a Rekor key given as PEM."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    pub = key.key
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        return {"secp256r1": "PKIX_ECDSA_P256_SHA_256", "secp384r1": "PKIX_ECDSA_P384_SHA_384",
+                "secp521r1": "PKIX_ECDSA_P521_SHA_512"}.get(pub.curve.name,
+                                                           "PKIX_ECDSA_P256_SHA_256")
+    if isinstance(pub, ed25519.Ed25519PublicKey):
+        return "PKIX_ED25519"
+    if isinstance(pub, rsa.RSAPublicKey):
+        return f"PKIX_RSA_PKCS1V15_{max(2048, min(pub.key_size, 4096))}_SHA256"
+    raise VerificationError(f"Rekor key type {type(pub).__name__} is not supported")
+
+
 @dataclass
 class TrustRoots:
-    """Fulcio CA certificates and Rekor public keys (by log ID) used for keyless verification."""
+    """Fulcio CA certificates, Rekor keys (by log ID), CT log keys and timestamp authorities.
+
+    ``doc`` is the Sigstore trusted root JSON this came from (None for ``--ca-roots`` /
+    ``--rekor-key``, which carry no CT log or TSA); :meth:`sigstore_root` hands it to
+    sigstore-python's SCT, checkpoint and RFC 3161 checks.
+    """
 
     ca_certs: list[x509.Certificate] = field(default_factory=list)
     rekor_keys: dict[str, VerifyingKey] = field(default_factory=dict)
+    source: str = "--ca-roots/--rekor-key"
+    doc: dict[str, object] | None = None
 
     @staticmethod
     def log_id(key: VerifyingKey) -> str:
@@ -208,16 +255,35 @@ class TrustRoots:
         return roots
 
     @classmethod
+    def public_good(cls) -> TrustRoots:
+        """The Sigstore public-good trusted root shipped with sigstore-python, read offline."""
+        path = public_good_root_path()
+        if not path.is_file():
+            raise VerificationError(f"{path}: the installed sigstore-python ships no public-good "
+                                    "trusted root; pass --trusted-root FILE")
+        roots = cls.from_trusted_root(path)
+        from importlib.metadata import version
+
+        roots.source = f"Sigstore public-good (sigstore-python {version('sigstore')}, offline)"
+        return roots
+
+    @classmethod
     def from_trusted_root(cls, path: str | Path) -> TrustRoots:
-        """From a Sigstore ``trusted_root.json`` (certificateAuthorities and tlogs)."""
+        """From a Sigstore ``trusted_root.json`` (certificateAuthorities, tlogs, ctlogs, TSAs)."""
         try:
             raw = Path(path).read_bytes()
             doc = json.loads(raw)
         except OSError as exc:
             raise VerificationError(f"{path}: cannot read: {exc.strerror}") from None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise VerificationError(f"{path}: not valid JSON") from None
-        roots = cls()
+        if not isinstance(doc, dict):
+            raise VerificationError(f"{path}: not a Sigstore trusted root (not a JSON object)")
+        if doc.get("mediaType") != _TRUSTED_ROOT_MEDIA_TYPE:
+            raise VerificationError(f"{path}: not a Sigstore trusted root (mediaType "
+                                    f"{doc.get('mediaType')!r} is not "
+                                    f"{_TRUSTED_ROOT_MEDIA_TYPE})")
+        roots = cls(source=str(path), doc=doc)
         try:
             for ca in doc.get("certificateAuthorities", []):
                 for c in ca["certChain"]["certificates"]:
@@ -230,6 +296,44 @@ class TrustRoots:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise VerificationError(f"{path}: not a Sigstore trusted root ({exc})") from None
         return roots
+
+    def sigstore_root(self) -> TrustedRoot:
+        """This trust material as sigstore-python's ``TrustedRoot`` (built from the PEMs if it
+        did not come from a trusted_root.json); VerificationError if sigstore refuses it."""
+        from sigstore.models import TrustedRoot
+        from sigstore_models.trustroot import v1
+
+        doc = self.doc if self.doc is not None else self._synthesized()
+        try:
+            return TrustedRoot(v1.TrustedRoot.from_json(json.dumps(doc)))
+        except Exception as exc:  # pydantic and sigstore raise their own types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise VerificationError(f"{self.source}: not a usable Sigstore trusted root "
+                                    f"({first})") from None
+
+    def _synthesized(self) -> dict[str, object]:
+        import base64
+
+        def b64(raw: bytes) -> str:
+            return base64.b64encode(raw).decode()
+
+        tlogs = [{"baseUrl": "https://rekor.invalid", "hashAlgorithm": "SHA2_256",
+                  "publicKey": {"rawBytes": b64(k.public_der()), "keyDetails": _key_details(k),
+                                "validFor": {"start": "1970-01-01T00:00:00Z"}},
+                  "logId": {"keyId": b64(bytes.fromhex(log_id))}}
+                 for log_id, k in self.rekor_keys.items()]
+        return {"mediaType": _TRUSTED_ROOT_MEDIA_TYPE, "tlogs": tlogs,
+                "certificateAuthorities": [], "ctlogs": [], "timestampAuthorities": []}
+
+    @property
+    def has_ct_logs(self) -> bool:
+        """True when the trust material names CT logs (then every certificate needs an SCT)."""
+        return bool(self.doc and self.doc.get("ctlogs"))
+
+    @property
+    def has_timestamp_authorities(self) -> bool:
+        """True when RFC 3161 timestamps can be checked."""
+        return bool(self.doc and self.doc.get("timestampAuthorities"))
 
     def roots(self) -> list[x509.Certificate]:
         """The self-signed certificates (trust anchors)."""

@@ -41,18 +41,29 @@ from trustbuild.sign.bundle import (
     verify_keyless_dsse_bundle,
 )
 from trustbuild.sign.identity import SignedIdentity
+from trustbuild.sign.keyless_verify import (
+    KeylessEvidence,
+    KeylessVerified,
+    TlogEntry,
+    verify_keyless,
+)
 from trustbuild.sign.keys import VerifyingKey
 from trustbuild.sign.pki import PKIPolicy
-from trustbuild.sign.rekor import verify_rekor_bundle
+from trustbuild.sign.rekor import (
+    check_hashedrekord_body,
+    rfc3161_from_annotation,
+    verify_rekor_bundle,
+)
 from trustbuild.sign.sign import (
     BUNDLE_ANNOTATION,
     CERTIFICATE_ANNOTATION,
     CHAIN_ANNOTATION,
     SIGNATURE_ANNOTATION,
+    TIMESTAMP_ANNOTATION,
     resolve_subject,
 )
 from trustbuild.sign.simplesigning import MAX_PAYLOAD_BYTES, parse_payload
-from trustbuild.sign.trust import KeylessPolicy, TrustRoots, load_certificates, verify_chain
+from trustbuild.sign.trust import KeylessPolicy, TrustRoots, load_certificates
 
 __all__ = ["SignatureVerdict", "VerifyResult", "verify_image", "verify_simple_signature",
            "KeylessPolicy", "TrustRoots"]
@@ -72,7 +83,8 @@ class SignatureVerdict:
     signer: str | None = None
     docker_reference: str | None = None
     tlog: bool = False
-    annotations: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    checks: list[str] = field(default_factory=list)  # keyless: SCT, inclusion proof, ...
 
     def to_json(self) -> dict[str, Any]:
         """As a JSON object for ``--output json``."""
@@ -80,7 +92,7 @@ class SignatureVerdict:
                 "verdict": "valid" if self.ok else "invalid",
                 "reason": self.reason, "signer": self.signer,
                 "docker_reference": self.docker_reference, "tlog": self.tlog,
-                "annotations": self.annotations}
+                "checks": self.checks, "annotations": self.annotations}
 
 
 @dataclass
@@ -219,30 +231,45 @@ def verify_simple_signature(payload: bytes, annotations: dict[str, str], *, dige
         note = _check_reference(parsed.docker_reference, docker_reference, identity,
                                 image_reference)
         rekor = annotations.get(BUNDLE_ANNOTATION)
-        entry = None
-        if rekor is not None and cert is None and not require_tlog and \
-                not (trust and trust.rekor_keys):
+        if cert is not None:
+            assert keyless is not None
+            done = _verify_keyless_layer(cert, cert_pem or "", annotations, sig, sig_b64,
+                                         payload, keyless, trust or TrustRoots.public_good())
+            v.signer, v.tlog, v.checks = done.signer, True, list(done.checks)
+        elif rekor is not None and not require_tlog and not (trust and trust.rekor_keys):
             note += " (Rekor bundle not checked: no --rekor-key or --trusted-root)"
         elif rekor is not None:
-            signer_pem = cert_pem.encode() if (cert is not None or pki_signed) and cert_pem \
-                else (signer_key.public_pem() if cert is None else None)
-            entry = verify_rekor_bundle(rekor, trust.rekor_keys if trust else {},
-                                        payload=payload, signature_b64=sig_b64,
-                                        signer_pem=signer_pem)
+            signer_pem = cert_pem.encode() if pki_signed and cert_pem else signer_key.public_pem()
+            verify_rekor_bundle(rekor, trust.rekor_keys if trust else {}, payload=payload,
+                                signature_b64=sig_b64, signer_pem=signer_pem)
             v.tlog = True
-        elif require_tlog or cert is not None:
+        elif require_tlog:
             raise VerificationError("no Rekor bundle (transparency log entry) on this signature")
-        if cert is not None:
-            assert keyless is not None and entry is not None
-            chain_pem = annotations.get(CHAIN_ANNOTATION, "")
-            chain = load_certificates(chain_pem.encode(), CHAIN_ANNOTATION) if chain_pem else []
-            verify_chain(cert, chain + (trust.intermediates() if trust else []),
-                         trust.roots() if trust else [], entry.integrated_time)
-            v.signer = keyless.check(cert)
         v.ok, v.reason = True, "valid" + note
     except VerificationError as exc:
         v.reason = str(exc)
     return v
+
+
+def _verify_keyless_layer(cert: x509.Certificate, cert_pem: str, annotations: dict[str, str],
+                          sig: bytes, sig_b64: str, payload: bytes, keyless: KeylessPolicy,
+                          trust: TrustRoots) -> KeylessVerified:
+    """cosign's keyless simple-signing layer: certificate, chain, Rekor SET (and RFC 3161
+    timestamp) annotations through the one keyless engine."""
+    rekor = annotations.get(BUNDLE_ANNOTATION)
+    if rekor is None:
+        raise VerificationError("no Rekor bundle (transparency log entry) on this signature")
+    chain_pem = annotations.get(CHAIN_ANNOTATION, "")
+    chain = load_certificates(chain_pem.encode(), CHAIN_ANNOTATION) if chain_pem else []
+    stamps = []
+    if TIMESTAMP_ANNOTATION in annotations:
+        stamps.append(rfc3161_from_annotation(annotations[TIMESTAMP_ANNOTATION]))
+
+    def body_check(body: bytes) -> None:
+        check_hashedrekord_body(body, payload, sig_b64, cert_pem.encode())
+
+    ev = KeylessEvidence(cert, chain, sig, [TlogEntry.from_cosign_annotation(rekor)], stamps)
+    return verify_keyless(ev, keyless, trust, body_check=body_check)
 
 
 def _verify_layer(layer: CosignLayer, **kw: Any) -> SignatureVerdict:
@@ -270,8 +297,8 @@ def _verify_bundle(raw: bytes, *, digest: Digest, docker_reference: str | None,
             if keyless is None:
                 raise VerificationError("bundle is keyless: pass --certificate-identity and "
                                         "--certificate-oidc-issuer")
-            vb = verify_keyless_dsse_bundle(raw, keyless, trust or TrustRoots())
-            v.signer, v.tlog = vb.signer, True
+            vb = verify_keyless_dsse_bundle(raw, keyless, trust or TrustRoots.public_good())
+            v.signer, v.tlog, v.checks = vb.signer, True, list(vb.checks)
         st = vb.statement()
         if st.get("predicateType") != SIGN_PREDICATE_TYPE:
             raise VerificationError(f"bundle predicateType {st.get('predicateType')!r} is not an "

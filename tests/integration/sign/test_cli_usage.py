@@ -21,8 +21,6 @@ from trustbuild.sign.sign import SIGNATURE_ANNOTATION, resolve_subject
     (["verify", "oci:/nonexistent:v1"], "pass --key"),
     (["verify", "--certificate-identity", "a@b.c", "oci:/x:v1"], "--certificate-oidc-issuer"),
     (["verify", "--certificate-oidc-issuer", "https://i", "oci:/x:v1"], "--certificate-identity"),
-    (["verify", "--certificate-identity", "a@b.c", "--certificate-oidc-issuer", "https://i",
-      "oci:/x:v1"], "--trusted-root FILE or --ca-roots"),
     (["verify", "--key", "k.pub", "--trusted-root", "t.json", "--ca-roots", "c.pem", "oci:/x:v1"],
      "excludes"),
     (["sign", "oci:/x:v1"], "--key KEY or --keyless"),

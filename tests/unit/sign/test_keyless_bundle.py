@@ -124,7 +124,7 @@ POLICY = KeylessPolicy(identity=EMAIL, issuer=ISSUER)
      None),
     ({"email": "mallory@example.org"}, POLICY, "does not match"),
     ({}, KeylessPolicy(identity=EMAIL, issuer="https://other.example"), "issuer"),
-    ({"with_set": False}, POLICY, "no SignedEntryTimestamp"),
+    ({"with_set": False}, POLICY, "neither a SignedEntryTimestamp nor an inclusion proof"),
     ({"tamper_body": True}, POLICY, "another payload"),
 ])
 def test_keyless_bundle_verdicts(pki: FakeSigstore, kwargs: dict[str, Any], policy: KeylessPolicy,
