@@ -186,7 +186,9 @@ def _verify_proof(entry: TlogEntry, trust: TrustRoots) -> None:
 
 
 def _verify_timestamps(ev: KeylessEvidence, trust: TrustRoots) -> list[_dt.datetime]:
-    """Times from RFC 3161 timestamps that verify with a trusted TSA (sigstore-python's check)."""
+    """Times from the RFC 3161 timestamps that verify with a trusted TSA (sigstore-python's
+    check). As in sigstore-python and sigstore-go, one that does not verify is not counted:
+    it adds no signing time, so a signature whose only time source it was is refused."""
     if not ev.timestamps:
         return []
     if len(ev.timestamps) > _MAX_TIMESTAMPS:
@@ -209,10 +211,8 @@ def _verify_timestamps(ev: KeylessEvidence, trust: TrustRoots) -> list[_dt.datet
             raise VerificationError("RFC 3161 timestamp is not a valid TimeStampResponse") \
                 from None
         result = verifier._verify_signed_timestamp(tsr, ev.signature)
-        if result is None:
-            raise VerificationError("RFC 3161 timestamp does not verify with a trusted "
-                                    "timestamp authority (or is outside its validity)")
-        times.append(result.time.astimezone(_dt.UTC))
+        if result is not None:
+            times.append(result.time.astimezone(_dt.UTC))
     return times
 
 
@@ -249,11 +249,12 @@ def verify_keyless(ev: KeylessEvidence, policy: KeylessPolicy, trust: TrustRoots
             checks += ["inclusion proof", "checkpoint"]
     tsa_times = _verify_timestamps(ev, trust)
     if tsa_times:
-        checks.append("RFC 3161 timestamp")
+        checks.append(f"RFC 3161 timestamp ({len(tsa_times)} of {len(ev.timestamps)})")
     times += tsa_times
     if not times:
-        raise VerificationError("no verified signing time (no Rekor SignedEntryTimestamp and "
-                                "no RFC 3161 timestamp)")
+        raise VerificationError("no verified signing time (no Rekor SignedEntryTimestamp, and "
+                                f"{len(ev.timestamps)} RFC 3161 timestamp(s) verified by no "
+                                "trusted timestamp authority)")
     path: list[x509.Certificate] = []
     for t in times:
         path = verify_chain(ev.certificate, ev.chain + trust.intermediates(), trust.roots(), t)
