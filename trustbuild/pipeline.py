@@ -76,14 +76,40 @@ def configure(
         )
     if gate_only:
         return chain
-    if options.attest and not options.sign_key:
-        raise UsageError("--attest needs --sign-key KEY: attestations are signed DSSE envelopes")
+    if options.sign_key and options.keyless:
+        raise UsageError("--sign-key and --keyless are mutually exclusive")
+    if options.attest and not (options.sign_key or options.keyless):
+        raise UsageError("--attest needs --sign-key KEY or --keyless: attestations are signed "
+                         "DSSE envelopes")
     if options.sign_key:
         from trustbuild.sign.keys import load_signing_key
 
         key = load_signing_key(options.sign_key)
         options.post_push_hooks.append(_sign_and_attest_hook(options, key, chain, out))
+    elif options.keyless:
+        options.post_push_hooks.append(
+            _sign_and_attest_hook(options, _keyless_signer(options), chain, out))
     return chain
+
+
+@dataclass(frozen=True)
+class _Keyless:
+    """Keyless signing for the build: the OIDC token (found before the build) and trust config."""
+
+    token: str = field(repr=False)
+    trust_config: str | None
+
+
+def _keyless_signer(options: BuildOptions) -> _Keyless:
+    """The token now, so a build without one fails before anything is pulled or run."""
+    from trustbuild.sign.keyless import ambient_token
+
+    token = options.identity_token or ambient_token()
+    if not token:
+        raise UsageError("--keyless needs an OIDC token: pass --identity-token or run in a CI "
+                         "job that provides one (GitHub Actions id-token: write, GitLab "
+                         "id_tokens, ...)")
+    return _Keyless(token, options.sigstore_trust_config)
 
 
 def _apply_policy(
@@ -97,9 +123,10 @@ def _apply_policy(
         options.seccomp_profile = b.seccomp_profile
     if not check_output:
         return
-    if policy.output.sign and not options.sign_key:
+    if policy.output.sign and not (options.sign_key or options.keyless):
         raise PolicyViolation(
-            f"policy {policy.name} (spec.output.sign) requires a signed image: pass --sign-key KEY"
+            f"policy {policy.name} (spec.output.sign) requires a signed image: pass --sign-key KEY "
+            "or --keyless"
         )
     for kind in policy.output.attestations:
         if kind not in options.attest:
@@ -119,24 +146,30 @@ def _docker_reference(options: BuildOptions, location: str) -> str:
 
 
 def _sign_and_attest_hook(
-    options: BuildOptions, key: SigningKey, chain: SupplyChain, out: TextIO
+    options: BuildOptions, key: SigningKey | _Keyless, chain: SupplyChain, out: TextIO
 ) -> Callable[[BuildResult], None]:
+    """Sign (with the key, or keylessly with the same code as ``sign --keyless``) and attest."""
     from trustbuild.attest.attach import attest_build
+    from trustbuild.sign.keyless import keyless_sign_image
     from trustbuild.sign.sign import sign_image
+
+    keyless = key if isinstance(key, _Keyless) else None
+    signing_key = None if isinstance(key, _Keyless) else key
 
     def hook(result: BuildResult) -> None:
         for o in result.outputs:
             if o.location.startswith("docker-archive:"):
                 continue  # a tarball holds no signatures; sign it where it is loaded
             docker_ref = _docker_reference(options, o.location)
-            sign_image(
-                o.store,
-                None,
-                key,
-                docker_reference=docker_ref,
-                subject=o.descriptor,
-                bundle=bool(options.bundle),
-            )
+            if keyless is not None:
+                keyless_sign_image(o.store, None, identity_token=keyless.token,
+                                   docker_reference=docker_ref, subject=o.descriptor,
+                                   bundle=bool(options.bundle),
+                                   trust_config=keyless.trust_config)
+            else:
+                assert signing_key is not None
+                sign_image(o.store, None, signing_key, docker_reference=docker_ref,
+                           subject=o.descriptor, bundle=bool(options.bundle))
             chain.signed.append(f"{o.location}@{o.descriptor.digest}")
             out.write(f"signed {o.location}@{o.descriptor.digest} as {docker_ref}\n")
             # an index gets provenance; an SBOM belongs to each platform's image (as BuildKit)
@@ -147,7 +180,10 @@ def _sign_and_attest_hook(
                     o.store,
                     o.descriptor,
                     result.record,
-                    key=key,
+                    key=signing_key,
+                    keyless=keyless is not None,
+                    identity_token=keyless.token if keyless else None,
+                    trust_config=keyless.trust_config if keyless else None,
                     kinds=kinds,
                     sbom_format=options.sbom_format,
                     # container mode: "/" also holds the executor; scan the pushed layers

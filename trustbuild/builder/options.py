@@ -113,6 +113,9 @@ class BuildOptions:
     cache_ttl: float | None = None  # --cache-ttl in seconds (None: entries never expire)
     no_push_cache: bool = False  # --no-push-cache: look steps up, never store them
     sign_key: str | None = None
+    keyless: bool = False  # --keyless: sign and attest with a Fulcio certificate (Sigstore)
+    identity_token: str | None = field(default=None, repr=False)  # --identity-token (a secret)
+    sigstore_trust_config: str | None = None  # --sigstore-trust-config (private Sigstore)
     bundle: bool = False
     attest: list[str] = field(default_factory=list)
     sbom_format: str = "spdx"

@@ -117,6 +117,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "layer store at --cache-dir, else $XDG_CACHE_HOME/trustbuild, "
                         "/var/cache/trustbuild as root; docs/cache.md)")
     x.add_argument("--sign-key", metavar="KEY", help="sign the pushed image with this cosign key")
+    x.add_argument("--keyless", action="store_true",
+                   help="sign (and attest) the pushed image with a Fulcio certificate logged in "
+                        "Rekor, as cosign sign --keyless (needs an OIDC token and the Sigstore "
+                        "services)")
+    x.add_argument("--identity-token", metavar="TOKEN",
+                   help="OIDC token for --keyless (default: the CI's ambient token: GitHub "
+                        "Actions, GitLab, Buildkite, Google Cloud)")
+    x.add_argument("--sigstore-trust-config", metavar="FILE",
+                   help="--keyless: Sigstore ClientTrustConfig JSON (a private Sigstore "
+                        "instance); default: the public-good instance")
     x.add_argument("--bundle", action="store_true",
                    help="also attach the signature (and attestations) as Sigstore bundle v0.3 "
                         "OCI referrers, as cosign 3 does")
@@ -221,7 +231,9 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         kaniko_dir=args.kaniko_dir, ignore_var_run=args.ignore_var_run, cache=args.cache,
         cache_repo=args.cache_repo, cache_dir=cache_dir, cache_ttl=args.cache_ttl_seconds,
         no_push_cache=args.no_push_cache, cache_run_layers=args.cache_run_layers,
-        cache_copy_layers=args.cache_copy_layers, sign_key=args.sign_key, bundle=args.bundle,
+        cache_copy_layers=args.cache_copy_layers, sign_key=args.sign_key, keyless=args.keyless,
+        identity_token=args.identity_token, sigstore_trust_config=args.sigstore_trust_config,
+        bundle=args.bundle,
         attest=attest,
         sbom_format=args.sbom_format, builder_id=args.builder_id, policy=args.policy,
         executor_image=args.executor_image, stdin=sys.stdin.buffer, output=sys.stderr)

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import SigningError
+from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.store import Store
 from trustbuild.sign.attach import append_cosign_layer, attach_bundle_referrer
 from trustbuild.sign.bundle import SIGN_PREDICATE_TYPE, image_statement
@@ -114,14 +115,16 @@ def keyless_signer(identity_token: str | None, trust_config: str | Path | None, 
 def keyless_sign_image(store: Store, ref: str | None, *, identity_token: str | None,
                        docker_reference: str, annotations: dict[str, str] | None = None,
                        bundle: bool = False, simple: bool = True,
-                       trust_config: str | Path | None = None) -> SignResult:
+                       trust_config: str | Path | None = None,
+                       subject: Descriptor | None = None) -> SignResult:
     """Sign with a Fulcio certificate for ``identity_token`` (or the ambient CI token).
 
-    ``trust_config``: see :func:`keyless_signer`.
+    ``trust_config``: see :func:`keyless_signer`. ``subject`` skips resolving ``ref`` (the
+    build passes the descriptor it pushed).
     """
     from sigstore import dsse
 
-    subj = resolve_subject(store, ref)
+    subj = subject or resolve_subject(store, ref)
     sig_desc = bundle_desc = None
     payload = None
     with keyless_signer(identity_token, trust_config, what="signing") as (signer, chain):

@@ -1,0 +1,112 @@
+"""``build --keyless``: the pushed image is signed and attested with a Fulcio certificate.
+
+Fulcio, the CT log and Rekor cannot run here, so a fake Sigstore on loopback
+(``tests/fixtures/fake_sigstore.py``) stands in for them: it issues real certificates with a
+real embedded SCT, and logs entries in a real Merkle tree with a SignedEntryTimestamp, an
+inclusion proof and a signed checkpoint. The build talks to it through
+``--sigstore-trust-config`` (the same code as ``sign --keyless``); ``trustbuild verify`` and
+``verify-attestation`` check the result offline with the fake's trusted root, against the real
+registry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.fake_sigstore import FakeSigstore, identity_token
+
+from trustbuild.cli.main import main
+
+pytestmark = [pytest.mark.slow]
+EMAIL = "ci@fake.test"
+ISSUER = "https://issuer.fake.test"
+
+
+@pytest.fixture
+def sigstore(tmp_path: Path) -> Iterator[tuple[FakeSigstore, Path, Path]]:
+    with FakeSigstore() as fake:
+        config, root = tmp_path / "trust_config.json", tmp_path / "trusted_root.json"
+        config.write_text(json.dumps(fake.trust_config()))
+        root.write_text(json.dumps(fake.trusted_root()))
+        yield fake, config, root
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, busybox_base: str) -> Path:
+    d = tmp_path / "ctx"
+    d.mkdir()
+    (d / "Dockerfile").write_text(f"FROM {busybox_base}\nCOPY app.txt /app.txt\n")
+    (d / "app.txt").write_text("signed without a key\n")
+    return d
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, Any]:
+    capsys.readouterr()
+    rc = main(argv)
+    return rc, json.loads(capsys.readouterr().out)
+
+
+def test_build_keyless_signs_and_attests(registry: Any, ctx: Path, tmp_path: Path,
+                                         sigstore: tuple[FakeSigstore, Path, Path],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    fake, config, root = sigstore
+    image = f"{registry.host}/keyless/app:1"
+    digest_file = tmp_path / "digest"
+    assert main(["build", "--context", str(ctx), "--destination", image, "--keyless",
+                 "--identity-token", identity_token(EMAIL, ISSUER),
+                 "--sigstore-trust-config", str(config), "--attest", "provenance", "--bundle",
+                 "--digest-file", str(digest_file)]) == 0
+    digest = digest_file.read_text().strip()
+    err = capsys.readouterr().err
+    assert f"signed docker://{image}@{digest}" in err or f"@{digest} as" in err
+    assert len(fake.issued) == 2  # one certificate for the signature, one for the provenance
+    # the simple signature, the signature bundle, and the provenance (its .att layer and its
+    # bundle carry the same DSSE signature and entry)
+    assert len(fake.bodies) == 3
+
+    flags = ["--certificate-identity", EMAIL, "--certificate-oidc-issuer", ISSUER,
+             "--trusted-root", str(root)]
+    rc, out = _json(capsys, ["verify", "--output", "json", *flags, image])
+    assert rc == 0, out
+    assert out["verdict"] == "valid" and len(out["signatures"]) == 2
+    by_kind = {s["kind"]: s for s in out["signatures"]}
+    assert all(s["verdict"] == "valid" for s in out["signatures"]), out
+    assert {"SCT", "Rekor SET", "certificate chain"} <= set(by_kind["simple-signing"]["checks"])
+    assert {"SCT", "inclusion proof", "checkpoint"} <= set(by_kind["bundle"]["checks"])
+
+    rc, att = _json(capsys, ["verify-attestation", "--output", "json", "--type",
+                             "slsaprovenance", *flags, image])
+    assert rc == 0, att
+    assert len(att["attestations"]) == 2 and all(a["verified"] for a in att["attestations"])
+    assert all(a["signer"].startswith(EMAIL) for a in att["attestations"])
+
+    # the identity is enforced, and without the fake's root nothing verifies (the default is
+    # the public-good root, which never issued these certificates)
+    rc, out = _json(capsys, ["verify", "--output", "json", "--certificate-identity",
+                             "someone@else.test", "--certificate-oidc-issuer", ISSUER,
+                             "--trusted-root", str(root), image])
+    assert rc == 1 and all("does not match" in s["reason"] for s in out["signatures"])
+    rc, out = _json(capsys, ["verify", "--output", "json", "--certificate-identity", EMAIL,
+                             "--certificate-oidc-issuer", ISSUER, image])
+    assert rc == 1 and all(s["verdict"] == "invalid" for s in out["signatures"])
+
+
+def test_build_keyless_without_a_token_fails_before_building(
+        ctx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for var in ("GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL", "GITLAB_CI", "BUILDKITE",
+                "SIGSTORE_ID_TOKEN", "GOOGLE_SERVICE_ACCOUNT_NAME", "CIRCLECI"):
+        monkeypatch.delenv(var, raising=False)
+    layout = tmp_path / "layout"
+    rc = main(["build", "--context", str(ctx), "--no-push", "--destination", "r.example/a:1",
+               "--oci-layout-path", str(layout), "--keyless"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--keyless needs an OIDC token" in err
+    assert len(err.strip().splitlines()) == 1 and not layout.exists()
+    rc = main(["build", "--context", str(ctx), "--no-push", "--keyless", "--sign-key", "k",
+               "--destination", "r.example/a:1"])
+    assert rc == 2 and "mutually exclusive" in capsys.readouterr().err
