@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from trustbuild._internal.jsontypes import JSONObject
 from trustbuild.attest.bundle import dsse_bundle
 from trustbuild.attest.dsse import DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, DSSESigner, Envelope
 from trustbuild.attest.provenance import provenance_predicate
@@ -61,7 +61,7 @@ def resolve_subject(store: Store, ref: str | None) -> Descriptor:
 
 
 def attest_subject(store: Store, subject: Descriptor, *, key: DSSESigner,
-                   predicate: dict[str, Any], predicate_type: str, subject_name: str,
+                   predicate: JSONObject, predicate_type: str, subject_name: str,
                    replace: bool = False, bundle: bool = False) -> Descriptor:
     """Sign a statement about ``subject`` and attach it; returns the ``.att`` manifest."""
     signer = key
@@ -108,7 +108,7 @@ def _append(store: Store, subject: Descriptor, env_json: bytes, annotations: dic
 
 
 def attest_image(store: Store, ref: str | None, *, key: DSSESigner | None,
-                 predicate: bytes | dict[str, Any], predicate_type: str, subject_name: str = "",
+                 predicate: bytes | JSONObject, predicate_type: str, subject_name: str = "",
                  replace: bool = False, bundle: bool = False, keyless: bool = False,
                  identity_token: str | None = None,
                  trust_config: str | Path | None = None) -> Descriptor:

@@ -8,8 +8,8 @@ written as the envelope JSON (``--output-attestation``) and/or as a Sigstore bun
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from trustbuild._internal.jsontypes import JSONObject
 from trustbuild.attest.bundle import BUNDLE_MEDIA_TYPES, dsse_bundle
 from trustbuild.attest.dsse import IN_TOTO_PAYLOAD_TYPE, Envelope
 from trustbuild.attest.statement import Statement, Subject
@@ -21,7 +21,7 @@ from trustbuild.sign.keys import SigningKey, VerifyingKey
 __all__ = ["attest_blob", "verify_blob_attestation"]
 
 
-def attest_blob(key: SigningKey, blob: Path, *, predicate: dict[str, Any],
+def attest_blob(key: SigningKey, blob: Path, *, predicate: JSONObject,
                 predicate_type: str) -> tuple[Envelope, bytes]:
     """An in-toto statement about ``blob`` (name and sha256), signed as DSSE; and its bundle."""
     subject = Subject(blob.name, {"sha256": sha256_file(blob).hex()})

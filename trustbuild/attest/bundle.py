@@ -7,8 +7,8 @@ does with ``publicKeys`` and zero log thresholds. Keyless bundles come from ``tr
 
 from __future__ import annotations
 
+import base64
 import json
-from typing import Any
 
 from trustbuild.attest.dsse import Envelope, InvalidEnvelope
 from trustbuild.errors import AttestationError
@@ -27,19 +27,19 @@ def dsse_bundle(envelope: Envelope, *, key_hint: str) -> bytes:
 
     Same shape as cosign 3 and ``trustbuild.sign.bundle``: one signature with an empty keyid.
     """
-    env = envelope.to_dict()
-    env["signatures"] = [{"sig": s["sig"], "keyid": ""} for s in env["signatures"][:1]]
+    sigs = [{"sig": base64.b64encode(s.sig).decode(), "keyid": ""}
+            for s in envelope.signatures[:1]]
     bundle = {
         "mediaType": BUNDLE_V03,
         "verificationMaterial": {"publicKey": {"hint": key_hint}, "tlogEntries": []},
-        "dsseEnvelope": {"payload": env["payload"], "payloadType": env["payloadType"],
-                         "signatures": env["signatures"]},
+        "dsseEnvelope": {"payload": base64.b64encode(envelope.payload).decode(),
+                         "payloadType": envelope.payload_type, "signatures": sigs},
     }
     return json.dumps(bundle, separators=(",", ":")).encode()
 
 
 def envelope_from_bundle(raw: bytes, *, max_bytes: int = MAX_BUNDLE_BYTES
-                         ) -> tuple[Envelope, dict[str, Any]]:
+                         ) -> tuple[Envelope, dict[str, object]]:
     """The DSSE envelope and verification material of a bundle (InvalidEnvelope if malformed)."""
     if len(raw) > max_bytes:
         raise InvalidEnvelope(f"Sigstore bundle larger than {max_bytes} bytes")

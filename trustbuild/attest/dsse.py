@@ -18,9 +18,10 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from trustbuild._internal.b64 import proto_b64decode
+from trustbuild._internal.jsontypes import JSONObject
 from trustbuild.errors import AttestationError, VerificationError
 from trustbuild.sign.bundle import pae
 
@@ -56,7 +57,7 @@ class DSSEVerifier(Protocol):
         ...
 
 
-def _b64decode(text: Any, *, field: str) -> bytes:
+def _b64decode(text: object, *, field: str) -> bytes:
     """Standard or URL-safe base64, padded or not (protobuf JSON, a superset of
     go-securesystemslib's DSSE decoding); a clear error otherwise."""
     if not isinstance(text, str):
@@ -132,7 +133,7 @@ class Envelope:
             f"DSSE signature does not verify with the given key(s) ({len(self.signatures)} "
             f"signature(s), {len(keys)} key(s))")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """As the envelope JSON object."""
         return {
             "payloadType": self.payload_type,
@@ -145,7 +146,7 @@ class Envelope:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
 
     @classmethod
-    def from_dict(cls, d: Any) -> Envelope:
+    def from_dict(cls, d: object) -> Envelope:
         """Parse and check an envelope object (types, base64, bounded counts)."""
         if not isinstance(d, dict):
             raise InvalidEnvelope("DSSE envelope: expected a JSON object")

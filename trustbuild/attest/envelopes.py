@@ -20,8 +20,8 @@ Example::
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from trustbuild._internal.jsontypes import JSONObject
 from trustbuild.attest.bundle import BUNDLE_MEDIA_TYPES, envelope_from_bundle
 from trustbuild.attest.dsse import DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, Envelope
 from trustbuild.attest.statement import PREDICATE_TYPE_ANNOTATION, Statement
@@ -56,7 +56,7 @@ def _predicate_type(env: Envelope, where: str) -> str:
 
 
 def attestation_envelopes(store: Store, subject: Digest, *,
-                          predicate_type: str | None = None) -> list[dict[str, Any]]:
+                          predicate_type: str | None = None) -> list[JSONObject]:
     """The DSSE envelopes attached to ``subject`` (``.att`` layers, then bundle referrers),
     each once, as ``{"payloadType", "payload", "signatures"}`` objects.
 
@@ -88,7 +88,7 @@ def attestation_envelopes(store: Store, subject: Digest, *,
         except TrustbuildError as exc:
             raise AttestationError(f"{where}: {exc}") from None
         found.append((where, env))
-    out: list[dict[str, Any]] = []
+    out: list[JSONObject] = []
     seen: set[tuple[bytes, tuple[bytes, ...]]] = set()
     for where, env in found:
         key = (env.payload, tuple(s.sig for s in env.signatures))
@@ -101,14 +101,14 @@ def attestation_envelopes(store: Store, subject: Digest, *,
     return out
 
 
-def _parse_stream(raw: bytes, name: str) -> list[dict[str, Any]]:
+def _parse_stream(raw: bytes, name: str) -> list[JSONObject]:
     """One or more JSON objects one after another (cosign's ``json.Decoder`` loop)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise AttestationError(f"{name}: not UTF-8 JSON") from None
     dec = json.JSONDecoder()
-    docs: list[dict[str, Any]] = []
+    docs: list[JSONObject] = []
     pos = 0
     while True:
         while pos < len(text) and text[pos].isspace():

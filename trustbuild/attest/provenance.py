@@ -14,9 +14,9 @@ The ``buildType`` and the default ``builder.id`` are documented in ``docs/proven
 from __future__ import annotations
 
 import os
-from typing import Any
 from urllib.parse import quote
 
+from trustbuild._internal.jsontypes import JSONObject
 from trustbuild.attest.redact import redact_mapping, redact_text
 from trustbuild.builder.record import BuildRecord, ResolvedImage
 from trustbuild.errors import AttestationError
@@ -69,8 +69,8 @@ def docker_purl(reference: str, digest: str, *, platform: str | None = None) -> 
     return f"pkg:docker/{path}@{d.algorithm}%3A{d.hex}{q}"
 
 
-def _dependency(img: ResolvedImage, platform: str) -> dict[str, Any]:
-    ann: dict[str, Any] = {"role": img.role}
+def _dependency(img: ResolvedImage, platform: str) -> JSONObject:
+    ann: JSONObject = {"role": img.role}
     if img.stage is not None:
         ann["stage"] = str(img.stage)
     if img.index_digest:
@@ -83,7 +83,7 @@ def _dependency(img: ResolvedImage, platform: str) -> dict[str, Any]:
     }
 
 
-def _executor_dependency(ref_at_digest: str) -> dict[str, Any]:
+def _executor_dependency(ref_at_digest: str) -> JSONObject:
     name, sep, dg = ref_at_digest.partition("@")
     if not sep:
         raise AttestationError(f"build record: executor_image {ref_at_digest!r} is not REF@DIGEST")
@@ -95,8 +95,8 @@ def _executor_dependency(ref_at_digest: str) -> dict[str, Any]:
     }
 
 
-def _external(record: BuildRecord) -> dict[str, Any]:
-    ext: dict[str, Any] = {
+def _external(record: BuildRecord) -> JSONObject:
+    ext: JSONObject = {
         "dockerfile": {"path": record.dockerfile_path,
                        "digest": _digest_map(record.dockerfile_digest, what="dockerfile_digest")},
     }
@@ -123,8 +123,8 @@ def _external(record: BuildRecord) -> dict[str, Any]:
     return ext
 
 
-def _internal(record: BuildRecord) -> dict[str, Any]:
-    internal: dict[str, Any] = {
+def _internal(record: BuildRecord) -> JSONObject:
+    internal: JSONObject = {
         "trustbuildVersion": record.trustbuild_version,
         "securityProfile": record.security_profile,
         "seccompProfile": {"name": record.seccomp_profile,
@@ -135,7 +135,7 @@ def _internal(record: BuildRecord) -> dict[str, Any]:
         "reproducible": record.reproducible,
     }
     if record.policy_digest or record.policy_decision:
-        pol: dict[str, Any] = {"digest": _digest_map(record.policy_digest, what="policy_digest"),
+        pol: JSONObject = {"digest": _digest_map(record.policy_digest, what="policy_digest"),
                                "decision": record.policy_decision}
         if record.policy_report:
             pol["report"] = record.policy_report
@@ -143,13 +143,13 @@ def _internal(record: BuildRecord) -> dict[str, Any]:
     return internal
 
 
-def _byproducts(record: BuildRecord) -> list[dict[str, Any]]:
-    steps = [{
+def _byproducts(record: BuildRecord) -> list[JSONObject]:
+    steps: list[JSONObject] = [{
         "stage": s.stage, "line": s.line, "instruction": s.instruction,
         "text": redact_text(s.text), "started": s.started, "finished": s.finished,
         "cached": s.cached, **({"layerDigest": s.layer_digest} if s.layer_digest else {}),
     } for s in record.steps]
-    out: list[dict[str, Any]] = [{"name": "steps", "mediaType": "application/json",
+    out: list[JSONObject] = [{"name": "steps", "mediaType": "application/json",
                                   "annotations": {"steps": steps}}]
     if record.config_digest:
         out.append({"name": "config",
@@ -158,19 +158,19 @@ def _byproducts(record: BuildRecord) -> list[dict[str, Any]]:
     return out
 
 
-def provenance_predicate(record: BuildRecord, *, builder_id: str | None = None) -> dict[str, Any]:
+def provenance_predicate(record: BuildRecord, *, builder_id: str | None = None) -> JSONObject:
     """The SLSA v1 predicate (``https://slsa.dev/provenance/v1``) for ``record``."""
     deps = [_dependency(img, record.platform) for img in record.images]
     if record.executor_image:
         deps.append(_executor_dependency(record.executor_image))
-    metadata: dict[str, Any] = {}
+    metadata: JSONObject = {}
     if record.invocation_id:
         metadata["invocationId"] = record.invocation_id
     if record.started_on:
         metadata["startedOn"] = record.started_on
     if record.finished_on:
         metadata["finishedOn"] = record.finished_on
-    run: dict[str, Any] = {
+    run: JSONObject = {
         "builder": {"id": builder_id or default_builder_id(),
                     "version": {"trustbuild": record.trustbuild_version}},
         "metadata": metadata,

@@ -17,13 +17,14 @@ import re
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
 
 from trustbuild import __version__
+from trustbuild._internal.jsontypes import JSONObject
 from trustbuild.attest.packages import Package, scan_rootfs
 from trustbuild.attest.statement import CYCLONEDX_BOM, SPDX_DOCUMENT
 from trustbuild.errors import AttestationError, UsageError
 from trustbuild.oci.digest import Digest
+from trustbuild.oci.store import Store
 
 __all__ = [
     "SBOM_FORMATS", "sbom_document", "spdx_document", "cyclonedx_document", "sbom_predicate_type",
@@ -72,11 +73,11 @@ def _license(text: str) -> str:
 
 
 def spdx_document(packages: list[Package], *, image_name: str, image_digest: str,
-                  created: str | None = None) -> dict[str, Any]:
+                  created: str | None = None) -> JSONObject:
     """An SPDX 2.3 JSON document describing the image and the packages in it."""
     d = Digest.parse(image_digest)
     slug = re.sub(r"[^A-Za-z0-9.-]+", "-", image_name).strip("-") or "image"
-    image_pkg: dict[str, Any] = {
+    image_pkg: JSONObject = {
         "SPDXID": "SPDXRef-Image",
         "name": image_name,
         "versionInfo": str(d),
@@ -93,7 +94,7 @@ def spdx_document(packages: list[Package], *, image_name: str, image_digest: str
              "relatedSpdxElement": "SPDXRef-Image"}]
     for p in packages:
         sid = _spdx_id(p)
-        entry: dict[str, Any] = {
+        entry: JSONObject = {
             "SPDXID": sid,
             "name": p.name,
             "versionInfo": p.version,
@@ -127,12 +128,12 @@ def spdx_document(packages: list[Package], *, image_name: str, image_digest: str
 
 
 def cyclonedx_document(packages: list[Package], *, image_name: str, image_digest: str,
-                       created: str | None = None) -> dict[str, Any]:
+                       created: str | None = None) -> JSONObject:
     """A CycloneDX 1.5 JSON BOM describing the image and the packages in it."""
     d = Digest.parse(image_digest)
     comps = []
     for p in packages:
-        c: dict[str, Any] = {"type": "library", "bom-ref": p.purl, "name": p.name,
+        c: JSONObject = {"type": "library", "bom-ref": p.purl, "name": p.name,
                              "version": p.version, "purl": p.purl}
         if p.license:
             lic = _license(p.license)
@@ -159,7 +160,7 @@ def cyclonedx_document(packages: list[Package], *, image_name: str, image_digest
 
 
 def sbom_document(rootfs: Path, *, image_name: str, image_digest: str, sbom_format: str = "spdx",
-                  created: str | None = None) -> dict[str, Any]:
+                  created: str | None = None) -> JSONObject:
     """Scan ``rootfs`` and render the SBOM in ``sbom_format`` (``spdx`` or ``cyclonedx``)."""
     sbom_predicate_type(sbom_format)
     pkgs = scan_rootfs(Path(rootfs))
@@ -167,8 +168,8 @@ def sbom_document(rootfs: Path, *, image_name: str, image_digest: str, sbom_form
     return render(pkgs, image_name=image_name, image_digest=image_digest, created=created)
 
 
-def sbom_of_image(store: Any, manifest_digest: str, *, image_name: str, sbom_format: str = "spdx",
-                  created: str | None = None) -> dict[str, Any]:
+def sbom_of_image(store: Store, manifest_digest: str, *, image_name: str, sbom_format: str = "spdx",
+                  created: str | None = None) -> JSONObject:
     """Extract an image's layers (verified, whiteouts applied) into a temporary rootfs and scan it.
 
     ``store`` is a :class:`~trustbuild.oci.store.Store`; the digest must name an image manifest

@@ -15,8 +15,8 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from trustbuild._internal.jsontypes import JSONObject, JSONValue
 from trustbuild.errors import AttestationError, UsageError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
@@ -81,8 +81,8 @@ def predicate_type_uri(name: str) -> str:
     raise UsageError(f"invalid predicate type {name!r}: use {names} or a URI")
 
 
-def make_predicate(raw: bytes | dict[str, Any], predicate_type: str, *,
-                   now: _dt.datetime | None = None) -> dict[str, Any]:
+def make_predicate(raw: bytes | JSONObject, predicate_type: str, *,
+                   now: _dt.datetime | None = None) -> JSONObject:
     """The predicate object as cosign builds it from a predicate file's bytes.
 
     ``custom`` (``https://cosign.sigstore.dev/attestation/v1``) wraps the raw text as
@@ -119,7 +119,7 @@ class Subject:
     name: str
     digest: dict[str, str]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """As ``{"name", "digest"}``."""
         return {"name": self.name, "digest": dict(self.digest)}
 
@@ -130,13 +130,13 @@ class Statement:
 
     subjects: tuple[Subject, ...]
     predicate_type: str
-    predicate: Any
+    predicate: JSONValue
     type: str = STATEMENT_V1
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    extra: JSONObject = field(default_factory=dict, compare=False)
 
     @classmethod
     def for_image(cls, name: str, digest: Digest | str, predicate_type: str,
-                  predicate: dict[str, Any]) -> Statement:
+                  predicate: JSONObject) -> Statement:
         """A v1 statement about one image manifest digest."""
         d = digest if isinstance(digest, Digest) else Digest.parse(digest)
         return cls((Subject(name, {d.algorithm: d.hex}),), predicate_type, predicate)
@@ -145,9 +145,9 @@ class Statement:
         """Every subject digest as ``algo:hex``."""
         return {f"{a}:{h}" for s in self.subjects for a, h in s.digest.items()}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """As the statement JSON object."""
-        d: dict[str, Any] = {
+        d: JSONObject = {
             "_type": self.type,
             "subject": [s.to_json() for s in self.subjects],
             "predicateType": self.predicate_type,

@@ -16,8 +16,8 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from trustbuild._internal.jsontypes import JSONObject
 from trustbuild.attest.attach import ATT_SUFFIX, resolve_subject
 from trustbuild.attest.bundle import envelope_from_bundle
 from trustbuild.attest.dsse import DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, DSSEVerifier, Envelope
@@ -53,9 +53,9 @@ class AttestationCheck:
     reason: str
     predicate_type: str | None = None
     signer: str | None = None
-    statement: dict[str, Any] | None = None
+    statement: JSONObject | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """As JSON output."""
         return {"source": self.source, "verified": self.verified, "reason": self.reason,
                 "predicateType": self.predicate_type, "signer": self.signer,
@@ -92,7 +92,7 @@ class AttestationResult:
         reasons = "; ".join(f"{c.source}: {c.reason}" for c in self.checks)
         return f"no verified attestation{kind} for {self.digest} ({reasons})"
 
-    def statements(self) -> list[dict[str, Any]]:
+    def statements(self) -> list[JSONObject]:
         """The verified statements."""
         return [c.statement for c in self.checks if c.verified and c.statement is not None]
 
@@ -103,7 +103,7 @@ class AttestationResult:
         lines.append(("verified: " if self.ok else "verification failed: ") + self.reason)
         return "\n".join(lines)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """As JSON output."""
         return {"image": self.image, "digest": self.digest, "predicateType": self.predicate_type,
                 "verified": self.ok, "reason": self.reason,

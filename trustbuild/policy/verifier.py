@@ -6,6 +6,8 @@ on the digest the build resolved (never on a tag again).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from trustbuild.attest.verify import verify_attestations
 from trustbuild.builder.record import ResolvedImage
 from trustbuild.errors import TrustbuildError
@@ -121,13 +123,20 @@ def attested_in(store: Store, digest: str, image: str, rule: AttestationRule) ->
     if not res.ok:
         return False, res.reason
     if rule.builder_ids:
-        ids = {
-            ((s.get("predicate") or {}).get("runDetails") or {}).get("builder", {}).get("id")
-            for s in res.statements()
-        }
+        ids = {_builder_id(s) for s in res.statements()}
         if not ids & set(rule.builder_ids):
             return False, (
                 f"{rule.type} attestation builder {sorted(map(str, ids))} is not one of "
                 f"{list(rule.builder_ids)}"
             )
     return True, res.reason
+
+
+def _builder_id(statement: Mapping[str, object]) -> object:
+    """``predicate.runDetails.builder.id`` of a SLSA v1 provenance statement (None if absent)."""
+    node: object = statement
+    for key in ("predicate", "runDetails", "builder", "id"):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node

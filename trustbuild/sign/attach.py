@@ -22,8 +22,8 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from trustbuild._internal.jsontypes import JSONObject
 from trustbuild.errors import (
     DigestMismatch,
     InvalidManifest,
@@ -74,9 +74,9 @@ def cosign_tag(digest: Digest, suffix: str) -> str:
     return f"{digest.tag_form}.{suffix}"
 
 
-def _ggcr_descriptor(d: Descriptor) -> dict[str, Any]:
+def _ggcr_descriptor(d: Descriptor) -> JSONObject:
     """A descriptor in go-containerregistry's field order (mediaType, size, digest, ...)."""
-    out: dict[str, Any] = {"mediaType": d.media_type, "size": d.size, "digest": str(d.digest)}
+    out: JSONObject = {"mediaType": d.media_type, "size": d.size, "digest": str(d.digest)}
     if d.annotations:
         out["annotations"] = dict(sorted(d.annotations.items()))
     if d.artifact_type:
@@ -176,7 +176,7 @@ def attach_bundle_referrer(store: Store, subject: Descriptor, bundle_json: bytes
     layer = Descriptor(layer.media_type, layer.digest, layer.size,
                        {"org.opencontainers.image.title": f"{layer.digest.tag_form}.sigstore.json"})
     store.put_blob(layer, _bytes_source(bundle_json))
-    manifest: dict[str, Any] = {
+    manifest: JSONObject = {
         "schemaVersion": 2,
         "mediaType": str(MediaType.OCI_MANIFEST),
         "artifactType": artifact_type,
@@ -185,11 +185,12 @@ def attach_bundle_referrer(store: Store, subject: Descriptor, bundle_json: bytes
         "subject": {"mediaType": subject.media_type, "size": subject.size,
                     "digest": str(subject.digest)},
     }
-    if annotations:
-        manifest["annotations"] = dict(sorted(annotations.items()))
+    sorted_annotations = dict(sorted(annotations.items())) if annotations else None
+    if sorted_annotations:
+        manifest["annotations"] = sorted_annotations
     raw = dump_json(manifest)
     desc = store.put_manifest(raw, MediaType.OCI_MANIFEST)
-    desc = Descriptor(MediaType.OCI_MANIFEST, desc.digest, len(raw), manifest.get("annotations"),
+    desc = Descriptor(MediaType.OCI_MANIFEST, desc.digest, len(raw), sorted_annotations,
                       artifact_type=artifact_type)
     ensure_listed(store, subject.digest, desc)
     return desc
@@ -203,7 +204,7 @@ def ensure_listed(store: Store, subject: Digest, desc: Descriptor) -> None:
     except _LOOKUP_ERRORS:
         pass
     tag = subject.tag_form
-    entries: list[dict[str, Any]] = []
+    entries: list[JSONObject] = []
     try:
         raw, mt = store.get_manifest(tag)
         idx = parse_manifest(raw, mt, what=f"{store.describe()}:{tag}")

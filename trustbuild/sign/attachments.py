@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from trustbuild._internal.b64 import std_b64decode
+from trustbuild._internal.jsontypes import JSONObject, JSONValue
 from trustbuild.errors import (
     InvalidManifest,
     NotFound,
@@ -54,6 +55,7 @@ from trustbuild.sign.sign import (
     CERTIFICATE_ANNOTATION,
     CHAIN_ANNOTATION,
     SIGNATURE_ANNOTATION,
+    TIMESTAMP_ANNOTATION,
 )
 from trustbuild.sign.simplesigning import parse_payload
 
@@ -81,7 +83,7 @@ KIND_SUFFIX = {"signature": "sig", "attestation": "att", "sbom": "sbom"}
 
 SBOM_TYPES = ("spdx", "cyclonedx", "syft")
 MAX_SBOM_BYTES = 64 * 1024 * 1024
-RFC3161_ANNOTATION = "dev.sigstore.cosign/rfc3161timestamp"
+RFC3161_ANNOTATION = TIMESTAMP_ANNOTATION
 PREDICATE_TYPE_ANNOTATION = "predicateType"  # the .att layer annotation cosign attest sets
 BUNDLE_PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 _LOOKUP = (NotFound, RegistryError, StoreError)
@@ -97,9 +99,9 @@ class AttachedLayer:
     size: int
     predicate_type: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """``{"digest", "mediaType", "size"[, "predicateType"]}``."""
-        out: dict[str, Any] = {"digest": str(self.digest), "mediaType": self.media_type,
+        out: JSONObject = {"digest": str(self.digest), "mediaType": self.media_type,
                                "size": self.size}
         if self.predicate_type:
             out["predicateType"] = self.predicate_type
@@ -115,7 +117,7 @@ class AttachedTag:
     manifest: Digest
     layers: tuple[AttachedLayer, ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """As in ``tree --output json``."""
         return {"kind": self.kind, "tag": self.tag, "manifest": str(self.manifest),
                 "layers": [layer.to_json() for layer in self.layers]}
@@ -131,9 +133,9 @@ class AttachedReferrer:
     layers: tuple[AttachedLayer, ...]
     error: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """As in ``tree --output json``."""
-        out: dict[str, Any] = {"digest": str(self.digest), "artifactType": self.artifact_type,
+        out: JSONObject = {"digest": str(self.digest), "artifactType": self.artifact_type,
                                "layers": [layer.to_json() for layer in self.layers]}
         if self.predicate_type:
             out["predicateType"] = self.predicate_type
@@ -158,7 +160,7 @@ class SupplyChainTree:
         """True when nothing is attached."""
         return not self.tags and not self.referrers
 
-    def to_json(self, image: str) -> dict[str, Any]:
+    def to_json(self, image: str) -> JSONObject:
         """The ``tree --output json`` document."""
         return {"image": image, "digest": str(self.digest),
                 "tags": [t.to_json() for t in self.tags],
@@ -271,16 +273,17 @@ def _certificates(pem: str | None, what: str) -> list[dict[str, str]] | None:
     return [{"Raw": base64.b64encode(c.public_bytes(Encoding.DER)).decode()} for c in certs]
 
 
-def _json_annotation(text: str | None, what: str) -> Any:
+def _json_annotation(text: str | None, what: str) -> JSONValue:
     if not text:
         return None
     try:
-        return json.loads(text)
+        value: JSONValue = json.loads(text)
+        return value
     except ValueError:
         raise VerificationError(f"{what} is not JSON") from None
 
 
-def signed_payloads(store: Store, subject: Digest) -> list[dict[str, Any]]:
+def signed_payloads(store: Store, subject: Digest) -> list[JSONObject]:
     """``cosign download signature``: per ``.sig`` layer, ``{"Base64Signature", "Payload"
     (base64), "Cert", "Chain", "Bundle", "RFC3161Timestamp"}`` (cosign's SignedPayload).
 
@@ -425,8 +428,8 @@ def _bundle_predicate_type(store: Store, d: Descriptor) -> str | None:
     return ann.get(BUNDLE_PREDICATE_ANNOTATION)
 
 
-def _deleter(store: Store, what: str) -> Any:
-    delete = getattr(store, "delete_manifest", None)
+def _deleter(store: Store, what: str) -> Callable[[Digest], object]:
+    delete: object = getattr(store, "delete_manifest", None)
     if not callable(delete):
         raise SigningError(f"{store.describe()}: cannot remove {what} (this store does not "
                            "delete manifests)")

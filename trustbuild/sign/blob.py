@@ -20,7 +20,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import VerificationError
@@ -72,7 +71,7 @@ def sign_blob(key: SigningKey, blob: Path) -> BlobSignature:
     return BlobSignature(signature, json.dumps(bundle, separators=(",", ":")).encode())
 
 
-def _b64(value: Any, where: str) -> bytes:
+def _b64(value: object, where: str) -> bytes:
     if not isinstance(value, str):
         raise VerificationError(f"{where}: expected a base64 string")
     try:
@@ -81,7 +80,7 @@ def _b64(value: Any, where: str) -> bytes:
         raise VerificationError(f"{where}: not valid base64: {exc}") from None
 
 
-def load_blob_bundle(raw: bytes, where: str) -> dict[str, Any]:
+def load_blob_bundle(raw: bytes, where: str) -> dict[str, object]:
     """A bundle file's JSON object, bounded in size (VerificationError otherwise)."""
     if len(raw) > MAX_BLOB_BUNDLE_BYTES:
         raise VerificationError(f"{where}: larger than {MAX_BLOB_BUNDLE_BYTES} bytes")
@@ -94,7 +93,7 @@ def load_blob_bundle(raw: bytes, where: str) -> dict[str, Any]:
     return doc
 
 
-def _signature_from_bundle(doc: dict[str, Any], blob_digest: bytes, where: str) -> bytes:
+def _signature_from_bundle(doc: dict[str, object], blob_digest: bytes, where: str) -> bytes:
     if "base64Signature" in doc:  # cosign 2's bundle format
         if doc.get("cert"):
             raise VerificationError(f"{where}: a keyless cosign bundle (certificate); verify it "

@@ -19,9 +19,9 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from trustbuild._internal.b64 import proto_b64decode
+from trustbuild._internal.jsontypes import JSONObject
 from trustbuild.errors import VerificationError
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.mediatype import MediaType
@@ -41,6 +41,7 @@ __all__ = [
     "image_statement",
     "build_dsse_bundle",
     "parse_bundle",
+    "material",
     "verify_dsse_bundle",
     "verify_keyless_dsse_bundle",
     "VerifiedBundle",
@@ -83,7 +84,7 @@ def image_statement(docker_reference: str, digest: Digest | str,
 
 
 def build_dsse_bundle(key: SigningKey, payload: bytes, payload_type: str = IN_TOTO_PAYLOAD_TYPE,
-                      *, tlog_entries: list[dict[str, Any]] | None = None) -> bytes:
+                      *, tlog_entries: list[JSONObject] | None = None) -> bytes:
     """A v0.3 bundle: DSSE envelope over ``payload`` signed by ``key``, key-hint material."""
     sig = key.sign(pae(payload_type, payload))
     bundle = {
@@ -101,7 +102,7 @@ def build_dsse_bundle(key: SigningKey, payload: bytes, payload_type: str = IN_TO
     return json.dumps(bundle, separators=(",", ":")).encode()
 
 
-def _b64(value: Any, field: str) -> bytes:
+def _b64(value: object, field: str) -> bytes:
     if not isinstance(value, str):
         raise VerificationError(f"bundle: {field} is not a base64 string")
     try:
@@ -110,7 +111,7 @@ def _b64(value: Any, field: str) -> bytes:
         raise VerificationError(f"bundle: {field} is not valid base64: {exc}") from None
 
 
-def parse_bundle(raw: bytes) -> dict[str, Any]:
+def parse_bundle(raw: bytes) -> dict[str, object]:
     """Parse and shape-check a bundle JSON (bounded); VerificationError naming the defect."""
     if len(raw) > MAX_BUNDLE_BYTES:
         raise VerificationError(f"bundle is {len(raw)} bytes (more than {MAX_BUNDLE_BYTES})")
@@ -130,6 +131,13 @@ def parse_bundle(raw: bytes) -> dict[str, Any]:
     return doc
 
 
+def material(doc: dict[str, object]) -> dict[str, object]:
+    """The ``verificationMaterial`` object of a bundle :func:`parse_bundle` accepted."""
+    vm = doc["verificationMaterial"]
+    assert isinstance(vm, dict)  # parse_bundle checked it
+    return vm
+
+
 @dataclass(frozen=True)
 class VerifiedBundle:
     """A bundle whose DSSE signature verified: the key that did it and the signed payload."""
@@ -140,7 +148,7 @@ class VerifiedBundle:
     signer: str = ""
     checks: tuple[str, ...] = ()  # keyless: what was verified (SCT, inclusion proof, ...)
 
-    def statement(self) -> dict[str, Any]:
+    def statement(self) -> dict[str, object]:
         """The payload as an in-toto Statement (VerificationError if it is not one)."""
         if self.payload_type != IN_TOTO_PAYLOAD_TYPE:
             raise VerificationError(f"bundle payloadType is {self.payload_type}, not in-toto")
@@ -158,7 +166,9 @@ class VerifiedBundle:
     def subject_digests(self) -> list[Digest]:
         """Every sha256 subject digest of the Statement."""
         out: list[Digest] = []
-        for s in self.statement()["subject"]:
+        subjects = self.statement()["subject"]
+        assert isinstance(subjects, list)  # statement() checked it
+        for s in subjects:
             d = s.get("digest") if isinstance(s, dict) else None
             if isinstance(d, dict) and isinstance(d.get("sha256"), str):
                 try:
@@ -168,7 +178,7 @@ class VerifiedBundle:
         return out
 
 
-def _envelope(doc: dict[str, Any]) -> tuple[bytes, str, str, bytes]:
+def _envelope(doc: dict[str, object]) -> tuple[bytes, str, str, bytes]:
     """(payload, payloadType, signature base64, signature) of the bundle's DSSE envelope."""
     env = doc.get("dsseEnvelope")
     if not isinstance(env, dict):
@@ -221,7 +231,7 @@ def verify_keyless_dsse_bundle(raw: bytes, policy: KeylessPolicy, trust: TrustRo
 
     doc = parse_bundle(raw)
     payload, ptype, sig_b64, sig = _envelope(doc)
-    vm = doc["verificationMaterial"]
+    vm = material(doc)
     chain = certificates_from_bundle(vm)
     leaf = chain[0]
     cert_key = VerifyingKey(leaf.public_key())  # type: ignore[arg-type]

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from trustbuild.errors import InvalidReference, UsageError, VerificationError
 from trustbuild.oci.reference import Reference
@@ -116,7 +115,7 @@ class SignedIdentity:
                                      "expanded (docker.io/library/busybox, not busybox)")
 
     @classmethod
-    def from_json(cls, obj: Any, *, where: str = "signedIdentity") -> SignedIdentity:
+    def from_json(cls, obj: object, *, where: str = "signedIdentity") -> SignedIdentity:
         """From containers-policy.json's object form; UsageError naming the defect."""
         if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
             raise UsageError(f"{where}: expected an object with a \"type\"")

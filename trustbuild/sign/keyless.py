@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 
@@ -35,6 +35,9 @@ from trustbuild.sign.sign import (
 )
 from trustbuild.sign.simplesigning import build_payload
 
+if TYPE_CHECKING:
+    from sigstore.sign import Signer, SigningContext
+
 __all__ = ["ambient_token", "keyless_sign_image", "keyless_signer", "rekor_annotation_from_bundle"]
 
 
@@ -53,18 +56,35 @@ def ambient_token() -> str | None:
         raise SigningError(f"cannot get an ambient OIDC token: {_one_line(exc)}") from exc
 
 
-def rekor_annotation_from_bundle(bundle_json: dict[str, Any]) -> str:
+def _field(node: object, *path: str | int) -> object:
+    """``node[path[0]][path[1]]...`` through JSON objects and arrays; KeyError if absent."""
+    for key in path:
+        if isinstance(key, int) and isinstance(node, list) and key < len(node):
+            node = node[key]
+        elif isinstance(key, str) and isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
+            raise KeyError(key)
+    return node
+
+
+def rekor_annotation_from_bundle(bundle_json: object) -> str:
     """cosign's ``dev.sigstore.cosign/bundle`` JSON from a Sigstore bundle's first tlog entry."""
     try:
-        entry = bundle_json["verificationMaterial"]["tlogEntries"][0]
-        log_id = proto_b64decode(entry["logId"]["keyId"]).hex()
+        entry = _field(bundle_json, "verificationMaterial", "tlogEntries", 0)
+        key_id, body = _field(entry, "logId", "keyId"), _field(entry, "canonicalizedBody")
+        set_b64 = _field(entry, "inclusionPromise", "signedEntryTimestamp")
+        itime, index = _field(entry, "integratedTime"), _field(entry, "logIndex")
+        if not (isinstance(key_id, str) and isinstance(body, str) and isinstance(set_b64, str)
+                and isinstance(itime, str | int) and isinstance(index, str | int)):
+            raise TypeError("tlog entry fields have unexpected types")
         doc = {
-            "SignedEntryTimestamp": entry["inclusionPromise"]["signedEntryTimestamp"],
+            "SignedEntryTimestamp": set_b64,
             "Payload": {
-                "body": entry["canonicalizedBody"],
-                "integratedTime": int(entry["integratedTime"]),
-                "logIndex": int(entry["logIndex"]),
-                "logID": log_id,
+                "body": body,
+                "integratedTime": int(itime),
+                "logIndex": int(index),
+                "logID": proto_b64decode(key_id).hex(),
             },
         }
     except (KeyError, IndexError, TypeError, ValueError) as exc:
@@ -74,7 +94,7 @@ def rekor_annotation_from_bundle(bundle_json: dict[str, Any]) -> str:
 
 @contextmanager
 def keyless_signer(identity_token: str | None, trust_config: str | Path | None, *,
-                   what: str = "signing") -> Iterator[tuple[Any, str]]:
+                   what: str = "signing") -> Iterator[tuple[Signer, str]]:
     """A sigstore-python signer for ``identity_token`` (or the ambient CI token) and the Fulcio
     chain PEM; every failure (token, TUF, Fulcio, Rekor) becomes one SigningError line.
 
@@ -152,7 +172,7 @@ def keyless_sign_image(store: Store, ref: str | None, *, identity_token: str | N
                 store, subj, raw, annotations=bundle_manifest_annotations(SIGN_PREDICATE_TYPE))
     return SignResult(subj.digest, docker_reference, sig_desc, bundle_desc, payload)
 
-def _fulcio_chain(ctx: Any) -> str:
+def _fulcio_chain(ctx: SigningContext) -> str:
     """The Fulcio intermediate and root PEMs from the signing context's trusted root."""
     try:
         certs = ctx._trusted_root.get_fulcio_certs()

@@ -31,7 +31,6 @@ import re
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
 
 import nacl.exceptions
 import nacl.secret
@@ -86,7 +85,7 @@ def _ec_hash(curve: ec.EllipticCurve) -> hashes.HashAlgorithm:
     raise SigningError(f"unsupported ECDSA curve {curve.name}: use P-256, P-384 or P-521")
 
 
-def _check_public(pub: Any, where: str) -> PublicKey:
+def _check_public(pub: object, where: str) -> PublicKey:
     """Reject key types and sizes cosign's goodkey rejects."""
     if isinstance(pub, ec.EllipticCurvePublicKey):
         _ec_hash(pub.curve)
@@ -222,7 +221,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _unb64(value: Any, field: str, where: str) -> bytes:
+def _unb64(value: object, field: str, where: str) -> bytes:
     if not isinstance(value, str):
         raise SigningError(f"{where}: field {field} is not a base64 string")
     try:

@@ -11,7 +11,6 @@ import datetime as _dt
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from trustbuild._internal.b64 import std_b64decode
 from trustbuild.errors import VerificationError
@@ -23,7 +22,7 @@ __all__ = ["RekorEntry", "verify_rekor_bundle", "verify_set", "check_dsse_body",
 _MAX_BUNDLE_ANNOTATION = 64 * 1024
 
 
-def canonical_json(obj: Any) -> bytes:
+def canonical_json(obj: object) -> bytes:
     """RFC 8785-style canonical JSON for the objects Rekor signs (strings and integers)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -37,7 +36,7 @@ class RekorEntry:
     log_id: str
 
 
-def _b64(value: Any, field: str) -> bytes:
+def _b64(value: object, field: str) -> bytes:
     if not isinstance(value, str):
         raise VerificationError(f"Rekor bundle: {field} is not a base64 string")
     try:

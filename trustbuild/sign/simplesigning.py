@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
+from trustbuild._internal.jsontypes import JSONValue
 from trustbuild.errors import InvalidDigest, VerificationError
 from trustbuild.oci.digest import Digest
 
@@ -33,7 +33,7 @@ MAX_PAYLOAD_BYTES = 128 * 1024
 _MAX_REFERENCE = 512
 
 
-def go_json(obj: Any) -> bytes:
+def go_json(obj: object) -> bytes:
     """Compact JSON as Go's ``encoding/json`` writes maps: sorted keys, HTML-safe escapes."""
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
     for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
@@ -48,11 +48,11 @@ class SimpleSigningPayload:
 
     docker_reference: str
     manifest_digest: Digest
-    optional: dict[str, Any] | None
+    optional: dict[str, JSONValue] | None
     raw: bytes
 
     @property
-    def annotations(self) -> dict[str, Any]:
+    def annotations(self) -> dict[str, JSONValue]:
         """The ``optional`` object (empty when ``null``)."""
         return dict(self.optional or {})
 
@@ -74,8 +74,8 @@ def build_payload(docker_reference: str, manifest_digest: Digest | str,
     return go_json(doc)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _no_duplicates(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
+    out: dict[str, JSONValue] = {}
     for k, v in pairs:
         if k in out:
             raise VerificationError(f"simple-signing payload: duplicate key {k!r}")
@@ -83,7 +83,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _exact(obj: Any, fields: set[str], where: str) -> dict[str, Any]:
+def _exact(obj: object, fields: set[str], where: str) -> dict[str, object]:
     if not isinstance(obj, dict):
         raise VerificationError(f"simple-signing payload: {where} is not a JSON object")
     keys = set(obj)

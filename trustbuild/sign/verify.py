@@ -22,11 +22,11 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography import x509
 
 from trustbuild._internal.b64 import std_b64decode
+from trustbuild._internal.jsontypes import JSONObject, JSONValue
 from trustbuild.errors import InvalidReference, VerificationError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
@@ -36,6 +36,7 @@ from trustbuild.oci.store import Store
 from trustbuild.sign.attach import CosignLayer, read_bundle_referrers, read_cosign_layers
 from trustbuild.sign.bundle import (
     SIGN_PREDICATE_TYPE,
+    material,
     parse_bundle,
     verify_dsse_bundle,
     verify_keyless_dsse_bundle,
@@ -83,10 +84,10 @@ class SignatureVerdict:
     signer: str | None = None
     docker_reference: str | None = None
     tlog: bool = False
-    annotations: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, JSONValue] = field(default_factory=dict)
     checks: list[str] = field(default_factory=list)  # keyless: SCT, inclusion proof, ...
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """As a JSON object for ``--output json``."""
         return {"kind": self.kind, "where": self.where,
                 "verdict": "valid" if self.ok else "invalid",
@@ -113,7 +114,7 @@ class VerifyResult:
         """The signatures that meet the requirements."""
         return [v for v in self.signatures if v.ok]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """As a JSON object for ``--output json``."""
         return {"image": self.image, "digest": str(self.digest),
                 "verdict": "valid" if self.ok else "invalid",
@@ -272,12 +273,30 @@ def _verify_keyless_layer(cert: x509.Certificate, cert_pem: str, annotations: di
     return verify_keyless(ev, keyless, trust, body_check=body_check)
 
 
-def _verify_layer(layer: CosignLayer, **kw: Any) -> SignatureVerdict:
+@dataclass(frozen=True)
+class _Requirements:
+    """What every signature of one image is checked against."""
+
+    digest: Digest
+    docker_reference: str | None
+    keys: list[VerifyingKey] | None
+    keyless: KeylessPolicy | None
+    trust: TrustRoots | None
+    require_tlog: bool
+    identity: SignedIdentity | None
+    image_reference: str | None
+    pki: PKIPolicy | None
+
+
+def _verify_layer(layer: CosignLayer, req: _Requirements) -> SignatureVerdict:
     where = f"sig layer {layer.index}"
     if layer.error is not None or layer.payload is None:
         return SignatureVerdict("simple-signing", where, False, layer.error or "unreadable")
-    return verify_simple_signature(layer.payload, layer.annotations,
-                                   media_type=layer.descriptor.media_type, where=where, **kw)
+    return verify_simple_signature(
+        layer.payload, layer.annotations, media_type=layer.descriptor.media_type, where=where,
+        digest=req.digest, docker_reference=req.docker_reference, keys=req.keys,
+        keyless=req.keyless, trust=req.trust, require_tlog=req.require_tlog,
+        identity=req.identity, image_reference=req.image_reference, pki=req.pki)
 
 
 def _verify_bundle(raw: bytes, *, digest: Digest, docker_reference: str | None,
@@ -286,9 +305,7 @@ def _verify_bundle(raw: bytes, *, digest: Digest, docker_reference: str | None,
                    image_reference: str | None = None) -> SignatureVerdict:
     v = SignatureVerdict("bundle", where, False, "")
     try:
-        doc = parse_bundle(raw)
-        vm = doc["verificationMaterial"]
-        if "publicKey" in vm:
+        if "publicKey" in material(parse_bundle(raw)):
             if not keys:
                 raise VerificationError("bundle is signed with a key: pass --key")
             vb = verify_dsse_bundle(raw, keys)
@@ -305,7 +322,9 @@ def _verify_bundle(raw: bytes, *, digest: Digest, docker_reference: str | None,
                                     "image signature")
         if digest not in vb.subject_digests():
             raise VerificationError(f"bundle subject is not the image digest {digest}")
-        names = [s.get("name") for s in st["subject"] if isinstance(s, dict)]
+        subjects = st["subject"]
+        names = [s.get("name") for s in subjects if isinstance(s, dict)] \
+            if isinstance(subjects, list) else []
         ref = next((n for n in names if isinstance(n, str) and n), None)
         note = ""
         if ref is not None:
@@ -339,13 +358,11 @@ def verify_image(store: Store, ref: str | None, *, keys: list[VerifyingKey] | No
                                 "--ca-roots with --certificate-email/--certificate-hostname")
     subj = subject or resolve_subject(store, ref)
     verdicts: list[SignatureVerdict] = []
-    common: dict[str, Any] = {"digest": subj.digest, "docker_reference": docker_reference,
-                              "keys": keys, "keyless": keyless, "trust": trusted_root,
-                              "require_tlog": require_tlog, "identity": identity,
-                              "image_reference": image_reference, "pki": pki}
+    req = _Requirements(subj.digest, docker_reference, keys, keyless, trusted_root, require_tlog,
+                        identity, image_reference, pki)
     try:
         _, layers = read_cosign_layers(store, subj.digest, "sig", limit=MAX_PAYLOAD_BYTES)
-        verdicts += [_verify_layer(layer, **common) for layer in layers]
+        verdicts += [_verify_layer(layer, req) for layer in layers]
     except VerificationError as exc:
         verdicts.append(SignatureVerdict("simple-signing", f"{subj.digest.tag_form}.sig", False,
                                          str(exc)))
