@@ -5,8 +5,10 @@
 - :mod:`~trustbuild.sign.attach`: ``sha256-<hex>.sig``/``.att`` manifests and bundle referrers.
 - :mod:`~trustbuild.sign.bundle`: Sigstore bundle v0.3 (DSSE) for image signatures.
 - :mod:`~trustbuild.sign.sign` / :mod:`~trustbuild.sign.keyless`: signing with a key / keyless.
-- :mod:`~trustbuild.sign.verify`: the one verification engine (with :mod:`~trustbuild.sign.trust`
-  and :mod:`~trustbuild.sign.rekor` for keyless certificates and Rekor SETs).
+- :mod:`~trustbuild.sign.verify`: the one verification engine for image signatures; its keyless
+  part, shared with attestations, is :mod:`~trustbuild.sign.keyless_verify` (SCT, Rekor SET,
+  inclusion proof, checkpoint, RFC 3161) over :mod:`~trustbuild.sign.trust` (trust roots, the
+  public-good default, the one ``KeylessPolicy``) and :mod:`~trustbuild.sign.rekor`.
 - :mod:`~trustbuild.sign.identity`: containers/image ``signedIdentity`` rules;
   :mod:`~trustbuild.sign.pki`: containers/image's PKI mode (certificate chained to CA roots).
 - :mod:`~trustbuild.sign.copy`: carrying signatures, attestations and bundles along a copy.
