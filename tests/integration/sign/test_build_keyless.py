@@ -110,3 +110,23 @@ def test_build_keyless_without_a_token_fails_before_building(
     rc = main(["build", "--context", str(ctx), "--no-push", "--keyless", "--sign-key", "k",
                "--destination", "r.example/a:1"])
     assert rc == 2 and "mutually exclusive" in capsys.readouterr().err
+
+
+def test_build_keyless_refuses_a_certificate_with_a_bad_sct(
+        registry: Any, ctx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The fake Fulcio embeds an SCT its CT log key did not sign: signing stops with one line
+    (sigstore-python checks the SCT before using the certificate) and nothing is tagged."""
+    with FakeSigstore(tamper_sct=True) as fake:
+        config = tmp_path / "trust_config.json"
+        config.write_text(json.dumps(fake.trust_config()))
+        layout = tmp_path / "layout"
+        rc = main(["build", "--context", str(ctx), "--destination",
+                   f"{registry.host}/keyless/bad-sct:1", "--keyless", "--identity-token",
+                   identity_token(EMAIL, ISSUER), "--sigstore-trust-config", str(config),
+                   "--oci-layout-path", str(layout)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and "keyless signing failed" in err[-1] and "SCT" in err[-1], err
+    assert len(fake.issued) == 1 and not fake.bodies  # nothing was logged
+    index = json.loads((layout / "index.json").read_text()) if layout.exists() else {}
+    assert not [m for m in index.get("manifests", [])
+                if m.get("annotations", {}).get("org.opencontainers.image.ref.name")]
