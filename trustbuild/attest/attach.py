@@ -15,7 +15,7 @@ The builder calls :func:`attest_build` after pushing, with the pushed descriptor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from trustbuild._internal.jsontypes import JSONObject
@@ -108,7 +108,8 @@ def _append(store: Store, subject: Descriptor, env_json: bytes, annotations: dic
 
 
 def attest_image(store: Store, ref: str | None, *, key: DSSESigner | None,
-                 predicate: bytes | JSONObject, predicate_type: str, subject_name: str = "",
+                 predicate: bytes | Mapping[str, object], predicate_type: str,
+                 subject_name: str = "",
                  replace: bool = False, bundle: bool = False, keyless: bool = False,
                  identity_token: str | None = None,
                  trust_config: str | Path | None = None) -> Descriptor:

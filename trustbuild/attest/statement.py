@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from trustbuild._internal.jsontypes import JSONObject, JSONValue
@@ -81,25 +81,29 @@ def predicate_type_uri(name: str) -> str:
     raise UsageError(f"invalid predicate type {name!r}: use {names} or a URI")
 
 
-def make_predicate(raw: bytes | JSONObject, predicate_type: str, *,
+def make_predicate(raw: bytes | Mapping[str, object], predicate_type: str, *,
                    now: _dt.datetime | None = None) -> JSONObject:
     """The predicate object as cosign builds it from a predicate file's bytes.
 
     ``custom`` (``https://cosign.sigstore.dev/attestation/v1``) wraps the raw text as
     ``{"Data": text, "Timestamp": RFC3339}``; every other type must be a JSON object.
     """
+    if isinstance(raw, Mapping):  # from the library API: it must be a JSON document
+        try:
+            text = json.dumps(raw, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise AttestationError(f"predicate: not a JSON document ({exc})") from None
+        if predicate_type != COSIGN_CUSTOM:
+            doc: JSONObject = json.loads(text)
+            return doc
+        raw = text.encode()
     if predicate_type == COSIGN_CUSTOM:
-        if isinstance(raw, dict):
-            text = json.dumps(raw, sort_keys=True)
-        else:
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise AttestationError("predicate: custom predicates must be UTF-8 text") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AttestationError("predicate: custom predicates must be UTF-8 text") from None
         stamp = (now or _dt.datetime.now(_dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {"Data": text, "Timestamp": stamp}
-    if isinstance(raw, dict):
-        return raw
     if len(raw) > MAX_PREDICATE_BYTES:
         raise AttestationError(f"predicate: larger than {MAX_PREDICATE_BYTES} bytes")
     try:
