@@ -56,13 +56,15 @@ def test_build_keyless_signs_and_attests(registry: Any, ctx: Path, tmp_path: Pat
     fake, config, root = sigstore
     image = f"{registry.host}/keyless/app:1"
     digest_file = tmp_path / "digest"
+    token = identity_token(EMAIL, ISSUER)
     assert main(["build", "--context", str(ctx), "--destination", image, "--keyless",
-                 "--identity-token", identity_token(EMAIL, ISSUER),
+                 "--identity-token", token,
                  "--sigstore-trust-config", str(config), "--attest", "provenance", "--bundle",
                  "--digest-file", str(digest_file)]) == 0
     digest = digest_file.read_text().strip()
     err = capsys.readouterr().err
     assert f"signed docker://{image}@{digest}" in err or f"@{digest} as" in err
+    assert token.split(".")[1] not in err  # the token is never printed
     assert len(fake.issued) == 2  # one certificate for the signature, one for the provenance
     # the simple signature, the signature bundle, and the provenance (its .att layer and its
     # bundle carry the same DSSE signature and entry)
