@@ -85,6 +85,7 @@ def test_build_keyless_signs_and_attests(registry: Any, ctx: Path, tmp_path: Pat
     assert rc == 0, att
     assert len(att["attestations"]) == 2 and all(a["verified"] for a in att["attestations"])
     assert all(a["signer"].startswith(EMAIL) for a in att["attestations"])
+    assert token.split(".")[1] not in json.dumps(att)  # nor recorded in the provenance
 
     # the identity is enforced, and without the fake's root nothing verifies (the default is
     # the public-good root, which never issued these certificates)
