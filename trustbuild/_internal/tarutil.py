@@ -12,6 +12,8 @@ import posixpath
 import tarfile
 from typing import Any
 
+from trustbuild._internal.idmap import OWNER_XATTR
+
 __all__ = [
     "WHITEOUT_PREFIX", "OPAQUE_MARKER", "XATTR_PREFIX", "MAX_META", "MAX_META_CHAIN",
     "MAX_PATH", "PaxInfo", "BoundedInfo", "MetadataTooLarge", "clean_name", "header_bytes",
@@ -31,7 +33,7 @@ ENCODING = "utf-8"
 
 def keep_xattr(name: str) -> bool:
     """Xattrs a layer carries: file capabilities and user.* (never overlay or SELinux state)."""
-    if name.startswith("user.overlay."):
+    if name.startswith("user.overlay.") or name == OWNER_XATTR:  # a rootless owner record
         return False
     return name == "security.capability" or name.startswith("user.")
 

@@ -30,7 +30,7 @@ from trustbuild.errors import SandboxError
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.extract import extract_layer
 from trustbuild.oci.layer import LayerWriter
-from trustbuild.sandbox import snapshot
+from trustbuild.sandbox import snapshot, userns
 from trustbuild.sandbox.container import (
     IgnoreList,
     container_hints,
@@ -98,6 +98,11 @@ def resolve_mode(options: Any, scratch: Path) -> str:
             _PROBES[key] = sandbox_works(options, scratch)
         ok, why = _PROBES[key]
         if ok:
+            return "chroot"
+        if os.environ.get(userns.MODE_ENV) and not options.force:
+            # a rootless build: / is the machine's, never Kaniko's way here
+            print(f"[warning] the RUN sandbox cannot start in this user namespace ({why}): "
+                  "RUN steps will fail (see docs/rootless.md)", file=options.output)
             return "chroot"
         if not container_hints() and not options.force:
             # never Kaniko's way outside a container: builds without RUN still work, and the

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from trustbuild._internal import idmap
 from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
@@ -46,8 +47,8 @@ _CHUNK = 1 << 20
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/trustbuild`` (``~/.cache/trustbuild``), or ``/var/cache/trustbuild``
-    for root."""
-    if os.geteuid() == 0:
+    for root (not the root of a rootless build's user namespace)."""
+    if idmap.real_root():
         return Path("/var/cache/trustbuild")
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "trustbuild"

@@ -11,6 +11,7 @@ import posixpath
 import stat
 from pathlib import Path
 
+from trustbuild._internal import idmap
 from trustbuild.errors import BuildError
 
 __all__ = ["secure_join", "mkdir_all", "clean_abs", "container_path"]
@@ -117,7 +118,7 @@ def _mkdir_resolved(rootfs: Path, host: Path, *, uid: int, gid: int, mode: int) 
             st = os.lstat(target)
         except FileNotFoundError:
             os.mkdir(target)
-            os.chown(target, uid, gid, follow_symlinks=False)
+            idmap.chown(target, uid, gid, follow_symlinks=False)
             os.chmod(target, mode)
             created.append(prefix)
             continue

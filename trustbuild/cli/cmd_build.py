@@ -258,6 +258,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from trustbuild.sandbox import userns
+
+    if userns.needed():  # not root: build as root of a user namespace (docs/rootless.md)
+        return userns.run_in_user_namespace(userns.build_command(
+            getattr(args, "raw_argv", sys.argv[1:])))
     from trustbuild.builder.api import build
     from trustbuild.builder.events import BuildLog
     from trustbuild.pipeline import configure

@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (console script entry point)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.raw_argv = list(sys.argv[1:] if argv is None else argv)  # to re-execute (rootless)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from trustbuild._internal import tarutil
+from trustbuild._internal import idmap, tarutil
 from trustbuild._internal.tarutil import OPAQUE_MARKER, WHITEOUT_PREFIX, XATTR_PREFIX
 from trustbuild.errors import BuildError, DigestMismatch, StoreError
 from trustbuild.oci.compression import DECOMPRESS_ERRORS, open_decompressed
@@ -222,7 +222,8 @@ class _Extractor:
         self.exclude = exclude
         self.whiteouts = whiteouts
         self.what = what
-        self.allow_devices = allow_devices
+        # no device nodes in a user namespace (mknod needs CAP_MKNOD of the initial one)
+        self.allow_devices = allow_devices and not idmap.in_user_namespace()
         self.same_owner = same_owner
         self.stats = ExtractStats()
         self.layer_paths: set[str] = set()      # entries of this layer (not whiteouts)
@@ -424,7 +425,7 @@ class _Extractor:
 
     def _link_meta(self, dfd: int, base: str, info: tarfile.TarInfo) -> None:
         if self.same_owner:
-            os.chown(base, info.uid, info.gid, dir_fd=dfd, follow_symlinks=False)
+            idmap.chown(base, info.uid, info.gid, dir_fd=dfd, follow_symlinks=False)
         fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
         try:
             self._xattrs(f"/proc/self/fd/{fd}", info, follow=True)  # the magic link -> the symlink
@@ -435,7 +436,7 @@ class _Extractor:
     def _owner_xattrs(self, fd: int, info: tarfile.TarInfo, *, path_fd: bool = False) -> None:
         target: int | str = f"/proc/self/fd/{fd}" if path_fd else fd
         if self.same_owner:
-            os.chown(target, info.uid, info.gid)
+            idmap.chown(target, info.uid, info.gid)
         self._xattrs(target, info, follow=True)
 
     def _xattrs(self, target: int | str, info: tarfile.TarInfo, *, follow: bool) -> None:
@@ -443,7 +444,8 @@ class _Extractor:
             if not key.startswith(XATTR_PREFIX):
                 continue
             name = key[len(XATTR_PREFIX):]
-            if name.startswith(("trusted.overlay.", "user.overlay.", "security.selinux")):
+            if name.startswith(("trusted.overlay.", "user.overlay.", "security.selinux",
+                                idmap.OWNER_XATTR)):
                 continue
             try:
                 os.setxattr(target, name, value.encode("utf-8", "surrogateescape"),
@@ -454,7 +456,7 @@ class _Extractor:
     def _meta_root(self, info: tarfile.TarInfo) -> None:
         if info.isdir():
             if self.same_owner:
-                os.chown(self.root.fd, info.uid, info.gid)
+                idmap.chown(self.root.fd, info.uid, info.gid)
             self.dir_meta[""] = (info.mode & 0o7777, int(info.mtime))
 
     def finish(self) -> None:

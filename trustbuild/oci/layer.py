@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from trustbuild._internal import tarutil
+from trustbuild._internal import idmap, tarutil
 from trustbuild._internal.tarutil import OPAQUE_MARKER, WHITEOUT_PREFIX, XATTR_PREFIX
 from trustbuild.errors import BuildError, StoreError
 from trustbuild.oci.compression import media_type_for, new_compressor
@@ -182,6 +182,11 @@ class LayerWriter:
     def _add_stat(self, src: Path, st: os.stat_result, arcname: str, *, uid: int | None,
                   gid: int | None, mode: int | None) -> None:
         fmt = stat.S_IFMT(st.st_mode)
+        if uid is None or gid is None:
+            owner = idmap.recorded_owner(src)  # a rootless build's unmapped owner
+            if owner is not None:
+                uid = owner[0] if uid is None else uid
+                gid = owner[1] if gid is None else gid
 
         def new(typ: bytes) -> tarfile.TarInfo:
             return self._new(arcname, typ, mode=stat.S_IMODE(st.st_mode) if mode is None else mode,

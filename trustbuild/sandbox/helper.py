@@ -33,6 +33,7 @@ import struct
 import sys
 from typing import Any
 
+from trustbuild._internal.idmap import in_user_namespace
 from trustbuild.sandbox import _linux as L
 from trustbuild.sandbox.container import mount_table
 
@@ -165,8 +166,11 @@ def _mask(root: str) -> None:
 
 def _mount_overlay(cfg: dict[str, Any]) -> None:
     ov = cfg["overlay"]
+    # In a user namespace (rootless) overlayfs keeps its state in user.overlay.* xattrs
+    # (userxattr, which implies redirect_dir=nofollow); the index falls back to off there.
+    redirect = "userxattr" if in_user_namespace() else "redirect_dir=off"
     opts = (f"lowerdir={':'.join(ov['lower'])},upperdir={ov['upper']},workdir={ov['work']},"
-            "redirect_dir=off,index=on,nfs_export=off,metacopy=off")
+            f"{redirect},index=on,nfs_export=off,metacopy=off")
     _do("mount overlay", L.mount, "overlay", cfg["root"], "overlay", _SAFE, opts)
 
 
@@ -261,6 +265,14 @@ def _reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
+def _setgroups_denied() -> bool:
+    try:
+        with open("/proc/self/setgroups", "rb") as f:  # binary: no codec import after pivot
+            return f.read().strip() == b"deny"
+    except OSError:
+        return False
+
+
 def _drop_privileges(cfg: dict[str, Any], seccomp_filter: Any) -> None:
     _reset_signals()
     keep = {L.CAPABILITIES[c] for c in cfg["caps"] if c in L.CAPABILITIES}
@@ -271,7 +283,8 @@ def _drop_privileges(cfg: dict[str, Any], seccomp_filter: Any) -> None:
     _do("clear inheritable capabilities", L.clear_inheritable_caps)
     if seccomp_filter is not None and not cfg["no_new_privs"]:
         _do("load seccomp filter", seccomp_filter.load)
-    _do("setgroups", os.setgroups, cfg["groups"])
+    if not _setgroups_denied():  # a single-id user namespace (rootless) keeps the caller's
+        _do("setgroups", os.setgroups, cfg["groups"])
     _do("setgid", os.setresgid, cfg["gid"], cfg["gid"], cfg["gid"])
     _do("setuid", os.setresuid, cfg["uid"], cfg["uid"], cfg["uid"])
     if cfg["no_new_privs"]:

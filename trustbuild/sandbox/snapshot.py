@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trustbuild._internal import idmap
 from trustbuild._internal.tarutil import keep_xattr
 from trustbuild.oci.layer import LayerWriter
 
@@ -255,6 +256,7 @@ def _strip_overlay_xattrs(path: str) -> None:
 
 def _copy_meta(src: str, dst: str, st: os.stat_result) -> None:
     os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
+    idmap.copy_record(src, dst)
     if not stat.S_ISLNK(st.st_mode):
         os.chmod(dst, stat.S_IMODE(st.st_mode))
     for name, value in _xattrs(src):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trustbuild._internal import idmap
 from trustbuild.builder.config import LayerRef
 from trustbuild.builder.dockerfile import Instruction
 from trustbuild.builder.expand import expand_heredoc
@@ -66,10 +67,13 @@ class Copier:
         self.ignore = ignore
         self.touched: list[str] = []
 
-    def _owner(self, st: os.stat_result, keep: bool) -> tuple[int, int]:
+    def _owner(self, st: os.stat_result, keep: bool, src: Path | None = None) -> tuple[int, int]:
         if self.uid is not None and self.gid is not None:
             return self.uid, self.gid
-        return (st.st_uid, st.st_gid) if keep else (0, 0)
+        if not keep:
+            return 0, 0
+        recorded = idmap.recorded_owner(src) if src is not None else None
+        return recorded or (st.st_uid, st.st_gid)
 
     def _ignored(self, rel: str | None) -> bool:
         if not rel or self.ignore is None or not self.ignore:
@@ -118,7 +122,7 @@ class Copier:
                         f.write(chunk)
             else:
                 f.write(data)
-        os.chown(host, self.uid or 0, self.gid or 0)
+        idmap.chown(host, self.uid or 0, self.gid or 0)
         os.chmod(host, self.chmod if self.chmod is not None else mode)
         self.touched.append(canon)
 
@@ -127,7 +131,7 @@ class Copier:
         """Copy one file/dir/symlink (dirs recursively); returns False when all was ignored."""
         st = os.stat(src) if follow else os.lstat(src)
         canon, host = self._canon(dest)
-        uid, gid = self._owner(st, keep_owner)
+        uid, gid = self._owner(st, keep_owner, src)
         mode = stat.S_IMODE(st.st_mode) if self.chmod is None else self.chmod
         if stat.S_ISDIR(st.st_mode):
             names = sorted(os.listdir(src))
@@ -144,7 +148,7 @@ class Copier:
                 if not existed:
                     os.rmdir(host)
                 return False
-            os.chown(host, uid, gid)
+            idmap.chown(host, uid, gid)
             os.chmod(host, mode)
             os.utime(host, ns=self._times(st))
             self.touched.append(canon)
@@ -154,7 +158,7 @@ class Copier:
         self._clear(host, want_dir=False)
         if stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink(src), host)
-            os.chown(host, uid, gid, follow_symlinks=False)
+            idmap.chown(host, uid, gid, follow_symlinks=False)
         elif stat.S_ISREG(st.st_mode):
             first = self._links.get((st.st_dev, st.st_ino)) if st.st_nlink > 1 else None
             if first is not None and os.path.exists(first):
@@ -164,17 +168,17 @@ class Copier:
             with open(src, "rb") as fin, open(host, "xb") as fout:
                 while chunk := fin.read(1 << 20):
                     fout.write(chunk)
-            os.chown(host, uid, gid)
+            idmap.chown(host, uid, gid)
             os.chmod(host, mode)
             if st.st_nlink > 1:
                 self._links[(st.st_dev, st.st_ino)] = host
         elif stat.S_ISFIFO(st.st_mode):
             os.mkfifo(host)
-            os.chown(host, uid, gid)
+            idmap.chown(host, uid, gid)
             os.chmod(host, mode)
         elif (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) and keep_owner:
             os.mknod(host, stat.S_IFMT(st.st_mode) | mode, st.st_rdev)
-            os.chown(host, uid, gid)
+            idmap.chown(host, uid, gid)
         else:
             return False  # sockets (and devices from a context) are not copied
         os.utime(host, ns=self._times(st), follow_symlinks=False)
@@ -385,7 +389,7 @@ def _copy_item(ex: Executor, ins: Instruction, copier: Copier, item: _Source, de
         if _has_root_entry(item.path):
             canon, host = plain._canon(dest_abs)
             st_root = os.stat(staging)
-            os.chown(host, st_root.st_uid, st_root.st_gid)
+            idmap.chown(host, *(idmap.recorded_owner(staging) or (st_root.st_uid, st_root.st_gid)))
             os.chmod(host, stat.S_IMODE(st_root.st_mode))
             plain.touched.append(canon)
         copier.touched.extend(plain.touched)
