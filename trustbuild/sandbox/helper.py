@@ -452,16 +452,23 @@ def _run_container(cfg: dict[str, Any], err_fd: int) -> None:
     _exit_like(status)
 
 
+PROBE_NO_INDEX = 3
+
+
 def _probe(cfg: dict[str, Any], err_fd: int) -> None:
-    """Check that an overlay with these directories can be mounted (then unmount it)."""
+    """Check that an overlay with these directories can be mounted (then unmount it).
+
+    Exits 0, or PROBE_NO_INDEX when the kernel mounted it with the inodes index off (no
+    ``work/index``: a user namespace, or an upper without file handles)."""
     try:
         L.unshare(L.CLONE_NEWNS)
         L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
         _mount_overlay(cfg)
+        indexed = os.path.isdir(cfg["overlay"]["work"] + "/index")
         L.umount2(cfg["root"], L.MNT_DETACH)
     except (OSError, SetupError) as exc:
         _fail(err_fd, f"overlay not available: {exc}")
-    os._exit(0)
+    os._exit(0 if indexed else PROBE_NO_INDEX)
 
 
 def main(argv: list[str] | None = None) -> None:

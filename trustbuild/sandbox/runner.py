@@ -33,6 +33,7 @@ from trustbuild.errors import SandboxError
 from trustbuild.oci.layer import LayerWriter, write_overlay_upper
 from trustbuild.sandbox import mountplan, overlay_index, snapshot
 from trustbuild.sandbox.container import detect_container, kaniko_ignore_list
+from trustbuild.sandbox.helper import PROBE_NO_INDEX
 from trustbuild.sandbox.paths import DEFAULT_PATH, find_executable
 from trustbuild.sandbox.profiles import SecurityProfile, resolve_profile
 from trustbuild.sandbox.spec import RunResult, RunSpec
@@ -45,7 +46,7 @@ MODES = ("chroot", "container")
 _TAIL = 20
 _KILL_GRACE = 10.0  # seconds the helper gets to kill and reap a step before SIGKILL
 _PKG_PARENT = str(Path(__file__).resolve().parents[2])
-_OVERLAY_PROBES: dict[tuple[int, int], bool] = {}  # (rootfs dev, scratch dev) -> mountable
+_OVERLAY_PROBES: dict[tuple[int, int], int] = {}  # (rootfs dev, scratch dev) -> probe exit
 
 
 def _excluder(paths: set[str]) -> Any:
@@ -117,7 +118,9 @@ class StepRunner:
         self._steps = 0
         self._proc: subprocess.Popen[bytes] | None = None
         if snapshot_mode == "auto":
-            snapshot_mode = "overlay" if mode == "chroot" and self._overlay_works() else "walk"
+            # auto wants the inodes index (hardlinks stay linked, as in walk mode)
+            snapshot_mode = ("overlay" if mode == "chroot" and self._overlay_works(indexed=True)
+                             else "walk")
         elif snapshot_mode == "overlay" and not self._overlay_works():
             self.close()
             raise SandboxError("--snapshot-mode overlay: this kernel or scratch filesystem "
@@ -161,16 +164,17 @@ class StepRunner:
         os.close(self._err_fd)
         return b"".join(chunks).decode("utf-8", "replace").strip()
 
-    def _overlay_works(self) -> bool:
+    def _overlay_works(self, *, indexed: bool = False) -> bool:
         assert self._tmp is not None
         if any(c in str(self.rootfs) for c in ",:") or any(c in str(self._tmp) for c in ",:"):
             return False
         key = (os.stat(self.rootfs).st_dev, os.stat(self._tmp).st_dev)
         if key not in _OVERLAY_PROBES:
             _OVERLAY_PROBES[key] = self._probe_overlay()
-        return _OVERLAY_PROBES[key]
+        code = _OVERLAY_PROBES[key]
+        return code == 0 or (not indexed and code == PROBE_NO_INDEX)
 
-    def _probe_overlay(self) -> bool:
+    def _probe_overlay(self) -> int:
         assert self._tmp is not None
         probe = self._tmp / "probe"
         for d in ("upper", "work", "merged"):
@@ -183,7 +187,7 @@ class StepRunner:
         code = proc.wait()
         self._read_error()
         shutil.rmtree(probe, ignore_errors=True)
-        return code == 0
+        return code
 
     # -- running a step -------------------------------------------------------------------
 

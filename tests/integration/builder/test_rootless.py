@@ -106,12 +106,14 @@ def _write_context(user: object, dockerfile: str) -> Path:
     return user.own(d)  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("snapshot_mode", ["auto", "overlay"])
 @pytest.mark.parametrize("kind", ["subuid", "single"])
 def test_rootless_build_to_oci_layout_keeps_in_image_owners(
-        kind: str, rootless_users: dict[str, object], busybox_base: str, registry: object,
-        tmp_path: Path) -> None:
+        kind: str, snapshot_mode: str, rootless_users: dict[str, object], busybox_base: str,
+        registry: object, tmp_path: Path) -> None:
     """COPY --chown to ids the namespace may not map, then a RUN that rewrites the file: the
-    layers carry the in-image owners; the OCI layout belongs to the user."""
+    layers carry the in-image owners; the OCI layout belongs to the user. ``overlay``: the
+    user-namespace overlay (userxattr) carries the owner record through the copy-up."""
     import json
     import tarfile
 
@@ -123,7 +125,8 @@ def test_rootless_build_to_oci_layout_keeps_in_image_owners(
     out = user.workdir("out-")  # type: ignore[attr-defined]
     home, tmp = _homes(user)
     res = user.run(["build", "--context", str(ctx), "--no-push", "--destination",  # type: ignore[attr-defined]
-                    "x/y:1", "--oci-layout-path", str(out / "layout")], home=home, tmp=tmp)
+                    "x/y:1", "--oci-layout-path", str(out / "layout"), "--snapshot-mode",
+                    snapshot_mode], home=home, tmp=tmp)
     assert res.returncode == 0, res.stderr[-3000:]
     layout = out / "layout"
     assert os.stat(layout / "index.json").st_uid == user.uid  # type: ignore[attr-defined]
@@ -180,3 +183,33 @@ def test_no_user_namespaces_is_one_clear_error(rootless_users: dict[str, object]
                                "namespace")
     assert not (out / "layout").exists()
     assert list(tmp.iterdir()) == []
+
+
+def test_rootless_auto_snapshots_keep_hardlinks_linked(rootless_users: dict[str, object],
+                                                      busybox_base: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A RUN writing through one name of a file hard-linked in an earlier layer: root's build
+    and the rootless one are the same image byte for byte (--reproducible). In a user namespace
+    the kernel mounts overlayfs without the inodes index, which would copy up only the written
+    name, so ``auto`` takes walk there."""
+    import json
+
+    dockerfile = (f"FROM {busybox_base}\n"
+                  "RUN mkdir /t && echo a > /t/orig && ln /t/orig /t/link\n"
+                  "RUN echo more >> /t/orig && chmod 0600 /t/link\n")
+    user = rootless_users["subuid"]
+    ctx = _write_context(user, dockerfile)
+    out = user.workdir("out-")  # type: ignore[attr-defined]
+    home, tmp = _homes(user)
+    res = user.run(["build", "--context", str(ctx), "--no-push", "--reproducible",  # type: ignore[attr-defined]
+                    "--destination", "x/y:1", "--oci-layout-path", str(out / "user")],
+                   home=home, tmp=tmp)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rc = main(["build", "--context", str(ctx), "--no-push", "--reproducible", "--destination",
+               "x/y:1", "--oci-layout-path", str(tmp_path / "root")])
+    assert rc == 0, capsys.readouterr().err[-2000:]
+
+    def digest(layout: Path) -> str:
+        return str(json.loads((layout / "index.json").read_text())["manifests"][0]["digest"])
+
+    assert digest(out / "user") == digest(tmp_path / "root")
