@@ -54,6 +54,7 @@ COMMANDS = (
     "attach",
     "clean",
     "generate",
+    "unshare",
 )
 
 

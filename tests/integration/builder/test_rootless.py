@@ -213,3 +213,48 @@ def test_rootless_auto_snapshots_keep_hardlinks_linked(rootless_users: dict[str,
         return str(json.loads((layout / "index.json").read_text())["manifests"][0]["digest"])
 
     assert digest(out / "user") == digest(tmp_path / "root")
+
+
+def test_sigterm_stops_a_rootless_build_and_cleans_up(rootless_users: dict[str, object],
+                                                     busybox_base: str) -> None:
+    """SIGTERM to the build (the process outside the namespace, as CI sends on cancel) reaches
+    the build inside: exit 143, the step killed, every temp dir removed."""
+    import signal
+
+    user = rootless_users["subuid"]
+    ctx = _write_context(user, f"FROM {busybox_base}\n"
+                               "RUN mkdir /x && chown 1234 /x && echo started && sleep 600\n")
+    home, tmp = _homes(user)
+    cmd = ["setpriv", "--reuid", user.name, "--regid", user.name,  # type: ignore[attr-defined]
+           "--init-groups", user.python, "-m", "trustbuild", "build",  # type: ignore[attr-defined]
+           "--context", str(ctx), "--no-push"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=user.env(home, tmp), cwd=str(tmp))  # type: ignore[attr-defined]
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "| started" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=120) == 143, "".join(lines) + rest
+    assert "trustbuild: terminated" in rest
+    assert "sha256:" not in rest  # the build inside stopped, it did not finish after sleep
+    assert list(tmp.iterdir()) == []
+
+
+def test_unshare_runs_a_command_with_the_build_maps(rootless_users: dict[str, object]) -> None:
+    """``trustbuild unshare CMD``: root of the namespace, 0 -> the caller, then the range;
+    with no range, 0 only."""
+    for kind, rows in (("subuid", 2), ("single", 1)):
+        user = rootless_users[kind]
+        home, tmp = _homes(user)
+        res = user.run(["unshare", "--", "sh", "-c",  # type: ignore[attr-defined]
+                        "id -u; cat /proc/self/uid_map; exit 7"], home=home, tmp=tmp)
+        assert res.returncode == 7, res.stderr
+        out = res.stdout.split("\n")
+        assert out[0] == "0"
+        maps = [line.split() for line in out[1:] if line.strip()]
+        assert maps[0] == ["0", str(user.uid), "1"]  # type: ignore[attr-defined]
+        assert len(maps) == rows
