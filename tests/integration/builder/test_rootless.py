@@ -118,10 +118,13 @@ def test_rootless_build_to_oci_layout_keeps_in_image_owners(
     import tarfile
 
     user = rootless_users[kind]
-    ctx = _write_context(user, f"FROM {busybox_base}\n"
+    ctx = _write_context(user, f"FROM {busybox_base} AS src\n"
+                               "COPY --chown=4000:4001 f.txt /o.txt\n"
+                               f"FROM {busybox_base}\n"
                                "COPY --chown=1000:2000 f.txt /srv/f.txt\n"
                                "COPY --chown=70000:70000 f.txt /srv/far.txt\n"
-                               "RUN echo more >> /srv/f.txt && chmod 0640 /srv/f.txt\n")
+                               "RUN echo more >> /srv/f.txt && chmod 0640 /srv/f.txt\n"
+                               "COPY --from=src /o.txt /srv/from-stage.txt\n")
     out = user.workdir("out-")  # type: ignore[attr-defined]
     home, tmp = _homes(user)
     res = user.run(["build", "--context", str(ctx), "--no-push", "--destination",  # type: ignore[attr-defined]
@@ -141,6 +144,7 @@ def test_rootless_build_to_oci_layout_keeps_in_image_owners(
                 owners[info.name] = (info.uid, info.gid, info.mode)
     assert owners["srv/f.txt"] == (1000, 2000, 0o640)
     assert owners["srv/far.txt"][:2] == (70000, 70000)
+    assert owners["srv/from-stage.txt"][:2] == (4000, 4001)
 
 
 def test_failed_rootless_build_leaves_no_temp_files(rootless_users: dict[str, object],
