@@ -19,6 +19,7 @@ reaches the child directly) and exits with the child's code. See docs/rootless.m
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pwd
 import shutil
@@ -137,7 +138,12 @@ def _child(cmd: Sequence[str], env: dict[str, str], ready_w: int, go_r: int,
             os._exit(_SETUP_FAILED)
         for sig in _FORWARD + (signal.SIGINT,):
             signal.signal(sig, signal.SIG_DFL)
-        os.execvpe(cmd[0], list(cmd), env)
+        try:
+            os.execvpe(cmd[0], list(cmd), env)
+        except OSError as exc:
+            os.write(2, f"trustbuild: error: rootless: cannot run {cmd[0]} in the user "
+                        f"namespace: {exc.strerror}\n".encode("utf-8", "replace"))
+            os._exit(127 if exc.errno == errno.ENOENT else 126)
     except BaseException as exc:  # noqa: BLE001 - nothing may unwind into the parent's code
         with contextlib.suppress(OSError):
             os.write(2, f"trustbuild: error: rootless: {exc}\n".encode("utf-8", "replace"))
