@@ -117,6 +117,9 @@ def resolve_mode(options: Any, scratch: Path) -> str:
         print(f"[info] the RUN sandbox cannot start here ({why}); building in / of this "
               "container as Kaniko does (--mode container)", file=options.output)
         return "container"
+    if os.environ.get(userns.MODE_ENV):
+        raise SandboxError("--mode container rewrites / as root and a rootless build is not "
+                           "root of the machine: use --mode chroot (docs/rootless.md)")
     if options.snapshot_mode == "overlay":
         raise SandboxError("--snapshot-mode overlay needs the RUN sandbox; use walk or full "
                            "with --mode container")

@@ -179,6 +179,23 @@ def test_auto_falls_back_to_container_mode_only_in_a_container(
     assert resolve_mode(BuildOptions(mode="auto"), tmp_path) == "chroot"
 
 
+def test_a_rootless_build_never_takes_container_mode(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    """In a rootless build's user namespace / is the machine's: auto stays chroot even in a
+    container, and --mode container is refused (docs/rootless.md)."""
+    from trustbuild.sandbox import userns
+
+    monkeypatch.setenv(userns.MODE_ENV, "subuid")
+    monkeypatch.setattr(container_fs, "_PROBES", {})
+    monkeypatch.setattr(container_fs, "container_hints", lambda: ["/.dockerenv exists"])
+    monkeypatch.setattr(container_fs, "sandbox_works", lambda o, s: (False, "EPERM"))
+    out = io.StringIO()
+    assert resolve_mode(BuildOptions(mode="auto", output=out), tmp_path) == "chroot"
+    assert "cannot start in this user namespace (EPERM)" in out.getvalue()
+    with pytest.raises(SandboxError, match="a rootless build is not root of the machine"):
+        resolve_mode(BuildOptions(mode="container", force=True), tmp_path)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="the RUN sandbox needs root")
 def test_the_probe_runs_the_real_sandbox(tmp_path: Path) -> None:
     assert container_fs.sandbox_works(BuildOptions(), tmp_path) == (True, "")
