@@ -284,7 +284,13 @@ def _cache_dir(ex: Executor, spec: MountSpec, target: str, locks: ExitStack) -> 
     if not path.is_dir():
         tmp = base / f".new-{path.name}-{os.getpid()}"
         tmp.mkdir()
-        os.chown(tmp, spec.uid, spec.gid)
+        try:
+            os.chown(tmp, spec.uid, spec.gid)
+        except OSError as exc:
+            os.rmdir(tmp)
+            raise BuildError(f"cache mount {key!r}: cannot make it owned by uid={spec.uid} "
+                             f"gid={spec.gid}: {exc.strerror} (a rootless build maps only its "
+                             "subordinate ids: docs/rootless.md)") from None
         os.chmod(tmp, spec.mode)
         try:
             os.rename(tmp, path)

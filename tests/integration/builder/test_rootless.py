@@ -262,3 +262,19 @@ def test_unshare_runs_a_command_with_the_build_maps(rootless_users: dict[str, ob
         maps = [line.split() for line in out[1:] if line.strip()]
         assert maps[0] == ["0", str(user.uid), "1"]  # type: ignore[attr-defined]
         assert len(maps) == rows
+
+
+def test_single_map_cache_mount_owned_by_another_uid_is_one_clear_error(
+        rootless_users: dict[str, object], busybox_base: str) -> None:
+    """Only uid 0 is mapped: a cache mount for uid 1000 cannot be made; one line says so."""
+    user = rootless_users["single"]
+    ctx = _write_context(user, f"FROM {busybox_base}\n"
+                               "RUN --mount=type=cache,target=/c,uid=1000 true\n")
+    home, tmp = _homes(user)
+    res = user.run(["build", "--context", str(ctx), "--no-push"],  # type: ignore[attr-defined]
+                   home=home, tmp=tmp)
+    assert res.returncode == 1, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("trustbuild: error: ") and "cache mount" in last, res.stderr
+    assert "uid=1000" in last and "Traceback" not in res.stderr
+    assert list(tmp.iterdir()) == []
