@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
 
 from trustbuild.errors import UsageError
 
 __all__ = ["register", "run"]
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``unshare`` command."""
     p = sub.add_parser(
         "unshare", help="run a command in a rootless build's user namespace",

@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import FrameType
 
 from trustbuild.errors import SandboxError
 
@@ -190,7 +190,7 @@ def _write_maps(pid: int, maps: IdMaps) -> None:
 
 
 def _wait(pid: int) -> int:
-    def forward(signum: int, frame: Any) -> None:
+    def forward(signum: int, frame: FrameType | None) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
