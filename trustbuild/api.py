@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from trustbuild.attest.verify import AttestationResult
@@ -63,33 +63,36 @@ def build(context: str | Path = ".", *, dockerfile: str = "Dockerfile",
     ``destinations`` are pushed unless ``no_push`` (then the first one only names the image, as
     with Kaniko's ``--no-push``); ``oci_layout_path`` / ``tar_path`` write local copies.
     ``policy`` gates the build; ``sign_key`` signs every output and ``attest`` (``provenance``,
-    ``sbom``) attaches signed attestations. Other :class:`BuildOptions` fields pass as keywords
-    (an unknown one is a TypeError).
+    ``sbom``) attaches signed attestations. Other keywords are :class:`BuildOptions` or
+    :class:`trustbuild.pipeline.SupplyChainOptions` fields (``bundle``, ``keyless``,
+    ``sbom_format``, ``builder_id``, ``executor_image``, ...); an unknown one is a TypeError.
     """
-    from dataclasses import fields
-
-    from trustbuild.builder.api import build as run_build
-    from trustbuild.pipeline import configure
+    from trustbuild.pipeline import SupplyChainOptions
+    from trustbuild.pipeline import run as run_pipeline
 
     if not destinations and not oci_layout_path and not tar_path:
         raise UsageError("build: give destinations, oci_layout_path or tar_path")
+    chain = SupplyChainOptions(policy=policy, sign_key=sign_key, attest=list(attest))
     opts = BuildOptions(
         context=str(context), dockerfile=dockerfile, destinations=list(destinations),
         build_args=dict(build_args or {}), target=target, oci_layout_path=oci_layout_path,
-        tar_path=tar_path, no_push=no_push, policy=policy, sign_key=sign_key,
-        attest=list(attest), security_profile=security_profile,
+        tar_path=tar_path, no_push=no_push, security_profile=security_profile,
         store_options=store_options or StoreOptions(progress=False), output=sys.stderr,
         source_date_epoch=None if "source_date_epoch" in options else source_date_epoch())
-    known = {f.name for f in fields(BuildOptions)}
+    chain_fields = {f.name for f in fields(SupplyChainOptions)}
+    build_fields = {f.name for f in fields(BuildOptions)}
     for name, value in options.items():
-        if name not in known:
+        if name in chain_fields:
+            setattr(chain, name, value)
+        elif name in build_fields:
+            setattr(opts, name, value)
+        else:
             raise TypeError(f"build() got an unexpected keyword argument {name!r}")
-        setattr(opts, name, value)
-    chain = configure(opts)
-    with run_build(opts) as result:
-        return BuiltImage(digest=result.digest, descriptor=result.descriptor,
-                          outputs=[o.location for o in result.outputs], record=result.record,
-                          signed=list(chain.signed), attested=list(chain.attested))
+    with run_pipeline(opts, chain) as result:
+        built = result.built
+        return BuiltImage(digest=built.digest, descriptor=built.descriptor,
+                          outputs=[o.location for o in built.outputs], record=built.record,
+                          signed=list(result.signed), attested=list(result.attested))
 
 
 def _open(image: str, store_options: StoreOptions | None) -> tuple[Location, Store, str | None]:

@@ -1,95 +1,162 @@
-"""The whole supply chain around one build: policy gate before, signing and attestations after.
+"""The whole supply chain around one build, in order: prepare -> gate -> run -> write outputs
+(by digest) -> sign -> attest -> tags.
 
-``trustbuild build`` calls :func:`configure` on its BuildOptions: it loads the policy (which may
-set the security profile and demand signing and attestations), installs the gate, loads the
-signing key up front (a wrong password fails before anything is pulled), and adds the post-push
-hook that signs and attests every written image by the digest the build produced.
+:func:`run` is what ``trustbuild build`` and ``trustbuild.build()`` do; :func:`check` is
+``trustbuild policy check`` (prepare + gate: no layer extracted, no RUN). The build itself
+(:class:`BuildOptions`) knows nothing of policies or keys; those are the
+:class:`SupplyChainOptions`. Example::
 
-Layering: this module sits above ``build``, ``sign``, ``attest`` and ``policy``; none of them
+    result = run(BuildOptions(context="app", destinations=["registry.example/app:1"]),
+                 SupplyChainOptions(policy="policy.yaml", sign_key="cosign.key",
+                                    attest=["provenance"]))
+    with result:
+        result.built.digest, result.signed, result.attested
+
+Layering: this module sits above ``builder``, ``sign``, ``attest`` and ``policy``; none of them
 imports it.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
+from trustbuild.builder.api import prepare, put_tags, write_outputs
 from trustbuild.builder.options import BuildOptions
+from trustbuild.builder.plan import BuiltImage
 from trustbuild.errors import PolicyViolation, UsageError
 from trustbuild.oci.reference import Reference
-from trustbuild.policy.gate import executor_image_from_env, make_gate
+from trustbuild.policy.gate import denial, executor_image_from_env, gate_plan
 from trustbuild.policy.model import Policy, load_policy
 from trustbuild.policy.report import Report
 
 if TYPE_CHECKING:
-    from trustbuild.builder.api import BuildResult
+    from trustbuild.builder.multiplatform import IndexPlan
+    from trustbuild.builder.plan import BuildPlan
     from trustbuild.sign.keys import SigningKey
 
-__all__ = ["configure", "SupplyChain"]
+__all__ = ["SupplyChainOptions", "PipelineResult", "run", "check"]
 
 
 @dataclass
-class SupplyChain:
-    """What :func:`configure` decided, for the caller's summary."""
+class SupplyChainOptions:
+    """What the build is checked against and how its result is signed and attested."""
 
+    policy: str | None = None  # --policy FILE: the gate before anything runs
+    sign_key: str | None = None  # --sign-key KEY (cosign format or PEM)
+    bundle: bool = False  # --bundle: Sigstore bundle referrers too
+    # --keyless: sign and attest with a Fulcio certificate logged in Rekor (Sigstore), as
+    # `trustbuild sign --keyless`
+    keyless: bool = False
+    identity_token: str | None = field(default=None, repr=False)  # --identity-token (a secret)
+    sigstore_trust_config: str | None = None  # --sigstore-trust-config (private Sigstore)
+    attest: list[str] = field(default_factory=list)  # provenance, sbom
+    sbom_format: str = "spdx"  # spdx | cyclonedx
+    builder_id: str | None = None  # builder.id in provenance
+    executor_image: str | None = None  # REF@DIGEST this build runs in (policy, provenance)
+
+
+@dataclass
+class PipelineResult:
+    """The built image (its outputs written and tagged) and what the supply chain did;
+    ``close()`` releases the image's work dir."""
+
+    built: BuiltImage
     policy: Policy | None = None
     report: Report | None = None
     signed: list[str] = field(default_factory=list)  # "location@digest"
     attested: list[str] = field(default_factory=list)  # "location@digest kind"
 
+    def close(self) -> None:
+        """Release the built image (work dir, stores)."""
+        self.built.close()
 
-def configure(
-    options: BuildOptions,
-    *,
-    policy_output: str = "text",
-    out: TextIO | None = None,
-    on_gate: Callable[[Report], None] | None = None,
-    gate_only: bool = False,
-) -> SupplyChain:
-    """Install the gate and the sign/attest hook on ``options``; returns what was decided.
+    def __enter__(self) -> PipelineResult:
+        return self
 
-    ``gate_only`` (``trustbuild policy check``) skips the output requirements and signing.
-    """
-    out = out or sys.stderr
-    chain = SupplyChain()
-    options.executor_image = executor_image_from_env(options.executor_image)
-    if options.policy:
-        chain.policy = policy = load_policy(options.policy)
-        _apply_policy(options, policy, out, check_output=not gate_only)
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
-        def report_gate(report: Report) -> None:
-            chain.report = report
-            if policy_output == "text":
-                report.write_text(out)
-            if on_gate:
-                on_gate(report)
 
-        options.gate = make_gate(
-            policy,
-            dockerfile_path=options.dockerfile if options.dockerfile != "-" else "Dockerfile",
-            build_args=options.build_args,
-            executor_image=options.executor_image,
-            options=options.store_options,
-            on_report=report_gate,
-        )
-    if gate_only:
-        return chain
-    if options.sign_key and options.keyless:
+def run(options: BuildOptions, chain: SupplyChainOptions, *,
+        out: TextIO | None = None) -> PipelineResult:
+    """Build under ``chain``: the policy (which may set the security profile and demand
+    signing and attestations) and the signing key are loaded first (a wrong password fails
+    before anything is pulled); the gate sees every image by digest before anything runs;
+    outputs go up by digest, are signed and attested, and only then tagged. ``out`` gets the
+    report and the signing lines (default: the build's output)."""
+    policy = _load_policy(options, chain, check_output=True)
+    if chain.sign_key and chain.keyless:
         raise UsageError("--sign-key and --keyless are mutually exclusive")
-    if options.attest and not (options.sign_key or options.keyless):
+    if chain.attest and not (chain.sign_key or chain.keyless):
         raise UsageError("--attest needs --sign-key KEY or --keyless: attestations are signed "
                          "DSSE envelopes")
-    if options.sign_key:
+    key: SigningKey | _Keyless | None = None
+    if chain.sign_key:
         from trustbuild.sign.keys import load_signing_key
 
-        key = load_signing_key(options.sign_key)
-        options.post_push_hooks.append(_sign_and_attest_hook(options, key, chain, out))
-    elif options.keyless:
-        options.post_push_hooks.append(
-            _sign_and_attest_hook(options, _keyless_signer(options), chain, out))
-    return chain
+        key = load_signing_key(chain.sign_key)
+    elif chain.keyless:
+        key = _keyless_signer(chain)
+    try:
+        with prepare(options) as plan:
+            out = out or options.output
+            _pin_executor(plan, chain)
+            report = _gate(plan, policy, chain, out) if policy is not None else None
+            built = plan.run()
+        result = PipelineResult(built, policy, report)
+        try:
+            write_outputs(built, options)
+            if key is not None:
+                _sign_and_attest(built, options, chain, key, result, out)
+            put_tags(built, options)
+        except BaseException:
+            built.close()
+            raise
+        return result
+    finally:
+        if options.log is not None:
+            options.log.close()
+
+
+def check(options: BuildOptions, chain: SupplyChainOptions) -> Report:
+    """``policy check``: prepare the build and run the gate, nothing more (no layer extracted,
+    no RUN, nothing written); the report, denied or not."""
+    policy = _load_policy(options, chain, check_output=False)
+    if policy is None:
+        raise UsageError("policy check: --policy FILE is required")
+    try:
+        with prepare(options) as plan:
+            _pin_executor(plan, chain)
+            return gate_plan(policy, plan, executor_image=chain.executor_image,
+                             options=options.store_options)
+    finally:
+        if options.log is not None:
+            options.log.close()
+
+
+def _load_policy(options: BuildOptions, chain: SupplyChainOptions, *,
+                 check_output: bool) -> Policy | None:
+    """The policy (if any), applied to ``options`` and ``chain``; the executor image from the
+    flag or ``TRUSTBUILD_EXECUTOR_IMAGE``."""
+    chain.executor_image = executor_image_from_env(chain.executor_image)
+    if not chain.policy:
+        return None
+    policy = load_policy(chain.policy)
+    b = policy.build
+    if b.security_profile and b.security_profile != options.security_profile:
+        options.output.write(f"policy {policy.name}: security profile {b.security_profile}\n")
+        options.security_profile = b.security_profile
+    if b.seccomp_profile and not options.seccomp_profile:
+        options.seccomp_profile = b.seccomp_profile
+    if check_output:
+        if policy.output.sign and not (chain.sign_key or chain.keyless):
+            raise PolicyViolation(f"policy {policy.name} (spec.output.sign) requires a signed "
+                                  "image: pass --sign-key KEY or --keyless")
+        for kind in policy.output.attestations:
+            if kind not in chain.attest:
+                chain.attest.append(kind)
+    return policy
 
 
 @dataclass(frozen=True)
@@ -100,37 +167,38 @@ class _Keyless:
     trust_config: str | None
 
 
-def _keyless_signer(options: BuildOptions) -> _Keyless:
+def _keyless_signer(chain: SupplyChainOptions) -> _Keyless:
     """The token now, so a build without one fails before anything is pulled or run."""
     from trustbuild.sign.keyless import ambient_token
 
-    token = options.identity_token or ambient_token()
+    token = chain.identity_token or ambient_token()
     if not token:
         raise UsageError("--keyless needs an OIDC token: pass --identity-token or run in a CI "
                          "job that provides one (GitHub Actions id-token: write, GitLab "
                          "id_tokens, ...)")
-    return _Keyless(token, options.sigstore_trust_config)
+    return _Keyless(token, chain.sigstore_trust_config)
 
 
-def _apply_policy(
-    options: BuildOptions, policy: Policy, out: TextIO, *, check_output: bool
-) -> None:
-    b = policy.build
-    if b.security_profile and b.security_profile != options.security_profile:
-        out.write(f"policy {policy.name}: security profile {b.security_profile}\n")
-        options.security_profile = b.security_profile
-    if b.seccomp_profile and not options.seccomp_profile:
-        options.seccomp_profile = b.seccomp_profile
-    if not check_output:
-        return
-    if policy.output.sign and not (options.sign_key or options.keyless):
-        raise PolicyViolation(
-            f"policy {policy.name} (spec.output.sign) requires a signed image: pass --sign-key KEY "
-            "or --keyless"
-        )
-    for kind in policy.output.attestations:
-        if kind not in options.attest:
-            options.attest.append(kind)
+def _pin_executor(plan: BuildPlan | IndexPlan, chain: SupplyChainOptions) -> None:
+    for one in plan.plans:
+        one.record.executor_image = chain.executor_image
+
+
+def _gate(plan: BuildPlan | IndexPlan, policy: Policy, chain: SupplyChainOptions,
+          out: TextIO) -> Report:
+    """Run the gate on the prepared plan; raise PolicyViolation on deny."""
+    log = plan.options.log
+    report = gate_plan(policy, plan, executor_image=chain.executor_image,
+                       options=plan.options.store_options)
+    report.write_text(out)
+    if report.denied:
+        exc = denial(policy, report)
+        log.event("gate", verdict="deny", reason=str(exc))
+        raise exc
+    log.event("gate", verdict="allow",
+              images=[f"{i.reference}@{i.digest}" for one in plan.plans
+                      for i in one.record.images])
+    return report
 
 
 def _docker_reference(options: BuildOptions, location: str) -> str:
@@ -145,9 +213,15 @@ def _docker_reference(options: BuildOptions, location: str) -> str:
     )
 
 
-def _sign_and_attest_hook(
-    options: BuildOptions, key: SigningKey | _Keyless, chain: SupplyChain, out: TextIO
-) -> Callable[[BuildResult], None]:
+def _sign_and_attest(built: BuiltImage, options: BuildOptions, chain: SupplyChainOptions,
+                     key: SigningKey | _Keyless, result: PipelineResult, out: TextIO) -> None:
+    """Sign (and attest) every output written by digest: an index's platforms, then the index."""
+    for image in [*built.children, built]:
+        _sign_one(image, options, chain, key, result, out)
+
+
+def _sign_one(image: BuiltImage, options: BuildOptions, chain: SupplyChainOptions,
+              key: SigningKey | _Keyless, result: PipelineResult, out: TextIO) -> None:
     """Sign (with the key, or keylessly with the same code as ``sign --keyless``) and attest."""
     from trustbuild.attest.attach import attest_build
     from trustbuild.sign.keyless import keyless_sign_image
@@ -155,45 +229,40 @@ def _sign_and_attest_hook(
 
     keyless = key if isinstance(key, _Keyless) else None
     signing_key = None if isinstance(key, _Keyless) else key
-
-    def hook(result: BuildResult) -> None:
-        for o in result.outputs:
-            if o.location.startswith("docker-archive:"):
-                continue  # a tarball holds no signatures; sign it where it is loaded
-            docker_ref = _docker_reference(options, o.location)
-            if keyless is not None:
-                keyless_sign_image(o.store, None, identity_token=keyless.token,
-                                   docker_reference=docker_ref, subject=o.descriptor,
-                                   bundle=bool(options.bundle),
-                                   trust_config=keyless.trust_config)
-            else:
-                assert signing_key is not None
-                sign_image(o.store, None, signing_key, docker_reference=docker_ref,
-                           subject=o.descriptor, bundle=bool(options.bundle))
-            chain.signed.append(f"{o.location}@{o.descriptor.digest}")
-            out.write(f"signed {o.location}@{o.descriptor.digest} as {docker_ref}\n")
-            # an index gets provenance; an SBOM belongs to each platform's image (as BuildKit)
-            kinds = [k for k in options.attest
-                     if not (k == "sbom" and result.children)]
-            if kinds:
-                attest_build(
-                    o.store,
-                    o.descriptor,
-                    result.record,
-                    key=signing_key,
-                    keyless=keyless is not None,
-                    identity_token=keyless.token if keyless else None,
-                    trust_config=keyless.trust_config if keyless else None,
-                    kinds=kinds,
-                    sbom_format=options.sbom_format,
-                    # container mode: "/" also holds the executor; scan the pushed layers
-                    rootfs=None if result.record.mode == "container" else result.rootfs,
-                    builder_id=options.builder_id,
-                    bundle=bool(options.bundle),
-                    subject_name=docker_ref,
-                )
-                for kind in kinds:
-                    chain.attested.append(f"{o.location}@{o.descriptor.digest} {kind}")
-                out.write(f"attested {', '.join(kinds)} for {o.location}\n")
-
-    return hook
+    for o in image.outputs:
+        if o.location.startswith("docker-archive:"):
+            continue  # a tarball holds no signatures; sign it where it is loaded
+        docker_ref = _docker_reference(options, o.location)
+        if keyless is not None:
+            keyless_sign_image(o.store, None, identity_token=keyless.token,
+                               docker_reference=docker_ref, subject=o.descriptor,
+                               bundle=chain.bundle, trust_config=keyless.trust_config)
+        else:
+            assert signing_key is not None
+            sign_image(o.store, None, signing_key, docker_reference=docker_ref,
+                       subject=o.descriptor, bundle=chain.bundle)
+        result.signed.append(f"{o.location}@{o.descriptor.digest}")
+        out.write(f"signed {o.location}@{o.descriptor.digest} as {docker_ref}\n")
+        # an index gets provenance; an SBOM belongs to each platform's image (as BuildKit)
+        kinds = [k for k in chain.attest if not (k == "sbom" and image.children)]
+        if not kinds:
+            continue
+        attest_build(
+            o.store,
+            o.descriptor,
+            image.record,
+            key=signing_key,
+            keyless=keyless is not None,
+            identity_token=keyless.token if keyless else None,
+            trust_config=keyless.trust_config if keyless else None,
+            kinds=kinds,
+            sbom_format=chain.sbom_format,
+            # container mode: "/" also holds the executor; scan the pushed layers
+            rootfs=None if image.record.mode == "container" else image.rootfs,
+            builder_id=chain.builder_id,
+            bundle=chain.bundle,
+            subject_name=docker_ref,
+        )
+        for kind in kinds:
+            result.attested.append(f"{o.location}@{o.descriptor.digest} {kind}")
+        out.write(f"attested {', '.join(kinds)} for {o.location}\n")

@@ -1,7 +1,7 @@
 """The stage executor: plans the stages ``--target`` needs, resolves images, runs instructions.
 
 Flow (``Executor.run``): global ARGs -> expand every FROM -> stages needed by the target (FROM an
-earlier stage, ``COPY --from``) -> resolve every external image to a digest -> the gate hook ->
+earlier stage, ``COPY --from``) -> resolve every external image to a digest -> (a gate) ->
 per stage: run ONBUILD triggers of the base, then each instruction's handler
 (``trustbuild.builder.handlers``), which updates the :class:`ImageState`. A stage's rootfs is
 materialised (its layers extracted) only when a step has to run on it or another stage reads it

@@ -1,17 +1,19 @@
 """Multi-platform builds: ``--custom-platform linux/amd64,linux/arm64`` -> one image index.
 
-Each platform is the ordinary single-platform build (its own base picked from the base image's
-index, ``TARGET*`` args for that platform, foreign RUN through qemu-user, see
-builder.emulation), run without outputs; then every platform manifest is pushed by digest to
-every destination (and the OCI layout), the index after them, the post-push hooks (signing,
-attestations) run for each platform manifest and for the index, and only then are the tags
-set and the digest files written (with the index digest). Example::
+The same phases as one platform (builder.plan): :func:`prepare_index` prepares one plan per
+platform (its own base picked from the base image's index, ``TARGET*`` args for that platform,
+every image pinned by digest), so a gate sees every platform before anything runs;
+``IndexPlan.run()`` builds each platform (foreign RUN through qemu-user, see
+builder.emulation) and assembles the index; :func:`write_index_outputs` pushes every platform
+manifest by digest to every destination (and the OCI layout), the index after them. Signing
+and attestations then cover each platform manifest and the index, and only then are the tags
+set and the digest files written (builder.api.put_tags, with the index digest). Example::
 
     opts = BuildOptions(context="app", destinations=["127.0.0.1:5000/app:1"],
                         platforms=parse_platforms("linux/amd64,linux/arm64"))
-    with build(opts) as result:          # build() hands a list of platforms to this module
-        result.digest                    # the index
-        [c.digest for c in result.children]   # one BuildResult per platform
+    with build(opts) as built:           # builder.api.build: all the phases, no supply chain
+        built.digest                     # the index
+        [c.digest for c in built.children]   # one BuiltImage per platform
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,11 @@ from trustbuild.builder.assemble import AssembledImage
 from trustbuild.builder.options import BuildOptions
 from trustbuild.builder.outputs import (
     WrittenOutput,
-    apply_tags,
     push_destinations,
     validate_destinations,
-    write_digest_files,
     write_oci_layout,
 )
+from trustbuild.builder.plan import BuildPlan, BuiltImage, preflight, prepare_platform, setup_log
 from trustbuild.builder.record import BuildRecord
 from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Descriptor, Platform
@@ -41,9 +41,7 @@ from trustbuild.oci.mediatype import MediaType
 from trustbuild.oci.reference import Reference
 from trustbuild.store.location import Location
 
-__all__ = ["build_multiplatform", "parse_platforms"]
-
-BuildResult = Any  # builder.api.BuildResult (api imports this module: no import back)
+__all__ = ["IndexPlan", "prepare_index", "write_index_outputs", "parse_platforms"]
 
 
 def parse_platforms(text: str, *, flag: str = "--custom-platform") -> list[Platform]:
@@ -75,7 +73,7 @@ def _child_options(options: BuildOptions, plat: Platform, stdin_file: Path | Non
     return dataclasses.replace(
         options, platform=plat, platforms=[], no_push=True, tar_path=None,
         oci_layout_path=None, digest_file=None, image_name_with_digest_file=None,
-        image_name_tag_with_digest_file=None, post_push_hooks=[],
+        image_name_tag_with_digest_file=None,
         skip_push_permission_check=True, store_options=sopts, mode="chroot",
         stdin=open(stdin_file, "rb") if stdin_file else options.stdin,  # noqa: SIM115
         build_args=dict(options.build_args), labels=dict(options.labels))
@@ -85,7 +83,7 @@ def _uses_stdin(options: BuildOptions) -> bool:
     return options.dockerfile == "-" or options.context == "tar://stdin"
 
 
-def _index(children: list[tuple[Platform, BuildResult]], image_format: str) -> AssembledImage:
+def _index(children: list[tuple[Platform, BuiltImage]], image_format: str) -> AssembledImage:
     manifests = [Descriptor(r.descriptor.media_type, r.descriptor.digest, r.descriptor.size,
                             platform=plat).to_json() for plat, r in children]
     docker = image_format == "docker"
@@ -135,7 +133,7 @@ def _write_index(options: BuildOptions, index: AssembledImage, refs: list[Refere
     return out
 
 
-def _index_record(options: BuildOptions, children: list[tuple[Platform, BuildResult]],
+def _index_record(options: BuildOptions, children: list[tuple[Platform, BuiltImage]],
                   index: AssembledImage) -> BuildRecord:
     """One record for the index: every platform's inputs and steps, the index as result."""
     first: BuildRecord = children[0][1].record
@@ -167,60 +165,112 @@ def _write_child(options: BuildOptions, image: AssembledImage, refs: list[Refere
     return outputs
 
 
-def build_multiplatform(options: BuildOptions, build_one: Callable[[BuildOptions], BuildResult],
-                        preflight: Callable[[BuildOptions], None]) -> BuildResult:
-    """Build every platform of ``options.platforms`` with ``build_one`` (builder.api.build) and
-    write one index to every output; returns the index's BuildResult with the platforms'
-    results as ``children``. ``preflight`` is the push permission check, run once."""
-    refs = validate_destinations(options.destinations)
+class IndexPlan:
+    """A multi-platform build, ready to run: one :class:`BuildPlan` per platform (``plans``),
+    each with its images pinned by digest; ``run()`` builds them in turn and assembles the
+    index. ``close()`` releases the plans not run."""
+
+    def __init__(self, options: BuildOptions, plans: list[BuildPlan],
+                 stdin_handles: list[Any], spool: Path) -> None:
+        self.options = options
+        self.plans = plans
+        self._stdin = stdin_handles
+        self._spool: Path | None = spool
+
+    @property
+    def dockerfile(self) -> Any:
+        """The parsed Dockerfile (the same for every platform)."""
+        return self.plans[0].dockerfile
+
+    def run(self) -> BuiltImage:
+        """Build every platform, then the index; nothing is pushed or tagged."""
+        children: list[tuple[Platform, BuiltImage]] = []
+        try:
+            for plan in self.plans:
+                plat = plan.options.target_platform()
+                print(f"building for {plat}", file=self.options.output)
+                children.append((plat, plan.run()))
+            index = _index(children, self.options.image_format)
+            record = _index_record(self.options, children, index)
+        except BaseException:
+            for _, child in children:
+                child.close()
+            self.close()
+            raise
+        self._cleanup()
+        first = children[0][1]
+
+        def materialize() -> None:  # the index's rootfs is the first platform's
+            first.rootfs  # noqa: B018 - extracts it on first use
+
+        return BuiltImage(str(index.descriptor.digest), index.descriptor, record, index,
+                          first.dockerfile, first.rootfs_dir,
+                          children=[r for _, r in children], materialize=materialize)
+
+    def _cleanup(self) -> None:
+        for f in self._stdin:
+            f.close()
+        self._stdin = []
+        if self._spool is not None:
+            shutil.rmtree(self._spool, ignore_errors=True)
+            self._spool = None
+
+    def close(self) -> None:
+        """Release every platform's plan that was not run."""
+        try:
+            for plan in self.plans:
+                plan.close()
+        finally:
+            self._cleanup()
+
+    def __enter__(self) -> IndexPlan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prepare_index(options: BuildOptions) -> IndexPlan:
+    """Prepare every platform of ``options.platforms`` (builder.plan.prepare_platform, the push
+    permission check once); raises a usage error for outputs an index cannot have."""
+    validate_destinations(options.destinations)
     if options.tar_path:
         raise UsageError("--tar-path cannot hold a multi-platform image: build one "
                          "--custom-platform for a tarball, or use --oci-layout-path")
     if options.mode == "container":
         raise UsageError("a multi-platform build needs --mode chroot (container mode builds "
                          "in / of this container, one platform only)")
+    setup_log(options)
     preflight(options)
     spool = Path(tempfile.mkdtemp(prefix="trustbuild-multi-", dir=options.work_dir))
     stdin_file: Path | None = None
-    children: list[tuple[Platform, BuildResult]] = []
-    result: BuildResult | None = None
+    handles: list[Any] = []
+    plans: list[BuildPlan] = []
     try:
         if _uses_stdin(options) and options.stdin is not None:
             stdin_file = spool / "stdin"
             with open(stdin_file, "wb") as f:
                 shutil.copyfileobj(options.stdin, f)
         for plat in options.platforms:
-            print(f"building for {plat}", file=options.output)
             child_opts = _child_options(options, plat, stdin_file)
-            try:
-                child = build_one(child_opts)
-            finally:
-                if stdin_file is not None and child_opts.stdin is not None:
-                    child_opts.stdin.close()
-            children.append((plat, child))
-            child.outputs = _write_child(options, child.image, refs)
-        index = _index(children, options.image_format)
-        record = _index_record(options, children, index)
-        first = children[0][1]
-        outputs = _write_index(options, index, refs)
-        result = type(first)(
-            str(index.descriptor.digest), index.descriptor, record, index, first.dockerfile,
-            first.rootfs, outputs, None, children=[r for _, r in children])
-        for hook in options.post_push_hooks:
-            for _, child in children:
-                hook(child)
-            hook(result)
-        apply_tags(outputs, output=options.output)
-        write_digest_files(result.digest, refs, digest_file=options.digest_file,
-                           name_file=options.image_name_with_digest_file,
-                           name_tag_file=options.image_name_tag_with_digest_file)
-        return result
+            if stdin_file is not None and child_opts.stdin is not None:
+                handles.append(child_opts.stdin)
+            plans.append(prepare_platform(child_opts))
     except BaseException:
-        if result is not None:
-            result.close()
-        else:
-            for _, child in children:
-                child.close()
-        raise
-    finally:
+        for plan in plans:
+            plan.close()
+        for h in handles:
+            h.close()
         shutil.rmtree(spool, ignore_errors=True)
+        raise
+    return IndexPlan(options, plans, handles, spool)
+
+
+def write_index_outputs(built: BuiltImage, options: BuildOptions) -> list[WrittenOutput]:
+    """Every platform's image by digest, then the index by digest, to every destination and
+    the OCI layout (never tagged here); returns the index's outputs."""
+    refs = validate_destinations(options.destinations)
+    for child in built.children:
+        child.outputs = _write_child(options, child.image, refs)
+    built.outputs = _write_index(options, built.image, refs)
+    return built.outputs

@@ -14,23 +14,15 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from trustbuild._internal.secrets import REDACTED, is_secret_name
 from trustbuild.oci.descriptor import Platform
 from trustbuild.registry.options import StoreOptions
 
-if TYPE_CHECKING:
-    from trustbuild.builder.dockerfile import Dockerfile
-    from trustbuild.builder.record import BuildRecord
-
-__all__ = ["BuildOptions", "GateHook", "is_secret_name", "redact_build_args", "parse_build_args",
+__all__ = ["BuildOptions", "is_secret_name", "redact_build_args", "parse_build_args",
            "source_date_epoch"]
 
-GateHook = Callable[["Dockerfile", "BuildRecord"], None]
-"""Called once every FROM / COPY --from image is resolved to a digest, before any layer is
-extracted or RUN executes; it may raise PolicyViolation. The build then uses exactly those
-digests."""
 
 def redact_build_args(args: Mapping[str, str]) -> dict[str, str]:
     """The build args with secret-looking values replaced by ``<redacted>``."""
@@ -104,7 +96,7 @@ class BuildOptions:
     # printed) and --ssh agent sockets or key files by id
     secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
     ssh: dict[str, list[str]] = field(default_factory=dict)
-    # consumed by other parts (cache, sign, attest, policy); carried unchanged
+    # the step cache (docs/cache.md)
     cache: bool = False
     cache_repo: str | None = None
     cache_dir: str | None = None  # --cache-dir: the local layer store (None: none)
@@ -112,19 +104,7 @@ class BuildOptions:
     cache_copy_layers: bool = True  # --cache-copy-layers: look up and store COPY/ADD steps
     cache_ttl: float | None = None  # --cache-ttl in seconds (None: entries never expire)
     no_push_cache: bool = False  # --no-push-cache: look steps up, never store them
-    sign_key: str | None = None
-    keyless: bool = False  # --keyless: sign and attest with a Fulcio certificate (Sigstore)
-    identity_token: str | None = field(default=None, repr=False)  # --identity-token (a secret)
-    sigstore_trust_config: str | None = None  # --sigstore-trust-config (private Sigstore)
-    bundle: bool = False
-    attest: list[str] = field(default_factory=list)
-    sbom_format: str = "spdx"
-    builder_id: str | None = None
-    policy: str | None = None
-    executor_image: str | None = None
-    # hooks and plumbing
-    gate: GateHook | None = None
-    post_push_hooks: list[Callable[[Any], None]] = field(default_factory=list)  # (BuildResult)
+    # plumbing (policy, signing and attestations: pipeline.SupplyChainOptions)
     runner_factory: Callable[..., Any] | None = None  # returns a Runner (see executor.Runner)
     stdin: BinaryIO | None = None
     output: TextIO = field(default_factory=lambda: sys.stderr)

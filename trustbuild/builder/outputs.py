@@ -1,7 +1,8 @@
 """Build outputs: registry destinations, OCI layout, docker-archive tarball, digest files.
 
 Blobs go to every destination first, then each manifest **by digest**; tags come last
-(:func:`apply_tags`), after the post-push hooks (signing, attestations) have succeeded. So a
+(:func:`apply_tags`, through builder.api.put_tags), after signing and attestations
+(trustbuild.pipeline) have succeeded. So a
 failure at any point, signing included, leaves no tag on anything unsigned; all tags name the
 same manifest digest.
 """

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from trustbuild.cli.common import add_registry_flags, store_options
 from trustbuild.cli.kaniko_compat import (
@@ -21,12 +20,9 @@ from trustbuild.errors import UsageError
 
 if TYPE_CHECKING:
     from trustbuild.builder.options import BuildOptions
+    from trustbuild.pipeline import SupplyChainOptions
 
-__all__ = ["register", "run", "options_from_args", "SETUP_HOOKS"]
-
-SETUP_HOOKS: list[Callable[[Any, argparse.Namespace], None]] = []
-"""Called with (BuildOptions, args) before the build: sign/attest/policy wiring sets
-``options.gate`` and appends to ``options.post_push_hooks`` here."""
+__all__ = ["register", "run", "options_from_args", "supply_chain_from_args"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -184,10 +180,6 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
     from trustbuild.oci.reference import Reference
 
     apply_kaniko_flags(args, warn=_warn)
-    attest = [a.strip() for a in (args.attest or "").split(",") if a.strip()]
-    for a in attest:
-        if a not in ("provenance", "sbom"):
-            raise UsageError(f"--attest {a!r}: expected a comma list of provenance,sbom")
     if not args.destination and not args.no_push and not args.tar_path \
             and not args.oci_layout_path:
         raise UsageError("nothing to do: give --destination, or --no-push with --tar-path / "
@@ -231,12 +223,22 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         kaniko_dir=args.kaniko_dir, ignore_var_run=args.ignore_var_run, cache=args.cache,
         cache_repo=args.cache_repo, cache_dir=cache_dir, cache_ttl=args.cache_ttl_seconds,
         no_push_cache=args.no_push_cache, cache_run_layers=args.cache_run_layers,
-        cache_copy_layers=args.cache_copy_layers, sign_key=args.sign_key, keyless=args.keyless,
+        cache_copy_layers=args.cache_copy_layers, stdin=sys.stdin.buffer, output=sys.stderr)
+
+
+def supply_chain_from_args(args: argparse.Namespace) -> SupplyChainOptions:
+    """SupplyChainOptions (policy, signing, attestations, executor image) from parsed arguments."""
+    from trustbuild.pipeline import SupplyChainOptions
+
+    attest = [a.strip() for a in (args.attest or "").split(",") if a.strip()]
+    for a in attest:
+        if a not in ("provenance", "sbom"):
+            raise UsageError(f"--attest {a!r}: expected a comma list of provenance,sbom")
+    return SupplyChainOptions(
+        policy=args.policy, sign_key=args.sign_key, keyless=args.keyless,
         identity_token=args.identity_token, sigstore_trust_config=args.sigstore_trust_config,
-        bundle=args.bundle,
-        attest=attest,
-        sbom_format=args.sbom_format, builder_id=args.builder_id, policy=args.policy,
-        executor_image=args.executor_image, stdin=sys.stdin.buffer, output=sys.stderr)
+        bundle=args.bundle, attest=attest, sbom_format=args.sbom_format,
+        builder_id=args.builder_id, executor_image=args.executor_image)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -263,29 +265,27 @@ def _run(args: argparse.Namespace) -> int:
     if userns.needed():  # not root: build as root of a user namespace (docs/rootless.md)
         return userns.run_in_user_namespace(userns.build_command(
             getattr(args, "raw_argv", sys.argv[1:])))
-    from trustbuild.builder.api import build
     from trustbuild.builder.events import BuildLog
-    from trustbuild.pipeline import configure
+    from trustbuild.pipeline import run as run_pipeline
 
     options = options_from_args(args)
+    chain = supply_chain_from_args(args)
     _secret_options(options, args)
     # one log for the build and the supply chain around it (gate report, signing)
     options.log = BuildLog(options.output, fmt=options.log_format,
                            timestamps=options.log_timestamp)
     options.output = options.log.stream
-    configure(options, out=options.output)
-    for hook in SETUP_HOOKS:
-        hook(options, args)
-    with build(options) as result:
+    with run_pipeline(options, chain) as result:
+        built = result.built
         if args.log_format == "json":
-            print(json.dumps({"digest": result.digest, "mediaType": result.descriptor.media_type,
-                              "size": result.descriptor.size,
-                              "outputs": [o.location for o in result.outputs],
-                              "record": result.record.to_json(),
+            print(json.dumps({"digest": built.digest, "mediaType": built.descriptor.media_type,
+                              "size": built.descriptor.size,
+                              "outputs": [o.location for o in built.outputs],
+                              "record": built.record.to_json(),
                               # an index: each platform's manifest and record
                               "manifests": [{"platform": c.record.platform, "digest": c.digest,
                                              "record": c.record.to_json()}
-                                            for c in result.children]}, indent=2))
+                                            for c in built.children]}, indent=2))
         else:
-            print(result.digest)
+            print(built.digest)
     return 0

@@ -7,13 +7,8 @@ import json
 import sys
 
 from trustbuild.cli.common import print_usage
-from trustbuild.errors import TrustbuildError
 
 __all__ = ["register"]
-
-
-class _GateDone(TrustbuildError):
-    """Raised by the gate callback of ``policy check`` to stop before anything is extracted."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -142,12 +137,10 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Run the gate only; exit 1 on deny."""
-    from trustbuild.builder.api import build
-    from trustbuild.cli.cmd_build import options_from_args
-    from trustbuild.errors import PolicyViolation, UsageError
-    from trustbuild.pipeline import configure
-    from trustbuild.policy.report import Report
+    """Prepare the build and run the gate only (no layer extracted, no RUN); exit 1 on deny."""
+    from trustbuild.cli.cmd_build import options_from_args, supply_chain_from_args
+    from trustbuild.errors import UsageError
+    from trustbuild.pipeline import check
 
     if not args.policy:
         raise UsageError("policy check: --policy FILE is required")
@@ -155,24 +148,7 @@ def run_check(args: argparse.Namespace) -> int:
     args.sign_key = None
     args.attest = ""
     options = options_from_args(args)
-    reports: list[Report] = []
-
-    def stop(report: Report) -> None:
-        reports.append(report)
-        if not report.denied:
-            raise _GateDone("gate passed")
-
-    configure(options, policy_output="none", on_gate=stop, gate_only=True)
-    try:
-        build(options).close()
-    except _GateDone:
-        pass
-    except PolicyViolation:
-        if not reports:
-            raise
-    if not reports:
-        raise UsageError("policy check: the gate did not run")
-    report = reports[0]
+    report = check(options, supply_chain_from_args(args))
     if args.output == "json":
         report.write_json(sys.stdout)
     else:

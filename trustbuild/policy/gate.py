@@ -2,8 +2,8 @@
 any layer is extracted or any RUN executes.
 
 It checks allowed repositories, base image signatures and attestations, the executor image, and
-the Dockerfile rules, and returns a Report. The builder calls :func:`make_gate` through
-``BuildOptions.gate``; any deny raises PolicyViolation and nothing runs.
+the Dockerfile rules, and returns a Report. trustbuild.pipeline calls :func:`gate_plan` on the
+prepared build (builder.api.prepare) and raises :func:`denial` before the plan runs.
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ from trustbuild.policy.verifier import ImageVerifier
 from trustbuild.registry.options import StoreOptions
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from trustbuild.builder.dockerfile import Dockerfile, Stage
-    from trustbuild.builder.options import GateHook
+    from trustbuild.builder.multiplatform import IndexPlan
+    from trustbuild.builder.plan import BuildPlan
 
-__all__ = ["GateInput", "run_gate", "make_gate", "executor_image_from_env"]
+__all__ = ["GateInput", "run_gate", "gate_plan", "denial", "executor_image_from_env"]
 
 EXECUTOR_ENV = "TRUSTBUILD_EXECUTOR_IMAGE"
 
@@ -185,52 +184,47 @@ def _check_executor(
         report.add(Check("executor", PASS, f"executor {ref.name} is from {ex.image}", executor))
 
 
-def make_gate(
+def gate_plan(
     policy: Policy,
+    plan: BuildPlan | IndexPlan,
     *,
-    dockerfile_path: str,
-    build_args: Mapping[str, str],
     executor_image: str | None,
-    options: StoreOptions,
-    on_report: Callable[[Report], None] | None = None,
-) -> GateHook:
-    """A ``BuildOptions.gate`` callback: records the report and raises PolicyViolation on deny."""
-
-    def gate(dockerfile: Dockerfile, record: BuildRecord) -> None:
-        target = _target_stage(dockerfile, record.target)
+    options: StoreOptions | None = None,
+) -> Report:
+    """Evaluate ``policy`` against a prepared build (builder.api.prepare: every image pinned by
+    digest, nothing run); records the verdict in each platform's BuildRecord and returns one
+    report (a multi-platform plan: every platform's checks, each once). Never raises for a
+    denial: see :func:`denial`."""
+    merged = Report(policy.name, policy.digest)
+    for one in plan.plans:
+        opts = one.options
         report = run_gate(
             policy,
             GateInput(
-                dockerfile,
-                dockerfile_path,
-                target,
-                build_args,
-                list(record.images),
+                one.dockerfile,
+                opts.dockerfile if opts.dockerfile != "-" else "Dockerfile",
+                one.target,
+                opts.build_args,
+                list(one.record.images),
                 executor_image,
-                options,
+                options or opts.store_options,
             ),
         )
+        record: BuildRecord = one.record
         record.policy_digest = policy.digest
         record.policy_decision = report.decision
         record.policy_report = [asdict(c) for c in report.checks]
-        if executor_image:
-            record.executor_image = executor_image
-        if on_report:
-            on_report(report)
-        if report.denied:
-            first = report.denied[0]
-            more = f" (and {len(report.denied) - 1} more)" if len(report.denied) > 1 else ""
-            where = f"{first.where}: " if first.where else ""
-            raise PolicyViolation(
-                f"policy {policy.name} denied the build: {where}{first.id}: {first.message}{more}"
-            )
-
-    return gate
+        for check in report.checks:
+            if check not in merged.checks:
+                merged.add(check)
+    return merged
 
 
-def _target_stage(dockerfile: Dockerfile, target: str | None) -> Stage:
-    if target:
-        st = dockerfile.stage_by_name_or_index(target)
-        if st is not None:
-            return st
-    return dockerfile.stages[-1]
+def denial(policy: Policy, report: Report) -> PolicyViolation:
+    """The one-line error for a denied report (its first denial, and how many more)."""
+    first = report.denied[0]
+    more = f" (and {len(report.denied) - 1} more)" if len(report.denied) > 1 else ""
+    where = f"{first.where}: " if first.where else ""
+    return PolicyViolation(
+        f"policy {policy.name} denied the build: {where}{first.id}: {first.message}{more}"
+    )

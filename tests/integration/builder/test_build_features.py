@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from fixtures.imagefs import fetch_dir, flatten, read_dir_image, tag_exists
 
-from trustbuild.builder.api import build
+from trustbuild.builder.api import build, prepare
 from trustbuild.builder.options import BuildOptions
-from trustbuild.errors import DockerfileError, PolicyViolation
+from trustbuild.errors import DockerfileError
 
 pytestmark = [pytest.mark.slow]
 
@@ -133,20 +133,16 @@ def test_onbuild_triggers_run_in_child_build(tmp_path: Path, busybox_base: str,
     assert flatten(d)["/from-trigger.txt"].size == len("child context\n")
 
 
-def test_gate_sees_digests_before_anything_runs(tmp_path: Path, busybox_base: str,
-                                                registry: object) -> None:
+def test_prepare_pins_every_image_before_anything_runs(tmp_path: Path, busybox_base: str,
+                                                        registry: object) -> None:
     host = registry.host  # type: ignore[attr-defined]
     ctx = _ctx(tmp_path, "ARG BASE\nFROM $BASE AS one\nFROM $BASE\n"
                "COPY --from=one /etc/passwd /p\n")
-    seen = []
-
-    def gate(df: object, record: object) -> None:
-        seen.extend((i.role, i.digest) for i in record.images)  # type: ignore[attr-defined]
-        assert not record.steps  # type: ignore[attr-defined]
-        raise PolicyViolation("base image not allowed by policy")
-
-    opts = _opts(ctx, busybox_base, f"{host}/features/gated:1", gate=gate)
-    with pytest.raises(PolicyViolation):
-        build(opts)
+    opts = _opts(ctx, busybox_base, f"{host}/features/gated:1")
+    with prepare(opts) as plan:  # a gate looks here, then runs the plan or closes it
+        seen = [(i.role, i.digest) for i in plan.record.images]
+        assert not plan.record.steps
+        work = plan.work
     assert seen and all(d.startswith("sha256:") for _, d in seen)
+    assert not work.exists()
     assert not tag_exists(host, "features/gated", "1")

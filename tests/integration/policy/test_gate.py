@@ -15,12 +15,14 @@ from typing import Any
 
 import pytest
 
-from trustbuild.builder.api import build
+from trustbuild.builder.api import prepare
 from trustbuild.builder.options import BuildOptions
 from trustbuild.cli.main import main
 from trustbuild.errors import PolicyViolation
 from trustbuild.oci.reference import Reference
-from trustbuild.pipeline import configure
+from trustbuild.pipeline import SupplyChainOptions, run
+from trustbuild.policy.gate import gate_plan
+from trustbuild.policy.model import load_policy
 from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.store import RegistryStore
 from trustbuild.sign.keys import generate_key_pair, load_signing_key
@@ -106,9 +108,9 @@ def _context(tmp: Path, base: str, port: int) -> Path:
 
 
 def _build(ctx: Path, policy: Path, dest: str, **kw: Any) -> Any:
-    opts = BuildOptions(context=str(ctx), destinations=[dest], policy=str(policy), **kw)
-    configure(opts, gate_only=True)
-    return build(opts)
+    """The whole pipeline (gate, build, push) under ``policy``; the built image."""
+    opts = BuildOptions(context=str(ctx), destinations=[dest])
+    return run(opts, SupplyChainOptions(policy=str(policy), **kw)).built
 
 
 SIGNED_BASE = ("  baseImages:\n    allowedRepositories: ['127.0.0.1:*/**']\n"
@@ -180,19 +182,14 @@ def test_repointed_tag_after_the_gate_changes_nothing(registry: Any, busybox_bas
     gated = _digest(base)
     policy = _policy(tmp_path, SIGNED_BASE % keys["trusted.pub"])
     opts = BuildOptions(context=str(_context(tmp_path, base, listener.port)),
-                        destinations=[f"{registry.host}/gate/moved:1"], policy=str(policy))
-    configure(opts, gate_only=True)
-    gate = opts.gate
-    assert gate is not None
-
-    def gate_then_move(df: Any, record: Any) -> None:
-        gate(df, record)
+                        destinations=[f"{registry.host}/gate/moved:1"])
+    with prepare(opts) as plan:
+        assert gate_plan(load_policy(policy), plan, executor_image=None).decision == "allow"
         _copy(pushed_image[0], base)  # an attacker re-points the tag after the gate
-
-    opts.gate = gate_then_move
-    with build(opts) as result:
-        assert [i.digest for i in result.record.images if i.role == "base"] == [gated]
-        assert (result.rootfs / "bin/busybox").exists()
+        built = plan.run()
+    with built:
+        assert [i.digest for i in built.record.images if i.role == "base"] == [gated]
+        assert (built.rootfs / "bin/busybox").exists()
     assert _digest(base) != gated
     assert listener.hits == ["/ran"]
 
@@ -299,3 +296,86 @@ def test_gate_applies_signed_identity_to_the_base_reference(registry: Any, busyb
         with _build(_context(ctx, base, listener.port), policy,
                     f"{registry.host}/gate/id:{i}") as result:
             assert result.record.policy_decision == "allow"
+
+
+# --- the phases: policy check is prepare + gate; a denied gate writes nothing ---------------
+ALLOW_LOOPBACK = "  baseImages:\n    allowedRepositories: ['127.0.0.1:*/**']\n"
+DENY_ALL = "  baseImages:\n    allowedRepositories: ['registry.example/nothing/**']\n"
+
+
+def _layer_digests(ref: str) -> list[str]:
+    import json
+
+    out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{ref}"],
+                         check=True, capture_output=True, text=True, timeout=60).stdout
+    return [layer["digest"] for layer in json.loads(out)["layers"]]
+
+
+@pytest.mark.parametrize("body, rc", [(ALLOW_LOOPBACK, 0), (DENY_ALL, 1)])
+def test_policy_check_runs_nothing_and_pulls_no_layer(registry_proxy: Any, busybox_base: str,
+                                                      listener: Listener, tmp_path: Path,
+                                                      body: str, rc: int,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # the base is read through the proxy, which logs every request
+    _copy(busybox_base, f"{registry_proxy.upstream.host}/phases/base:1")
+    base = f"{registry_proxy.host}/phases/base:1"
+    layers = _layer_digests(f"{registry_proxy.upstream.host}/phases/base:1")
+    ctx = _context(tmp_path, base, listener.port)
+    assert main(["policy", "check", "--policy", str(_policy(tmp_path, body)),
+                 "--context", str(ctx), "--output", "json"]) == rc
+    out = capsys.readouterr().out
+    assert f'"decision": "{"allow" if rc == 0 else "deny"}"' in out
+    assert listener.hits == []  # the RUN never ran
+    fetched = [p for m, p, _ in registry_proxy.log if m == "GET" and "/blobs/" in p]
+    assert not [p for p in fetched if any(p.endswith(d) for d in layers)], fetched
+    assert not [r for r in registry_proxy.log if r[0] in ("PUT", "POST", "PATCH", "DELETE")]
+
+
+def test_denied_build_pushes_nothing(registry_proxy: Any, busybox_base: str,
+                                     listener: Listener, tmp_path: Path, keys: dict,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUSTBUILD_PASSWORD", PASSWORD.decode())
+    dest = f"{registry_proxy.host}/phases/denied:1"
+    layout = tmp_path / "layout"
+    rc = main(["build", "--context", str(_context(tmp_path, busybox_base, listener.port)),
+               "--destination", dest, "--oci-layout-path", str(layout),
+               "--digest-file", str(tmp_path / "digest"), "--sign-key", str(keys["trusted"]),
+               "--policy", str(_policy(tmp_path, DENY_ALL))])
+    assert rc == 1
+    assert listener.hits == []
+    # only the push permission check (an upload started and cancelled) reached the registry
+    writes = [(m, p) for m, p, _ in registry_proxy.log if m in ("PUT", "POST", "PATCH", "DELETE")]
+    assert [m for m, _ in writes] == ["POST", "DELETE"], writes
+    assert not layout.exists() and not (tmp_path / "digest").exists()
+
+
+def test_every_platform_is_gated_before_any_run(registry: Any, listener: Listener,
+                                                tmp_path: Path) -> None:
+    """A multi-platform build whose second platform's base is denied runs no RUN at all (the
+    gate used to run per platform, after the first platform was built)."""
+    from fixtures.images import ARM64_BUSYBOX, write_busybox_index
+
+    from trustbuild.oci.descriptor import Platform
+
+    if Platform.host().architecture != "amd64" or not Path(ARM64_BUSYBOX).exists():
+        pytest.skip("needs an amd64 host and busybox-static:arm64 (.ci/setup.sh)")
+    d = tmp_path / "index"
+    write_busybox_index(d, tag="1")
+    for arch in ("amd64", "arm64"):
+        subprocess.run(["skopeo", "copy", "--quiet", "--all", "--dest-tls-verify=false",
+                        f"oci:{d}:1", f"docker://{registry.host}/phases-{arch}/busybox:1"],
+                       check=True, capture_output=True, timeout=120)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM {registry.host}/phases-$TARGETARCH/busybox:1\n"
+        f"RUN wget -q -O /ran http://127.0.0.1:{listener.port}/ran\n")
+    policy = _policy(tmp_path, "  baseImages:\n    allowedRepositories: "
+                               "['127.0.0.1:*/phases-amd64/**']\n")
+    dest = f"{registry.host}/phases/multi:1"
+    assert main(["build", "--context", str(ctx), "--destination", dest, "--policy", str(policy),
+                 "--custom-platform", "linux/amd64,linux/arm64"]) == 1
+    assert listener.hits == []
+    probe = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{dest}"],
+                           capture_output=True, timeout=60)
+    assert probe.returncode != 0, "a denied build must push nothing"

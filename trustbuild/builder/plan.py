@@ -1,0 +1,310 @@
+"""The build phases of one platform: :func:`prepare_platform` -> :class:`BuildPlan`;
+:meth:`BuildPlan.run` -> :class:`BuiltImage`.
+
+``prepare`` opens the context, parses the Dockerfile, plans the stages the target needs and
+resolves every FROM / COPY --from image to a digest (``plan.record.images``); no layer is pulled,
+extracted or run yet, so a policy gate can look at the plan and refuse it. ``run`` builds: the
+image (layers, config, manifest) is ready, and nothing is pushed. Outputs and tags are the next
+phases (builder.api: ``write_outputs``, ``put_tags``). Example::
+
+    with prepare_platform(options) as plan:
+        [i.digest for i in plan.record.images]   # what the build will use, by digest
+        built = plan.run()                        # owns the work dir from here: close() it
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trustbuild import __version__
+from trustbuild.builder.assemble import AssembledImage, assemble
+from trustbuild.builder.config import rfc3339
+from trustbuild.builder.dockerfile import Dockerfile, Stage, parse_dockerfile
+from trustbuild.builder.emulation import check_foreign_runs
+from trustbuild.builder.events import BuildLog
+from trustbuild.builder.executor import Executor
+from trustbuild.builder.options import BuildOptions, redact_build_args
+from trustbuild.builder.outputs import WrittenOutput, validate_destinations
+from trustbuild.builder.preflight import check_push_permissions, push_targets
+from trustbuild.builder.record import BuildRecord, ResolvedImage
+from trustbuild.errors import SandboxError
+from trustbuild.oci.descriptor import Descriptor
+from trustbuild.oci.digest import Digest
+
+__all__ = ["BuildPlan", "BuiltImage", "prepare_platform", "setup_log", "preflight"]
+
+
+@dataclass
+class BuiltImage:
+    """A built image (or index): manifest, config and layers ready; ``close()`` removes the
+    work dir (rootfs, layer blobs). ``outputs`` is filled by ``write_outputs``."""
+
+    digest: str  # manifest digest (sha256:...)
+    descriptor: Descriptor  # manifest descriptor (media type, digest, size)
+    record: BuildRecord
+    image: AssembledImage
+    dockerfile: Dockerfile
+    rootfs_dir: Path  # the target stage's filesystem (see ``rootfs``); container mode: "/"
+    outputs: list[WrittenOutput] = field(default_factory=list)
+    work_dir: Path | None = None
+    children: list[BuiltImage] = field(default_factory=list)  # per platform, for an index
+    materialize: Callable[[], None] | None = None  # fills rootfs_dir (a lazy target stage)
+    release: Callable[[], None] | None = None  # closes the executor's stores and the context
+
+    @property
+    def rootfs(self) -> Path:
+        """The target stage's filesystem (for SBOM generation), extracted on first use when
+        every step came from the cache."""
+        if self.materialize is not None:
+            self.materialize()
+            self.materialize = None
+        return self.rootfs_dir
+
+    @property
+    def manifest_raw(self) -> bytes:
+        """The manifest bytes."""
+        return self.image.manifest_raw
+
+    @property
+    def config_raw(self) -> bytes:
+        """The config bytes."""
+        return self.image.config_raw
+
+    def close(self) -> None:
+        """Release stores and delete the work directory (each platform's too)."""
+        for child in self.children:
+            child.close()
+        if self.release is not None:
+            self.release()
+            self.release = None
+        for out in self.outputs:
+            try:
+                out.store.close()
+            except Exception:  # noqa: BLE001 - best effort on teardown
+                pass
+        if self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            self.work_dir = None
+
+    def __enter__(self) -> BuiltImage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def setup_log(options: BuildOptions) -> None:
+    """The build's log (from ``log_format`` unless the caller gave one); RUN output and warnings
+    go to its stream (json events in json mode)."""
+    if options.log is None:
+        options.log = BuildLog(options.output, fmt=options.log_format,
+                               timestamps=options.log_timestamp)
+    options.output = options.log.stream
+
+
+def preflight(options: BuildOptions) -> None:
+    """Kaniko's push permission check: every repository the build will push to accepts an
+    upload, before any context is read or image pulled (skipped by --skip-push-permission-check)."""
+    if options.skip_push_permission_check:
+        return
+    targets = push_targets(options.destinations, no_push=options.no_push, cache=options.cache,
+                           cache_repo=options.cache_repo, no_push_cache=options.no_push_cache)
+    if targets:
+        check_push_permissions(targets, options.store_options)
+        options.log.event("push_check", repositories=targets, ok=True)
+
+
+def _new_record(options: BuildOptions) -> BuildRecord:
+    return BuildRecord(
+        invocation_id=str(uuid.uuid4()), started_on=_now(), trustbuild_version=__version__,
+        build_args=redact_build_args(options.build_args), target=options.target,
+        platform=str(options.target_platform()), destinations=list(options.destinations),
+        labels=dict(options.labels), security_profile=options.security_profile,
+        seccomp_profile=options.seccomp_profile or "", snapshot_mode=options.snapshot_mode,
+        mode=options.mode,
+        reproducible=options.reproducible or options.source_date_epoch is not None)
+
+
+def _seccomp_digest(options: BuildOptions, record: BuildRecord) -> None:
+    """Check the security profile before anything runs and record its seccomp digest."""
+    try:
+        from trustbuild.sandbox import resolve_profile
+    except ImportError:
+        return
+    prof = resolve_profile(options.security_profile, seccomp=options.seccomp_profile)
+    path = getattr(prof, "seccomp_path", None)
+    asked = options.seccomp_profile
+    if not path:
+        record.seccomp_profile = "unconfined"
+    elif asked and ("/" in asked or asked.endswith(".json")):
+        record.seccomp_profile = asked  # a user's file: as given
+    else:
+        record.seccomp_profile = Path(str(path)).stem  # a shipped profile: its name, no host path
+    record.seccomp_profile_digest = str(getattr(prof, "seccomp_digest", "") or "")
+
+
+def _resolve_mode(options: BuildOptions) -> str:
+    """``chroot`` or ``container`` (``auto`` probes the RUN sandbox in a temp dir)."""
+    if options.mode == "chroot" or (options.mode == "auto" and options.runner_factory):
+        return "chroot"
+    from trustbuild.builder.container_fs import resolve_mode
+
+    probe = Path(tempfile.mkdtemp(prefix="trustbuild-probe-", dir=options.work_dir))
+    try:
+        return resolve_mode(options, probe)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+def _work_dir(options: BuildOptions, mode: str) -> Path:
+    parent: str | Path | None = options.work_dir
+    if parent is None and mode == "container":
+        parent = options.kaniko_dir  # like Kaniko: everything under /kaniko, never wiped
+        try:
+            Path(parent).mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SandboxError(f"cannot create the kaniko dir {parent}: {exc.strerror}; "
+                               "give a writable one with --kaniko-dir") from None
+    return Path(tempfile.mkdtemp(prefix="trustbuild-build-", dir=parent))
+
+
+class BuildPlan:
+    """One platform's build, ready to run: the parsed Dockerfile, the target stage and the
+    stages it needs, every external image pinned by digest (``record.images``), the context
+    open. ``close()`` (or leaving ``with``) releases it when it is not run."""
+
+    def __init__(self, options: BuildOptions, dockerfile: Dockerfile, stages: list[Stage],
+                 record: BuildRecord, *, context: Any, executor: Executor, work: Path) -> None:
+        self.options = options
+        self.dockerfile = dockerfile
+        self.stages = stages
+        self.target: Stage = stages[-1]  # the target is planned last
+        self.record = record
+        self.context = context
+        self.work = work
+        self._executor: Executor | None = executor
+
+    @property
+    def plans(self) -> list[BuildPlan]:
+        """The single-platform plans (this one; an index plan has one per platform)."""
+        return [self]
+
+    @property
+    def images(self) -> list[ResolvedImage]:
+        """Every FROM / COPY --from image, pinned by digest (what the build will use)."""
+        return self.record.images
+
+    @property
+    def mode(self) -> str:
+        """``chroot`` or ``container``."""
+        return self.record.mode
+
+    def run(self) -> BuiltImage:
+        """Build every planned stage and assemble the image; nothing is pushed or tagged.
+
+        The returned image owns the work dir, the context and the executor's stores."""
+        ex = self._executor
+        if ex is None:
+            raise RuntimeError("BuildPlan.run: this plan was already run or closed")
+        self._executor = None
+        try:
+            if self.mode == "chroot" and self.options.runner_factory is None:
+                check_foreign_runs(ex, self.stages)  # qemu-user for a foreign RUN, before any
+            target = ex.run(self.stages)
+            created = rfc3339(ex.epoch if ex.epoch is not None else time.time())
+            image = assemble(target.image, created=created, platform=ex.platform,
+                             image_format=self.options.image_format, labels=self.options.labels)
+        except BaseException:
+            self._executor = ex
+            self.close()
+            raise
+        record = self.record
+        record.result_digest = str(image.descriptor.digest)
+        record.result_media_type = image.media_type
+        record.config_digest = str(image.config.digest)
+        record.finished_on = _now()
+        context, self.context = self.context, None
+        work = self.work
+
+        def release() -> None:
+            try:
+                ex.close()
+            finally:
+                context.close()
+
+        return BuiltImage(str(image.descriptor.digest), image.descriptor, record, image,
+                          self.dockerfile, target.rootfs, work_dir=work,
+                          materialize=lambda: ex.materialize(target), release=release)
+
+    def close(self) -> None:
+        """Release a plan that was not run: executor, context, work dir."""
+        ex, self._executor = self._executor, None
+        try:
+            if ex is not None:
+                ex.close()
+        finally:
+            if self.context is not None:
+                self.context.close()
+                self.context = None
+            if ex is not None:
+                shutil.rmtree(self.work, ignore_errors=True)
+
+    def __enter__(self) -> BuildPlan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prepare_platform(options: BuildOptions) -> BuildPlan:
+    """Everything before the first layer is pulled: the push permission check, the context,
+    the Dockerfile, the stages the target needs, the required secrets, and every FROM /
+    COPY --from image resolved to a digest. Raises a TrustbuildError; leaves nothing behind."""
+    from trustbuild.builder.context import open_context, read_dockerfile
+
+    validate_destinations(options.destinations)
+    setup_log(options)
+    record = _new_record(options)
+    _seccomp_digest(options, record)
+    preflight(options)
+    mode = record.mode = _resolve_mode(options)
+    work = _work_dir(options, mode)
+    ctx: Any = None
+    ex: Executor | None = None
+    try:
+        ctx = open_context(options.context, sub_path=options.context_sub_path, stdin=options.stdin,
+                           tmp_dir=work if mode == "container" else None)  # never wiped
+        df_path, text = read_dockerfile(options.dockerfile, ctx, stdin=options.stdin)
+        name = Path(str(df_path)).name if options.dockerfile != "-" else "Dockerfile"
+        record.dockerfile_path = str(df_path)
+        record.dockerfile_digest = str(Digest.of(text.encode()))
+        record.context_source = str(getattr(ctx, "source", options.context))
+        record.context_digest = str(ctx.digest())
+        record.git_commit = getattr(ctx, "git_commit", None)
+        df = parse_dockerfile(text, path=name)
+        ex = Executor(options, df, ctx, record, work=work, mode=mode)
+        stages = ex.plan()
+        ex.check_secrets(stages)
+        ex.resolve_externals(stages)
+        return BuildPlan(options, df, stages, record, context=ctx, executor=ex, work=work)
+    except BaseException:
+        try:
+            if ex is not None:
+                ex.close()
+        finally:
+            if ctx is not None:
+                ctx.close()
+            shutil.rmtree(work, ignore_errors=True)
+        raise
