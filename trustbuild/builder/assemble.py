@@ -66,9 +66,9 @@ def assemble(state: ImageState, *, created: str, platform: Platform,
              image_format: str = "oci", labels: dict[str, str] | None = None) -> AssembledImage:
     """Serialise config and manifest for ``state``."""
     if labels:
-        merged = dict(state.c.get("Labels") or {})
+        merged = dict(state.runtime.labels or {})
         merged.update(labels)
-        state.c["Labels"] = merged
+        state.runtime.labels = merged
     cfg: dict[str, Any] = state.finalize(created=created, platform=platform)
     config_raw = dump_json(cfg)
     docker = image_format == "docker"

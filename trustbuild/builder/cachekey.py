@@ -19,14 +19,18 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias
 
 from trustbuild.oci.descriptor import Platform
 
-__all__ = ["KEY_VERSION", "chain_step", "root_key", "step_key", "SourceHasher"]
+__all__ = ["CacheKeySpec", "KEY_VERSION", "chain_step", "root_key", "step_key", "SourceHasher"]
 
 KEY_VERSION = "trustbuild-cache-v2"
+
+#: A step's inputs for its key: anything ``json.dumps`` takes (keys sorted when hashed).
+CacheKeySpec: TypeAlias = Mapping[str, object]
 
 
 def chain_step(chain: str, *parts: str) -> str:
@@ -37,7 +41,7 @@ def chain_step(chain: str, *parts: str) -> str:
     return h.hexdigest()
 
 
-def root_key(*, base: str, platform: Platform, settings: dict[str, Any]) -> str:
+def root_key(*, base: str, platform: Platform, settings: CacheKeySpec) -> str:
     """The chain of a stage before its first instruction.
 
     ``base`` is the base image's manifest digest or ``scratch``; ``settings`` the build options
@@ -48,13 +52,13 @@ def root_key(*, base: str, platform: Platform, settings: dict[str, Any]) -> str:
                       json.dumps(settings, sort_keys=True, separators=(",", ":")))
 
 
-def step_key(parent: str, cmd: str, spec: dict[str, Any]) -> str:
+def step_key(parent: str, cmd: str, spec: CacheKeySpec) -> str:
     """The key (64 hex characters, the cache tag) of a step with inputs ``spec``."""
     return chain_step(parent, cmd, json.dumps(spec, sort_keys=True, separators=(",", ":")))
 
 
 class _Context(Protocol):
-    def iter_included(self, start: Path | None = None) -> Any: ...
+    def iter_included(self, start: Path | None = None) -> Iterable[Path]: ...
 
     def file_digest(self, path: Path) -> str: ...
 

@@ -1,8 +1,9 @@
 """The image being built: its config JSON (Docker/OCI shape), history and layers.
 
-:class:`ImageState` is what every instruction handler mutates: ``config`` is the whole image
-config document (``architecture``, ``os``, ``config{Env, Cmd, ...}``, ``rootfs``, ``history``),
-``layers`` the layer blobs in order with their diff_ids.
+:class:`ImageState` is what every instruction handler mutates: ``config`` is the image config
+document (``architecture``, ``os``, ``rootfs``, ``history``), ``runtime`` its typed ``config``
+object (:class:`~trustbuild.builder.imageconfig.ImageConfig`: Env, Cmd, ...), ``layers`` the
+layer blobs in order with their diff_ids.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ import datetime as _dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
+from trustbuild._internal.jsonvalue import JSONObject, JSONValue
+from trustbuild.builder.imageconfig import ImageConfig
 from trustbuild.errors import InvalidManifest
 from trustbuild.oci.descriptor import Descriptor, Platform
 
-if TYPE_CHECKING:
-    from trustbuild.oci.store import Store
-
-__all__ = ["ImageState", "LayerRef", "rfc3339", "DEFAULT_PATH", "HISTORY_COMMENT",
+__all__ = ["BlobOrigin", "ImageState", "LayerRef", "rfc3339", "DEFAULT_PATH", "HISTORY_COMMENT",
            "ensure_local"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -33,6 +33,18 @@ def rfc3339(epoch: float) -> str:
     if t.microsecond:
         return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class BlobOrigin(Protocol):
+    """Where a layer blob can be fetched from: a ``Store``, a base image, the layer store.
+
+    An origin that also has ``ensure_blob(desc) -> Path`` keeps the blob itself (a base image's
+    blob cache, the local layer store): ``ensure_local`` then uses that path.
+    """
+
+    def fetch_blob(self, desc: Descriptor, dest: Path) -> None:
+        """Stream the blob to ``dest``, verified."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -48,7 +60,7 @@ class LayerRef:
     descriptor: Descriptor
     diff_id: str
     path: Path
-    origin: Store | Any | None = field(default=None, compare=False)
+    origin: BlobOrigin | None = field(default=None, compare=False)
 
 
 def ensure_local(layer: LayerRef) -> Path:
@@ -67,9 +79,13 @@ def ensure_local(layer: LayerRef) -> Path:
 
 @dataclass
 class ImageState:
-    """Config + layers of a stage as it is built."""
+    """Config + layers of a stage as it is built.
 
-    config: dict[str, Any]
+    ``config`` is the config document without its ``config`` object, which is ``runtime``.
+    """
+
+    config: JSONObject
+    runtime: ImageConfig = field(default_factory=ImageConfig)
     layers: list[LayerRef] = field(default_factory=list)
     stage_env: dict[str, str] = field(default_factory=dict)  # ENV set by this stage, in order
     inherited_env: dict[str, str] | None = None  # Env before the stage's first ENV
@@ -77,13 +93,12 @@ class ImageState:
     @classmethod
     def scratch(cls, platform: Platform) -> ImageState:
         """An empty image for ``platform`` (FROM scratch)."""
-        cfg: dict[str, Any] = {"architecture": platform.architecture, "os": platform.os}
+        cfg: JSONObject = {"architecture": platform.architecture, "os": platform.os}
         if platform.variant:
             cfg["variant"] = platform.variant
-        cfg["config"] = {"Env": [f"PATH={DEFAULT_PATH}"]}
         cfg["rootfs"] = {"type": "layers", "diff_ids": []}
         cfg["history"] = []
-        return cls(cfg)
+        return cls(cfg, ImageConfig(env=[f"PATH={DEFAULT_PATH}"]))
 
     @classmethod
     def from_config(cls, raw: bytes, layers: list[LayerRef], *, what: str) -> ImageState:
@@ -96,39 +111,30 @@ class ImageState:
             raise InvalidManifest(f"{what}: config JSON nested too deeply") from None
         if not isinstance(cfg, dict):
             raise InvalidManifest(f"{what}: config must be a JSON object")
-        diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
+        rootfs = cfg.get("rootfs") or {}
+        diff_ids = (rootfs.get("diff_ids") if isinstance(rootfs, dict) else None) or []
+        if not isinstance(diff_ids, list):
+            raise InvalidManifest(f"{what}: config rootfs.diff_ids must be a list")
         if len(diff_ids) != len(layers):
             raise InvalidManifest(f"{what}: config lists {len(diff_ids)} diff_ids for "
                                   f"{len(layers)} layers")
-        cfg.setdefault("config", {})
-        if cfg["config"] is None:
-            cfg["config"] = {}
+        runtime = ImageConfig.from_json(cfg.pop("config", None), what=what)
+        if not isinstance(cfg.get("history", []), list):
+            raise InvalidManifest(f"{what}: config history must be a list")
         cfg.setdefault("history", [])
-        cfg.pop("container_config", None)
-        cfg.pop("container", None)
-        cfg.pop("docker_version", None)
-        cfg.pop("id", None)
-        cfg.pop("parent", None)
-        return cls(cfg, list(layers))
+        for key in ("container_config", "container", "docker_version", "id", "parent"):
+            cfg.pop(key, None)
+        return cls(cfg, runtime, list(layers))
 
     def clone(self) -> ImageState:
         """A deep copy (for FROM an earlier stage)."""
-        return ImageState(copy.deepcopy(self.config), list(self.layers))  # stage_env starts empty
-
-    @property
-    def c(self) -> dict[str, Any]:
-        """The ``config`` object (Env, Cmd, Entrypoint, ...)."""
-        inner: dict[str, Any] = self.config.setdefault("config", {})
-        return inner
+        # stage_env starts empty
+        return ImageState(copy.deepcopy(self.config), self.runtime.clone(), list(self.layers))
 
     # ---- environment
     def env(self) -> dict[str, str]:
         """Env as an ordered mapping."""
-        out: dict[str, str] = {}
-        for item in self.c.get("Env") or []:
-            k, _, v = str(item).partition("=")
-            out[k] = v
-        return out
+        return self.runtime.env_map()
 
     def set_env(self, key: str, value: str) -> None:
         """Set one variable. As buildah writes it: the stage's variables in the order first set,
@@ -138,34 +144,45 @@ class ImageState:
         self.stage_env[key] = value
         env = {k: v for k, v in self.inherited_env.items() if k not in self.stage_env}
         env.update(self.stage_env)
-        self.c["Env"] = [f"{k}={v}" for k, v in env.items()]
+        self.runtime.env = [f"{k}={v}" for k, v in env.items()]
 
     # ---- history and layers
+    def history(self) -> list[JSONValue]:
+        """The history entries (the document's own list: appending adds an entry)."""
+        entries = self.config.setdefault("history", [])
+        if not isinstance(entries, list):
+            entries = self.config["history"] = []
+        return entries
+
     def add_history(self, created_by: str, *, created: str, empty_layer: bool,
                     comment: str = HISTORY_COMMENT) -> None:
         """Append a history entry (``empty_layer`` for metadata-only instructions)."""
-        h: dict[str, Any] = {"created": created, "created_by": created_by}
+        h: JSONObject = {"created": created, "created_by": created_by}
         if comment:
             h["comment"] = comment
         if empty_layer:
             h["empty_layer"] = True
-        self.config.setdefault("history", []).append(h)
+        self.history().append(h)
 
     def add_layer(self, layer: LayerRef) -> None:
         """Append a layer and its diff_id."""
         self.layers.append(layer)
         rootfs = self.config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
-        rootfs.setdefault("diff_ids", []).append(layer.diff_id)
+        if not isinstance(rootfs, dict):
+            rootfs = self.config["rootfs"] = {"type": "layers", "diff_ids": []}
+        diff_ids = rootfs.setdefault("diff_ids", [])
+        if not isinstance(diff_ids, list):
+            diff_ids = rootfs["diff_ids"] = []
+        diff_ids.append(layer.diff_id)
         rootfs["type"] = "layers"
 
-    def finalize(self, *, created: str, platform: Platform) -> dict[str, Any]:
+    def finalize(self, *, created: str, platform: Platform) -> JSONObject:
         """The config document to write: ``created`` set, empty fields dropped, keys ordered."""
         cfg = copy.deepcopy(self.config)
         cfg["created"] = created
         cfg.setdefault("architecture", platform.architecture)
         cfg.setdefault("os", platform.os)
-        inner = {k: v for k, v in (cfg.get("config") or {}).items() if v not in (None, "", [], {})}
-        cfg["config"] = inner
+        cfg["config"] = self.runtime.to_json()
         order = ["created", "author", "architecture", "variant", "os", "config", "rootfs",
                  "history"]
         out = {k: cfg[k] for k in order if k in cfg}

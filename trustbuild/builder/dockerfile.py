@@ -14,9 +14,10 @@ Example::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from trustbuild._internal.redact import excerpt
+from trustbuild.builder.commands import AnyCommand, ArgCmd, FromCmd, parse_command
 from trustbuild.builder.expand import EXPANDING_INSTRUCTIONS, ExpansionError, Lexer, expand
 from trustbuild.builder.instructions import (
     HEREDOC_INSTRUCTIONS,
@@ -58,6 +59,8 @@ class Stage:
     line: int
     instructions: list[Instruction] = field(default_factory=list)  # excluding the FROM
     from_instruction: Instruction | None = None
+    commands: list[AnyCommand] = field(default_factory=list)  # instructions, typed
+    from_command: FromCmd | None = None
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Dockerfile:
     syntax: str | None
     global_args: list[Instruction]  # ARGs before the first FROM
     stages: list[Stage]
+    global_commands: list[ArgCmd] = field(default_factory=list)  # global_args, typed
     directives: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # "Dockerfile:LINE: ..." lint notes
 
@@ -249,28 +253,33 @@ def parse_dockerfile(text: str, *, path: str = "Dockerfile") -> Dockerfile:
         raise DockerfileError("file with no instructions: a Dockerfile needs at least a FROM",
                               path=path)
     global_args: list[Instruction] = []
+    global_commands: list[ArgCmd] = []
     stages: list[Stage] = []
     for inst in insts:
-        if inst.cmd == "FROM":
-            stages.append(_stage(inst, len(stages), stages, path))
+        command = parse_command(inst, path=path)
+        if isinstance(command, FromCmd):
+            stages.append(_stage(inst, command, len(stages), stages, path))
         elif not stages:
-            if inst.cmd != "ARG":
+            if not isinstance(command, ArgCmd):
                 raise DockerfileError(
                     f"no build stage in current context: {inst.cmd} before the first FROM "
                     "(only ARG may come before FROM)",
                     path=path, line=inst.line, instruction=inst.cmd)
             global_args.append(inst)
+            global_commands.append(command)
         else:
             stages[-1].instructions.append(inst)
+            stages[-1].commands.append(command)
     if not stages:
         raise DockerfileError("no FROM instruction: a Dockerfile must have at least one FROM",
                               path=path, line=insts[-1].line)
     return Dockerfile(path=path, escape=d.escape, syntax=d.values.get("syntax"),
                       global_args=global_args, stages=stages, directives=dict(d.values),
-                      warnings=warnings)
+                      warnings=warnings, global_commands=global_commands)
 
 
-def _stage(inst: Instruction, index: int, earlier: list[Stage], path: str) -> Stage:
+def _stage(inst: Instruction, command: FromCmd, index: int, earlier: list[Stage],
+           path: str) -> Stage:
     args = inst.args
     if len(args) not in (1, 3) or (len(args) == 3 and args[1].lower() != "as"):
         raise DockerfileError("FROM requires either one argument, or three: FROM <image> AS "
@@ -289,4 +298,5 @@ def _stage(inst: Instruction, index: int, earlier: list[Stage], path: str) -> St
                     path=path, line=inst.line, instruction="FROM")
     platform = inst.flag("platform")
     return Stage(index=index, name=name, base=args[0], platform=platform, line=inst.line,
-                 instructions=[], from_instruction=inst)
+                 instructions=[], from_instruction=inst,
+                 from_command=replace(command, stage_name=name))

@@ -11,18 +11,28 @@ materialised (its layers extracted) only when a step has to run on it or another
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from trustbuild._internal.secrets import redact_text
 from trustbuild.builder.base import BaseImages, ResolvedBase, extract_image
 from trustbuild.builder.cache import LayerCache, cache_repo_for
-from trustbuild.builder.cachekey import SourceHasher, root_key, step_key
+from trustbuild.builder.cachekey import CacheKeySpec, SourceHasher, root_key, step_key
+from trustbuild.builder.commands import (
+    AnyCommand,
+    ArgCmd,
+    Command,
+    CopyCmd,
+    EnvCmd,
+    Expander,
+    RunCmd,
+)
 from trustbuild.builder.config import ImageState, rfc3339
-from trustbuild.builder.dockerfile import Dockerfile, Instruction, Stage
-from trustbuild.builder.expand import expand, expand_words
+from trustbuild.builder.context import BuildContext
+from trustbuild.builder.dockerfile import Dockerfile, Stage
+from trustbuild.builder.expand import expand, expand_heredoc, expand_words
 from trustbuild.builder.layers import LayerSettings
 from trustbuild.builder.layerstore import LayerStore
 from trustbuild.builder.mounts import SECRET_TYPES, MountSpec, mount_from_refs, number_ssh_targets
@@ -34,7 +44,13 @@ from trustbuild.builder.sshagent import SshAgents
 from trustbuild.errors import DockerfileError, SandboxError, TrustbuildError
 from trustbuild.oci.descriptor import Platform
 
-__all__ = ["Executor", "StageRun", "Runner", "predefined_args"]
+if TYPE_CHECKING:
+    from trustbuild.builder.container_fs import ContainerFS, SavedStage
+
+__all__ = ["ExecMode", "Executor", "StageRun", "Runner", "predefined_args"]
+
+#: "chroot": stages in the work dir, RUN sandboxed; "container": Kaniko's way, the stage is "/"
+ExecMode = Literal["chroot", "container"]
 
 
 class Runner(Protocol):
@@ -96,13 +112,12 @@ class StageRun:
 class Executor:
     """Runs one parsed Dockerfile against one build context."""
 
-    def __init__(self, options: BuildOptions, dockerfile: Dockerfile, context: Any,
+    def __init__(self, options: BuildOptions, dockerfile: Dockerfile, context: BuildContext,
                  record: BuildRecord, *, work: Path, mode: str | None = None) -> None:
         self.options = options
-        # "chroot" (stages in the work dir, RUN sandboxed) or "container" (Kaniko's way: "/")
-        self.mode = mode or ("chroot" if options.mode == "auto" else options.mode)
-        self.cfs: Any = None  # container_fs.ContainerFS in container mode
-        self.saved: dict[int, Any] = {}  # stage index -> container_fs.SavedStage
+        self.mode: ExecMode = _exec_mode(mode or options.mode)
+        self.cfs: ContainerFS | None = None  # container mode: "/" as the stage's filesystem
+        self.saved: dict[int, SavedStage] = {}  # container mode: stage index -> saved copy
         self.df = dockerfile
         self.ctx = context
         self.record = record
@@ -145,22 +160,35 @@ class Executor:
         """Timestamp for history entries and the config."""
         return rfc3339(self.epoch if self.epoch is not None else time.time())
 
-    def error(self, ins: Instruction, message: str) -> DockerfileError:
+    @property
+    def path(self) -> str:
+        """The Dockerfile's name, for messages."""
+        return self.df.path
+
+    def error(self, cmd: Command, message: str) -> DockerfileError:
         """A DockerfileError naming ``Dockerfile:LINE INSTRUCTION``."""
-        text = ins.original if len(ins.original) <= 80 else ins.original[:77] + "..."
-        return DockerfileError(message, path=self.df.path, line=ins.line, instruction=text)
+        text = cmd.original if len(cmd.original) <= 80 else cmd.original[:77] + "..."
+        return DockerfileError(message, path=self.df.path, line=cmd.line, instruction=text)
 
-    def expand(self, st: StageRun, word: str) -> str:
-        """Expand one word with the stage's ARG/ENV values."""
-        env = st.expansion_env()
-        self.used_args.update(k for k in env if f"${k}" in word or "${" + k in word)
-        return expand(word, env, escape=self.df.escape)
+    def expander(self, st: StageRun) -> Expander:
+        """The stage's ARG/ENV values (ENV wins), for ``commands.expand_command``."""
+        return _StageExpander(self, st, {})
 
-    def expand_words(self, st: StageRun, text: str) -> list[str]:
-        """Expand and split text with the stage's ARG/ENV values."""
-        env = st.expansion_env()
+    def stage_arg_value(self, name: str, default: str | None) -> str | None:
+        """A stage ARG's value: --build-arg, the (expanded) default, the global ARG's value,
+        the predefined one (TARGETPLATFORM...), else None."""
+        if name in self.options.build_args:
+            self.used_args.add(name)
+            return self.options.build_args[name]
+        if default is not None:
+            return default
+        if self.global_args.get(name) is not None:
+            return self.global_args[name]
+        return self.predefined.get(name)
+
+    def note_used(self, env: Mapping[str, str], text: str) -> None:
+        """Remember the build args ``text`` refers to (for the unused-args warning)."""
         self.used_args.update(k for k in env if f"${k}" in text or "${" + k in text)
-        return expand_words(text, env, escape=self.df.escape)
 
     def new_rootfs(self, label: str) -> Path:
         """An empty directory for a stage or an image's filesystem."""
@@ -170,7 +198,7 @@ class Executor:
         path.chmod(0o755)
         return path
 
-    def cache_key(self, st: StageRun, cmd: str, spec: dict[str, Any]) -> str | None:
+    def cache_key(self, st: StageRun, cmd: str, spec: CacheKeySpec) -> str | None:
         """The key of a step with inputs ``spec`` (docs/cache.md), None without ``--cache``."""
         if self.cache is None:
             return None
@@ -214,14 +242,18 @@ class Executor:
         except DockerfileError:
             raise
         except TrustbuildError as exc:
-            if st.stage.from_instruction is None:
+            if st.stage.from_command is None:
                 raise
-            raise self.error(st.stage.from_instruction, str(exc)) from exc
+            raise self.error(st.stage.from_command, str(exc)) from exc
         st.materialized = True
 
-    def step(self, st: StageRun, ins: Instruction, text: str) -> StepRecord:
+    def record_steps(self) -> list[StepRecord]:
+        """The build record's steps so far (dispatch times the ones a command adds)."""
+        return self.record.steps
+
+    def step(self, st: StageRun, cmd: Command, text: str) -> StepRecord:
         """A step record appended to the build record (``text`` with secrets redacted)."""
-        rec = StepRecord(stage=st.key, line=ins.line, instruction=ins.cmd,
+        rec = StepRecord(stage=st.key, line=cmd.line, instruction=cmd.keyword,
                          text=redact_text(text, values=self.options.build_args),
                          started=time.time())
         self.record.steps.append(rec)
@@ -237,8 +269,8 @@ class Executor:
         return self.predefined.get(name)  # a bare ARG TARGETPLATFORM keeps the automatic value
 
     def _global_args(self) -> None:
-        for ins in self.df.global_args:
-            for name, default in ins.arg_defs:
+        for ins in self.df.global_commands:
+            for name, default in ins.pairs:
                 env = self._from_env()
                 try:
                     name = expand(name, env, escape=self.df.escape)  # ARG ${N}=v, as Docker
@@ -263,8 +295,8 @@ class Executor:
         return name
 
     def _from_error(self, stage: Stage, msg: str) -> DockerfileError:
-        if stage.from_instruction is not None:
-            return self.error(stage.from_instruction, msg)
+        if stage.from_command is not None:
+            return self.error(stage.from_command, msg)
         return DockerfileError(msg, path=self.df.path, line=stage.line, instruction="FROM")
 
     def stage_platform(self, stage: Stage) -> Platform:
@@ -295,23 +327,26 @@ class Executor:
                                   f"(stages: {names})", path=self.df.path, instruction="--target")
         return st
 
-    def _copy_from_refs(self, stage: Stage) -> list[tuple[Instruction, str]]:
-        """(instruction, expanded --from value) of COPY --from and RUN --mount=...,from=."""
-        return self._walk_stage(stage, secret_mounts=False)
+    def _copy_from_refs(self, stage: Stage) -> list[tuple[Command, str]]:
+        """(command, expanded --from value) of COPY --from and RUN --mount=...,from=."""
+        return [(c, ref) for c, ref, _ in self._walk_stage(stage) if ref is not None]
 
-    def _secret_mounts(self, stage: Stage) -> list[tuple[Instruction, MountSpec]]:
-        """(instruction, parsed mount) of every RUN --mount=type=secret|ssh of the stage."""
-        return self._walk_stage(stage, secret_mounts=True)
+    def _secret_mounts(self, stage: Stage) -> list[tuple[Command, MountSpec]]:
+        """(command, parsed mount) of every RUN --mount=type=secret|ssh of the stage."""
+        return [(c, m) for c, _, m in self._walk_stage(stage, secret_mounts=True)
+                if m is not None]
 
-    def _walk_stage(self, stage: Stage, *, secret_mounts: bool) -> list[tuple[Instruction, Any]]:
+    def _walk_stage(self, stage: Stage, *, secret_mounts: bool = False
+                    ) -> list[tuple[Command, str | None, MountSpec | None]]:
         """ARG and ENV are followed through the stage (without running anything) so a
         ``--from`` or ``--mount`` that uses them expands as it will when the step runs."""
         env: dict[str, str] = {}
-        out: list[tuple[Instruction, Any]] = []
-        for ins in stage.instructions:
+        out: list[tuple[Command, str | None, MountSpec | None]] = []
+        ins: AnyCommand
+        for ins in stage.commands:
             try:
-                if ins.cmd == "ARG":
-                    for name, default in ins.arg_defs:
+                if isinstance(ins, ArgCmd):
+                    for name, default in ins.pairs:
                         name = expand(name, env, escape=self.df.escape)
                         value = self.options.build_args.get(name)
                         if value is None and default is not None:
@@ -320,23 +355,21 @@ class Executor:
                             value = self.global_args.get(name) or self.predefined.get(name)
                         if value is not None:
                             env[name] = value
-                elif ins.cmd == "ENV":
+                elif isinstance(ins, EnvCmd):
                     before = dict(env)
                     for k, v in ins.pairs:
                         env[expand(k, before, escape=self.df.escape)] = expand(
                             v, before, escape=self.df.escape)
                 elif secret_mounts:
-                    if ins.cmd == "RUN" and ins.flags.get("mount"):
-                        raw = ins.flags["mount"]
+                    if isinstance(ins, RunCmd) and ins.mount_values:
                         specs = number_ssh_targets([parse_mount_value(
-                            expand(v, env, escape=self.df.escape))
-                            for v in ([raw] if isinstance(raw, str) else raw)])
-                        out.extend((ins, m) for m in specs if m.type in SECRET_TYPES)
-                elif ins.cmd == "COPY" and ins.flag("from"):
-                    out.append((ins, expand(ins.flag("from") or "", env, escape=self.df.escape)))
-                elif ins.cmd == "RUN" and ins.flags.get("mount"):
-                    out.extend((ins, ref) for ref in mount_from_refs(
-                        ins.flags["mount"], lambda w: expand(w, env, escape=self.df.escape)))
+                            expand(v, env, escape=self.df.escape)) for v in ins.mount_values])
+                        out.extend((ins, None, m) for m in specs if m.type in SECRET_TYPES)
+                elif isinstance(ins, CopyCmd) and ins.from_:
+                    out.append((ins, expand(ins.from_, env, escape=self.df.escape), None))
+                elif isinstance(ins, RunCmd) and ins.mount_values:
+                    out.extend((ins, ref, None) for ref in mount_from_refs(
+                        list(ins.mount_values), lambda w: expand(w, env, escape=self.df.escape)))
             except TrustbuildError as exc:
                 raise self.error(ins, str(exc)) from None
         return out
@@ -399,7 +432,7 @@ class Executor:
             base = self.base_name(stage)
             if base.lower() != "scratch" and self.earlier_stage(base, stage.index) is None:
                 self._resolve(base, stage, "base", self.stage_platform(stage),
-                              stage.from_instruction)
+                              stage.from_command)
             for ins, ref in self._copy_from_refs(stage):
                 if self.earlier_stage(ref, stage.index) is None:
                     self._resolve(ref, stage, "copy-from", self.platform, ins)
@@ -407,7 +440,7 @@ class Executor:
             print(f"[warning] {w}", file=self.options.output)
 
     def _resolve(self, ref: str, stage: Stage, role: str, plat: Platform,
-                 ins: Instruction | None) -> None:
+                 ins: Command | None) -> None:
         try:
             resolved = self.bases.resolve(ref, platform=plat)
         except TrustbuildError as exc:
@@ -457,11 +490,11 @@ class Executor:
             self.runs[stage.index] = st
             run_onbuild_triggers(self, st)
             self._footer(n, total, stage, started, len(self.record.steps))
-            for ins in stage.instructions:
+            for cmd in stage.commands:
                 n += 1
-                self._header(n, total, ins.original, stage)
+                self._header(n, total, cmd.original, stage)
                 started, before = time.time(), len(self.record.steps)
-                dispatch(self, st, ins)
+                dispatch(self, st, cmd)
                 self._footer(n, total, stage, started, before)
             if st.runner is not None:
                 st.runner.close()
@@ -507,7 +540,7 @@ class Executor:
         base = self.base_name(stage)
         label = stage.name or str(stage.index)
         rootfs = self.new_rootfs(label)
-        ins = stage.from_instruction
+        ins = stage.from_command
         text = f"FROM {base}" + (f" AS {stage.name}" if stage.name else "")
         rec = StepRecord(stage=label, line=stage.line, instruction="FROM", text=text,
                          started=time.time())
@@ -547,6 +580,8 @@ class Executor:
         """Container mode: "/" is wiped and becomes the stage's base (Kaniko's way)."""
         from trustbuild.builder.container_fs import ROOT
 
+        cfs = self.cfs
+        assert cfs is not None
         base = self.base_name(stage)
         label = stage.name or str(stage.index)
         text = f"FROM {base}" + (f" AS {stage.name}" if stage.name else "")
@@ -558,34 +593,35 @@ class Executor:
             if base.lower() == "scratch":
                 image = ImageState.scratch(self.stage_platform(stage))
                 chain = self._root_key("scratch", self.stage_platform(stage))
-                self.cfs.start([])
+                cfs.start([])
             elif dep is not None:
                 image = self.runs[dep.index].image.clone()
                 chain = self.runs[dep.index].chain
-                self.cfs.restore(self.saved[dep.index])
+                cfs.restore(self.saved[dep.index])
             else:
                 image = self.bases.image_state(self.stage_bases[stage.index])
                 chain = self._root_key(str(self.stage_bases[stage.index].digest),
                                        self.stage_platform(stage))
-                self.cfs.start(image.layers)
+                cfs.start(image.layers)
         except DockerfileError:
             raise
         except TrustbuildError as exc:
-            if stage.from_instruction is None:
+            if stage.from_command is None:
                 raise
-            raise self.error(stage.from_instruction, str(exc)) from exc
+            raise self.error(stage.from_command, str(exc)) from exc
         rec.finished = time.time()
         # "/" is the stage's filesystem from the start (no lazy extraction in container mode)
         return StageRun(stage=stage, rootfs=ROOT, image=image, chain=chain, materialized=True)
 
-    def copy_from_ref(self, st: StageRun, ins: Instruction) -> str | None:
-        """The ``--from`` value of ``ins`` as planned (so COPY uses what was resolved)."""
+    def copy_from_ref(self, st: StageRun, cmd: Command) -> str | None:
+        """The ``--from`` value of ``cmd`` as planned (so COPY uses what was resolved); None
+        for an ONBUILD trigger (not planned)."""
         for planned, ref in self._copy_from_refs(st.stage):
-            if planned is ins:
+            if planned.line == cmd.line and planned.original == cmd.original:
                 return ref
         return None
 
-    def source_root(self, st: StageRun, ins: Instruction, ref: str) -> Path:
+    def source_root(self, st: StageRun, ins: Command, ref: str) -> Path:
         """The filesystem ``COPY --from=ref`` reads: an earlier stage's rootfs or an image's."""
         dep = self.earlier_stage(ref, st.stage.index)
         if dep is not None:
@@ -615,7 +651,7 @@ class Executor:
                 except ImportError as exc:
                     raise SandboxError(f"RUN steps need trustbuild.sandbox: {exc}") from None
                 factory = StepRunner
-            extra: dict[str, Any] = {}
+            extra: dict[str, tuple[str, ...]] = {}
             if self.cfs is not None:
                 extra["protect"] = tuple(sorted(self.cfs.ignore.paths))
             st.runner = factory(
@@ -654,3 +690,43 @@ class Executor:
 
 
 
+
+
+def _exec_mode(mode: str) -> ExecMode:
+    """``--mode`` after "auto" was resolved (``container_fs.resolve_mode``)."""
+    if mode == "container":
+        return "container"
+    return "chroot"  # "chroot", and "auto" when nothing resolved it (unit tests)
+
+
+class _StageExpander:
+    """``commands.Expander`` over a stage: its ARG values overridden by its ENV (Docker's rule),
+    plus ``pending`` ARGs declared earlier in the same ARG instruction."""
+
+    def __init__(self, ex: Executor, st: StageRun, pending: Mapping[str, str | None]) -> None:
+        self.ex, self.st, self.pending = ex, st, pending
+
+    def _env(self) -> dict[str, str]:
+        args = {**self.st.args, **self.pending}
+        env = {k: v for k, v in args.items() if v is not None}
+        env.update(self.st.image.env())
+        return env
+
+    def word(self, text: str) -> str:
+        env = self._env()
+        self.ex.note_used(env, text)
+        return expand(text, env, escape=self.ex.df.escape)
+
+    def words(self, text: str) -> list[str]:
+        env = self._env()
+        self.ex.note_used(env, text)
+        return expand_words(text, env, escape=self.ex.df.escape)
+
+    def heredoc(self, text: str) -> str:
+        return expand_heredoc(text, self._env(), escape=self.ex.df.escape)
+
+    def with_args(self, args: Mapping[str, str | None]) -> Expander:
+        return _StageExpander(self.ex, self.st, {**self.pending, **args})
+
+    def arg_value(self, name: str, default: str | None) -> str | None:
+        return self.ex.stage_arg_value(name, default)

@@ -34,21 +34,27 @@ import shutil
 import stat
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from trustbuild.builder.rootfs import clean_abs, secure_join
 from trustbuild.errors import BuildError
 
 if TYPE_CHECKING:
-    from trustbuild.builder.dockerfile import Instruction
-    from trustbuild.builder.executor import Executor, StageRun
+    from trustbuild.builder.commands import Command
+    from trustbuild.builder.executor import StageRun
+    from trustbuild.builder.stepcontext import StepContext
 
-__all__ = ["MountSpec", "parse_mount", "mount_specs", "mount_from_refs", "sandbox_mounts",
-           "resolve_target", "SECRET_TYPES"]
+__all__ = ["CacheSharing", "MountSpec", "MountType", "parse_mount", "mount_from_refs",
+           "number_ssh_targets", "sandbox_mounts", "resolve_target", "SECRET_TYPES"]
 
-_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
+MountType = Literal["bind", "cache", "tmpfs", "secret", "ssh"]
+CacheSharing = Literal["shared", "private", "locked"]
+_TYPES: dict[str, MountType] = {"bind": "bind", "cache": "cache", "tmpfs": "tmpfs",
+                                "secret": "secret", "ssh": "ssh"}
+_SHARING: dict[str, CacheSharing] = {"shared": "shared", "private": "private",
+                                     "locked": "locked"}
 _KEYS = {
     "bind": {"target", "source", "from", "rw", "readonly"},
     "cache": {"target", "rw", "readonly", "id", "sharing", "uid", "gid", "mode"},
@@ -66,13 +72,13 @@ _SIZE = re.compile(r"(\d+)([kmg]?)b?", re.IGNORECASE)
 class MountSpec:
     """One parsed ``--mount`` value (after variable expansion)."""
 
-    type: str
+    type: MountType
     target: str
     source: str = ""
     from_: str = ""
     rw: bool = False
     id: str = ""
-    sharing: str = "shared"
+    sharing: CacheSharing = "shared"
     uid: int = 0
     gid: int = 0
     mode: int = 0o755
@@ -104,9 +110,10 @@ def parse_mount(text: str) -> MountSpec:
         key, eq, value = field.strip().partition("=")
         key = _ALIASES.get(key.lower(), key.lower())
         pairs.append((key, value if eq else None))
-    kind = next((v for k, v in pairs if k == "type"), None) or "bind"
-    if kind not in _TYPES:
-        raise BuildError(f"--mount type={kind}: unknown mount type "
+    kind_text = next((v for k, v in pairs if k == "type"), None) or "bind"
+    kind = _TYPES.get(kind_text)
+    if kind is None:
+        raise BuildError(f"--mount type={kind_text}: unknown mount type "
                          "(use bind, cache, tmpfs, secret or ssh)")
     opts: dict[str, str | None] = {}
     for name, val in pairs:
@@ -127,23 +134,25 @@ def parse_mount(text: str) -> MountSpec:
     spec = MountSpec(type=kind, target=target, source=opts.get("source") or "",
                      from_=opts.get("from") or "", rw=rw, id=opts.get("id") or "")
     if kind == "cache":
-        sharing = opts.get("sharing") or "shared"
-        if sharing not in ("shared", "private", "locked"):
-            raise BuildError(f"--mount sharing={sharing}: expected shared, private or locked")
-        spec = _replace(spec, sharing=sharing,
-                        uid=_int("uid", opts.get("uid") or "0"),
-                        gid=_int("gid", opts.get("gid") or "0"),
-                        mode=_int("mode", opts.get("mode") or "755", 8))
+        sharing_text = opts.get("sharing") or "shared"
+        sharing = _SHARING.get(sharing_text)
+        if sharing is None:
+            raise BuildError(f"--mount sharing={sharing_text}: expected shared, private or "
+                             "locked")
+        spec = replace(spec, sharing=sharing,
+                       uid=_int("uid", opts.get("uid") or "0"),
+                       gid=_int("gid", opts.get("gid") or "0"),
+                       mode=_int("mode", opts.get("mode") or "755", 8))
     if kind == "tmpfs" and opts.get("size"):
         m = _SIZE.fullmatch(opts["size"] or "")
         if m is None:
             raise BuildError(f"--mount size={opts['size']}: expected BYTES or a k/m/g suffix")
         mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
-        spec = _replace(spec, size=int(m.group(1)) * mult)
+        spec = replace(spec, size=int(m.group(1)) * mult)
     return spec
 
 
-def _parse_secret(kind: str, opts: dict[str, str | None]) -> MountSpec:
+def _parse_secret(kind: MountType, opts: dict[str, str | None]) -> MountSpec:
     """BuildKit's defaults: a secret's id is the target's basename and its target
     /run/secrets/ID; an ssh mount's id is ``default`` (its target is numbered later)."""
     target = opts.get("target") or ""
@@ -168,29 +177,10 @@ def _parse_secret(kind: str, opts: dict[str, str | None]) -> MountSpec:
                                8))
 
 
-def _replace(spec: MountSpec, **kw: object) -> MountSpec:
-    from dataclasses import replace
-
-    return replace(spec, **kw)  # type: ignore[arg-type]
-
-
 def mount_from_refs(raw: str | list[str], expand: Callable[[str], str]) -> list[str]:
     """The ``from=`` stages/images of a RUN's ``--mount`` values (for build planning)."""
     values = [raw] if isinstance(raw, str) else list(raw)
     return [spec.from_ for spec in (parse_mount(expand(v)) for v in values) if spec.from_]
-
-
-def mount_specs(ex: Executor, st: StageRun, ins: Instruction) -> list[MountSpec]:
-    """The instruction's ``--mount`` values, expanded and parsed (errors name Dockerfile:LINE)."""
-    raw = ins.flags.get("mount") or []
-    values = [raw] if isinstance(raw, str) else list(raw)
-    out = []
-    for value in values:
-        try:
-            out.append(parse_mount(ex.expand(st, value)))
-        except BuildError as exc:
-            raise ex.error(ins, str(exc)) from None
-    return number_ssh_targets(out)
 
 
 def number_ssh_targets(specs: list[MountSpec]) -> list[MountSpec]:
@@ -199,7 +189,7 @@ def number_ssh_targets(specs: list[MountSpec]) -> list[MountSpec]:
     for spec in specs:
         if spec.type == "ssh":
             if not spec.target:
-                spec = _replace(spec, target=f"/run/buildkit/ssh_agent.{n}")
+                spec = replace(spec, target=f"/run/buildkit/ssh_agent.{n}")
             n += 1
         out.append(spec)
     return out
@@ -212,7 +202,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _filtered_copy(ex: Executor, src: Path, dst: Path, *, rw: bool) -> None:
+def _filtered_copy(ex: StepContext, src: Path, dst: Path, *, rw: bool) -> None:
     """The context directory ``src`` as .dockerignore leaves it (hardlinks when read-only)."""
     dst.mkdir()
     shutil.copystat(src, dst)
@@ -229,7 +219,7 @@ def _filtered_copy(ex: Executor, src: Path, dst: Path, *, rw: bool) -> None:
             (shutil.copy2 if rw else _link_or_copy)(path, out)
 
 
-def _bind_source(ex: Executor, st: StageRun, ins: Instruction, spec: MountSpec,
+def _bind_source(ex: StepContext, st: StageRun, ins: Command, spec: MountSpec,
                  tmp: Path) -> Path:
     """The host path a bind shows; a copy when it is rw or .dockerignore filters it."""
     if spec.from_:
@@ -239,7 +229,7 @@ def _bind_source(ex: Executor, st: StageRun, ins: Instruction, spec: MountSpec,
             raise ex.error(ins, f"--mount from={spec.from_}: {spec.source or '/'} not found")
         filtered = False
     else:
-        src = ex.ctx.resolve_sources(spec.source or ".", line=ins.line, path=ex.df.path,
+        src = ex.ctx.resolve_sources(spec.source or ".", line=ins.line, path=ex.path,
                                      instruction="RUN --mount")[0]
         src = Path(os.path.realpath(src))
         filtered = src.is_dir() and bool(getattr(ex.ctx.ignore, "patterns", None))
@@ -261,11 +251,11 @@ def _copy_regular(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _cache_dir(ex: Executor, spec: MountSpec, target: str, locks: ExitStack) -> Path:
+def _cache_dir(ex: StepContext, spec: MountSpec, target: str, locks: ExitStack) -> Path:
     """The cache mount's directory, locked as ``sharing`` says until ``locks`` closes."""
     key = spec.id or target
     name = hashlib.sha256(key.encode()).hexdigest()[:32]
-    store = getattr(ex, "layer_store", None)
+    store = ex.layer_store
     base = (store.root if store is not None else Path(ex.work)) / "run-cache"
     base.mkdir(parents=True, exist_ok=True)
     n = 0
@@ -299,7 +289,7 @@ def _cache_dir(ex: Executor, spec: MountSpec, target: str, locks: ExitStack) -> 
     return path
 
 
-def resolve_target(ex: Executor, st: StageRun, ins: Instruction, target: str,
+def resolve_target(ex: StepContext, st: StageRun, ins: Command, target: str,
                    workdir: str) -> str:
     """The absolute target inside the rootfs (symlinks on the way followed inside it, as
     BuildKit does); never ``/`` nor a path outside the image."""
@@ -313,7 +303,7 @@ def resolve_target(ex: Executor, st: StageRun, ins: Instruction, target: str,
     return path
 
 
-def sandbox_mounts(ex: Executor, st: StageRun, ins: Instruction, specs: list[MountSpec],
+def sandbox_mounts(ex: StepContext, st: StageRun, ins: Command, specs: list[MountSpec],
                    workdir: str, tmp: Path, locks: ExitStack) -> list[tuple[str, str, str]]:
     """``(source, target, mode)`` tuples for ``RunSpec.extra_mounts``.
 

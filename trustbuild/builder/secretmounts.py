@@ -18,8 +18,9 @@ from trustbuild.builder.mounts import MountSpec, resolve_target
 from trustbuild.builder.sshagent import AgentProxy
 
 if TYPE_CHECKING:
-    from trustbuild.builder.dockerfile import Instruction
-    from trustbuild.builder.executor import Executor, StageRun
+    from trustbuild.builder.commands import Command
+    from trustbuild.builder.executor import StageRun
+    from trustbuild.builder.stepcontext import StepContext
 
 __all__ = ["StepSecrets", "step_secrets", "missing_message"]
 
@@ -62,7 +63,7 @@ def _secret_file(**kw: Any) -> Any:
     return SecretFile(**kw)
 
 
-def step_secrets(ex: Executor, st: StageRun, ins: Instruction, specs: list[MountSpec],
+def step_secrets(ex: StepContext, st: StageRun, ins: Command, specs: list[MountSpec],
                  workdir: str) -> StepSecrets:
     """Resolve the step's secret/ssh mounts (a missing optional one is simply not mounted)."""
     out = StepSecrets()
@@ -78,7 +79,7 @@ def step_secrets(ex: Executor, st: StageRun, ins: Instruction, specs: list[Mount
     return out
 
 
-def _add_secret(ex: Executor, st: StageRun, ins: Instruction, spec: MountSpec, workdir: str,
+def _add_secret(ex: StepContext, st: StageRun, ins: Command, spec: MountSpec, workdir: str,
                 out: StepSecrets) -> None:
     value = ex.options.secrets.get(spec.id)
     if value is None and spec.required:
@@ -95,7 +96,7 @@ def _add_secret(ex: Executor, st: StageRun, ins: Instruction, spec: MountSpec, w
         out.env[spec.env] = value.decode("utf-8", "surrogateescape")
 
 
-def _add_ssh(ex: Executor, st: StageRun, ins: Instruction, spec: MountSpec, workdir: str,
+def _add_ssh(ex: StepContext, st: StageRun, ins: Command, spec: MountSpec, workdir: str,
              out: StepSecrets) -> None:
     try:
         upstream = ex.ssh_agents.socket_for(spec.id)

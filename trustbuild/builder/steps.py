@@ -21,15 +21,16 @@ from trustbuild.oci.digest import Digest
 from trustbuild.oci.extract import extract_layer
 
 if TYPE_CHECKING:
-    from trustbuild.builder.dockerfile import Instruction
-    from trustbuild.builder.executor import Executor, StageRun
+    from trustbuild.builder.commands import Command
+    from trustbuild.builder.executor import StageRun
+    from trustbuild.builder.stepcontext import StepContext
 
 __all__ = ["layer_step", "LAYER_STEPS"]
 
 LAYER_STEPS = frozenset({"RUN", "COPY", "ADD", "WORKDIR", "VOLUME"})
 
 
-def layer_step(ex: Executor, st: StageRun, ins: Instruction, rec: StepRecord, *,
+def layer_step(ex: StepContext, st: StageRun, ins: Command, rec: StepRecord, *,
                key: str | None, history: str,
                produce: Callable[[], LayerRef | None]) -> None:
     """Take the step from the cache under ``key`` or run ``produce`` on the materialised rootfs.
@@ -37,7 +38,7 @@ def layer_step(ex: Executor, st: StageRun, ins: Instruction, rec: StepRecord, *,
     ``history`` is the step's ``created_by``; ``produce`` returns the new layer (None when the
     step changed nothing) and must not touch the image config's layers or history.
     """
-    cache = ex.cache if (key is not None and ex.cache_enabled(ins.cmd)) else None
+    cache = ex.cache if (key is not None and ex.cache_enabled(ins.keyword)) else None
     entry = cache.lookup(key) if (cache is not None and key is not None) else None
     store = cache is not None and not ex.options.no_push_cache  # --no-push-cache: read only
     if entry is not None:
@@ -46,10 +47,10 @@ def layer_step(ex: Executor, st: StageRun, ins: Instruction, rec: StepRecord, *,
             path = ensure_local(layer)
             extract_layer(path, st.rootfs, media_type=layer.descriptor.media_type,
                           diff_id=Digest.parse(layer.diff_id),
-                          what=f"cached layer of {ex.df.path}:{ins.line}",
+                          what=f"cached layer of {ex.path}:{ins.line}",
                           exclude=ex.cfs.excluded if ex.cfs is not None else None)
         shown = str(layer.descriptor.digest) if layer is not None else "no layer"
-        print(f"{ex.df.path}:{ins.line} {ins.cmd}: cache hit ({shown})", file=ex.options.output)
+        print(f"{ex.path}:{ins.line} {ins.keyword}: cache hit ({shown})", file=ex.options.output)
         rec.cached = True
     else:
         ex.materialize(st)
@@ -63,4 +64,4 @@ def layer_step(ex: Executor, st: StageRun, ins: Instruction, rec: StepRecord, *,
     if key is not None:
         st.chain = key
     else:
-        st.chain = chain_step(st.chain, ins.cmd, history, layer.diff_id if layer else "")
+        st.chain = chain_step(st.chain, ins.keyword, history, layer.diff_id if layer else "")

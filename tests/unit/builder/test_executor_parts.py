@@ -110,7 +110,7 @@ def test_assemble_formats(tmp_path: Path) -> None:
     plat = Platform("linux", "amd64")
     state = ImageState.scratch(plat)
     state.add_layer(_layer(tmp_path, "application/vnd.oci.image.layer.v1.tar+gzip"))
-    state.c["Cmd"] = ["/bin/sh"]
+    state.runtime.cmd = ["/bin/sh"]
     oci = assemble(state, created="1970-01-01T00:00:00Z", platform=plat, labels={"a": "b"})
     assert oci.media_type == "application/vnd.oci.image.manifest.v1+json"
     assert b'"Labels":{"a":"b"}' in oci.config_raw
@@ -127,18 +127,18 @@ def test_assemble_formats(tmp_path: Path) -> None:
 
 def test_env_order_follows_buildah() -> None:
     state = ImageState.scratch(Platform("linux", "amd64"))
-    state.c["Env"] = ["PATH=/bin", "KEEP=1"]
+    state.runtime.env = ["PATH=/bin", "KEEP=1"]
     state.set_env("A", "1")
     state.set_env("PATH", "/usr/bin:/bin")
     state.set_env("A", "2")
-    assert state.c["Env"] == ["KEEP=1", "A=2", "PATH=/usr/bin:/bin"]
+    assert state.runtime.env == ["KEEP=1", "A=2", "PATH=/usr/bin:/bin"]
 
 
 def _stage(text: str) -> tuple[StageRun, list]:  # type: ignore[type-arg]
     df = parse_dockerfile(text)
     st = StageRun(stage=df.stages[0], rootfs=Path("/nonexistent"),
                   image=ImageState.scratch(Platform("linux", "amd64")))
-    return st, df.stages[0].instructions
+    return st, df.stages[0].commands
 
 
 def test_run_argv_forms() -> None:
@@ -147,7 +147,7 @@ def test_run_argv_forms() -> None:
                      'RUN cat <<EOF > /f\nbody $X\nEOF\n')
     assert run_argv(st, ins[0]) == ["/bin/sh", "-c", 'echo "a b"']
     assert run_argv(st, ins[1]) == ["/bin/echo", "x"]
-    st.image.c["Shell"] = ["/bin/bash", "-eu", "-c"]
+    st.image.runtime.shell = ["/bin/bash", "-eu", "-c"]
     assert run_argv(st, ins[3]) == ["/bin/bash", "-eu", "-c", "echo one\necho two\n"]
     assert run_argv(st, ins[4]) == ["/bin/bash", "-eu", "-c", "cat <<EOF > /f\nbody $X\nEOF"]
     # two heredocs, the second <<- (tabs stripped) and quoted: each body, then its terminator

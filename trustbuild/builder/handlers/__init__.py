@@ -1,71 +1,115 @@
-"""Instruction handlers: one function per Dockerfile instruction, all taking (executor, stage, ins).
+"""Instruction handlers: one function per Dockerfile instruction, each taking
+(step context, stage, expanded command).
 
-``dispatch`` runs one instruction and times it into the BuildRecord; ``run_onbuild_triggers``
-runs the ONBUILD triggers a stage inherits from its base image.
+``dispatch`` expands a command once (``commands.expand_command``), runs its handler and times
+it into the BuildRecord; ``run_onbuild_triggers`` runs the ONBUILD triggers a stage inherits
+from its base image. Handlers see the executor only as a
+:class:`~trustbuild.builder.stepcontext.StepContext`.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from trustbuild.builder.cachekey import chain_step
-from trustbuild.builder.dockerfile import Instruction, parse_dockerfile
+from trustbuild.builder.commands import (
+    AddCmd,
+    AnyCommand,
+    ArgCmd,
+    CmdCmd,
+    CopyCmd,
+    EntrypointCmd,
+    EnvCmd,
+    ExposeCmd,
+    FromCmd,
+    HealthcheckCmd,
+    LabelCmd,
+    MaintainerCmd,
+    OnbuildCmd,
+    RunCmd,
+    ShellCmd,
+    StopsignalCmd,
+    UserCmd,
+    VolumeCmd,
+    WorkdirCmd,
+    expand_command,
+)
+from trustbuild.builder.dockerfile import parse_dockerfile
 from trustbuild.builder.handlers import copy as copy_handlers
 from trustbuild.builder.handlers import meta, run
 from trustbuild.builder.steps import LAYER_STEPS
 from trustbuild.errors import DockerfileError, TrustbuildError
 
 if TYPE_CHECKING:
-    from trustbuild.builder.executor import Executor, StageRun
+    from trustbuild.builder.executor import StageRun
+    from trustbuild.builder.stepcontext import StepContext
 
-__all__ = ["dispatch", "run_onbuild_triggers", "HANDLERS"]
-
-Handler = Callable[["Executor", "StageRun", Instruction], None]
-
-HANDLERS: dict[str, Handler] = {
-    "ARG": meta.handle_arg,
-    "ENV": meta.handle_env,
-    "LABEL": meta.handle_label,
-    "EXPOSE": meta.handle_expose,
-    "WORKDIR": meta.handle_workdir,
-    "USER": meta.handle_user,
-    "VOLUME": meta.handle_volume,
-    "STOPSIGNAL": meta.handle_stopsignal,
-    "HEALTHCHECK": meta.handle_healthcheck,
-    "SHELL": meta.handle_shell,
-    "ENTRYPOINT": meta.handle_entrypoint,
-    "CMD": meta.handle_cmd,
-    "ONBUILD": meta.handle_onbuild,
-    "MAINTAINER": meta.handle_maintainer,
-    "COPY": copy_handlers.handle_copy,
-    "ADD": copy_handlers.handle_add,
-    "RUN": run.handle_run,
-}
+__all__ = ["dispatch", "handle", "run_onbuild_triggers"]
 
 
-def dispatch(ex: Executor, st: StageRun, ins: Instruction) -> None:
-    """Run one instruction; errors name ``Dockerfile:LINE INSTRUCTION``."""
-    handler = HANDLERS.get(ins.cmd)
-    if handler is None:
-        raise ex.error(ins, f"unknown instruction {ins.cmd}")
+def handle(ex: StepContext, st: StageRun, cmd: AnyCommand) -> None:
+    """Run the handler of an expanded command."""
+    if isinstance(cmd, ArgCmd):
+        meta.handle_arg(ex, st, cmd)
+    elif isinstance(cmd, EnvCmd):
+        meta.handle_env(ex, st, cmd)
+    elif isinstance(cmd, LabelCmd):
+        meta.handle_label(ex, st, cmd)
+    elif isinstance(cmd, ExposeCmd):
+        meta.handle_expose(ex, st, cmd)
+    elif isinstance(cmd, WorkdirCmd):
+        meta.handle_workdir(ex, st, cmd)
+    elif isinstance(cmd, UserCmd):
+        meta.handle_user(ex, st, cmd)
+    elif isinstance(cmd, VolumeCmd):
+        meta.handle_volume(ex, st, cmd)
+    elif isinstance(cmd, StopsignalCmd):
+        meta.handle_stopsignal(ex, st, cmd)
+    elif isinstance(cmd, HealthcheckCmd):
+        meta.handle_healthcheck(ex, st, cmd)
+    elif isinstance(cmd, ShellCmd):
+        meta.handle_shell(ex, st, cmd)
+    elif isinstance(cmd, EntrypointCmd):
+        meta.handle_entrypoint(ex, st, cmd)
+    elif isinstance(cmd, CmdCmd):
+        meta.handle_cmd(ex, st, cmd)
+    elif isinstance(cmd, OnbuildCmd):
+        meta.handle_onbuild(ex, st, cmd)
+    elif isinstance(cmd, MaintainerCmd):
+        meta.handle_maintainer(ex, st, cmd)
+    elif isinstance(cmd, CopyCmd):
+        copy_handlers.handle_copy(ex, st, cmd)
+    elif isinstance(cmd, AddCmd):
+        copy_handlers.handle_add(ex, st, cmd)
+    elif isinstance(cmd, RunCmd):
+        run.handle_run(ex, st, cmd)
+    else:
+        assert isinstance(cmd, FromCmd)
+        raise ex.error(cmd, "FROM starts a stage: it is not a step")
+
+
+def dispatch(ex: StepContext, st: StageRun, cmd: AnyCommand) -> None:
+    """Expand one command and run it; errors name ``Dockerfile:LINE INSTRUCTION``."""
     started = time.time()
-    n_steps = len(ex.record.steps)
-    n_hist = len(st.image.config.get("history") or [])
+    n_steps = len(ex.record_steps())
+    n_hist = len(st.image.history())
     try:
-        handler(ex, st, ins)
+        handle(ex, st, expand_command(cmd, ex.expander(st)))
     except DockerfileError:
         raise
     except TrustbuildError as exc:
-        raise ex.error(ins, _unlocated(str(exc), ex.df.path, ins.line)) from exc
+        raise ex.error(cmd, _unlocated(str(exc), ex.path, cmd.line)) from exc
     except OSError as exc:
-        raise ex.error(ins, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from exc
-    if ins.cmd not in LAYER_STEPS:  # filesystem steps move the chain in steps.layer_step
-        hist = (st.image.config.get("history") or [])[n_hist:]
-        st.chain = chain_step(st.chain, ins.cmd, *[str(h.get("created_by", "")) for h in hist])
-    for rec in ex.record.steps[n_steps:]:
+        raise ex.error(cmd, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from exc
+    if cmd.keyword not in LAYER_STEPS:  # filesystem steps move the chain in steps.layer_step
+        hist = st.image.history()[n_hist:]
+        st.chain = chain_step(st.chain, cmd.keyword,
+                              *[str(h.get("created_by", "")) if isinstance(h, dict) else ""
+                                for h in hist])
+    for rec in ex.record_steps()[n_steps:]:
         rec.started = rec.started or started
         rec.finished = time.time()
 
@@ -76,19 +120,18 @@ def _unlocated(message: str, path: str, line: int) -> str:
     return message[m.end():] if m else message
 
 
-def run_onbuild_triggers(ex: Executor, st: StageRun) -> None:
+def run_onbuild_triggers(ex: StepContext, st: StageRun) -> None:
     """Run the base image's ONBUILD triggers (then clear them, as Docker does)."""
-    triggers = list(st.image.c.get("OnBuild") or [])
+    triggers = list(st.image.runtime.on_build or [])
     if not triggers:
         return
-    st.image.c["OnBuild"] = None
+    st.image.runtime.on_build = None
     line = st.stage.line
     for text in triggers:
         try:
-            parsed = parse_dockerfile(f"FROM scratch\n{text}\n", path=ex.df.path)
+            parsed = parse_dockerfile(f"FROM scratch\n{text}\n", path=ex.path)
         except DockerfileError as exc:
             raise DockerfileError(f"ONBUILD trigger {text!r} of the base image: {exc}",
-                                  path=ex.df.path, line=line, instruction="FROM") from None
-        for ins in parsed.stages[0].instructions:
-            ins.line = ins.end_line = line
-            dispatch(ex, st, ins)
+                                  path=ex.path, line=line, instruction="FROM") from None
+        for cmd in parsed.stages[0].commands:
+            dispatch(ex, st, replace(cmd, line=line, end_line=line))

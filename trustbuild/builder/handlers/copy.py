@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustbuild._internal import idmap
+from trustbuild.builder.commands import AddCmd, CopyCmd
 from trustbuild.builder.config import LayerRef
-from trustbuild.builder.dockerfile import Instruction
-from trustbuild.builder.expand import expand_heredoc
 from trustbuild.builder.handlers.fetch import fetch_url, is_archive, is_url
 from trustbuild.builder.layers import write_paths_layer
 from trustbuild.builder.rootfs import clean_abs, container_path, mkdir_all, secure_join
@@ -34,7 +33,8 @@ from trustbuild.oci.digest import Digest
 from trustbuild.oci.extract import extract_layer, iter_layer_entries
 
 if TYPE_CHECKING:
-    from trustbuild.builder.executor import Executor, StageRun
+    from trustbuild.builder.executor import StageRun
+    from trustbuild.builder.stepcontext import StepContext
 
 __all__ = ["handle_copy", "handle_add", "Copier"]
 
@@ -203,7 +203,7 @@ class Copier:
                             rel=child_rel)
 
 
-def _glob_root(ex: Executor, ins: Instruction, root: Path, pattern: str
+def _glob_root(ex: StepContext, ins: CopyCmd | AddCmd, root: Path, pattern: str
                ) -> list[tuple[Path, str]]:
     """(host path, name) of what ``pattern`` matches in another stage's/image's rootfs.
 
@@ -237,65 +237,66 @@ def _glob_root(ex: Executor, ins: Instruction, root: Path, pattern: str
     return [(secure_join(root, f), posixpath.basename(f)) for f in found]
 
 
-def _heredoc_bytes(ex: Executor, st: StageRun, ins: Instruction, word: str) -> bytes:
+def _heredoc_bytes(ins: CopyCmd | AddCmd, word: str) -> bytes:
     doc = ins.heredoc_for(word)
     assert doc is not None
-    content = doc.content
-    if doc.expand and "$" in content:
-        content = expand_heredoc(content, st.expansion_env(), escape=ex.df.escape)
-    return content.encode()
+    return doc.content.encode()  # expanded with the command (unless the marker was quoted)
 
 
-def _cache_key(ex: Executor, st: StageRun, ins: Instruction, srcs: list[str], *, add: bool,
+def _from_ref(ins: CopyCmd | AddCmd) -> str:
+    return ins.from_ if isinstance(ins, CopyCmd) else ""
+
+
+def _cache_key(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd, srcs: list[str], *,
                spec: dict[str, object]) -> str | None:
     """The step's key: ``spec`` plus what every source holds (None: cannot be keyed)."""
     if ex.cache is None:
         return None
-    from_ref = ins.flag("from") if ins.cmd == "COPY" else None
+    from_ref = _from_ref(ins)
     sources: list[list[str]] = []
     for word in srcs:
-        if ins.heredocs and ins.heredoc_for(word) is not None:
-            data = _heredoc_bytes(ex, st, ins, word)
+        if ins.heredoc_for(word) is not None:
+            data = _heredoc_bytes(ins, word)
             sources.append(["heredoc", word, str(Digest.of(data))])
         elif from_ref:
             sources.append(["from", word])
-        elif add and is_url(word):
-            checksum = ins.flag("checksum")
+        elif isinstance(ins, AddCmd) and is_url(word):
+            checksum = ins.checksum
             if not checksum:
                 return None  # the content is only known after the download: always fetched
             sources.append(["url", word, checksum])
         else:
-            for p in ex.ctx.resolve_sources(word, line=ins.line, path=ex.df.path,
-                                            instruction=ins.cmd):
+            for p in ex.ctx.resolve_sources(word, line=ins.line, path=ex.path,
+                                            instruction=ins.keyword):
                 sources.append(["context", ex.ctx.relpath(Path(p)), ex.hasher.digest(Path(p))])
     if from_ref:
-        ref = ex.copy_from_ref(st, ins) or ex.expand(st, from_ref)
+        ref = ex.copy_from_ref(st, ins) or from_ref
         spec = {**spec, "from": ex.source_key(st, ref)}
-    return ex.cache_key(st, ins.cmd, {**spec, "sources": sources})
+    return ex.cache_key(st, ins.keyword, {**spec, "sources": sources})
 
 
-def _sources(ex: Executor, st: StageRun, ins: Instruction, words: list[str], *, add: bool,
+def _sources(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd, words: list[str], *,
              tmp: Path) -> list[_Source]:
     out: list[_Source] = []
-    from_ref = ins.flag("from") if ins.cmd == "COPY" else None
+    from_ref = _from_ref(ins)
     for word in words:
-        doc = ins.heredoc_for(word) if ins.heredocs else None
+        doc = ins.heredoc_for(word)
         if doc is not None:
-            out.append(_Source(None, doc.name, _heredoc_bytes(ex, st, ins, word)))
+            out.append(_Source(None, doc.name, _heredoc_bytes(ins, word)))
             continue
         if from_ref:
-            ref = ex.copy_from_ref(st, ins) or ex.expand(st, from_ref)
+            ref = ex.copy_from_ref(st, ins) or from_ref
             root = ex.source_root(st, ins, ref)
             for p, name in _glob_root(ex, ins, root, word):
                 out.append(_Source(p, name, keep_owner=True))
             continue
-        if add and is_url(word):
-            path, name = fetch_url(word, tmp, checksum=ins.flag("checksum"))
+        if isinstance(ins, AddCmd) and is_url(word):
+            path, name = fetch_url(word, tmp, checksum=ins.checksum or None)
             out.append(_Source(path, name, mode=0o600))
             continue
         root = Path(ex.ctx.root)
-        for p in ex.ctx.resolve_sources(word, line=ins.line, path=ex.df.path,
-                                        instruction=ins.cmd):
+        for p in ex.ctx.resolve_sources(word, line=ins.line, path=ex.path,
+                                        instruction=ins.keyword):
             try:
                 rel = str(Path(p).relative_to(root))
             except ValueError:
@@ -304,33 +305,43 @@ def _sources(ex: Executor, st: StageRun, ins: Instruction, words: list[str], *, 
     return out
 
 
-def _copy(ex: Executor, st: StageRun, ins: Instruction, *, add: bool) -> None:
-    for flag in ("parents", "exclude", "keep-git-dir", "unpack"):
-        if flag in ins.flags:
-            raise ex.error(ins, f"{ins.cmd} --{flag} is not supported by trustbuild")
-    words = [w if (ins.heredocs and ins.heredoc_for(w)) else ex.expand(st, w) for w in ins.args]
-    srcs, dest = words[:-1], words[-1]
-    if ins.flag("checksum") and not add:
-        raise ex.error(ins, "--checksum is only valid for ADD")
-    chown = ex.expand(st, ins.flag("chown") or "")
-    chmod_text = ins.flag("chmod")
+def _unsupported(ins: CopyCmd | AddCmd) -> list[str]:
+    """The flags given that trustbuild does not implement (BuildKit's names)."""
+    given = {"exclude": bool(ins.exclude)}
+    if isinstance(ins, CopyCmd):
+        given["parents"] = ins.parents is not None
+    else:
+        given["keep-git-dir"] = ins.keep_git_dir is not None
+        given["unpack"] = ins.unpack is not None
+    return [flag for flag in ("parents", "exclude", "keep-git-dir", "unpack") if given.get(flag)]
+
+
+def _copy(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd) -> None:
+    for flag in _unsupported(ins):
+        raise ex.error(ins, f"{ins.keyword} --{flag} is not supported by trustbuild")
+    add = isinstance(ins, AddCmd)
+    srcs, dest = list(ins.sources), ins.dest
+    words = [*srcs, dest]
+    chown = ins.chown
+    chmod_text = ins.chmod
     chmod = None
     if chmod_text:
         try:
-            chmod = int(ex.expand(st, chmod_text), 8)
+            chmod = int(chmod_text, 8)
         except ValueError:
             raise ex.error(ins, f"invalid --chmod {chmod_text!r}: expected octal bits like "
                                 "0755") from None
         if chmod > 0o7777:
             raise ex.error(ins, f"invalid --chmod {chmod_text!r}: more than 4 octal digits")
-    workdir = st.image.c.get("WorkingDir") or "/"
+    workdir = st.image.runtime.working_dir or "/"
     dest_abs = clean_abs(dest, workdir=workdir)
     dir_syntax = dest.endswith("/") or dest in (".", "..") or dest.endswith("/.")
-    text = f"{ins.cmd} " + " ".join(words)
+    text = f"{ins.keyword} " + " ".join(words)
     rec = ex.step(st, ins, text)
-    key = _cache_key(ex, st, ins, srcs, add=add, spec={
+    link = "" if ins.link is None else ("true" if ins.link else "false")
+    key = _cache_key(ex, st, ins, srcs, spec={
         "words": words, "dest": dest_abs, "dir": dir_syntax, "chown": chown, "chmod": chmod,
-        "link": ins.flag("link") or ""})
+        "link": link})
 
     def produce() -> LayerRef:
         uid = gid = None
@@ -345,13 +356,13 @@ def _copy(ex: Executor, st: StageRun, ins: Instruction, *, add: bool) -> None:
                         protect=ex.cfs.excluded if ex.cfs is not None else None)
         with tempfile.TemporaryDirectory(dir=ex.work, prefix="add-") as tmpname:
             tmp = Path(tmpname)
-            items = _sources(ex, st, ins, srcs, add=add, tmp=tmp)
+            items = _sources(ex, st, ins, srcs, tmp=tmp)
             if not items:
                 raise ex.error(ins, "no source files were specified")
             existing = secure_join(st.rootfs, dest_abs)
             to_dir = dir_syntax or existing.is_dir()
             if (len(items) > 1 or len(srcs) > 1) and not to_dir:
-                raise ex.error(ins, f"when using {ins.cmd} with more than one source file, "
+                raise ex.error(ins, f"when using {ins.keyword} with more than one source file, "
                                     "the destination must be a directory and end with a /")
             for item in items:
                 _copy_item(ex, ins, copier, item, dest_abs, to_dir=to_dir, add=add, tmp=tmp)
@@ -360,8 +371,8 @@ def _copy(ex: Executor, st: StageRun, ins: Instruction, *, add: bool) -> None:
     layer_step(ex, st, ins, rec, key=key, history=f"{text} # buildkit", produce=produce)
 
 
-def _copy_item(ex: Executor, ins: Instruction, copier: Copier, item: _Source, dest_abs: str, *,
-               to_dir: bool, add: bool, tmp: Path) -> None:
+def _copy_item(ex: StepContext, ins: CopyCmd | AddCmd, copier: Copier, item: _Source,
+               dest_abs: str, *, to_dir: bool, add: bool, tmp: Path) -> None:
     if item.data is not None:
         target = posixpath.join(dest_abs, item.name) if to_dir else dest_abs
         copier.copy_bytes(item.data, target, mode=0o644)
@@ -410,11 +421,11 @@ def _has_root_entry(archive: Path) -> bool:
     return False
 
 
-def handle_copy(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_copy(ex: StepContext, st: StageRun, ins: CopyCmd) -> None:
     """COPY [--from] [--chown] [--chmod] [--link] src... dest."""
-    _copy(ex, st, ins, add=False)
+    _copy(ex, st, ins)
 
 
-def handle_add(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_add(ex: StepContext, st: StageRun, ins: AddCmd) -> None:
     """ADD: COPY plus URLs and local tar archives (unpacked)."""
-    _copy(ex, st, ins, add=True)
+    _copy(ex, st, ins)

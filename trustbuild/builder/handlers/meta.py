@@ -1,6 +1,6 @@
 """Metadata instructions: ARG ENV LABEL EXPOSE WORKDIR USER VOLUME STOPSIGNAL HEALTHCHECK SHELL
 ENTRYPOINT CMD ONBUILD MAINTAINER. All but WORKDIR and VOLUME (when they create a directory) add
-a history entry with ``empty_layer``."""
+a history entry with ``empty_layer``. Commands arrive expanded (``commands.expand_command``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,24 @@ import re
 from typing import TYPE_CHECKING
 
 from trustbuild.builder.cachekey import chain_step
+from trustbuild.builder.commands import (
+    ArgCmd,
+    CmdCmd,
+    Command,
+    EntrypointCmd,
+    EnvCmd,
+    ExposeCmd,
+    HealthcheckCmd,
+    LabelCmd,
+    MaintainerCmd,
+    OnbuildCmd,
+    ShellCmd,
+    StopsignalCmd,
+    UserCmd,
+    VolumeCmd,
+    WorkdirCmd,
+)
 from trustbuild.builder.config import LayerRef
-from trustbuild.builder.dockerfile import Instruction
 from trustbuild.builder.layers import write_paths_layer
 from trustbuild.builder.rootfs import clean_abs, mkdir_all, secure_join
 from trustbuild.builder.steps import layer_step
@@ -19,7 +35,8 @@ from trustbuild.builder.users import resolve_chown
 from trustbuild.errors import TrustbuildError
 
 if TYPE_CHECKING:
-    from trustbuild.builder.executor import Executor, StageRun
+    from trustbuild.builder.executor import StageRun
+    from trustbuild.builder.stepcontext import StepContext
 
 __all__ = ["handle_arg", "handle_env", "handle_label", "handle_expose", "handle_workdir",
            "handle_user", "handle_volume", "handle_stopsignal", "handle_healthcheck",
@@ -32,7 +49,7 @@ _PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
 
 def shell_of(st: StageRun) -> list[str]:
     """The stage's SHELL (Docker's default ``/bin/sh -c``)."""
-    return list(st.image.c.get("Shell") or DEFAULT_SHELL)
+    return list(st.image.runtime.shell or DEFAULT_SHELL)
 
 
 def json_list(values: list[str]) -> str:
@@ -40,80 +57,60 @@ def json_list(values: list[str]) -> str:
     return "[" + " ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
 
 
-def _meta(ex: Executor, st: StageRun, ins: Instruction, created_by: str) -> None:
+def _meta(ex: StepContext, st: StageRun, ins: Command, created_by: str) -> None:
     ex.step(st, ins, created_by)
     st.image.add_history(created_by, created=ex.created(), empty_layer=True)
 
 
-def handle_arg(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_arg(ex: StepContext, st: StageRun, ins: ArgCmd) -> None:
     """ARG NAME[=default]: --build-arg wins, then the default, then the global ARG value.
 
     The name is expanded too (``ARG ${PREFIX}_VERSION=1``), as Docker does.
     """
-    for raw_name, default in ins.arg_defs:
-        name = ex.expand(st, raw_name) if "$" in raw_name else raw_name
-        if not name:
-            raise ex.error(ins, f"ARG name {raw_name!r} expands to an empty name")
-        if name in ex.options.build_args:
-            value: str | None = ex.options.build_args[name]
-            ex.used_args.add(name)
-        elif default is not None:
-            value = ex.expand(st, default)
-        elif ex.global_args.get(name) is not None:
-            value = ex.global_args[name]
-        elif name in ex.predefined:
-            value = ex.predefined[name]
-        else:
-            value = None
-        st.args[name] = value
+    values = ex.expander(st)
+    for name, default in ins.pairs:
+        st.args[name] = values.arg_value(name, default)
     _meta(ex, st, ins, ins.original)  # as written: never a --build-arg value
 
 
-def handle_env(ex: Executor, st: StageRun, ins: Instruction) -> None:
-    """ENV k=v ...: every value expands against the variables as they were before it."""
-    env = st.expansion_env()
-    from trustbuild.builder.expand import expand
-
-    pairs = [(expand(k, env, escape=ex.df.escape), expand(v, env, escape=ex.df.escape))
-             for k, v in ins.pairs]
-    for k, v in pairs:
+def handle_env(ex: StepContext, st: StageRun, ins: EnvCmd) -> None:
+    """ENV k=v ...: every value expanded against the variables as they were before it."""
+    for k, v in ins.pairs:
         st.image.set_env(k, v)
-    _meta(ex, st, ins, "ENV " + " ".join(f"{k}={v}" for k, v in pairs))
+    _meta(ex, st, ins, "ENV " + " ".join(f"{k}={v}" for k, v in ins.pairs))
 
 
-def handle_label(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_label(ex: StepContext, st: StageRun, ins: LabelCmd) -> None:
     """LABEL k=v ..."""
-    labels = st.image.c.get("Labels") or {}
-    pairs = [(ex.expand(st, k), ex.expand(st, v)) for k, v in ins.pairs]
-    for k, v in pairs:
+    labels = st.image.runtime.labels or {}
+    for k, v in ins.pairs:
         labels[k] = v
-    st.image.c["Labels"] = labels
-    _meta(ex, st, ins, "LABEL " + " ".join(f"{k}={v}" for k, v in pairs))
+    st.image.runtime.labels = labels
+    _meta(ex, st, ins, "LABEL " + " ".join(f"{k}={v}" for k, v in ins.pairs))
 
 
-def handle_expose(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_expose(ex: StepContext, st: StageRun, ins: ExposeCmd) -> None:
     """EXPOSE port[/proto] and ranges."""
-    ports = dict(st.image.c.get("ExposedPorts") or {})
+    ports = dict(st.image.runtime.exposed_ports or {})
     added = []
-    for word in ins.args:
-        for item in ex.expand_words(st, word):
-            m = _PORT.match(item)
-            if not m:
-                raise ex.error(ins, f"invalid port {item!r}: expected PORT[-END][/tcp|udp|sctp]")
-            lo = int(m.group(1))
-            hi = int(m.group(2) or lo)
-            proto = (m.group(3) or "tcp").lower()
-            if hi < lo or hi > 65535:
-                raise ex.error(ins, f"invalid port range {item!r}")
-            key = f"{lo}-{hi}/{proto}" if m.group(2) else f"{lo}/{proto}"
-            ports[key] = {}  # ranges kept as one key, as buildah writes them
-            added.append(key)
-    st.image.c["ExposedPorts"] = ports
+    for item in ins.ports:
+        m = _PORT.match(item)
+        if not m:
+            raise ex.error(ins, f"invalid port {item!r}: expected PORT[-END][/tcp|udp|sctp]")
+        lo = int(m.group(1))
+        hi = int(m.group(2) or lo)
+        proto = (m.group(3) or "tcp").lower()
+        if hi < lo or hi > 65535:
+            raise ex.error(ins, f"invalid port range {item!r}")
+        key = f"{lo}-{hi}/{proto}" if m.group(2) else f"{lo}/{proto}"
+        ports[key] = {}  # ranges kept as one key, as buildah writes them
+        added.append(key)
+    st.image.runtime.exposed_ports = ports
     _meta(ex, st, ins, "EXPOSE map[" + " ".join(f"{p}:{{}}" for p in added) + "]")
 
 
 def _user_ids(st: StageRun) -> tuple[int, int]:
-    user = st.image.c.get("User") or ""
+    user = st.image.runtime.user or ""
     if not user:
         return 0, 0
     try:
@@ -122,18 +119,15 @@ def _user_ids(st: StageRun) -> tuple[int, int]:
         return 0, 0
 
 
-def handle_workdir(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_workdir(ex: StepContext, st: StageRun, ins: WorkdirCmd) -> None:
     """WORKDIR: relative to the previous one; created (owned by USER) when missing."""
-    if len(ins.args) != 1:
-        raise ex.error(ins, "WORKDIR requires exactly one argument")
-    path = ex.expand(st, ins.args[0])
-    if not path:
+    if not ins.path:
         raise ex.error(ins, "WORKDIR requires a non-empty path")
-    new = clean_abs(path, workdir=st.image.c.get("WorkingDir") or "/")
-    st.image.c["WorkingDir"] = new
+    new = clean_abs(ins.path, workdir=st.image.runtime.working_dir or "/")
+    st.image.runtime.working_dir = new
     text = f"WORKDIR {new}"
     rec = ex.step(st, ins, text)
-    key = ex.cache_key(st, "WORKDIR", {"path": new, "user": st.image.c.get("User") or ""})
+    key = ex.cache_key(st, "WORKDIR", {"path": new, "user": st.image.runtime.user or ""})
 
     def produce() -> LayerRef | None:
         uid, gid = _user_ids(st)
@@ -143,46 +137,42 @@ def handle_workdir(ex: Executor, st: StageRun, ins: Instruction) -> None:
     layer_step(ex, st, ins, rec, key=key, history=text, produce=produce)
 
 
-def handle_user(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_user(ex: StepContext, st: StageRun, ins: UserCmd) -> None:
     """USER name|uid[:group|gid] (kept as written; resolved when a RUN needs it)."""
-    if len(ins.args) != 1:
-        raise ex.error(ins, "USER requires exactly one argument")
-    user = ex.expand(st, ins.args[0])
-    st.image.c["User"] = user
-    _meta(ex, st, ins, f"USER {user}")
+    st.image.runtime.user = ins.user
+    _meta(ex, st, ins, f"USER {ins.user}")
 
 
 def _covered(path: str, volumes: list[str]) -> bool:
     return any(path == v or path.startswith(v.rstrip("/") + "/") for v in volumes)
 
 
-def _run_follows(st: StageRun, ins: Instruction) -> bool:
+def _run_follows(st: StageRun, ins: Command) -> bool:
     """True when ``ins`` ends the stage or a RUN comes after it (buildah's rule for VOLUME)."""
-    rest = st.stage.instructions
+    rest = st.stage.commands
     for i, other in enumerate(rest):
-        if other is ins:
+        if other.line == ins.line:
             rest = rest[i + 1:]
             break
-    return not rest or any(other.cmd == "RUN" for other in rest)
+    return not rest or any(other.keyword == "RUN" for other in rest)
 
 
-def handle_volume(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_volume(ex: StepContext, st: StageRun, ins: VolumeCmd) -> None:
     """VOLUME ["/a", "/b"] or VOLUME /a /b.
 
     Missing volume directories are created (root, 0755, symlinks resolved inside the rootfs) in
     a layer of their own when a RUN follows in the stage or the VOLUME ends it, as buildah
     does (a path inside an earlier volume is left alone); BuildKit only records the config.
     """
-    vols = dict(st.image.c.get("Volumes") or {})
+    vols = dict(st.image.runtime.volumes or {})
     declared = [clean_abs(v) for v in vols]
     added = []
-    for word in ins.args:
-        value = ex.expand(st, word)
+    for value in ins.paths:
         if not value.strip():
             raise ex.error(ins, "VOLUME specified can not be an empty string")
         vols[value] = {}
         added.append(value)
-    st.image.c["Volumes"] = vols
+    st.image.runtime.volumes = vols
     text = "VOLUME [" + " ".join(added) + "]"
     wanted = [(v, clean_abs(v)) for v in added] if _run_follows(st, ins) else []
     rec = ex.step(st, ins, text)
@@ -210,22 +200,16 @@ def handle_volume(ex: Executor, st: StageRun, ins: Instruction) -> None:
     layer_step(ex, st, ins, rec, key=key, history=text, produce=produce)
 
 
-def handle_stopsignal(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_stopsignal(ex: StepContext, st: StageRun, ins: StopsignalCmd) -> None:
     """STOPSIGNAL signal."""
-    if len(ins.args) != 1:
-        raise ex.error(ins, "STOPSIGNAL requires exactly one argument")
-    sig = ex.expand(st, ins.args[0])
-    st.image.c["StopSignal"] = sig
-    _meta(ex, st, ins, f"STOPSIGNAL {sig}")
+    st.image.runtime.stop_signal = ins.signal
+    _meta(ex, st, ins, f"STOPSIGNAL {ins.signal}")
 
 
-def handle_healthcheck(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_healthcheck(ex: StepContext, st: StageRun, ins: HealthcheckCmd) -> None:
     """HEALTHCHECK [options] CMD ... | NONE (durations in nanoseconds, as Docker stores them)."""
-    hc = dict(ins.healthcheck or {})
-    if not hc:
-        raise ex.error(ins, "HEALTHCHECK requires CMD or NONE")
-    st.image.c["Healthcheck"] = hc
-    test = hc.get("Test") or []
+    st.image.runtime.healthcheck = ins.health
+    test = list(ins.health.test)
     if test and test[0] == "NONE":
         text = "HEALTHCHECK NONE"
     else:
@@ -233,51 +217,44 @@ def handle_healthcheck(ex: Executor, st: StageRun, ins: Instruction) -> None:
     _meta(ex, st, ins, text)
 
 
-def handle_shell(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_shell(ex: StepContext, st: StageRun, ins: ShellCmd) -> None:
     """SHELL ["exe", "arg"]."""
-    if not ins.json_form or not ins.args:
-        raise ex.error(ins, 'SHELL requires the arguments to be in JSON form, '
-                            'e.g. ["/bin/sh", "-c"]')
-    st.image.c["Shell"] = list(ins.args)
-    _meta(ex, st, ins, "SHELL " + json_list(list(ins.args)))
+    st.image.runtime.shell = list(ins.shell)
+    _meta(ex, st, ins, "SHELL " + json_list(list(ins.shell)))
 
 
-def _command(st: StageRun, ins: Instruction) -> list[str]:
+def _command(st: StageRun, ins: CmdCmd | EntrypointCmd) -> list[str]:
     if ins.json_form:
         return list(ins.args)
     return shell_of(st) + [ins.args[0]] if ins.args else []
 
 
-def handle_entrypoint(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_entrypoint(ex: StepContext, st: StageRun, ins: EntrypointCmd) -> None:
     """ENTRYPOINT: shell form wrapped with SHELL; resets a CMD inherited from the base."""
     cmd = _command(st, ins)
-    st.image.c["Entrypoint"] = cmd or None
+    st.image.runtime.entrypoint = cmd or None
     if not st.cmd_set:
-        st.image.c["Cmd"] = None
+        st.image.runtime.cmd = None
     _meta(ex, st, ins, "ENTRYPOINT " + json_list(cmd))
 
 
-def handle_cmd(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_cmd(ex: StepContext, st: StageRun, ins: CmdCmd) -> None:
     """CMD: shell form wrapped with SHELL."""
     cmd = _command(st, ins)
-    st.image.c["Cmd"] = cmd
+    st.image.runtime.cmd = cmd
     st.cmd_set = True
     _meta(ex, st, ins, "CMD " + json_list(cmd))
 
 
-def handle_onbuild(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_onbuild(ex: StepContext, st: StageRun, ins: OnbuildCmd) -> None:
     """ONBUILD INSTRUCTION: recorded in the config for images built FROM this one."""
-    trigger = ins.raw_args.strip()
-    if ins.onbuild is not None and ins.onbuild.original:
-        trigger = ins.onbuild.original.strip()
-    triggers = list(st.image.c.get("OnBuild") or [])
-    triggers.append(trigger)
-    st.image.c["OnBuild"] = triggers
-    _meta(ex, st, ins, f"ONBUILD {trigger}")
+    triggers = list(st.image.runtime.on_build or [])
+    triggers.append(ins.expression)
+    st.image.runtime.on_build = triggers
+    _meta(ex, st, ins, f"ONBUILD {ins.expression}")
 
 
-def handle_maintainer(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_maintainer(ex: StepContext, st: StageRun, ins: MaintainerCmd) -> None:
     """MAINTAINER name (deprecated; sets ``author``)."""
-    name = ins.raw_args.strip() or " ".join(ins.args)
-    st.image.config["author"] = name
-    _meta(ex, st, ins, f"MAINTAINER {name}")
+    st.image.config["author"] = ins.maintainer
+    _meta(ex, st, ins, f"MAINTAINER {ins.maintainer}")

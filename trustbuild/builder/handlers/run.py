@@ -12,24 +12,25 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from trustbuild._internal.secrets import redact_text
+from trustbuild.builder.commands import NetworkMode, RunCmd
 from trustbuild.builder.config import DEFAULT_PATH, LayerRef
-from trustbuild.builder.dockerfile import Instruction
 from trustbuild.builder.handlers.meta import shell_of
-from trustbuild.builder.mounts import SECRET_TYPES, mount_specs, sandbox_mounts
+from trustbuild.builder.mounts import SECRET_TYPES, sandbox_mounts
 from trustbuild.builder.secretmounts import StepSecrets, step_secrets
 from trustbuild.builder.steps import layer_step
 from trustbuild.builder.users import resolve_user
 from trustbuild.errors import BuildError, DockerfileError
 
 if TYPE_CHECKING:
-    from trustbuild.builder.executor import Executor, StageRun
+    from trustbuild.builder.executor import StageRun
+    from trustbuild.builder.stepcontext import StepContext
 
 __all__ = ["handle_run", "run_argv", "make_spec"]
 
 _ONLY_HEREDOC = re.compile(r"^\s*\d*<<-?\s*['\"]?([A-Za-z0-9_.-]+)['\"]?\s*$")
 
 
-def run_argv(st: StageRun, ins: Instruction) -> list[str]:
+def run_argv(st: StageRun, ins: RunCmd) -> list[str]:
     """The command to execute: JSON form as is; shell form (and heredocs) through SHELL."""
     if ins.json_form:
         return list(ins.args)
@@ -54,7 +55,7 @@ def make_spec(**kw: Any) -> Any:
     return RunSpec(**kw)
 
 
-def _history_text(ex: Executor, st: StageRun, argv: list[str], ins: Instruction) -> str:
+def _history_text(ex: StepContext, st: StageRun, argv: list[str]) -> str:
     args = {k: v for k, v in st.args.items() if v is not None and k not in st.image.env()}
     prefix = ""
     if args:
@@ -63,22 +64,20 @@ def _history_text(ex: Executor, st: StageRun, argv: list[str], ins: Instruction)
     return redact_text(f"RUN {prefix}{body} # buildkit", values=ex.options.build_args)
 
 
-def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
+def handle_run(ex: StepContext, st: StageRun, ins: RunCmd) -> None:
     """RUN: fails the build with ``Dockerfile:LINE RUN ...: exit code N`` on a non-zero exit."""
-    mounts = mount_specs(ex, st, ins)
-    if ins.flag("security"):
+    mounts = list(ins.mounts)
+    if ins.security is not None:
         raise ex.error(ins, "RUN --security is not supported: choose the sandbox with "
                             "--security-profile for the whole build")
-    network = ins.flag("network")
-    if network not in (None, "default", "none", "host"):
-        raise ex.error(ins, f"RUN --network={network}: expected default, none or host")
+    network = ins.network
     argv = run_argv(st, ins)
     env = st.run_env()
     env.setdefault("PATH", DEFAULT_PATH)
-    user_spec = st.image.c.get("User") or ""
-    workdir = st.image.c.get("WorkingDir") or "/"
-    volumes = sorted(st.image.c.get("Volumes") or {})
-    text = _history_text(ex, st, argv, ins)
+    user_spec = st.image.runtime.user or ""
+    workdir = st.image.runtime.working_dir or "/"
+    volumes = sorted(st.image.runtime.volumes or {})
+    text = _history_text(ex, st, argv)
     rec = ex.step(st, ins, text)
     plain = [m for m in mounts if m.type not in SECRET_TYPES]
     # a bind mount's content is not part of the key: such steps are never taken from the cache;
@@ -120,11 +119,11 @@ def handle_run(ex: Executor, st: StageRun, ins: Instruction) -> None:
     layer_step(ex, st, ins, rec, key=key, history=text, produce=produce)
 
 
-def _run(ex: Executor, st: StageRun, ins: Instruction, extra: list[tuple[str, str, str]],
+def _run(ex: StepContext, st: StageRun, ins: RunCmd, extra: list[tuple[str, str, str]],
          secrets: StepSecrets, *, argv: list[str], env: dict[str, str], user: str,
-         workdir: str, network: str | None) -> LayerRef | None:
+         workdir: str, network: NetworkMode | None) -> LayerRef | None:
     spec = make_spec(argv=argv, env=env, workdir=workdir,
-                     user=user, label=f"{ex.df.path}:{ins.line} RUN",
+                     user=user, label=f"{ex.path}:{ins.line} RUN",
                      security_profile=ex.options.security_profile,
                      seccomp_profile=ex.options.seccomp_profile,
                      network=None if network in (None, "default") else network,
@@ -134,7 +133,7 @@ def _run(ex: Executor, st: StageRun, ins: Instruction, extra: list[tuple[str, st
                         if secrets.files or secrets.env else {}))
     runner = ex.runner_for(st)
     # Docker's VOLUME rule: changes a RUN makes inside a declared volume are discarded
-    volumes = tuple(sorted(st.image.c.get("Volumes") or {}))
+    volumes = tuple(sorted(st.image.runtime.volumes or {}))
     if hasattr(runner, "ignore_paths"):
         runner.ignore_paths = tuple(ex.options.ignore_paths) + volumes
     dest = ex.layers.next_path()
@@ -146,7 +145,7 @@ def _run(ex: Executor, st: StageRun, ins: Instruction, extra: list[tuple[str, st
         msg = f"exit code {result.exit_code}"
         if tail:
             msg += " (last output: " + " | ".join(t.strip() for t in tail) + ")"
-        raise DockerfileError(msg, path=ex.df.path, line=ins.line,
+        raise DockerfileError(msg, path=ex.path, line=ins.line,
                               instruction=_short(ins.original))
     if result.layer is None:
         return None
