@@ -12,6 +12,7 @@ its dispatcher), with the stage's ARG/ENV values.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal, Protocol, TypeAlias, TypedDict, TypeVar
@@ -269,8 +270,10 @@ def _choice(node: Instruction, name: str, allowed: Mapping[str, str], path: str)
     if value is None:
         return None
     if value not in allowed:
-        shown = ", ".join(allowed)
-        raise DockerfileError(f"{node.cmd} --{name}={excerpt(value)}: expected {shown}",
+        names = list(allowed)
+        shown = ", ".join(names[:-1]) + " or " + names[-1]
+        text = value if re.fullmatch(r"[\w.-]{1,32}", value) else excerpt(value)
+        raise DockerfileError(f"{node.cmd} --{name}={text}: expected {shown}",
                               path=path, line=node.line, instruction=node.cmd)
     return value
 
