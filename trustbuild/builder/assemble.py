@@ -7,8 +7,8 @@ formats (same bytes, so same digest). zstd layers cannot be written in the Docke
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
+from trustbuild._internal.jsonvalue import JSONObject
 from trustbuild.builder.config import ImageState, LayerRef
 from trustbuild.errors import BuildError
 from trustbuild.oci.descriptor import Descriptor, Platform
@@ -69,7 +69,7 @@ def assemble(state: ImageState, *, created: str, platform: Platform,
         merged = dict(state.runtime.labels or {})
         merged.update(labels)
         state.runtime.labels = merged
-    cfg: dict[str, Any] = state.finalize(created=created, platform=platform)
+    cfg: JSONObject = state.finalize(created=created, platform=platform)
     config_raw = dump_json(cfg)
     docker = image_format == "docker"
     config_desc = Descriptor.for_bytes(
@@ -79,11 +79,12 @@ def assemble(state: ImageState, *, created: str, platform: Platform,
         d = ref.descriptor
         mt = _layer_media_type(d.media_type, image_format)
         layers.append(replace(ref, descriptor=Descriptor(mt, d.digest, d.size)))
-    manifest: dict[str, Any] = {
+    media_type = str(MediaType.DOCKER_MANIFEST if docker else MediaType.OCI_MANIFEST)
+    manifest: JSONObject = {
         "schemaVersion": 2,
-        "mediaType": str(MediaType.DOCKER_MANIFEST if docker else MediaType.OCI_MANIFEST),
+        "mediaType": media_type,
         "config": config_desc.to_json(),
         "layers": [ref.descriptor.to_json() for ref in layers],
     }
     raw = dump_json(manifest)
-    return AssembledImage(raw, manifest["mediaType"], config_raw, config_desc, tuple(layers))
+    return AssembledImage(raw, media_type, config_raw, config_desc, tuple(layers))

@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from trustbuild._internal.jsonvalue import JSONObject
 from trustbuild.builder.config import ImageState, LayerRef, ensure_local
 from trustbuild.errors import InvalidManifest, NotFound, RegistryError, TrustbuildError
 from trustbuild.oci.descriptor import Descriptor, Platform
@@ -30,6 +32,7 @@ from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import Location
 
 if TYPE_CHECKING:
+    from trustbuild.builder.events import BuildLog
     from trustbuild.builder.layerstore import LayerStore
 
 __all__ = ["BaseImages", "ResolvedBase", "BaseImageError", "extract_image"]
@@ -55,16 +58,17 @@ class ResolvedBase:
         """``name@digest`` (what everything downstream uses)."""
         return f"{self.reference.name}@{self.digest}"
 
-    def config(self) -> dict[str, Any]:
+    def config(self) -> JSONObject:
         """The parsed config document."""
-        return dict(json.loads(self.config_raw))
+        value = json.loads(self.config_raw)
+        return dict(value) if isinstance(value, dict) else {}
 
 
 class BaseImages:
     """Resolver and layer cache shared by every stage of one build."""
 
     def __init__(self, *, store_options: StoreOptions, cache_dir: Path, platform: Platform,
-                 log: Any = None, layer_store: LayerStore | None = None) -> None:
+                 log: BuildLog | None = None, layer_store: LayerStore | None = None) -> None:
         self.options = store_options
         self.log = log  # a builder.events.BuildLog: one progress line per pulled layer
         self.layer_store = layer_store  # blobs kept between builds (--cache-dir)
@@ -164,7 +168,7 @@ class BaseImages:
             self._fetch_with_bar(base, desc, dest, count)
 
     def _fetch_with_bar(self, base: ResolvedBase, desc: Descriptor, dest: Path,
-                        count: Any) -> None:
+                        count: Callable[[int], None]) -> None:
         """fetch_blob, with the growing temp file feeding a terminal's bar."""
         if not getattr(self.log, "tty", False):
             base.store.fetch_blob(desc, dest)
@@ -188,8 +192,10 @@ class BaseImages:
         """The base image as an :class:`ImageState`; its layers are fetched into the blob cache
         only when something needs their bytes (``ensure_local``: extraction, a push elsewhere)."""
         paths = [self.layer_path(desc) for desc in base.manifest.layers]
-        cfg = base.config()
-        diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
+        rootfs = base.config().get("rootfs")
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list):
+            diff_ids = []
         origin = _BaseOrigin(self, base)
         layers = [LayerRef(d, str(diff_ids[i]) if i < len(diff_ids) else "", p, origin)
                   for i, (d, p) in enumerate(zip(base.manifest.layers, paths, strict=True))]

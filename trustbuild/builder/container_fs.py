@@ -23,7 +23,7 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from trustbuild.builder.config import LayerRef, ensure_local
 from trustbuild.errors import SandboxError
@@ -38,6 +38,9 @@ from trustbuild.sandbox.container import (
     unprotected_executor_files,
 )
 
+if TYPE_CHECKING:
+    from trustbuild.builder.options import BuildOptions
+
 __all__ = ["ContainerFS", "SavedStage", "resolve_mode", "sandbox_works", "ignore_list_for",
            "MODES", "ROOT"]
 
@@ -47,7 +50,7 @@ _PROBE_MAGIC = b"not an executable\n"
 _PROBES: dict[tuple[str, str | None], tuple[bool, str]] = {}  # (profile, seccomp) -> result
 
 
-def sandbox_works(options: Any, scratch: Path) -> tuple[bool, str]:
+def sandbox_works(options: BuildOptions, scratch: Path) -> tuple[bool, str]:
     """Run a probe step through the real RUN sandbox (namespaces, pivot_root, seccomp of the
     build's profile): (True, "") when it gets as far as ``execve``, else (False, why)."""
     from trustbuild.sandbox import RunSpec, StepRunner
@@ -80,7 +83,7 @@ def sandbox_works(options: Any, scratch: Path) -> tuple[bool, str]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def resolve_mode(options: Any, scratch: Path) -> str:
+def resolve_mode(options: BuildOptions, scratch: Path) -> str:
     """``chroot`` or ``container`` for ``options.mode`` (auto|chroot|container).
 
     ``container`` refuses to run outside a container unless ``options.force``; ``auto`` prefers
@@ -131,7 +134,7 @@ def resolve_mode(options: Any, scratch: Path) -> str:
     return "container"
 
 
-def _option_paths(options: Any, context_root: Path | None) -> Iterable[str]:
+def _option_paths(options: BuildOptions, context_root: Path | None) -> Iterable[str]:
     """Files the executor itself reads or writes during the build: never wiped or captured."""
     yield from (str(p) for p in (context_root,) if p is not None)
     for name in ("tar_path", "oci_layout_path", "digest_file", "image_name_with_digest_file",
@@ -154,14 +157,14 @@ def _option_paths(options: Any, context_root: Path | None) -> Iterable[str]:
         yield os.path.join(os.path.expanduser("~"), ".docker")
 
 
-def ignore_list_for(options: Any, work: Path, context_root: Path | None) -> IgnoreList:
+def ignore_list_for(options: BuildOptions, work: Path, context_root: Path | None) -> IgnoreList:
     """The build's ignore list: Kaniko's (mount points, /proc, /sys, /dev, /etc/mtab, /var/run,
     the kaniko dir, the executor's own files), the work dir, the build's inputs and outputs,
     and ``--ignore-path``."""
     extra = [os.path.realpath(os.path.abspath(p)) for p in _option_paths(options, context_root)]
     extra += list(options.ignore_paths)
     return IgnoreList(kaniko_ignore_list(
-        extra=extra, scratch=work, kaniko_dir=options.kaniko_dir,
+        extra=extra, scratch=work, kaniko_dir=str(options.kaniko_dir),
         ignore_var_run=options.ignore_var_run))
 
 

@@ -14,11 +14,15 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from trustbuild.builder.commands import RunCmd
 from trustbuild.builder.dockerfile import Stage
 from trustbuild.errors import SandboxError
 from trustbuild.oci.descriptor import Platform
+
+if TYPE_CHECKING:
+    from trustbuild.builder.executor import Executor
 
 __all__ = ["ensure_emulation", "needs_emulation", "check_foreign_runs", "EmulationError"]
 
@@ -88,13 +92,13 @@ def ensure_emulation(platform: Platform) -> None:
         "binfmt-support` (or build as root, which registers it)")
 
 
-def check_foreign_runs(executor: Any, stages: Sequence[Stage]) -> None:
+def check_foreign_runs(executor: Executor, stages: Sequence[Stage]) -> None:
     """Before anything runs: every planned stage with a RUN whose
     platform is foreign gets its emulator checked (``FROM --platform=$BUILDPLATFORM`` stages
     run natively)."""
     seen: set[str] = set()
     for stage in stages:
-        if not any(i.cmd == "RUN" for i in stage.instructions):
+        if not any(isinstance(c, RunCmd) for c in stage.commands):
             continue
         plat = executor.stage_platform(stage)
         if str(plat) not in seen:

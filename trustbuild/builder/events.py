@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 __all__ = ["BuildLog", "LOG_FORMATS", "human_bytes", "watch_growth"]
 
@@ -137,7 +137,7 @@ class BuildLog:
     def _text(self, line: str) -> None:
         self._write(f"{_now()} {line}" if self.timestamps else line)
 
-    def event(self, kind: str, **fields: Any) -> None:
+    def event(self, kind: str, **fields: object) -> None:
         """One event: a JSON line in json mode (``time``, ``event``, fields), else nothing."""
         if self.json:
             self._write(json.dumps({"time": _now(), "event": kind, **fields}, sort_keys=False))

@@ -43,7 +43,7 @@ class Healthcheck:
         return out
 
     @classmethod
-    def from_json(cls, value: JSONValue, *, what: str) -> Healthcheck:
+    def from_json(cls, value: object, *, what: str) -> Healthcheck:
         """Parse a config's ``Healthcheck`` (InvalidManifest when a field has the wrong type)."""
         if not isinstance(value, dict):
             raise InvalidManifest(f"{what}: config.Healthcheck must be an object")
@@ -59,7 +59,7 @@ class Healthcheck:
                    **nums)
 
 
-def _strings(value: JSONValue, what: str) -> list[str]:
+def _strings(value: object, what: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NoReturn
 
 from trustbuild._internal.redact import excerpt
 from trustbuild.builder.expand import ExpansionError, Lexer
@@ -81,7 +81,7 @@ class Instruction:
     pairs: list[tuple[str, str]] = field(default_factory=list)  # ENV / LABEL key, value
     arg_defs: list[tuple[str, str | None]] = field(default_factory=list)  # ARG name, default
     onbuild: Instruction | None = None  # ONBUILD: the trigger (args[0] is its config text)
-    healthcheck: dict[str, Any] | None = None  # HEALTHCHECK as Docker's config.Healthcheck
+    healthcheck: dict[str, list[str] | int] | None = None  # as Docker's config.Healthcheck
 
     def flag(self, name: str, default: str | None = None) -> str | None:
         """A single-valued flag's value (e.g. ``flag("from")``), or ``default``."""
@@ -252,7 +252,7 @@ def split_words(text: str, escape: str) -> list[str]:
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _go_json_rejects(name: str) -> Any:
+def _go_json_rejects(name: str) -> NoReturn:
     """``parse_constant`` hook: Go's encoding/json has no NaN/Infinity (so: shell form)."""
     raise ValueError(f"{name} is not JSON")
 
@@ -328,7 +328,7 @@ def go_duration_ns(text: str) -> int:
 
 
 def _healthcheck(flags: dict[str, str | list[str]], args: list[str], json_form: bool
-                 ) -> dict[str, Any]:
+                 ) -> dict[str, list[str] | int]:
     kind = args[0].upper()
     if kind == "NONE":
         if len(args) > 1:
@@ -341,7 +341,7 @@ def _healthcheck(flags: dict[str, str | list[str]], args: list[str], json_form: 
     if len(args) < 2:
         raise _Err("Missing command after HEALTHCHECK CMD")
     test = ["CMD", *args[1:]] if json_form else ["CMD-SHELL", args[1]]
-    config: dict[str, Any] = {"Test": test}
+    config: dict[str, list[str] | int] = {"Test": test}
     for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
                       ("start-period", "StartPeriod"), ("start-interval", "StartInterval")):
         value = flags.get(flag)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from trustbuild.builder.assemble import AssembledImage
 from trustbuild.builder.config import LayerRef, ensure_local
@@ -25,6 +25,9 @@ from trustbuild.oci.reference import Reference
 from trustbuild.oci.store import Store
 from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import Location, parse_location
+
+if TYPE_CHECKING:
+    from trustbuild.builder.events import BuildLog
 
 __all__ = ["WrittenOutput", "push_destinations", "write_oci_layout", "write_docker_archive",
            "write_digest_files", "validate_destinations", "apply_tags"]
@@ -74,7 +77,7 @@ class _Counting:
         self._count(len(data))
         return data
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self._stream, name)
 
 
@@ -114,7 +117,7 @@ def _put_layer(store: Store, ref: LayerRef,
         store.put_blob(ref.descriptor, source)
 
 
-def _put_blobs(store: Store, image: AssembledImage, log: Any = None) -> None:
+def _put_blobs(store: Store, image: AssembledImage, log: BuildLog | None = None) -> None:
     """Layers (present: skipped; on the same registry: mounted; else uploaded), then config.
 
     A layer still in its origin (a base image or the cache repository) is downloaded only when
@@ -147,7 +150,8 @@ def _put_blobs(store: Store, image: AssembledImage, log: Any = None) -> None:
 
 
 def push_destinations(image: AssembledImage, refs: list[Reference], options: StoreOptions, *,
-                      output: TextIO, log: Any = None, tag: bool = True) -> list[WrittenOutput]:
+                      output: TextIO, log: BuildLog | None = None,
+                      tag: bool = True) -> list[WrittenOutput]:
     """Push to every destination: all blobs everywhere first, then each repository's manifest.
 
     With ``tag=False`` manifests are pushed by digest only; :func:`apply_tags` adds the tags.

@@ -7,9 +7,14 @@ gate read it and never recompute anything. It serialises to plain JSON.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TypeAlias
 
-__all__ = ["BuildRecord", "ResolvedImage", "StepRecord"]
+from trustbuild._internal.jsonvalue import JSONObject
+
+__all__ = ["BuildRecord", "MountedId", "ResolvedImage", "StepRecord"]
+
+#: a --secret / --ssh id a RUN step mounts: ``{"id": ID, "optional": bool}`` (never a value)
+MountedId: TypeAlias = dict[str, str | bool]
 
 
 @dataclass
@@ -67,15 +72,15 @@ class BuildRecord:
     reproducible: bool = False
     policy_digest: str | None = None
     policy_decision: str | None = None  # "allow" | "deny"
-    policy_report: list[dict[str, Any]] = field(default_factory=list)
+    policy_report: list[JSONObject] = field(default_factory=list)
     executor_image: str | None = None  # REF@DIGEST when known
     # ids of the --secret values / --ssh agents RUN steps mount: {"id", "optional"}, never values
-    secrets: list[dict[str, Any]] = field(default_factory=list)
-    ssh: list[dict[str, Any]] = field(default_factory=list)
+    secrets: list[MountedId] = field(default_factory=list)
+    ssh: list[MountedId] = field(default_factory=list)
     result_digest: str | None = None  # manifest digest of the built image
     result_media_type: str | None = None
     config_digest: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """As plain JSON-able data."""
         return asdict(self)

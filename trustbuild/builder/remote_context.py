@@ -26,7 +26,8 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from trustbuild.errors import ContextError
@@ -109,7 +110,11 @@ class _Sink:
         self._f.close()
 
 
-def _read_chunks(stream: Any) -> Iterator[bytes]:
+class _Readable(Protocol):
+    def read(self, n: int, /) -> bytes: ...
+
+
+def _read_chunks(stream: _Readable) -> Iterator[bytes]:
     while True:
         chunk = stream.read(_CHUNK)
         if not chunk:
@@ -142,7 +147,7 @@ def _first_line(exc: BaseException) -> str:
     return re.sub(r"\?[^\s'\"]*", "?...", text)  # no query strings (signatures) in messages
 
 
-def _need(module: str, extra: str, scheme: str) -> Any:
+def _need(module: str, extra: str, scheme: str) -> ModuleType:
     import importlib
 
     try:
@@ -156,7 +161,7 @@ def _fetch_s3(spec: str, sink: _Sink) -> None:
     boto3 = _need("boto3", "s3", "s3://")
     botocore_exc = _need("botocore.exceptions", "s3", "s3://")
     bucket, key = _bucket_and_object(spec, "s3")
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, object] = {}
     endpoint = os.environ.get("S3_ENDPOINT")
     if endpoint:
         kwargs["endpoint_url"] = endpoint

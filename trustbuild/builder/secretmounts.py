@@ -32,7 +32,8 @@ class StepSecrets:
     files: list[Any] = field(default_factory=list)  # trustbuild.sandbox.SecretFile
     env: dict[str, str] = field(default_factory=dict, repr=False)
     mounts: list[tuple[str, str, str]] = field(default_factory=list)  # proxy socket binds
-    key: list[list[Any]] = field(default_factory=list)  # ids, targets, modes: never values
+    # ids, targets, modes: never values
+    key: list[list[str | int | bool]] = field(default_factory=list)
     proxies: list[AgentProxy] = field(default_factory=list)
     proxy_dir: Path | None = None
 
