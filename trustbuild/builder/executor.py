@@ -478,7 +478,7 @@ class Executor:
         if self.mode == "container":
             self._open_container_fs()
         last: StageRun | None = None
-        total = sum(1 + len(s.instructions) for s in stages)
+        total = sum(1 + len(s.commands) for s in stages)
         n = 0
         for stage in stages:
             n += 1

@@ -1,7 +1,8 @@
 """Dockerfile rules: each has an id, a default severity and a remedy.
 
 Policies may override the severity.
-Rules read the parsed Dockerfile (``trustbuild.builder.dockerfile``) and never execute anything.
+Rules read the parsed Dockerfile's typed commands (``trustbuild.builder.commands``) and never
+execute anything.
 """
 
 from __future__ import annotations
@@ -12,11 +13,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from trustbuild.attest.redact import is_secret_name
+from trustbuild.builder.commands import (
+    AddCmd,
+    AnyCommand,
+    ArgCmd,
+    CopyCmd,
+    EnvCmd,
+    ExposeCmd,
+    RunCmd,
+    UserCmd,
+)
 from trustbuild.builder.expand import expand
 from trustbuild.policy.report import DENY, PASS, WARN, Check
 
 if TYPE_CHECKING:
-    from trustbuild.builder.dockerfile import Dockerfile, Instruction, Stage
+    from trustbuild.builder.dockerfile import Dockerfile, Stage
 
 __all__ = ["Rule", "RULES", "run_rules", "Finding"]
 
@@ -48,24 +59,24 @@ _SECRET_VALUE = re.compile(
 _PIPE_TO_SHELL = re.compile(r"\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(ba|z|da|k)?sh\b")
 
 
-def _all_instructions(df: Dockerfile) -> Iterator[Instruction]:
-    yield from df.global_args
+def _all_instructions(df: Dockerfile) -> Iterator[AnyCommand]:
+    yield from df.global_commands
     for st in df.stages:
-        if st.from_instruction is not None:
-            yield st.from_instruction
-        yield from st.instructions
+        if st.from_command is not None:
+            yield st.from_command
+        yield from st.commands
 
 
 def _remote_add(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
     for ins in _all_instructions(df):
-        if ins.cmd == "ADD" and "checksum" not in ins.flags:
-            for src in ins.args[:-1]:
+        if isinstance(ins, AddCmd) and not ins.checksum:
+            for src in ins.sources:
                 if re.match(r"^(https?|git)://", src) or src.startswith("git@"):
                     yield Finding(ins.line, f"ADD {src} fetches remote content without --checksum")
 
 
 def _final_root(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
-    users = [i for i in stage.instructions if i.cmd == "USER"]
+    users = [i for i in stage.commands if isinstance(i, UserCmd)]
     if not users:
         yield Finding(
             stage.line,
@@ -73,44 +84,38 @@ def _final_root(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterat
         )
         return
     last = users[-1]
-    name = (last.args[0] if last.args else "").split(":")[0]
+    name = last.user.split(":")[0]
     if name in ("root", "0", ""):
         yield Finding(last.line, f"the final stage runs as {name or 'root'}")
 
 
 def _secrets(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
     for ins in _all_instructions(df):
-        if ins.cmd in ("ARG", "ENV"):
+        if isinstance(ins, ArgCmd | EnvCmd):
             for key, value in _pairs(ins):
                 if is_secret_name(key):
                     yield Finding(
                         ins.line,
-                        f"{ins.cmd} {key} has a secret-looking name: its value "
+                        f"{ins.keyword} {key} has a secret-looking name: its value "
                         "ends up in the image config or history",
                     )
                 elif value and _SECRET_VALUE.search(value):
                     yield Finding(
-                        ins.line, f"{ins.cmd} {key} has a value that looks like a credential"
+                        ins.line, f"{ins.keyword} {key} has a value that looks like a credential"
                     )
     for key in args:
         if is_secret_name(key):
             yield Finding(0, f"--build-arg {key} has a secret-looking name")
 
 
-def _pairs(ins: Instruction) -> list[tuple[str, str]]:
-    if ins.pairs:
-        return [(k, v or "") for k, v in ins.pairs]
-    out = []
-    for a in ins.args:
-        k, _, v = a.partition("=")
-        out.append((k, v))
-    return out
+def _pairs(ins: ArgCmd | EnvCmd) -> list[tuple[str, str]]:
+    return [(k, v or "") for k, v in ins.pairs]
 
 
 def _base_images(df: Dockerfile, args: Mapping[str, str]) -> Iterator[tuple[int, str]]:
     """(FROM line, expanded image) of every stage built on an image (not scratch or a stage)."""
     env = {}
-    for ins in df.global_args:
+    for ins in df.global_commands:
         for k, v in _pairs(ins):
             env[k] = v
     env.update(args)
@@ -138,14 +143,14 @@ def _unpinned(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator
         if "@sha256:" not in base:
             yield Finding(line, f"FROM {base} is not pinned by digest")
     for ins in _all_instructions(df):
-        src = ins.flags.get("from") if ins.cmd == "COPY" else None
-        if isinstance(src, str) and ("/" in src or ":" in src) and "@sha256:" not in src:
+        src = ins.from_ if isinstance(ins, CopyCmd) else ""
+        if ("/" in src or ":" in src) and "@sha256:" not in src:
             yield Finding(ins.line, f"COPY --from={src} is not pinned by digest")
 
 
 def _pipe_shell(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
     for ins in _all_instructions(df):
-        if ins.cmd == "RUN":
+        if isinstance(ins, RunCmd):
             text = " ".join(ins.args) + "".join(h.content for h in ins.heredocs)
             m = _PIPE_TO_SHELL.search(text)
             if m:
@@ -153,8 +158,8 @@ def _pipe_shell(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterat
 
 
 def _ssh_port(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
-    for ins in stage.instructions:
-        if ins.cmd == "EXPOSE" and any(a.split("/")[0] == "22" for a in ins.args):
+    for ins in stage.commands:
+        if isinstance(ins, ExposeCmd) and any(a.split("/")[0] == "22" for a in ins.ports):
             yield Finding(ins.line, "EXPOSE 22: an SSH server in an application image")
 
 
