@@ -1,14 +1,15 @@
 """Dockerfile parsing: directives, comments, continuations, heredocs, stages.
 
-Follows Docker's documented semantics and buildkit's ``frontend/dockerfile/parser``. The result is
-unexpanded: the stage executor expands arguments with ``trustbuild.builder.expand`` in the
-instructions listed in ``EXPANDING_INSTRUCTIONS``, using the stage's ARG/ENV values.
+Follows Docker's documented semantics and buildkit's ``frontend/dockerfile/parser``. Each stage
+holds its syntax nodes (``instructions``: :class:`Instruction`) and, built from them, its typed
+commands (``commands``: ``trustbuild.builder.commands``). Nothing is expanded: the stage executor
+expands each command once, right before it runs (``commands.expand_command``).
 
 Example::
 
     >>> df = parse_dockerfile("ARG BASE=alpine\\nFROM $BASE AS build\\nRUN make\\n")
-    >>> df.stages[0].name, df.stages[0].base, df.stages[0].instructions[0].args
-    ('build', '$BASE', ['make'])
+    >>> df.stages[0].name, df.stages[0].base, df.stages[0].commands[0].args
+    ('build', '$BASE', ('make',))
 """
 
 from __future__ import annotations

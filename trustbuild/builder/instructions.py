@@ -1,8 +1,8 @@
-"""One Dockerfile instruction: its model and the per-instruction argument rules.
+"""One Dockerfile instruction as parsed (the syntax node) and the per-instruction argument rules.
 
 Follows buildkit's ``parser/line_parsers.go`` (how arguments are split) and
-``instructions/parse.go`` (which flags each instruction takes, argument counts). Nothing is
-expanded here: ``trustbuild.builder.expand`` does that when the stage executor runs the step.
+``instructions/parse.go`` (which flags each instruction takes, argument counts). The node becomes
+a typed command in ``trustbuild.builder.commands``; nothing is expanded here.
 """
 
 from __future__ import annotations
