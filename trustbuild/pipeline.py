@@ -193,11 +193,13 @@ def _gate(plan: BuildPlan | IndexPlan, policy: Policy, chain: SupplyChainOptions
     report.write_text(out)
     if report.denied:
         exc = denial(policy, report)
-        log.event("gate", verdict="deny", reason=str(exc))
+        if log is not None:
+            log.event("gate", verdict="deny", reason=str(exc))
         raise exc
-    log.event("gate", verdict="allow",
-              images=[f"{i.reference}@{i.digest}" for one in plan.plans
-                      for i in one.record.images])
+    if log is not None:
+        log.event("gate", verdict="allow",
+                  images=[f"{i.reference}@{i.digest}" for one in plan.plans
+                          for i in one.record.images])
     return report
 
 

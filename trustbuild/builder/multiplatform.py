@@ -22,9 +22,10 @@ import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 from trustbuild.builder.assemble import AssembledImage
+from trustbuild.builder.dockerfile import Dockerfile
 from trustbuild.builder.options import BuildOptions
 from trustbuild.builder.outputs import (
     WrittenOutput,
@@ -171,14 +172,14 @@ class IndexPlan:
     index. ``close()`` releases the plans not run."""
 
     def __init__(self, options: BuildOptions, plans: list[BuildPlan],
-                 stdin_handles: list[Any], spool: Path) -> None:
+                 stdin_handles: list[BinaryIO], spool: Path) -> None:
         self.options = options
         self.plans = plans
         self._stdin = stdin_handles
         self._spool: Path | None = spool
 
     @property
-    def dockerfile(self) -> Any:
+    def dockerfile(self) -> Dockerfile:
         """The parsed Dockerfile (the same for every platform)."""
         return self.plans[0].dockerfile
 
@@ -244,7 +245,7 @@ def prepare_index(options: BuildOptions) -> IndexPlan:
     preflight(options)
     spool = Path(tempfile.mkdtemp(prefix="trustbuild-multi-", dir=options.work_dir))
     stdin_file: Path | None = None
-    handles: list[Any] = []
+    handles: list[BinaryIO] = []
     plans: list[BuildPlan] = []
     try:
         if _uses_stdin(options) and options.stdin is not None:

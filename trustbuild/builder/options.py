@@ -14,11 +14,15 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from trustbuild._internal.secrets import REDACTED, is_secret_name
 from trustbuild.oci.descriptor import Platform
 from trustbuild.registry.options import StoreOptions
+
+if TYPE_CHECKING:
+    from trustbuild.builder.events import BuildLog
+    from trustbuild.builder.executor import Runner
 
 __all__ = ["BuildOptions", "is_secret_name", "redact_build_args", "parse_build_args",
            "source_date_epoch"]
@@ -105,11 +109,11 @@ class BuildOptions:
     cache_ttl: float | None = None  # --cache-ttl in seconds (None: entries never expire)
     no_push_cache: bool = False  # --no-push-cache: look steps up, never store them
     # plumbing (policy, signing and attestations: pipeline.SupplyChainOptions)
-    runner_factory: Callable[..., Any] | None = None  # returns a Runner (see executor.Runner)
+    runner_factory: Callable[..., Runner] | None = None  # a stand-in for sandbox.StepRunner
     stdin: BinaryIO | None = None
     output: TextIO = field(default_factory=lambda: sys.stderr)
     work_dir: str | None = None  # where rootfs/layers live (default: a temp dir)
-    log: Any = None  # a builder.events.BuildLog; build() makes one from log_format
+    log: BuildLog | None = None  # prepare() makes one from log_format
 
     def epoch(self) -> int | None:
         """The fixed timestamp for created/history/mtimes, or None for "now"."""

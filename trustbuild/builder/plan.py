@@ -22,11 +22,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from trustbuild import __version__
 from trustbuild.builder.assemble import AssembledImage, assemble
 from trustbuild.builder.config import rfc3339
+from trustbuild.builder.context import BuildContext
 from trustbuild.builder.dockerfile import Dockerfile, Stage, parse_dockerfile
 from trustbuild.builder.emulation import check_foreign_runs
 from trustbuild.builder.events import BuildLog
@@ -123,7 +123,8 @@ def preflight(options: BuildOptions) -> None:
                            cache_repo=options.cache_repo, no_push_cache=options.no_push_cache)
     if targets:
         check_push_permissions(targets, options.store_options)
-        options.log.event("push_check", repositories=targets, ok=True)
+        if options.log is not None:
+            options.log.event("push_check", repositories=targets, ok=True)
 
 
 def _new_record(options: BuildOptions) -> BuildRecord:
@@ -186,13 +187,14 @@ class BuildPlan:
     open. ``close()`` (or leaving ``with``) releases it when it is not run."""
 
     def __init__(self, options: BuildOptions, dockerfile: Dockerfile, stages: list[Stage],
-                 record: BuildRecord, *, context: Any, executor: Executor, work: Path) -> None:
+                 record: BuildRecord, *, context: BuildContext, executor: Executor,
+                 work: Path) -> None:
         self.options = options
         self.dockerfile = dockerfile
         self.stages = stages
         self.target: Stage = stages[-1]  # the target is planned last
         self.record = record
-        self.context = context
+        self.context: BuildContext | None = context
         self.work = work
         self._executor: Executor | None = executor
 
@@ -242,7 +244,8 @@ class BuildPlan:
             try:
                 ex.close()
             finally:
-                context.close()
+                if context is not None:
+                    context.close()
 
         return BuiltImage(str(image.descriptor.digest), image.descriptor, record, image,
                           self.dockerfile, target.rootfs, work_dir=work,
@@ -281,7 +284,7 @@ def prepare_platform(options: BuildOptions) -> BuildPlan:
     preflight(options)
     mode = record.mode = _resolve_mode(options)
     work = _work_dir(options, mode)
-    ctx: Any = None
+    ctx: BuildContext | None = None
     ex: Executor | None = None
     try:
         ctx = open_context(options.context, sub_path=options.context_sub_path, stdin=options.stdin,
