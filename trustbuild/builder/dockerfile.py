@@ -220,8 +220,8 @@ def _instructions(text: str, path: str, d: _Directives, warnings: list[str]
                         break
                     body.append(raw)
                 content = "".join(body)
-                doc.content = _LEADING_TABS.sub("", content) if doc.chomp else content
-                target.heredocs.append(doc)
+                target.heredocs.append(replace(
+                    doc, content=_LEADING_TABS.sub("", content) if doc.chomp else content))
             inst.heredocs = target.heredocs
             inst.end_line = target.end_line = i
             if inst.onbuild is not None:

@@ -54,7 +54,7 @@ _FLAG_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)([^<]*)$")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Heredoc:
     """A here-document attached to RUN/COPY/ADD: ``<<EOF``, ``<<-EOF``, ``<<"EOF"``."""
 

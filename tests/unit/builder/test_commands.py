@@ -64,6 +64,9 @@ def test_run_flags_and_forms() -> None:
     doc = cmd("RUN <<EOF\necho hi\nEOF")
     assert isinstance(doc, RunCmd) and doc.heredocs[0].content == "echo hi\n"
     assert doc.end_line == 4
+    with pytest.raises(AttributeError):
+        doc.heredocs[0].content = "x"  # type: ignore[misc]  # commands are immutable values
+    assert len({run, exe, doc}) == 3  # and hashable
 
 
 def test_copy_and_add_flags() -> None:
