@@ -408,7 +408,10 @@ def expand_command(cmd: AnyCommand, e: Expander) -> AnyCommand:
             declared[name] = e.arg_value(name, value)
         return replace(cmd, pairs=tuple(pairs))
     if isinstance(cmd, CopyCmd):
-        return replace(_expand_file(cmd, e), from_=e.word(cmd.from_))
+        source = e.word(cmd.from_)
+        if cmd.from_ and not source:  # not "no --from": that would copy from the context
+            raise ExpansionError(f"--from={cmd.from_} expands to an empty name")
+        return replace(_expand_file(cmd, e), from_=source)
     if isinstance(cmd, AddCmd):
         return replace(_expand_file(cmd, e), checksum=e.word(cmd.checksum))
     if isinstance(cmd, WorkdirCmd):

@@ -191,6 +191,8 @@ def test_expansion_copy_add() -> None:
     assert (copy.from_, copy.chown, copy.chmod) == ("build", "app", "0644")
     assert (copy.sources, copy.dest) == (("a", "<<EOF"), "/d/")  # heredoc words stay as written
     assert copy.heredocs[0].content == "v=1\n"
+    with pytest.raises(ExpansionError, match="--from=\\$NOPE expands to an empty name"):
+        expanded("COPY --from=$NOPE a /b")
     quoted = expanded("COPY <<'EOF' /f\nv=$V\nEOF", V="1")
     assert isinstance(quoted, CopyCmd) and quoted.heredocs[0].content == "v=$V\n"
     add = expanded("ADD --checksum=$SUM https://example.com/$F /f", SUM="sha256:ab", F="x")
