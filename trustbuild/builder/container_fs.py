@@ -83,6 +83,20 @@ def sandbox_works(options: BuildOptions, scratch: Path) -> tuple[bool, str]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _probe(options: BuildOptions, scratch: Path) -> tuple[bool, str]:
+    """sandbox_works, remembered in the layer store when the build has one."""
+    store = options.cache_dir
+    if not store:
+        return sandbox_works(options, scratch)
+    from trustbuild.builder import sandboxprobe
+
+    answer = sandboxprobe.remembered(store, options)
+    if answer is None:
+        answer = sandbox_works(options, scratch)
+        sandboxprobe.remember(store, options, answer)
+    return answer
+
+
 def resolve_mode(options: BuildOptions, scratch: Path) -> str:
     """``chroot`` or ``container`` for ``options.mode`` (auto|chroot|container).
 
@@ -98,7 +112,7 @@ def resolve_mode(options: BuildOptions, scratch: Path) -> str:
     if mode == "auto":
         key = (options.security_profile, options.seccomp_profile)
         if key not in _PROBES:
-            _PROBES[key] = sandbox_works(options, scratch)
+            _PROBES[key] = _probe(options, scratch)
         ok, why = _PROBES[key]
         if ok:
             return "chroot"

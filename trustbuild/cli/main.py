@@ -71,8 +71,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every available command."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full argument parser with every available command, or with command ``only``
+    (``cmd_NAME`` is imported only for the commands registered, so a build does not import
+    what signing, policy or admission need)."""
     parser = Parser(
         prog="trustbuild",
         description="Daemonless container image builder with signing, provenance and a "
@@ -81,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"trustbuild {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
+        if only is not None and name != only:
+            continue
         try:
             mod = importlib.import_module(f"trustbuild.cli.cmd_{name}")
         except ModuleNotFoundError as exc:
@@ -91,9 +95,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# commands whose module is named otherwise (one module, several commands)
+_MODULE_OF = {"sign-blob": "blob", "verify-blob": "blob", "attest-blob": "blob",
+              "verify-blob-attestation": "blob", "public-key": "keys", "import-key-pair": "keys"}
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The module of the command ``argv`` runs when its first word names one (``build ...``),
+    else None (``--help``, ``--version``, a typo: the full parser answers those)."""
+    if not argv:
+        return None
+    word = argv[0]
+    name = _MODULE_OF.get(word) or word.replace("-", "_")
+    if name in ("blob", "keys") and word not in _MODULE_OF:
+        return None
+    return name if "_" not in word and name in COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (console script entry point)."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     args.raw_argv = list(sys.argv[1:] if argv is None else argv)  # to re-execute (rootless)
     if not getattr(args, "func", None):

@@ -19,13 +19,13 @@ from trustbuild.oci.reference import Reference
 from trustbuild.policy.model import Policy, Section, SignatureRule, repository_matches
 from trustbuild.policy.report import DENY, PASS, Check, Report
 from trustbuild.policy.rules import run_rules
-from trustbuild.policy.verifier import ImageVerifier
 from trustbuild.registry.options import StoreOptions
 
 if TYPE_CHECKING:
     from trustbuild.builder.dockerfile import Dockerfile, Stage
     from trustbuild.builder.multiplatform import IndexPlan
     from trustbuild.builder.plan import BuildPlan
+    from trustbuild.policy.verifier import ImageVerifier  # cryptography: loaded when a gate runs
 
 __all__ = ["GateInput", "run_gate", "gate_plan", "denial", "executor_image_from_env"]
 
@@ -52,6 +52,8 @@ def executor_image_from_env(flag: str | None) -> str | None:
 
 def run_gate(policy: Policy, inp: GateInput, *, verifier: ImageVerifier | None = None) -> Report:
     """Evaluate the policy; never raises for a denial (see ``Report.decision``)."""
+    from trustbuild.policy.verifier import ImageVerifier
+
     verifier = verifier or ImageVerifier(inp.options)
     report = Report(policy.name, policy.digest)
     for img in inp.images:

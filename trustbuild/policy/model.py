@@ -16,10 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TypeGuard
-
-import jsonschema
-import yaml
+from typing import TYPE_CHECKING, TypeGuard
 
 from trustbuild._internal.data import find_data, shipped_names
 from trustbuild.errors import PolicyError
@@ -34,7 +31,11 @@ from trustbuild.policy.document import (
     SignatureDoc,
 )
 from trustbuild.sign.identity import SignedIdentity
-from trustbuild.sign.pki import PKIPolicy
+
+if TYPE_CHECKING:  # jsonschema, yaml and cryptography load only when a policy is parsed
+    import jsonschema
+
+    from trustbuild.sign.pki import PKIPolicy
 
 __all__ = [
     "Policy",
@@ -173,6 +174,8 @@ def load_policy(path: str | Path) -> Policy:
 
 def parse_policy(data: bytes, *, path: str = "policy.yaml") -> Policy:
     """Validate policy bytes; key paths are relative to ``path``'s directory."""
+    import yaml
+
     if len(data) > MAX_POLICY_BYTES:
         raise PolicyError(f"{path}: policy file larger than {MAX_POLICY_BYTES} bytes")
     try:
@@ -227,6 +230,8 @@ def parse_policy(data: bytes, *, path: str = "policy.yaml") -> Policy:
 
 def _valid(doc: dict[str, object], path: str) -> TypeGuard[PolicyDocument]:
     """True when ``doc`` follows schema.json; PolicyError naming the first defect otherwise."""
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(
         validator.iter_errors(doc),
@@ -357,6 +362,7 @@ def _fullmatch_form(rx: str | None) -> str | None:
 
 def _pki(d: PKIDoc, base_dir: Path, path: str, where: str) -> PKIPolicy:
     from trustbuild.errors import UsageError
+    from trustbuild.sign.pki import PKIPolicy
 
     def rel(p: str | None) -> str | None:
         if p is None:

@@ -200,3 +200,27 @@ def test_a_rootless_build_never_takes_container_mode(monkeypatch: pytest.MonkeyP
 def test_the_probe_runs_the_real_sandbox(tmp_path: Path) -> None:
     assert container_fs.sandbox_works(BuildOptions(), tmp_path) == (True, "")
     assert os.listdir(tmp_path) == []
+
+
+def test_the_probe_answer_is_kept_in_the_layer_store(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def probe(options: BuildOptions, scratch: Path) -> tuple[bool, str]:
+        calls.append(options.security_profile)
+        return True, ""
+
+    monkeypatch.setattr(container_fs, "sandbox_works", probe)
+    store = tmp_path / "store"
+    for _ in range(2):  # two build processes (the in-process memo emptied in between)
+        monkeypatch.setattr(container_fs, "_PROBES", {})
+        assert resolve_mode(BuildOptions(mode="auto", cache_dir=str(store)), tmp_path) == "chroot"
+    assert calls == ["baseline"]
+    assert len(list((store / "probes").iterdir())) == 1
+    # another security profile is another answer; without a layer store nothing is kept
+    monkeypatch.setattr(container_fs, "_PROBES", {})
+    resolve_mode(BuildOptions(mode="auto", cache_dir=str(store), security_profile="restricted"),
+                 tmp_path)
+    monkeypatch.setattr(container_fs, "_PROBES", {})
+    resolve_mode(BuildOptions(mode="auto"), tmp_path)
+    assert calls == ["baseline", "restricted", "baseline"]
