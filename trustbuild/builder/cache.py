@@ -114,6 +114,11 @@ class LayerCache:
                     self.misses += 1
                     return None
                 desc = Descriptor(m.layers[0].media_type, m.layers[0].digest, m.layers[0].size)
+                if not self._available(desc):
+                    print(f"[warning] cache entry {key[:12]}: layer {desc.digest} is missing "
+                          "from the cache repository; running the step", file=self.output)
+                    self.misses += 1
+                    return None
                 if self.layer_store is not None:
                     layer = LayerRef(desc, diff_id, self.layer_store.path(desc.digest),
                                      self.layer_store.origin(self.store))
@@ -131,6 +136,15 @@ class LayerCache:
             return None
         self.hits += 1
         return CacheEntry(key, layer)
+
+    def _available(self, desc: Descriptor) -> bool:
+        """Whether the layer of a hit can be had: in the local layer store (no request; its
+        digest is checked when it is used), else present in the cache repository (one HEAD).
+        An entry whose layer is gone (deleted, garbage-collected) is a miss, so the step runs
+        and stores it again instead of failing the build when the bytes are needed."""
+        if self.layer_store is not None and self.layer_store.holds(desc):
+            return True
+        return self.store.has_blob(desc.digest)
 
     def _expired(self, m: Manifest) -> bool:
         """``--cache-ttl``: an entry stored longer ago than the TTL is a miss (as in Kaniko)."""

@@ -102,6 +102,17 @@ class LayerStore:
             raise UsageError(f"layer store: unsupported digest algorithm {digest.algorithm}")
         return self.blobs / digest.hex
 
+    def holds(self, desc: Descriptor) -> bool:
+        """Whether the store has a blob of ``desc``'s size (not expired by the TTL); its digest
+        is checked when a build first uses it (:meth:`ensure`)."""
+        try:
+            st = self.path(desc.digest).stat()
+        except (OSError, UsageError):
+            return False
+        if self.ttl is not None and time.time() - st.st_mtime > self.ttl:
+            return False
+        return st.st_size == desc.size
+
     @contextlib.contextmanager
     def lock(self, digest: Digest, *, blocking: bool = True) -> Iterator[bool]:
         """Hold the entry's exclusive lock; yields False (not held) when ``blocking`` is False

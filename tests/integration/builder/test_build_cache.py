@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -62,3 +63,52 @@ def test_default_cache_repo_is_derived_from_the_destination(tmp_path: Path, busy
     _build(ctx, busybox_base, f"{host}/cache/derived:1")
     _, cached, _ = _build(ctx, busybox_base, f"{host}/cache/derived:2")
     assert cached == [True, True]
+
+
+def _delete_blob(host: str, repo: str, digest: str) -> None:
+    import requests
+
+    resp = requests.delete(f"http://{host}/v2/{repo}/blobs/{digest}", timeout=30)
+    assert resp.status_code == 202, resp.text
+    assert requests.head(f"http://{host}/v2/{repo}/blobs/{digest}", timeout=30).status_code == 404
+
+
+def _has_blob(host: str, repo: str, digest: str) -> bool:
+    import requests
+
+    return requests.head(f"http://{host}/v2/{repo}/blobs/{digest}", timeout=30).status_code == 200
+
+
+def test_a_hit_whose_layer_is_gone_from_the_cache_runs_again_and_refills_it(
+        tmp_path: Path, busybox_base: str, registry: object) -> None:
+    host = registry.host  # type: ignore[attr-defined]
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    (ctx / "input.txt").write_text("gone\n")
+    cache = "cache/gone-cache"
+    opts = BuildOptions(context=str(ctx), destinations=[f"{host}/cache/gone:1"],
+                        output=io.StringIO(), build_args={"BASE": busybox_base}, cache=True,
+                        cache_repo=f"{host}/{cache}")
+    with build(opts) as result:
+        first_run = str(result.image.layers[-2].descriptor.digest)
+        random1 = (result.rootfs / "random.txt").read_text()
+    _delete_blob(host, cache, first_run)  # the entry (manifest) stays, its layer is gone
+
+    out = io.StringIO()
+    opts = BuildOptions(context=str(ctx), destinations=[f"{host}/cache/gone:2"], output=out,
+                        build_args={"BASE": busybox_base}, cache=True,
+                        cache_repo=f"{host}/{cache}")
+    with build(opts) as result:
+        cached = [s.cached for s in result.record.steps if s.instruction in ("COPY", "RUN")]
+        random2 = (result.rootfs / "random.txt").read_text()
+    # the step ran again; the one after it still hits (its key is made of its inputs)
+    assert cached == [True, False, True]
+    assert random2 != random1
+    assert f"layer {first_run[:19]}" in out.getvalue() and "missing" in out.getvalue()
+    fs = flatten(fetch_dir(f"{host}/cache/gone:2", tmp_path / "img"))
+    assert fs["/random.txt"].sha256 == hashlib.sha256(random2.encode()).hexdigest()
+    # the entry was stored again: the next build takes every step from the cache
+    _, cached3, random3 = _build(ctx, busybox_base, f"{host}/cache/gone:3",
+                                 cache_repo=f"{host}/{cache}")
+    assert cached3 == [True, True] and random3 == random2

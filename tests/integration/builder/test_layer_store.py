@@ -96,6 +96,45 @@ def test_partial_hit_extracts_cached_layers_from_the_store(tmp_path: Path, busyb
     assert _layer_gets(registry_proxy.log, [d.split(":")[1] for d in first[:2]]) == []
 
 
+def test_a_cached_layer_gone_from_store_and_registry_is_built_again(
+        tmp_path: Path, busybox_base: str, registry_proxy: Any) -> None:
+    import requests
+
+    host = registry_proxy.host
+    base = busybox_base.replace(busybox_base.split("/")[0], host, 1)
+    store = tmp_path / "store"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\n"
+                                    "RUN head -c 16 /dev/urandom | od -x > /random.txt\n")
+    cache = "store/gone-cache"
+
+    def run(tag: str) -> tuple[str, bool, str]:
+        opts = BuildOptions(context=str(ctx), destinations=[f"{host}/store/gone:{tag}"],
+                            output=io.StringIO(), build_args={"BASE": base}, cache=True,
+                            cache_repo=f"{host}/{cache}", cache_dir=str(store))
+        with build(opts) as result:
+            step = next(s for s in result.record.steps if s.instruction == "RUN")
+            return (str(result.image.layers[-1].descriptor.digest), bool(step.cached),
+                    (result.rootfs / "random.txt").read_text())
+
+    def blob_url(digest: str) -> str:
+        return f"http://{registry_proxy.upstream.host}/v2/{cache}/blobs/{digest}"
+
+    layer, cached, random1 = run("1")
+    assert not cached
+    # only the registry lost it: the hit takes the layer from the store
+    assert requests.delete(blob_url(layer), timeout=30).status_code == 202
+    assert run("2")[1:] == (True, random1)
+    # gone from both: the step runs again and stores its layer in both again
+    (store / "blobs" / "sha256" / layer.split(":")[1]).unlink()
+    layer3, cached3, random3 = run("3")
+    assert not cached3 and random3 != random1
+    assert requests.head(blob_url(layer3), timeout=30).status_code == 200
+    assert (store / "blobs" / "sha256" / layer3.split(":")[1]).exists()
+    assert run("4")[1:] == (True, random3)
+
+
 CACHE_MOUNT = """\
 ARG BASE
 FROM ${BASE}
