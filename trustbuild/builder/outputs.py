@@ -146,7 +146,6 @@ def _put_blobs(store: Store, image: AssembledImage, log: BuildLog | None = None)
                       where=store.describe()) as count:
             _put_layer(store, ref, _counted(_layer_source(ref), count))
     store.put_blob(image.config, _bytes_source(image.config_raw))
-    store.put_blob(image.config, _bytes_source(image.config_raw))
 
 
 def push_destinations(image: AssembledImage, refs: list[Reference], options: StoreOptions, *,
