@@ -5,10 +5,23 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-__all__ = ["summarize", "markdown"]
+__all__ = ["summarize", "markdown", "targets", "TARGETS"]
 
 SCENARIOS = ("cold", "rebuild", "incremental")
 REFERENCE = "buildah-overlay"
+
+# issue 12's targets: (workload, scenario, what, limit); "ratio" is trustbuild's median wall over
+# buildah-overlay's in the same run, "rss" trustbuild's median peak RSS of the cold build in MB
+TARGETS = (
+    ("w1-small", "rebuild", "ratio", 1.0),
+    ("w2-app", "rebuild", "ratio", 1.0),
+    ("w3-many-steps", "rebuild", "ratio", 1.0),
+    ("w3-many-steps", "incremental", "ratio", 0.8),
+    ("w2-app", "cold", "ratio", 0.7),
+    ("w3-many-steps", "cold", "ratio", 0.4),
+    ("w2-app", "cold", "rss", 150.0),
+)
+_SCENARIO_NAMES = {"cold": "cold", "rebuild": "no-change rebuild", "incremental": "incremental"}
 
 
 def _median(values: list[float]) -> float | None:
@@ -129,4 +142,38 @@ def markdown(summaries: list[dict[str, Any]], *, meta: dict[str, Any]) -> str:
                 f"snapshot (diff + layer write + apply) {_fmt(st['median_snapshot_ms'])} ms")
     if notes:
         lines += [""] + [f"- {n}" for n in dict.fromkeys(notes)]
+    lines += ["", "Targets (issue 12):", "", targets_markdown(summaries).rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def targets(summaries: list[dict[str, Any]], tool: str = "trustbuild") -> list[dict[str, Any]]:
+    """Each target of :data:`TARGETS` with the measured value and ``met`` (None: not measured)."""
+    by_workload = {s["workload"]: s for s in summaries}
+    out = []
+    for workload, scen, what, limit in TARGETS:
+        s = ((by_workload.get(workload) or {}).get("tools", {}).get(tool) or {}).get(scen) or {}
+        value = s.get("ratio_to_buildah_overlay") if what == "ratio" else \
+            s.get("median_peak_rss_mb")
+        ref = (((by_workload.get(workload) or {}).get("tools", {}).get(REFERENCE) or {})
+               .get(scen) or {}).get("median_wall_s")
+        out.append({"workload": workload, "scenario": scen, "what": what, "limit": limit,
+                    "value": value, "wall_s": s.get("median_wall_s"), "buildah_s": ref,
+                    "met": None if value is None else value <= limit})
+    return out
+
+
+def targets_markdown(summaries: list[dict[str, Any]]) -> str:
+    """The targets as a table: measured value, limit, met / MISSED / not measured."""
+    lines = ["| target | measured | |", "|---|---|---|"]
+    for t in targets(summaries):
+        scen = _SCENARIO_NAMES[t["scenario"]]
+        if t["what"] == "ratio":
+            name = f"{t['workload']} {scen} <= {t['limit']:.1f}x buildah-overlay"
+            measured = "-" if t["value"] is None else (
+                f"{t['wall_s']:.2f} s vs {t['buildah_s']:.2f} s = **{t['value']:.2f}x**")
+        else:
+            name = f"{t['workload']} peak RSS ({scen}) <= {t['limit']:.0f} MB"
+            measured = "-" if t["value"] is None else f"**{t['value']:.0f} MB**"
+        verdict = {None: "not measured", True: "met", False: "MISSED"}[t["met"]]
+        lines.append(f"| {name} | {measured} | {verdict} |")
     return "\n".join(lines) + "\n"
