@@ -32,9 +32,9 @@ _CODE: dict[str, str] = {}  # "path", "commit": the trustbuild sources under tes
 
 
 def pin_code(ref: str = "HEAD") -> str:
-    """Measure a fixed commit: ``git archive`` its trustbuild/ and seccomp/ into bench/work and
-    put that first on PYTHONPATH for every trustbuild run (the shared working tree changes while
-    a long run goes on). Returns the commit."""
+    """Measure a fixed commit: ``git archive`` its trustbuild/, seccomp/, policies/ and
+    pyproject.toml into bench/work and put that first on PYTHONPATH for every trustbuild run
+    (the shared working tree changes while a long run goes on). Returns the commit."""
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", ref], check=True,
                             capture_output=True, text=True).stdout.strip()
     dest = WORK / "code" / commit[:12]
@@ -42,8 +42,10 @@ def pin_code(ref: str = "HEAD") -> str:
         tmp = dest.with_suffix(".part")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+        # pyproject.toml marks the export as a checkout, so its seccomp/ and policies/ are found
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit,
-                                  "trustbuild", "seccomp"], check=True, capture_output=True).stdout
+                                  "trustbuild", "seccomp", "policies", "pyproject.toml"],
+                                 check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
         tmp.rename(dest)
     compile_bytecode(dest / "trustbuild")
