@@ -38,6 +38,7 @@ from trustbuild.builder.layerstore import LayerStore
 from trustbuild.builder.mounts import SECRET_TYPES, MountSpec, mount_from_refs, number_ssh_targets
 from trustbuild.builder.mounts import parse_mount as parse_mount_value
 from trustbuild.builder.options import BuildOptions
+from trustbuild.builder.overlayroot import OverlayRoots, OverlayUnavailable
 from trustbuild.builder.record import BuildRecord, ResolvedImage, StepRecord
 from trustbuild.builder.secretmounts import missing_message
 from trustbuild.builder.sshagent import SshAgents
@@ -146,6 +147,10 @@ class Executor:
         self._n_rootfs = 0
         self._uses: dict[int, list[tuple[int, str]]] = {}  # stage -> (user, "from"|"copy")
         self.ssh_agents = SshAgents(options.ssh, work)
+        # stage filesystems as overlays of layers unpacked once in the layer store (chroot mode)
+        self.overlays = OverlayRoots(work, self.layer_store if self.mode == "chroot" else None)
+        if self.mode != "chroot":
+            self.overlays.enabled = False
         self.cache: LayerCache | None = None
         self.hasher = SourceHasher(context)
         if options.cache:
@@ -234,6 +239,9 @@ class Executor:
         """Extract the stage's layers into its rootfs (once; the base and any cached steps)."""
         if st.materialized:
             return
+        if self._mount_layers(st.rootfs, st.image.layers, f"stage {st.key}"):
+            st.materialized = True
+            return
         if st.image.layers:
             print(f"stage {st.key}: extracting {len(st.image.layers)} layer(s)",
                   file=self.options.output)
@@ -246,6 +254,23 @@ class Executor:
                 raise
             raise self.error(st.stage.from_command, str(exc)) from exc
         st.materialized = True
+
+    def _mount_layers(self, rootfs: Path, layers: list[Any], label: str) -> bool:
+        """Mount ``layers`` (unpacked once in the layer store) as an overlay on the empty
+        ``rootfs``; False when overlay cannot be used here (the caller extracts instead)."""
+        if not layers or not self.overlays.enabled or self.layer_store is None:
+            return False
+        before = self.overlays.unpacked_now
+        try:
+            lowers = [self.overlays.unpacked(layer) for layer in reversed(layers)]
+            self.overlays.mount(rootfs, lowers)
+        except (TrustbuildError, OSError) as exc:  # e.g. a layer that cannot stand alone
+            print(f"[info] {label}: extracting instead of overlay lower dirs ({exc})",
+                  file=self.options.output)
+            return False
+        print(f"{label}: mounting {len(layers)} layer(s) from the layer store "
+              f"({self.overlays.unpacked_now - before} unpacked now)", file=self.options.output)
+        return True
 
     def record_steps(self) -> list[StepRecord]:
         """The build record's steps so far (dispatch times the ones a command adds)."""
@@ -556,12 +581,23 @@ class Executor:
                 prev = self.runs[dep.index]
                 image = prev.image.clone()
                 chain = prev.chain
-                if self._uses.get(dep.index) == [(stage.index, "from")] and prev.materialized:
+                only_user = self._uses.get(dep.index) == [(stage.index, "from")]
+                if only_user and prev.materialized and prev.rootfs not in self.overlays.mounts:
                     # nothing else needs the earlier stage's filesystem: take it over
                     rootfs.rmdir()
                     prev.rootfs.rename(rootfs)
                     prev.materialized = False
                     materialized = True
+                elif prev.materialized and self.overlays.enabled:
+                    # it stays as it is (COPY --from reads it): an overlay on top of it, not
+                    # a second extraction of every layer
+                    try:
+                        self.overlays.mount(rootfs, self.overlays.lowers_of(prev.rootfs))
+                        materialized = True
+                        print(f"stage {label}: on top of stage {prev.key} (overlay)",
+                              file=self.options.output)
+                    except OverlayUnavailable:
+                        pass
             else:
                 image = self.bases.image_state(self.stage_bases[stage.index])
                 chain = self._root_key(str(self.stage_bases[stage.index].digest),
@@ -633,7 +669,9 @@ class Executor:
                 raise self.error(ins, f"--from={ref}: no such stage or image")
             root = self.new_rootfs("from")
             try:
-                extract_image(self.bases.image_state(resolved), root)
+                state = self.bases.image_state(resolved)
+                if not self._mount_layers(root, state.layers, f"--from={ref}"):
+                    extract_image(state, root)
             except TrustbuildError as exc:
                 raise self.error(ins, str(exc)) from exc
             self.copy_from_roots[ref] = root
@@ -683,6 +721,7 @@ class Executor:
                     st.runner.close()
                 finally:
                     st.runner = None
+        self.overlays.close()
         self.bases.close()
         if self.cache is not None:
             self.cache.close()

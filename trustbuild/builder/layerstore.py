@@ -5,6 +5,7 @@ Layout under the store's root::
     blobs/sha256/<hex>        a compressed layer blob, named by its digest
     locks/<hex>.lock          its lock file (fcntl; held while the blob is fetched or checked)
     run-cache/<name>/         RUN --mount=type=cache directories (see builder/mounts.py)
+    unpacked/<diff_id hex>/   a layer unpacked as an overlay lower dir (builder/overlayroot.py)
 
 A blob is downloaded once per machine: into a temporary file in the same directory, verified
 against its digest and renamed into place, under an exclusive per-entry lock so two builds
@@ -113,11 +114,15 @@ class LayerStore:
             return False
         return st.st_size == desc.size
 
-    @contextlib.contextmanager
-    def lock(self, digest: Digest, *, blocking: bool = True) -> Iterator[bool]:
+    def lock(self, digest: Digest, *, blocking: bool = True
+             ) -> contextlib.AbstractContextManager[bool]:
         """Hold the entry's exclusive lock; yields False (not held) when ``blocking`` is False
         and another process holds it."""
-        fd = os.open(self.locks / f"{digest.hex}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        return self._lock_named(digest.hex, blocking=blocking)
+
+    @contextlib.contextmanager
+    def _lock_named(self, name: str, *, blocking: bool = True) -> Iterator[bool]:
+        fd = os.open(self.locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -188,30 +193,60 @@ class LayerStore:
         """Remove blobs unused for ``older_than`` seconds, then the least recently used ones
         until the store holds at most ``max_size`` bytes. Entries in use are skipped."""
         now = time.time() if now is None else now
-        entries = sorted(self.entries(), key=lambda e: e[1].st_mtime)
-        total = sum(st.st_size for _, st in entries)
+        # (last use, size, path, lock name): blobs and unpacked layers (builder/overlayroot.py)
+        items = [(st.st_mtime, st.st_size, path, path.name) for path, st in self.entries()]
+        items += [(mtime, size, path, f"unpacked-{path.name}")
+                  for path, mtime, size in self.unpacked_entries()]
+        items.sort(key=lambda e: e[0])
+        total = sum(size for _, size, _, _ in items)
         removed = freed = 0
-        for path, st in entries:
-            too_old = older_than is not None and now - st.st_mtime > older_than
+        for mtime, size, path, lock_name in items:
+            too_old = older_than is not None and now - mtime > older_than
             too_big = max_size is not None and total > max_size
             if not (too_old or too_big):
                 continue
-            digest = Digest("sha256", path.name)
-            with self.lock(digest, blocking=False) as held:
-                if not held:
+            with self._lock_named(lock_name, blocking=False) as held:
+                if not held:  # a build is fetching or using it
                     continue
+                try:
+                    if path.is_dir():
+                        gone = path.with_name(f".tmp-prune-{os.getpid()}-{path.name[:16]}")
+                        os.rename(path, gone)  # never half-removed under its own name
+                        shutil.rmtree(gone, ignore_errors=True)
+                    else:
+                        path.unlink()
+                except FileNotFoundError:
+                    continue
+                removed += 1
+                freed += size
+                total -= size
                 with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    removed += 1
-                    freed += st.st_size
-                    total -= st.st_size
-                with contextlib.suppress(FileNotFoundError):
-                    (self.locks / f"{path.name}.lock").unlink()
+                    (self.locks / f"{lock_name}.lock").unlink()
         for tmp in self.blobs.glob(".tmp-*"):  # left by a killed download
             if now - tmp.stat().st_mtime > 3600:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
-        return PruneResult(removed, freed, len(entries) - removed, total)
+        for tmp in (self.root / "unpacked").glob(".tmp-*"):  # a killed unpack or prune
+            with contextlib.suppress(FileNotFoundError):
+                if now - tmp.stat().st_mtime > 3600 or tmp.name.startswith(".tmp-prune-"):
+                    shutil.rmtree(tmp, ignore_errors=True)
+        return PruneResult(removed, freed, len(items) - removed, total)
+
+    def unpacked_entries(self) -> list[tuple[Path, float, int]]:
+        """Every unpacked layer: (directory, last use, size recorded when it was unpacked)."""
+        out = []
+        root = self.root / "unpacked"
+        if not root.is_dir():
+            return out
+        for p in root.iterdir():
+            if p.name.startswith("."):
+                continue
+            try:
+                lines = (p / ".complete").read_text().splitlines()
+                out.append((p, p.stat().st_mtime, int(lines[1]) if len(lines) > 1 else 0))
+            except (OSError, ValueError):
+                continue
+        return out
 
 
 class StoreOrigin:

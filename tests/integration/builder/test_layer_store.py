@@ -59,7 +59,9 @@ def test_warm_then_builds_download_no_base_layer(tmp_path: Path, busybox_base: s
         base_layers = layers[:-1]
         assert len(base_layers) == warm["layers"]
         assert _layer_gets(registry_proxy.log, [d.split(":")[1] for d in base_layers]) == []
-        assert "extracting" in log  # the RUN step needs the filesystem
+        # the RUN step needs the filesystem: the base, unpacked once, is its overlay lower dir
+        unpacked = 1 if tag == "1" else 0
+        assert f"mounting 1 layer(s) from the layer store ({unpacked} unpacked now)" in log
     assert main(["cache", "warm", "--cache-dir", str(store), base]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[0])["downloaded"] == 0
 
@@ -90,7 +92,8 @@ def test_partial_hit_extracts_cached_layers_from_the_store(tmp_path: Path, busyb
     registry_proxy.log.clear()
     layers, cached, log = run("2")
     assert cached == [True, False, False]
-    assert "extracting 2 layer(s)" in log  # the base and the cached RUN layer
+    # the base (unpacked by the first build) and the cached RUN layer
+    assert "mounting 2 layer(s) from the layer store (1 unpacked now)" in log
     # neither came from the registry: the base was kept by the first build, the RUN layer too
     # when the first build stored it in the cache repository
     assert _layer_gets(registry_proxy.log, [d.split(":")[1] for d in first[:2]]) == []

@@ -1,0 +1,129 @@
+"""Stage filesystems as overlays (builder/overlayroot.py): the base's layers unpacked once in the
+layer store and mounted read-only as lower dirs, ``FROM <earlier stage>`` on top of that
+stage's filesystem instead of extracting every layer again."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.imagefs import fetch_dir, flatten
+
+from trustbuild.builder.api import build
+from trustbuild.builder.options import BuildOptions
+from trustbuild.sandbox import StepRunner
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="overlay mounts need root")]
+
+# a base with deletions: a whiteout (/etc/group) and an opaque directory (/d recreated)
+BASE_DOCKERFILE = """\
+ARG BASE
+FROM ${BASE}
+RUN rm /etc/group && mkdir /d && echo x > /d/x
+RUN rm -rf /d && mkdir /d && echo y > /d/y
+"""
+
+APP_DOCKERFILE = """\
+ARG BASE
+FROM ${BASE}
+RUN test ! -e /etc/group && test ! -e /d/x && cat /d/y > /seen && echo app >> /seen
+"""
+
+
+class _MountSpy:
+    """A StepRunner that notes how the stage's rootfs is mounted when each RUN starts."""
+
+    seen: list[str] = []
+
+    def __init__(self, rootfs: Path, scratch: Path, **kw: Any) -> None:
+        self.rootfs = rootfs
+        self.inner = StepRunner(rootfs, scratch, **kw)
+        self.snapshot_mode = self.inner.snapshot_mode
+
+    def run(self, spec: Any, layer_dest: Path) -> Any:
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split()
+            if fields[4] == str(self.rootfs):
+                _MountSpy.seen.append(line.split(" - ")[1].split()[0])  # the fs type
+        return self.inner.run(spec, layer_dest)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _build(ctx: Path, dockerfile: str, base: str, dest: str, **kw: Any) -> tuple[str, str]:
+    (ctx / "Dockerfile").write_text(dockerfile)
+    out = io.StringIO()
+    opts = BuildOptions(context=str(ctx), destinations=[dest], output=out,
+                        build_args={"BASE": base}, **kw)
+    with build(opts) as result:
+        return result.digest, out.getvalue()
+
+
+def test_base_layers_are_unpacked_once_and_mounted_read_only(
+        tmp_path: Path, busybox_base: str, registry: Any) -> None:
+    host = registry.host
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    _build(ctx, BASE_DOCKERFILE, busybox_base, f"{host}/overlay/base:1")  # plain extraction
+    base = f"{host}/overlay/base:1"
+    store = tmp_path / "store"
+    _MountSpy.seen = []
+    digest1, log1 = _build(ctx, APP_DOCKERFILE, base, f"{host}/overlay/app:1",
+                           cache_dir=str(store), runner_factory=_MountSpy, reproducible=True)
+    assert _MountSpy.seen == ["overlay"]  # the RUN step ran on an overlay, not a directory
+    assert "mounting 3 layer(s) from the layer store (3 unpacked now)" in log1
+    assert "extracting" not in log1
+    unpacked = sorted(p.name for p in (store / "unpacked").iterdir())
+    assert len(unpacked) == 3 and all(len(n) == 64 for n in unpacked)
+    # whiteouts became overlay whiteouts, the recreated /d an opaque directory
+    layer_dirs = [store / "unpacked" / n / "fs" for n in unpacked]
+    assert any((d / "etc" / "group").is_char_device() for d in layer_dirs)
+    assert any(os.getxattr(d / "d", "trusted.overlay.opaque") == b"y"
+               for d in layer_dirs if (d / "d" / "y").exists())
+    before = {p: p.stat().st_mtime_ns for d in layer_dirs for p in d.rglob("*")}
+
+    # a second build unpacks nothing, and both produce the image an extracting build produces
+    _MountSpy.seen = []
+    digest2, log2 = _build(ctx, APP_DOCKERFILE, base, f"{host}/overlay/app:2",
+                           cache_dir=str(store), runner_factory=_MountSpy, reproducible=True)
+    assert "(0 unpacked now)" in log2 and _MountSpy.seen == ["overlay"]
+    digest3, log3 = _build(ctx, APP_DOCKERFILE, base, f"{host}/overlay/app:3",
+                           reproducible=True)
+    assert "extracting 3 layer(s)" in log3
+    assert digest1 == digest2 == digest3
+    # the lower directories were never written
+    assert {p: p.stat().st_mtime_ns for d in layer_dirs for p in d.rglob("*")} == before
+    fs = flatten(fetch_dir(f"{host}/overlay/app:1", tmp_path / "img"))
+    assert "/etc/group" not in fs and "/d/x" not in fs and "/seen" in fs
+    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                if str(tmp_path) in line or "trustbuild-build-" in line]  # all unmounted
+
+
+MULTI_STAGE = """\
+ARG BASE
+FROM ${BASE} AS base
+RUN echo one > /one && rm /etc/group
+FROM base AS final
+COPY --from=base /one /two
+RUN test ! -e /etc/group && cat /one /two > /all
+"""
+
+
+@pytest.mark.parametrize("with_store", [False, True])
+def test_from_an_earlier_stage_is_an_overlay_not_a_second_extraction(
+        tmp_path: Path, busybox_base: str, registry: Any, with_store: bool) -> None:
+    host = registry.host
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    kw: dict[str, Any] = {"cache_dir": str(tmp_path / "store")} if with_store else {}
+    _, log = _build(ctx, MULTI_STAGE, busybox_base, f"{host}/overlay/multi:{with_store}", **kw)
+    assert "stage final: on top of stage base (overlay)" in log
+    assert "stage final: extracting" not in log
+    fs = flatten(fetch_dir(f"{host}/overlay/multi:{with_store}", tmp_path / "img"))
+    assert "/etc/group" not in fs and {"/one", "/two", "/all"} <= set(fs)
+    assert fs["/all"].size == 8

@@ -1,0 +1,191 @@
+"""Stage filesystems as overlay mounts: layers unpacked once per machine, used read-only.
+
+With a layer store (``--cache-dir``) each layer a stage needs is unpacked once into
+``<store>/unpacked/<diff_id hex>/`` (OCI whiteouts turned into overlay whiteouts: a ``.wh.NAME``
+entry becomes a 0/0 character device ``NAME``, ``.wh..wh..opq`` the ``trusted.overlay.opaque``
+xattr of its directory) and the stage's rootfs is an overlay mount of those directories, with
+an upper directory in the build's work dir: a write copies the file up, a lower directory is
+never changed. ``FROM <earlier stage>`` mounts the earlier stage's filesystem (its upper and
+lower directories) the same way instead of extracting every layer again.
+
+Overlay needs root (``CAP_SYS_ADMIN``) and a kernel that mounts it here; when a mount fails
+the builder extracts the layers into a plain directory as before. Builds hold a shared lock on
+every unpacked layer they mount (``<store>/locks/unpacked-<hex>.lock``), so ``cache prune``
+never removes one in use.
+
+Example::
+
+    roots = OverlayRoots(work, layer_store)
+    roots.mount(rootfs, [roots.unpacked(layer) for layer in reversed(layers)])   # top first
+    ...
+    roots.close()                                                  # unmounts everything
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trustbuild.builder.config import LayerRef, ensure_local
+from trustbuild.errors import BuildError, TrustbuildError
+from trustbuild.oci.digest import Digest
+from trustbuild.oci.extract import extract_layer
+
+if TYPE_CHECKING:
+    from trustbuild.builder.layerstore import LayerStore
+
+__all__ = ["OverlayRoots", "OverlayUnavailable", "unpack_for_overlay"]
+
+_WH = ".wh."
+_OPAQUE = ".wh..wh..opq"
+_MAX_LOWERS = 120  # well below the kernel's 500; the option string stays short (symlinks)
+
+
+class OverlayUnavailable(TrustbuildError):
+    """Overlay cannot be used here (not root, no overlayfs, a layer that cannot stand alone)."""
+
+
+@dataclass
+class _Mount:
+    target: Path
+    upper: Path
+    lowers: list[Path]  # top first
+
+
+def unpack_for_overlay(blob: Path, dest: Path, *, diff_id: str, what: str) -> int:
+    """Extract one layer into the empty directory ``dest`` as an overlay lower directory;
+    returns the bytes its files take (for ``cache prune --max-size``)."""
+    extract_layer(blob, dest, diff_id=Digest.parse(diff_id) if diff_id else None, what=what,
+                  whiteouts=False)
+    size = 0
+    for dirpath, dirnames, filenames in os.walk(dest, topdown=True):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                size += os.lstat(os.path.join(dirpath, name)).st_size
+        for name in [n for n in dirnames + filenames if n.startswith(_WH)]:
+            path = os.path.join(dirpath, name)
+            if name == _OPAQUE:
+                os.unlink(path)
+                os.setxattr(dirpath, "trusted.overlay.opaque", b"y", follow_symlinks=False)
+            elif name.startswith(_WH + _WH):  # AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+            else:
+                target = os.path.join(dirpath, name[len(_WH):])
+                if os.path.lexists(target):
+                    raise BuildError(f"{what}: {name} and the path it deletes are in one layer")
+                os.unlink(path)
+                os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+            if name in dirnames:
+                dirnames.remove(name)
+    return size
+
+
+class OverlayRoots:
+    """The overlay mounts of one build (unmounted by :meth:`close`)."""
+
+    def __init__(self, work: Path, layer_store: LayerStore | None) -> None:
+        self.work = work
+        self.store = layer_store
+        self.enabled = os.geteuid() == 0
+        self.mounts: dict[Path, _Mount] = {}
+        self.unpacked_now = 0  # layers this build unpacked (the rest were in the store)
+        self._locks: list[int] = []
+        self._n = 0
+
+    # ------------------------------------------------------------------ unpacked layers
+    def unpacked(self, layer: LayerRef) -> Path:
+        """The layer unpacked in the store (once per machine), locked for this build."""
+        if self.store is None or not layer.diff_id.startswith("sha256:"):
+            raise OverlayUnavailable("no layer store, or a layer without a sha256 diff_id")
+        hex_ = layer.diff_id.split(":", 1)[1]
+        root = self.store.root / "unpacked"
+        root.mkdir(mode=0o700, exist_ok=True)  # setuid files of images: for root's eyes only
+        dest = root / hex_
+        lock = os.open(self.store.locks / f"unpacked-{hex_}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (dest / ".complete").exists():
+                tmp = root / f".tmp-{os.getpid()}-{hex_[:16]}"
+                shutil.rmtree(tmp, ignore_errors=True)
+                (tmp / "fs").mkdir(parents=True)
+                try:
+                    blob = ensure_local(layer)
+                    size = unpack_for_overlay(blob, tmp / "fs", diff_id=layer.diff_id,
+                                              what=f"layer {layer.descriptor.digest}")
+                    (tmp / ".complete").write_text(f"{layer.diff_id}\n{size}\n")
+                    shutil.rmtree(dest, ignore_errors=True)  # an interrupted earlier attempt
+                    os.rename(tmp, dest)
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+                self.unpacked_now += 1
+            os.utime(dest)  # last use, for prune
+            fcntl.flock(lock, fcntl.LOCK_SH)  # held until close(): prune skips it
+        except BaseException:
+            os.close(lock)
+            raise
+        self._locks.append(lock)
+        return dest / "fs"
+
+    # ------------------------------------------------------------------ mounts
+    def lowers_of(self, rootfs: Path) -> list[Path]:
+        """What an overlay on top of ``rootfs`` stacks (top first): its upper and lowers when it
+        is one of ours (overlay stacks at most two deep, and a RUN step adds one), else it."""
+        m = self.mounts.get(rootfs)
+        return [m.upper, *m.lowers] if m is not None else [rootfs]
+
+    def mount(self, target: Path, lowers: list[Path]) -> None:
+        """Mount an overlay of ``lowers`` (top first) on the empty directory ``target``."""
+        if not self.enabled:
+            raise OverlayUnavailable("overlay mounts need root")
+        if not lowers or len(lowers) > _MAX_LOWERS:
+            raise OverlayUnavailable(f"{len(lowers)} lower directories")
+        from trustbuild.sandbox import _linux
+
+        self._n += 1
+        base = self.work / f"overlay-{self._n:02d}"
+        upper, wdir, links = base / "upper", base / "work", base / "l"
+        for d in (upper, wdir, links):
+            d.mkdir(parents=True)
+        top = os.stat(lowers[0])  # the merged "/" shows the upper's owner, mode and mtime
+        os.chown(upper, top.st_uid, top.st_gid)
+        upper.chmod(stat.S_IMODE(top.st_mode))
+        names = []
+        for i, lower in enumerate(lowers):  # short names keep the option under a page
+            (links / str(i)).symlink_to(lower)
+            names.append(str(links / str(i)))
+        data = f"lowerdir={':'.join(names)},upperdir={upper},workdir={wdir}"
+        try:
+            _linux.mount("overlay", str(target), "overlay", 0, data)
+        except OSError as exc:
+            shutil.rmtree(base, ignore_errors=True)
+            self.enabled = False  # this kernel or these privileges: extract from now on
+            raise OverlayUnavailable(f"cannot mount overlay: {exc}") from exc
+        os.utime(upper, ns=(top.st_atime_ns, top.st_mtime_ns))
+        self.mounts[target] = _Mount(target, upper, list(lowers))
+
+    def release(self, target: Path) -> None:
+        """Unmount one overlay (its upper dir stays until the work dir is removed)."""
+        if self.mounts.pop(target, None) is not None:
+            from trustbuild.sandbox import _linux
+
+            with contextlib.suppress(OSError):
+                _linux.umount2(str(target), _linux.MNT_DETACH)
+
+    def close(self) -> None:
+        """Unmount every overlay (newest first) and release the unpacked layers' locks."""
+        for target in reversed(list(self.mounts)):
+            self.release(target)
+        for fd in self._locks:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._locks.clear()
