@@ -117,3 +117,27 @@ def test_sizes_and_durations() -> None:
         parse_size("ten")
     with pytest.raises(UsageError):
         parse_duration("2w")
+
+
+def test_prune_removes_unpacked_layers_but_not_those_a_build_has_mounted(tmp_path: Path) -> None:
+    import fcntl
+
+    store = LayerStore(tmp_path / "s")
+    now = time.time()
+    dirs = []
+    for i in range(2):
+        d = store.root / "unpacked" / (f"{i}" * 64)
+        (d / "fs" / "etc").mkdir(parents=True)
+        (d / "fs" / "etc" / "f").write_bytes(b"x" * 500)
+        (d / ".complete").write_text(f"sha256:{i * 64}\n500\n")
+        os.utime(d, (now - 10 * 86400, now - 10 * 86400))
+        dirs.append(d)
+    fd = os.open(store.locks / f"unpacked-{'1' * 64}.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # what a build holds while the layer is a lower dir
+        res = store.prune(older_than=86400, now=now)
+    finally:
+        os.close(fd)
+    assert not dirs[0].exists() and dirs[1].exists()
+    assert res.removed == 1 and res.freed == 500 and res.size == 500
+    assert [p.name for p in (store.root / "unpacked").iterdir()] == ["1" * 64]
