@@ -234,7 +234,7 @@ class LayerStore:
 
     def unpacked_entries(self) -> list[tuple[Path, float, int]]:
         """Every unpacked layer: (directory, last use, size recorded when it was unpacked)."""
-        out = []
+        out: list[tuple[Path, float, int]] = []
         root = self.root / "unpacked"
         if not root.is_dir():
             return out
