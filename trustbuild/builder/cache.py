@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -81,6 +82,8 @@ class LayerCache:
         self.output = output
         self.hits = 0
         self.misses = 0
+        self._pool: ThreadPoolExecutor | None = None  # put_later's uploader
+        self._pending: list[Future[LayerRef | None]] = []
 
     @classmethod
     def open(cls, repo: str, *, options: StoreOptions, layer_dir: Path, platform: Platform,
@@ -207,6 +210,34 @@ class LayerCache:
             return replace(layer, origin=self.store)
         return layer
 
+    def put_later(self, key: str, layer: LayerRef | None) -> LayerRef | None:
+        """:meth:`put` in a background thread (one at a time, in order), so the build goes on
+        while the layer uploads; :meth:`flush` waits for every one.
+
+        The layer is returned with the cache repository as its origin at once: its local file
+        stays in the work dir, so if storing fails (a warning) a push whose mount from the
+        cache repository is refused uploads that file instead.
+        """
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="cache-put")
+        self._pending.append(self._pool.submit(self.put, key, layer))
+        if layer is not None and layer.origin is None:
+            return replace(layer, origin=self.store)
+        return layer
+
+    def flush(self) -> None:
+        """Wait until every :meth:`put_later` finished (a failure was a warning)."""
+        pending, self._pending = self._pending, []
+        for fut in pending:
+            try:
+                fut.result()
+            except Exception as exc:  # noqa: BLE001 - storing in the cache never fails a build
+                print(f"[warning] cannot store the step in the cache ({exc})", file=self.output)
+
     def close(self) -> None:
-        """Release the store."""
+        """Wait for pending stores (none are started after a failure) and release the store."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._pending.clear()
         self.store.close()

@@ -530,6 +530,8 @@ class Executor:
                 st.rootfs = self.saved[stage.index].root
             last = st
         assert last is not None
+        if self.cache is not None:
+            self.cache.flush()  # the layers stored in the cache are there before the push
         self._warn_unused_args()
         return last
 

@@ -56,7 +56,8 @@ def layer_step(ex: StepContext, st: StageRun, ins: Command, rec: StepRecord, *,
         ex.materialize(st)
         layer = produce()
         if store and cache is not None and key is not None:
-            layer = cache.put(key, layer)  # then a push mounts it from the cache
+            layer = cache.put_later(key, layer)  # uploads while the build goes on; a push
+            # mounts it from the cache repository (Executor.run waits for it first)
     if layer is not None:
         st.image.add_layer(layer)
         rec.layer_digest = str(layer.descriptor.digest)

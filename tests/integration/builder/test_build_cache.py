@@ -112,3 +112,26 @@ def test_a_hit_whose_layer_is_gone_from_the_cache_runs_again_and_refills_it(
     _, cached3, random3 = _build(ctx, busybox_base, f"{host}/cache/gone:3",
                                  cache_repo=f"{host}/{cache}")
     assert cached3 == [True, True] and random3 == random2
+
+
+def test_a_cache_that_refuses_the_layers_warns_and_the_push_uploads_them(
+        tmp_path: Path, busybox_base: str, registry_proxy: object) -> None:
+    host = registry_proxy.host  # type: ignore[attr-defined]
+    registry_proxy.fail(403, 1000, match="/refusing/cache/")  # type: ignore[attr-defined]
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    (ctx / "input.txt").write_text("refused\n")
+    out = io.StringIO()
+    opts = BuildOptions(context=str(ctx), destinations=[f"{host}/refusing/app:1"], output=out,
+                        build_args={"BASE": busybox_base}, cache=True,
+                        cache_repo=f"{host}/refusing/cache", skip_push_permission_check=True)
+    with build(opts) as result:
+        random = (result.rootfs / "random.txt").read_text()
+    # every step was stored in the background, and each store failed: warnings, no failure
+    assert out.getvalue().count("[warning] cannot store the step in the cache") == 3
+    # refused mounts from the cache repository: the push uploaded the layers' local files
+    upstream = registry_proxy.upstream.host  # type: ignore[attr-defined]
+    fs = flatten(fetch_dir(f"{upstream}/refusing/app:1", tmp_path / "img"))
+    assert fs["/random.txt"].sha256 == hashlib.sha256(random.encode()).hexdigest()
+    assert fs["/copy.txt"].sha256 == fs["/random.txt"].sha256
