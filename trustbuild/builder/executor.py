@@ -258,7 +258,7 @@ class Executor:
     def _mount_layers(self, rootfs: Path, layers: list[Any], label: str) -> bool:
         """Mount ``layers`` (unpacked once in the layer store) as an overlay on the empty
         ``rootfs``; False when overlay cannot be used here (the caller extracts instead)."""
-        if not layers or not self.overlays.enabled or self.layer_store is None:
+        if not layers or self.layer_store is None or not self.overlays.usable():
             return False
         before = self.overlays.unpacked_now
         try:
@@ -590,7 +590,7 @@ class Executor:
                     prev.rootfs.rename(rootfs)
                     prev.materialized = False
                     materialized = True
-                elif prev.materialized and self.overlays.enabled:
+                elif prev.materialized and self.overlays.usable():
                     # it stays as it is (COPY --from reads it): an overlay on top of it, not
                     # a second extraction of every layer
                     try:

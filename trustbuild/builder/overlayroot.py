@@ -100,6 +100,7 @@ class OverlayRoots:
         self.unpacked_now = 0  # layers this build unpacked (the rest were in the store)
         self._locks: list[int] = []
         self._n = 0
+        self._tried: bool | None = None  # usable(): None until tried
 
     # ------------------------------------------------------------------ unpacked layers
     def unpacked(self, layer: LayerRef) -> Path:
@@ -137,6 +138,21 @@ class OverlayRoots:
         return dest / "fs"
 
     # ------------------------------------------------------------------ mounts
+    def usable(self) -> bool:
+        """Whether an overlay mounts here at all (tried once, on empty directories, before any
+        layer is unpacked for nothing)."""
+        if self.enabled and self._tried is None:
+            probe = self.work / "overlay-probe"
+            (probe / "lower").mkdir(parents=True)
+            (probe / "merged").mkdir()
+            try:
+                self.mount(probe / "merged", [probe / "lower"])
+                self.release(probe / "merged")
+                self._tried = True
+            except OverlayUnavailable:
+                self._tried = False
+        return self.enabled and bool(self._tried)
+
     def lowers_of(self, rootfs: Path) -> list[Path]:
         """What an overlay on top of ``rootfs`` stacks (top first): its upper and lowers when it
         is one of ours (overlay stacks at most two deep, and a RUN step adds one), else it."""

@@ -127,3 +127,25 @@ def test_from_an_earlier_stage_is_an_overlay_not_a_second_extraction(
     fs = flatten(fetch_dir(f"{host}/overlay/multi:{with_store}", tmp_path / "img"))
     assert "/etc/group" not in fs and {"/one", "/two", "/all"} <= set(fs)
     assert fs["/all"].size == 8
+
+
+def test_where_overlay_does_not_mount_the_layers_are_extracted(
+        tmp_path: Path, busybox_base: str, registry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trustbuild.sandbox import _linux
+
+    def refuse(source: str | None, target: str, fstype: str | None, *a: Any) -> None:
+        if fstype == "overlay":
+            raise OSError(22, "Invalid argument")  # e.g. an upper dir on overlayfs
+        raise AssertionError(f"unexpected mount {fstype} on {target}")
+
+    monkeypatch.setattr(_linux, "mount", refuse)
+    host = registry.host
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    store = tmp_path / "store"
+    _, log = _build(ctx, MULTI_STAGE, busybox_base, f"{host}/overlay/nomount:1",
+                    cache_dir=str(store))
+    assert "stage base: extracting 1 layer(s)" in log and "stage final: extracting" in log
+    assert "mounting" not in log and not (store / "unpacked").exists()  # nothing unpacked
+    fs = flatten(fetch_dir(f"{host}/overlay/nomount:1", tmp_path / "img"))
+    assert "/etc/group" not in fs and {"/one", "/two", "/all"} <= set(fs)
