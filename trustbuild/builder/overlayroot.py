@@ -11,7 +11,8 @@ lower directories) the same way instead of extracting every layer again.
 Overlay needs root (``CAP_SYS_ADMIN``) and a kernel that mounts it here; when a mount fails
 the builder extracts the layers into a plain directory as before. Builds hold a shared lock on
 every unpacked layer they mount (``<store>/locks/unpacked-<hex>.lock``), so ``cache prune``
-never removes one in use.
+never removes one in use; ``unpacking-<hex>.lock`` makes a second build wait for the first
+to finish unpacking a layer instead of unpacking it too.
 
 Example::
 
@@ -101,41 +102,61 @@ class OverlayRoots:
         self._locks: list[int] = []
         self._n = 0
         self._tried: bool | None = None  # usable(): None until tried
+        self._held: dict[str, Path] = {}  # diff_id hex -> unpacked dir this build has locked
 
     # ------------------------------------------------------------------ unpacked layers
     def unpacked(self, layer: LayerRef) -> Path:
-        """The layer unpacked in the store (once per machine), locked for this build."""
+        """The layer unpacked in the store (once per machine), locked for this build.
+
+        Two locks per entry: ``unpacking-<hex>`` (exclusive, held only while one build unpacks
+        it) and ``unpacked-<hex>`` (shared, held by every build that has it mounted, until
+        :meth:`close`; ``cache prune`` removes an entry only when it gets it exclusively)."""
         if self.store is None or not layer.diff_id.startswith("sha256:"):
             raise OverlayUnavailable("no layer store, or a layer without a sha256 diff_id")
         hex_ = layer.diff_id.split(":", 1)[1]
+        if hex_ in self._held:
+            return self._held[hex_]
         root = self.store.root / "unpacked"
         root.mkdir(mode=0o700, exist_ok=True)  # setuid files of images: for root's eyes only
         dest = root / hex_
-        lock = os.open(self.store.locks / f"unpacked-{hex_}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        for _ in range(10):  # a prune may remove the entry between unpacking and locking it
             if not (dest / ".complete").exists():
-                tmp = root / f".tmp-{os.getpid()}-{hex_[:16]}"
+                self._unpack(layer, root, dest)
+            use = os.open(self.store.locks / f"unpacked-{hex_}.lock",
+                          os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(use, fcntl.LOCK_SH)
+            if (dest / ".complete").exists():
+                os.utime(dest)  # last use, for prune
+                self._locks.append(use)
+                self._held[hex_] = dest / "fs"
+                return dest / "fs"
+            os.close(use)
+        raise OverlayUnavailable(f"layer {layer.descriptor.digest}: removed while in use")
+
+    def _unpack(self, layer: LayerRef, root: Path, dest: Path) -> None:
+        hex_ = dest.name
+        lock = os.open(self.store.locks / f"unpacking-{hex_}.lock",  # type: ignore[union-attr]
+                       os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another build unpacking it: wait, then use it
+            if (dest / ".complete").exists():
+                return
+            tmp = root / f".tmp-{os.getpid()}-{hex_[:16]}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            (tmp / "fs").mkdir(parents=True)
+            try:
+                blob = ensure_local(layer)
+                size = unpack_for_overlay(blob, tmp / "fs", diff_id=layer.diff_id,
+                                          what=f"layer {layer.descriptor.digest}")
+                (tmp / ".complete").write_text(f"{layer.diff_id}\n{size}\n")
+                shutil.rmtree(dest, ignore_errors=True)  # an interrupted earlier attempt
+                os.rename(tmp, dest)
+            except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
-                (tmp / "fs").mkdir(parents=True)
-                try:
-                    blob = ensure_local(layer)
-                    size = unpack_for_overlay(blob, tmp / "fs", diff_id=layer.diff_id,
-                                              what=f"layer {layer.descriptor.digest}")
-                    (tmp / ".complete").write_text(f"{layer.diff_id}\n{size}\n")
-                    shutil.rmtree(dest, ignore_errors=True)  # an interrupted earlier attempt
-                    os.rename(tmp, dest)
-                except BaseException:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    raise
-                self.unpacked_now += 1
-            os.utime(dest)  # last use, for prune
-            fcntl.flock(lock, fcntl.LOCK_SH)  # held until close(): prune skips it
-        except BaseException:
+                raise
+            self.unpacked_now += 1
+        finally:
             os.close(lock)
-            raise
-        self._locks.append(lock)
-        return dest / "fs"
 
     # ------------------------------------------------------------------ mounts
     def usable(self) -> bool:
@@ -205,3 +226,4 @@ class OverlayRoots:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._locks.clear()
+        self._held.clear()

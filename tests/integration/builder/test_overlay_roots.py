@@ -149,3 +149,46 @@ def test_where_overlay_does_not_mount_the_layers_are_extracted(
     assert "mounting" not in log and not (store / "unpacked").exists()  # nothing unpacked
     fs = flatten(fetch_dir(f"{host}/overlay/nomount:1", tmp_path / "img"))
     assert "/etc/group" not in fs and {"/one", "/two", "/all"} <= set(fs)
+
+
+TWO_STAGES_ONE_BASE = """\
+ARG BASE
+FROM ${BASE} AS a
+RUN echo a > /a
+FROM ${BASE} AS b
+RUN echo b > /b
+COPY --from=a /a /a
+"""
+
+
+def test_two_stages_and_a_second_build_share_an_unpacked_layer(
+        tmp_path: Path, busybox_base: str, registry: Any) -> None:
+    import subprocess
+    import sys
+
+    host = registry.host
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(TWO_STAGES_ONE_BASE)
+    store = tmp_path / "store"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
+
+    def cli(tag: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "trustbuild", "build", "--context", str(ctx),
+             "--destination", f"{host}/overlay/shared:{tag}", "--build-arg",
+             f"BASE={busybox_base}", "--cache-dir", str(store)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    # both stages mount the base's one layer (the second takes the same unpacked dir, it does
+    # not wait for the first stage's lock), and a second build holds it at the same time;
+    # the timeout only turns a hang into a failure
+    first = cli("1")
+    second = cli("2")
+    for proc in (first, second):
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        assert err.count("mounting 1 layer(s) from the layer store") == 2, err
+    assert len(list((store / "unpacked").iterdir())) == 1
+    fs = flatten(fetch_dir(f"{host}/overlay/shared:2", tmp_path / "img"))
+    assert {"/a", "/b"} <= set(fs)
