@@ -29,7 +29,7 @@ from trustbuild.builder.commands import (
     Expander,
     RunCmd,
 )
-from trustbuild.builder.config import ImageState, rfc3339
+from trustbuild.builder.config import ImageState, LayerRef, rfc3339
 from trustbuild.builder.context import BuildContext
 from trustbuild.builder.dockerfile import Dockerfile, Stage
 from trustbuild.builder.expand import expand, expand_heredoc, expand_words
@@ -255,7 +255,7 @@ class Executor:
             raise self.error(st.stage.from_command, str(exc)) from exc
         st.materialized = True
 
-    def _mount_layers(self, rootfs: Path, layers: list[Any], label: str) -> bool:
+    def _mount_layers(self, rootfs: Path, layers: list[LayerRef], label: str) -> bool:
         """Mount ``layers`` (unpacked once in the layer store) as an overlay on the empty
         ``rootfs``; False when overlay cannot be used here (the caller extracts instead)."""
         if not layers or self.layer_store is None or not self.overlays.usable():
