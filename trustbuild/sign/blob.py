@@ -10,7 +10,11 @@ Two bundle files are read and written:
   by ``verify-blob`` so that files written by older cosign versions still verify with a key.
 
 With a key, the bundle's verification material is the key's hint only (no certificate, no
-transparency-log entry), as with ``cosign sign-blob --key --tlog-upload=false``.
+transparency-log entry), as with ``cosign sign-blob --key --tlog-upload=false``. Keyless
+(``sign-blob --keyless``, :func:`trustbuild.sign.keyless.keyless_sign_blob`), it is the Fulcio
+certificate and the Rekor ``hashedrekord`` entry (SET, inclusion proof, checkpoint);
+:func:`verify_blob_keyless` checks such a bundle (or cosign 2's ``cert``/``rekorBundle`` one)
+offline with the one keyless engine (:mod:`trustbuild.sign.keyless_verify`).
 """
 
 from __future__ import annotations
@@ -20,14 +24,21 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import VerificationError
 from trustbuild.sign.bundle import BUNDLE_MEDIA_TYPE, BUNDLE_TYPES, key_hint
 from trustbuild.sign.keys import SigningKey, VerifyingKey
 
-__all__ = ["BlobSignature", "sign_blob", "verify_blob", "load_blob_bundle", "sha256_file",
-           "MAX_BLOB_BUNDLE_BYTES"]
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from trustbuild.sign.keyless_verify import KeylessVerified, TlogEntry
+    from trustbuild.sign.trust import KeylessPolicy, TrustRoots
+
+__all__ = ["BlobSignature", "sign_blob", "verify_blob", "verify_blob_keyless",
+           "load_blob_bundle", "sha256_file", "MAX_BLOB_BUNDLE_BYTES"]
 
 MAX_BLOB_BUNDLE_BYTES = 64 * 1024 * 1024
 
@@ -38,6 +49,7 @@ class BlobSignature:
 
     signature: bytes
     bundle: bytes  # Sigstore bundle v0.3 JSON
+    certificate_pem: str = ""  # keyless: the Fulcio certificate (PEM)
 
     @property
     def signature_b64(self) -> str:
@@ -96,9 +108,9 @@ def load_blob_bundle(raw: bytes, where: str) -> dict[str, object]:
 def _signature_from_bundle(doc: dict[str, object], blob_digest: bytes, where: str) -> bytes:
     if "base64Signature" in doc:  # cosign 2's bundle format
         if doc.get("cert"):
-            raise VerificationError(f"{where}: a keyless cosign bundle (certificate); verify it "
-                                    "with the Sigstore bundle format (--bundle from cosign 3 or "
-                                    "--new-bundle-format)")
+            raise VerificationError(f"{where}: a keyless bundle (it carries a certificate); "
+                                    "verify it with --certificate-identity and "
+                                    "--certificate-oidc-issuer instead of --key")
         return _b64(doc["base64Signature"], f"{where}: base64Signature")
     if doc.get("mediaType") not in BUNDLE_TYPES:
         raise VerificationError(f"{where}: unsupported bundle mediaType {doc.get('mediaType')!r}")
@@ -127,8 +139,13 @@ def verify_blob(blob: Path, keys: list[VerifyingKey], *, signature: bytes | None
     data = blob.read_bytes()
     if signature is None:
         assert bundle is not None
-        signature = _signature_from_bundle(load_blob_bundle(bundle, bundle_name),
-                                           hashlib.sha256(data).digest(), bundle_name)
+        doc = load_blob_bundle(bundle, bundle_name)
+        signature = _signature_from_bundle(doc, hashlib.sha256(data).digest(), bundle_name)
+        vm = doc.get("verificationMaterial")
+        if isinstance(vm, dict) and ("certificate" in vm or "x509CertificateChain" in vm):
+            raise VerificationError(f"{bundle_name}: a keyless bundle (it carries a "
+                                    "certificate); verify it with --certificate-identity and "
+                                    "--certificate-oidc-issuer instead of --key")
     for key in keys:
         try:
             key.verify(signature, data)
@@ -136,3 +153,80 @@ def verify_blob(blob: Path, keys: list[VerifyingKey], *, signature: bytes | None
             continue
         return key
     raise VerificationError(f"{blob}: the signature does not verify with the given key(s)")
+
+
+def _cosign2_keyless(doc: dict[str, object], where: str
+                     ) -> tuple[list[x509.Certificate], bytes, list[TlogEntry], list[bytes]]:
+    """(certificates, signature, log entries, RFC 3161 responses) of a cosign 2 bundle file
+    (``base64Signature``, ``cert`` = base64 of the PEM, ``rekorBundle`` = the Rekor SET)."""
+    from trustbuild.sign.keyless_verify import TlogEntry
+    from trustbuild.sign.rekor import rfc3161_from_annotation
+    from trustbuild.sign.trust import load_certificates
+
+    sig = _b64(doc.get("base64Signature"), f"{where}: base64Signature")
+    pem = _b64(doc.get("cert"), f"{where}: cert")
+    certs = load_certificates(pem, f"{where}: cert")
+    rekor = doc.get("rekorBundle")
+    if not isinstance(rekor, dict):
+        raise VerificationError(f"{where}: keyless bundle has no rekorBundle (the Rekor entry)")
+    entries = [TlogEntry.from_cosign_annotation(json.dumps(rekor))]
+    stamps = []
+    rfc3161 = doc.get("RFC3161Timestamp")
+    if isinstance(rfc3161, dict):
+        stamps.append(rfc3161_from_annotation(json.dumps(rfc3161)))
+    return certs, sig, entries, stamps
+
+
+def verify_blob_keyless(blob: Path, bundle: bytes, policy: KeylessPolicy, trust: TrustRoots, *,
+                        bundle_name: str = "bundle") -> KeylessVerified:
+    """Check a keyless signature of ``blob`` (a Sigstore bundle with a ``messageSignature``, or
+    cosign 2's bundle file) offline; VerificationError (one line, naming the bundle) otherwise.
+
+    The signature must verify over the file's bytes with the Fulcio certificate's key, and the
+    Rekor ``hashedrekord`` entry must log this file's SHA-256, this signature and this
+    certificate; the rest is :func:`trustbuild.sign.keyless_verify.verify_keyless`.
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    from trustbuild.sign.bundle import material, parse_bundle
+    from trustbuild.sign.keyless_verify import (
+        KeylessEvidence,
+        certificates_from_bundle,
+        timestamps_from_bundle,
+        tlog_entries_from_bundle,
+        verify_keyless,
+    )
+    from trustbuild.sign.rekor import check_hashedrekord_digest
+
+    doc = load_blob_bundle(bundle, bundle_name)
+    data = blob.read_bytes()
+    digest = hashlib.sha256(data).digest()
+    try:
+        if "base64Signature" in doc:
+            chain, signature, entries, stamps = _cosign2_keyless(doc, bundle_name)
+        else:
+            doc = parse_bundle(bundle)
+            signature = _signature_from_bundle(doc, digest, bundle_name)
+            vm = material(doc)
+            chain = certificates_from_bundle(vm)
+            entries, stamps = tlog_entries_from_bundle(vm), timestamps_from_bundle(vm)
+        leaf = chain[0]
+        try:
+            VerifyingKey(leaf.public_key()).verify(signature, data)  # type: ignore[arg-type]
+        except VerificationError:
+            raise VerificationError(f"the signature does not verify over {blob} with the "
+                                    "bundle's certificate (another file, or a tampered "
+                                    "bundle)") from None
+        sig_b64 = base64.b64encode(signature).decode()
+        leaf_pem = leaf.public_bytes(serialization.Encoding.PEM)
+
+        def body_check(body: bytes) -> None:
+            check_hashedrekord_digest(body, digest.hex(), sig_b64, leaf_pem)
+
+        ev = KeylessEvidence(leaf, chain[1:], signature, entries, stamps)
+        return verify_keyless(ev, policy, trust, body_check=body_check)
+    except VerificationError as err:
+        text = str(err)
+        if text.startswith(f"{bundle_name}:"):
+            raise
+        raise VerificationError(f"{bundle_name}: {text}") from None

@@ -36,9 +36,13 @@ from trustbuild.sign.sign import (
 from trustbuild.sign.simplesigning import build_payload
 
 if TYPE_CHECKING:
+    from sigstore.models import ClientTrustConfig
     from sigstore.sign import Signer, SigningContext
 
-__all__ = ["ambient_token", "keyless_sign_image", "keyless_signer", "rekor_annotation_from_bundle"]
+    from trustbuild.sign.blob import BlobSignature
+
+__all__ = ["ambient_token", "keyless_sign_image", "keyless_sign_blob", "keyless_signer",
+           "rekor_annotation_from_bundle"]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -92,14 +96,37 @@ def rekor_annotation_from_bundle(bundle_json: object) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
+def _with_urls(config: ClientTrustConfig, fulcio_url: str | None,
+               rekor_url: str | None) -> ClientTrustConfig:
+    """``config`` with its signing config's Fulcio / Rekor (v1 API) service replaced, as
+    cosign's ``--fulcio-url`` / ``--rekor-url`` do; the trusted root is kept."""
+    from sigstore.models import ClientTrustConfig
+
+    doc = json.loads(config._inner.to_json())
+    signing = doc["signingConfig"]
+    for url, key in ((fulcio_url, "caUrls"), (rekor_url, "rekorTlogUrls")):
+        if url is not None:
+            if not url.startswith(("https://", "http://")):
+                raise SigningError(f"{url!r} is not an http(s) URL")
+            signing[key] = [{"url": url.rstrip("/"), "majorApiVersion": 1,
+                             "validFor": {"start": "1970-01-01T00:00:00Z"},
+                             "operator": "command line"}]
+    if rekor_url is not None:
+        signing["rekorTlogConfig"] = {"selector": "ANY"}
+    return ClientTrustConfig.from_json(json.dumps(doc))
+
+
 @contextmanager
 def keyless_signer(identity_token: str | None, trust_config: str | Path | None, *,
-                   what: str = "signing") -> Iterator[tuple[Signer, str]]:
+                   what: str = "signing", fulcio_url: str | None = None,
+                   rekor_url: str | None = None) -> Iterator[tuple[Signer, str]]:
     """A sigstore-python signer for ``identity_token`` (or the ambient CI token) and the Fulcio
     chain PEM; every failure (token, TUF, Fulcio, Rekor) becomes one SigningError line.
 
     ``trust_config`` is a Sigstore ClientTrustConfig JSON (trusted root + signing config, e.g. a
     private Sigstore deployment); without it the public-good instance is used through TUF.
+    ``fulcio_url`` / ``rekor_url`` replace its services (the trusted root must still hold the
+    CA, CT log and Rekor keys of the instances named, or signing fails on their answers).
     """
     token = identity_token or ambient_token()
     if not token:
@@ -122,6 +149,8 @@ def keyless_signer(identity_token: str | None, trust_config: str | Path | None, 
                 raise SigningError(f"{trust_config}: cannot read: {exc.strerror}") from None
         else:
             config = ClientTrustConfig.production()
+        if fulcio_url is not None or rekor_url is not None:
+            config = _with_urls(config, fulcio_url, rekor_url)
         ctx = SigningContext.from_trust_config(config)
         with ctx.signer(identity) as signer:
             yield signer, _fulcio_chain(ctx)
@@ -171,6 +200,27 @@ def keyless_sign_image(store: Store, ref: str | None, *, identity_token: str | N
             bundle_desc = attach_bundle_referrer(
                 store, subj, raw, annotations=bundle_manifest_annotations(SIGN_PREDICATE_TYPE))
     return SignResult(subj.digest, docker_reference, sig_desc, bundle_desc, payload)
+
+def keyless_sign_blob(blob: Path, *, identity_token: str | None,
+                      trust_config: str | Path | None = None, fulcio_url: str | None = None,
+                      rekor_url: str | None = None) -> BlobSignature:
+    """Sign a file's bytes with a Fulcio certificate and log it in Rekor (``hashedrekord``), as
+    ``cosign sign-blob`` does without ``--key``; the result carries the Sigstore bundle v0.3
+    (certificate, tlog entry with SET and inclusion proof) and the certificate PEM."""
+    from trustbuild.sign.blob import BlobSignature
+
+    data = blob.read_bytes()
+    with keyless_signer(identity_token, trust_config, what="signing", fulcio_url=fulcio_url,
+                        rekor_url=rekor_url) as (signer, _chain):
+        b = signer.sign_artifact(data)
+    doc = json.loads(b.to_json())
+    try:
+        signature = proto_b64decode(doc["messageSignature"]["signature"])
+    except (KeyError, TypeError, ValueError):
+        raise SigningError("Sigstore returned a bundle without a message signature") from None
+    cert = b.signing_certificate.public_bytes(serialization.Encoding.PEM).decode()
+    return BlobSignature(signature, json.dumps(doc, separators=(",", ":")).encode(), cert)
+
 
 def _fulcio_chain(ctx: SigningContext) -> str:
     """The Fulcio intermediate and root PEMs from the signing context's trusted root."""

@@ -17,7 +17,8 @@ from trustbuild.errors import VerificationError
 from trustbuild.sign.keys import VerifyingKey
 
 __all__ = ["RekorEntry", "verify_rekor_bundle", "verify_set", "check_dsse_body",
-           "check_hashedrekord_body", "rfc3161_from_annotation", "canonical_json"]
+           "check_hashedrekord_body", "check_hashedrekord_digest", "rfc3161_from_annotation",
+           "canonical_json"]
 
 _MAX_BUNDLE_ANNOTATION = 64 * 1024
 
@@ -90,6 +91,13 @@ def verify_rekor_bundle(annotation: str, rekor_keys: dict[str, VerifyingKey], *,
 def check_hashedrekord_body(raw: bytes, payload: bytes, signature_b64: str,
                             signer_pem: bytes | None) -> None:
     """Check that a ``hashedrekord`` Rekor entry logs this payload, signature and signer."""
+    check_hashedrekord_digest(raw, hashlib.sha256(payload).hexdigest(), signature_b64,
+                              signer_pem)
+
+
+def check_hashedrekord_digest(raw: bytes, sha256_hex: str, signature_b64: str,
+                              signer_pem: bytes | None) -> None:
+    """:func:`check_hashedrekord_body` for a payload known by its SHA-256 (a file's)."""
     try:
         entry = json.loads(raw)
         kind = entry["kind"]
@@ -103,7 +111,7 @@ def check_hashedrekord_body(raw: bytes, payload: bytes, signature_b64: str,
         sig = spec["signature"]
     except (KeyError, TypeError):
         raise VerificationError("Rekor entry is missing data.hash or signature") from None
-    if h.get("algorithm") != "sha256" or h.get("value") != hashlib.sha256(payload).hexdigest():
+    if h.get("algorithm") != "sha256" or h.get("value") != sha256_hex:
         raise VerificationError("Rekor entry is for another payload (hash differs)")
     # compared decoded: the annotation may be broken over lines (Go's decoder ignores them)
     if _b64(sig.get("content"), "signature.content") != _b64(signature_b64, "signature"):
