@@ -207,12 +207,16 @@ def keyless_sign_blob(blob: Path, *, identity_token: str | None,
     """Sign a file's bytes with a Fulcio certificate and log it in Rekor (``hashedrekord``), as
     ``cosign sign-blob`` does without ``--key``; the result carries the Sigstore bundle v0.3
     (certificate, tlog entry with SET and inclusion proof) and the certificate PEM."""
-    from trustbuild.sign.blob import BlobSignature
+    from sigstore.hashes import Hashed
+    from sigstore_models.common.v1 import HashAlgorithm
 
-    data = blob.read_bytes()
+    from trustbuild.sign.blob import BlobSignature, sha256_file
+
+    # signed prehashed, as cosign does: the file is read once, in chunks, not held in memory
+    hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=sha256_file(blob))
     with keyless_signer(identity_token, trust_config, what="signing", fulcio_url=fulcio_url,
                         rekor_url=rekor_url) as (signer, _chain):
-        b = signer.sign_artifact(data)
+        b = signer.sign_artifact(hashed)
     doc = json.loads(b.to_json())
     try:
         signature = proto_b64decode(doc["messageSignature"]["signature"])
