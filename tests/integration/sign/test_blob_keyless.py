@@ -299,3 +299,20 @@ def test_sigstore_js_agrees_on_the_public_good_bundle(tmp_path: Path) -> None:
     tampered.write_bytes(WHEEL.read_bytes() + b"\n")
     assert _sigstore_js(WHEEL_BUNDLE, root, WHEEL_IDENTITY, GITHUB_ISSUER, tampered)["ok"] \
         is False
+
+
+def test_verify_blob_real_v03_bundle_with_timestamps_and_trusted_root_override(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The sigstage v0.3 bundle with RFC 3161 timestamps (see test_keyless_public_good.py),
+    through the CLI with ``--trusted-root``; the public-good default refuses it."""
+    staging = ["--certificate-identity", "alexis.challande@trailofbits.com",
+               "--certificate-oidc-issuer", "https://accounts.google.com"]
+    files = ["--bundle", str(ASSETS / "staging-tsa.txt.sigstore.json"),
+             str(ASSETS / "staging-tsa.txt")]
+    capsys.readouterr()
+    assert main(["verify-blob", *staging, "--trusted-root",
+                 str(ASSETS / "staging-tsa.trusted_root.json"), *files]) == 0
+    err = capsys.readouterr().err
+    assert "RFC 3161 timestamp" in err and "Verified OK" in err
+    assert main(["verify-blob", *staging, *files]) == 1
+    assert "Error:" in _err_line(capsys)
