@@ -125,6 +125,7 @@ def check(options: BuildOptions, chain: SupplyChainOptions) -> Report:
     policy = _load_policy(options, chain, check_output=False)
     if policy is None:
         raise UsageError("policy check: --policy FILE is required")
+    options.plan_only = True
     try:
         with prepare(options) as plan:
             _pin_executor(plan, chain)

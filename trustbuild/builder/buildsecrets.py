@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 
 from trustbuild.errors import UsageError
 
-__all__ = ["MAX_SECRET_SIZE", "parse_secret_flag", "load_secrets", "parse_ssh_flags"]
+__all__ = ["MAX_SECRET_SIZE", "parse_secret_flag", "load_secrets", "secret_ids",
+           "parse_ssh_flags"]
 
 MAX_SECRET_SIZE = 500 * 1024  # BuildKit's limit
 
@@ -78,23 +79,59 @@ def load_secrets(items: Sequence[str], *, environ: Mapping[str, str] | None = No
     for item in items:
         sid, kind, where = parse_secret_flag(item, environ=env)
         if kind == "env":
-            if where not in env:
-                raise UsageError(f"--secret id={sid}: environment variable {where} is not set")
-            value = env[where].encode()
+            value = _env_value(sid, where, env).encode()
         else:
-            path = os.path.expanduser(where)
             try:
-                with open(path, "rb") as f:
-                    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                        raise UsageError(f"--secret id={sid}: {where} is not a regular file")
+                with open(os.path.expanduser(where), "rb") as f:
+                    _check_file(sid, where, os.fstat(f.fileno()))
                     value = f.read(MAX_SECRET_SIZE + 1)
             except OSError as exc:
-                raise UsageError(f"--secret id={sid}: cannot read {where}: "
-                                 f"{exc.strerror}") from None
-        if len(value) > MAX_SECRET_SIZE:
-            raise UsageError(f"--secret id={sid}: larger than {MAX_SECRET_SIZE // 1024} KiB")
+                raise _unreadable(sid, where, exc) from None
+        _check_size(sid, len(value))
         out[sid] = value
     return out
+
+
+def secret_ids(items: Sequence[str], *, environ: Mapping[str, str] | None = None
+               ) -> frozenset[str]:
+    """The ids of ``--secret`` flags whose source is there (the variable set, the file a
+    regular file within the size limit), checked as :func:`load_secrets` does but never read:
+    for ``policy check``, which needs only to know which secrets are given."""
+    env = os.environ if environ is None else environ
+    ids: set[str] = set()
+    for item in items:
+        sid, kind, where = parse_secret_flag(item, environ=env)
+        if kind == "env":
+            _check_size(sid, len(_env_value(sid, where, env).encode()))
+        else:
+            try:
+                st = os.stat(os.path.expanduser(where))
+            except OSError as exc:
+                raise _unreadable(sid, where, exc) from None
+            _check_file(sid, where, st)
+            _check_size(sid, st.st_size)
+        ids.add(sid)
+    return frozenset(ids)
+
+
+def _env_value(sid: str, var: str, env: Mapping[str, str]) -> str:
+    if var not in env:
+        raise UsageError(f"--secret id={sid}: environment variable {var} is not set")
+    return env[var]
+
+
+def _check_file(sid: str, where: str, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"--secret id={sid}: {where} is not a regular file")
+
+
+def _check_size(sid: str, size: int) -> None:
+    if size > MAX_SECRET_SIZE:
+        raise UsageError(f"--secret id={sid}: larger than {MAX_SECRET_SIZE // 1024} KiB")
+
+
+def _unreadable(sid: str, where: str, exc: OSError) -> UsageError:
+    return UsageError(f"--secret id={sid}: cannot read {where}: {exc.strerror}")
 
 
 def parse_ssh_flags(items: Sequence[str], *, environ: Mapping[str, str] | None = None

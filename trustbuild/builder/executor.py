@@ -435,11 +435,11 @@ class Executor:
                                           "(--mode chroot): this build runs in container mode, "
                                           "which has no private mounts to keep it out of the "
                                           "layer")
-                given = (self.options.secrets if spec.type == "secret"
-                         else self.options.ssh)
+                given = (self.options.secrets.keys() | self.options.secret_ids
+                         if spec.type == "secret" else self.options.ssh.keys())
                 if spec.required and spec.id not in given:
                     raise self.error(ins, missing_message(spec))
-                if spec.type == "ssh":
+                if spec.type == "ssh" and not self.options.plan_only:
                     try:
                         self.ssh_agents.socket_for(spec.id)  # key files: start the agent now
                     except TrustbuildError as exc:

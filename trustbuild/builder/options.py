@@ -100,6 +100,10 @@ class BuildOptions:
     # printed) and --ssh agent sockets or key files by id
     secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
     ssh: dict[str, list[str]] = field(default_factory=dict)
+    # policy check (plan only, nothing runs): the --secret ids given, their values never read,
+    # and no ssh agent started for --ssh key files
+    plan_only: bool = False
+    secret_ids: frozenset[str] = frozenset()
     # the step cache (docs/cache.md)
     cache: bool = False
     cache_repo: str | None = None

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from trustbuild.builder.options import BuildOptions
     from trustbuild.pipeline import SupplyChainOptions
 
-__all__ = ["register", "run", "options_from_args", "supply_chain_from_args"]
+__all__ = ["register", "run", "options_from_args", "supply_chain_from_args", "secret_options"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -152,10 +152,14 @@ def _add_secret_flags(p: argparse.ArgumentParser) -> None:
                         "ID uses $SSH_AUTH_SOCK; key files get their own ssh-agent)")
 
 
-def _secret_options(options: BuildOptions, args: argparse.Namespace) -> None:
-    from trustbuild.builder.buildsecrets import load_secrets, parse_ssh_flags
+def secret_options(options: BuildOptions, args: argparse.Namespace) -> None:
+    """``--secret`` / ``--ssh`` into ``options`` (with ``plan_only``: the secret ids only)."""
+    from trustbuild.builder.buildsecrets import load_secrets, parse_ssh_flags, secret_ids
 
-    options.secrets = load_secrets(getattr(args, "secret", None) or [])
+    if options.plan_only:  # policy check: which secrets are given, never their values
+        options.secret_ids = secret_ids(getattr(args, "secret", None) or [])
+    else:
+        options.secrets = load_secrets(getattr(args, "secret", None) or [])
     options.ssh = parse_ssh_flags(getattr(args, "ssh", None) or [])
 # --- end build secrets ------------------------------------------------------------------------
 
@@ -270,7 +274,7 @@ def _run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     chain = supply_chain_from_args(args)
-    _secret_options(options, args)
+    secret_options(options, args)
     # one log for the build and the supply chain around it (gate report, signing)
     options.log = BuildLog(options.output, fmt=options.log_format,
                            timestamps=options.log_timestamp)

@@ -138,7 +138,11 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """Prepare the build and run the gate only (no layer extracted, no RUN); exit 1 on deny."""
-    from trustbuild.cli.cmd_build import options_from_args, supply_chain_from_args
+    from trustbuild.cli.cmd_build import (
+        options_from_args,
+        secret_options,
+        supply_chain_from_args,
+    )
     from trustbuild.errors import UsageError
     from trustbuild.pipeline import check
 
@@ -148,6 +152,8 @@ def run_check(args: argparse.Namespace) -> int:
     args.sign_key = None
     args.attest = ""
     options = options_from_args(args)
+    options.plan_only = True
+    secret_options(options, args)
     report = check(options, supply_chain_from_args(args))
     if args.output == "json":
         report.write_json(sys.stdout)

@@ -379,3 +379,29 @@ def test_every_platform_is_gated_before_any_run(registry: Any, listener: Listene
     probe = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{dest}"],
                            capture_output=True, timeout=60)
     assert probe.returncode != 0, "a denied build must push nothing"
+
+
+def test_policy_check_takes_the_build_secret_flags_without_reading_them(
+        registry: Any, busybox_base: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``policy check`` accepts --secret / --ssh as build does: a required secret or agent that
+    is given passes; nothing is read (a key file that is no key is not loaded into an agent)."""
+    ctx = tmp_path / "c"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM {busybox_base}\n"
+        "RUN --mount=type=secret,id=tok,required=true true\n"
+        "RUN --mount=type=ssh,id=deploy,required=true true\n")
+    (tmp_path / "tok").write_text("s3cret")
+    (tmp_path / "key").write_text("not a key: ssh-add would refuse it\n")
+    check = ["policy", "check", "--policy", str(_policy(tmp_path, ALLOW_LOOPBACK)),
+             "--context", str(ctx), "--output", "json"]
+    ssh = ["--ssh", f"deploy={tmp_path / 'key'}"]
+    assert main([*check, *ssh]) != 0
+    assert "secret 'tok' is required but was not given" in capsys.readouterr().err
+    assert main([*check, "--secret", f"id=tok,src={tmp_path / 'missing'}", *ssh]) == 2
+    assert "--secret id=tok: cannot read" in capsys.readouterr().err
+    assert main([*check, "--secret", f"id=tok,src={tmp_path / 'tok'}", *ssh]) == 0
+    captured = capsys.readouterr()
+    assert '"decision": "allow"' in captured.out
+    assert "s3cret" not in captured.out + captured.err

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from trustbuild.builder.buildsecrets import load_secrets, parse_secret_flag, parse_ssh_flags
+from trustbuild.builder.buildsecrets import (
+    load_secrets,
+    parse_secret_flag,
+    parse_ssh_flags,
+    secret_ids,
+)
 from trustbuild.errors import UsageError
 
 
@@ -36,17 +42,27 @@ def test_secret_sources_as_buildx(tmp_path: Path) -> None:
     ("id=a,src", "must be a key=value pair"),
     ("id=a,src=/dev/null", "not a regular file"),
 ])
-def test_bad_secret_flags(item: str, message: str) -> None:
+@pytest.mark.parametrize("check", [load_secrets, secret_ids])
+def test_bad_secret_flags(item: str, message: str, check: Any) -> None:
     with pytest.raises(UsageError, match=message) as info:
-        load_secrets([item], environ={})
+        check([item], environ={})
     assert "\n" not in str(info.value)
 
 
-def test_secret_size_limit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("check", [load_secrets, secret_ids])
+def test_secret_size_limit(tmp_path: Path, check: Any) -> None:
     big = tmp_path / "big"
     big.write_bytes(b"x" * (500 * 1024 + 1))
     with pytest.raises(UsageError, match="larger than 500 KiB"):
-        load_secrets([f"id=big,src={big}"], environ={})
+        check([f"id=big,src={big}"], environ={})
+
+
+def test_secret_ids_checks_the_sources_without_reading_them(tmp_path: Path) -> None:
+    f = tmp_path / "s"
+    f.write_bytes(b"file-value\n")
+    f.chmod(0)  # root could still read it; the ids come from stat alone
+    assert secret_ids([f"id=a,src={f}", "id=b,env=API_TOKEN", "id=a,env=tok"],
+                      environ={"API_TOKEN": "v", "tok": "w"}) == {"a", "b"}
 
 
 def test_ssh_flags(tmp_path: Path) -> None:
