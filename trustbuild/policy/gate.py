@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from trustbuild.builder.executor import predefined_args
 from trustbuild.builder.record import BuildRecord, ResolvedImage
 from trustbuild.errors import InvalidReference, PolicyViolation, TrustbuildError
+from trustbuild.oci.descriptor import Platform
 from trustbuild.oci.reference import Reference
 from trustbuild.policy.model import Policy, Section, SignatureRule, repository_matches
 from trustbuild.policy.report import DENY, PASS, Check, Report
@@ -43,6 +45,8 @@ class GateInput:
     images: list[ResolvedImage]
     executor_image: str | None
     options: StoreOptions
+    # TARGETARCH, BUILDPLATFORM, ... of the platform built (builder.executor.predefined_args)
+    platform_args: Mapping[str, str] = field(default_factory=dict)
 
 
 def executor_image_from_env(flag: str | None) -> str | None:
@@ -67,6 +71,7 @@ def run_gate(policy: Policy, inp: GateInput, *, verifier: ImageVerifier | None =
         severities=policy.rules,
         require_digest=policy.base_images.require_digest,
         path=inp.dockerfile_path,
+        platform_args=inp.platform_args,
     ):
         report.add(check)
     return report
@@ -210,6 +215,7 @@ def gate_plan(
                 list(one.record.images),
                 executor_image,
                 options or opts.store_options,
+                predefined_args(opts.target_platform(), Platform.host()),
             ),
         )
         record: BuildRecord = one.record

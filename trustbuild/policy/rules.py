@@ -49,7 +49,9 @@ class Rule:
     summary: str
     remedy: str
     ok: str  # what a pass means, for the report
-    check: Callable[[Dockerfile, Stage, Mapping[str, str]], Iterator[Finding]]
+    # (Dockerfile, target stage, --build-arg values, automatic platform args) -> findings
+    check: Callable[[Dockerfile, Stage, Mapping[str, str], Mapping[str, str]],
+                    Iterator[Finding]]
 
 
 _SECRET_VALUE = re.compile(
@@ -67,7 +69,8 @@ def _all_instructions(df: Dockerfile) -> Iterator[AnyCommand]:
         yield from st.commands
 
 
-def _remote_add(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
+def _remote_add(df: Dockerfile, stage: Stage, args: Mapping[str, str],
+        platform_args: Mapping[str, str]) -> Iterator[Finding]:
     for ins in _all_instructions(df):
         if isinstance(ins, AddCmd) and not ins.checksum:
             for src in ins.sources:
@@ -75,7 +78,8 @@ def _remote_add(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterat
                     yield Finding(ins.line, f"ADD {src} fetches remote content without --checksum")
 
 
-def _final_root(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
+def _final_root(df: Dockerfile, stage: Stage, args: Mapping[str, str],
+        platform_args: Mapping[str, str]) -> Iterator[Finding]:
     users = [i for i in stage.commands if isinstance(i, UserCmd)]
     if not users:
         yield Finding(
@@ -89,7 +93,8 @@ def _final_root(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterat
         yield Finding(last.line, f"the final stage runs as {name or 'root'}")
 
 
-def _secrets(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
+def _secrets(df: Dockerfile, stage: Stage, args: Mapping[str, str],
+        platform_args: Mapping[str, str]) -> Iterator[Finding]:
     for ins in _all_instructions(df):
         if isinstance(ins, ArgCmd | EnvCmd):
             for key, value in _pairs(ins):
@@ -112,13 +117,23 @@ def _pairs(ins: ArgCmd | EnvCmd) -> list[tuple[str, str]]:
     return [(k, v or "") for k, v in ins.pairs]
 
 
-def _base_images(df: Dockerfile, args: Mapping[str, str]) -> Iterator[tuple[int, str]]:
-    """(FROM line, expanded image) of every stage built on an image (not scratch or a stage)."""
-    env = {}
-    for ins in df.global_commands:
-        for k, v in _pairs(ins):
-            env[k] = v
-    env.update(args)
+def _base_images(df: Dockerfile, args: Mapping[str, str],
+                 platform_args: Mapping[str, str]) -> Iterator[tuple[int, str]]:
+    """(FROM line, expanded image) of every stage built on an image (not scratch or a stage):
+    expanded as the builder does, with the automatic platform args (TARGETARCH, BUILDPLATFORM,
+    ...) under the global ARGs."""
+    env = dict(platform_args)
+    for ins in df.global_commands:  # as builder.executor.Executor._global_args
+        for name, default in ins.pairs:
+            name = expand(name, env, escape=df.escape)
+            if name in args:
+                env[name] = args[name]
+            elif default is not None:
+                env[name] = expand(default, env, escape=df.escape)
+            elif name in platform_args:  # a bare ARG TARGETARCH keeps the automatic value
+                env[name] = platform_args[name]
+            else:
+                env.pop(name, None)
     names = {st.name.lower() for st in df.stages if st.name}
     for st in df.stages:
         base = expand(st.base, env, escape=df.escape)
@@ -127,8 +142,9 @@ def _base_images(df: Dockerfile, args: Mapping[str, str]) -> Iterator[tuple[int,
         yield st.line, base
 
 
-def _latest(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
-    for line, base in _base_images(df, args):
+def _latest(df: Dockerfile, stage: Stage, args: Mapping[str, str],
+        platform_args: Mapping[str, str]) -> Iterator[Finding]:
+    for line, base in _base_images(df, args, platform_args):
         if "@" in base:
             continue
         last = base.rsplit("/", 1)[-1]
@@ -138,8 +154,9 @@ def _latest(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[F
             yield Finding(line, f"FROM {base} uses the moving tag :latest")
 
 
-def _unpinned(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
-    for line, base in _base_images(df, args):
+def _unpinned(df: Dockerfile, stage: Stage, args: Mapping[str, str],
+        platform_args: Mapping[str, str]) -> Iterator[Finding]:
+    for line, base in _base_images(df, args, platform_args):
         if "@sha256:" not in base:
             yield Finding(line, f"FROM {base} is not pinned by digest")
     for ins in _all_instructions(df):
@@ -148,7 +165,8 @@ def _unpinned(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator
             yield Finding(ins.line, f"COPY --from={src} is not pinned by digest")
 
 
-def _pipe_shell(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
+def _pipe_shell(df: Dockerfile, stage: Stage, args: Mapping[str, str],
+        platform_args: Mapping[str, str]) -> Iterator[Finding]:
     for ins in _all_instructions(df):
         if isinstance(ins, RunCmd):
             text = " ".join(ins.args) + "".join(h.content for h in ins.heredocs)
@@ -157,7 +175,8 @@ def _pipe_shell(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterat
                 yield Finding(ins.line, f"RUN pipes a download into a shell ({m.group(0).strip()})")
 
 
-def _ssh_port(df: Dockerfile, stage: Stage, args: Mapping[str, str]) -> Iterator[Finding]:
+def _ssh_port(df: Dockerfile, stage: Stage, args: Mapping[str, str],
+        platform_args: Mapping[str, str]) -> Iterator[Finding]:
     for ins in stage.commands:
         if isinstance(ins, ExposeCmd) and any(a.split("/")[0] == "22" for a in ins.ports):
             yield Finding(ins.line, "EXPOSE 22: an SSH server in an application image")
@@ -234,8 +253,11 @@ def run_rules(
     severities: Mapping[str, str],
     require_digest: bool = False,
     path: str = "Dockerfile",
+    platform_args: Mapping[str, str] | None = None,
 ) -> list[Check]:
-    """Run every rule on the Dockerfile; ``stage`` is the target (final) stage."""
+    """Run every rule on the Dockerfile; ``stage`` is the target (final) stage;
+    ``platform_args`` are the automatic platform args of the platform being built
+    (``builder.executor.predefined_args``), which FROM lines may use."""
     checks = []
     for rule in RULES.values():
         sev = severities.get(rule.id, rule.severity)
@@ -243,7 +265,7 @@ def run_rules(
             sev = DENY
         if sev == "off":
             continue
-        findings = list(rule.check(df, stage, build_args))
+        findings = list(rule.check(df, stage, build_args, platform_args or {}))
         if not findings:
             checks.append(Check(rule.id, PASS, rule.ok))
         for f in findings:

@@ -405,3 +405,22 @@ def test_policy_check_takes_the_build_secret_flags_without_reading_them(
     captured = capsys.readouterr()
     assert '"decision": "allow"' in captured.out
     assert "s3cret" not in captured.out + captured.err
+
+
+def test_policy_check_expands_from_with_the_platform_args(
+        registry: Any, busybox_base: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The rules see the FROM image the build pulls: ``$TARGETARCH`` is the platform's."""
+    from trustbuild.oci.descriptor import Platform
+
+    arch = Platform.host().architecture
+    _copy(busybox_base, f"{registry.host}/gate/{arch}/busybox:1")
+    ctx = tmp_path / "c"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {registry.host}/gate/$TARGETARCH/busybox:1\n"
+                                    "USER 1000\n")
+    policy = _policy(tmp_path, "  dockerfile:\n    rules: {base-image-not-pinned: deny}\n")
+    assert main(["policy", "check", "--policy", str(policy), "--context", str(ctx),
+                 "--output", "json"]) == 1
+    out = capsys.readouterr().out
+    assert f"FROM {registry.host}/gate/{arch}/busybox:1 is not pinned by digest" in out

@@ -68,3 +68,36 @@ def test_secret_build_arg_and_clean_dockerfile() -> None:
     clean = parse_dockerfile("FROM 127.0.0.1:5000/b:1@sha256:" + "c" * 64 + "\nUSER 1000\n")
     res = run_rules(clean, clean.stages[-1], build_args={}, severities={}, require_digest=True)
     assert {c.status for c in res} == {PASS}
+
+
+_AMD64 = {"TARGETPLATFORM": "linux/amd64", "TARGETOS": "linux", "TARGETARCH": "amd64",
+          "TARGETVARIANT": "", "BUILDPLATFORM": "linux/arm64", "BUILDOS": "linux",
+          "BUILDARCH": "arm64", "BUILDVARIANT": ""}
+
+
+def _from_findings(text: str, rid: str, **kw) -> list[str]:
+    df = parse_dockerfile(text)
+    checks = run_rules(df, df.stages[-1], build_args=kw.pop("build_args", {}), severities={},
+                       platform_args=_AMD64)
+    return [c.message for c in _by_id(checks, rid) if c.status != PASS]
+
+
+def test_from_is_expanded_with_the_automatic_platform_args() -> None:
+    """As BuildKit: FROM sees TARGETARCH, BUILDPLATFORM... (a bare ARG keeps the automatic
+    value), so the rules show and check the image the build pulls."""
+    assert _from_findings("FROM reg.example/$TARGETARCH/busybox:1\nUSER 1\n",
+                          "base-image-not-pinned") == [
+        "FROM reg.example/amd64/busybox:1 is not pinned by digest"]
+    assert _from_findings("ARG TARGETARCH\nARG BASE=reg.example/b:${BUILDARCH}\n"
+                          "FROM ${BASE}-$TARGETARCH\n", "base-image-not-pinned") == [
+        "FROM reg.example/b:arm64-amd64 is not pinned by digest"]
+    # the per-architecture stage pattern: base-$TARGETARCH names a stage, not an image
+    stages = (f"FROM reg.example/b:1@{_DIGEST_A} AS base-amd64\n"
+              f"FROM reg.example/c:1@{_DIGEST_B} AS base-arm64\n"
+              "FROM base-$TARGETARCH\nUSER 1\n")
+    assert _from_findings(stages, "base-image-not-pinned") == []
+    assert _from_findings(stages, "base-image-latest") == []
+    # only a declared ARG takes a --build-arg in FROM
+    assert _from_findings("FROM reg.example/b:${TAG}x\n", "base-image-not-pinned",
+                          build_args={"TAG": "1"}) == [
+        "FROM reg.example/b:x is not pinned by digest"]
