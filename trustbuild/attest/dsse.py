@@ -23,15 +23,15 @@ from typing import Protocol
 from trustbuild._internal.b64 import proto_b64decode
 from trustbuild._internal.jsontypes import JSONObject
 from trustbuild.errors import AttestationError, VerificationError
-from trustbuild.sign.bundle import pae
+from trustbuild.oci.mediatype import MediaType
+from trustbuild.sign.bundle import IN_TOTO_PAYLOAD_TYPE, pae
 
 __all__ = [
     "IN_TOTO_PAYLOAD_TYPE", "DSSE_MEDIA_TYPE", "MAX_ENVELOPE_BYTES", "MAX_SIGNATURES",
     "DSSESigner", "DSSEVerifier", "Signature", "Envelope", "pae", "InvalidEnvelope",
 ]
 
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+DSSE_MEDIA_TYPE = str(MediaType.DSSE_ENVELOPE)
 MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
 MAX_SIGNATURES = 16
 _MAX_SIG_B64 = 16 * 1024

@@ -23,9 +23,9 @@ class MediaType(StrEnum):
     DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
     DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
     COSIGN_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
-    DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
+    DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"  # attestation layers (cosign)
     SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-    IN_TOTO = "application/vnd.in-toto+json"
+    IN_TOTO = "application/vnd.in-toto+json"  # the DSSE payloadType of in-toto statements
 
 
 MANIFEST_TYPES = frozenset({MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST})

@@ -94,10 +94,6 @@ class Reference:
         """The digest if there is one, else the tag: what to ask the registry for."""
         return str(self.digest) if self.digest else (self.tag or DEFAULT_TAG)
 
-    def with_digest(self, digest: Digest) -> Reference:
-        """The same repository pinned to ``digest`` (tag kept for display)."""
-        return Reference(self.registry, self.repository, self.tag, digest)
-
     def with_tag(self, tag: str) -> Reference:
         """The same repository at ``tag`` (no digest)."""
         return Reference(self.registry, self.repository, tag, None)

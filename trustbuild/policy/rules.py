@@ -46,7 +46,6 @@ class Rule:
 
     id: str
     severity: str  # default: deny | warn | off
-    summary: str
     remedy: str
     ok: str  # what a pass means, for the report
     # (Dockerfile, target stage, --build-arg values, automatic platform args) -> findings
@@ -188,7 +187,6 @@ RULES: dict[str, Rule] = {
         Rule(
             "remote-add-without-checksum",
             DENY,
-            "ADD of a URL without --checksum",
             "add --checksum=sha256:<hex> to the ADD, or download in a verified step",
             "every remote ADD has --checksum",
             _remote_add,
@@ -196,7 +194,6 @@ RULES: dict[str, Rule] = {
         Rule(
             "final-user-root",
             WARN,
-            "the final stage runs as root",
             "add USER <non-root uid> at the end of the final stage",
             "the final stage runs as a non-root user",
             _final_root,
@@ -204,7 +201,6 @@ RULES: dict[str, Rule] = {
         Rule(
             "secret-in-arg-env",
             DENY,
-            "secret-looking names or values in ARG, ENV or --build-arg",
             "pass secrets with RUN --mount=type=secret or at run time, never as ARG/ENV",
             "no secret-looking ARG, ENV or --build-arg",
             _secrets,
@@ -212,7 +208,6 @@ RULES: dict[str, Rule] = {
         Rule(
             "base-image-latest",
             WARN,
-            "a base image without a tag or with :latest",
             "use a specific version tag, ideally pinned by digest (image:tag@sha256:...)",
             "every base image has a version tag or digest",
             _latest,
@@ -220,7 +215,6 @@ RULES: dict[str, Rule] = {
         Rule(
             "base-image-not-pinned",
             WARN,
-            "a base image not pinned by digest",
             "pin every FROM and COPY --from image as image:tag@sha256:<digest>",
             "every base image is pinned by digest",
             _unpinned,
@@ -228,7 +222,6 @@ RULES: dict[str, Rule] = {
         Rule(
             "pipe-to-shell",
             WARN,
-            "curl|wget output piped into a shell",
             "download to a file, verify its checksum or signature, then run it",
             "no download is piped into a shell",
             _pipe_shell,
@@ -236,7 +229,6 @@ RULES: dict[str, Rule] = {
         Rule(
             "ssh-port-exposed",
             WARN,
-            "EXPOSE 22 in the final stage",
             "do not run sshd in images; use kubectl exec or a debug container",
             "no SSH port exposed",
             _ssh_port,

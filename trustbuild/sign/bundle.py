@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 BUNDLE_MEDIA_TYPE = str(MediaType.SIGSTORE_BUNDLE)
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+IN_TOTO_PAYLOAD_TYPE = str(MediaType.IN_TOTO)
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 SIGN_PREDICATE_TYPE = "https://sigstore.dev/cosign/sign/v1"
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024
