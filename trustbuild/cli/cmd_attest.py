@@ -8,6 +8,7 @@ import sys
 
 from trustbuild.cli.common import (
     add_common_flags,
+    add_keyless_sign_flags,
     add_registry_flags,
     read_input,
     store_options,
@@ -39,12 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="drop earlier attestations of the same predicate type")
     p.add_argument("--bundle", action="store_true",
                    help="also attach a Sigstore bundle (v0.3) as an OCI 1.1 referrer")
-    p.add_argument("--keyless", action="store_true",
-                   help="sign with a Fulcio certificate and log in Rekor (Sigstore), not a key")
-    p.add_argument("--identity-token", metavar="TOKEN",
-                   help="OIDC token for --keyless (default: the CI's ambient token)")
-    p.add_argument("--sigstore-trust-config", metavar="FILE",
-                   help="keyless: Sigstore ClientTrustConfig JSON (private Sigstore instance)")
+    add_keyless_sign_flags(p, what="the attestation")
     p.add_argument("--output", choices=("text", "json"), default="text")
     add_registry_flags(p)
     add_common_flags(p)

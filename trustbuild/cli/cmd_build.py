@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from trustbuild.cli.common import add_registry_flags, store_options
+from trustbuild.cli.common import add_keyless_sign_flags, add_registry_flags, store_options
 from trustbuild.cli.kaniko_compat import (
     add_kaniko_flags,
     add_verbosity_flag,
@@ -113,16 +113,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "layer store at --cache-dir, else $XDG_CACHE_HOME/trustbuild, "
                         "/var/cache/trustbuild as root; docs/cache.md)")
     x.add_argument("--sign-key", metavar="KEY", help="sign the pushed image with this cosign key")
-    x.add_argument("--keyless", action="store_true",
-                   help="sign (and attest) the pushed image with a Fulcio certificate logged in "
-                        "Rekor, as cosign sign --keyless (needs an OIDC token and the Sigstore "
-                        "services)")
-    x.add_argument("--identity-token", metavar="TOKEN",
-                   help="OIDC token for --keyless (default: the CI's ambient token: GitHub "
-                        "Actions, GitLab, Buildkite, Google Cloud)")
-    x.add_argument("--sigstore-trust-config", metavar="FILE",
-                   help="--keyless: Sigstore ClientTrustConfig JSON (a private Sigstore "
-                        "instance); default: the public-good instance")
+    add_keyless_sign_flags(x, what="(and attest) the pushed image")
     x.add_argument("--bundle", action="store_true",
                    help="also attach the signature (and attestations) as Sigstore bundle v0.3 "
                         "OCI referrers, as cosign 3 does")

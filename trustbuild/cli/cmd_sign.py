@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from trustbuild.cli.common import add_registry_flags, store_options
+from trustbuild.cli.common import add_keyless_sign_flags, add_registry_flags, store_options
 from trustbuild.errors import UsageError
 from trustbuild.store.location import Location, parse_location
 from trustbuild.store.open import open_store
@@ -42,13 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "signature, as cosign sign --certificate (containers/image PKI mode)")
     p.add_argument("--certificate-chain", metavar="PEM",
                    help="with --certificate: its chain (intermediates, then the root)")
-    p.add_argument("--keyless", action="store_true",
-                   help="sign with a Fulcio certificate and log to Rekor (needs network access)")
-    p.add_argument("--identity-token", metavar="TOKEN",
-                   help="OIDC token for --keyless (default: the CI's ambient token)")
-    p.add_argument("--sigstore-trust-config", metavar="FILE",
-                   help="keyless: Sigstore ClientTrustConfig JSON (private Sigstore instance); "
-                        "default: the public-good instance through TUF")
+    add_keyless_sign_flags(p, what="the image")
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.add_argument("-v", "--verbose", action="count", default=0, help="tracebacks on errors")
     add_registry_flags(p)

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from trustbuild.cli.cmd_sign import docker_reference_for
-from trustbuild.cli.common import add_registry_flags, store_options
+from trustbuild.cli.common import add_keyless_verify_flags, add_registry_flags, store_options
 from trustbuild.errors import UsageError
 from trustbuild.sign.trust import KeylessPolicy, TrustRoots
 from trustbuild.store.location import Location, parse_location
@@ -24,13 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--key", action="append", default=[], metavar="PUB",
                    help="trusted public key PEM (repeatable)")
-    p.add_argument("--certificate-identity", metavar="ID", help="keyless: exact SAN identity")
-    p.add_argument("--certificate-identity-regexp", metavar="RE", help="keyless: identity regexp")
-    p.add_argument("--certificate-oidc-issuer", metavar="URL", help="keyless: exact OIDC issuer")
-    p.add_argument("--certificate-oidc-issuer-regexp", metavar="RE", help="keyless: issuer regexp")
-    p.add_argument("--trusted-root", metavar="FILE",
-                   help="keyless: Sigstore trusted_root.json (default: the Sigstore public-good "
-                        "root shipped with sigstore-python; nothing is fetched)")
+    add_keyless_verify_flags(p)
     p.add_argument("--ca-roots", metavar="PEM", help="Fulcio root/intermediate certificates")
     p.add_argument("--certificate-email", metavar="EMAIL",
                    help="PKI mode (containers/image sigstoreSigned pki): the certificate must "

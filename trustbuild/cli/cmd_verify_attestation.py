@@ -6,7 +6,12 @@ import argparse
 import json
 import sys
 
-from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
+from trustbuild.cli.common import (
+    add_common_flags,
+    add_keyless_verify_flags,
+    add_registry_flags,
+    store_options,
+)
 from trustbuild.errors import UsageError
 
 __all__ = ["register", "run", "parse_size"]
@@ -38,17 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="public key file (repeatable)")
     p.add_argument("--type", default=None, metavar="TYPE",
                    help="predicate type to require (short name or URI); default any")
-    p.add_argument("--certificate-identity", metavar="ID",
-                   help="keyless: the signer identity (SAN) the certificate must carry")
-    p.add_argument("--certificate-identity-regexp", metavar="RE",
-                   help="keyless: identity regexp")
-    p.add_argument("--certificate-oidc-issuer", metavar="URL",
-                   help="keyless: the OIDC issuer of that identity")
-    p.add_argument("--certificate-oidc-issuer-regexp", metavar="RE",
-                   help="keyless: issuer regexp")
-    p.add_argument("--trusted-root", metavar="FILE",
-                   help="keyless: Sigstore trusted_root.json (default: the Sigstore public-good "
-                        "root shipped with sigstore-python; nothing is fetched)")
+    add_keyless_verify_flags(p)
     p.add_argument("--max-attestation-size", type=parse_size, default=None, metavar="SIZE",
                    help="largest attestation read (.att layer or bundle), e.g. 64MiB (the "
                         "default), 200MB, 134217728")

@@ -12,7 +12,8 @@ from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Platform
 from trustbuild.registry.options import RegistryTimeouts, StoreOptions, parse_limit
 
-__all__ = ["add_registry_flags", "add_common_flags", "store_options", "read_input", "print_usage"]
+__all__ = ["add_registry_flags", "add_common_flags", "add_keyless_sign_flags",
+           "add_keyless_verify_flags", "store_options", "read_input", "print_usage"]
 
 
 def print_usage(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
@@ -30,6 +31,37 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-v", "--verbose", action="count", default=0, help="more detail; tracebacks on errors"
     )
+
+
+def add_keyless_sign_flags(p: argparse._ActionsContainer, *, what: str) -> None:
+    """``--keyless``, ``--identity-token``, ``--sigstore-trust-config`` (cosign's): sign
+    ``what`` with a Fulcio certificate and log it in Rekor."""
+    p.add_argument("--keyless", action="store_true",
+                   help=f"sign {what} with a Fulcio certificate logged in Rekor, as cosign "
+                        "--keyless (needs an OIDC token and the Sigstore services)")
+    p.add_argument("--identity-token", metavar="TOKEN",
+                   help="OIDC token for --keyless (default: the CI's ambient token: GitHub "
+                        "Actions, GitLab, Buildkite, Google Cloud)")
+    p.add_argument("--sigstore-trust-config", metavar="FILE",
+                   help="--keyless: Sigstore ClientTrustConfig JSON (a private Sigstore "
+                        "instance); default: the public-good instance through TUF")
+
+
+def add_keyless_verify_flags(p: argparse._ActionsContainer) -> None:
+    """The keyless signer identity (cosign's ``--certificate-identity[-regexp]``,
+    ``--certificate-oidc-issuer[-regexp]``) and ``--trusted-root``; read by
+    ``cmd_verify.keyless_from_args``."""
+    p.add_argument("--certificate-identity", metavar="ID",
+                   help="keyless: the signer identity (SAN) the certificate must carry")
+    p.add_argument("--certificate-identity-regexp", metavar="RE",
+                   help="keyless: identity regexp")
+    p.add_argument("--certificate-oidc-issuer", metavar="URL",
+                   help="keyless: the OIDC issuer of that identity")
+    p.add_argument("--certificate-oidc-issuer-regexp", metavar="RE",
+                   help="keyless: issuer regexp")
+    p.add_argument("--trusted-root", metavar="FILE",
+                   help="keyless: Sigstore trusted_root.json (default: the Sigstore public-good "
+                        "root shipped with sigstore-python; nothing is fetched)")
 
 
 def add_registry_flags(p: argparse.ArgumentParser, *, pull_flags: bool = True) -> None:
