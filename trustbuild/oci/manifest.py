@@ -43,11 +43,26 @@ def dump_json(obj: Any) -> bytes:
 
 
 @dataclass(frozen=True)
-class Manifest:
-    """An image manifest: config and layers (optionally a ``subject``)."""
+class _Parsed:
+    """A parsed manifest or index next to its raw bytes (what the digest is over)."""
 
     raw: bytes
     media_type: str
+
+    @property
+    def digest(self) -> Digest:
+        """Digest of the raw bytes."""
+        return Digest.of(self.raw)
+
+    def descriptor(self) -> Descriptor:
+        """A descriptor pointing at this manifest or index."""
+        return Descriptor(self.media_type, self.digest, len(self.raw))
+
+
+@dataclass(frozen=True)
+class Manifest(_Parsed):
+    """An image manifest: config and layers (optionally a ``subject``)."""
+
     config: Descriptor
     layers: tuple[Descriptor, ...]
     annotations: dict[str, str] | None
@@ -55,35 +70,15 @@ class Manifest:
     artifact_type: str | None
     data: dict[str, Any]
 
-    @property
-    def digest(self) -> Digest:
-        """Digest of the raw bytes."""
-        return Digest.of(self.raw)
-
-    def descriptor(self) -> Descriptor:
-        """A descriptor pointing at this manifest."""
-        return Descriptor(self.media_type, self.digest, len(self.raw))
-
 
 @dataclass(frozen=True)
-class Index:
+class Index(_Parsed):
     """An OCI image index or Docker manifest list."""
 
-    raw: bytes
-    media_type: str
     manifests: tuple[Descriptor, ...]
     annotations: dict[str, str] | None
     subject: Descriptor | None
     data: dict[str, Any]
-
-    @property
-    def digest(self) -> Digest:
-        """Digest of the raw bytes."""
-        return Digest.of(self.raw)
-
-    def descriptor(self) -> Descriptor:
-        """A descriptor pointing at this index."""
-        return Descriptor(self.media_type, self.digest, len(self.raw))
 
     def select(self, platform: Platform) -> Descriptor:
         """The entry for ``platform``; NotFound listing what the index offers otherwise."""
