@@ -341,13 +341,7 @@ def load_signing_key(path: str | Path, *, password: bytes | None = None) -> Sign
     stdin is a terminal, else SigningError naming the variable to set.
     """
     where = str(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_KEY_FILE + 1)
-    except OSError as exc:
-        raise SigningError(f"{where}: cannot read key file: {exc.strerror or exc}") from exc
-    if len(data) > _MAX_KEY_FILE:
-        raise SigningError(f"{where}: key file is larger than 1 MiB")
+    data = _read_key_file(path, "key file")
     for label, der in _pem_blocks(data, where):
         if label in (COSIGN_PEM_LABEL, SIGSTORE_PEM_LABEL):
             pw = password if password is not None else _password_from_env_or_prompt(where)
@@ -370,13 +364,7 @@ def load_verifying_key(source: str | Path | bytes) -> VerifyingKey:
         data, where = source.encode(), "public key"
     else:
         where = str(source)
-        try:
-            with open(source, "rb") as f:
-                data = f.read(_MAX_KEY_FILE + 1)
-        except OSError as exc:
-            raise SigningError(f"{where}: cannot read public key: {exc.strerror or exc}") from exc
-        if len(data) > _MAX_KEY_FILE:
-            raise SigningError(f"{where}: public key file is larger than 1 MiB")
+        data = _read_key_file(source, "public key file")
     for label, der in _pem_blocks(data, where):
         try:
             if label == "PUBLIC KEY":
@@ -387,6 +375,18 @@ def load_verifying_key(source: str | Path | bytes) -> VerifyingKey:
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise SigningError(f"{where}: invalid {label} PEM") from exc
     raise SigningError(f"{where}: no PUBLIC KEY or CERTIFICATE PEM block found")
+
+
+def _read_key_file(path: str | Path, what: str) -> bytes:
+    """The bytes of a key file, at most 1 MiB; SigningError naming the file otherwise."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_KEY_FILE + 1)
+    except OSError as exc:
+        raise SigningError(f"{path}: cannot read {what}: {exc.strerror or exc}") from exc
+    if len(data) > _MAX_KEY_FILE:
+        raise SigningError(f"{path}: {what} is larger than 1 MiB")
+    return data
 
 
 def _write_new(path: Path, data: bytes, mode: int, *, overwrite: bool) -> None:
