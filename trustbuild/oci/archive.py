@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from trustbuild._internal.atomic import atomic_file
 from trustbuild.errors import (
     DigestMismatch,
     InvalidManifest,
@@ -514,25 +515,17 @@ class ArchiveWriter:
         index = dump_json(
             [{"Config": cfg_name, "RepoTags": self._repo_tags(), "Layers": layer_names}]
         )
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.tmp-", suffix=".tar"
-        )
-        try:
-            with (
-                os.fdopen(fd, "wb") as out,
-                tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tf,
-            ):
-                _add_file(tf, cfg_name, self._staged[m.config.digest].path)
-                done: set[str] = set()
-                for d, name in zip(m.layers, layer_names, strict=True):
-                    if name not in done:
-                        _add_file(tf, name, self._staged[d.digest].path)
-                        done.add(name)
-                _add_bytes(tf, "manifest.json", index)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with (
+            atomic_file(self.path, prefix=f".{self.path.name}.tmp-", suffix=".tar") as out,
+            tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tf,
+        ):
+            _add_file(tf, cfg_name, self._staged[m.config.digest].path)
+            done: set[str] = set()
+            for d, name in zip(m.layers, layer_names, strict=True):
+                if name not in done:
+                    _add_file(tf, name, self._staged[d.digest].path)
+                    done.add(name)
+            _add_bytes(tf, "manifest.json", index)
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
@@ -553,25 +546,19 @@ def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
 def _stage_layer(src: VerifyingReader, dest: Path, *, what: str) -> Hasher:
     """One pass: verify the (possibly compressed) blob, decompress it into ``dest`` and hash the
     tar (its diff_id). ``dest`` appears only when everything checked out."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
     h = Hasher()
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with open_decompressed(cast(BinaryIO, src)) as reader:
-                    while chunk := reader.read(CHUNK):
-                        h.update(chunk)
-                        out.write(chunk)
-            except DECOMPRESS_ERRORS as exc:
-                while src.read(CHUNK):  # a blob that is not what it claims: say that instead
-                    pass
-                raise StoreError(f"{what}: layer does not decompress ({exc})") from None
-            while src.read(CHUNK):  # to EOF: the digest of the blob as sent is checked here
+    with atomic_file(dest, prefix=".part-") as out:
+        try:
+            with open_decompressed(cast(BinaryIO, src)) as reader:
+                while chunk := reader.read(CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+        except DECOMPRESS_ERRORS as exc:
+            while src.read(CHUNK):  # a blob that is not what it claims: say that instead
                 pass
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            raise StoreError(f"{what}: layer does not decompress ({exc})") from None
+        while src.read(CHUNK):  # to EOF: the digest of the blob as sent is checked here
+            pass
     return h
 
 

@@ -25,12 +25,12 @@ import fcntl
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
 
+from trustbuild._internal.atomic import atomic_file
 from trustbuild.errors import (
     DigestMismatch,
     InvalidManifest,
@@ -419,17 +419,8 @@ def _children(m: Manifest | Index) -> list[Descriptor]:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 if TYPE_CHECKING:

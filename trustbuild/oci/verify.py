@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from trustbuild._internal.atomic import atomic_file
 from trustbuild.errors import DigestMismatch
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import CHUNK, Digest
@@ -65,19 +64,10 @@ def copy_verified_to_file(stream: BinaryIO, desc: Descriptor, dest: Path, *,
                           what: str = "") -> None:
     """Stream into ``dest`` atomically (temp file + rename); on mismatch nothing is left behind."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            r = VerifyingReader(stream, desc, what=what)
-            while chunk := r.read(CHUNK):
-                out.write(chunk)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_file(dest) as out:
+        r = VerifyingReader(stream, desc, what=what)
+        while chunk := r.read(CHUNK):
+            out.write(chunk)
 
 
 def check_bytes(data: bytes, desc: Descriptor | Digest, *, what: str = "") -> None:
