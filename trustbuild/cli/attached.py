@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
 from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Descriptor
-from trustbuild.oci.store import Store
+from trustbuild.oci.store import Store, abort_write
 from trustbuild.store.location import Location, parse_location
 from trustbuild.store.open import open_store
 
@@ -54,7 +54,5 @@ def open_image(args: argparse.Namespace) -> Iterator[Image]:
         yield Image(store, location, resolve_subject(store, ref))
         store.close()
     except BaseException:
-        abort = getattr(store, "abort", None)
-        if callable(abort):
-            abort()
+        abort_write(store)
         raise

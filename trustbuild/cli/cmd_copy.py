@@ -7,6 +7,7 @@ import sys
 
 from trustbuild.cli.common import add_common_flags, add_registry_flags, store_options
 from trustbuild.errors import StoreError, TrustbuildError, UsageError
+from trustbuild.oci.store import abort_write
 from trustbuild.store.copy import copy_image
 from trustbuild.store.location import parse_location
 from trustbuild.store.open import open_store
@@ -105,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
             done = True
         finally:
             if not done:
-                abort = getattr(dst, "abort", None)
-                if callable(abort):
-                    abort()
+                abort_write(dst)
                 dst.close()
     finally:
         src.close()

@@ -8,6 +8,7 @@ import sys
 
 from trustbuild.cli.common import add_keyless_sign_flags, add_registry_flags, store_options
 from trustbuild.errors import UsageError
+from trustbuild.oci.store import abort_write
 from trustbuild.store.location import Location, parse_location
 from trustbuild.store.open import open_store
 
@@ -148,9 +149,7 @@ def run(args: argparse.Namespace) -> int:
                                                     "--certificate-chain"))
         store.close()
     except BaseException:
-        abort = getattr(store, "abort", None)
-        if callable(abort):
-            abort()
+        abort_write(store)
         raise
     if result.signature_manifest is not None:
         print(f"Signature written to {result.digest.tag_form}.sig "

@@ -15,7 +15,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 
-__all__ = ["Store", "BlobSource"]
+__all__ = ["Store", "BlobSource", "abort_write"]
 
 BlobSource = Callable[[], AbstractContextManager[BinaryIO]]
 """A re-openable opener of a blob's bytes (e.g. ``lambda: open(path, "rb")``)."""
@@ -74,3 +74,12 @@ class Store(Protocol):
     def close(self) -> None:
         """Finish writing (docker-archive writes its manifest.json here) and release resources."""
         ...
+
+
+def abort_write(store: Store) -> None:
+    """After a failed write: discard what it left where the store can (``abort()`` of an OCI
+    layout removes what this write created, of a docker-archive the unfinished file); other
+    stores (a registry) have nothing to undo."""
+    abort = getattr(store, "abort", None)
+    if callable(abort):
+        abort()

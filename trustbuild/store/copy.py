@@ -34,7 +34,7 @@ from trustbuild.oci.image import get_parsed
 from trustbuild.oci.layout import LayoutStore
 from trustbuild.oci.manifest import Index, Manifest, dump_json
 from trustbuild.oci.mediatype import MediaType
-from trustbuild.oci.store import BlobSource, Store
+from trustbuild.oci.store import BlobSource, Store, abort_write
 
 __all__ = ["copy_image", "human_size"]
 
@@ -103,9 +103,7 @@ def copy_image(
         say(f"writing manifest {top.digest}")
         return dst.put_manifest(top.raw, top.media_type, tags=dst_tags)
     except BaseException:
-        abort = getattr(dst, "abort", None)
-        if callable(abort):
-            abort()
+        abort_write(dst)
         raise
 
 
