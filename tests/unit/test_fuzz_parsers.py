@@ -260,6 +260,17 @@ def test_dsse_envelope_deep_json(doc: str) -> None:
     _only_our_errors(lambda: Envelope.from_json(doc.encode()))
 
 
+@pytest.mark.parametrize("doc", DEEP)
+def test_statement_and_attestation_bundle_deep_json(doc: str) -> None:
+    """A referrer bundle is parsed before any signature is checked: anyone who can push one
+    must not be able to crash verify-attestation with it."""
+    from trustbuild.attest.bundle import envelope_from_bundle
+    from trustbuild.attest.statement import Statement
+
+    _only_our_errors(lambda: Statement.from_json(doc.encode()))
+    _only_our_errors(lambda: envelope_from_bundle(doc.encode()))
+
+
 # -------------------------------------------------------------- AdmissionReview
 
 _REVIEW = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",

@@ -13,10 +13,10 @@ Example::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Literal, NotRequired, TypeAlias, TypedDict
 
+from trustbuild._internal.jsonload import load_object
 from trustbuild.errors import TrustbuildError
 
 __all__ = [
@@ -113,16 +113,8 @@ def _str_field(d: dict[str, object], key: str, where: str, *, required: bool = T
 
 def parse_review(body: bytes) -> AdmissionRequest:
     """Parse and check an AdmissionReview v1 request body; InvalidReview says what is wrong."""
-    if len(body) > MAX_REVIEW_BYTES:
-        raise InvalidReview(f"AdmissionReview larger than {MAX_REVIEW_BYTES} bytes")
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidReview(f"AdmissionReview is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidReview("AdmissionReview: JSON nested too deeply") from None
-    if not isinstance(doc, dict):
-        raise InvalidReview("AdmissionReview: expected a JSON object")
+    doc = load_object(body, what="AdmissionReview", error=InvalidReview,
+                      max_bytes=MAX_REVIEW_BYTES)
     if doc.get("apiVersion") != API_VERSION or doc.get("kind") != "AdmissionReview":
         raise InvalidReview(f"expected apiVersion {API_VERSION} kind AdmissionReview, got "
                             f"{str(doc.get('apiVersion'))[:64]!r} {str(doc.get('kind'))[:64]!r}")

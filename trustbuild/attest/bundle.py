@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 
+from trustbuild._internal.jsonload import load_object
 from trustbuild.attest.dsse import Envelope, InvalidEnvelope
 from trustbuild.errors import AttestationError
 from trustbuild.sign.bundle import BUNDLE_MEDIA_TYPE, BUNDLE_TYPES
@@ -41,14 +42,7 @@ def dsse_bundle(envelope: Envelope, *, key_hint: str) -> bytes:
 def envelope_from_bundle(raw: bytes, *, max_bytes: int = MAX_BUNDLE_BYTES
                          ) -> tuple[Envelope, dict[str, object]]:
     """The DSSE envelope and verification material of a bundle (InvalidEnvelope if malformed)."""
-    if len(raw) > max_bytes:
-        raise InvalidEnvelope(f"Sigstore bundle larger than {max_bytes} bytes")
-    try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidEnvelope(f"Sigstore bundle is not valid JSON ({exc})") from None
-    if not isinstance(obj, dict):
-        raise InvalidEnvelope("Sigstore bundle: expected a JSON object")
+    obj = load_object(raw, what="Sigstore bundle", error=InvalidEnvelope, max_bytes=max_bytes)
     if obj.get("mediaType") not in BUNDLE_MEDIA_TYPES:
         raise InvalidEnvelope(f"Sigstore bundle: unsupported mediaType {obj.get('mediaType')!r}")
     env = obj.get("dsseEnvelope")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from trustbuild._internal.b64 import proto_b64decode
+from trustbuild._internal.jsonload import load_object
 from trustbuild._internal.jsontypes import JSONObject
 from trustbuild.errors import AttestationError, VerificationError
 from trustbuild.oci.mediatype import MediaType
@@ -179,14 +180,5 @@ class Envelope:
     @classmethod
     def from_json(cls, raw: bytes | str, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envelope:
         """Parse envelope JSON bytes, bounded in size, with a clear error."""
-        if isinstance(raw, str):
-            raw = raw.encode()
-        if len(raw) > max_bytes:
-            raise InvalidEnvelope(f"DSSE envelope: larger than {max_bytes} bytes")
-        try:
-            obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidEnvelope(f"DSSE envelope: not valid JSON ({exc})") from None
-        except RecursionError:
-            raise InvalidEnvelope("DSSE envelope: JSON nested too deeply") from None
-        return cls.from_dict(obj)
+        return cls.from_dict(load_object(raw, what="DSSE envelope", error=InvalidEnvelope,
+                                         max_bytes=max_bytes))

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from trustbuild._internal.jsonload import load_object
 from trustbuild._internal.jsontypes import JSONObject, JSONValue
 from trustbuild.errors import AttestationError, UsageError
 from trustbuild.oci.descriptor import Descriptor
@@ -167,14 +168,7 @@ class Statement:
     @classmethod
     def from_json(cls, raw: bytes, *, max_bytes: int = MAX_PREDICATE_BYTES) -> Statement:
         """Parse and check a statement payload (at most ``max_bytes``)."""
-        if len(raw) > max_bytes:
-            raise InvalidStatement(f"statement larger than {max_bytes} bytes")
-        try:
-            d = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidStatement(f"statement is not valid JSON ({exc})") from None
-        if not isinstance(d, dict):
-            raise InvalidStatement("statement: expected a JSON object")
+        d = load_object(raw, what="statement", error=InvalidStatement, max_bytes=max_bytes)
         typ = d.get("_type")
         if typ not in (STATEMENT_V1, STATEMENT_V01):
             raise InvalidStatement(f"statement: _type {typ!r} is not {STATEMENT_V1}")

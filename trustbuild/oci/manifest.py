@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from trustbuild._internal.jsonload import load_object
 from trustbuild.errors import InvalidManifest, NotFound
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.digest import Digest
@@ -21,17 +22,7 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 def load_json(raw: bytes, *, what: str) -> dict[str, Any]:
     """Parse a JSON object, bounded in size, with a clear error naming ``what``."""
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise InvalidManifest(f"{what}: larger than {MAX_MANIFEST_BYTES} bytes")
-    try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidManifest(f"{what}: not valid JSON ({exc})") from None
-    except RecursionError:
-        raise InvalidManifest(f"{what}: JSON nested too deeply") from None
-    if not isinstance(obj, dict):
-        raise InvalidManifest(f"{what}: expected a JSON object")
-    return obj
+    return load_object(raw, what=what, error=InvalidManifest, max_bytes=MAX_MANIFEST_BYTES)
 
 
 def dump_json(obj: Any) -> bytes:

@@ -115,7 +115,7 @@ def test_unparseable_statement_and_envelope(layout, keypair, capsys):
     rc, out = _verify(capsys, loc, pub)
     assert rc == 1
     reasons = [a["reason"] for a in out["attestations"]]
-    assert any("signed, but statement is not valid JSON" in r for r in reasons)
+    assert any("signed, but statement: not valid JSON" in r for r in reasons)
     assert any("DSSE envelope: not valid JSON" in r for r in reasons)
 
 
