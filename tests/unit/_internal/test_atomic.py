@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -21,3 +23,16 @@ def test_replaces_on_success_and_keeps_the_old_file_on_failure(tmp_path: Path) -
         f.write(b"new")
     assert dest.read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_new_file_gets_the_mode_open_would_give(tmp_path: Path, umask: int, mode: int) -> None:
+    """Not mkstemp's 0600: an OCI layout written by root must be readable by the user or tool
+    that reads it next (skopeo and umoci write 0644 under umask 022)."""
+    old = os.umask(umask)
+    try:
+        with atomic_file(tmp_path / "blob") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "blob").stat().st_mode) == mode

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -223,3 +225,18 @@ def test_abort_keeps_user_files_and_removes_created_parents(tmp_path: Path) -> N
     _artifact(deep, None)
     deep.abort()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_layout_files_are_readable_like_skopeo_writes_them(tmp_path: Path) -> None:
+    """Blobs, index.json and oci-layout get 0644 under umask 022 (not mkstemp's 0600), so
+    another user or tool can read a layout that root wrote."""
+    old = os.umask(0o022)
+    try:
+        store = LayoutStore(tmp_path / "l")
+        raw, _ = _artifact(store, None, payload=b"one")
+        store.put_manifest(raw, MediaType.OCI_MANIFEST, tags=["latest"])
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "l").rglob("*")
+             if p.is_file()}
+    assert modes and set(modes.values()) == {0o644}, modes
