@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TextIO
 from trustbuild.builder.api import prepare, put_tags, write_outputs
 from trustbuild.builder.options import BuildOptions
 from trustbuild.builder.plan import BuiltImage
-from trustbuild.errors import PolicyViolation, UsageError
+from trustbuild.errors import PolicyViolation, SigningError, UsageError
 from trustbuild.oci.reference import Reference
 from trustbuild.policy.gate import denial, executor_image_from_env, gate_plan
 from trustbuild.policy.model import Policy, load_policy
@@ -169,14 +169,20 @@ class _Keyless:
 
 
 def _keyless_signer(chain: SupplyChainOptions) -> _Keyless:
-    """The token now, so a build without one fails before anything is pulled or run."""
-    from trustbuild.sign.keyless import ambient_token
+    """The token and the trust config now, so a build without a token or with a trust config
+    it cannot use fails before anything is pulled or run."""
+    from trustbuild.sign.keyless import ambient_token, load_trust_config
 
     token = chain.identity_token or ambient_token()
     if not token:
         raise UsageError("--keyless needs an OIDC token: pass --identity-token or run in a CI "
                          "job that provides one (GitHub Actions id-token: write, GitLab "
                          "id_tokens, ...)")
+    if chain.sigstore_trust_config is not None:
+        try:
+            load_trust_config(chain.sigstore_trust_config)
+        except SigningError as exc:
+            raise UsageError(f"--sigstore-trust-config {exc}") from None
     return _Keyless(token, chain.sigstore_trust_config)
 
 

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from trustbuild.sign.blob import BlobSignature
 
 __all__ = ["ambient_token", "keyless_sign_image", "keyless_sign_blob", "keyless_signer",
-           "rekor_annotation_from_bundle"]
+           "load_trust_config", "rekor_annotation_from_bundle"]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -116,6 +116,22 @@ def _with_urls(config: ClientTrustConfig, fulcio_url: str | None,
     return ClientTrustConfig.from_json(json.dumps(doc))
 
 
+def load_trust_config(path: str | Path) -> ClientTrustConfig:
+    """The Sigstore ClientTrustConfig JSON at ``path``; one SigningError line if it cannot be
+    read or is not one (checked before a build, so a typo does not cost the build)."""
+    from sigstore.models import ClientTrustConfig
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SigningError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return ClientTrustConfig.from_json(text)
+    except Exception as exc:  # pydantic / protobuf / JSON errors from sigstore-python
+        raise SigningError(f"{path}: not a Sigstore ClientTrustConfig: "
+                           f"{_one_line(exc)}") from None
+
+
 @contextmanager
 def keyless_signer(identity_token: str | None, trust_config: str | Path | None, *,
                    what: str = "signing", fulcio_url: str | None = None,
@@ -143,10 +159,7 @@ def keyless_signer(identity_token: str | None, trust_config: str | Path | None, 
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # one line on failure, not retry noise
     try:
         if trust_config is not None:
-            try:
-                config = ClientTrustConfig.from_json(Path(trust_config).read_text())
-            except OSError as exc:
-                raise SigningError(f"{trust_config}: cannot read: {exc.strerror}") from None
+            config = load_trust_config(trust_config)
         else:
             config = ClientTrustConfig.production()
         if fulcio_url is not None or rekor_url is not None:

@@ -1,9 +1,10 @@
 """The executor image, built by trustbuild itself, and a build that runs inside it (issue 11).
 
-One module fixture runs ``executor/build.py`` (what ``make executor`` runs): a debootstrapped
-Debian base (cached once per machine in ``$TRUSTBUILD_TEST_CACHE``, default
-``/var/cache/trustbuild-test``), the trustbuild wheel and its dependency wheels in the context,
-pushed to the test registry, signed, with provenance and an SBOM.
+The session fixture ``executor_image`` (tests/fixtures/executor.py) runs ``executor/build.py``
+(what ``make executor`` runs): a debootstrapped Debian base (cached once per machine in
+``$TRUSTBUILD_TEST_CACHE``, default ``/var/cache/trustbuild-test``), the trustbuild wheel and
+its dependency wheels in the context, pushed to the test registry, signed, with provenance
+and an SBOM.
 
 The self-hosting test runs that image as a container with bubblewrap (podman's crun cannot run
 on a host with hybrid cgroups, as here): the image's rootfs (unpacked by umoci) as ``/``, its
@@ -20,10 +21,8 @@ only the self-contained runtime under /opt/trustbuild is left to run the build a
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import io
 import json
-import os
 import platform
 import shutil
 import subprocess
@@ -34,60 +33,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.containerbox import DOCKER_CAPS
+from fixtures.executor import PASSWORD, run_container, skopeo_layout
 from fixtures.imagefs import fetch_dir, flatten, read_dir_image
-from fixtures.wheel import ROOT
 
 from trustbuild.cli.main import main
-from trustbuild.sign.keys import generate_key_pair
 
 pytestmark = [pytest.mark.slow, pytest.mark.privileged, pytest.mark.interop]
-PASSWORD = "executor-test-pw"
-CACHE = Path(os.environ.get("TRUSTBUILD_TEST_CACHE", "/var/cache/trustbuild-test")) / "executor"
-
-
-def _load_build_script() -> Any:
-    spec = importlib.util.spec_from_file_location("executor_build", ROOT / "executor" / "build.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("executor-keys")
-    for name in ("executor", "other", "release"):
-        generate_key_pair(str(d / name), password=PASSWORD.encode())
-    return d
+def keys(executor_keys: Path) -> Path:
+    return executor_keys
 
 
 @pytest.fixture(scope="module")
-def password_env() -> Iterator[None]:
-    old = os.environ.get("TRUSTBUILD_PASSWORD")
-    os.environ["TRUSTBUILD_PASSWORD"] = PASSWORD
-    yield
-    if old is None:
-        os.environ.pop("TRUSTBUILD_PASSWORD", None)
-    else:
-        os.environ["TRUSTBUILD_PASSWORD"] = old
+def bundle(executor_bundle: Path) -> Path:
+    return executor_bundle
 
 
-@pytest.fixture(scope="module")
-def executor_image(registry: Any, keys: Path, password_env: None) -> str:
-    """``127.0.0.1:PORT/trustbuild/executor@sha256:...``, signed by ``keys/executor.key``."""
-    for tool in ("debootstrap", "umoci", "bwrap", "skopeo"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (make setup)")
-    build = _load_build_script()
-    return str(build.build_executor(
-        cache=CACHE, destination=f"{registry.host}/trustbuild/executor:test", oci_layout=None,
-        sign_key=str(keys / "executor.key"), base_registry=registry.host, mirror=None))
-
-
-def _skopeo_layout(ref: str, dest: Path) -> None:
-    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{ref}",
-                    f"oci:{dest}:image"], check=True, timeout=600)
+_skopeo_layout = skopeo_layout
 
 
 def test_executor_image_is_signed_attested_and_complete(executor_image: str, keys: Path,
@@ -158,49 +122,6 @@ def canary() -> Iterator[Canary]:
     yield c
     c.server.shutdown()
     c.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def bundle(executor_image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The executor unpacked by umoci: ``rootfs/`` and the runtime ``config.json``."""
-    work = tmp_path_factory.mktemp("executor-bundle")
-    layout = work / "layout"
-    _skopeo_layout(executor_image, layout)
-    subprocess.run(["umoci", "unpack", "--image", f"{layout}:image", str(work / "b")],
-                   check=True, capture_output=True, timeout=600)
-    index = json.loads((layout / "index.json").read_text())
-    blob = lambda d: (layout / "blobs" / "sha256" / d.split(":")[1]).read_bytes()  # noqa: E731
-    manifest = json.loads(blob(index["manifests"][0]["digest"]))
-    (work / "b" / "image-config.json").write_bytes(blob(manifest["config"]["digest"]))
-    return work / "b"
-
-
-def run_container(bundle: Path, args: list[str], *, stdin: bytes, env: dict[str, str],
-                  binds: dict[Path, str], tmp: Path | None, rootfs: Path | None = None,
-                  privileged: bool = True) -> subprocess.CompletedProcess[bytes]:
-    """Run the image like ``podman run [--privileged] --network host IMAGE ARGS...``, with
-    bubblewrap: the image's Env and WorkingDir, its Entrypoint with ``args`` in place of Cmd.
-    Not ``privileged``: Docker's default capabilities (no CAP_SYS_ADMIN)."""
-    config = json.loads((bundle / "image-config.json").read_text())["config"]
-    cmd = ["bwrap", "--bind", str(rootfs or bundle / "rootfs"), "/", "--dev", "/dev",
-           "--proc", "/proc", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-           "--hostname", "executor", "--die-with-parent", "--clearenv",
-           "--chdir", config.get("WorkingDir") or "/"]
-    if tmp is not None:
-        cmd += ["--bind", str(tmp), "/tmp"]
-    if privileged:
-        cmd += ["--cap-add", "ALL"]
-    else:
-        cmd += ["--cap-drop", "ALL"]
-        for cap in DOCKER_CAPS:
-            cmd += ["--cap-add", f"CAP_{cap}"]
-    for host, inside in binds.items():
-        cmd += ["--bind", str(host), inside]
-    for item in [*config.get("Env", []), *(f"{k}={v}" for k, v in env.items())]:
-        k, _, v = item.partition("=")
-        cmd += ["--setenv", k, v]
-    cmd += ["--", *config["Entrypoint"], *args]
-    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=900)
 
 
 def _context_tar(base: str, port: int) -> bytes:

@@ -115,6 +115,26 @@ def test_build_keyless_without_a_token_fails_before_building(
     assert rc == 2 and "mutually exclusive" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content", [None, "{\"mediaType\": \"nope\"}"])
+def test_build_keyless_with_an_unusable_trust_config_fails_before_building(
+        content: str | None, ctx: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A trust config that cannot be read or is not one is refused with one line before
+    anything is pulled, built or pushed (it used to fail only after the push)."""
+    config = tmp_path / "trust_config.json"
+    if content is not None:
+        config.write_text(content)
+    layout = tmp_path / "layout"
+    rc = main(["build", "--context", str(ctx), "--no-push", "--destination", "r.example/a:1",
+               "--oci-layout-path", str(layout), "--keyless", "--identity-token",
+               identity_token(EMAIL, ISSUER), "--sigstore-trust-config", str(config)])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith(f"trustbuild: error: --sigstore-trust-config {config}: "), err
+    assert ("cannot read" if content is None else "not a Sigstore ClientTrustConfig") in err
+    assert len(err.strip().splitlines()) == 1 and not layout.exists(), err
+
+
 def test_build_keyless_refuses_a_certificate_with_a_bad_sct(
         registry: Any, ctx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The fake Fulcio embeds an SCT its CT log key did not sign: signing stops with one line
