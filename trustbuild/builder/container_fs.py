@@ -118,8 +118,11 @@ def resolve_mode(options: BuildOptions, scratch: Path) -> str:
             return "chroot"
         if os.environ.get(userns.MODE_ENV) and not options.force:
             # a rootless build: / is the machine's, never Kaniko's way here
+            hint = ("; in a container /proc must not be masked: Kubernetes procMount: "
+                    "Unmasked, docker/podman --security-opt systempaths=unconfined"
+                    if "mount /proc" in why else "")
             print(f"[warning] the RUN sandbox cannot start in this user namespace ({why}): "
-                  "RUN steps will fail (see docs/rootless.md)", file=options.output)
+                  f"RUN steps will fail{hint} (see docs/rootless.md)", file=options.output)
             return "chroot"
         if not container_hints() and not options.force:
             # never Kaniko's way outside a container: builds without RUN still work, and the
