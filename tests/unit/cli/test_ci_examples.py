@@ -79,6 +79,63 @@ def test_ci_scripts_run_trustbuild_with_valid_flags(name: str) -> None:
     assert re.search(r"executor@sha256:[0-9a-f]{64}", text), "executor not pinned by digest"
 
 
+def _build_commands(name: str) -> list[list[str]]:
+    (doc,) = _docs(CI / name)
+    return [a for a in _shell_commands(doc) if a[0] == "build"]
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    for i, a in enumerate(argv):
+        if a == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _check_signed_as_the_policy_requires(argv: list[str]) -> None:
+    """What the build checks before it starts: the named policy exists in the executor (a
+    shipped name: no file of the checkout is in the image), and a policy that requires a signed
+    output, or --attest, comes with --sign-key or --keyless."""
+    from trustbuild.policy.model import load_policy
+
+    signs = "--keyless" in argv or _flag(argv, "--sign-key") is not None
+    policy = _flag(argv, "--policy")
+    if policy is not None and not policy.startswith("/trustbuild/policy/"):  # mounted: the Job
+        assert "/" not in policy, f"--policy {policy}: not in the executor image; name a " \
+                                  "shipped policy (baseline, restricted) or mount a file"
+        if load_policy(policy).output.sign:
+            assert signs, f"policy {policy} requires a signed image: {argv}"
+    if _flag(argv, "--attest") is not None:
+        assert signs, f"--attest needs --sign-key or --keyless: {argv}"
+
+
+@pytest.mark.parametrize("name", ["gitlab/.gitlab-ci.yml", "github/build.yml",
+                                  "circleci/config.yml"])
+def test_ci_builds_sign_as_their_policy_requires(name: str) -> None:
+    commands = _build_commands(name)
+    assert commands
+    for argv in commands:
+        _check_signed_as_the_policy_requires(argv)
+
+
+def test_github_signs_keyless_with_the_job_token() -> None:
+    (doc,) = _docs(CI / "github/build.yml")
+    assert doc["permissions"]["id-token"] == "write"
+    assert all("--keyless" in argv for argv in _build_commands("github/build.yml"))
+    # the job runs in the executor container: the runner hands it the token request variables
+    assert doc["jobs"]["build"]["container"]["image"].startswith(
+        "registry.example.com/trustbuild/executor@sha256:")
+
+
+def test_gitlab_signs_keyless_with_an_id_token_for_sigstore() -> None:
+    (doc,) = _docs(CI / "gitlab/.gitlab-ci.yml")
+    job = doc["build-image"]
+    # the variable and audience sigstore-python's ambient detection reads on GitLab
+    assert job["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
+    assert all("--keyless" in argv for argv in _build_commands("gitlab/.gitlab-ci.yml"))
+
+
 def test_circleci_ecr_uses_the_credential_helper_not_build_args() -> None:
     text = (CI / "circleci/config.yml").read_text()
     assert '"credHelpers"' in text and "ecr-login" in text
@@ -95,6 +152,13 @@ def test_tekton_task_args_parse() -> None:
     assert step["image"] == "$(params.EXECUTOR)" and "command" not in step
     args = [a for a in step["args"] if a != "$(params.EXTRA_ARGS)"]  # [] by default
     _accepts([*EXECUTOR_ENTRYPOINT, *(_VARS.sub("example", a) for a in args)])
+    _check_signed_as_the_policy_requires([*EXECUTOR_ENTRYPOINT, *args])
+    key = next(a.split("=", 1)[1] for a in args if a.startswith("--sign-key="))
+    workspaces = {w["name"]: w for w in task["spec"]["workspaces"]}
+    assert key.startswith(workspaces["signing"]["mountPath"] + "/")
+    env = {e["name"]: e for e in step["env"]}
+    assert env["COSIGN_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == \
+        "$(params.SIGNING_SECRET)"
     declared = {r["name"] for r in task["spec"]["results"]}
     used = set(re.findall(r"\$\(results\.([A-Z_]+)\.path\)", " ".join(step["args"])))
     assert used <= declared
