@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -270,3 +271,96 @@ def test_rootless_inside_the_container(proc: str, executor_bundle: Path, registr
     assert files["srv/uid"][0] == b"0\n"
     assert files["srv/map"][0].split() == [b"0", b"1000", b"1"]  # the single-id map
     assert {p.name for p in tmp.iterdir()} <= {"home"}  # the build's temp dirs are gone
+
+
+# ------------------------------------------------------------ the CI templates, run as CI runs them
+
+CI = Path(__file__).resolve().parents[3] / "examples" / "ci"
+SHA = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
+
+
+def _github_expr(text: str, values: dict[str, str]) -> str:
+    """GitHub's ``${{ expr }}`` substitution (done before the shell sees the script)."""
+    return re.sub(r"\$\{\{\s*([^}]*?)\s*\}\}", lambda m: values[m.group(1)], text)
+
+
+@pytest.mark.parametrize("ci", ["gitlab", "github"])
+def test_ci_template_runs_in_the_executor(ci: str, executor_bundle: Path, executor_image: str,
+                                          registry: Any, busybox_base: str, tmp_path: Path,
+                                          sigstore: tuple[FakeSigstore, Path]) -> None:
+    """The template's own script lines, run by ``sh`` in the executor container with the
+    variables the CI sets: the registry credentials step, then the build (policy, keyless
+    signature, provenance and SBOM). The only change: registry and Sigstore are the local ones
+    (``trustbuild`` is wrapped to add ``--sigstore-trust-config`` for the fake)."""
+    import yaml
+
+    fake, trust = sigstore
+    token = identity_token(EMAIL, ISSUER)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Dockerfile").write_text(f"FROM {busybox_base}\nCOPY app.txt /app.txt\n"
+                                        "RUN wc -c /app.txt > /size\nUSER 1000\n")
+    (project / "app.txt").write_text("built by the CI template\n")
+    work = tmp_path / "runner"
+    work.mkdir()
+    binds = {trust: "/sigstore", work: "/runner"}
+    if ci == "gitlab":
+        doc = yaml.safe_load((CI / "gitlab/.gitlab-ci.yml").read_text())
+        job = doc["build-image"]
+        assert job["id_tokens"]["SIGSTORE_ID_TOKEN"]["aud"] == "sigstore"
+        lines = [*job["before_script"], *job["script"]]
+        image = f"{registry.host}/ci/gitlab"
+        env = {**doc["variables"], **job["variables"], "TRUSTBUILD_EXECUTOR": executor_image,
+               "GITLAB_CI": "true", "SIGSTORE_ID_TOKEN": token,
+               "CI_PROJECT_DIR": "/builds/app", "CI_REGISTRY": registry.host,
+               "CI_REGISTRY_USER": "gitlab-ci-token", "CI_REGISTRY_PASSWORD": "job-token",
+               "CI_REGISTRY_IMAGE": image, "CI_COMMIT_SHA": SHA,
+               "CI_COMMIT_SHORT_SHA": SHA[:8], "CI_COMMIT_REF_SLUG": "main",
+               "CI_PROJECT_URL": "https://gitlab.example.com/group/app"}
+        binds[project] = "/builds/app"
+        digest_file, tag = project / "image-digest", f"{image}:{SHA[:8]}"
+    else:
+        doc = yaml.safe_load((CI / "github/build.yml").read_text())
+        job = doc["jobs"]["build"]
+        assert doc["permissions"]["id-token"] == "write"
+        values = {"github.sha": SHA, "github.actor": "octocat",
+                  "github.repository": "octocat/app", "secrets.GITHUB_TOKEN": "ghs_job_token"}
+        lines = []
+        step_env: dict[str, str] = {}
+        for step in job["steps"]:
+            if "run" in step:
+                lines.append(_github_expr(step["run"], values))
+                step_env.update({k: _github_expr(v, values)
+                                 for k, v in step.get("env", {}).items()})
+        job_env = {k: _github_expr(v, values).replace("ghcr.io", registry.host)
+                   for k, v in job["env"].items()}
+        lines = [ln.replace("ghcr.io", registry.host) for ln in lines]
+        fake.github_token, fake.github_request_token = token, "gh-request-token"
+        env = {**job_env, **step_env, "GITHUB_ACTIONS": "true",
+               "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "gh-request-token",
+               "ACTIONS_ID_TOKEN_REQUEST_URL": f"{fake.url}/github-oidc",
+               "GITHUB_WORKSPACE": "/__w/app/app", "RUNNER_TEMP": "/runner"}
+        binds[project] = "/__w/app/app"
+        image = job_env["IMAGE"]
+        digest_file, tag = work / "digest", f"{image}:{SHA}"
+    wrapper = ('trustbuild() { /opt/trustbuild/bin/trustbuild "$@" '
+               "--sigstore-trust-config /sigstore/trust_config.json; }\n")
+    (tmp_path / "tmp").mkdir()
+    r = run_container(executor_bundle, ["-c", "set -e\n" + wrapper + "\n".join(lines)],
+                      stdin=b"", env={"HOME": "/root", **env}, binds=binds,
+                      tmp=tmp_path / "tmp", entrypoint=["/bin/sh"])
+    log = _log(r)
+    assert r.returncode == 0, log[-4000:]
+    assert token.split(".")[1] not in log
+    digest = digest_file.read_text().strip()
+    assert digest.startswith("sha256:"), log[-2000:]
+    if ci == "github":
+        assert r.stdout.decode().rstrip().endswith(digest)  # the last step prints it
+    repo = image
+    flags = ["--certificate-identity", EMAIL, "--certificate-oidc-issuer", ISSUER,
+             "--trusted-root", str(trust / "trusted_root.json")]
+    assert main(["verify", *flags, tag]) == 0
+    for kind in ("slsaprovenance", "spdxjson"):
+        assert main(["verify-attestation", "--type", kind, *flags, f"{repo}@{digest}"]) == 0
+    files = _image_files(f"{repo}@{digest}", tmp_path / "img")
+    assert files["app.txt"][0] == b"built by the CI template\n"
