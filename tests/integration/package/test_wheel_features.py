@@ -155,3 +155,55 @@ def test_installed_wheel_rootless_secret_build_signed_keyless(
     assert probe.returncode == 0, probe.stderr
     source, cas, rekors = probe.stdout.rsplit(None, 2)
     assert source.startswith("Sigstore public-good") and int(cas) > 0 and int(rekors) > 0
+
+
+def _run(venv: Path, args: list[str], cwd: Path,
+         ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "TRUSTBUILD_"))}
+    env.update(HOME=str(cwd), TRUSTBUILD_PASSWORD="wheel-pw")
+    p = subprocess.run([str(venv / "bin" / "trustbuild"), *args], capture_output=True, text=True,
+                       env=env, cwd=cwd, timeout=300)
+    if ok:
+        assert p.returncode == 0, f"{args[:2]}: {p.stdout}\n{p.stderr}"
+    return p
+
+
+def test_installed_wheel_cosign_parity_commands_and_unshare(
+        user_venv: Path, rootless_users: dict[str, RootlessUser], registry: Any,
+        busybox_base: str, tmp_path: Path) -> None:
+    """sign-blob / verify-blob / attest-blob, sign + tree + copy with signatures + clean
+    against the registry, from the wheel; ``trustbuild unshare`` as the unprivileged user."""
+    venv = user_venv
+    _run(venv, ["generate-key-pair", "--output-key-prefix", "k"], tmp_path)
+    blob = tmp_path / "release.tar"
+    blob.write_bytes(b"release bits\n" * 100)
+    _run(venv, ["sign-blob", "--key", "k.key", "--bundle", "b.json", str(blob)], tmp_path)
+    _run(venv, ["verify-blob", "--key", "k.pub", "--bundle", "b.json", str(blob)], tmp_path)
+    (tmp_path / "pred.json").write_text(json.dumps({"buildType": "https://example.org/x"}))
+    _run(venv, ["attest-blob", "--key", "k.key", "--predicate", "pred.json", "--type",
+                "slsaprovenance", "--bundle", "att.json", str(blob)], tmp_path)
+    _run(venv, ["verify-blob-attestation", "--key", "k.pub", "--bundle", "att.json", "--type",
+                "slsaprovenance", str(blob)], tmp_path)
+    blob.write_bytes(b"changed")
+    assert _run(venv, ["verify-blob", "--key", "k.pub", "--bundle", "b.json", str(blob)],
+                tmp_path, ok=False).returncode == 1
+
+    src, dst = f"{registry.host}/wheel-parity/src:1", f"{registry.host}/wheel-parity/dst:1"
+    _run(venv, ["copy", "-q", busybox_base, src], tmp_path)
+    _run(venv, ["sign", "--key", "k.key", src], tmp_path)
+    assert "Signatures" in _run(venv, ["tree", src], tmp_path).stdout
+    _run(venv, ["copy", "-q", src, dst], tmp_path)  # with its signature, as cosign copy
+    # the signature names the source repository (containers/image semantics)
+    identity = ["--signed-identity", f"exactRepository:{src.rsplit(':', 1)[0]}"]
+    _run(venv, ["verify", "--key", "k.pub", *identity, dst], tmp_path)
+    _run(venv, ["clean", "--force", dst], tmp_path)
+    assert _run(venv, ["verify", "--key", "k.pub", *identity, dst], tmp_path,
+                ok=False).returncode != 0
+
+    user = rootless_users["subuid"]
+    home, tmp = user.workdir("home-"), user.workdir("tmp-")
+    res = _as_user(user, venv, ["unshare", "--", "sh", "-c", "id -u; cat /proc/self/uid_map"],
+                   _user_env(venv, home, tmp))
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.split("\n")
+    assert out[0] == "0" and out[1].split() == ["0", str(user.uid), "1"], res.stdout
