@@ -339,7 +339,8 @@ def test_ci_template_runs_in_the_executor(ci: str, executor_bundle: Path, execut
         env = {**job_env, **step_env, "GITHUB_ACTIONS": "true",
                "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "gh-request-token",
                "ACTIONS_ID_TOKEN_REQUEST_URL": f"{fake.url}/github-oidc",
-               "GITHUB_WORKSPACE": "/__w/app/app", "RUNNER_TEMP": "/runner"}
+               "GITHUB_WORKSPACE": "/__w/app/app", "RUNNER_TEMP": "/runner",
+               "GITHUB_OUTPUT": "/runner/output"}
         binds[project] = "/__w/app/app"
         image = job_env["IMAGE"]
         digest_file, tag = work / "digest", f"{image}:{SHA}"
@@ -356,6 +357,10 @@ def test_ci_template_runs_in_the_executor(ci: str, executor_bundle: Path, execut
     assert digest.startswith("sha256:"), log[-2000:]
     if ci == "github":
         assert r.stdout.decode().rstrip().endswith(digest)  # the last step prints it
+        # ... and hands it to the verify job with shell builtins only
+        assert (work / "output").read_text() == f"digest={digest}\n"
+        assert job["outputs"]["digest"] == "${{ steps.build.outputs.digest }}"
+        assert doc["jobs"]["verify"]["needs"] == "build"
     repo = image
     flags = ["--certificate-identity", EMAIL, "--certificate-oidc-issuer", ISSUER,
              "--trusted-root", str(trust / "trusted_root.json")]
