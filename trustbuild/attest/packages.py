@@ -9,7 +9,6 @@ only if it is a regular file inside the root, bounded in size. Example::
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -17,6 +16,8 @@ from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
 from urllib.parse import quote
+
+from trustbuild._internal.jsonload import load_object
 
 __all__ = ["Package", "scan_rootfs", "MAX_DB_BYTES"]
 
@@ -166,10 +167,9 @@ def _npm(root: Path, rel_file: str) -> Package | None:
     if not data:
         return None
     try:
-        meta = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(meta, dict):
+        meta: dict[str, object] = load_object(data, what=rel_file, error=ValueError,
+                                              max_bytes=_MAX_META_BYTES)
+    except ValueError:  # not a package.json we can read: not a package
         return None
     name, ver = meta.get("name"), meta.get("version")
     if not isinstance(name, str) or not isinstance(ver, str) or not name or not ver:

@@ -107,13 +107,8 @@ def make_predicate(raw: bytes | Mapping[str, object], predicate_type: str, *,
         return {"Data": text, "Timestamp": stamp}
     if len(raw) > MAX_PREDICATE_BYTES:
         raise AttestationError(f"predicate: larger than {MAX_PREDICATE_BYTES} bytes")
-    try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise AttestationError(
-            f"predicate: not valid JSON for predicate type {predicate_type} ({exc})") from None
-    if not isinstance(obj, dict):
-        raise AttestationError(f"predicate: expected a JSON object for {predicate_type}")
+    obj: JSONObject = load_object(raw, what=f"predicate (type {predicate_type})",
+                                  error=AttestationError, max_bytes=MAX_PREDICATE_BYTES)
     return obj
 
 

@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from trustbuild._internal.jsonload import load_object
 from trustbuild.cli.attached import add_image_flags, open_image
 from trustbuild.errors import UsageError, VerificationError
 
@@ -51,11 +52,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _signature(args: argparse.Namespace) -> int:
     from trustbuild.sign.attachments import signature_bundles, signed_payloads
+    from trustbuild.sign.bundle import MAX_BUNDLE_BYTES
 
     with open_image(args) as img:
         digest = img.subject.digest
         payloads = signed_payloads(img.store, digest)
-        bundles = [json.loads(b) for b in signature_bundles(img.store, digest)]
+        bundles = [load_object(b, what=f"{img.store.describe()}: bundle referrer of {digest}",
+                               error=VerificationError, max_bytes=MAX_BUNDLE_BYTES)
+                   for b in signature_bundles(img.store, digest)]
     if not payloads and not bundles:
         raise VerificationError(f"no signatures associated with {args.image} ({digest})")
     if args.output == "json":

@@ -21,11 +21,11 @@ Attestation envelopes (``download``/``attach attestation``) live in
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from trustbuild._internal.b64 import std_b64decode
+from trustbuild._internal.jsonload import load_object
 from trustbuild._internal.jsontypes import JSONObject, JSONValue
 from trustbuild.errors import (
     InvalidManifest,
@@ -88,6 +88,7 @@ PREDICATE_TYPE_ANNOTATION = "predicateType"  # the .att layer annotation cosign 
 BUNDLE_PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 _LOOKUP = (NotFound, RegistryError, StoreError)
 _MAX_REFERRERS = 256
+MAX_JSON_ANNOTATION = 64 * 1024  # cosign's bundle / timestamp annotations, as sign/rekor.py
 
 
 @dataclass(frozen=True)
@@ -274,13 +275,12 @@ def _certificates(pem: str | None, what: str) -> list[dict[str, str]] | None:
 
 
 def _json_annotation(text: str | None, what: str) -> JSONValue:
+    """A JSON-object annotation (cosign's bundle, RFC 3161 timestamp), bounded like Rekor's."""
     if not text:
         return None
-    try:
-        value: JSONValue = json.loads(text)
-        return value
-    except ValueError:
-        raise VerificationError(f"{what} is not JSON") from None
+    value: JSONObject = load_object(text, what=what, error=VerificationError,
+                                    max_bytes=MAX_JSON_ANNOTATION)
+    return value
 
 
 def signed_payloads(store: Store, subject: Digest) -> list[JSONObject]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustbuild._internal.b64 import proto_b64decode
+from trustbuild._internal.jsonload import load_object
 from trustbuild.errors import VerificationError
 from trustbuild.sign.bundle import BUNDLE_MEDIA_TYPE, BUNDLE_TYPES, key_hint
 from trustbuild.sign.keys import SigningKey, VerifyingKey
@@ -94,14 +95,8 @@ def _b64(value: object, where: str) -> bytes:
 
 def load_blob_bundle(raw: bytes, where: str) -> dict[str, object]:
     """A bundle file's JSON object, bounded in size (VerificationError otherwise)."""
-    if len(raw) > MAX_BLOB_BUNDLE_BYTES:
-        raise VerificationError(f"{where}: larger than {MAX_BLOB_BUNDLE_BYTES} bytes")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise VerificationError(f"{where}: not a JSON bundle") from None
-    if not isinstance(doc, dict):
-        raise VerificationError(f"{where}: expected a JSON object")
+    doc: dict[str, object] = load_object(raw, what=where, error=VerificationError,
+                                         max_bytes=MAX_BLOB_BUNDLE_BYTES)
     return doc
 
 

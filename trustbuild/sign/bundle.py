@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 
 from trustbuild._internal.b64 import proto_b64decode
+from trustbuild._internal.jsonload import load_object
 from trustbuild._internal.jsontypes import JSONObject
 from trustbuild.errors import VerificationError
 from trustbuild.oci.digest import Digest
@@ -115,12 +116,8 @@ def parse_bundle(raw: bytes) -> dict[str, object]:
     """Parse and shape-check a bundle JSON (bounded); VerificationError naming the defect."""
     if len(raw) > MAX_BUNDLE_BYTES:
         raise VerificationError(f"bundle is {len(raw)} bytes (more than {MAX_BUNDLE_BYTES})")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise VerificationError("bundle is not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise VerificationError("bundle is not a JSON object")
+    doc: dict[str, object] = load_object(raw, what="bundle", error=VerificationError,
+                                         max_bytes=MAX_BUNDLE_BYTES)
     if doc.get("mediaType") not in BUNDLE_TYPES:
         raise VerificationError(f"bundle mediaType {doc.get('mediaType')!r} is not a v0.2/v0.3 "
                                 "bundle")
@@ -152,11 +149,10 @@ class VerifiedBundle:
         """The payload as an in-toto Statement (VerificationError if it is not one)."""
         if self.payload_type != IN_TOTO_PAYLOAD_TYPE:
             raise VerificationError(f"bundle payloadType is {self.payload_type}, not in-toto")
-        try:
-            st = json.loads(self.payload)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise VerificationError("bundle payload is not valid JSON") from None
-        if not isinstance(st, dict) or st.get("_type") not in (STATEMENT_V1,
+        st: dict[str, object] = load_object(self.payload, what="bundle payload",
+                                            error=VerificationError,
+                                            max_bytes=MAX_BUNDLE_BYTES)
+        if st.get("_type") not in (STATEMENT_V1,
                                                                "https://in-toto.io/Statement/v0.1"):
             raise VerificationError("bundle payload is not an in-toto Statement")
         if not isinstance(st.get("subject"), list):

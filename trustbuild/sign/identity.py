@@ -24,10 +24,10 @@ Example::
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
+from trustbuild._internal.jsonload import load_object
 from trustbuild.errors import InvalidReference, UsageError, VerificationError
 from trustbuild.oci.reference import Reference
 
@@ -40,6 +40,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "exactReference": ("dockerReference",), "exactRepository": ("dockerRepository",),
     "remapIdentity": ("prefix", "signedPrefix"),
 }
+_MAX_JSON = 64 * 1024  # a --signed-identity or policy identity object
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 
@@ -138,10 +139,8 @@ class SignedIdentity:
         ``exactRepository:REPO``, ``remapIdentity:PREFIX=SIGNED_PREFIX``."""
         text = text.strip()
         if text.startswith("{"):
-            try:
-                obj = json.loads(text)
-            except ValueError as exc:
-                raise UsageError(f"--signed-identity: not valid JSON ({exc})") from None
+            obj = load_object(text, what="--signed-identity", error=UsageError,
+                              max_bytes=_MAX_JSON)
             return cls.from_json(obj, where="--signed-identity")
         typ, _, arg = text.partition(":")
         if typ not in _FIELDS:

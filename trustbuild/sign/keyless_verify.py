@@ -20,7 +20,6 @@ The caller checks the signature itself with the certificate's key.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from trustbuild._internal.b64 import proto_b64decode
 from trustbuild.errors import VerificationError
 from trustbuild.sign.keys import VerifyingKey
-from trustbuild.sign.rekor import check_dsse_body, verify_set
+from trustbuild.sign.rekor import CosignBundle, check_dsse_body, verify_set
 from trustbuild.sign.trust import KeylessPolicy, TrustRoots, verify_chain
 
 __all__ = ["KeylessEvidence", "KeylessVerified", "TlogEntry", "verify_keyless",
@@ -111,24 +110,13 @@ class TlogEntry:
     @classmethod
     def from_cosign_annotation(cls, annotation: str) -> TlogEntry:
         """cosign's ``dev.sigstore.cosign/bundle`` annotation (a Rekor SET, no proof)."""
-        if len(annotation) > 64 * 1024:
-            raise VerificationError("Rekor bundle annotation is too large")
+        b = CosignBundle.parse(annotation)
         try:
-            doc = json.loads(annotation)
-            set_b64, p = doc["SignedEntryTimestamp"], doc["Payload"]
-            body, itime, index, log_id = (p["body"], p["integratedTime"], p["logIndex"],
-                                          p["logID"])
-        except (ValueError, KeyError, TypeError, RecursionError):
-            raise VerificationError("Rekor bundle annotation is not cosign's bundle JSON") from None
-        if not (isinstance(body, str) and isinstance(itime, int) and isinstance(index, int)
-                and isinstance(log_id, str) and isinstance(set_b64, str)):
-            raise VerificationError("Rekor bundle: Payload fields have unexpected types")
-        try:
-            raw_id = bytes.fromhex(log_id)
+            raw_id = bytes.fromhex(b.log_id)
         except ValueError:
             raise VerificationError("Rekor bundle: logID is not hex") from None
-        return cls(index, raw_id, _b64(body, "Rekor bundle Payload.body"), body, itime, set_b64,
-                   {"canonicalizedBody": body})
+        return cls(b.log_index, raw_id, _b64(b.body, "Rekor bundle Payload.body"), b.body,
+                   b.integrated_time, b.set_b64, {"canonicalizedBody": b.body})
 
 
 @dataclass(frozen=True)

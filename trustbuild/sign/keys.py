@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from trustbuild._internal.b64 import std_b64decode
+from trustbuild._internal.jsonload import load_object
 from trustbuild.errors import SigningError, VerificationError
 
 __all__ = [
@@ -254,12 +255,8 @@ def encrypt_private_key(plaintext: bytes, password: bytes, *, n: int = _SCRYPT_N
 
 def decrypt_private_key(body: bytes, password: bytes, *, where: str = "private key") -> bytes:
     """Decrypt cosign's encrypted JSON body; SigningError on any defect or a wrong password."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SigningError(f"{where}: encrypted key body is not cosign's JSON") from exc
-    if not isinstance(doc, dict):
-        raise SigningError(f"{where}: encrypted key body is not a JSON object")
+    doc: dict[str, object] = load_object(body, what=f"{where}: encrypted key body",
+                                         error=SigningError, max_bytes=_MAX_KEY_FILE)
     kdf, cipher = doc.get("kdf"), doc.get("cipher")
     if not isinstance(kdf, dict) or kdf.get("name") != "scrypt":
         raise SigningError(f"{where}: unsupported kdf (expected scrypt)")

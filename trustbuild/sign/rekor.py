@@ -13,14 +13,16 @@ import json
 from dataclasses import dataclass
 
 from trustbuild._internal.b64 import std_b64decode
+from trustbuild._internal.jsonload import load_object
 from trustbuild.errors import VerificationError
 from trustbuild.sign.keys import VerifyingKey
 
-__all__ = ["RekorEntry", "verify_rekor_bundle", "verify_set", "check_dsse_body",
-           "check_hashedrekord_body", "check_hashedrekord_digest", "rfc3161_from_annotation",
-           "canonical_json"]
+__all__ = ["RekorEntry", "CosignBundle", "verify_rekor_bundle", "same_signer", "verify_set",
+           "check_dsse_body", "check_hashedrekord_body", "check_hashedrekord_digest",
+           "rfc3161_from_annotation", "canonical_json"]
 
 _MAX_BUNDLE_ANNOTATION = 64 * 1024
+_MAX_ENTRY_BODY = 1 << 20
 
 
 def canonical_json(obj: object) -> bytes:
@@ -67,24 +69,53 @@ def verify_set(rekor_keys: dict[str, VerifyingKey], *, body: str, integrated_tim
     return RekorEntry(_dt.datetime.fromtimestamp(integrated_time, _dt.UTC), log_index, log_id)
 
 
+@dataclass(frozen=True)
+class CosignBundle:
+    """cosign's ``dev.sigstore.cosign/bundle`` annotation: a Rekor entry and its SET (no
+    inclusion proof). ``body`` is the base64 entry body, as Rekor signed it."""
+
+    set_b64: str
+    body: str
+    integrated_time: int
+    log_index: int
+    log_id: str
+
+    @classmethod
+    def parse(cls, annotation: str) -> CosignBundle:
+        """``{"SignedEntryTimestamp", "Payload": {"body", "integratedTime", "logIndex",
+        "logID"}}``; VerificationError naming the defect."""
+        doc = load_object(annotation, what="Rekor bundle annotation", error=VerificationError,
+                          max_bytes=_MAX_BUNDLE_ANNOTATION)
+        set_b64, p = doc.get("SignedEntryTimestamp"), doc.get("Payload")
+        if not isinstance(p, dict):
+            raise VerificationError("Rekor bundle annotation is not cosign's bundle JSON "
+                                    "(no Payload object)")
+        body, itime = p.get("body"), p.get("integratedTime")
+        index, log_id = p.get("logIndex"), p.get("logID")
+        if not (isinstance(body, str) and isinstance(log_id, str) and isinstance(set_b64, str)
+                and _is_int(itime) and _is_int(index)):
+            raise VerificationError("Rekor bundle: SignedEntryTimestamp or Payload fields "
+                                    "missing or of unexpected types")
+        assert isinstance(itime, int) and isinstance(index, int)  # _is_int
+        return cls(set_b64, body, itime, index, log_id)
+
+    def verify_set(self, rekor_keys: dict[str, VerifyingKey]) -> RekorEntry:
+        """:func:`verify_set` of this entry."""
+        return verify_set(rekor_keys, body=self.body, integrated_time=self.integrated_time,
+                          log_index=self.log_index, log_id=self.log_id, set_b64=self.set_b64)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def verify_rekor_bundle(annotation: str, rekor_keys: dict[str, VerifyingKey], *, payload: bytes,
                         signature_b64: str, signer_pem: bytes | None) -> RekorEntry:
     """Verify the SET and that the logged entry is this signature; VerificationError if not."""
-    if len(annotation) > _MAX_BUNDLE_ANNOTATION:
-        raise VerificationError("Rekor bundle annotation is too large")
-    try:
-        doc = json.loads(annotation)
-        set_b64 = doc["SignedEntryTimestamp"]
-        p = doc["Payload"]
-        body, itime, index, log_id = p["body"], p["integratedTime"], p["logIndex"], p["logID"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        raise VerificationError("Rekor bundle annotation is not cosign's bundle JSON") from None
-    if not (isinstance(body, str) and isinstance(itime, int) and isinstance(index, int)
-            and isinstance(log_id, str)):
-        raise VerificationError("Rekor bundle: Payload fields have unexpected types")
-    entry = verify_set(rekor_keys, body=body, integrated_time=itime, log_index=index,
-                       log_id=log_id, set_b64=set_b64)
-    check_hashedrekord_body(_b64(body, "Payload.body"), payload, signature_b64, signer_pem)
+    bundle = CosignBundle.parse(annotation)
+    entry = bundle.verify_set(rekor_keys)
+    check_hashedrekord_body(_b64(bundle.body, "Payload.body"), payload, signature_b64,
+                            signer_pem)
     return entry
 
 
@@ -98,64 +129,105 @@ def check_hashedrekord_body(raw: bytes, payload: bytes, signature_b64: str,
 def check_hashedrekord_digest(raw: bytes, sha256_hex: str, signature_b64: str,
                               signer_pem: bytes | None) -> None:
     """:func:`check_hashedrekord_body` for a payload known by its SHA-256 (a file's)."""
-    try:
-        entry = json.loads(raw)
-        kind = entry["kind"]
-        spec = entry["spec"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        raise VerificationError("Rekor entry body is not valid JSON") from None
+    entry = _entry_body(raw)
+    kind, spec = entry.get("kind"), entry.get("spec")
     if kind != "hashedrekord":
         raise VerificationError(f"Rekor entry kind {kind!r} is not hashedrekord")
-    try:
-        h = spec["data"]["hash"]
-        sig = spec["signature"]
-    except (KeyError, TypeError):
-        raise VerificationError("Rekor entry is missing data.hash or signature") from None
+    h, sig = _field(spec, "data", "hash"), _field(spec, "signature")
+    if not isinstance(h, dict) or not isinstance(sig, dict):
+        raise VerificationError("Rekor entry is missing data.hash or signature")
     if h.get("algorithm") != "sha256" or h.get("value") != sha256_hex:
         raise VerificationError("Rekor entry is for another payload (hash differs)")
     # compared decoded: the annotation may be broken over lines (Go's decoder ignores them)
     if _b64(sig.get("content"), "signature.content") != _b64(signature_b64, "signature"):
         raise VerificationError("Rekor entry holds another signature")
     if signer_pem is not None:
-        logged = _b64((sig.get("publicKey") or {}).get("content"), "publicKey.content")
-        if logged.strip() != signer_pem.strip():
+        logged = _b64(_field(sig, "publicKey", "content"), "publicKey.content")
+        if not same_signer(logged, signer_pem):
             raise VerificationError("Rekor entry names another certificate or key")
+
+
+def _field(obj: object, *path: str) -> object:
+    """``obj[path[0]][path[1]]...``; None where an object or key is missing."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _list(obj: object, what: str) -> list[object]:
+    if not isinstance(obj, list):
+        raise VerificationError(f"Rekor entry: {what} is not a list")
+    return obj
+
+
+def _entry_body(raw: bytes) -> dict[str, object]:
+    doc: dict[str, object] = load_object(raw, what="Rekor entry body", error=VerificationError,
+                                         max_bytes=_MAX_ENTRY_BODY)
+    return doc
+
+
+def _pem_der(pem: bytes, what: str) -> tuple[str, bytes]:
+    """The kind (certificate / public key) and DER of the first PEM block of ``pem``."""
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        PublicFormat,
+        load_pem_public_key,
+    )
+
+    if b"-----BEGIN CERTIFICATE-----" in pem:
+        try:
+            return "certificate", x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+        except ValueError:
+            raise VerificationError(f"{what}: not a PEM certificate") from None
+    try:
+        key = load_pem_public_key(pem)
+    except (ValueError, UnsupportedAlgorithm):
+        raise VerificationError(f"{what}: not a PEM certificate or public key") from None
+    return "public key", key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def same_signer(logged_pem: bytes, signer_pem: bytes) -> bool:
+    """Whether a Rekor entry's PEM names the signer's certificate (or public key): compared as
+    DER, so the PEM's line wrapping and surrounding text do not matter."""
+    return _pem_der(logged_pem, "Rekor entry publicKey") == _pem_der(signer_pem, "signer")
 
 
 def rfc3161_from_annotation(annotation: str) -> bytes:
     """The DER TimeStampResponse of cosign's ``dev.sigstore.cosign/rfc3161timestamp``."""
     if len(annotation) > _MAX_BUNDLE_ANNOTATION:
         raise VerificationError("RFC 3161 timestamp annotation is too large")
-    try:
-        value = json.loads(annotation)["SignedRFC3161Timestamp"]
-    except (ValueError, KeyError, TypeError, RecursionError):
+    doc = load_object(annotation, what="RFC 3161 timestamp annotation", error=VerificationError,
+                      max_bytes=_MAX_BUNDLE_ANNOTATION)
+    if "SignedRFC3161Timestamp" not in doc:
         raise VerificationError("RFC 3161 timestamp annotation is not cosign's JSON "
-                                "({\"SignedRFC3161Timestamp\": ...})") from None
-    return _b64(value, "SignedRFC3161Timestamp")
+                                "({\"SignedRFC3161Timestamp\": ...})")
+    return _b64(doc["SignedRFC3161Timestamp"], "SignedRFC3161Timestamp")
 
 
 def check_dsse_body(raw: bytes, *, payload: bytes, signature_b64: str, signer_pem: bytes) -> None:
     """Check that a ``dsse`` (0.0.1) or ``intoto`` (0.0.2) Rekor entry logs this DSSE signature."""
-    try:
-        entry = json.loads(raw)
-        kind, spec = entry["kind"], entry["spec"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        raise VerificationError("Rekor entry body is not valid JSON") from None
+    entry = _entry_body(raw)
+    kind, spec = entry.get("kind"), entry.get("spec")
     want = hashlib.sha256(payload).hexdigest()
-    try:
-        if kind == "dsse":
-            got = spec["payloadHash"]["value"]
-            sigs = [(s["signature"], _b64(s["verifier"], "verifier")) for s in spec["signatures"]]
-        elif kind == "intoto":
-            env = spec["content"]["envelope"]
-            got = spec["content"]["payloadHash"]["value"]
-            sigs = [(_b64(s["sig"], "sig").decode(), _b64(s["publicKey"], "publicKey"))
-                    for s in env["signatures"]]
-        else:
-            raise VerificationError(f"Rekor entry kind {kind!r} is not dsse or intoto")
-    except (KeyError, TypeError, UnicodeDecodeError):
-        raise VerificationError(f"Rekor {kind} entry is missing fields") from None
+    if kind == "dsse":
+        got = _field(spec, "payloadHash", "value")
+        sigs = [(_field(s, "signature"), _b64(_field(s, "verifier"), "verifier"))
+                for s in _list(_field(spec, "signatures"), "spec.signatures")]
+    elif kind == "intoto":
+        got = _field(spec, "content", "payloadHash", "value")
+        sigs = [(_b64(_field(s, "sig"), "sig").decode("ascii", "replace"),
+                 _b64(_field(s, "publicKey"), "publicKey"))
+                for s in _list(_field(spec, "content", "envelope", "signatures"),
+                               "spec.content.envelope.signatures")]
+    else:
+        raise VerificationError(f"Rekor entry kind {kind!r} is not dsse or intoto")
+    if not isinstance(got, str):
+        raise VerificationError(f"Rekor {kind} entry is missing payloadHash.value")
     if got != want:
         raise VerificationError("Rekor entry is for another payload (hash differs)")
-    if not any(sig == signature_b64 and pem.strip() == signer_pem.strip() for sig, pem in sigs):
+    if not any(sig == signature_b64 and same_signer(pem, signer_pem) for sig, pem in sigs):
         raise VerificationError("Rekor entry holds another signature or certificate")

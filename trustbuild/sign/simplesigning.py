@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from trustbuild._internal.jsonload import load_object
 from trustbuild._internal.jsontypes import JSONValue
 from trustbuild.errors import InvalidDigest, VerificationError
 from trustbuild.oci.digest import Digest
@@ -74,8 +75,8 @@ def build_payload(docker_reference: str, manifest_digest: Digest | str,
     return go_json(doc)
 
 
-def _no_duplicates(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
-    out: dict[str, JSONValue] = {}
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
     for k, v in pairs:
         if k in out:
             raise VerificationError(f"simple-signing payload: duplicate key {k!r}")
@@ -101,12 +102,9 @@ def parse_payload(raw: bytes) -> SimpleSigningPayload:
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise VerificationError(f"simple-signing payload is {len(raw)} bytes "
                                 f"(more than the {MAX_PAYLOAD_BYTES} allowed)")
-    try:
-        doc = json.loads(raw, object_pairs_hook=_no_duplicates)
-    except VerificationError:
-        raise
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise VerificationError(f"simple-signing payload is not valid JSON ({exc})") from None
+    doc: dict[str, object] = load_object(raw, what="simple-signing payload",
+                                         error=VerificationError, max_bytes=MAX_PAYLOAD_BYTES,
+                                         pairs_hook=_no_duplicates)
     top = _exact(doc, {"critical", "optional"}, "top level")
     critical = _exact(top["critical"], {"type", "image", "identity"}, "critical")
     if critical["type"] != SIMPLESIGNING_TYPE:

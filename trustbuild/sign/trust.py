@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from trustbuild._internal.b64 import proto_b64decode
+from trustbuild._internal.jsonload import load_object
 from trustbuild.errors import VerificationError
 from trustbuild.sign.keys import VerifyingKey, load_verifying_key
 
@@ -43,6 +44,7 @@ __all__ = [
 OID_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
 OID_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
 _MAX_CHAIN = 6
+MAX_TRUSTED_ROOT_BYTES = 4 << 20  # the public-good trusted_root.json is ~10 KiB
 
 
 @dataclass(frozen=True)
@@ -272,13 +274,10 @@ class TrustRoots:
         """From a Sigstore ``trusted_root.json`` (certificateAuthorities, tlogs, ctlogs, TSAs)."""
         try:
             raw = Path(path).read_bytes()
-            doc = json.loads(raw)
         except OSError as exc:
             raise VerificationError(f"{path}: cannot read: {exc.strerror}") from None
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise VerificationError(f"{path}: not valid JSON") from None
-        if not isinstance(doc, dict):
-            raise VerificationError(f"{path}: not a Sigstore trusted root (not a JSON object)")
+        doc = load_object(raw, what=str(path), error=VerificationError,
+                          max_bytes=MAX_TRUSTED_ROOT_BYTES)
         if doc.get("mediaType") != _TRUSTED_ROOT_MEDIA_TYPE:
             raise VerificationError(f"{path}: not a Sigstore trusted root (mediaType "
                                     f"{doc.get('mediaType')!r} is not "

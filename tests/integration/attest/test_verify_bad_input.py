@@ -126,7 +126,7 @@ def test_unparseable_predicate_file_is_refused(layout, tmp_path, keypair, capsys
     capsys.readouterr()
     assert main(["attest", "--key", str(key), "--predicate", str(tmp_path / "bad.json"),
                  "--type", "slsaprovenance", loc]) == 1
-    assert "predicate: not valid JSON for predicate type https://slsa.dev/provenance/v1" in \
+    assert "predicate (type https://slsa.dev/provenance/v1): not valid JSON" in \
         capsys.readouterr().err
 
 

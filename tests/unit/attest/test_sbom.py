@@ -152,3 +152,15 @@ def test_cyclonedx_validates_against_the_1_5_schema(rootfs, attest_asset):
     doc["components"][0]["type"] = "not-a-type"
     with pytest.raises(jsonschema.ValidationError):
         validator.validate(doc)
+
+
+def test_deeply_nested_package_json_is_skipped_not_a_crash(tmp_path):
+    """A package.json in the image is untrusted: one nested past json's recursion limit is not
+    a package (no RecursionError out of the SBOM scan); its well-formed neighbour still is."""
+    mods = tmp_path / "usr/lib/node_modules"
+    (mods / "evil").mkdir(parents=True)
+    (mods / "evil/package.json").write_text('{"name": "evil", "x": ' + "[" * 5000 + "]" * 5000
+                                            + ', "version": "1.0.0"}')
+    (mods / "good").mkdir()
+    (mods / "good/package.json").write_text('{"name": "good", "version": "2.0.0"}')
+    assert [p.purl for p in scan_rootfs(tmp_path)] == ["pkg:npm/good@2.0.0"]

@@ -95,7 +95,7 @@ def test_no_password_and_no_terminal_names_the_variable(
     (b"-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----\n!!!notb64\n"
      b"-----END ENCRYPTED COSIGN PRIVATE KEY-----\n", "invalid base64"),
     (b"-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----\nbm90IGEga2V5\n"
-     b"-----END ENCRYPTED COSIGN PRIVATE KEY-----\n", "not cosign's JSON"),
+     b"-----END ENCRYPTED COSIGN PRIVATE KEY-----\n", "encrypted key body: not valid JSON"),
     (b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
      "not a valid"),
 ])

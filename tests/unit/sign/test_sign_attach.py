@@ -180,8 +180,9 @@ def test_signature_manifest_with_unexpected_media_type(memstore: MemoryStore) ->
     (b'{"critical":{},"critical":{},"optional":null}', "duplicate key"),
     (b'{"critical":{"identity":{"docker-reference":"a"},"image":{"docker-manifest-digest":'
      b'"sha256:zz"},"type":"cosign container image signature"},"optional":null}', "digest"),
-    (b"[1]", "not a JSON object"),
+    (b"[1]", "expected a JSON object"),
     (b"{" * 10, "not valid JSON"),
+    (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
 ])
 def test_strict_payload_parsing(payload: bytes, match: str) -> None:
     with pytest.raises(VerificationError, match=match):
