@@ -16,7 +16,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trustbuild.cli.common import add_common_flags, read_input
+from trustbuild.cli.common import (
+    add_common_flags,
+    add_keyless_sign_flags,
+    add_keyless_verify_flags,
+    keyless_from_args,
+    read_input,
+)
 from trustbuild.errors import UsageError, VerificationError
 
 if TYPE_CHECKING:
@@ -31,31 +37,14 @@ def _blob_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("blob", metavar="FILE", help="the file signed or attested")
 
 
-def _keyless_sign_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--keyless", action="store_true",
-                   help="sign with a Fulcio certificate and log to Rekor (needs network access)")
-    p.add_argument("--identity-token", metavar="TOKEN",
-                   help="OIDC token for --keyless (default: the CI's ambient token)")
-    p.add_argument("--sigstore-trust-config", metavar="FILE",
-                   help="keyless: Sigstore ClientTrustConfig JSON (private Sigstore instance); "
-                        "default: the public-good instance through TUF")
+def _keyless_sign_flags(p: argparse.ArgumentParser, what: str) -> None:
+    """The keyless signing flags of sign/attest/build, and the blob commands' own
+    ``--fulcio-url`` / ``--rekor-url`` (cosign sign-blob's)."""
+    add_keyless_sign_flags(p, what=what)
     p.add_argument("--fulcio-url", metavar="URL",
                    help="keyless: this Fulcio instead of the trust config's")
     p.add_argument("--rekor-url", metavar="URL",
                    help="keyless: this Rekor (v1 API) instead of the trust config's")
-
-
-def _keyless_verify_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--certificate-identity", metavar="ID",
-                   help="keyless: the signer identity (SAN) the certificate must carry")
-    p.add_argument("--certificate-identity-regexp", metavar="RE", help="keyless: identity regexp")
-    p.add_argument("--certificate-oidc-issuer", metavar="URL",
-                   help="keyless: the OIDC issuer of that identity")
-    p.add_argument("--certificate-oidc-issuer-regexp", metavar="RE",
-                   help="keyless: issuer regexp")
-    p.add_argument("--trusted-root", metavar="FILE",
-                   help="keyless: Sigstore trusted_root.json (default: the Sigstore public-good "
-                        "root shipped with sigstore-python; nothing is fetched)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        "certificate, Rekor entry); print the base64 signature.")
     _blob_arg(p)
     p.add_argument("--key", help="cosign private key file")
-    _keyless_sign_flags(p)
+    _keyless_sign_flags(p, "FILE")
     p.add_argument("--output-signature", metavar="FILE", help="also write the signature here")
     p.add_argument("--output-certificate", metavar="FILE",
                    help="keyless: write the Fulcio certificate (PEM) here")
@@ -79,7 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        "--certificate-oidc-issuer (offline).")
     _blob_arg(p)
     p.add_argument("--key", action="append", default=[], help="public key (repeatable)")
-    _keyless_verify_flags(p)
+    add_keyless_verify_flags(p)
     p.add_argument("--signature", metavar="FILE|BASE64", help="the signature (file or base64)")
     p.add_argument("--bundle", metavar="FILE", help="a Sigstore bundle or a cosign 2 bundle file")
     add_common_flags(p)
@@ -90,7 +79,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        "with a key or keyless.")
     _blob_arg(p)
     p.add_argument("--key", help="cosign private key file")
-    _keyless_sign_flags(p)
+    _keyless_sign_flags(p, "the attestation of FILE")
     p.add_argument("--predicate", required=True, metavar="FILE", help="predicate JSON file")
     p.add_argument("--type", default="custom", metavar="TYPE",
                    help="slsaprovenance|spdxjson|cyclonedx|vuln|link|custom or a URI")
@@ -107,7 +96,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        "statement.")
     _blob_arg(p)
     p.add_argument("--key", action="append", default=[], help="public key (repeatable)")
-    _keyless_verify_flags(p)
+    add_keyless_verify_flags(p)
     p.add_argument("--signature", metavar="FILE", help="the DSSE envelope JSON file")
     p.add_argument("--bundle", metavar="FILE", help="the Sigstore bundle file")
     p.add_argument("--type", metavar="TYPE", help="require this predicate type")
@@ -132,8 +121,6 @@ def _signing_mode(args: argparse.Namespace) -> None:
 def _keyless_policy(args: argparse.Namespace, cmd: str) -> tuple[KeylessPolicy | None,
                                                                  TrustRoots | None]:
     """The keyless policy and trust (cosign's flags), checked against --key."""
-    from trustbuild.cli.cmd_verify import keyless_from_args
-
     policy, trust = keyless_from_args(args)
     if policy is not None and args.key:
         raise UsageError(f"{cmd}: --key excludes the keyless --certificate-* flags")

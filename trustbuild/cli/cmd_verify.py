@@ -6,9 +6,13 @@ import argparse
 import json
 
 from trustbuild.cli.cmd_sign import docker_reference_for
-from trustbuild.cli.common import add_keyless_verify_flags, add_registry_flags, store_options
+from trustbuild.cli.common import (
+    add_keyless_verify_flags,
+    add_registry_flags,
+    keyless_from_args,
+    store_options,
+)
 from trustbuild.errors import UsageError
-from trustbuild.sign.trust import KeylessPolicy, TrustRoots
 from trustbuild.store.location import Location, parse_location
 from trustbuild.store.open import open_store
 
@@ -106,42 +110,6 @@ def run(args: argparse.Namespace) -> int:
         print("verified: at least one valid signature" if result.ok
               else "not verified: no valid signature")
     return 0 if result.ok else 1
-
-
-def keyless_from_args(args: argparse.Namespace) -> tuple[KeylessPolicy | None,
-                                                         TrustRoots | None]:
-    """The keyless policy and trust material of the ``--certificate-*`` / ``--trusted-root`` /
-    ``--ca-roots`` / ``--rekor-key`` flags (cosign's); (None, None) without identity flags.
-
-    Trust: ``--trusted-root FILE``, else ``--ca-roots`` + ``--rekor-key``, else the Sigstore
-    public-good root shipped with sigstore-python (offline).
-    """
-    from trustbuild.sign.trust import KeylessPolicy, TrustRoots
-
-    ca_roots = getattr(args, "ca_roots", None)
-    rekor_key = getattr(args, "rekor_key", None) or []
-    if args.trusted_root and (ca_roots or rekor_key):
-        raise UsageError("--trusted-root excludes --ca-roots and --rekor-key")
-    identity_rx = getattr(args, "certificate_identity_regexp", None)
-    issuer_rx = getattr(args, "certificate_oidc_issuer_regexp", None)
-    if not any((args.certificate_identity, identity_rx, args.certificate_oidc_issuer,
-                issuer_rx)):
-        if args.trusted_root:  # key-based, but Rekor entries checked with its keys
-            return None, TrustRoots.from_trusted_root(args.trusted_root)
-        return None, None
-    if not (args.certificate_identity or identity_rx):
-        raise UsageError("keyless verification needs --certificate-identity or "
-                         "--certificate-identity-regexp")
-    if not (args.certificate_oidc_issuer or issuer_rx):
-        raise UsageError("keyless verification needs --certificate-oidc-issuer or "
-                         "--certificate-oidc-issuer-regexp")
-    policy = KeylessPolicy(args.certificate_identity, identity_rx, args.certificate_oidc_issuer,
-                           issuer_rx)
-    if args.trusted_root:
-        return policy, TrustRoots.from_trusted_root(args.trusted_root)
-    if ca_roots or rekor_key:
-        return policy, TrustRoots.from_pems(ca_roots=ca_roots, rekor_keys=rekor_key)
-    return policy, TrustRoots.public_good()
 
 
 def image_reference_for(location: Location, override: str | None) -> str | None:

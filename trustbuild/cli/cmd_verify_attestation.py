@@ -10,6 +10,7 @@ from trustbuild.cli.common import (
     add_common_flags,
     add_keyless_verify_flags,
     add_registry_flags,
+    keyless_from_args,
     store_options,
 )
 from trustbuild.errors import UsageError
@@ -56,7 +57,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Verify; exit 0 if some attestation (of the asked type) verifies, else 1."""
     from trustbuild.attest.verify import verify_attestations
-    from trustbuild.cli.cmd_verify import keyless_from_args
     from trustbuild.sign.keys import load_verifying_key
     from trustbuild.store.location import parse_location
     from trustbuild.store.open import open_store

@@ -7,13 +7,18 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Platform
 from trustbuild.registry.options import RegistryTimeouts, StoreOptions, parse_limit
 
+if TYPE_CHECKING:
+    from trustbuild.sign.trust import KeylessPolicy, TrustRoots
+
 __all__ = ["add_registry_flags", "add_common_flags", "add_keyless_sign_flags",
-           "add_keyless_verify_flags", "store_options", "read_input", "print_usage"]
+           "add_keyless_verify_flags", "keyless_from_args", "store_options", "read_input",
+           "print_usage"]
 
 
 def print_usage(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
@@ -50,7 +55,7 @@ def add_keyless_sign_flags(p: argparse._ActionsContainer, *, what: str) -> None:
 def add_keyless_verify_flags(p: argparse._ActionsContainer) -> None:
     """The keyless signer identity (cosign's ``--certificate-identity[-regexp]``,
     ``--certificate-oidc-issuer[-regexp]``) and ``--trusted-root``; read by
-    ``cmd_verify.keyless_from_args``."""
+    :func:`keyless_from_args`."""
     p.add_argument("--certificate-identity", metavar="ID",
                    help="keyless: the signer identity (SAN) the certificate must carry")
     p.add_argument("--certificate-identity-regexp", metavar="RE",
@@ -62,6 +67,42 @@ def add_keyless_verify_flags(p: argparse._ActionsContainer) -> None:
     p.add_argument("--trusted-root", metavar="FILE",
                    help="keyless: Sigstore trusted_root.json (default: the Sigstore public-good "
                         "root shipped with sigstore-python; nothing is fetched)")
+
+
+def keyless_from_args(args: argparse.Namespace) -> tuple[KeylessPolicy | None,
+                                                         TrustRoots | None]:
+    """The keyless policy and trust material of the ``--certificate-*`` / ``--trusted-root`` /
+    ``--ca-roots`` / ``--rekor-key`` flags (cosign's); (None, None) without identity flags.
+
+    Trust: ``--trusted-root FILE``, else ``--ca-roots`` + ``--rekor-key``, else the Sigstore
+    public-good root shipped with sigstore-python (offline).
+    """
+    from trustbuild.sign.trust import KeylessPolicy, TrustRoots
+
+    ca_roots = getattr(args, "ca_roots", None)
+    rekor_key = getattr(args, "rekor_key", None) or []
+    if args.trusted_root and (ca_roots or rekor_key):
+        raise UsageError("--trusted-root excludes --ca-roots and --rekor-key")
+    identity_rx = getattr(args, "certificate_identity_regexp", None)
+    issuer_rx = getattr(args, "certificate_oidc_issuer_regexp", None)
+    if not any((args.certificate_identity, identity_rx, args.certificate_oidc_issuer,
+                issuer_rx)):
+        if args.trusted_root:  # key-based, but Rekor entries checked with its keys
+            return None, TrustRoots.from_trusted_root(args.trusted_root)
+        return None, None
+    if not (args.certificate_identity or identity_rx):
+        raise UsageError("keyless verification needs --certificate-identity or "
+                         "--certificate-identity-regexp")
+    if not (args.certificate_oidc_issuer or issuer_rx):
+        raise UsageError("keyless verification needs --certificate-oidc-issuer or "
+                         "--certificate-oidc-issuer-regexp")
+    policy = KeylessPolicy(args.certificate_identity, identity_rx, args.certificate_oidc_issuer,
+                           issuer_rx)
+    if args.trusted_root:
+        return policy, TrustRoots.from_trusted_root(args.trusted_root)
+    if ca_roots or rekor_key:
+        return policy, TrustRoots.from_pems(ca_roots=ca_roots, rekor_keys=rekor_key)
+    return policy, TrustRoots.public_good()
 
 
 def add_registry_flags(p: argparse.ArgumentParser, *, pull_flags: bool = True) -> None:

@@ -27,8 +27,9 @@ KEYLESS_VERIFY = ("--certificate-identity", "--certificate-identity-regexp",
 
 
 @pytest.mark.parametrize("names, commands", [
-    (KEYLESS_SIGN, ("sign", "attest", "build")),
-    (KEYLESS_VERIFY, ("verify", "verify-attestation")),
+    (KEYLESS_SIGN, ("sign", "attest", "build", "sign-blob", "attest-blob")),
+    (KEYLESS_VERIFY, ("verify", "verify-attestation", "verify-blob",
+                      "verify-blob-attestation")),
 ])
 def test_keyless_flags_are_the_same_everywhere(names: tuple[str, ...],
                                               commands: tuple[str, ...]) -> None:
