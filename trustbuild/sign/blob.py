@@ -22,13 +22,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustbuild._internal.b64 import proto_b64decode
 from trustbuild._internal.jsonload import load_object
-from trustbuild.errors import VerificationError
+from trustbuild.errors import SigningError, VerificationError
 from trustbuild.sign.bundle import BUNDLE_MEDIA_TYPE, BUNDLE_TYPES, key_hint
 from trustbuild.sign.keys import SigningKey, VerifyingKey
 
@@ -39,9 +40,14 @@ if TYPE_CHECKING:
     from trustbuild.sign.trust import KeylessPolicy, TrustRoots
 
 __all__ = ["BlobSignature", "sign_blob", "verify_blob", "verify_blob_keyless",
-           "load_blob_bundle", "sha256_file", "MAX_BLOB_BUNDLE_BYTES"]
+           "load_blob_bundle", "sha256_file", "MAX_BLOB_BUNDLE_BYTES", "MAX_ED25519_BLOB_BYTES"]
 
 MAX_BLOB_BUNDLE_BYTES = 64 * 1024 * 1024
+MAX_ED25519_BLOB_BYTES = 256 * 1024 * 1024
+"""The largest file an Ed25519 blob signature is made or checked over. Pure Ed25519 (what
+cosign's and trustbuild's Ed25519 keys sign with) hashes the message twice inside the
+algorithm, so the whole file is held in memory; ECDSA and RSA signatures are made and checked
+over the file's SHA-256, streamed, at any size."""
 
 
 @dataclass(frozen=True)
@@ -60,24 +66,86 @@ class BlobSignature:
 
 def sha256_file(path: Path) -> bytes:
     """SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
+    return _file_digests(path, {"sha256"})["sha256"]
+
+
+def _file_digests(path: Path, names: Iterable[str]) -> dict[str, bytes]:
+    """The ``hashlib`` digests ``names`` of a file, in one pass of 1 MiB chunks."""
+    hs = {n: hashlib.new(n) for n in names}
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.digest()
+            for h in hs.values():
+                h.update(chunk)
+    return {n: h.digest() for n, h in hs.items()}
+
+
+class _TooLarge(VerificationError):
+    """A file too large for an Ed25519 signature (above :data:`MAX_ED25519_BLOB_BYTES`)."""
+
+
+class _SignedFile:
+    """A file whose signature is made or checked: hashed once, in chunks (SHA-256 and the hashes the
+    keys' prehashed checks need); read into memory only for an Ed25519 key, at most
+    :data:`MAX_ED25519_BLOB_BYTES`, and then checked to be the bytes that were hashed."""
+
+    def __init__(self, path: Path, keys: Iterable[VerifyingKey]) -> None:
+        self.path = path
+        names = {"sha256"}
+        for k in keys:
+            names.update(k.prehash_algorithms)
+        self.digests = _file_digests(path, names)
+        self._data: bytes | None = None
+
+    @property
+    def sha256(self) -> bytes:
+        """The file's SHA-256 (what bundles and Rekor entries name)."""
+        return self.digests["sha256"]
+
+    def verify(self, key: VerifyingKey, signature: bytes) -> None:
+        """VerificationError unless ``signature`` is ``key``'s over the file (:class:`_TooLarge`
+        for an Ed25519 key and a file above the bound)."""
+        if key.prehash_algorithms:
+            key.verify_prehashed(signature, self.digests)
+        else:
+            key.verify(signature, self.message())
+
+    def message(self) -> bytes:
+        """The file's bytes (for Ed25519), bounded; :class:`_TooLarge` above the bound."""
+        if self._data is None:
+            limit = MAX_ED25519_BLOB_BYTES
+            with open(self.path, "rb") as f:
+                data = f.read(limit + 1)
+            if len(data) > limit:
+                raise _TooLarge(f"{self.path}: larger than {limit} bytes, the most an Ed25519 "
+                                "signature is made or checked over (Ed25519 signs the whole "
+                                "file, which must be held in memory); sign large files with an "
+                                "ECDSA or RSA key")
+            if hashlib.sha256(data).digest() != self.sha256:
+                raise VerificationError(f"{self.path}: changed while it was being read")
+            self._data = data
+        return self._data
 
 
 def sign_blob(key: SigningKey, blob: Path) -> BlobSignature:
-    """Sign the bytes of ``blob`` (the signature is over the bytes, hashed with SHA-256)."""
-    data = blob.read_bytes()
-    signature = key.sign(data)
+    """Sign the bytes of ``blob`` (the signature is over the bytes, hashed with SHA-256).
+
+    ECDSA and RSA sign the SHA-256, streamed; Ed25519 signs the bytes, at most
+    :data:`MAX_ED25519_BLOB_BYTES` (SigningError above)."""
+    msg = _SignedFile(blob, [key.public_key()])
+    if key.public_key().prehash_algorithms:
+        signature = key.sign_sha256(msg.sha256)
+    else:
+        try:
+            signature = key.sign(msg.message())
+        except VerificationError as exc:
+            raise SigningError(str(exc)) from None
     bundle = {
         "mediaType": BUNDLE_MEDIA_TYPE,
         "verificationMaterial": {"publicKey": {"hint": key_hint(key.public_key())},
                                  "tlogEntries": []},
         "messageSignature": {
             "messageDigest": {"algorithm": "SHA2_256",
-                              "digest": base64.b64encode(hashlib.sha256(data).digest()).decode()},
+                              "digest": base64.b64encode(msg.sha256).decode()},
             "signature": base64.b64encode(signature).decode(),
         },
     }
@@ -131,11 +199,11 @@ def verify_blob(blob: Path, keys: list[VerifyingKey], *, signature: bytes | None
     """
     if signature is None and bundle is None:
         raise VerificationError("verify-blob: give --signature or --bundle")
-    data = blob.read_bytes()
+    msg = _SignedFile(blob, keys)
     if signature is None:
         assert bundle is not None
         doc = load_blob_bundle(bundle, bundle_name)
-        signature = _signature_from_bundle(doc, hashlib.sha256(data).digest(), bundle_name)
+        signature = _signature_from_bundle(doc, msg.sha256, bundle_name)
         vm = doc.get("verificationMaterial")
         if isinstance(vm, dict) and ("certificate" in vm or "x509CertificateChain" in vm):
             raise VerificationError(f"{bundle_name}: a keyless bundle (it carries a "
@@ -143,7 +211,9 @@ def verify_blob(blob: Path, keys: list[VerifyingKey], *, signature: bytes | None
                                     "--certificate-oidc-issuer instead of --key")
     for key in keys:
         try:
-            key.verify(signature, data)
+            msg.verify(key, signature)
+        except _TooLarge:
+            raise
         except VerificationError:
             continue
         return key
@@ -194,20 +264,24 @@ def verify_blob_keyless(blob: Path, bundle: bytes, policy: KeylessPolicy, trust:
     from trustbuild.sign.rekor import check_hashedrekord_digest
 
     doc = load_blob_bundle(bundle, bundle_name)
-    data = blob.read_bytes()
-    digest = hashlib.sha256(data).digest()
     try:
         if "base64Signature" in doc:
             chain, signature, entries, stamps = _cosign2_keyless(doc, bundle_name)
+            leaf_key = VerifyingKey(chain[0].public_key())  # type: ignore[arg-type]
+            msg = _SignedFile(blob, [leaf_key])
         else:
             doc = parse_bundle(bundle)
-            signature = _signature_from_bundle(doc, digest, bundle_name)
             vm = material(doc)
             chain = certificates_from_bundle(vm)
+            leaf_key = VerifyingKey(chain[0].public_key())  # type: ignore[arg-type]
+            msg = _SignedFile(blob, [leaf_key])
+            signature = _signature_from_bundle(doc, msg.sha256, bundle_name)
             entries, stamps = tlog_entries_from_bundle(vm), timestamps_from_bundle(vm)
-        leaf = chain[0]
+        leaf, digest = chain[0], msg.sha256
         try:
-            VerifyingKey(leaf.public_key()).verify(signature, data)  # type: ignore[arg-type]
+            msg.verify(leaf_key, signature)
+        except _TooLarge:
+            raise
         except VerificationError:
             raise VerificationError(f"the signature does not verify over {blob} with the "
                                     "bundle's certificate (another file, or a tampered "

@@ -30,6 +30,7 @@ import os
 import re
 import secrets
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import nacl.exceptions
@@ -37,7 +38,7 @@ import nacl.secret
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 from trustbuild._internal.b64 import std_b64decode
 from trustbuild._internal.jsonload import load_object
@@ -150,6 +151,45 @@ class VerifyingKey:
                 raise
             k.verify(signature, data, ec.ECDSA(algo))
 
+    @property
+    def prehash_algorithms(self) -> tuple[str, ...]:
+        """The hashes (``hashlib`` names) :meth:`verify_prehashed` needs of a message; empty
+        for Ed25519, which signs the message itself (pure EdDSA) and cannot be prehashed."""
+        k = self._key
+        if isinstance(k, ec.EllipticCurvePublicKey):
+            own = _ec_hash(k.curve).name
+            return ("sha256",) if own == "sha256" else ("sha256", own)
+        if isinstance(k, rsa.RSAPublicKey):
+            return ("sha256",)
+        return ()
+
+    def verify_prehashed(self, signature: bytes, digests: Mapping[str, bytes]) -> None:
+        """:meth:`verify` of a message known by its digests (``hashlib`` name -> digest, at
+        least :attr:`prehash_algorithms`), so a large file is hashed in chunks, not held in
+        memory. VerificationError if it does not verify, and for an Ed25519 key (which needs
+        the message)."""
+        k = self._key
+        try:
+            if isinstance(k, ec.EllipticCurvePublicKey):
+                try:
+                    k.verify(signature, digests["sha256"],
+                             ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+                except InvalidSignature:
+                    algo = _ec_hash(k.curve)
+                    if isinstance(algo, hashes.SHA256):
+                        raise
+                    k.verify(signature, digests[algo.name], ec.ECDSA(utils.Prehashed(algo)))
+            elif isinstance(k, rsa.RSAPublicKey):
+                k.verify(signature, digests["sha256"], padding.PKCS1v15(),
+                         utils.Prehashed(hashes.SHA256()))
+            else:
+                raise VerificationError("an Ed25519 signature is checked over the message, "
+                                        "not its digest")
+        except (InvalidSignature, ValueError) as exc:
+            raise VerificationError(
+                f"signature does not verify with the {self.algorithm} key {self.keyid()[:16]}"
+            ) from exc
+
     def public_der(self) -> bytes:
         """DER SubjectPublicKeyInfo."""
         return self._key.public_bytes(serialization.Encoding.DER,
@@ -200,6 +240,16 @@ class SigningKey:
         if isinstance(k, rsa.RSAPrivateKey):
             return k.sign(data, padding.PKCS1v15(), hashes.SHA256())
         return k.sign(data)
+
+    def sign_sha256(self, digest: bytes) -> bytes:
+        """:meth:`sign` of a message known by its SHA-256 (ECDSA and RSA; the same signature
+        bytes verify). SigningError for Ed25519, which signs the message itself."""
+        k = self._key
+        if isinstance(k, ec.EllipticCurvePrivateKey):
+            return k.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+        if isinstance(k, rsa.RSAPrivateKey):
+            return k.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+        raise SigningError("an Ed25519 key signs the message, not its digest")
 
     def public_key(self) -> VerifyingKey:
         """The matching public key."""
