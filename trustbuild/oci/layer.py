@@ -37,7 +37,7 @@ from trustbuild.oci.compression import media_type_for, new_compressor
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import CHUNK, Digest, Hasher
 
-__all__ = ["LayerInfo", "LayerWriter", "write_overlay_upper"]
+__all__ = ["LayerInfo", "LayerWriter", "fill_file", "write_overlay_upper"]
 
 _BLOCK = tarfile.BLOCKSIZE
 
@@ -161,14 +161,20 @@ class LayerWriter:
     # -- public adders --------------------------------------------------------------------
 
     def add_path(self, src: Path, arcname: str, *, uid: int | None = None,
-                 gid: int | None = None, mode: int | None = None, recursive: bool = False) -> None:
-        """Add a filesystem object (lstat: symlinks are not followed); dirs in sorted order."""
+                 gid: int | None = None, mode: int | None = None, recursive: bool = False,
+                 fill: Path | None = None) -> None:
+        """Add a filesystem object (lstat: symlinks are not followed); dirs in sorted order.
+
+        ``fill``: ``src`` is a regular file whose content is still to be copied from ``fill``;
+        the bytes are read once and written both into ``src`` and into the layer (see
+        :func:`fill_file`; the entry is what adding the filled file would give).
+        """
         src = Path(src)
         try:
             st = os.lstat(src)
         except OSError as exc:
             raise BuildError(f"layer {self.dest}: cannot add {src}: {exc.strerror}") from exc
-        self._add_stat(src, st, arcname, uid=uid, gid=gid, mode=mode)
+        self._add_stat(src, st, arcname, uid=uid, gid=gid, mode=mode, fill=fill)
         if recursive and stat.S_ISDIR(st.st_mode):
             try:
                 names = sorted(os.listdir(src))
@@ -180,7 +186,7 @@ class LayerWriter:
                               recursive=True)
 
     def _add_stat(self, src: Path, st: os.stat_result, arcname: str, *, uid: int | None,
-                  gid: int | None, mode: int | None) -> None:
+                  gid: int | None, mode: int | None, fill: Path | None = None) -> None:
         fmt = stat.S_IFMT(st.st_mode)
         if uid is None or gid is None:
             owner = idmap.recorded_owner(src)  # a rootless build's unmapped owner
@@ -203,6 +209,15 @@ class LayerWriter:
                 self._header(info)
                 return
             self._inodes[(st.st_dev, st.st_ino)] = _arc(arcname)
+        if fmt == stat.S_IFREG and fill is not None:
+            info = new(tarfile.REGTYPE)
+            self._add_xattrs(info, src)
+
+            def header(size: int) -> None:
+                info.size = size
+                self._header(info)
+            fill_file(fill, src, st, header=header, sink=self._write, what=str(fill))
+            return
         if fmt == stat.S_IFREG:
             info = new(tarfile.REGTYPE)
             info.size = st.st_size
@@ -359,6 +374,49 @@ class LayerWriter:
     def __del__(self) -> None:
         if getattr(self, "_file", None) is not None and not sys.is_finalizing():
             self.abort()
+
+
+def fill_file(source: Path, dest: Path, before: os.stat_result, *,
+              header: Callable[[int], None] | None = None,
+              sink: Callable[[bytes], None] | None = None, what: str = "") -> None:
+    """Copy ``source`` into the existing regular file ``dest`` (lstat ``before``), passing every
+    chunk to ``sink`` too; ``header(size)`` is called first with the size being copied.
+
+    ``dest`` keeps the mode and times it had (``before``): a file created with its final
+    owner, mode and mtime and filled later ends up as if it had been written first. ``sink``
+    gets exactly ``size`` bytes then the padding to a tar block, as a layer entry needs.
+    """
+    try:
+        fin = open(source, "rb", buffering=0)  # noqa: SIM115
+    except OSError as exc:
+        raise BuildError(f"cannot read {source}: {exc.strerror}") from exc
+    with fin:
+        size = os.fstat(fin.fileno()).st_size
+        try:
+            fd = os.open(dest, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise BuildError(f"cannot write {dest}: {exc.strerror}") from exc
+        with os.fdopen(fd, "wb", buffering=0) as fout:
+            if header is not None:
+                header(size)
+            left = size
+            while left:
+                chunk = fin.read(min(CHUNK, left))
+                if not chunk:
+                    raise BuildError(f"{what or source} shrank while it was being read "
+                                     f"({left} of {size} bytes missing)")
+                left -= len(chunk)
+                with memoryview(chunk) as mv:
+                    done = 0
+                    while done < len(chunk):
+                        done += fout.write(mv[done:])
+                if sink is not None:
+                    sink(chunk)
+            if sink is not None and size % _BLOCK:
+                sink(b"\0" * ((-size) % _BLOCK))
+            if stat.S_IMODE(os.fstat(fd).st_mode) != stat.S_IMODE(before.st_mode):
+                os.fchmod(fd, stat.S_IMODE(before.st_mode))  # a write may drop setuid/setgid
+            os.utime(fd, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
 def _overlay_xattr(path: Path, name: str) -> bytes | None:

@@ -24,7 +24,7 @@ from trustbuild._internal import idmap
 from trustbuild.builder.commands import AddCmd, CopyCmd
 from trustbuild.builder.config import LayerRef
 from trustbuild.builder.handlers.fetch import fetch_url, is_archive, is_url
-from trustbuild.builder.layers import write_paths_layer
+from trustbuild.builder.layers import PendingFills, write_paths_layer
 from trustbuild.builder.rootfs import clean_abs, container_path, mkdir_all, secure_join
 from trustbuild.builder.steps import layer_step
 from trustbuild.builder.users import resolve_chown
@@ -54,11 +54,19 @@ class _Source:
 
 
 class Copier:
-    """Copies sources into a rootfs, recording every container path it writes."""
+    """Copies sources into a rootfs, recording every container path it writes.
+
+    With ``pending`` a regular file is created with its final owner, mode and times but left
+    empty, and recorded there: :func:`write_paths_layer` then reads its source once, filling
+    the file and writing the layer entry together. A pending file about to be removed or
+    replaced (a later source over the same path) makes every pending file be filled first.
+    """
 
     def __init__(self, rootfs: Path, *, uid: int | None, gid: int | None, chmod: int | None,
                  ignore: object | None = None, mtime: int | None = None,
-                 protect: Callable[[str], bool] | None = None) -> None:
+                 protect: Callable[[str], bool] | None = None,
+                 pending: PendingFills | None = None) -> None:
+        self.pending = pending
         self.rootfs = rootfs
         self.protect = protect  # container mode: the ignore list (host paths never written)
         self.uid, self.gid, self.chmod = uid, gid, chmod
@@ -105,9 +113,13 @@ class Copier:
         if stat.S_ISDIR(st.st_mode):
             if want_dir:
                 return
+            if self.pending:
+                self.pending.flush()  # a pending file may be inside
             import shutil
             shutil.rmtree(host)
         else:
+            if self.pending is not None and self.pending.holds(st):
+                self.pending.flush()
             os.unlink(host)
 
     def copy_bytes(self, data: bytes | Path, dest: str, *, mode: int) -> None:
@@ -117,11 +129,14 @@ class Copier:
         self._clear(host, want_dir=False)
         with open(host, "xb") as f:
             if isinstance(data, Path):
-                with open(data, "rb") as src:
-                    while chunk := src.read(1 << 20):
-                        f.write(chunk)
+                if self.pending is None:
+                    with open(data, "rb") as src:
+                        while chunk := src.read(1 << 20):
+                            f.write(chunk)
             else:
                 f.write(data)
+        if isinstance(data, Path) and self.pending is not None:
+            self.pending.add(host, data)
         idmap.chown(host, self.uid or 0, self.gid or 0)
         os.chmod(host, self.chmod if self.chmod is not None else mode)
         self.touched.append(canon)
@@ -165,9 +180,14 @@ class Copier:
                 os.link(first, host)  # keep hardlinked files hardlinked, as buildah does
                 self.touched.append(canon)
                 return True
-            with open(src, "rb") as fin, open(host, "xb") as fout:
-                while chunk := fin.read(1 << 20):
-                    fout.write(chunk)
+            if self.pending is not None:
+                with open(host, "xb"):
+                    pass
+                self.pending.add(host, src)
+            else:
+                with open(src, "rb") as fin, open(host, "xb") as fout:
+                    while chunk := fin.read(1 << 20):
+                        fout.write(chunk)
             idmap.chown(host, uid, gid)
             os.chmod(host, mode)
             if st.st_nlink > 1:
@@ -352,8 +372,11 @@ def _copy(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd) -> None:
                 raise ex.error(ins, str(exc)) from None
         ignore = getattr(ex.ctx, "ignore", None)
         forced = ex.epoch if ex.options.reproducible else None
+        # container mode (the rootfs is "/", the context inside it) copies as it goes: a
+        # source could be a path the copy itself replaces
+        pending = PendingFills() if ex.cfs is None else None
         copier = Copier(st.rootfs, uid=uid, gid=gid, chmod=chmod, ignore=ignore, mtime=forced,
-                        protect=ex.cfs.excluded if ex.cfs is not None else None)
+                        protect=ex.cfs.excluded if ex.cfs is not None else None, pending=pending)
         with tempfile.TemporaryDirectory(dir=ex.work, prefix="add-") as tmpname:
             tmp = Path(tmpname)
             items = _sources(ex, st, ins, srcs, tmp=tmp)
@@ -366,7 +389,7 @@ def _copy(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd) -> None:
                                     "the destination must be a directory and end with a /")
             for item in items:
                 _copy_item(ex, ins, copier, item, dest_abs, to_dir=to_dir, add=add, tmp=tmp)
-            return write_paths_layer(ex.layers, st.rootfs, copier.touched)
+            return write_paths_layer(ex.layers, st.rootfs, copier.touched, pending=pending)
 
     layer_step(ex, st, ins, rec, key=key, history=f"{text} # buildkit", produce=produce)
 
@@ -395,7 +418,7 @@ def _copy_item(ex: StepContext, ins: CopyCmd | AddCmd, copier: Copier, item: _So
         # buildah); a "./" entry sets the destination directory's owner and mode, as tar does
         copier.mkdirs(dest_abs)  # a new destination directory is owned like --chown
         plain = Copier(copier.rootfs, uid=None, gid=None, chmod=None, mtime=copier.mtime,
-                       protect=copier.protect)
+                       protect=copier.protect, pending=copier.pending)
         plain.copy_dir_contents(staging, dest_abs, keep_owner=True, rel=None)
         if _has_root_entry(item.path):
             canon, host = plain._canon(dest_abs)
