@@ -27,6 +27,7 @@ import errno
 import fcntl
 import json
 import os
+import resource
 import signal
 import socket
 import struct
@@ -488,6 +489,9 @@ def main(argv: list[str] | None = None) -> None:
         cfg = json.loads(b"".join(chunks))
     except ValueError as exc:
         _fail(err_fd, f"bad helper configuration: {exc}")
+    if cfg.get("nofile"):  # the builder raised its own soft limit to pin directories
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(int(cfg["nofile"]), hard), hard))
     try:
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError as exc:

@@ -134,6 +134,8 @@ class StepRunner:
         err_r, err_w = os.pipe()
         env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), "PYTHONPATH": _PKG_PARENT,
                "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+        if (nofile := snapshot.step_nofile()) is not None:
+            cfg = {**cfg, "nofile": nofile}  # the limit the builder had before DirPins
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-P", "-s", "-m", "trustbuild.sandbox.helper",
@@ -251,6 +253,7 @@ class StepRunner:
         step = self._tmp / f"step{self._steps}"
         step.mkdir()
         created: mountplan.CreatedMounts | None = None
+        pins: snapshot.DirPins | None = None
         try:
             if self.mode == "container":
                 if spec.secrets:
@@ -293,8 +296,9 @@ class StepRunner:
                     lower.insert(0, str(step / "lower0"))
                 cfg["overlay"] = {"lower": lower, "upper": str(upper), "work": str(work)}
             else:
+                pins = snapshot.DirPins()
                 before = snapshot.take_snapshot(self.rootfs, full=self.snapshot_mode == "full",
-                                                exclude=exclude)
+                                                exclude=exclude, pins=pins)
                 created = mountplan.create_in_rootfs(self.rootfs, plan)
             for w in warnings:
                 self.output.write(f"{spec.label} | warning: {w}\n")
@@ -311,13 +315,15 @@ class StepRunner:
             snap_start = time.monotonic()
             layer = None
             if code == 0:
-                layer = self._write_layer(step, layer_dest, before, exclude, plan)
+                layer = self._write_layer(step, layer_dest, before, exclude, plan, pins)
             return RunResult(exit_code=code, output_tail=tail, layer=layer,
                              seconds=time.monotonic() - start,
                              snapshot_seconds=time.monotonic() - snap_start,
                              snapshot_mode=self.snapshot_mode, profile=profile,
                              warnings=warnings)
         finally:
+            if pins is not None:
+                pins.close()
             if self._proc is not None:
                 self._kill()
             if created is not None:
@@ -325,7 +331,8 @@ class StepRunner:
             shutil.rmtree(step, ignore_errors=True)
 
     def _write_layer(self, step: Path, dest: Path, before: snapshot.Snapshot | None,
-                     exclude: Any, plan: list[mountplan.MountPoint]) -> Any:
+                     exclude: Any, plan: list[mountplan.MountPoint],
+                     pins: snapshot.DirPins | None = None) -> Any:
         with LayerWriter(dest, **self._layer_opts) as writer:
             if self.snapshot_mode == "overlay":
                 upper = step / "upper"
@@ -340,6 +347,8 @@ class StepRunner:
             assert before is not None
             full = self.snapshot_mode == "full"
             after = snapshot.take_snapshot(self.rootfs, full=full, exclude=exclude)
+            if pins is not None:
+                pins.close()
             changes = snapshot.diff_snapshots(before, after, full=full)
             snapshot.write_changes(self.rootfs, changes, writer)
             return writer.finish()

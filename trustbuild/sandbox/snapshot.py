@@ -2,7 +2,9 @@
 
 - ``walk``: an lstat snapshot before and after (type, mode, owner, size, mtime, ctime for
   non-directories, inode, link count, link target, kept xattrs); a directory whose inode changed
-  was replaced (opaque in the layer).
+  was replaced (opaque in the layer). ``DirPins`` keeps the before-snapshot's directories open
+  until the after-snapshot, so the kernel cannot give a deleted directory's inode number to the
+  one created in its place.
 - ``full``: the same walk plus a sha256 of every regular file (Kaniko's safe default), without
   inode/ctime, so only real content or metadata changes count.
 - ``overlay``: the step wrote to an overlayfs upper directory; ``apply_upper`` moves that
@@ -18,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import resource
 import shutil
 import stat
 from collections.abc import Callable
@@ -28,27 +31,92 @@ from trustbuild._internal import idmap
 from trustbuild._internal.tarutil import keep_xattr
 from trustbuild.oci.layer import LayerWriter
 
-__all__ = ["Snapshot", "take_snapshot", "diff_snapshots", "Changes", "write_changes",
-           "apply_upper"]
+__all__ = ["Snapshot", "DirPins", "take_snapshot", "diff_snapshots", "Changes", "write_changes",
+           "apply_upper", "step_nofile"]
 
 Snapshot = dict[str, tuple[object, ...]]
 _CHUNK = 1 << 20
 _FS_IOC_GETVERSION = 0x80087601  # _IOR('v', 1, long): the inode generation
 
 
-def _generation(path: str) -> int:
-    """The inode generation (ext4, xfs, tmpfs...): tells a re-created directory from the old
-    one when the filesystem reuses the inode number at once. 0 when unsupported."""
+_nofile_soft: int | None = None  # the soft RLIMIT_NOFILE before DirPins raised it
+
+
+def step_nofile() -> int | None:
+    """The soft RLIMIT_NOFILE a RUN step must get back (None: never raised here)."""
+    return _nofile_soft
+
+
+def _raise_nofile() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard one once (as Go programs do); the new soft."""
+    global _nofile_soft
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if _nofile_soft is None and soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError):
+            return soft
+        _nofile_soft = soft
+        return hard
+    return soft
+
+
+class DirPins:
+    """Open descriptors on the directories of a before-snapshot, held until the after-snapshot.
+
+    While a directory is open the kernel cannot free its inode, so a directory the step deletes
+    and creates again at the same path always gets another inode number and is marked opaque,
+    as in overlay mode. Without the pin the new directory often gets the old number at once
+    (always on an overlay stage rootfs, which has no inode generations), and the layer would
+    get whiteouts for the old children instead, differing from run to run. At most the free
+    descriptors (less a reserve) are held: the soft RLIMIT_NOFILE is raised to the hard limit
+    and the step gets its original limit back (``step_nofile``).
+    """
+
+    def __init__(self) -> None:
+        soft = _raise_nofile()
+        try:
+            in_use = len(os.listdir("/proc/self/fd"))
+        except OSError:
+            in_use = 64
+        self._room = max(0, soft - in_use - max(256, soft // 8))
+        self._fds: list[int] = []
+
+    def hold(self, fd: int) -> bool:
+        """Keep ``fd`` open until ``close``; False (the caller closes it) when out of room."""
+        if len(self._fds) >= self._room:
+            return False
+        self._fds.append(fd)
+        return True
+
+    def close(self) -> None:
+        """Release every pin."""
+        fds, self._fds = self._fds, []
+        for fd in fds:
+            os.close(fd)
+
+    def __enter__(self) -> DirPins:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _generation(path: str, pins: DirPins | None = None) -> int:
+    """The inode generation (ext4, xfs...): tells a re-created directory from the old one when
+    the filesystem reuses the inode number. 0 when unsupported (overlayfs). With ``pins`` the
+    directory stays open (see ``DirPins``)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return 0
     try:
-        return int.from_bytes(fcntl.ioctl(fd, _FS_IOC_GETVERSION, b"\0" * 8)[:4], "little")
+        gen = int.from_bytes(fcntl.ioctl(fd, _FS_IOC_GETVERSION, b"\0" * 8)[:4], "little")
     except OSError:
-        return 0
-    finally:
+        gen = 0
+    if pins is None or not pins.hold(fd):
         os.close(fd)
+    return gen
 
 
 def _xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
@@ -79,12 +147,14 @@ def _sha256(path: str) -> str:
 
 
 def take_snapshot(root: Path, *, full: bool = False,
-                  exclude: Callable[[str], bool] | None = None) -> Snapshot:
+                  exclude: Callable[[str], bool] | None = None,
+                  pins: DirPins | None = None) -> Snapshot:
     """Map every path under ``root`` (relative, no leading "/") to a comparable state tuple.
 
     Tuple layout: (file type, inode, rest...); for directories the first item is
     (S_IFDIR, inode generation). ``exclude(rel)`` skips a path and its subtree.
-    Other mounted filesystems below ``root`` are not entered.
+    Other mounted filesystems below ``root`` are not entered. ``pins`` (before a step) keeps
+    every directory of ``root``'s filesystem open until it is closed after the step.
     """
     snap: Snapshot = {}
     root_dev = os.lstat(root).st_dev
@@ -107,9 +177,11 @@ def take_snapshot(root: Path, *, full: bool = False,
                 fmt = stat.S_IFMT(st.st_mode)
                 xa = _xattrs(e.path)
                 if fmt == stat.S_IFDIR:
-                    snap[rel] = ((fmt, _generation(e.path)), st.st_ino, st.st_mode,
+                    same_fs = st.st_dev == root_dev
+                    gen = _generation(e.path, pins if same_fs else None)
+                    snap[rel] = ((fmt, gen), st.st_ino, st.st_mode,
                                  st.st_uid, st.st_gid, st.st_mtime_ns, xa)
-                    if st.st_dev == root_dev:
+                    if same_fs:
                         stack.append((e.path, rel + "/"))
                     continue
                 link = os.readlink(e.path) if fmt == stat.S_IFLNK else ""
