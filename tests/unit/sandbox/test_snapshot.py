@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from trustbuild.oci.layer import LayerWriter, write_overlay_upper
-from trustbuild.sandbox.snapshot import diff_snapshots, take_snapshot, write_changes
+from trustbuild.sandbox.snapshot import DirPins, diff_snapshots, take_snapshot, write_changes
 
 
 def _tree(root: Path) -> Path:
@@ -84,3 +84,17 @@ def test_write_changes_uses_the_overlay_upper_order(tmp_path: Path) -> None:
         names = t.getnames()
     assert names == ["d", "d/.wh.a", "d/b", "d/sub", "d/sub/c", "d/z", "e"]
     assert walk.diff_id == ov.diff_id
+
+
+def test_dir_pins_hold_only_what_fits_and_release_everything(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "r")
+    fds = len(os.listdir("/proc/self/fd"))
+    pins = DirPins()
+    pins._room = 2  # as if the descriptors ran out after two directories
+    try:
+        snap = take_snapshot(root, pins=pins)
+        assert len(os.listdir("/proc/self/fd")) == fds + 2
+    finally:
+        pins.close()
+    assert len(os.listdir("/proc/self/fd")) == fds
+    assert snap == take_snapshot(root)  # the same records, pinned or not
