@@ -21,6 +21,7 @@ __all__ = [
     "ContextError",
     "DockerfileError",
     "SandboxError",
+    "UnsafePath",
     "SigningError",
     "VerificationError",
     "AttestationError",
@@ -109,6 +110,24 @@ class DockerfileError(BuildError):
 
 class SandboxError(BuildError):
     """A RUN step that could not be set up or that failed."""
+
+
+class UnsafePath(BuildError):
+    """A path resolved inside a root (an image rootfs, the build context) that would leave it,
+    or whose symlink chain is too long to follow (``trustbuild._internal.inroot``).
+
+    ``kind`` is ``"above"`` (``..`` above a root that forbids it), ``"absolute"`` (an absolute
+    symlink where they are forbidden) or ``"loop"`` (more than ``MAX_SYMLINKS`` links);
+    ``path`` is the path asked for, ``link``/``target`` the offending symlink (root-relative).
+    """
+
+    def __init__(self, message: str, *, kind: str, path: str, link: str = "",
+                 target: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.path = path
+        self.link = link
+        self.target = target
 
 
 class SigningError(TrustbuildError):

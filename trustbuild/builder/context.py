@@ -30,8 +30,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from trustbuild._internal.inroot import resolve_in_root
 from trustbuild.builder.dockerignore import IgnoreMatcher, component_regex, go_clean
-from trustbuild.errors import BuildError, ContextError, DockerfileError
+from trustbuild.errors import BuildError, ContextError, DockerfileError, UnsafePath
 
 __all__ = [
     "BuildContext",
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 _GLOB = re.compile(r"[*?\[]")
-_MAX_LINKS = 40
 _MAX_READ = 16 << 20  # Dockerfile and ignore files
 _Fail = Callable[[str], BuildError]
 
@@ -231,31 +231,16 @@ class BuildContext:
         This is the one resolver for everything read from the context: COPY/ADD sources, bind
         mounts, the Dockerfile and the ignore files.
         """
-        parts = [p for p in rel.split("/") if p not in ("", ".")]
-        resolved: list[str] = []
-        hops = 0
-        while parts:
-            comp = parts.pop(0)
-            if comp == "..":
-                if not resolved:
-                    raise fail(f"forbidden path outside the build context: {rel} (a symlink "
-                               "on the way points above the context root)")
-                resolved.pop()
-                continue
-            cand = self.root.joinpath(*resolved, comp)
-            if not cand.is_symlink():
-                resolved.append(comp)
-                continue
-            hops += 1
-            if hops > _MAX_LINKS:
-                raise fail(f"too many levels of symbolic links in {rel}")
-            target = os.readlink(cand)
-            link_rel = "/".join([*resolved, comp])
-            if target.startswith("/"):
-                raise fail(f"symlink {link_rel} -> {target} is absolute and points outside "
-                           "the build context; use a relative link inside the context")
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-        return self.root.joinpath(*resolved)
+        try:
+            return resolve_in_root(self.root, rel, confined=True, what="the build context")
+        except UnsafePath as exc:
+            if exc.kind == "absolute":
+                raise fail(f"symlink {exc.link} -> {exc.target} is absolute and points outside "
+                           "the build context; use a relative link inside the context") from None
+            if exc.kind == "above":
+                raise fail(f"forbidden path outside the build context: {rel} (a symlink "
+                           "on the way points above the context root)") from None
+            raise fail(f"too many levels of symbolic links in {rel}") from None
 
     # -- files the builder reads itself (Dockerfile, ignore files) -------------------------
     def read_file(self, rel: str, *, what: str) -> bytes | None:

@@ -12,11 +12,10 @@ import stat
 from pathlib import Path
 
 from trustbuild._internal import idmap
+from trustbuild._internal.inroot import resolve_in_root
 from trustbuild.errors import BuildError
 
 __all__ = ["secure_join", "mkdir_all", "clean_abs", "container_path"]
-
-_MAX_LINKS = 255
 
 
 def clean_abs(path: str, *, workdir: str = "/") -> str:
@@ -43,44 +42,10 @@ def secure_join(rootfs: Path, path: str, *, follow_last: bool = True) -> Path:
     """The host path of container ``path`` with every symlink resolved inside ``rootfs``.
 
     Components that do not exist yet are kept as written. With ``follow_last=False`` a final
-    symlink is not followed (for lstat/replace of the link itself).
+    symlink is not followed (for lstat/replace of the link itself). The one in-root resolver
+    (``trustbuild._internal.inroot``); a symlink loop is an UnsafePath (a BuildError).
     """
-    root = str(rootfs)
-    parts = [p for p in clean_abs(path).split("/") if p]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        if not parts and not follow_last:
-            resolved.append(part)
-            break
-        try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            resolved.append(part)
-            continue
-        except NotADirectoryError:
-            resolved.append(part)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > _MAX_LINKS:
-                raise BuildError(
-                    f"too many levels of symbolic links resolving {path!r} in the image")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p] + parts
-            continue
-        resolved.append(part)
-    return Path(root, *resolved) if resolved else Path(root)
+    return resolve_in_root(rootfs, clean_abs(path), follow_last=follow_last, what="the image")
 
 
 def mkdir_all(rootfs: Path, path: str, *, uid: int = 0, gid: int = 0,

@@ -1,9 +1,9 @@
 """Safe extraction of untrusted layer tars into a rootfs, with OCI whiteouts.
 
-Every path is resolved as a chroot would, one component at a time with ``openat``-style calls
-(``dir_fd`` + ``O_NOFOLLOW``): symlinks met on the way are followed *inside* the rootfs (an
-absolute target restarts at the rootfs, ".." stops at it), the last component is never
-followed. Nothing is written or resolved outside the rootfs.
+Every path is resolved as a chroot would by the one in-root resolver
+(``trustbuild._internal.inroot``, ``openat``-style: ``dir_fd`` + ``O_NOFOLLOW``): symlinks met on
+the way are followed *inside* the rootfs (an absolute target restarts at the rootfs, ".." stops
+at it), the last component is never followed. Nothing is written or resolved outside the rootfs.
 
 Usage::
 
@@ -14,7 +14,6 @@ Usage::
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import stat
@@ -25,18 +24,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from trustbuild._internal import idmap, tarutil
+from trustbuild._internal.inroot import DIR_FLAGS, RootDir
 from trustbuild._internal.tarutil import OPAQUE_MARKER, WHITEOUT_PREFIX, XATTR_PREFIX
-from trustbuild.errors import BuildError, DigestMismatch, StoreError
+from trustbuild.errors import BuildError, DigestMismatch, StoreError, UnsafePath
 from trustbuild.oci.compression import DECOMPRESS_ERRORS, open_decompressed
 from trustbuild.oci.digest import CHUNK, Digest, Hasher
 
 __all__ = ["ExtractStats", "extract_layer", "iter_layer_entries", "iter_layer_files",
            "flatten_layers"]
 
-_MAX_LINKS = 40
 _AUFS_META = ".wh..wh."
 _READ_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, *DECOMPRESS_ERRORS)
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass
@@ -121,72 +119,21 @@ class _Unsafe(Exception):
     """An entry that would leave the rootfs or is otherwise hostile."""
 
 
-class _Root:
-    """Chroot-style path resolution below one directory fd, with a cache of parent dirs."""
+class _Root(RootDir):
+    """The rootfs as a RootDir, with a cache of parent directory fds."""
 
     def __init__(self, rootfs: Path) -> None:
-        self.fd = os.open(rootfs, _DIR_FLAGS)
-        st = os.fstat(self.fd)
-        self.ident = (st.st_dev, st.st_ino)
+        super().__init__(rootfs, what="the rootfs")
         self._cache: dict[str, int] = {}
 
     def close(self) -> None:
         self.invalidate()
-        os.close(self.fd)
+        super().close()
 
     def invalidate(self) -> None:
         for fd in self._cache.values():
             os.close(fd)
         self._cache.clear()
-
-    def _up(self, fd: int) -> int:
-        st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) == self.ident:
-            return os.dup(self.fd)
-        return os.open("..", _DIR_FLAGS, dir_fd=fd)
-
-    def _walk(self, start: int, comps: list[str], create: bool) -> int:
-        """Resolve ``comps`` (as directories) from ``start`` (a fd this call owns)."""
-        cur = start
-        todo = list(reversed(comps))
-        links = 0
-        try:
-            while todo:
-                comp = todo.pop()
-                if comp in ("", "."):
-                    continue
-                if comp == "..":
-                    nxt = self._up(cur)
-                    os.close(cur)
-                    cur = nxt
-                    continue
-                try:
-                    st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    os.mkdir(comp, 0o755, dir_fd=cur)
-                    os.chmod(comp, 0o755, dir_fd=cur, follow_symlinks=True)
-                    st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    links += 1
-                    if links > _MAX_LINKS:
-                        raise _Unsafe("too many levels of symbolic links")
-                    target = os.readlink(comp, dir_fd=cur)
-                    todo.extend(reversed(target.split("/")))
-                    if target.startswith("/"):
-                        os.close(cur)
-                        cur = os.dup(self.fd)
-                    continue
-                if not stat.S_ISDIR(st.st_mode):
-                    raise NotADirectoryError(errno.ENOTDIR, "not a directory", comp)
-                nxt = os.open(comp, _DIR_FLAGS, dir_fd=cur)
-                os.close(cur)
-                cur = nxt
-            return cur
-        except BaseException:
-            os.close(cur)
-            raise
 
     def _dir(self, rel: str, create: bool) -> int:
         """A cache-owned fd of directory ``rel``: valid until the next call or invalidate()."""
@@ -196,7 +143,7 @@ class _Root:
         if fd is not None:
             return fd
         gp, base = tarutil.split(rel)
-        fd = self._walk(os.dup(self._dir(gp, create)), [base], create)
+        fd = self.open_dir(base, start=self._dir(gp, create), create=create)
         if len(self._cache) >= 512:
             self.invalidate()
         self._cache[rel] = fd
@@ -250,7 +197,7 @@ class _Extractor:
             self._remove(dfd, name, st)
             return
         if stat.S_ISDIR(st.st_mode):
-            sub = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+            sub = os.open(name, DIR_FLAGS, dir_fd=dfd)
             try:
                 for child in sorted(os.listdir(sub)):
                     self._prune(sub, child, tarutil.join(rel, child))
@@ -351,7 +298,7 @@ class _Extractor:
                 old = None
             if old is None:
                 os.mkdir(base, 0o700, dir_fd=dfd)
-            fd = os.open(base, _DIR_FLAGS, dir_fd=dfd)
+            fd = os.open(base, DIR_FLAGS, dir_fd=dfd)
             try:
                 self._owner_xattrs(fd, info)
             finally:
@@ -468,7 +415,7 @@ class _Extractor:
                 if rel:
                     dfd = self.root.parent(rel, create=False)
                     try:
-                        fd = os.open(tarutil.split(rel)[1], _DIR_FLAGS, dir_fd=dfd)
+                        fd = os.open(tarutil.split(rel)[1], DIR_FLAGS, dir_fd=dfd)
                     finally:
                         os.close(dfd)
                 else:
@@ -525,7 +472,7 @@ def extract_layer(blob: Path | BinaryIO, rootfs: Path, *, media_type: str | None
                 info = None
                 ex.finish()
                 reader.drain()
-            except _Unsafe as exc:
+            except (_Unsafe, UnsafePath) as exc:
                 raise BuildError(f"{name}: {_where(info)}{exc}") from None
             except OSError as exc:
                 if exc.errno is None:  # raised by a decompressor

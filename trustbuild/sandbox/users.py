@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trustbuild._internal.etcfiles import read_rows
+from trustbuild._internal.inroot import resolve_in_root
 from trustbuild.errors import SandboxError
-from trustbuild.sandbox.paths import resolve_in_root
 
 __all__ = ["StepUser", "resolve_user"]
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from trustbuild._internal.inroot import resolve_in_root
 from trustbuild.errors import SandboxError
-from trustbuild.sandbox.paths import find_executable, resolve_in_root
+from trustbuild.sandbox.paths import find_executable
 from trustbuild.sandbox.users import resolve_user
 
 
