@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from trustbuild._internal.secrets import redact_text
 from trustbuild.builder.base import BaseImages, ResolvedBase, extract_image
@@ -42,8 +42,10 @@ from trustbuild.builder.overlayroot import OverlayRoots, OverlayUnavailable
 from trustbuild.builder.record import BuildRecord, ResolvedImage, StepRecord
 from trustbuild.builder.secretmounts import missing_message
 from trustbuild.builder.sshagent import SshAgents
-from trustbuild.errors import DockerfileError, SandboxError, TrustbuildError
+from trustbuild.errors import DockerfileError, TrustbuildError
 from trustbuild.oci.descriptor import Platform
+from trustbuild.sandbox.runner import StepRunner
+from trustbuild.sandbox.spec import Runner
 
 if TYPE_CHECKING:
     from trustbuild.builder.container_fs import ContainerFS, SavedStage
@@ -52,18 +54,6 @@ __all__ = ["ExecMode", "Executor", "StageRun", "Runner", "predefined_args"]
 
 #: "chroot": stages in the work dir, RUN sandboxed; "container": Kaniko's way, the stage is "/"
 ExecMode = Literal["chroot", "container"]
-
-
-class Runner(Protocol):
-    """What RUN needs: ``trustbuild.sandbox.StepRunner`` or a stand-in with the same shape."""
-
-    def run(self, spec: Any, layer_dest: Path) -> Any:
-        """Run one step; returns RunResult(exit_code, output_tail, layer, seconds)."""
-        ...
-
-    def close(self) -> None:
-        """Release mounts and scratch space."""
-        ...
 
 
 def predefined_args(target: Platform, build: Platform) -> dict[str, str]:
@@ -684,13 +674,7 @@ class Executor:
         if st.runner is None:
             scratch = self.work / f"scratch-{st.key}"
             scratch.mkdir(exist_ok=True)
-            factory: Callable[..., Runner] | None = self.options.runner_factory
-            if factory is None:
-                try:
-                    from trustbuild.sandbox import StepRunner
-                except ImportError as exc:
-                    raise SandboxError(f"RUN steps need trustbuild.sandbox: {exc}") from None
-                factory = StepRunner
+            factory: Callable[..., Runner] = self.options.runner_factory or StepRunner
             extra: dict[str, tuple[str, ...]] = {}
             if self.cfs is not None:
                 extra["protect"] = tuple(sorted(self.cfs.ignore.paths))
@@ -702,9 +686,8 @@ class Executor:
                 docker_media_types=self.options.image_format == "docker",
                 output=self.options.output,
                 force=self.options.force or self.cfs is not None)  # cfs: mode already checked
-            resolved = getattr(st.runner, "snapshot_mode", None)
-            if isinstance(resolved, str) and resolved not in ("", "auto"):
-                self.record.snapshot_mode = resolved  # what ran, not "auto"
+            if st.runner.snapshot_mode not in ("", "auto"):
+                self.record.snapshot_mode = st.runner.snapshot_mode  # what ran, not "auto"
         return st.runner
 
     def _warn_unused_args(self) -> None:

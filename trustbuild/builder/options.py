@@ -22,7 +22,7 @@ from trustbuild.registry.options import StoreOptions
 
 if TYPE_CHECKING:
     from trustbuild.builder.events import BuildLog
-    from trustbuild.builder.executor import Runner
+    from trustbuild.sandbox.spec import Runner
 
 __all__ = ["BuildOptions", "is_secret_name", "redact_build_args", "parse_build_args",
            "source_date_epoch"]
@@ -113,7 +113,7 @@ class BuildOptions:
     cache_ttl: float | None = None  # --cache-ttl in seconds (None: entries never expire)
     no_push_cache: bool = False  # --no-push-cache: look steps up, never store them
     # plumbing (policy, signing and attestations: pipeline.SupplyChainOptions)
-    runner_factory: Callable[..., Runner] | None = None  # a stand-in for sandbox.StepRunner
+    runner_factory: Callable[..., Runner] | None = None  # default: sandbox.StepRunner
     stdin: BinaryIO | None = None
     output: TextIO = field(default_factory=lambda: sys.stderr)
     work_dir: str | None = None  # where rootfs/layers live (default: a temp dir)

@@ -38,6 +38,7 @@ from trustbuild.builder.record import BuildRecord, ResolvedImage
 from trustbuild.errors import SandboxError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
+from trustbuild.sandbox.profiles import resolve_profile
 
 __all__ = ["BuildPlan", "BuiltImage", "prepare_platform", "setup_log", "preflight"]
 
@@ -139,21 +140,25 @@ def _new_record(options: BuildOptions) -> BuildRecord:
 
 
 def _seccomp_digest(options: BuildOptions, record: BuildRecord) -> None:
-    """Check the security profile before anything runs and record its seccomp digest."""
-    try:
-        from trustbuild.sandbox import resolve_profile
-    except ImportError:
-        return
+    """Check the security profile before anything runs and record its seccomp digest.
+
+    A seccomp profile in force always has a digest (the provenance names it): one that
+    cannot be read, parsed or digested fails the build here.
+    """
     prof = resolve_profile(options.security_profile, seccomp=options.seccomp_profile)
-    path = getattr(prof, "seccomp_path", None)
+    path = prof.seccomp_path
     asked = options.seccomp_profile
     if not path:
         record.seccomp_profile = "unconfined"
-    elif asked and ("/" in asked or asked.endswith(".json")):
+        record.seccomp_profile_digest = ""
+        return
+    if not prof.seccomp_digest.startswith("sha256:"):
+        raise SandboxError(f"seccomp profile {path}: no digest to record in the provenance")
+    if asked and ("/" in asked or asked.endswith(".json")):
         record.seccomp_profile = asked  # a user's file: as given
     else:
-        record.seccomp_profile = Path(str(path)).stem  # a shipped profile: its name, no host path
-    record.seccomp_profile_digest = str(getattr(prof, "seccomp_digest", "") or "")
+        record.seccomp_profile = Path(path).stem  # a shipped profile: its name, no host path
+    record.seccomp_profile_digest = prof.seccomp_digest
 
 
 def _resolve_mode(options: BuildOptions) -> str:

@@ -11,11 +11,11 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from trustbuild.builder.mounts import MountSpec, resolve_target
 from trustbuild.builder.sshagent import AgentProxy
+from trustbuild.sandbox.spec import SecretFile
 
 if TYPE_CHECKING:
     from trustbuild.builder.commands import Command
@@ -29,7 +29,7 @@ __all__ = ["StepSecrets", "step_secrets", "missing_message"]
 class StepSecrets:
     """The secret and ssh mounts of one step; ``close()`` after the step."""
 
-    files: list[Any] = field(default_factory=list)  # trustbuild.sandbox.SecretFile
+    files: list[SecretFile] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict, repr=False)
     mounts: list[tuple[str, str, str]] = field(default_factory=list)  # proxy socket binds
     # ids, targets, modes: never values
@@ -54,14 +54,6 @@ def missing_message(spec: MountSpec) -> str:
                 f"--secret id={spec.id},src=FILE (or env=VAR)")
     return (f"ssh agent {spec.id!r} is required but was not given: pass --ssh {spec.id} "
             f"(uses $SSH_AUTH_SOCK) or --ssh {spec.id}=SOCKET|KEYFILE")
-
-
-def _secret_file(**kw: Any) -> Any:
-    try:
-        from trustbuild.sandbox.spec import SecretFile
-    except ImportError:
-        return SimpleNamespace(**kw)
-    return SecretFile(**kw)
 
 
 def step_secrets(ex: StepContext, st: StageRun, ins: Command, specs: list[MountSpec],
@@ -91,7 +83,7 @@ def _add_secret(ex: StepContext, st: StageRun, ins: Command, spec: MountSpec, wo
     if value is None:
         return
     if target:
-        out.files.append(_secret_file(target=target, data=value, mode=spec.mode, uid=spec.uid,
+        out.files.append(SecretFile(target=target, data=value, mode=spec.mode, uid=spec.uid,
                                       gid=spec.gid))
     if spec.env:
         out.env[spec.env] = value.decode("utf-8", "surrogateescape")

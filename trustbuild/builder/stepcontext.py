@@ -18,12 +18,13 @@ if TYPE_CHECKING:
     from trustbuild.builder.commands import Command, Expander
     from trustbuild.builder.container_fs import ContainerFS
     from trustbuild.builder.context import BuildContext
-    from trustbuild.builder.executor import Runner, StageRun
+    from trustbuild.builder.executor import StageRun
     from trustbuild.builder.layers import LayerSettings
     from trustbuild.builder.layerstore import LayerStore
     from trustbuild.builder.record import StepRecord
     from trustbuild.builder.sshagent import SshAgents
     from trustbuild.errors import DockerfileError
+    from trustbuild.sandbox.spec import Runner
 
 __all__ = ["StepContext", "StepOptions"]
 

@@ -37,7 +37,6 @@ from trustbuild.sandbox.helper import PROBE_NO_INDEX
 from trustbuild.sandbox.paths import DEFAULT_PATH, find_executable
 from trustbuild.sandbox.profiles import SecurityProfile, resolve_profile
 from trustbuild.sandbox.spec import RunResult, RunSpec
-from trustbuild.sandbox.users import resolve_user
 
 __all__ = ["StepRunner", "SNAPSHOT_MODES", "MODES"]
 
@@ -198,7 +197,7 @@ class StepRunner:
             raise SandboxError(f"{spec.label}: empty command")
         profile = resolve_profile(spec.security_profile, seccomp=spec.seccomp_profile,
                                   network=spec.network)
-        user = resolve_user(self.rootfs, spec.user)
+        user = spec.user
         env = {k: v for k, v in spec.env.items() if "=" not in k and "\0" not in k + v}
         env.setdefault("PATH", DEFAULT_PATH)
         env.setdefault("HOME", user.home)
@@ -266,6 +265,7 @@ class StepRunner:
                     warnings.append("network isolation is not available in container mode")
                 ignored = set(self.protect) or set(kaniko_ignore_list())
                 ignored.update(self.ignore_paths)
+                ignored.update(spec.ignore_paths)
                 ignored.add(str(self._tmp.resolve()))
                 exclude = _excluder({p.strip("/") for p in ignored} | {
                     str(Path(layer_dest).resolve().parent).lstrip("/")})
@@ -274,8 +274,8 @@ class StepRunner:
                 plan = mountplan.plan_mounts(
                     self.rootfs, [*spec.extra_mounts,
                                   *(("", f.target, "secret") for f in spec.secrets)])
-                exclude = _excluder(mountplan.excluder(plan)
-                                    | {p.strip("/") for p in self.ignore_paths})
+                exclude = _excluder(mountplan.excluder(plan) | {
+                    p.strip("/") for p in (*self.ignore_paths, *spec.ignore_paths)})
                 merged = step / "merged"
                 merged.mkdir()
                 cfg.update(root=str(merged), rootfs=str(self.rootfs), overlay=None,

@@ -1,16 +1,20 @@
-"""The RUN step contract between the stage executor and the sandbox: RunSpec in, RunResult out."""
+"""The RUN step contract between the stage executor and the sandbox: a Runner takes a RunSpec
+and returns a RunResult (``trustbuild.sandbox.StepRunner`` is the Runner)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from trustbuild._internal.users import ROOT, StepUser
 
 if TYPE_CHECKING:
     from trustbuild.oci.layer import LayerInfo
     from trustbuild.sandbox.profiles import SecurityProfile
 
-__all__ = ["RunSpec", "RunResult", "SecretFile"]
+__all__ = ["RunSpec", "RunResult", "Runner", "SecretFile", "StepUser"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,9 @@ class RunSpec:
     argv: list[str]  # final argv; the builder already applied SHELL (["/bin/sh", "-c", cmd])
     env: dict[str, str]  # image ENV + build args (build args are visible to this step only)
     workdir: str = "/"  # inside the rootfs; created if missing
-    user: str = ""  # "", "name", "uid", "uid:gid", "name:group" (resolved in the rootfs)
+    # the builder resolved USER once (trustbuild._internal.users.resolve_user); HOME defaults
+    # to its home
+    user: StepUser = ROOT
     label: str = "RUN"  # output prefix, e.g. "[2/5] RUN echo hi"
     security_profile: str = "baseline"  # privileged | baseline | restricted
     seccomp_profile: str | None = None  # path, name in seccomp/, "unconfined", None = default
@@ -44,6 +50,9 @@ class RunSpec:
     # SSH_AUTH_SOCK); neither is written anywhere, and their values are masked in the output
     secrets: Sequence[SecretFile] = ()
     secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # container paths (and everything below) this step's layer never records, on top of the
+    # runner's own ignore list: the image's VOLUMEs (Docker discards a RUN's changes there)
+    ignore_paths: Sequence[str] = ()
 
 
 @dataclass
@@ -58,3 +67,17 @@ class RunResult:
     snapshot_mode: str = ""  # overlay | walk | full
     profile: SecurityProfile | None = None  # the security profile actually applied
     warnings: list[str] = field(default_factory=list)
+
+
+class Runner(Protocol):
+    """What RUN needs of a sandbox: :class:`trustbuild.sandbox.StepRunner` is one."""
+
+    snapshot_mode: str  # the snapshotter it resolved "auto" to: overlay | walk | full
+
+    def run(self, spec: RunSpec, layer_dest: Path) -> RunResult:
+        """Run one step; on exit code 0 its diff is written to ``layer_dest``."""
+        ...
+
+    def close(self) -> None:
+        """Kill a running step and release mounts and scratch space."""
+        ...

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from trustbuild._internal.users import resolve_user
 from trustbuild.sandbox import RunSpec, StepRunner
 
 pytestmark = [pytest.mark.privileged,
@@ -61,7 +62,8 @@ def test_dangerous_syscalls_fail_with_eperm_under_baseline(rootfs_with_probe: Pa
 def test_they_also_fail_for_a_non_root_user_and_under_restricted(rootfs_with_probe: Path,
                                                                  tmp_path: Path) -> None:
     res = run(rootfs_with_probe, tmp_path, RunSpec(["/bin/escape", *PROBES], env={},
-                                                   user="app", security_profile="restricted"))
+                                                   user=resolve_user(rootfs_with_probe, "app"),
+                                                   security_profile="restricted"))
     assert res.output_tail == [f"{p} 1" for p in PROBES]
 
 

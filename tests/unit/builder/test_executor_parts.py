@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from trustbuild._internal.users import resolve_user
 from trustbuild.builder.assemble import assemble
 from trustbuild.builder.config import ImageState, LayerRef
 from trustbuild.builder.dockerfile import parse_dockerfile
@@ -19,7 +20,7 @@ from trustbuild.builder.options import (
     redact_build_args,
 )
 from trustbuild.builder.rootfs import clean_abs, mkdir_all, secure_join
-from trustbuild.builder.users import resolve_chown, resolve_user
+from trustbuild.builder.users import resolve_chown
 from trustbuild.errors import BuildError
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.digest import Digest

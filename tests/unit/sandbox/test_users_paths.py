@@ -1,4 +1,4 @@
-"""USER resolution against the image's /etc files and in-root path resolution."""
+"""The one USER resolver against the image's /etc files, in-root resolution, PATH search."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from trustbuild._internal.inroot import resolve_in_root
-from trustbuild.errors import SandboxError
+from trustbuild._internal.users import resolve_user
+from trustbuild.errors import BuildError
 from trustbuild.sandbox.paths import find_executable
-from trustbuild.sandbox.users import resolve_user
 
 
 @pytest.mark.parametrize(("spec", "uid", "gid", "groups"), [
@@ -37,7 +37,7 @@ def test_home_comes_from_passwd(busybox_rootfs: Path) -> None:
     ("ghost", "no user 'ghost'"), ("app:ghosts", "no group 'ghosts'"), (":1", "empty user"),
 ])
 def test_unknown_users_and_groups(busybox_rootfs: Path, spec: str, msg: str) -> None:
-    with pytest.raises(SandboxError, match=msg):
+    with pytest.raises(BuildError, match=msg):
         resolve_user(busybox_rootfs, spec)
 
 
@@ -47,7 +47,7 @@ def test_passwd_symlink_out_of_the_rootfs_is_resolved_inside(busybox_rootfs: Pat
     host.write_text("evil:x:0:0::/:/bin/sh\n")
     os.unlink(busybox_rootfs / "etc/passwd")
     os.symlink(str(host), busybox_rootfs / "etc/passwd")
-    with pytest.raises(SandboxError, match="no user 'evil'"):
+    with pytest.raises(BuildError, match="no user 'evil'"):
         resolve_user(busybox_rootfs, "evil")
 
 

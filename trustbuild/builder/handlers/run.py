@@ -8,24 +8,24 @@ import shutil
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from trustbuild._internal.secrets import redact_text
+from trustbuild._internal.users import StepUser, resolve_user
 from trustbuild.builder.commands import NetworkMode, RunCmd
 from trustbuild.builder.config import DEFAULT_PATH, LayerRef
 from trustbuild.builder.handlers.meta import shell_of
 from trustbuild.builder.mounts import SECRET_TYPES, sandbox_mounts
 from trustbuild.builder.secretmounts import StepSecrets, step_secrets
 from trustbuild.builder.steps import layer_step
-from trustbuild.builder.users import resolve_user
 from trustbuild.errors import BuildError, DockerfileError
+from trustbuild.sandbox.spec import RunSpec
 
 if TYPE_CHECKING:
     from trustbuild.builder.executor import StageRun
     from trustbuild.builder.stepcontext import StepContext
 
-__all__ = ["handle_run", "run_argv", "make_spec"]
+__all__ = ["handle_run", "run_argv"]
 
 _ONLY_HEREDOC = re.compile(r"^\s*\d*<<-?\s*['\"]?([A-Za-z0-9_.-]+)['\"]?\s*$")
 
@@ -44,15 +44,6 @@ def run_argv(st: StageRun, ins: RunCmd) -> list[str]:
             body += "\n" + doc.content + doc.name
         return shell + [body]
     return shell + [script]
-
-
-def make_spec(**kw: Any) -> Any:
-    """A ``trustbuild.sandbox.RunSpec`` (a plain namespace when the sandbox is not installed)."""
-    try:
-        from trustbuild.sandbox import RunSpec
-    except ImportError:
-        return SimpleNamespace(**kw)
-    return RunSpec(**kw)
 
 
 def _history_text(ex: StepContext, st: StageRun, argv: list[str]) -> str:
@@ -92,16 +83,11 @@ def handle_run(ex: StepContext, st: StageRun, ins: RunCmd) -> None:
 
     def produce() -> LayerRef | None:
         run_env = dict(env)
-        user = ""
-        if user_spec:
-            try:
-                ids = resolve_user(st.rootfs, user_spec)
-            except BuildError as exc:
-                raise ex.error(ins, str(exc)) from None
-            user = user_spec  # the sandbox resolves it again and adds supplementary groups
-            run_env.setdefault("HOME", ids.home)
-        else:
-            run_env.setdefault("HOME", "/root")
+        try:  # once, here: the sandbox runs the step with these ids
+            user = resolve_user(st.rootfs, user_spec)
+        except BuildError as exc:
+            raise ex.error(ins, str(exc)) from None
+        run_env.setdefault("HOME", user.home if user_spec else "/root")
         secrets = step_secrets(ex, st, ins, [m for m in mounts if m.type in SECRET_TYPES],
                                workdir)
         tmp = Path(tempfile.mkdtemp(prefix="run-mounts-", dir=ex.work)) if plain else None
@@ -120,28 +106,21 @@ def handle_run(ex: StepContext, st: StageRun, ins: RunCmd) -> None:
 
 
 def _run(ex: StepContext, st: StageRun, ins: RunCmd, extra: list[tuple[str, str, str]],
-         secrets: StepSecrets, *, argv: list[str], env: dict[str, str], user: str,
+         secrets: StepSecrets, *, argv: list[str], env: dict[str, str], user: StepUser,
          workdir: str, network: NetworkMode | None) -> LayerRef | None:
-    spec = make_spec(argv=argv, env=env, workdir=workdir,
-                     user=user, label=f"{ex.path}:{ins.line} RUN",
-                     security_profile=ex.options.security_profile,
-                     seccomp_profile=ex.options.seccomp_profile,
-                     network=None if network in (None, "default") else network,
-                     **({"extra_mounts": extra + secrets.mounts}
-                        if extra or secrets.mounts else {}),
-                     **({"secrets": secrets.files, "secret_env": secrets.env}
-                        if secrets.files or secrets.env else {}))
-    runner = ex.runner_for(st)
-    # Docker's VOLUME rule: changes a RUN makes inside a declared volume are discarded
-    volumes = tuple(sorted(st.image.runtime.volumes or {}))
-    if hasattr(runner, "ignore_paths"):
-        runner.ignore_paths = tuple(ex.options.ignore_paths) + volumes
-    dest = ex.layers.next_path()
-    result = runner.run(spec, dest)
+    spec = RunSpec(argv=argv, env=env, workdir=workdir, user=user,
+                   label=f"{ex.path}:{ins.line} RUN",
+                   security_profile=ex.options.security_profile,
+                   seccomp_profile=ex.options.seccomp_profile,
+                   network=None if network in (None, "default") else network,
+                   extra_mounts=[*extra, *secrets.mounts], secrets=secrets.files,
+                   secret_env=secrets.env,
+                   # Docker's VOLUME rule: changes a RUN makes inside a declared volume are
+                   # discarded (the runner adds the build's --ignore-path list)
+                   ignore_paths=tuple(sorted(st.image.runtime.volumes or {})))
+    result = ex.runner_for(st).run(spec, ex.layers.next_path())
     if result.exit_code != 0:
-        raw_tail = result.output_tail or []
-        lines = raw_tail.splitlines() if isinstance(raw_tail, str) else list(raw_tail)
-        tail = [t for t in lines if t.strip()][-5:]
+        tail = [t for t in result.output_tail if t.strip()][-5:]
         msg = f"exit code {result.exit_code}"
         if tail:
             msg += " (last output: " + " | ".join(t.strip() for t in tail) + ")"

@@ -1,8 +1,10 @@
-"""USER resolution for RUN: uid, gid and supplementary groups from the image's /etc files.
+"""The one USER resolver: uid, gid, supplementary groups and home from the image's /etc files.
 
 Docker semantics: ``""`` is root; ``name`` or ``uid`` takes the primary gid from /etc/passwd
-(gid 0 for a numeric uid not in it) and the supplementary groups from /etc/group;
-``user:group`` sets the gid explicitly (and then no supplementary groups are added, as Docker).
+(gid 0 for a numeric uid not in it) and the supplementary groups naming the user in
+/etc/group; ``user:group`` sets the gid explicitly (and then no supplementary groups are added,
+as Docker). The files are read inside the rootfs (``trustbuild._internal.inroot``). The builder
+resolves a step's USER once and hands the result to the sandbox in ``RunSpec.user``.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from pathlib import Path
 
 from trustbuild._internal.etcfiles import read_rows
 from trustbuild._internal.inroot import resolve_in_root
-from trustbuild.errors import SandboxError
+from trustbuild.errors import BuildError
 
-__all__ = ["StepUser", "resolve_user"]
+__all__ = ["StepUser", "ROOT", "resolve_user"]
+
 
 @dataclass(frozen=True)
 class StepUser:
-    """The credentials a step runs with."""
+    """The credentials a step runs with (and COPY --chown's ids)."""
 
     uid: int
     gid: int
@@ -27,37 +30,39 @@ class StepUser:
     name: str = ""
 
 
+ROOT = StepUser(uid=0, gid=0, groups=[0], home="/root", name="root")
+
+
 def _rows(rootfs: Path, name: str) -> list[list[str]]:
-    return read_rows(resolve_in_root(rootfs, f"/etc/{name}"))
+    return read_rows(resolve_in_root(rootfs, f"/etc/{name}", what="the image"))
 
 
 def _int(s: str) -> int | None:
     return int(s) if s.isdigit() and len(s) < 11 and int(s) < 2**32 - 1 else None
 
 
-def resolve_user(rootfs: Path, spec: str) -> StepUser:
-    """Resolve a USER value against ``rootfs``; unknown names raise SandboxError."""
+def resolve_user(rootfs: Path, spec: str, *, what: str = "USER") -> StepUser:
+    """Resolve ``user[:group]`` (names or ids) against ``rootfs``.
+
+    An unknown user or group name is a BuildError naming ``what`` (``USER``, ``--chown``).
+    """
     spec = spec.strip()
-    if not spec:
-        spec = "0"
-    user, _, group = spec.partition(":")
+    user, _, group = (spec or "0").partition(":")
     if not user:
-        raise SandboxError(f"USER {spec!r}: empty user name")
-    passwd = _rows(rootfs, "passwd")
-    entry = None
+        raise BuildError(f"{what} {spec!r}: empty user name")
     uid = _int(user)
-    for row in passwd:
-        if len(row) < 4:
+    entry = None
+    for row in _rows(rootfs, "passwd"):
+        if len(row) < 4 or _int(row[2]) is None:
             continue
         if (uid is None and row[0] == user) or (uid is not None and _int(row[2]) == uid):
             entry = row
             break
     if uid is None:
-        if entry is None or _int(entry[2]) is None:
-            raise SandboxError(
-                f"USER {spec!r}: no user {user!r} in the image's /etc/passwd; "
-                "create it in an earlier step or use a numeric uid"
-            )
+        if entry is None:
+            raise BuildError(
+                f"{what} {spec!r}: no user {user!r} in the image's /etc/passwd; "
+                "create it in an earlier step or use a numeric uid")
         uid = int(entry[2])
     name = entry[0] if entry else ""
     home = entry[5] if entry and len(entry) > 5 and entry[5] else "/"
@@ -70,14 +75,11 @@ def resolve_user(rootfs: Path, spec: str) -> StepUser:
                     gid = int(row[2])
                     break
             else:
-                raise SandboxError(
-                    f"USER {spec!r}: no group {group!r} in the image's /etc/group; "
-                    "create it in an earlier step or use a numeric gid"
-                )
+                raise BuildError(
+                    f"{what} {spec!r}: no group {group!r} in the image's /etc/group; "
+                    "create it in an earlier step or use a numeric gid")
         return StepUser(uid=uid, gid=gid, groups=[gid], home=home, name=name)
-    gid = _int(entry[3]) if entry else 0
-    if gid is None:
-        gid = 0
+    gid = (_int(entry[3]) if entry else 0) or 0
     groups = [gid]
     if name:
         for row in groups_db:
