@@ -24,10 +24,10 @@ from trustbuild.errors import InvalidManifest, NotFound, RegistryError, Trustbui
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.extract import extract_layer
-from trustbuild.oci.manifest import Index, Manifest, parse_manifest
+from trustbuild.oci.image import read_config_bytes, resolve_image
+from trustbuild.oci.manifest import Manifest
 from trustbuild.oci.reference import Reference
 from trustbuild.oci.store import Store
-from trustbuild.oci.verify import check_bytes
 from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import Location
 
@@ -98,27 +98,15 @@ class BaseImages:
         ref = Reference.parse(text)
         store = self._store(ref)
         try:
-            raw, mt = store.get_manifest(ref.identifier)
-            m = parse_manifest(raw, mt, what=f"manifest of {ref}")
-            index_digest = None
-            if isinstance(m, Index):
-                index_digest = m.digest
-                entry = m.select(plat)
-                raw, mt = store.get_manifest(str(entry.digest))
-                check_bytes(raw, entry.digest, what=f"manifest {entry.digest} of {ref}")
-                m = parse_manifest(raw, mt, what=f"manifest {entry.digest} of {ref}")
-                if not isinstance(m, Manifest):
-                    raise InvalidManifest(
-                        f"{ref}: index entry {entry.digest} is not an image manifest")
-            with store.open_blob(m.config) as f:
-                config_raw = f.read()
-                f.read()  # reaching EOF runs the digest check
-            check_bytes(config_raw, m.config, what=f"config of {ref}")
+            img = resolve_image(store, ref.identifier, platform=plat)
+            config_raw = read_config_bytes(store, img.manifest)
         except (NotFound, RegistryError) as exc:
             raise BaseImageError(f"cannot pull base image {ref}: {exc}") from exc
         except OSError as exc:
             raise BaseImageError(f"cannot pull base image {ref}: {exc}") from exc
-        resolved = ResolvedBase(ref, m.digest, index_digest, m, config_raw, store)
+        index = img.index
+        resolved = ResolvedBase(ref, img.digest, index.digest if index is not None else None,
+                                img.manifest, config_raw, store)
         self._check_platform(resolved, plat)
         self._resolved[key] = resolved
         return resolved

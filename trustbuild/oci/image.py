@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trustbuild.errors import InvalidManifest
+from trustbuild.errors import DigestMismatch, InvalidManifest
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.manifest import Index, Manifest, load_json, parse_manifest
@@ -70,6 +70,10 @@ def resolve_image(
     if not isinstance(child, Manifest):
         raise InvalidManifest(
             f"{store.describe()}: index entry {entry.digest} is not an image manifest"
+        )
+    if child.digest != entry.digest:
+        raise DigestMismatch(
+            f"{store.describe()}: index entry {entry.digest} has digest {child.digest}"
         )
     return ResolvedImage(top, child, entry.platform)
 
