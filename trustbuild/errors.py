@@ -117,7 +117,8 @@ class UnsafePath(BuildError):
     or whose symlink chain is too long to follow (``trustbuild._internal.inroot``).
 
     ``kind`` is ``"above"`` (``..`` above a root that forbids it), ``"absolute"`` (an absolute
-    symlink where they are forbidden) or ``"loop"`` (more than ``MAX_SYMLINKS`` links);
+    symlink where they are forbidden), ``"symlink"`` (any symlink, where none may be followed)
+    or ``"loop"`` (more than ``MAX_SYMLINKS`` links);
     ``path`` is the path asked for, ``link``/``target`` the offending symlink (root-relative).
     """
 

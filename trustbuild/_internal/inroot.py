@@ -5,7 +5,8 @@ Every lookup is ``openat``-style, one component at a time below an open director
 the root (an absolute target restarts at the root, ``..`` stops at it); the kernel never follows
 one. ``..`` is the parent directory's fd, or the root itself at the top. A resolution follows
 at most ``MAX_SYMLINKS`` links (Linux's 40). A *confined* root (the build context) refuses an
-absolute symlink or a ``..`` above it instead of clamping. Every refusal is one
+absolute symlink or a ``..`` above it instead of clamping; with ``follow=False`` any symlink on
+the way is refused (extracting a context tar). Every refusal is one
 :class:`~trustbuild.errors.UnsafePath`.
 
 Usage::
@@ -33,10 +34,11 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 class RootDir:
     """A directory held open as the root of in-root resolutions (a rootfs, the build context)."""
 
-    def __init__(self, path: Path | str, *, confined: bool = False,
+    def __init__(self, path: Path | str, *, confined: bool = False, follow: bool = True,
                  what: str = "the image root") -> None:
         self.path = Path(path)
         self.confined = confined
+        self.follow = follow
         self.what = what
         self.fd = os.open(self.path, DIR_FLAGS)
         st = os.fstat(self.fd)
@@ -133,6 +135,8 @@ class RootDir:
                     links += 1
                     target = os.readlink(comp, dir_fd=cur)
                     via = ("/".join([*names, comp]), target)
+                    if not self.follow:
+                        raise self._error("symlink", path, *via)
                     if links > MAX_SYMLINKS:
                         raise self._error("loop", path, *via)
                     if target.startswith("/"):
@@ -161,6 +165,8 @@ class RootDir:
         if kind == "loop":
             msg = (f"too many levels of symbolic links (more than {MAX_SYMLINKS}) resolving "
                    f"{path!r} in {self.what}")
+        elif kind == "symlink":
+            msg = f"{path!r} goes through symlink {link} in {self.what}"
         elif kind == "absolute":
             msg = f"symlink {link} -> {target} is absolute and points outside {self.what}"
         else:

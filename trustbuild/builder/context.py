@@ -22,7 +22,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +31,8 @@ from typing import BinaryIO
 
 from trustbuild._internal.inroot import resolve_in_root
 from trustbuild.builder.dockerignore import IgnoreMatcher, component_regex, go_clean
-from trustbuild.errors import BuildError, ContextError, DockerfileError, UnsafePath
+from trustbuild.errors import BuildError, ContextError, DockerfileError, StoreError, UnsafePath
+from trustbuild.oci.extract import extract_layer
 
 __all__ = [
     "BuildContext",
@@ -410,89 +410,16 @@ def _open_tar(target: str, stdin: BinaryIO | None, tmp_dir: Path | None = None) 
 
 
 def _extract_tar(stream: BinaryIO, dest: Path) -> None:
-    """Extract a (compressed) tar stream into ``dest``; nothing may land outside it."""
-    dir_modes: list[tuple[Path, int]] = []
+    """Extract a (compressed) tar stream into ``dest`` with the layer extractor: nothing lands
+    outside it, no entry goes through a symlink, no devices, FIFOs, owners or xattrs."""
     try:
-        with tarfile.open(fileobj=stream, mode="r|*") as tf:
-            for member in tf:
-                name = go_clean(member.name.lstrip("/"))
-                if name == ".":
-                    continue
-                if name == ".." or name.startswith("../"):
-                    raise ContextError(f"context tar entry {member.name!r} leaves the context")
-                target = _prepare(dest, name, keep_dir=member.isdir())
-                if member.isdir():
-                    if not target.is_dir():
-                        target.mkdir(mode=0o700)
-                    dir_modes.append((target, member.mode & 0o7777))
-                    continue
-                if member.isreg():
-                    src = tf.extractfile(member)
-                    assert src is not None
-                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                                 0o600)
-                    with os.fdopen(fd, "wb") as out:
-                        shutil.copyfileobj(src, out, 1 << 20)
-                    os.chmod(target, member.mode & 0o7777)
-                elif member.issym():
-                    os.symlink(member.linkname, target)
-                elif member.islnk():
-                    link = go_clean(member.linkname.lstrip("/"))
-                    if link == ".." or link.startswith("../"):
-                        raise ContextError(f"context tar hardlink {member.name!r} points "
-                                           "outside the context")
-                    source = _existing_file(dest, link)
-                    if source is None:
-                        raise ContextError(f"context tar hardlink {member.name!r} names "
-                                           f"{member.linkname!r}, which is not a file "
-                                           "extracted before it")
-                    os.link(source, target, follow_symlinks=False)
-                else:
-                    continue  # devices, fifos: never part of a build context
-                os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
-    except tarfile.TarError as exc:
+        extract_layer(stream, dest, what="build context tar", allow_devices=False,
+                      same_owner=False, whiteouts=False, follow_symlinks=False, fifos=False,
+                      xattrs=False)
+    except StoreError as exc:
         raise ContextError(f"build context is not a valid tar or tar.gz: {exc}") from None
-    except OSError as exc:
-        raise ContextError(f"cannot extract the build context: {exc.strerror}: "
-                           f"{exc.filename}") from None
-    for path, mode in reversed(dir_modes):
-        os.chmod(path, mode)
-
-
-def _prepare(dest: Path, name: str, *, keep_dir: bool) -> Path:
-    """Create the parents of ``dest/name`` (refusing symlinked ones) and clear the target."""
-    parts = name.split("/")
-    cur = dest
-    for comp in parts[:-1]:
-        cur = cur / comp
-        if cur.is_symlink():
-            raise ContextError(f"context tar entry {name!r} goes through symlink "
-                               f"{cur.relative_to(dest)}")
-        if not cur.exists():
-            cur.mkdir(mode=0o755)
-        elif not cur.is_dir():
-            raise ContextError(f"context tar entry {name!r}: {cur.relative_to(dest)} is not a "
-                               "directory")
-    target = cur / parts[-1]
-    if target.is_symlink() or target.is_file():
-        target.unlink()
-    elif target.is_dir() and not keep_dir:
-        shutil.rmtree(target)  # a later non-directory entry replaces the directory
-    return target
-
-
-def _existing_file(dest: Path, rel: str) -> Path | None:
-    """``dest/rel`` when it is a regular file reached without any symlink, else None."""
-    cur = dest
-    for comp in rel.split("/"):
-        cur = cur / comp
-        try:
-            st = os.lstat(cur)
-        except FileNotFoundError:
-            return None
-        if stat.S_ISLNK(st.st_mode):
-            return None
-    return cur if stat.S_ISREG(os.lstat(cur).st_mode) else None
+    except BuildError as exc:
+        raise ContextError(f"cannot extract the build context: {exc}") from None
 
 
 # -- git -------------------------------------------------------------------------------------

@@ -122,8 +122,8 @@ class _Unsafe(Exception):
 class _Root(RootDir):
     """The rootfs as a RootDir, with a cache of parent directory fds."""
 
-    def __init__(self, rootfs: Path) -> None:
-        super().__init__(rootfs, what="the rootfs")
+    def __init__(self, rootfs: Path, *, follow: bool = True) -> None:
+        super().__init__(rootfs, follow=follow, what="the rootfs")
         self._cache: dict[str, int] = {}
 
     def close(self) -> None:
@@ -163,8 +163,11 @@ def _lstat(dfd: int, name: str) -> os.stat_result | None:
 
 class _Extractor:
     def __init__(self, rootfs: Path, what: str, *, allow_devices: bool, same_owner: bool,
-                 whiteouts: bool, exclude: Callable[[str], bool] | None = None) -> None:
-        self.root = _Root(rootfs)
+                 whiteouts: bool, exclude: Callable[[str], bool] | None = None,
+                 follow_symlinks: bool = True, fifos: bool = True, xattrs: bool = True) -> None:
+        self.root = _Root(rootfs, follow=follow_symlinks)
+        self.fifos = fifos
+        self.xattrs = xattrs
         self.rootfs = Path(rootfs)
         self.exclude = exclude
         self.whiteouts = whiteouts
@@ -252,11 +255,13 @@ class _Extractor:
         if self._excluded(rel) or (info.islnk() and self._excluded(info.linkname)):
             self.stats.skipped.append(rel)
             return
-        if info.ischr() or info.isblk():
-            if not self.allow_devices:
-                self.stats.devices_skipped += 1
-                self.stats.skipped.append(rel)
-                return
+        if (info.ischr() or info.isblk()) and not self.allow_devices:
+            self.stats.devices_skipped += 1
+            self.stats.skipped.append(rel)
+            return
+        if info.isfifo() and not self.fifos:
+            self.stats.skipped.append(rel)
+            return
         self.layer_paths.add(rel)
         p = parent
         while p and p not in self.layer_ancestors:
@@ -387,6 +392,8 @@ class _Extractor:
         self._xattrs(target, info, follow=True)
 
     def _xattrs(self, target: int | str, info: tarfile.TarInfo, *, follow: bool) -> None:
+        if not self.xattrs:
+            return
         for key, value in info.pax_headers.items():
             if not key.startswith(XATTR_PREFIX):
                 continue
@@ -444,7 +451,9 @@ def extract_layer(blob: Path | BinaryIO, rootfs: Path, *, media_type: str | None
                   allow_devices: bool = True, same_owner: bool = True,
                   diff_id: Digest | None = None, what: str | None = None,
                   whiteouts: bool = True,
-                  exclude: Callable[[str], bool] | None = None) -> ExtractStats:
+                  exclude: Callable[[str], bool] | None = None,
+                  follow_symlinks: bool = True, fifos: bool = True,
+                  xattrs: bool = True) -> ExtractStats:
     """Extract a layer (compression detected by magic) into ``rootfs``, applying whiteouts.
 
     ``diff_id`` given: the uncompressed stream must hash to it (DigestMismatch otherwise; the
@@ -453,14 +462,17 @@ def extract_layer(blob: Path | BinaryIO, rootfs: Path, *, media_type: str | None
     ``whiteouts=False`` extracts ``.wh.*`` names as plain files (an ADD archive, not a layer).
     ``what`` names the blob in errors (default ``layer <path>``). ``exclude(path)`` (an absolute
     host path, checked as written and with symlinks resolved) names paths never written nor
-    removed (container mode's ignore list). Unsafe entries raise BuildError, unreadable tars
-    StoreError.
+    removed (container mode's ignore list). ``follow_symlinks=False`` refuses an entry (or a
+    hardlink target) whose parents go through a symlink, ``fifos=False`` skips FIFOs and
+    ``xattrs=False`` ignores PAX xattrs (a build context). Unsafe entries raise BuildError,
+    unreadable tars StoreError.
     """
     del media_type
     name = what or _describe(blob)
     try:
         ex = _Extractor(Path(rootfs), name, allow_devices=allow_devices, same_owner=same_owner,
-                        whiteouts=whiteouts, exclude=exclude)
+                        whiteouts=whiteouts, exclude=exclude, follow_symlinks=follow_symlinks,
+                        fifos=fifos, xattrs=xattrs)
     except OSError as exc:
         raise BuildError(f"{name}: cannot open rootfs {rootfs}: {exc.strerror}") from exc
     info: tarfile.TarInfo | None = None

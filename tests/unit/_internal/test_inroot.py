@@ -99,3 +99,13 @@ def test_open_dir_walks_inside_and_creates(root: Path) -> None:
         with pytest.raises(NotADirectoryError):
             rd.open_dir("etc/passwd/x")
     assert rd.fd == -1
+
+
+def test_follow_false_refuses_any_symlink_on_the_way(root: Path) -> None:
+    os.symlink("usr", root / "rel")
+    with RootDir(root, follow=False) as rd:
+        assert rd.resolve("usr/lib") == root / "usr" / "lib"
+        with pytest.raises(UnsafePath, match="goes through symlink rel") as info:
+            rd.resolve("rel/lib")
+        assert info.value.kind == "symlink"
+        assert rd.resolve("rel", follow_last=False) == root / "rel"
