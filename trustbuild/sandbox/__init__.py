@@ -18,7 +18,7 @@ See docs/sandbox.md and docs/seccomp.md.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from trustbuild.sandbox.container import detect_container, kaniko_ignore_list
@@ -39,7 +39,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _WHERE:
         return getattr(importlib.import_module(f"trustbuild.sandbox.{_WHERE[name]}"), name)
     raise AttributeError(f"module 'trustbuild.sandbox' has no attribute {name!r}")

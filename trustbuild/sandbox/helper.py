@@ -32,11 +32,14 @@ import signal
 import socket
 import struct
 import sys
-from typing import Any
+from collections.abc import Callable
+from types import FrameType
+from typing import Protocol, cast
 
 from trustbuild._internal.idmap import in_user_namespace
 from trustbuild.sandbox import _linux as L
 from trustbuild.sandbox.container import mount_table
+from trustbuild.sandbox.helperconfig import HelperConfig, OverlayConfig, ProbeConfig, StepConfig
 
 SETUP_FAILED = 125
 
@@ -66,7 +69,11 @@ def _fail(err_fd: int, msg: str) -> None:
         os._exit(SETUP_FAILED)
 
 
-def _do(what: str, fn: Any, *args: Any) -> None:
+class _Filter(Protocol):
+    def load(self) -> None: ...
+
+
+def _do(what: str, fn: Callable[..., object], *args: object) -> None:
     try:
         fn(*args)
     except OSError as exc:
@@ -165,17 +172,16 @@ def _mask(root: str) -> None:
             _bind_ro(target, target)
 
 
-def _mount_overlay(cfg: dict[str, Any]) -> None:
-    ov = cfg["overlay"]
+def _mount_overlay(ov: OverlayConfig, root: str) -> None:
     # In a user namespace (rootless) overlayfs keeps its state in user.overlay.* xattrs
     # (userxattr, which implies redirect_dir=nofollow); the index falls back to off there.
     redirect = "userxattr" if in_user_namespace() else "redirect_dir=off"
     opts = (f"lowerdir={':'.join(ov['lower'])},upperdir={ov['upper']},workdir={ov['work']},"
             f"{redirect},index=on,nfs_export=off,metacopy=off")
-    _do("mount overlay", L.mount, "overlay", cfg["root"], "overlay", _SAFE, opts)
+    _do("mount overlay", L.mount, "overlay", root, "overlay", _SAFE, opts)
 
 
-def _stage_secrets(cfg: dict[str, Any]) -> dict[str, str]:
+def _stage_secrets(cfg: StepConfig) -> dict[str, str]:
     """Write each secret to a file on a private tmpfs (in this mount namespace only, so it
     never touches a disk nor the rootfs); returns target -> file."""
     stage = cfg["secret_stage"]
@@ -203,10 +209,11 @@ def _stage_secrets(cfg: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _mount_root(cfg: dict[str, Any]) -> str:
-    root: str = cfg["root"]
-    if cfg.get("overlay"):
-        _mount_overlay(cfg)
+def _mount_root(cfg: StepConfig) -> str:
+    root = cfg["root"]
+    overlay = cfg.get("overlay")
+    if overlay:
+        _mount_overlay(overlay, root)
     else:
         _bind(cfg["rootfs"], root)
     _do("mount /proc", L.mount, "proc", root + "/proc", "proc", _SAFE | L.MS_NOEXEC)
@@ -274,7 +281,7 @@ def _setgroups_denied() -> bool:
         return False
 
 
-def _drop_privileges(cfg: dict[str, Any], seccomp_filter: Any) -> None:
+def _drop_privileges(cfg: StepConfig, seccomp_filter: _Filter | None) -> None:
     _reset_signals()
     keep = {L.CAPABILITIES[c] for c in cfg["caps"] if c in L.CAPABILITIES}
     for cap in range(L.last_cap() + 1):
@@ -294,7 +301,7 @@ def _drop_privileges(cfg: dict[str, Any], seccomp_filter: Any) -> None:
         _do("load seccomp filter", seccomp_filter.load)
 
 
-def _compile(cfg: dict[str, Any]) -> Any:
+def _compile(cfg: StepConfig) -> _Filter | None:
     """The step's seccomp filter: raw BPF compiled by the parent (hex in the config)."""
     if not cfg.get("seccomp_bpf"):
         return None
@@ -307,7 +314,7 @@ def _compile(cfg: dict[str, Any]) -> Any:
     return _Filter()
 
 
-def _exec(cfg: dict[str, Any], err_fd: int) -> None:
+def _exec(cfg: StepConfig, err_fd: int) -> None:
     argv = cfg["argv"]
     try:
         os.execvpe(argv[0], argv, cfg["env"])
@@ -315,7 +322,7 @@ def _exec(cfg: dict[str, Any], err_fd: int) -> None:
         _fail(err_fd, f"cannot run {argv[0]!r}: {exc.strerror}")
 
 
-def _step_child(cfg: dict[str, Any], err_fd: int) -> None:
+def _step_child(cfg: StepConfig, err_fd: int) -> None:
     """PID 1 of the new PID namespace: build the root, drop privileges, exec."""
     try:
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -336,7 +343,7 @@ def _step_child(cfg: dict[str, Any], err_fd: int) -> None:
     _exec(cfg, err_fd)
 
 
-def _enter_workdir_and_drop(cfg: dict[str, Any], filt: Any) -> None:
+def _enter_workdir_and_drop(cfg: StepConfig, filt: _Filter | None) -> None:
     """chdir into the step's WORKDIR (created if missing), umask 022, then drop privileges."""
     workdir = cfg["workdir"]
     try:
@@ -357,7 +364,7 @@ def _exit_like(status: int) -> None:
 _STOP = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-def _fork_step(child: Any, *args: Any) -> int:
+def _fork_step(child: Callable[[StepConfig, int], None], cfg: StepConfig, err_fd: int) -> int:
     """Fork; the child runs ``child(*args)`` (never returns). In the parent, a stop signal
     SIGKILLs the step, and the caller's waitpid then returns once the step is reaped.
 
@@ -368,10 +375,10 @@ def _fork_step(child: Any, *args: Any) -> int:
     old = signal.pthread_sigmask(signal.SIG_BLOCK, set(_STOP))
     pid = os.fork()
     if pid == 0:
-        child(*args)
+        child(cfg, err_fd)
         os._exit(SETUP_FAILED)
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -383,7 +390,7 @@ def _fork_step(child: Any, *args: Any) -> int:
     return pid
 
 
-def _run_chroot(cfg: dict[str, Any], err_fd: int) -> None:
+def _run_chroot(cfg: StepConfig, err_fd: int) -> None:
     flags = L.CLONE_NEWNS | L.CLONE_NEWPID | L.CLONE_NEWUTS | L.CLONE_NEWIPC
     if cfg["network"] == "none":
         flags |= L.CLONE_NEWNET
@@ -427,7 +434,7 @@ def _kill_children() -> None:
                 return
 
 
-def _container_child(cfg: dict[str, Any], err_fd: int) -> None:
+def _container_child(cfg: StepConfig, err_fd: int) -> None:
     try:
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         os.setsid()
@@ -440,7 +447,7 @@ def _container_child(cfg: dict[str, Any], err_fd: int) -> None:
     _exec(cfg, err_fd)
 
 
-def _run_container(cfg: dict[str, Any], err_fd: int) -> None:
+def _run_container(cfg: StepConfig, err_fd: int) -> None:
     L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
     pid = _fork_step(_container_child, cfg, err_fd)
     os.close(err_fd)
@@ -456,7 +463,7 @@ def _run_container(cfg: dict[str, Any], err_fd: int) -> None:
 PROBE_NO_INDEX = 3
 
 
-def _probe(cfg: dict[str, Any], err_fd: int) -> None:
+def _probe(cfg: ProbeConfig, err_fd: int) -> None:
     """Check that an overlay with these directories can be mounted (then unmount it).
 
     Exits 0, or PROBE_NO_INDEX when the kernel mounted it with the inodes index off (no
@@ -464,7 +471,7 @@ def _probe(cfg: dict[str, Any], err_fd: int) -> None:
     try:
         L.unshare(L.CLONE_NEWNS)
         L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
-        _mount_overlay(cfg)
+        _mount_overlay(cfg["overlay"], cfg["root"])
         indexed = os.path.isdir(cfg["overlay"]["work"] + "/index")
         L.umount2(cfg["root"], L.MNT_DETACH)
     except (OSError, SetupError) as exc:
@@ -485,8 +492,8 @@ def main(argv: list[str] | None = None) -> None:
             break
         chunks.append(chunk)
     os.close(cfg_fd)
-    try:
-        cfg = json.loads(b"".join(chunks))
+    try:  # written by StepRunner, our parent
+        cfg = cast(HelperConfig, json.loads(b"".join(chunks)))
     except ValueError as exc:
         _fail(err_fd, f"bad helper configuration: {exc}")
     if cfg.get("nofile"):  # the builder raised its own soft limit to pin directories

@@ -24,16 +24,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from trustbuild._internal.seccomp import compile_bpf, load_profile
 from trustbuild.errors import SandboxError
-from trustbuild.oci.layer import LayerWriter, write_overlay_upper
+from trustbuild.oci.layer import LayerInfo, LayerWriter, write_overlay_upper
 from trustbuild.sandbox import mountplan, overlay_index, snapshot
 from trustbuild.sandbox.container import detect_container, kaniko_ignore_list
 from trustbuild.sandbox.helper import PROBE_NO_INDEX
+from trustbuild.sandbox.helperconfig import HelperConfig, StepConfig
 from trustbuild.sandbox.paths import DEFAULT_PATH, find_executable
 from trustbuild.sandbox.profiles import SecurityProfile, resolve_profile
 from trustbuild.sandbox.spec import RunResult, RunSpec
@@ -48,7 +50,18 @@ _PKG_PARENT = str(Path(__file__).resolve().parents[2])
 _OVERLAY_PROBES: dict[tuple[int, int], int] = {}  # (rootfs dev, scratch dev) -> probe exit
 
 
-def _excluder(paths: set[str]) -> Any:
+Exclude = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class _LayerOptions:
+    compression: str
+    level: int | None
+    docker_media_types: bool
+    mtime: int | None
+
+
+def _excluder(paths: set[str]) -> Exclude:
     def exclude(rel: str) -> bool:
         if rel in paths:
             return True
@@ -93,9 +106,7 @@ class StepRunner:
         self.output = output if output is not None else sys.stderr
         self.ignore_paths = tuple(ignore_paths)
         self.protect = tuple(protect)  # container mode: the build's whole ignore list
-        self._layer_opts: dict[str, Any] = {"compression": compression, "level": level,
-                                            "docker_media_types": docker_media_types,
-                                            "mtime": mtime}
+        self._layer_opts = _LayerOptions(compression, level, docker_media_types, mtime)
         if mode == "container":
             if not force and not detect_container():
                 raise SandboxError("--mode container builds in / of the machine it runs on and "
@@ -128,13 +139,13 @@ class StepRunner:
 
     # -- helper process -----------------------------------------------------------------
 
-    def _spawn(self, cfg: dict[str, Any]) -> subprocess.Popen[bytes]:
+    def _spawn(self, cfg: HelperConfig) -> subprocess.Popen[bytes]:
         cfg_r, cfg_w = os.pipe()
         err_r, err_w = os.pipe()
         env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), "PYTHONPATH": _PKG_PARENT,
                "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
         if (nofile := snapshot.step_nofile()) is not None:
-            cfg = {**cfg, "nofile": nofile}  # the limit the builder had before DirPins
+            cfg["nofile"] = nofile  # the limit the builder had before DirPins
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-P", "-s", "-m", "trustbuild.sandbox.helper",
@@ -192,7 +203,7 @@ class StepRunner:
 
     # -- running a step -------------------------------------------------------------------
 
-    def _check_spec(self, spec: RunSpec) -> tuple[SecurityProfile, dict[str, Any]]:
+    def _check_spec(self, spec: RunSpec) -> tuple[SecurityProfile, StepConfig]:
         if not spec.argv or not all(isinstance(a, str) for a in spec.argv):
             raise SandboxError(f"{spec.label}: empty command")
         profile = resolve_profile(spec.security_profile, seccomp=spec.seccomp_profile,
@@ -219,8 +230,9 @@ class StepRunner:
                               no_new_privs=profile.no_new_privs).hex()
         env.update({k: v for k, v in spec.secret_env.items()
                     if k and "=" not in k and "\0" not in k + v})
-        cfg = {
-            "mode": self.mode, "argv": list(spec.argv), "env": env, "workdir": workdir,
+        cfg: StepConfig = {
+            "mode": "container" if self.mode == "container" else "chroot",
+            "argv": list(spec.argv), "env": env, "workdir": workdir,
             "uid": user.uid, "gid": user.gid, "groups": user.groups,
             "caps": profile.capabilities, "no_new_privs": profile.no_new_privs,
             "seccomp_bpf": bpf, "network": profile.network, "mask": profile.mask_paths,
@@ -278,8 +290,8 @@ class StepRunner:
                     p.strip("/") for p in (*self.ignore_paths, *spec.ignore_paths)})
                 merged = step / "merged"
                 merged.mkdir()
-                cfg.update(root=str(merged), rootfs=str(self.rootfs), overlay=None,
-                           binds=mountplan.helper_mounts(plan))
+                cfg["root"], cfg["rootfs"], cfg["overlay"] = str(merged), str(self.rootfs), None
+                cfg["binds"] = mountplan.helper_mounts(plan)
                 if spec.secrets:
                     (step / "secrets").mkdir(mode=0o700)
                     cfg["secret_stage"] = str(step / "secrets")
@@ -331,9 +343,12 @@ class StepRunner:
             shutil.rmtree(step, ignore_errors=True)
 
     def _write_layer(self, step: Path, dest: Path, before: snapshot.Snapshot | None,
-                     exclude: Any, plan: list[mountplan.MountPoint],
-                     pins: snapshot.DirPins | None = None) -> Any:
-        with LayerWriter(dest, **self._layer_opts) as writer:
+                     exclude: Exclude, plan: list[mountplan.MountPoint],
+                     pins: snapshot.DirPins | None = None) -> LayerInfo:
+        opts = self._layer_opts
+        with LayerWriter(dest, compression=opts.compression, level=opts.level,
+                         docker_media_types=opts.docker_media_types,
+                         mtime=opts.mtime) as writer:
             if self.snapshot_mode == "overlay":
                 upper = step / "upper"
                 mountplan.add_kept_parents(upper, plan)
