@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 import sys
 import types
-from typing import Any
 
 __all__ = ["make_callable"]
 
@@ -24,7 +23,7 @@ def make_callable(module_name: str) -> None:
     api_name = module_name.rpartition(".")[2]
 
     class _CallableModule(types.ModuleType):
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        def __call__(self, *args: object, **kwargs: object) -> object:
             return getattr(importlib.import_module("trustbuild.api"), api_name)(*args, **kwargs)
 
     _CallableModule.__call__.__doc__ = f"The public API call ``trustbuild.api.{api_name}``."

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes.util
 import errno
 import hashlib
+import importlib
 import json
 import os
 import platform
@@ -31,12 +32,13 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import IO, Protocol, cast
 
 from trustbuild._internal.data import data_dirs, find_data, shipped_names
 from trustbuild._internal.seccomp_args import OPS as _OPS
 from trustbuild._internal.seccomp_args import PERMISSIVE_ACTIONS as _PERMISSIVE
-from trustbuild._internal.seccomp_args import rule_groups
+from trustbuild._internal.seccomp_args import ProfileData, RuleFilter, SyscallRule, rule_groups
 from trustbuild.errors import SandboxError
 
 __all__ = ["SeccompProfile", "load_profile", "compile_filter", "compile_bpf", "profile_dirs",
@@ -73,7 +75,7 @@ class SeccompProfile:
 
     path: str
     digest: str  # "sha256:<hex>" of the file bytes, recorded in the BuildRecord
-    data: dict[str, Any] = field(repr=False, hash=False, compare=False)
+    data: ProfileData = field(repr=False, hash=False, compare=False)
 
 
 def profile_dirs() -> list[Path]:
@@ -118,18 +120,18 @@ def load_profile(name_or_path: str | Path) -> SeccompProfile:
         data = json.loads(raw)
     except ValueError as exc:
         raise SandboxError(f"seccomp profile {path}: not valid JSON: {exc}") from exc
-    _check(str(path), data)
     digest = "sha256:" + hashlib.sha256(raw).hexdigest()
-    return SeccompProfile(path=str(path), digest=digest, data=data)
+    return SeccompProfile(path=str(path), digest=digest, data=_check(str(path), data))
 
 
-def _check_action(path: str, where: str, action: Any) -> None:
+def _check_action(path: str, where: str, action: object) -> None:
     if action not in _ACTIONS:
         raise _fail(path, where,
                     f"unknown action {action!r} (one of {', '.join(sorted(_ACTIONS))})")
 
 
-def _check(path: str, data: Any) -> None:
+def _check(path: str, data: object) -> ProfileData:
+    """``data`` checked field by field against the profile format."""
     if not isinstance(data, dict):
         raise _fail(path, "top level", "expected a JSON object")
     _check_action(path, "defaultAction", data.get("defaultAction"))
@@ -184,11 +186,25 @@ def _check(path: str, data: Any) -> None:
         if len(set(indexes)) == len(indexes) and len(args) > 6:
             raise _fail(path, f"{where}.args", "at most 6 conditions on distinct arguments")
         for key in ("includes", "excludes"):
-            if key in rule and rule[key] is not None and not isinstance(rule[key], dict):
-                raise _fail(path, f"{where}.{key}", "expected an object")
+            if key in rule and rule[key] is not None:
+                _check_filter(path, f"{where}.{key}", rule[key])
+    return cast(ProfileData, data)
 
 
-def _is_uint(v: Any) -> bool:
+def _check_filter(path: str, where: str, value: object) -> None:
+    if not isinstance(value, dict):
+        raise _fail(path, where, "expected an object")
+    for key in ("arches", "caps"):
+        items = value.get(key)
+        if items is not None and not (isinstance(items, list)
+                                      and all(isinstance(i, str) for i in items)):
+            raise _fail(path, f"{where}.{key}", "expected a list of strings")
+    kernel = value.get("minKernel")
+    if kernel is not None and not isinstance(kernel, str):
+        raise _fail(path, f"{where}.minKernel", "expected a string such as \"4.8\"")
+
+
+def _is_uint(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64
 
 
@@ -210,23 +226,21 @@ def _kernel_at_least(version: str) -> bool:
     return parts(platform.release()) >= parts(version)
 
 
-def _applies(rule: dict[str, Any], goarch: str, caps: set[str]) -> bool:
-    inc = rule.get("includes") or {}
-    exc = rule.get("excludes") or {}
-    if inc.get("arches") and goarch not in inc["arches"]:
+def _applies(rule: SyscallRule, goarch: str, caps: set[str]) -> bool:
+    inc: RuleFilter = rule.get("includes") or {}
+    exc: RuleFilter = rule.get("excludes") or {}
+    if inc.get("arches") and goarch not in inc.get("arches", []):
         return False
-    if inc.get("caps") and not any(c in caps for c in inc["caps"]):
+    if inc.get("caps") and not any(c in caps for c in inc.get("caps", [])):
         return False
-    if inc.get("minKernel") and not _kernel_at_least(str(inc["minKernel"])):
+    if inc.get("minKernel") and not _kernel_at_least(inc.get("minKernel", "")):
         return False
-    if exc.get("arches") and goarch in exc["arches"]:
+    if exc.get("arches") and goarch in exc.get("arches", []):
         return False
-    if exc.get("caps") and any(c in caps for c in exc["caps"]):
-        return False
-    return True
+    return not (exc.get("caps") and any(c in caps for c in exc.get("caps", [])))
 
 
-def _action(sc: Any, name: str, errno_ret: int | None, default_errno: int) -> int:
+def _action(sc: ModuleType, name: str, errno_ret: int | None, default_errno: int) -> int:
     if name == "SCMP_ACT_ERRNO":
         return int(sc.ERRNO(errno_ret if errno_ret is not None else default_errno))
     if name == "SCMP_ACT_TRACE":
@@ -245,7 +259,19 @@ class CompileReport:
     unknown_syscalls: list[str] = field(default_factory=list)
 
 
-def _pyseccomp() -> Any:
+class SyscallFilter(Protocol):
+    """What trustbuild uses of a ``pyseccomp.SyscallFilter``."""
+
+    def export_bpf(self, file: IO[bytes]) -> None:
+        """Write the filter as raw BPF."""
+        ...
+
+    def load(self) -> None:
+        """Install the filter in this process."""
+        ...
+
+
+def _pyseccomp() -> ModuleType:
     """Import ``pyseccomp``; ``$TRUSTBUILD_LIBSECCOMP`` names the ``libseccomp.so.2`` to open.
 
     pyseccomp finds the library with ``ctypes.util.find_library`` (``ldconfig -p``), which a
@@ -253,19 +279,16 @@ def _pyseccomp() -> Any:
     executor's libraries (the executor image sets the variable to its own copy)."""
     lib = os.environ.get("TRUSTBUILD_LIBSECCOMP")
     if not lib or "pyseccomp" in sys.modules:
-        import pyseccomp  # type: ignore[import-untyped]
-
-        return pyseccomp
+        return importlib.import_module("pyseccomp")
     if not os.path.isfile(lib):
         raise SandboxError(f"TRUSTBUILD_LIBSECCOMP={lib}: no such file; point it at "
                            "libseccomp.so.2 or unset it")
     find = ctypes.util.find_library
     ctypes.util.find_library = lambda name: lib if name == "seccomp" else find(name)
     try:
-        import pyseccomp
+        return importlib.import_module("pyseccomp")
     finally:
         ctypes.util.find_library = find
-    return pyseccomp
 
 
 def compile_filter(
@@ -274,7 +297,7 @@ def compile_filter(
     capabilities: Iterable[str] = (),
     no_new_privs: bool = True,
     report: CompileReport | None = None,
-) -> Any:
+) -> SyscallFilter:
     """Build the ``pyseccomp.SyscallFilter`` for this machine (not loaded).
 
     ``capabilities`` (``CAP_*`` names) drive ``includes.caps``/``excludes.caps`` as Docker does.
@@ -288,7 +311,7 @@ def compile_filter(
     default_errno = int(data.get("defaultErrnoRet") or errno.EPERM)
     default = _action(sc, data["defaultAction"], data.get("defaultErrnoRet"), errno.EPERM)
     try:
-        filt = sc.SyscallFilter(default)
+        filt = sc.SyscallFilter(default)  # pyseccomp is untyped: its calls stay unchecked
         filt.set_attr(sc.Attr.CTL_NNP, 1 if no_new_privs else 0)
     except OSError as exc:
         raise SandboxError(f"seccomp profile {path}: libseccomp refused it: {exc}") from exc
@@ -339,7 +362,7 @@ def compile_filter(
                         f"seccomp profile {path}: syscalls[{i}] {name}: libseccomp refused the "
                         f"rule: {exc.strerror}"
                     ) from exc
-    return filt
+    return cast(SyscallFilter, filt)
 
 
 _BPF_CACHE: dict[tuple[str, tuple[str, ...], bool], bytes] = {}

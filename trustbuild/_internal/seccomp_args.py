@@ -19,11 +19,59 @@ A value above 32 bits marks a 64-bit argument and is compared as written.
 from __future__ import annotations
 
 from itertools import product
-from typing import Any
+from typing import Required, TypedDict
 
 from trustbuild.errors import SandboxError
 
-__all__ = ["OPS", "PERMISSIVE_ACTIONS", "alternatives", "rule_groups"]
+__all__ = ["OPS", "PERMISSIVE_ACTIONS", "alternatives", "rule_groups", "ArgCondition",
+           "RuleFilter", "SyscallRule", "ArchMapEntry", "ProfileData"]
+
+
+# The profile's JSON, as ``seccomp.load_profile`` checked it.
+class ArgCondition(TypedDict, total=False):
+    """``syscalls[].args[]``: a condition on one argument register."""
+
+    index: Required[int]
+    op: Required[str]
+    value: int
+    valueTwo: int
+
+
+class RuleFilter(TypedDict, total=False):
+    """``syscalls[].includes`` / ``excludes``."""
+
+    arches: list[str]
+    caps: list[str]
+    minKernel: str
+
+
+class SyscallRule(TypedDict, total=False):
+    """One ``syscalls[]`` entry (``names``, or the older single ``name``)."""
+
+    names: list[str]
+    name: str
+    action: Required[str]
+    errnoRet: int | None
+    args: list[ArgCondition] | None
+    includes: RuleFilter | None
+    excludes: RuleFilter | None
+
+
+class ArchMapEntry(TypedDict, total=False):
+    """One ``archMap[]`` entry."""
+
+    architecture: Required[str]
+    subArchitectures: list[str] | None
+
+
+class ProfileData(TypedDict, total=False):
+    """A Moby/OCI seccomp profile."""
+
+    defaultAction: Required[str]
+    defaultErrnoRet: int | None
+    architectures: list[str] | None
+    archMap: list[ArchMapEntry] | None
+    syscalls: list[SyscallRule] | None
 
 OPS = {
     "SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
@@ -91,7 +139,7 @@ def alternatives(index: int, op: int, a: int, b: int, *, permissive: bool) -> li
     return [(index, op, a, b)]  # NE, GT, GE: the 64-bit test already covers the 32-bit one
 
 
-def rule_groups(rule: dict[str, Any], *, permissive: bool, where: str) -> list[list[Cmp]]:
+def rule_groups(rule: SyscallRule, *, permissive: bool, where: str) -> list[list[Cmp]]:
     """The libseccomp rules (lists of comparisons, ANDed) one profile rule becomes.
 
     As in runc, several conditions on the same argument are alternatives; conditions on

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import posixpath
 import tarfile
-from typing import Any
 
 from trustbuild._internal.idmap import OWNER_XATTR
 
@@ -56,7 +55,7 @@ class PaxInfo(tarfile.TarInfo):
                     break
                 p = total
             records += str(p).encode("ascii") + b" " + kb + b"=" + vb + b"\n"
-        info: dict[str, Any] = {
+        info: dict[str, object] = {
             "name": "././@PaxHeader", "type": type, "size": len(records),
             "magic": tarfile.POSIX_MAGIC,
         }

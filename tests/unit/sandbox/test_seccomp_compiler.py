@@ -96,6 +96,12 @@ def test_masked_eq_arguments_and_caps_includes(tmp_path: Path) -> None:
      "syscalls[0].args[0].op"),
     ({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_Z80"]}, "architectures[0]"),
     ([1, 2], "top level"),
+    ({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"],
+      "action": "SCMP_ACT_ERRNO", "includes": {"caps": "CAP_SYS_ADMIN"}}]},
+     "syscalls[0].includes.caps"),
+    ({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"],
+      "action": "SCMP_ACT_ERRNO", "excludes": {"minKernel": 4.8}}]},
+     "syscalls[0].excludes.minKernel"),
 ])
 def test_invalid_profiles_name_the_field(tmp_path: Path, data: object, field: str) -> None:
     with pytest.raises(SandboxError) as exc:
