@@ -165,9 +165,9 @@ class LayerCache:
             cfg_raw = f.read()
             f.read()
         check_bytes(cfg_raw, m.config, what="cache entry config")
-        diff_ids = (load_json(cfg_raw, what="cache config").get("rootfs") or {}).get(
-            "diff_ids") or []
-        return str(diff_ids[0]) if len(diff_ids) == 1 else ""
+        rootfs = load_json(cfg_raw, what="cache config").get("rootfs")
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        return str(diff_ids[0]) if isinstance(diff_ids, list) and len(diff_ids) == 1 else ""
 
     def put(self, key: str, layer: LayerRef | None) -> LayerRef | None:
         """Store the step's ``layer`` (None: no layer) under ``key``; failures are warnings.

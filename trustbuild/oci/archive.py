@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from trustbuild._internal.atomic import atomic_file
 from trustbuild.errors import (
@@ -98,6 +98,15 @@ class _Slice(io.RawIOBase):
     def close(self) -> None:
         self._f.close()
         super().close()
+
+
+@dataclass(frozen=True)
+class _ArchiveEntry:
+    """One checked entry of ``manifest.json``."""
+
+    config: str
+    repo_tags: list[str]
+    layers: list[str]
 
 
 @dataclass
@@ -177,7 +186,7 @@ class ArchiveReader:
         with _Slice(self._tar_path, m.offset_data, m.size) as s:
             return s.read()
 
-    def _read_manifest_json(self) -> list[dict[str, Any]]:
+    def _read_manifest_json(self) -> list[_ArchiveEntry]:
         what = f"{self.describe()}: manifest.json"
         if "manifest.json" not in self._members:
             raise InvalidManifest(f"{what} is missing (not a docker save archive?)")
@@ -200,11 +209,12 @@ class ArchiveReader:
             tags = e.get("RepoTags") or []
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
                 raise InvalidManifest(f"{what}: entry {i}: RepoTags must be a list of strings")
-        return entries
+        return [_ArchiveEntry(e["Config"], list(e.get("RepoTags") or []), e["Layers"])
+                for e in entries]
 
     def repo_tags(self) -> list[str]:
         """Every RepoTag in the archive."""
-        return [t for e in self._entries for t in (e.get("RepoTags") or [])]
+        return [t for e in self._entries for t in e.repo_tags]
 
     def _select(self, ref: str | None) -> int:
         if not ref:
@@ -224,7 +234,7 @@ class ArchiveReader:
         except InvalidReference:
             want = None
         for i, e in enumerate(self._entries):
-            for t in e.get("RepoTags") or []:
+            for t in e.repo_tags:
                 try:
                     r = Reference.parse(t)
                 except InvalidReference:
@@ -241,20 +251,17 @@ class ArchiveReader:
             if i in self._images:
                 return self._images[i]
             e = self._entries[i]
-            cfg_bytes = self._member_bytes(e["Config"], MAX_CONFIG_BYTES)
-            cfg = load_json(cfg_bytes, what=f"{self.describe()}: config {e['Config']}")
-            diff_ids = (
-                (cfg.get("rootfs") or {}).get("diff_ids")
-                if isinstance(cfg.get("rootfs"), dict)
-                else None
-            )
-            if not isinstance(diff_ids, list) or len(diff_ids) != len(e["Layers"]):
+            cfg_bytes = self._member_bytes(e.config, MAX_CONFIG_BYTES)
+            cfg = load_json(cfg_bytes, what=f"{self.describe()}: config {e.config}")
+            rootfs = cfg.get("rootfs")
+            diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+            if not isinstance(diff_ids, list) or len(diff_ids) != len(e.layers):
                 raise InvalidManifest(
-                    f"{self.describe()}: config {e['Config']}: rootfs.diff_ids must list "
-                    f"one digest per layer ({len(e['Layers'])} layers)"
+                    f"{self.describe()}: config {e.config}: rootfs.diff_ids must list "
+                    f"one digest per layer ({len(e.layers)} layers)"
                 )
             layers: list[tuple[Descriptor, tarfile.TarInfo]] = []
-            for name, diff_id in zip(e["Layers"], diff_ids, strict=True):
+            for name, diff_id in zip(e.layers, diff_ids, strict=True):
                 m = self._member(name)
                 with _Slice(self._tar_path, m.offset_data, m.size) as s:
                     kind = detect(s.read(MAGIC_LEN))
@@ -276,7 +283,7 @@ class ArchiveReader:
                 layers.append((desc, m))
             config = Descriptor(MediaType.DOCKER_CONFIG, Digest.of(cfg_bytes), len(cfg_bytes))
             raw = archive_manifest(config, [d for d, _ in layers])
-            img = _Image(raw, config, cfg_bytes, layers, list(e.get("RepoTags") or []))
+            img = _Image(raw, config, cfg_bytes, layers, list(e.repo_tags))
             self._images[i] = img
             return img
 

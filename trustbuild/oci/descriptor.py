@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import platform as _platform
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from trustbuild.errors import InvalidManifest, UsageError
 from trustbuild.oci.digest import Digest
@@ -41,14 +41,16 @@ class Platform:
         return cls("linux", arch, "v8" if arch == "arm64" else None)
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Platform:
+    def from_json(cls, d: Mapping[str, object]) -> Platform:
         """From an index entry's ``platform`` object."""
-        return cls(str(d.get("os", "")), str(d.get("architecture", "")), d.get("variant"),
-                   d.get("os.version"))
+        variant, os_version = d.get("variant"), d.get("os.version")
+        return cls(str(d.get("os", "")), str(d.get("architecture", "")),
+                   variant if isinstance(variant, str) else None,
+                   os_version if isinstance(os_version, str) else None)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, str]:
         """As an index entry's ``platform`` object."""
-        d: dict[str, Any] = {"architecture": self.architecture, "os": self.os}
+        d = {"architecture": self.architecture, "os": self.os}
         if self.variant:
             d["variant"] = self.variant
         if self.os_version:
@@ -78,10 +80,10 @@ class Descriptor:
     platform: Platform | None = None
     artifact_type: str | None = None
     urls: tuple[str, ...] | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
-    def from_json(cls, d: Any, *, where: str = "descriptor") -> Descriptor:
+    def from_json(cls, d: object, *, where: str = "descriptor") -> Descriptor:
         """Parse and check a descriptor object."""
         if not isinstance(d, dict):
             raise InvalidManifest(f"{where}: expected an object")
@@ -121,10 +123,10 @@ class Descriptor:
             {k: v for k, v in d.items() if k not in known},
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         """As a JSON object in the spec's field order."""
-        d: dict[str, Any] = {"mediaType": self.media_type, "digest": str(self.digest),
-                             "size": self.size}
+        d: dict[str, object] = {"mediaType": self.media_type, "digest": str(self.digest),
+                                "size": self.size}
         if self.urls:
             d["urls"] = list(self.urls)
         if self.annotations:
@@ -137,6 +139,9 @@ class Descriptor:
         return d
 
     @classmethod
-    def for_bytes(cls, media_type: str, data: bytes, **kw: Any) -> Descriptor:
+    def for_bytes(cls, media_type: str, data: bytes, *,
+                  annotations: dict[str, str] | None = None, platform: Platform | None = None,
+                  artifact_type: str | None = None) -> Descriptor:
         """A descriptor of in-memory content."""
-        return cls(media_type, Digest.of(data), len(data), **kw)
+        return cls(media_type, Digest.of(data), len(data), annotations=annotations,
+                   platform=platform, artifact_type=artifact_type)

@@ -10,7 +10,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from trustbuild.errors import DigestMismatch, InvalidManifest
 from trustbuild.oci.descriptor import Descriptor, Platform
@@ -94,7 +94,7 @@ def read_config_bytes(store: Store, manifest: Manifest) -> bytes:
     return data
 
 
-def read_config(store: Store, manifest: Manifest) -> dict[str, Any]:
+def read_config(store: Store, manifest: Manifest) -> dict[str, object]:
     """The parsed config of ``manifest``."""
     return load_json(
         read_config_bytes(store, manifest),

@@ -282,10 +282,11 @@ class LayoutStore:
                 continue
             if m.subject is None or m.subject.digest != digest:
                 continue
+            declared = m.data.get("artifactType")
             at = (
                 (m.artifact_type or m.config.media_type)
                 if isinstance(m, Manifest)
-                else m.data.get("artifactType")
+                else declared if isinstance(declared, str) else None
             )
             if artifact_type and at != artifact_type:
                 continue

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from trustbuild._internal.jsonload import load_object
 from trustbuild.errors import InvalidManifest, NotFound
@@ -20,12 +19,12 @@ __all__ = ["Manifest", "Index", "parse_manifest", "load_json", "dump_json", "MAX
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 
-def load_json(raw: bytes, *, what: str) -> dict[str, Any]:
+def load_json(raw: bytes, *, what: str) -> dict[str, object]:
     """Parse a JSON object, bounded in size, with a clear error naming ``what``."""
     return load_object(raw, what=what, error=InvalidManifest, max_bytes=MAX_MANIFEST_BYTES)
 
 
-def dump_json(obj: Any) -> bytes:
+def dump_json(obj: object) -> bytes:
     """Compact canonical-ish JSON as the registries and ggcr write it.
 
     No spaces, key order kept.
@@ -59,7 +58,7 @@ class Manifest(_Parsed):
     annotations: dict[str, str] | None
     subject: Descriptor | None
     artifact_type: str | None
-    data: dict[str, Any]
+    data: dict[str, object]
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,12 @@ class Index(_Parsed):
     manifests: tuple[Descriptor, ...]
     annotations: dict[str, str] | None
     subject: Descriptor | None
-    data: dict[str, Any]
+    data: dict[str, object]
+
+    def raw_entries(self) -> list[dict[str, object]]:
+        """The ``manifests`` objects as written (every field kept, for rewriting the index)."""
+        ms = self.data.get("manifests")
+        return [m for m in ms if isinstance(m, dict)] if isinstance(ms, list) else []
 
     def select(self, platform: Platform) -> Descriptor:
         """The entry for ``platform``; NotFound listing what the index offers otherwise."""
@@ -85,23 +89,21 @@ def parse_manifest(raw: bytes, media_type: str | None = None, *,
                    what: str = "manifest") -> Manifest | Index:
     """Parse manifest or index bytes; ``media_type`` is the transport's Content-Type if known."""
     obj = load_json(raw, what=what)
-    for key in ("mediaType", "artifactType"):
-        if key in obj and not isinstance(obj[key], str):
-            raise InvalidManifest(f"{what}: '{key}' must be a string")
+    declared, artifact_type = (_str_field(obj, key, what) for key in ("mediaType", "artifactType"))
     ann = obj.get("annotations")
     if ann is not None and not (isinstance(ann, dict)
                                 and all(isinstance(v, str) for v in ann.values())):
         raise InvalidManifest(f"{what}: 'annotations' must map strings to strings")
-    mt = obj.get("mediaType") or media_type
+    mt = declared or media_type
     if obj.get("schemaVersion") != 2:
         raise InvalidManifest(f"{what}: unsupported schemaVersion {obj.get('schemaVersion')!r} "
                               "(only schema 2 manifests are supported)")
     if mt is None:
         mt = MediaType.OCI_INDEX if "manifests" in obj else MediaType.OCI_MANIFEST
-    if media_type and obj.get("mediaType") and media_type != obj["mediaType"] \
+    if media_type and declared and media_type != declared \
             and media_type not in ("application/json", "application/octet-stream"):
         raise InvalidManifest(f"{what}: Content-Type {media_type} "
-                              f"does not match mediaType {obj['mediaType']}")
+                              f"does not match mediaType {declared}")
     subj = (Descriptor.from_json(obj["subject"], where=f"{what}: subject")
             if "subject" in obj else None)
     if mt in INDEX_TYPES:
@@ -120,6 +122,16 @@ def parse_manifest(raw: bytes, media_type: str | None = None, *,
             raw, mt, Descriptor.from_json(obj["config"], where=f"{what}: config"),
             tuple(Descriptor.from_json(x, where=f"{what}: layers[{i}]")
                   for i, x in enumerate(layers)),
-            ann, subj, obj.get("artifactType"), obj,
+            ann, subj, artifact_type, obj,
         )
     raise InvalidManifest(f"{what}: unsupported media type {mt!r}")
+
+
+def _str_field(obj: dict[str, object], key: str, what: str) -> str | None:
+    """``obj[key]`` when present (then it must be a string), else None."""
+    if key not in obj:
+        return None
+    value = obj[key]
+    if not isinstance(value, str):
+        raise InvalidManifest(f"{what}: '{key}' must be a string")
+    return value

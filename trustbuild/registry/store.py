@@ -313,9 +313,11 @@ class RegistryStore:
                 params = None  # the next link carries its own query
             finally:
                 resp.close()
-            idx = load_json(raw, what=f"referrers of {self._name(str(digest))}")
-            found += [Descriptor.from_json(d, where=f"referrers of {digest}")
-                      for d in idx.get("manifests") or []]
+            what = f"referrers of {self._name(str(digest))}"
+            entries = load_json(raw, what=what).get("manifests") or []
+            if not isinstance(entries, list):
+                raise InvalidManifest(f"{what}: 'manifests' must be a list")
+            found += [Descriptor.from_json(d, where=f"referrers of {digest}") for d in entries]
         return _ref.filter_referrers(found, artifact_type)
 
     # ------------------------------------------------------------------ blobs

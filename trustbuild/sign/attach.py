@@ -209,7 +209,7 @@ def ensure_listed(store: Store, subject: Digest, desc: Descriptor) -> None:
         raw, mt = store.get_manifest(tag)
         idx = parse_manifest(raw, mt, what=f"{store.describe()}:{tag}")
         if isinstance(idx, Index):
-            entries = [e for e in idx.data.get("manifests", []) if isinstance(e, dict)]
+            entries = idx.raw_entries()
     except (*_LOOKUP_ERRORS, InvalidManifest):
         entries = []
     if any(e.get("digest") == str(desc.digest) for e in entries):
@@ -283,7 +283,7 @@ def _drop_from_tag_index(store: Store, subject: Digest, gone: set[Digest]) -> No
         return
     if not isinstance(idx, Index):
         return
-    entries = [e for e in idx.data.get("manifests", []) if isinstance(e, dict)]
+    entries = idx.raw_entries()
     keep = [e for e in entries if e.get("digest") not in {str(g) for g in gone}]
     if len(keep) != len(entries):
         index = {"schemaVersion": 2, "mediaType": str(MediaType.OCI_INDEX), "manifests": keep}
