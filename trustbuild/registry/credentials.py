@@ -20,7 +20,6 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from trustbuild._internal.b64 import std_b64decode
 from trustbuild.errors import RegistryError
@@ -57,7 +56,7 @@ def docker_config_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(home) / ".docker" / "config.json"
 
 
-def load_docker_config(path: Path) -> dict[str, Any]:
+def load_docker_config(path: Path) -> dict[str, object]:
     """The parsed config, ``{}`` if the file is absent; RegistryError if it is not valid JSON."""
     try:
         raw = path.read_bytes()
@@ -87,7 +86,7 @@ def _helper_server_url(host: str) -> str:
     return DOCKER_HUB_AUTH_KEY if host == "docker.io" else host
 
 
-def _from_auth_entry(entry: Any, where: str) -> Credentials | None:
+def _from_auth_entry(entry: object, where: str) -> Credentials | None:
     if not isinstance(entry, dict):
         return None
     user = entry.get("username") or ""
@@ -128,9 +127,11 @@ def _run_helper(helper: str, host: str, env: Mapping[str, str] | None) -> Creden
         raise RegistryError(f"credential helper {prog} for {host} exited {proc.returncode}: "
                             f"{first[0] if first else 'no message'}")
     try:
-        obj = json.loads(out)
+        obj: object = json.loads(out)
+        if not isinstance(obj, dict):
+            raise ValueError("not an object")
         user, secret = str(obj.get("Username", "")), str(obj.get("Secret", ""))
-    except (ValueError, AttributeError):
+    except ValueError:
         raise RegistryError(f"credential helper {prog} for {host} did not print JSON "
                             "with Username and Secret") from None
     if not user and not secret:
@@ -146,12 +147,12 @@ def resolve_credentials(host: str, *, config_path: Path | None = None,
     want = _normalise_key(host)
     path = config_path or docker_config_path(env)
     cfg = load_docker_config(path)
-    helpers = cfg.get("credHelpers") if isinstance(cfg.get("credHelpers"), dict) else {}
-    for key, helper in (helpers or {}).items():
+    helpers = cfg.get("credHelpers")
+    for key, helper in (helpers.items() if isinstance(helpers, dict) else ()):
         if _normalise_key(key) == want and isinstance(helper, str) and helper:
             return _run_helper(helper, want, env)
-    auths = cfg.get("auths") if isinstance(cfg.get("auths"), dict) else {}
-    for key, entry in (auths or {}).items():
+    auths = cfg.get("auths")
+    for key, entry in (auths.items() if isinstance(auths, dict) else ()):
         if _normalise_key(key) == want:
             creds = _from_auth_entry(entry, f"{path} auths[{key!r}]")
             if creds is not None:

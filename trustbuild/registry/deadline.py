@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import http.client
 import io
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import urllib3
 from requests.adapters import HTTPAdapter
@@ -38,6 +39,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from trustbuild.errors import RegistryError
 from trustbuild.registry.options import RegistryTimeouts
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["SlowRegistry", "Limits", "metering", "metered_adapter", "limits_for"]
 
@@ -130,7 +134,7 @@ class _Meter:
 class _MeteredRaw(io.RawIOBase):
     """The socket's raw reader, with each blocking read bounded and accounted by a meter."""
 
-    def __init__(self, sock: Any, meter: _Meter) -> None:
+    def __init__(self, sock: socket.socket, meter: _Meter) -> None:
         super().__init__()
         self._sock = sock
         # holds a reference that keeps the socket open after HTTPConnection.close() (as
@@ -142,7 +146,7 @@ class _MeteredRaw(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf: Any) -> int | None:
+    def readinto(self, buf: WriteableBuffer) -> int | None:
         saved = self._sock.gettimeout()
         try:
             while True:
@@ -181,8 +185,9 @@ class _MeteredRaw(io.RawIOBase):
 class _MeteredResponse(http.client.HTTPResponse):
     """``http.client`` response reading through a meter when limits are set for this thread."""
 
-    def __init__(self, sock: Any, *args: Any, **kw: Any) -> None:
-        super().__init__(sock, *args, **kw)
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
+                 url: str | None = None) -> None:
+        super().__init__(sock, debuglevel, method, url)
         limits = getattr(_current, "limits", None)
         if limits is not None:
             plain = self.fp
@@ -212,12 +217,13 @@ _POOLS = {"http": _Pool, "https": _TLSPool}
 class _MeteredAdapter(HTTPAdapter):
     """requests adapter whose connections create metered responses."""
 
-    def init_poolmanager(self, *args: Any, **kw: Any) -> None:
-        super().init_poolmanager(*args, **kw)
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
+                         **pool_kwargs: object) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = _POOLS
 
-    def proxy_manager_for(self, proxy: str, **kw: Any) -> urllib3.ProxyManager:
-        manager: urllib3.ProxyManager = super().proxy_manager_for(proxy, **kw)
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: object) -> urllib3.ProxyManager:
+        manager: urllib3.ProxyManager = super().proxy_manager_for(proxy, **proxy_kwargs)
         if not proxy.lower().startswith("socks"):
             manager.pool_classes_by_scheme = _POOLS
         return manager

@@ -9,7 +9,7 @@ the push with an ``OCI-Subject`` header.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from trustbuild.errors import InvalidManifest, NotFound
 from trustbuild.oci.descriptor import Descriptor
@@ -51,8 +51,8 @@ def filter_referrers(descs: list[Descriptor], artifact_type: str | None) -> list
 
 def index_of(descs: list[Descriptor]) -> bytes:
     """A referrers index (OCI image index) listing ``descs``."""
-    obj: dict[str, Any] = {"schemaVersion": 2, "mediaType": MediaType.OCI_INDEX,
-                           "manifests": [d.to_json() for d in descs]}
+    obj: dict[str, object] = {"schemaVersion": 2, "mediaType": MediaType.OCI_INDEX,
+                              "manifests": [d.to_json() for d in descs]}
     return dump_json(obj)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import ssl
-from typing import Any
 
 import requests
 
@@ -38,7 +37,7 @@ def read_limited(resp: requests.Response, limit: int) -> bytes:
 def _registry_message(body: bytes) -> str:
     """``code: message`` from a distribution error body, or its first text line."""
     try:
-        obj: Any = json.loads(body)
+        obj: object = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         obj = None
     if isinstance(obj, dict):

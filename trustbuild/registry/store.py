@@ -42,7 +42,7 @@ from trustbuild.registry.credentials import Credentials
 from trustbuild.registry.mirror import mirror_transports
 from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.response import connection_error, read_limited
-from trustbuild.registry.transport import _UNSET, Transport
+from trustbuild.registry.transport import _UNSET, Transport, Unset
 from trustbuild.registry.upload import DEFAULT_CHUNK_SIZE, upload_blob
 
 if TYPE_CHECKING:
@@ -82,7 +82,8 @@ class RegistryStore:
     """
 
     def __init__(self, registry: str, repository: str, options: StoreOptions, *,
-                 credentials: Credentials | None = _UNSET, retry: RetryPolicy = DEFAULT_POLICY,
+                 credentials: Credentials | None | Unset = _UNSET,
+                 retry: RetryPolicy = DEFAULT_POLICY,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, transport: Transport | None = None) -> None:
         if not _REPO.match(repository or ""):
             raise InvalidReference(f"invalid repository name {repository!r} for {registry}: "

@@ -10,12 +10,13 @@ and connection errors, honouring ``Retry-After``; bodies are re-opened for each 
 
 from __future__ import annotations
 
+import enum
 import os
 import threading
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -39,10 +40,27 @@ DOCKER_HUB_API = "registry-1.docker.io"
 _TIMEOUT = (30.0, 300.0)
 _HTTP_TO_HTTPS = "client sent an http request to an https server"
 
-Body = bytes | Callable[[], AbstractContextManager[Any]] | None
-"""A request body: bytes, or an opener of a fresh stream (re-opened for each attempt)."""
+class Readable(Protocol):
+    """A request body stream (requests reads it; ``len``/``tell`` give a Content-Length)."""
 
-_UNSET: Any = object()
+    def read(self, n: int = -1, /) -> bytes:
+        """Up to ``n`` bytes (all that is left by default)."""
+        ...
+
+
+Body = bytes | Callable[[], AbstractContextManager[Readable]] | None
+"""A request body: bytes, or an opener of a fresh stream (re-opened for each attempt)."""
+Params = Mapping[str, str] | Sequence[tuple[str, str]] | None
+"""Query parameters."""
+
+
+class Unset(enum.Enum):
+    """The type of ``_UNSET``: no credentials given, look them up (None means anonymous)."""
+
+    UNSET = "unset"
+
+
+_UNSET = Unset.UNSET
 
 
 def api_host(registry: str) -> str:
@@ -59,7 +77,7 @@ class Transport:
     """Authenticated, retrying HTTP access to one registry (thread-safe)."""
 
     def __init__(self, registry: str, *, options: StoreOptions | None = None,
-                 credentials: Credentials | None = _UNSET,
+                 credentials: Credentials | None | Unset = _UNSET,
                  retry: RetryPolicy = DEFAULT_POLICY) -> None:
         """``credentials`` default: looked up in docker config.json on first use of auth."""
         self.options = options or StoreOptions()
@@ -123,27 +141,33 @@ class Transport:
         return True
 
     def _send_raw(self, method: str, url: str, *, blob: bool | None = None,
-                  **kw: Any) -> requests.Response:
+                  headers: Mapping[str, str] | None = None, params: Params = None,
+                  data: bytes | Readable | Mapping[str, str] | None = None,
+                  auth: tuple[str, str] | None = None, stream: bool = False,
+                  allow_redirects: bool = True) -> requests.Response:
         """One HTTP exchange; connection failures become RegistryError (temporary).
 
         The response is metered (:mod:`trustbuild.registry.deadline`) with the blob deadline
         for blob downloads (``blob``; default: a GET of ``/blobs/``), the API one otherwise.
         """
-        kw.setdefault("timeout", _TIMEOUT)
         split = urlsplit(url)
         netloc = split.netloc
         if blob is None:
             blob = (method == "GET" and "/blobs/" in split.path
                     and "/blobs/uploads" not in split.path)
         # proxies from HTTP(S)_PROXY/NO_PROXY, never for loopback; no netrc (trust_env is off)
-        kw.setdefault("proxies", {} if is_loopback_registry(netloc) else get_environ_proxies(url))
+        proxies = {} if is_loopback_registry(netloc) else get_environ_proxies(url)
+        cert = None
         if self._client_cert and url.startswith("https://") and \
                 split.hostname == urlsplit(f"https://{self.host}/").hostname:
-            kw.setdefault("cert", self._client_cert)  # mutual TLS: only to the registry's host
+            cert = self._client_cert  # mutual TLS: only to the registry's host
         limits = limits_for(self.options.timeouts, netloc or self.host, method, url, blob=blob)
         try:
             with metering(limits):
-                return self.session.request(method, url, verify=self._verify(url), **kw)
+                return self.session.request(
+                    method, url, params=params, data=data, headers=headers, auth=auth,
+                    timeout=_TIMEOUT, allow_redirects=allow_redirects, proxies=proxies,
+                    stream=stream, verify=self._verify(url), cert=cert)
         except (requests.RequestException, OSError) as exc:
             raise connection_error(netloc or self.host, exc) from exc
 
@@ -187,12 +211,12 @@ class Transport:
 
     def request(self, method: str, path: str, *, scopes: Sequence[str],
                 expect: Collection[int] = (200,),
-                headers: Mapping[str, str] | None = None, params: Any = None, body: Body = None,
+                headers: Mapping[str, str] | None = None, params: Params = None, body: Body = None,
                 stream: bool = False, retry: bool = True,
                 allow_redirects: bool = True) -> requests.Response:
         """Send with auth and retries; the response if its status is in ``expect``.
 
-        Any other status raises a one-line RegistryError (``METHOD URL: STATUS code: message``).
+        Every other status raises a one-line RegistryError (``METHOD URL: STATUS code: message``).
         With ``stream=True`` the caller must close the response.
         """
         self.ping()
@@ -205,7 +229,7 @@ class Transport:
         return retry_call(attempt, policy=self.retry if retry else RetryPolicy(attempts=1))
 
     @contextmanager
-    def _open_body(self, body: Body) -> Iterator[Any]:
+    def _open_body(self, body: Body) -> Iterator[bytes | Readable | None]:
         if body is None or isinstance(body, bytes):
             with nullcontext(body) as b:
                 yield b
@@ -214,7 +238,8 @@ class Transport:
                 yield stream
 
     def _request_once(self, method: str, url: str, *, scopes: tuple[str, ...],
-                      expect: Collection[int], headers: dict[str, str], params: Any, body: Body,
+                      expect: Collection[int], headers: dict[str, str], params: Params,
+                      body: Body,
                       stream: bool, allow_redirects: bool) -> requests.Response:
         for auth_round in range(2):
             hdrs = {**headers, **self.auth.headers(scopes)}
