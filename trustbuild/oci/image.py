@@ -21,7 +21,8 @@ from trustbuild.oci.verify import check_bytes
 if TYPE_CHECKING:
     from trustbuild.oci.store import Store
 
-__all__ = ["ResolvedImage", "resolve_image", "read_config_bytes", "read_config", "MAX_CONFIG_BYTES"]
+__all__ = ["ResolvedImage", "resolve_image", "resolve_index", "read_config_bytes", "read_config",
+           "MAX_CONFIG_BYTES"]
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
@@ -64,8 +65,13 @@ def resolve_image(
     top = get_parsed(store, ref)
     if isinstance(top, Manifest):
         return ResolvedImage(top, top, None)
-    want = platform or Platform.host()
-    entry = top.select(want)
+    return resolve_index(store, top, platform=platform)
+
+
+def resolve_index(store: Store, index: Index, *, platform: Platform | None = None) -> ResolvedImage:
+    """The image manifest ``index`` holds for ``platform`` (default: this machine), checked
+    against the entry's digest."""
+    entry = index.select(platform or Platform.host())
     child = get_parsed(store, str(entry.digest))
     if not isinstance(child, Manifest):
         raise InvalidManifest(
@@ -75,7 +81,7 @@ def resolve_image(
         raise DigestMismatch(
             f"{store.describe()}: index entry {entry.digest} has digest {child.digest}"
         )
-    return ResolvedImage(top, child, entry.platform)
+    return ResolvedImage(index, child, entry.platform)
 
 
 def read_config_bytes(store: Store, manifest: Manifest) -> bytes:

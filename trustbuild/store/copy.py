@@ -26,11 +26,11 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from trustbuild.errors import DigestMismatch, InvalidManifest, StoreError
+from trustbuild.errors import DigestMismatch, StoreError
 from trustbuild.oci.archive import DOCKER_LAYER_TAR, ArchiveWriter
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.digest import CHUNK, Hasher
-from trustbuild.oci.image import get_parsed
+from trustbuild.oci.image import get_parsed, resolve_index
 from trustbuild.oci.layout import LayoutStore
 from trustbuild.oci.manifest import Index, Manifest, dump_json
 from trustbuild.oci.mediatype import MediaType
@@ -86,14 +86,9 @@ def copy_image(
                         "copy one platform (drop --all)"
                     )
                 return _copy_index(src, top, dst, dst_tags, jobs=jobs, say=say)
-            entry = top.select(platform or Platform.host())
-            say(f"picked {entry.platform} image {entry.digest} from index {top.digest}")
-            child = get_parsed(src, str(entry.digest))
-            if not isinstance(child, Manifest):
-                raise InvalidManifest(
-                    f"{src.describe()}: index entry {entry.digest} is not an image manifest"
-                )
-            top = child
+            img = resolve_index(src, top, platform=platform)
+            say(f"picked {img.platform} image {img.digest} from index {top.digest}")
+            top = img.manifest
         needs_compress = any(
             d.media_type == DOCKER_LAYER_TAR for d in top.layers
         ) and not isinstance(dst, ArchiveWriter)
