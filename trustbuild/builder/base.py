@@ -70,7 +70,7 @@ class BaseImages:
     def __init__(self, *, store_options: StoreOptions, cache_dir: Path, platform: Platform,
                  log: BuildLog | None = None, layer_store: LayerStore | None = None) -> None:
         self.options = store_options
-        self.log = log  # a builder.events.BuildLog: one progress line per pulled layer
+        self.log = log  # one progress line per pulled layer
         self.layer_store = layer_store  # blobs kept between builds (--cache-dir)
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +158,7 @@ class BaseImages:
     def _fetch_with_bar(self, base: ResolvedBase, desc: Descriptor, dest: Path,
                         count: Callable[[int], None]) -> None:
         """fetch_blob, with the growing temp file feeding a terminal's bar."""
-        if not getattr(self.log, "tty", False):
+        if self.log is None or not self.log.tty:
             base.store.fetch_blob(desc, dest)
             count(desc.size)
             return

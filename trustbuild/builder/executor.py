@@ -535,7 +535,7 @@ class Executor:
     def _footer(self, n: int, total: int, stage: Stage, started: float, before: int) -> None:
         log = self.options.log
         if log is not None:
-            cached = any(getattr(r, "cached", False) for r in self.record.steps[before:])
+            cached = any(r.cached for r in self.record.steps[before:])
             log.step_end(n, total, seconds=time.time() - started, cached=cached,
                          stage=stage.name or str(stage.index))
 
@@ -546,7 +546,7 @@ class Executor:
             ignore_list_for,
         )
 
-        ctx_dir = getattr(self.ctx, "tempdir", None) or getattr(self.ctx, "root", None)
+        ctx_dir = self.ctx.tempdir or self.ctx.root
         ignore = ignore_list_for(self.options, self.work, ctx_dir)
         check_executor_protected(ignore, force=self.options.force)
         self.cfs = ContainerFS(ignore, output=self.options.output)

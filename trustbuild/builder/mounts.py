@@ -232,7 +232,7 @@ def _bind_source(ex: StepContext, st: StageRun, ins: Command, spec: MountSpec,
         src = ex.ctx.resolve_sources(spec.source or ".", line=ins.line, path=ex.path,
                                      instruction="RUN --mount")[0]
         src = Path(os.path.realpath(src))
-        filtered = src.is_dir() and bool(getattr(ex.ctx.ignore, "patterns", None))
+        filtered = src.is_dir() and bool(ex.ctx.ignore.patterns)
     if not spec.rw and not filtered:
         return src
     dst = tmp / f"bind-{len(list(tmp.iterdir()))}"

@@ -298,9 +298,9 @@ def prepare_platform(options: BuildOptions) -> BuildPlan:
         name = Path(str(df_path)).name if options.dockerfile != "-" else "Dockerfile"
         record.dockerfile_path = str(df_path)
         record.dockerfile_digest = str(Digest.of(text.encode()))
-        record.context_source = str(getattr(ctx, "source", options.context))
+        record.context_source = ctx.source
         record.context_digest = str(ctx.digest())
-        record.git_commit = getattr(ctx, "git_commit", None)
+        record.git_commit = ctx.git_commit
         df = parse_dockerfile(text, path=name)
         ex = Executor(options, df, ctx, record, work=work, mode=mode)
         stages = ex.plan()

@@ -6,6 +6,7 @@ import platform as _platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from trustbuild._internal.jsonvalue import JSONObject
 from trustbuild.errors import InvalidManifest, UsageError
 from trustbuild.oci.digest import Digest
 
@@ -80,7 +81,7 @@ class Descriptor:
     platform: Platform | None = None
     artifact_type: str | None = None
     urls: tuple[str, ...] | None = None
-    extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+    extra: JSONObject = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_json(cls, d: object, *, where: str = "descriptor") -> Descriptor:
@@ -123,16 +124,16 @@ class Descriptor:
             {k: v for k, v in d.items() if k not in known},
         )
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> JSONObject:
         """As a JSON object in the spec's field order."""
-        d: dict[str, object] = {"mediaType": self.media_type, "digest": str(self.digest),
-                                "size": self.size}
+        d: JSONObject = {"mediaType": self.media_type, "digest": str(self.digest),
+                         "size": self.size}
         if self.urls:
             d["urls"] = list(self.urls)
         if self.annotations:
             d["annotations"] = dict(self.annotations)
         if self.platform:
-            d["platform"] = self.platform.to_json()
+            d["platform"] = dict(self.platform.to_json())
         if self.artifact_type:
             d["artifactType"] = self.artifact_type
         d.update(self.extra)

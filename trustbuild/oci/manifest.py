@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import cast
 
 from trustbuild._internal.jsonload import load_object
+from trustbuild._internal.jsontypes import JSONObject
 from trustbuild.errors import InvalidManifest, NotFound
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.digest import Digest
@@ -70,10 +72,12 @@ class Index(_Parsed):
     subject: Descriptor | None
     data: dict[str, object]
 
-    def raw_entries(self) -> list[dict[str, object]]:
+    def raw_entries(self) -> list[JSONObject]:
         """The ``manifests`` objects as written (every field kept, for rewriting the index)."""
         ms = self.data.get("manifests")
-        return [m for m in ms if isinstance(m, dict)] if isinstance(ms, list) else []
+        # parsed by json.loads: every value in them is JSON
+        return [cast(JSONObject, m) for m in ms if isinstance(m, dict)] if isinstance(
+            ms, list) else []
 
     def select(self, platform: Platform) -> Descriptor:
         """The entry for ``platform``; NotFound listing what the index offers otherwise."""

@@ -370,7 +370,7 @@ def _copy(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd) -> None:
                 uid, gid = resolve_chown(st.rootfs, chown)
             except BuildError as exc:
                 raise ex.error(ins, str(exc)) from None
-        ignore = getattr(ex.ctx, "ignore", None)
+        ignore = ex.ctx.ignore
         forced = ex.epoch if ex.options.reproducible else None
         # container mode (the rootfs is "/", the context inside it) copies as it goes: a
         # source could be a path the copy itself replaces
