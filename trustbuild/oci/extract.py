@@ -369,6 +369,8 @@ class _Extractor:
                 raise _Unsafe(f"hardlink target {info.linkname!r} does not exist")
             if stat.S_ISDIR(tst.st_mode):
                 raise _Unsafe(f"hardlink target {info.linkname!r} is a directory")
+            if stat.S_ISLNK(tst.st_mode) and not self.root.follow:
+                raise _Unsafe(f"hardlink target {info.linkname!r} is a symlink")
             os.link(tbase, base, src_dir_fd=tdfd, dst_dir_fd=dfd, follow_symlinks=False)
         finally:
             os.close(tdfd)

@@ -24,17 +24,18 @@ if TYPE_CHECKING:
     from trustbuild.sandbox.container import detect_container, kaniko_ignore_list
     from trustbuild.sandbox.profiles import SecurityProfile, resolve_profile
     from trustbuild.sandbox.runner import MODES, SNAPSHOT_MODES, StepRunner
-    from trustbuild.sandbox.spec import RunResult, RunSpec
+    from trustbuild.sandbox.spec import Runner, RunResult, RunSpec
 
 __all__ = [
-    "RunSpec", "RunResult", "StepRunner", "SecurityProfile", "resolve_profile",
+    "RunSpec", "RunResult", "Runner", "StepRunner", "SecurityProfile", "resolve_profile",
     "detect_container", "kaniko_ignore_list", "MODES", "SNAPSHOT_MODES",
 ]
 
 # Lazy re-exports: the helper process imports trustbuild.sandbox._linux and must start fast.
 _WHERE = {
-    "RunSpec": "spec", "RunResult": "spec", "StepRunner": "runner", "MODES": "runner",
-    "SNAPSHOT_MODES": "runner", "SecurityProfile": "profiles", "resolve_profile": "profiles",
+    "RunSpec": "spec", "RunResult": "spec", "Runner": "spec", "StepRunner": "runner",
+    "MODES": "runner", "SNAPSHOT_MODES": "runner", "SecurityProfile": "profiles",
+    "resolve_profile": "profiles",
     "detect_container": "container", "kaniko_ignore_list": "container",
 }
 

@@ -44,3 +44,13 @@ def test_an_oversized_pax_header_is_refused() -> None:
     f.pax_headers = {"comment": "x" * (MAX_META + 1)}
     with pytest.raises(ContextError, match="not a valid tar"):
         open_context("tar://stdin", stdin=_tar((f, b"x")))
+
+
+def test_a_hardlink_to_a_symlink_is_refused() -> None:
+    link = _entry("link", tarfile.SYMTYPE)
+    link.linkname = "f"
+    hard = _entry("h", tarfile.LNKTYPE)
+    hard.linkname = "link"
+    with pytest.raises(ContextError, match="hardlink target 'link' is a symlink"):
+        open_context("tar://stdin", stdin=_tar((_entry("f", data=b"x"), b"x"), (link, b""),
+                                                (hard, b"")))
