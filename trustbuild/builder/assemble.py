@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from trustbuild._internal.jsonvalue import JSONObject
+from trustbuild._internal.jsontypes import LoadedObject
 from trustbuild.builder.config import ImageState, LayerRef
 from trustbuild.errors import BuildError
 from trustbuild.oci.descriptor import Descriptor, Platform
@@ -69,7 +69,7 @@ def assemble(state: ImageState, *, created: str, platform: Platform,
         merged = dict(state.runtime.labels or {})
         merged.update(labels)
         state.runtime.labels = merged
-    cfg: JSONObject = state.finalize(created=created, platform=platform)
+    cfg: LoadedObject = state.finalize(created=created, platform=platform)
     config_raw = dump_json(cfg)
     docker = image_format == "docker"
     config_desc = Descriptor.for_bytes(
@@ -80,7 +80,7 @@ def assemble(state: ImageState, *, created: str, platform: Platform,
         mt = _layer_media_type(d.media_type, image_format)
         layers.append(replace(ref, descriptor=Descriptor(mt, d.digest, d.size)))
     media_type = str(MediaType.DOCKER_MANIFEST if docker else MediaType.OCI_MANIFEST)
-    manifest: JSONObject = {
+    manifest: LoadedObject = {
         "schemaVersion": 2,
         "mediaType": media_type,
         "config": config_desc.to_json(),

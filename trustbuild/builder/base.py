@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trustbuild._internal.jsonvalue import JSONObject
+from trustbuild._internal.jsontypes import LoadedObject
 from trustbuild.builder.config import ImageState, LayerRef, ensure_local
 from trustbuild.errors import InvalidManifest, NotFound, RegistryError, TrustbuildError
 from trustbuild.oci.descriptor import Descriptor, Platform
@@ -58,7 +58,7 @@ class ResolvedBase:
         """``name@digest`` (what everything downstream uses)."""
         return f"{self.reference.name}@{self.digest}"
 
-    def config(self) -> JSONObject:
+    def config(self) -> LoadedObject:
         """The parsed config document."""
         value = json.loads(self.config_raw)
         return dict(value) if isinstance(value, dict) else {}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from trustbuild._internal.jsonvalue import JSONObject, JSONValue
+from trustbuild._internal.jsontypes import LoadedObject, LoadedValue
 from trustbuild.builder.imageconfig import ImageConfig
 from trustbuild.errors import InvalidManifest
 from trustbuild.oci.descriptor import Descriptor, Platform
@@ -84,7 +84,7 @@ class ImageState:
     ``config`` is the config document without its ``config`` object, which is ``runtime``.
     """
 
-    config: JSONObject
+    config: LoadedObject
     runtime: ImageConfig = field(default_factory=ImageConfig)
     layers: list[LayerRef] = field(default_factory=list)
     stage_env: dict[str, str] = field(default_factory=dict)  # ENV set by this stage, in order
@@ -93,7 +93,7 @@ class ImageState:
     @classmethod
     def scratch(cls, platform: Platform) -> ImageState:
         """An empty image for ``platform`` (FROM scratch)."""
-        cfg: JSONObject = {"architecture": platform.architecture, "os": platform.os}
+        cfg: LoadedObject = {"architecture": platform.architecture, "os": platform.os}
         if platform.variant:
             cfg["variant"] = platform.variant
         cfg["rootfs"] = {"type": "layers", "diff_ids": []}
@@ -147,7 +147,7 @@ class ImageState:
         self.runtime.env = [f"{k}={v}" for k, v in env.items()]
 
     # ---- history and layers
-    def history(self) -> list[JSONValue]:
+    def history(self) -> list[LoadedValue]:
         """The history entries (the document's own list: appending adds an entry)."""
         entries = self.config.setdefault("history", [])
         if not isinstance(entries, list):
@@ -157,7 +157,7 @@ class ImageState:
     def add_history(self, created_by: str, *, created: str, empty_layer: bool,
                     comment: str = HISTORY_COMMENT) -> None:
         """Append a history entry (``empty_layer`` for metadata-only instructions)."""
-        h: JSONObject = {"created": created, "created_by": created_by}
+        h: LoadedObject = {"created": created, "created_by": created_by}
         if comment:
             h["comment"] = comment
         if empty_layer:
@@ -176,7 +176,7 @@ class ImageState:
         diff_ids.append(layer.diff_id)
         rootfs["type"] = "layers"
 
-    def finalize(self, *, created: str, platform: Platform) -> JSONObject:
+    def finalize(self, *, created: str, platform: Platform) -> LoadedObject:
         """The config document to write: ``created`` set, empty fields dropped, keys ordered."""
         cfg = copy.deepcopy(self.config)
         cfg["created"] = created

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from trustbuild._internal.jsonvalue import JSONObject, JSONValue
+from trustbuild._internal.jsontypes import LoadedObject, LoadedValue
 from trustbuild.errors import InvalidManifest
 
 __all__ = ["Healthcheck", "ImageConfig"]
@@ -33,9 +33,9 @@ class Healthcheck:
         ("interval", "Interval"), ("timeout", "Timeout"), ("start_period", "StartPeriod"),
         ("start_interval", "StartInterval"), ("retries", "Retries"))
 
-    def to_json(self) -> JSONObject:
+    def to_json(self) -> LoadedObject:
         """Go's field order, zero values omitted (``omitempty``)."""
-        out: JSONObject = {"Test": list(self.test)}
+        out: LoadedObject = {"Test": list(self.test)}
         for attr, key in self._KEYS:
             value = getattr(self, attr)
             if value:
@@ -67,20 +67,20 @@ def _strings(value: object, what: str) -> list[str]:
     return [v for v in value if isinstance(v, str)]
 
 
-def _string_map(value: JSONValue, what: str) -> dict[str, str]:
+def _string_map(value: LoadedValue, what: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise InvalidManifest(f"{what} must be an object of strings")
     return {k: v for k, v in value.items() if isinstance(v, str)}
 
 
-def _set(value: JSONValue, what: str) -> dict[str, JSONObject]:
+def _set(value: LoadedValue, what: str) -> dict[str, LoadedObject]:
     """``ExposedPorts``/``Volumes``: keys with (empty) object values."""
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         raise InvalidManifest(f"{what} must be an object of objects")
     return {k: v for k, v in value.items() if isinstance(v, dict)}
 
 
-def _string(value: JSONValue, what: str) -> str:
+def _string(value: LoadedValue, what: str) -> str:
     if not isinstance(value, str):
         raise InvalidManifest(f"{what} must be a string")
     return value
@@ -101,11 +101,11 @@ class ImageConfig:
     """The runtime config. ``None`` means "not set" (and is written as nothing)."""
 
     user: str | None = None
-    exposed_ports: dict[str, JSONObject] | None = None
+    exposed_ports: dict[str, LoadedObject] | None = None
     env: list[str] | None = None
     entrypoint: list[str] | None = None
     cmd: list[str] | None = None
-    volumes: dict[str, JSONObject] | None = None
+    volumes: dict[str, LoadedObject] | None = None
     working_dir: str | None = None
     labels: dict[str, str] | None = None
     stop_signal: str | None = None
@@ -113,7 +113,7 @@ class ImageConfig:
     shell: list[str] | None = None
     on_build: list[str] | None = None
     args_escaped: bool | None = None
-    extra: JSONObject = field(default_factory=dict)  # keys not modelled, kept verbatim
+    extra: LoadedObject = field(default_factory=dict)  # keys not modelled, kept verbatim
     order: list[str] = field(default_factory=list, repr=False, compare=False)  # JSON keys
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -129,7 +129,7 @@ class ImageConfig:
         self.order.extend(k for k in self.extra if k not in self.order)
 
     @classmethod
-    def from_json(cls, value: JSONValue, *, what: str) -> ImageConfig:
+    def from_json(cls, value: LoadedValue, *, what: str) -> ImageConfig:
         """A config document's ``config`` object (``null`` is an empty config)."""
         if value is None:
             return cls()
@@ -161,7 +161,7 @@ class ImageConfig:
                 out.order.append(key)  # a null value keeps its place too, as the dict did
         return out
 
-    def _value(self, key: str) -> JSONValue:
+    def _value(self, key: str) -> LoadedValue:
         attr = _ATTRS.get(key)
         if attr is None:
             return self.extra.get(key)
@@ -175,9 +175,9 @@ class ImageConfig:
         assert value is None or isinstance(value, str | bool)
         return value
 
-    def to_json(self) -> JSONObject:
+    def to_json(self) -> LoadedObject:
         """The object as written in the image: keys in order, empty values dropped."""
-        out: JSONObject = {}
+        out: LoadedObject = {}
         for key in self.order:
             value = self._value(key)
             if value is None or value in ("", [], {}):

@@ -33,12 +33,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO, Protocol
 
 from trustbuild._internal import idmap
 from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
+from trustbuild.oci.store import Store
 
 __all__ = ["LayerStore", "StoreOrigin", "PruneResult", "default_cache_dir", "parse_size",
            "parse_duration"]
@@ -71,6 +72,14 @@ def parse_duration(text: str) -> float:
         raise UsageError(f"invalid duration {text!r}: expected e.g. 90s, 30m, 12h or 14d")
     unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 3600}[m.group(2).lower()]
     return float(m.group(1)) * unit
+
+
+class BlobFetcher(Protocol):
+    """Where a missing blob comes from: a Store, or anything that fetches like one."""
+
+    def fetch_blob(self, desc: Descriptor, dest: Path) -> None:
+        """Write the verified blob of ``desc`` to ``dest`` (temp file + rename)."""
+        ...
 
 
 @dataclass
@@ -133,7 +142,7 @@ class LayerStore:
         finally:
             os.close(fd)  # closing releases the lock
 
-    def ensure(self, desc: Descriptor, source: Any) -> Path:
+    def ensure(self, desc: Descriptor, source: BlobFetcher) -> Path:
         """The verified blob of ``desc``, fetched from ``source`` (a Store) when absent,
         corrupt or older than the TTL."""
         dest = self.path(desc.digest)
@@ -174,7 +183,7 @@ class LayerStore:
             return True
         return path.stat().st_size == desc.size and _sha256(path) == desc.digest.hex
 
-    def origin(self, store: Any) -> StoreOrigin:
+    def origin(self, store: Store) -> StoreOrigin:
         """A ``LayerRef.origin`` that fetches ``store``'s blobs through this layer store."""
         return StoreOrigin(store, self)
 
@@ -252,7 +261,7 @@ class LayerStore:
 class StoreOrigin:
     """A blob origin (``LayerRef.origin``): ``upstream``'s blobs, kept in a LayerStore."""
 
-    def __init__(self, upstream: Any, store: LayerStore) -> None:
+    def __init__(self, upstream: Store, store: LayerStore) -> None:
         self.upstream = upstream
         self.store = store
 

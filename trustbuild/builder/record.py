@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TypeAlias
 
-from trustbuild._internal.jsonvalue import JSONObject
+from trustbuild._internal.jsontypes import LoadedObject
 
 __all__ = ["BuildRecord", "MountedId", "ResolvedImage", "StepRecord"]
 
@@ -72,7 +72,7 @@ class BuildRecord:
     reproducible: bool = False
     policy_digest: str | None = None
     policy_decision: str | None = None  # "allow" | "deny"
-    policy_report: list[JSONObject] = field(default_factory=list)
+    policy_report: list[LoadedObject] = field(default_factory=list)
     executor_image: str | None = None  # REF@DIGEST when known
     # ids of the --secret values / --ssh agents RUN steps mount: {"id", "optional"}, never values
     secrets: list[MountedId] = field(default_factory=list)
@@ -81,6 +81,6 @@ class BuildRecord:
     result_media_type: str | None = None
     config_digest: str | None = None
 
-    def to_json(self) -> JSONObject:
+    def to_json(self) -> LoadedObject:
         """As plain JSON-able data."""
         return asdict(self)

@@ -6,7 +6,7 @@ import platform as _platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from trustbuild._internal.jsonvalue import JSONObject
+from trustbuild._internal.jsontypes import LoadedObject
 from trustbuild.errors import InvalidManifest, UsageError
 from trustbuild.oci.digest import Digest
 
@@ -81,7 +81,7 @@ class Descriptor:
     platform: Platform | None = None
     artifact_type: str | None = None
     urls: tuple[str, ...] | None = None
-    extra: JSONObject = field(default_factory=dict, compare=False, hash=False)
+    extra: LoadedObject = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_json(cls, d: object, *, where: str = "descriptor") -> Descriptor:
@@ -124,9 +124,9 @@ class Descriptor:
             {k: v for k, v in d.items() if k not in known},
         )
 
-    def to_json(self) -> JSONObject:
+    def to_json(self) -> LoadedObject:
         """As a JSON object in the spec's field order."""
-        d: JSONObject = {"mediaType": self.media_type, "digest": str(self.digest),
+        d: LoadedObject = {"mediaType": self.media_type, "digest": str(self.digest),
                          "size": self.size}
         if self.urls:
             d["urls"] = list(self.urls)
