@@ -1,6 +1,6 @@
 """The webhook's decision (``AdmissionController``, what ``trustbuild admission serve`` answers)
-honours every signer mode of the policy, including those the Kyverno and policy-controller
-bundles cannot express: containers/image ``signedIdentity`` (checked against the image as the
+honours every signer mode of the policy, including what the Kyverno and policy-controller
+bundles cannot express (containers/image ``signedIdentity``, checked against the image as the
 pod names it) and the ``pki`` mode, on real signatures in the registry."""
 
 from __future__ import annotations

@@ -709,40 +709,220 @@ def test_pki_parts_kyverno_cannot_check_are_warned(tmp_path: Path) -> None:
         "signature whose chain annotation lacks the intermediates is denied there"]
 
 
-def test_pki_signer_has_no_policy_controller_authority(tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]
-                                                       ) -> None:
-    ca = _ca(tmp_path)
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _trust_root_errors(doc: dict[str, Any]) -> list[str]:
+    """policy-controller's TrustRoot validation the CRD does not express (transcribed from
+    TrustRootSpec/SigstoreKeys/ValidateCertificateAuthority.Validate in
+    pkg/apis/policy/v1alpha1/trustroot_validation.go), plus what its reconciler and webhook
+    need to read the chain (``certChain`` is ``[]byte``: base64 of PEM blocks back to back,
+    as config.DeserializeCertChain decodes them)."""
+    errs: list[str] = []
+    spec = doc["spec"]
+    if sum(k in spec for k in ("repository", "remote", "sigstoreKeys")) != 1:
+        return ["spec: exactly one of repository, remote, sigstoreKeys"]
+    keys = spec.get("sigstoreKeys")
+    if keys is None:
+        return errs
+    if not keys.get("certificateAuthorities") and not keys.get("timestampAuthorities"):
+        errs.append("spec.sigstoreKeys: missing certificateAuthority or timestampAuthorities")
+    for i, ca in enumerate(keys.get("certificateAuthorities", [])):
+        where = f"spec.sigstoreKeys.certificateAuthority[{i}]"
+        for field in ("organization", "commonName"):
+            if not ca.get("subject", {}).get(field):
+                errs.append(f"{where}.subject.{field}: missing")
+        if not ca.get("uri"):
+            errs.append(f"{where}.uri: missing")
+        try:
+            pem = base64.b64decode(ca.get("certChain", ""), validate=True).decode()
+        except ValueError:
+            errs.append(f"{where}.certChain: not base64")
+            continue
+        if not pem:
+            errs.append(f"{where}.certchain: missing")
+        if re.sub(r"-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n",
+                  "", pem):
+            errs.append(f"{where}.certChain: not PEM certificates back to back")
+    for field in ("tLogs", "ctLogs"):
+        for j, log in enumerate(keys.get(field, [])):
+            errs += [f"spec.sigstoreKeys.{field}[{j}].{f}: missing"
+                     for f in ("baseURL", "hashAlgorithm", "publicKey") if not log.get(f)]
+    return errs
+
+
+def _cip_errors(doc: dict[str, Any], trust_roots: set[str]) -> list[str]:
+    """policy-controller's ClusterImagePolicy validation after its defaulting (transcribed from
+    pkg/apis/policy/v1beta1/clusterimagepolicy_defaults.go and _validation.go: Authority,
+    KeylessRef and Identity.Validate), plus: a ``trustRootRef`` names a TrustRoot that exists
+    (the webhook denies with "trustRootRef ... not found" otherwise)."""
+    errs: list[str] = []
+    for i, auth in enumerate(doc["spec"]["authorities"]):
+        where = f"spec.authorities[{i}]"
+        if sum(k in auth for k in ("key", "keyless", "static")) != 1:
+            errs.append(f"{where}: expected exactly one of key, keyless, static")
+            continue
+        if "static" in auth and ("ctlog" in auth or "attestations" in auth):
+            errs.append(f"{where}: static with ctlog or attestations")
+        kl = auth.get("keyless")
+        if kl is None:
+            continue
+        if "url" not in kl and "ca-cert" not in kl:
+            kl = {**kl, "url": "https://fulcio.sigstore.dev"}  # SetDefaults
+        if "url" in kl and "ca-cert" in kl:
+            errs.append(f"{where}.keyless: expected exactly one of url, ca-cert")
+        ref = kl.get("trustRootRef")
+        if ref is not None and (not _DNS_SUBDOMAIN.fullmatch(ref) or ref not in trust_roots):
+            errs.append(f"{where}.keyless.trustRootRef {ref}: no such TrustRoot")
+        if not kl.get("identities"):
+            errs.append(f"{where}.keyless.identities: missing")
+        for j, ident in enumerate(kl.get("identities", [])):
+            iw = f"{where}.keyless.identities[{j}]"
+            for exact, rx in (("issuer", "issuerRegExp"), ("subject", "subjectRegExp")):
+                if exact in ident and rx in ident:
+                    errs.append(f"{iw}: expected exactly one of {exact}, {rx}")
+                if not ident.get(exact) and not ident.get(rx):
+                    errs.append(f"{iw}: missing {exact} or {rx}")
+                if rx in ident:
+                    re.compile(ident[rx])
+    return errs
+
+
+def _check_policy_controller(docs: list[dict[str, Any]]) -> None:
+    """Every TrustRoot and ClusterImagePolicy against its CRD and the Go validation."""
+    roots = [d for d in docs if d["kind"] == "TrustRoot"]
+    names = {d["metadata"]["name"] for d in roots}
+    for d in roots:
+        assert d["apiVersion"] == "policy.sigstore.dev/v1alpha1"
+        _check_schema(d, _crd_schema("trustroot-crd.yaml", "v1alpha1"))
+        assert _trust_root_errors(d) == []
+    for d in docs:
+        if d["kind"] == "ClusterImagePolicy":
+            _check_schema(d, _crd_schema("clusterimagepolicy-crd.yaml", "v1beta1"))
+            assert _cip_errors(d, names) == []
+
+
+def test_policy_controller_go_validation_transcript_rejects_bad_objects() -> None:
+    """The transcribed checks fail what policy-controller would refuse."""
+    assert _cip_errors({"spec": {"authorities": [
+        {"keyless": {"trustRootRef": "missing", "identities": [{"subject": "a"}]}},
+        {"key": {"data": "k"}, "keyless": {"identities": []}}]}}, set()) == [
+        "spec.authorities[0].keyless.trustRootRef missing: no such TrustRoot",
+        "spec.authorities[0].keyless.identities[0]: missing issuer or issuerRegExp",
+        "spec.authorities[1]: expected exactly one of key, keyless, static"]
+    assert _trust_root_errors({"spec": {"sigstoreKeys": {"certificateAuthorities": [
+        {"subject": {"commonName": "x"}, "certChain": base64.b64encode(b"junk").decode()}]}}}
+    ) == ["spec.sigstoreKeys.certificateAuthority[0].subject.organization: missing",
+          "spec.sigstoreKeys.certificateAuthority[0].uri: missing",
+          "spec.sigstoreKeys.certificateAuthority[0].certChain: not PEM certificates back to "
+          "back"]
+
+
+def _chain(ca: dict[str, Any]) -> list[bytes]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return [c.public_bytes(Encoding.DER) for c in
+            x509.load_pem_x509_certificates(base64.b64decode(ca["certChain"]))]
+
+
+def test_pki_signer_is_a_policy_controller_trust_root(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    """A pki signer: a TrustRoot with the CA chain and no logs, and a keyless authority on it
+    that skips Rekor and the SCT, with the subject on the certificate's SANs."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    ca, inter = _ca(tmp_path), _ca(tmp_path, "inter")
     pki = f"      - pki: {{caRoots: {ca.name}, subjectEmail: release@example.com}}\n"
-    path = _policy(tmp_path, f"      - {{key: {RELEASE_PUB}}}\n" + pki)
+    host = (f"      - pki: {{caRoots: {ca.name}, caIntermediates: {inter.name}, "
+            "subjectHostname: build.example.com}\n")
+    path = _policy(tmp_path, f"      - {{key: {RELEASE_PUB}}}\n" + pki + host)
     warnings: list[str] = []
-    (cip,) = render(load_policy(path), ["policy-controller"], RenderOptions(),
-                    warnings=warnings)
-    _check_schema(cip, _crd_schema("clusterimagepolicy-crd.yaml", "v1beta1"))
-    assert [a["name"] for a in cip["spec"]["authorities"]] == ["signer-0"]
-    (w,) = warnings
-    assert w.startswith("policy-controller: spec.deploy.signatures[1].pki") and "denied" in w
-    # only a pki signer: by name a clear error, with `all` the target is skipped
+    docs = render(load_policy(path), ["policy-controller"], RenderOptions(), warnings=warnings)
+    assert warnings == []
+    assert [d["kind"] for d in docs] == ["TrustRoot", "TrustRoot", "ClusterImagePolicy"]
+    _check_policy_controller(docs)
+    tr_email, tr_host, cip = docs
+    key, email, hostname = cip["spec"]["authorities"]
+    assert "key" in key
+    assert email == {"name": "signer-1", "keyless": {
+        "trustRootRef": tr_email["metadata"]["name"], "insecureIgnoreSCT": True,
+        "identities": [{"issuerRegExp": ".*", "subject": "release@example.com"}]}}
+    assert "ctlog" not in email  # no ctlog: policy-controller sets IgnoreTlog
+    assert hostname["keyless"]["trustRootRef"] == tr_host["metadata"]["name"]
+    rx = hostname["keyless"]["identities"][0]["subjectRegExp"]
+    for san in ("build.example.com", "BUILD.example.com", "*.example.com"):
+        assert re.search(rx, san), san
+    for san in ("evil.example.com", "build.example.com.evil", "*.com"):
+        assert not re.search(rx, san), san
+    der = [x509.load_pem_x509_certificate(p.read_bytes()).public_bytes(Encoding.DER)
+           for p in (ca, inter)]
+    (ca_email,) = tr_email["spec"]["sigstoreKeys"]["certificateAuthorities"]
+    assert set(tr_email["spec"]["sigstoreKeys"]) == {"certificateAuthorities"}
+    assert _chain(ca_email) == [der[0]]
+    assert ca_email["subject"]["commonName"] == "corp root"
+    (ca_host,) = tr_host["spec"]["sigstoreKeys"]["certificateAuthorities"]
+    assert _chain(ca_host) == [der[1], der[0]]  # intermediates, then the root (last)
+    # only a pki signer now renders too, with `all` as well
     only = _policy(tmp_path, pki, "only-pki")
-    with pytest.raises(PolicyError, match=r"spec.deploy.signatures: no signer "
-                                          r"policy-controller can check"):
-        render(load_policy(only), ["policy-controller"], RenderOptions())
-    skipped: list[str] = []
-    docs = render(load_policy(only), ["all"], RenderOptions(), skipped=skipped)
-    assert "ClusterPolicy" in [d["kind"] for d in docs]
-    assert "ClusterImagePolicy" not in [d["kind"] for d in docs]
-    assert any(s.startswith("policy-controller: ") and "no signer" in s for s in skipped)
-    # the CLI: warnings on stderr and as comments above the manifest
-    assert main(["policy", "render", "--policy", str(path), "--format",
-                 "kyverno,policy-controller", "--output-dir", str(tmp_path / "out")]) == 0
-    err = capsys.readouterr().err
-    assert "policy render: warning: policy-controller: spec.deploy.signatures[1].pki" in err
-    text = (tmp_path / "out/50-clusterimagepolicy.yaml").read_text()
-    assert text.startswith("---\n# WARNING (trustbuild policy render): spec.deploy.signatures[1]"
-                           ".pki")
-    assert main(["policy", "render", "--policy", str(only), "--format",
-                 "policy-controller"]) != 0
-    assert "no signer policy-controller can check" in capsys.readouterr().err
+    docs = render(load_policy(only), ["all"], RenderOptions())
+    assert [d["kind"] for d in docs if d["apiVersion"].startswith("policy.sigstore.dev")] == \
+        ["TrustRoot", "ClusterImagePolicy"]
+    _check_policy_controller(docs)
+    # the CLI: the TrustRoot file sorts before the ClusterImagePolicy naming it
+    assert main(["policy", "render", "--policy", str(path), "--format", "policy-controller",
+                 "--output-dir", str(tmp_path / "out")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "45-trustroot.yaml", "50-clusterimagepolicy.yaml"]
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(
+        (tmp_path / "out/45-trustroot.yaml").read_text())] == [
+        tr_email["metadata"]["name"], tr_host["metadata"]["name"]]
+
+
+def test_pki_parts_policy_controller_cannot_check_are_warned(tmp_path: Path) -> None:
+    """Both subjects (an identity has one), a signedIdentity, and a CA root that is not
+    self-signed (policy-controller pools it as an intermediate) are render warnings."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cross = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sub CA"),
+                                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Acme")]))
+             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "elsewhere")]))
+             .public_key(key.public_key()).serial_number(1)
+             .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+             .sign(key, hashes.SHA256()))
+    (tmp_path / "sub.pem").write_bytes(cross.public_bytes(serialization.Encoding.PEM))
+    path = _policy(tmp_path, "      - pki: {caRoots: sub.pem, subjectEmail: release@example.com,"
+                             " subjectHostname: build.example.com}\n"
+                             "        signedIdentity: {type: matchExact}\n")
+    warnings: list[str] = []
+    docs = render(load_policy(path), ["policy-controller"], RenderOptions(), warnings=warnings)
+    _check_policy_controller(docs)
+    tr, cip = docs
+    assert tr["spec"]["sigstoreKeys"]["certificateAuthorities"][0]["subject"] == {
+        "organization": "Acme", "commonName": "sub CA"}
+    (ident,) = cip["spec"]["authorities"][0]["keyless"]["identities"]
+    assert ident == {"issuerRegExp": ".*", "subject": "release@example.com"}
+    where = "policy-controller: spec.deploy.signatures[0]"
+    assert [w.split(" ", 3)[:3] for w in warnings] == [
+        ["policy-controller:", "spec.deploy.signatures[0].pki.caRoots", "certificate"],
+        ["policy-controller:", "spec.deploy.signatures[0].signedIdentity", "matchExact"],
+        ["policy-controller:", "spec.deploy.signatures[0].pki.subjectHostname",
+         "build.example.com"]]
+    assert warnings[0].startswith(f"{where}.pki.caRoots certificate 0 (O=Acme,CN=sub CA) is not "
+                                  "self-signed")
+    assert "denied" in warnings[0] and "not checked" in warnings[2]
 
 
 def test_keyless_trusted_root_is_warned(tmp_path: Path) -> None:

@@ -50,10 +50,12 @@ def dump_yaml(docs: Sequence[Manifest]) -> str:
 
 
 #: Apply order (``kubectl apply -f DIR`` goes by file name): namespaces before what lives in
-#: them, the webhook server before the configuration that sends requests to it.
+#: them, a TrustRoot before the ClusterImagePolicy naming it, the webhook server before the
+#: configuration that sends requests to it.
 _ORDER = {"Namespace": 0, "ConfigMap": 10, "Service": 20, "Deployment": 30, "Job": 40,
-          "ClusterPolicy": 50, "ClusterImagePolicy": 50, "ValidatingAdmissionPolicy": 60,
-          "ValidatingAdmissionPolicyBinding": 61, "ValidatingWebhookConfiguration": 90}
+          "TrustRoot": 45, "ClusterPolicy": 50, "ClusterImagePolicy": 50,
+          "ValidatingAdmissionPolicy": 60, "ValidatingAdmissionPolicyBinding": 61,
+          "ValidatingWebhookConfiguration": 90}
 
 
 def file_name_for(kind: str) -> str:
