@@ -192,3 +192,53 @@ def test_two_stages_and_a_second_build_share_an_unpacked_layer(
     assert len(list((store / "unpacked").iterdir())) == 1
     fs = flatten(fetch_dir(f"{host}/overlay/shared:2", tmp_path / "img"))
     assert {"/a", "/b"} <= set(fs)
+
+
+LINKED_BASE = """\
+ARG BASE
+FROM ${BASE}
+RUN mkdir /keep /d && echo old > /keep/h && ln /keep/h /keep/h2
+"""
+
+# write through one name of a hardlinked file of an earlier layer, then check in the next step
+# (the stage rootfs) and in the image that every name still shows the same file
+WRITE_THROUGH_LINK = """\
+ARG BASE
+FROM ${BASE}
+RUN ln /keep/h /d/hl && echo more >> /keep/h2
+RUN test /keep/h -ef /keep/h2 && test /keep/h -ef /d/hl && grep -q more /keep/h \\
+    && test "$(stat -c %h /keep/h)" = 3
+"""
+
+
+# the same from a later stage that mounts its overlay on top of the first stage's
+WRITE_THROUGH_LINK_LATER_STAGE = """\
+ARG BASE
+FROM ${BASE} AS first
+RUN echo > /first
+FROM first
+COPY --from=first /first /copied
+""" + WRITE_THROUGH_LINK.split("\n", 2)[2]
+
+
+@pytest.mark.parametrize("mode,with_store,later", [
+    ("auto", True, False), ("walk", True, False), ("auto", True, True), ("auto", False, False)])
+def test_a_write_through_a_hardlink_of_a_store_layer_keeps_the_names_linked(
+        tmp_path: Path, busybox_base: str, registry: Any, mode: str, with_store: bool,
+        later: bool) -> None:
+    host = registry.host
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    base = f"{host}/overlay/linked-base:1"
+    _build(ctx, LINKED_BASE, busybox_base, base)
+    kw: dict[str, Any] = {"cache_dir": str(tmp_path / "store")} if with_store else {}
+    dest = f"{host}/overlay/linked:{mode}-{with_store}-{later}"
+    dockerfile = WRITE_THROUGH_LINK_LATER_STAGE if later else WRITE_THROUGH_LINK
+    _, log = _build(ctx, dockerfile, base, dest, snapshot_mode=mode, reproducible=True, **kw)
+    if with_store:
+        assert "mounting 2 layer(s) from the layer store" in log
+    if later:
+        assert "on top of stage first (overlay)" in log
+    fs = flatten(fetch_dir(dest, tmp_path / "img"))
+    assert fs["/keep/h"].sha256 == fs["/keep/h2"].sha256 == fs["/d/hl"].sha256
+    assert fs["/keep/h"].size == len(b"old\nmore\n")
