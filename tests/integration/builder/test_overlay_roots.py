@@ -234,9 +234,14 @@ def test_a_write_through_a_hardlink_of_a_store_layer_keeps_the_names_linked(
     kw: dict[str, Any] = {"cache_dir": str(tmp_path / "store")} if with_store else {}
     dest = f"{host}/overlay/linked:{mode}-{with_store}-{later}"
     dockerfile = WRITE_THROUGH_LINK_LATER_STAGE if later else WRITE_THROUGH_LINK
-    _, log = _build(ctx, dockerfile, base, dest, snapshot_mode=mode, reproducible=True, **kw)
+    digest, log = _build(ctx, dockerfile, base, dest, snapshot_mode=mode, reproducible=True,
+                         **kw)
     if with_store:
         assert "mounting 2 layer(s) from the layer store" in log
+        # the copy-up before the first step is in no layer: the image an extracting build makes
+        plain, _ = _build(ctx, dockerfile, base, dest + "-plain", snapshot_mode=mode,
+                          reproducible=True)
+        assert digest == plain
     if later:
         assert "on top of stage first (overlay)" in log
     fs = flatten(fetch_dir(dest, tmp_path / "img"))
