@@ -248,7 +248,11 @@ class OverlayRoots:
             raise OverlayUnavailable(f"cannot mount overlay: {exc}") from exc
         os.utime(upper, ns=(top.st_atime_ns, top.st_mtime_ns))
         self.mounts[target] = _Mount(target, upper, list(lowers))
-        copy_up_hardlinks(target)
+        try:
+            copy_up_hardlinks(target)
+        except OSError as exc:
+            self.release(target)
+            raise OverlayUnavailable(f"cannot copy up hardlinked files: {exc}") from exc
 
     def release(self, target: Path) -> None:
         """Unmount one overlay (its upper dir stays until the work dir is removed)."""
