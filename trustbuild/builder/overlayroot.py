@@ -37,11 +37,12 @@ from trustbuild.builder.config import LayerRef, ensure_local
 from trustbuild.errors import BuildError, TrustbuildError
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.extract import extract_layer
+from trustbuild.sandbox.snapshot import _copy_meta
 
 if TYPE_CHECKING:
     from trustbuild.builder.layerstore import LayerStore
 
-__all__ = ["OverlayRoots", "OverlayUnavailable", "unpack_for_overlay"]
+__all__ = ["OverlayRoots", "OverlayUnavailable", "copy_up_hardlinks", "unpack_for_overlay"]
 
 _WH = ".wh."
 _OPAQUE = ".wh..wh..opq"
@@ -88,6 +89,44 @@ def unpack_for_overlay(blob: Path, dest: Path, *, diff_id: str, what: str) -> in
             if name in dirnames:
                 dirnames.remove(name)
     return size
+
+
+def copy_up_hardlinks(root: Path) -> int:
+    """Copy every file that has several names in the lower layers of the overlay ``root`` up
+    once and link all its names to the copy; returns how many files were copied.
+
+    The stage overlay has no inodes index (its lowers are shared with other mounts, and a
+    later stage's overlay stacks on its upper), so a write through one name of a lower
+    hardlink would copy only that name up and the other names would keep the old content.
+    Done before the first step, it is not part of any layer; file and directory times,
+    owners, modes and xattrs stay as they were."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                groups.setdefault((st.st_dev, st.st_ino), []).append(path)
+    copied = 0
+    for names in groups.values():
+        if len(names) < 2:  # its other names are shadowed by a higher layer
+            continue
+        names.sort()
+        first = names[0]
+        parents = {os.path.dirname(n): os.lstat(os.path.dirname(n)) for n in names}
+        st = os.lstat(first)
+        tmp = os.path.join(os.path.dirname(first), f".trustbuild-copy-up-{os.getpid()}")
+        with open(first, "rb") as src, open(tmp, "xb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        _copy_meta(first, tmp, st)
+        os.rename(tmp, first)
+        for other in names[1:]:
+            os.unlink(other)
+            os.link(first, other)
+        for parent, pst in parents.items():
+            os.utime(parent, ns=(pst.st_atime_ns, pst.st_mtime_ns), follow_symlinks=False)
+        copied += 1
+    return copied
 
 
 class OverlayRoots:
@@ -209,6 +248,11 @@ class OverlayRoots:
             raise OverlayUnavailable(f"cannot mount overlay: {exc}") from exc
         os.utime(upper, ns=(top.st_atime_ns, top.st_mtime_ns))
         self.mounts[target] = _Mount(target, upper, list(lowers))
+        try:
+            copy_up_hardlinks(target)
+        except OSError as exc:
+            self.release(target)
+            raise OverlayUnavailable(f"cannot copy up hardlinked files: {exc}") from exc
 
     def release(self, target: Path) -> None:
         """Unmount one overlay (its upper dir stays until the work dir is removed)."""

@@ -192,3 +192,97 @@ def test_two_stages_and_a_second_build_share_an_unpacked_layer(
     assert len(list((store / "unpacked").iterdir())) == 1
     fs = flatten(fetch_dir(f"{host}/overlay/shared:2", tmp_path / "img"))
     assert {"/a", "/b"} <= set(fs)
+
+
+LINKED_BASE = """\
+ARG BASE
+FROM ${BASE}
+RUN mkdir /keep /d && echo old > /keep/h && ln /keep/h /keep/h2
+"""
+
+# write through one name of a hardlinked file of an earlier layer, then check in the next step
+# (the stage rootfs) and in the image that every name still shows the same file
+WRITE_THROUGH_LINK = """\
+ARG BASE
+FROM ${BASE}
+RUN ln /keep/h /d/hl && echo more >> /keep/h2
+RUN test /keep/h -ef /keep/h2 && test /keep/h -ef /d/hl && grep -q more /keep/h \\
+    && test "$(stat -c %h /keep/h)" = 3
+"""
+
+
+# the same from a later stage that mounts its overlay on top of the first stage's
+WRITE_THROUGH_LINK_LATER_STAGE = """\
+ARG BASE
+FROM ${BASE} AS first
+RUN echo > /first
+FROM first
+COPY --from=first /first /copied
+""" + WRITE_THROUGH_LINK.split("\n", 2)[2]
+
+
+@pytest.mark.parametrize("mode,with_store,later", [
+    ("auto", True, False), ("walk", True, False), ("auto", True, True), ("auto", False, False)])
+def test_a_write_through_a_hardlink_of_a_store_layer_keeps_the_names_linked(
+        tmp_path: Path, busybox_base: str, registry: Any, mode: str, with_store: bool,
+        later: bool) -> None:
+    host = registry.host
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    base = f"{host}/overlay/linked-base:1"
+    _build(ctx, LINKED_BASE, busybox_base, base)
+    kw: dict[str, Any] = {"cache_dir": str(tmp_path / "store")} if with_store else {}
+    dest = f"{host}/overlay/linked:{mode}-{with_store}-{later}"
+    dockerfile = WRITE_THROUGH_LINK_LATER_STAGE if later else WRITE_THROUGH_LINK
+    digest, log = _build(ctx, dockerfile, base, dest, snapshot_mode=mode, reproducible=True,
+                         **kw)
+    if with_store:
+        assert "mounting 2 layer(s) from the layer store" in log
+        # the copy-up before the first step is in no layer: the image an extracting build makes
+        plain, _ = _build(ctx, dockerfile, base, dest + "-plain", snapshot_mode=mode,
+                          reproducible=True)
+        assert digest == plain
+    if later:
+        assert "on top of stage first (overlay)" in log
+    fs = flatten(fetch_dir(dest, tmp_path / "img"))
+    assert fs["/keep/h"].sha256 == fs["/keep/h2"].sha256 == fs["/d/hl"].sha256
+    assert fs["/keep/h"].size == len(b"old\nmore\n")
+
+
+def test_lower_hardlinks_are_copied_up_once_with_their_metadata(tmp_path: Path) -> None:
+    from trustbuild.builder.overlayroot import OverlayRoots
+
+    low1, low2 = tmp_path / "l1", tmp_path / "l2"
+    for d in (low1 / "bin", low1 / "sbin", low2 / "bin"):
+        d.mkdir(parents=True)
+    tool = low1 / "bin" / "tool"
+    tool.write_bytes(b"elf")
+    os.chown(tool, 12, 34)
+    tool.chmod(0o4755)
+    os.setxattr(tool, "user.note", b"kept")
+    os.utime(tool, ns=(1_000_000_000, 2_000_000_000))
+    os.link(tool, low1 / "sbin" / "tool")
+    os.link(tool, low1 / "bin" / "shadowed")
+    (low2 / "bin" / "shadowed").write_bytes(b"new")  # a higher layer replaces one name
+    for d in (low1 / "bin", low1 / "sbin", low2 / "bin"):
+        os.utime(d, ns=(3_000_000_000, 4_000_000_000))
+    merged = tmp_path / "m"
+    merged.mkdir()
+    roots = OverlayRoots(tmp_path / "work", None)
+    try:
+        roots.mount(merged, [low2, low1])
+        a, b = os.lstat(merged / "bin" / "tool"), os.lstat(merged / "sbin" / "tool")
+        assert (a.st_ino, a.st_nlink) == (b.st_ino, 2)  # the shadowed name is not counted
+        assert (a.st_uid, a.st_gid, a.st_mode & 0o7777, a.st_mtime_ns) == (12, 34, 0o4755,
+                                                                          2_000_000_000)
+        assert os.getxattr(merged / "sbin" / "tool", "user.note") == b"kept"
+        assert (merged / "bin" / "shadowed").read_bytes() == b"new"
+        assert {os.lstat(merged / d).st_mtime_ns for d in ("bin", "sbin")} == {4_000_000_000}
+        with open(merged / "sbin" / "tool", "ab") as f:
+            f.write(b"+")
+        assert (merged / "bin" / "tool").read_bytes() == b"elf+"
+        upper = roots.mounts[merged].upper
+        assert sorted(p.name for p in upper.rglob("*") if p.is_file()) == ["tool", "tool"]
+    finally:
+        roots.close()
+    assert tool.read_bytes() == b"elf" and os.lstat(tool).st_nlink == 3  # lower untouched
