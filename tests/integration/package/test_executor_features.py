@@ -73,8 +73,7 @@ def sigstore(tmp_path: Path) -> Iterator[tuple[FakeSigstore, Path]]:
     d = tmp_path / "sigstore"
     d.mkdir()
     with FakeSigstore() as fake:
-        (d / "trust_config.json").write_text(json.dumps(fake.trust_config()))
-        (d / "trusted_root.json").write_text(json.dumps(fake.trusted_root()))
+        fake.write_trust_files(d)
         yield fake, d
 
 

@@ -61,9 +61,7 @@ def sigstore(rootless_users: dict[str, RootlessUser]) -> Iterator[tuple[FakeSigs
     """The fake Sigstore, its trust config and trusted root (in a directory the user owns)."""
     d = rootless_users["subuid"].workdir("sigstore-")
     with FakeSigstore() as fake:
-        config, root = d / "trust_config.json", d / "trusted_root.json"
-        config.write_text(json.dumps(fake.trust_config()))
-        root.write_text(json.dumps(fake.trusted_root()))
+        config, root = fake.write_trust_files(d)
         rootless_users["subuid"].own(d)
         yield fake, config, root
 

@@ -46,9 +46,7 @@ GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 @pytest.fixture
 def sigstore(tmp_path: Path) -> Iterator[tuple[FakeSigstore, Path, Path]]:
     with FakeSigstore() as fake:
-        config, root = tmp_path / "trust_config.json", tmp_path / "trusted_root.json"
-        config.write_text(json.dumps(fake.trust_config()))
-        root.write_text(json.dumps(fake.trusted_root()))
+        config, root = fake.write_trust_files(tmp_path)
         yield fake, config, root
 
 

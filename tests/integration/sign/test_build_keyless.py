@@ -29,9 +29,7 @@ ISSUER = "https://issuer.fake.test"
 @pytest.fixture
 def sigstore(tmp_path: Path) -> Iterator[tuple[FakeSigstore, Path, Path]]:
     with FakeSigstore() as fake:
-        config, root = tmp_path / "trust_config.json", tmp_path / "trusted_root.json"
-        config.write_text(json.dumps(fake.trust_config()))
-        root.write_text(json.dumps(fake.trusted_root()))
+        config, root = fake.write_trust_files(tmp_path)
         yield fake, config, root
 
 
@@ -140,8 +138,7 @@ def test_build_keyless_refuses_a_certificate_with_a_bad_sct(
     """The fake Fulcio embeds an SCT its CT log key did not sign: signing stops with one line
     (sigstore-python checks the SCT before using the certificate) and nothing is tagged."""
     with FakeSigstore(tamper_sct=True) as fake:
-        config = tmp_path / "trust_config.json"
-        config.write_text(json.dumps(fake.trust_config()))
+        config, _ = fake.write_trust_files(tmp_path)
         layout = tmp_path / "layout"
         rc = main(["build", "--context", str(ctx), "--destination",
                    f"{registry.host}/keyless/bad-sct:1", "--keyless", "--identity-token",
