@@ -678,6 +678,10 @@ class Executor:
             extra: dict[str, tuple[str, ...]] = {}
             if self.cfs is not None:
                 extra["protect"] = tuple(sorted(self.cfs.ignore.paths))
+            if self.options.runner_factory is None:  # a step overlay stacks the stage's layers
+                layers = self.overlays.layers(st.rootfs)
+                if layers is not None:
+                    extra["layers"] = layers  # type: ignore[assignment]
             st.runner = factory(
                 st.rootfs, scratch, snapshot_mode=self.options.snapshot_mode,
                 mode=self.mode, **extra,

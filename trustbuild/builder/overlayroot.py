@@ -29,6 +29,7 @@ import fcntl
 import os
 import shutil
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,6 +59,7 @@ class _Mount:
     target: Path
     upper: Path
     lowers: list[Path]  # top first
+    data: str  # the mount options, to mount it again after StageLayers.detach
 
 
 def unpack_for_overlay(blob: Path, dest: Path, *, diff_id: str, what: str) -> int:
@@ -247,12 +249,17 @@ class OverlayRoots:
             self.enabled = False  # this kernel or these privileges: extract from now on
             raise OverlayUnavailable(f"cannot mount overlay: {exc}") from exc
         os.utime(upper, ns=(top.st_atime_ns, top.st_mtime_ns))
-        self.mounts[target] = _Mount(target, upper, list(lowers))
+        self.mounts[target] = _Mount(target, upper, list(lowers), data)
         try:
             copy_up_hardlinks(target)
         except OSError as exc:
             self.release(target)
             raise OverlayUnavailable(f"cannot copy up hardlinked files: {exc}") from exc
+
+    def layers(self, rootfs: Path) -> _StageLayers | None:
+        """The directories of the overlay ``rootfs`` for a RUN step's own overlay to stack (a
+        step overlay on the stage overlay would have no inodes index), or None."""
+        return _StageLayers(self, rootfs) if rootfs in self.mounts else None
 
     def release(self, target: Path) -> None:
         """Unmount one overlay (its upper dir stays until the work dir is removed)."""
@@ -271,3 +278,53 @@ class OverlayRoots:
                 os.close(fd)
         self._locks.clear()
         self._held.clear()
+
+
+class _StageLayers:
+    """:class:`trustbuild.sandbox.runner.StageLayers` of one overlay rootfs.
+
+    An overlay with the inodes index refuses a lower directory that is the upper of a mounted
+    overlay (EBUSY, "lowerdir is in-use as upperdir/workdir of another mount"), and an
+    unmount in the step's mount namespace alone does not free it: :meth:`detach` unmounts the
+    stage's overlay (and those of the earlier stages it stacks on) in the builder while the
+    step runs, :meth:`attach` mounts them again on the same upper and work directories."""
+
+    def __init__(self, roots: OverlayRoots, rootfs: Path) -> None:
+        self.roots = roots
+        self.rootfs = rootfs
+        self._detached: list[_Mount] = []
+
+    def lowers(self) -> list[Path]:
+        m = self.roots.mounts[self.rootfs]
+        links = m.upper.parent / "l"  # short names: the step's mount options fit in a page
+        return [m.upper, *(links / str(i) for i in range(len(m.lowers)))]
+
+    def detach(self, keep: Sequence[str] = ()) -> bool:
+        from trustbuild.sandbox import _linux
+
+        m = self.roots.mounts[self.rootfs]
+        dirs = {m.upper, *m.lowers}
+        chain = [x for x in self.roots.mounts.values() if x.upper in dirs]
+        for x in chain:
+            if any(Path(p) == x.target or x.target in Path(p).parents for p in keep):
+                return False  # a bind of the step reads it
+        for x in chain:
+            try:
+                _linux.umount2(str(x.target))  # not lazy: it must be gone, or stay
+            except OSError:
+                self.attach()
+                return False
+            self._detached.append(x)
+        return True
+
+    def attach(self) -> None:
+        from trustbuild.sandbox import _linux
+
+        while self._detached:
+            x = self._detached.pop()
+            try:
+                _linux.mount("overlay", str(x.target), "overlay", 0, x.data)
+            except OSError as exc:
+                self.roots.mounts.pop(x.target, None)
+                raise BuildError(f"cannot mount the stage filesystem {x.target} again: "
+                                 f"{exc}") from exc

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from trustbuild._internal.seccomp import compile_bpf, load_profile
 from trustbuild.errors import SandboxError
@@ -40,14 +40,32 @@ from trustbuild.sandbox.paths import DEFAULT_PATH, find_executable
 from trustbuild.sandbox.profiles import SecurityProfile, resolve_profile
 from trustbuild.sandbox.spec import RunResult, RunSpec
 
-__all__ = ["StepRunner", "SNAPSHOT_MODES", "MODES"]
+__all__ = ["StepRunner", "StageLayers", "SNAPSHOT_MODES", "MODES"]
 
 SNAPSHOT_MODES = ("auto", "overlay", "walk", "full")
 MODES = ("chroot", "container")
 _TAIL = 20
 _KILL_GRACE = 10.0  # seconds the helper gets to kill and reap a step before SIGKILL
 _PKG_PARENT = str(Path(__file__).resolve().parents[2])
-_OVERLAY_PROBES: dict[tuple[int, int], int] = {}  # (rootfs dev, scratch dev) -> probe exit
+_OVERLAY_PROBES: dict[tuple[int, ...], int] = {}  # (lower devs..., scratch dev) -> probe exit
+_MAX_OPTION = 3500  # the overlay mount options must fit in one page
+
+
+class StageLayers(Protocol):
+    """The plain directories an overlay rootfs is made of, so that a step's overlay can stack
+    them directly: an overlay whose lower is another overlay has no inodes index."""
+
+    def lowers(self) -> list[Path]:
+        """The rootfs's upper and lower directories, top first."""
+
+    def detach(self, keep: Sequence[str] = ()) -> bool:
+        """Unmount the overlays that use one of :meth:`lowers` as their upper (the kernel
+        refuses an indexed overlay on a directory that is the upper of a mounted one); False
+        (and nothing unmounted) when one is busy or holds a path of ``keep``."""
+
+    def attach(self) -> None:
+        """Mount again what :meth:`detach` unmounted."""
+
 
 
 Exclude = Callable[[str], bool]
@@ -95,7 +113,8 @@ class StepRunner:
                  mode: str = "chroot", ignore_paths: Sequence[str] = (),
                  compression: str = "gzip", level: int | None = None, mtime: int | None = None,
                  docker_media_types: bool = False, output: TextIO | None = None,
-                 force: bool = False, protect: Sequence[str] = ()) -> None:
+                 force: bool = False, protect: Sequence[str] = (),
+                 layers: StageLayers | None = None) -> None:
         if snapshot_mode not in SNAPSHOT_MODES:
             raise SandboxError(f"unknown snapshot mode {snapshot_mode!r}: use one of "
                                f"{', '.join(SNAPSHOT_MODES)}")
@@ -127,6 +146,9 @@ class StepRunner:
         self._tmp: Path | None = Path(tempfile.mkdtemp(prefix="sandbox-", dir=scratch))
         self._steps = 0
         self._proc: subprocess.Popen[bytes] | None = None
+        self.layers = layers if mode == "chroot" and snapshot_mode in ("auto", "overlay") else None
+        if self.layers is not None and not self._layers_indexed():
+            self.layers = None
         if snapshot_mode == "auto":
             # auto wants the inodes index (hardlinks stay linked, as in walk mode)
             snapshot_mode = ("overlay" if mode == "chroot" and self._overlay_works(indexed=True)
@@ -176,8 +198,42 @@ class StepRunner:
         os.close(self._err_fd)
         return b"".join(chunks).decode("utf-8", "replace").strip()
 
+    def _lowers(self) -> list[str] | None:
+        """The stage's layer directories for a step overlay, or None to stack on the rootfs."""
+        if self.layers is None:
+            return None
+        lowers = [str(p) for p in self.layers.lowers()]
+        assert self._tmp is not None
+        if (any(c in d for d in (*lowers, str(self._tmp)) for c in ",:")
+                or sum(len(d) + 1 for d in lowers) + 3 * len(str(self._tmp)) > _MAX_OPTION):
+            return None
+        # one filesystem: the merged view then shows the layers' own inode numbers, which
+        # overlay_index.link_lower_aliases matches the index entries against
+        if len({os.stat(d).st_dev for d in (*lowers, str(self._tmp))}) != 1:
+            return None
+        return lowers
+
+    def _layers_indexed(self) -> bool:
+        """Whether a step overlay on the stage's layers gets the inodes index (probed once per
+        set of filesystems, with the stage's overlays unmounted meanwhile)."""
+        lowers = self._lowers()
+        if lowers is None:
+            return False
+        assert self._tmp is not None and self.layers is not None
+        key = (os.stat(lowers[0]).st_dev, os.stat(self._tmp).st_dev)
+        if key not in _OVERLAY_PROBES:
+            if not self.layers.detach():
+                return False
+            try:
+                _OVERLAY_PROBES[key] = self._probe_overlay(lowers)
+            finally:
+                self.layers.attach()
+        return _OVERLAY_PROBES[key] == 0
+
     def _overlay_works(self, *, indexed: bool = False) -> bool:
         assert self._tmp is not None
+        if self.layers is not None:
+            return True  # probed with the layers: indexed
         if any(c in str(self.rootfs) for c in ",:") or any(c in str(self._tmp) for c in ",:"):
             return False
         key = (os.stat(self.rootfs).st_dev, os.stat(self._tmp).st_dev)
@@ -186,13 +242,14 @@ class StepRunner:
         code = _OVERLAY_PROBES[key]
         return code == 0 or (not indexed and code == PROBE_NO_INDEX)
 
-    def _probe_overlay(self) -> int:
+    def _probe_overlay(self, lowers: list[str] | None = None) -> int:
         assert self._tmp is not None
         probe = self._tmp / "probe"
         for d in ("upper", "work", "merged"):
             (probe / d).mkdir(parents=True)
         proc = self._spawn({"mode": "probe", "root": str(probe / "merged"),
-                            "overlay": {"lower": [str(self.rootfs)], "upper": str(probe / "upper"),
+                            "overlay": {"lower": lowers or [str(self.rootfs)],
+                                        "upper": str(probe / "upper"),
                                         "work": str(probe / "work")}})
         assert proc.stdout is not None
         proc.stdout.read()
@@ -299,26 +356,43 @@ class StepRunner:
                         "data": base64.b64encode(f.data).decode(), "mode": f.mode,
                         "uid": f.uid, "gid": f.gid} for f in spec.secrets}
             before = None
-            if self.snapshot_mode == "overlay":
+            step_mode = self.snapshot_mode
+            lowers = self._lowers() if step_mode == "overlay" else None
+            detached = False
+            if step_mode == "overlay":
                 upper, work = step / "upper", step / "work"
                 upper.mkdir()
                 work.mkdir()
-                lower = [str(self.rootfs)]
+                lower = lowers or [str(self.rootfs)]
                 if mountplan.build_lower(self.rootfs, step / "lower0", plan):
                     lower.insert(0, str(step / "lower0"))
                 cfg["overlay"] = {"lower": lower, "upper": str(upper), "work": str(work)}
-            else:
-                pins = snapshot.DirPins()
-                before = snapshot.take_snapshot(self.rootfs, full=self.snapshot_mode == "full",
-                                                exclude=exclude, pins=pins)
-                created = mountplan.create_in_rootfs(self.rootfs, plan)
-            for w in warnings:
-                self.output.write(f"{spec.label} | warning: {w}\n")
-            self._proc = self._spawn(cfg)
-            tail = self._stream(self._proc, spec.label, _masked(spec))
-            code = self._proc.wait()
-            error = self._read_error()
-            self._proc = None
+                if lowers is not None:  # the layers must not be the upper of a mounted overlay
+                    sources = [b[0] for b in cfg.get("binds", [])
+                               if (b[2] if len(b) > 2 else "ro") in ("ro", "rw")]
+                    detached = self.layers.detach(sources)  # type: ignore[union-attr]
+                    if not detached:  # busy: a walk snapshot of the rootfs, as without layers
+                        step_mode, cfg["overlay"] = "walk", None
+                        warnings.append("walk snapshot: the stage's filesystem is in use, its "
+                                        "overlay cannot be unmounted for an overlay snapshot")
+            try:
+                if step_mode != "overlay":
+                    pins = snapshot.DirPins()
+                    before = snapshot.take_snapshot(self.rootfs, full=step_mode == "full",
+                                                    exclude=exclude, pins=pins)
+                    created = mountplan.create_in_rootfs(self.rootfs, plan)
+                for w in warnings:
+                    self.output.write(f"{spec.label} | warning: {w}\n")
+                self._proc = self._spawn(cfg)
+                tail = self._stream(self._proc, spec.label, _masked(spec))
+                code = self._proc.wait()
+                error = self._read_error()
+                self._proc = None
+            finally:
+                if detached:
+                    if self._proc is not None:
+                        self._kill()
+                    self.layers.attach()  # type: ignore[union-attr]
             if created is not None:
                 created.remove()
                 created = None
@@ -327,11 +401,12 @@ class StepRunner:
             snap_start = time.monotonic()
             layer = None
             if code == 0:
-                layer = self._write_layer(step, layer_dest, before, exclude, plan, pins)
+                layer = self._write_layer(step, layer_dest, before, exclude, plan, pins,
+                                          mode=step_mode)
             return RunResult(exit_code=code, output_tail=tail, layer=layer,
                              seconds=time.monotonic() - start,
                              snapshot_seconds=time.monotonic() - snap_start,
-                             snapshot_mode=self.snapshot_mode, profile=profile,
+                             snapshot_mode=step_mode, profile=profile,
                              warnings=warnings)
         finally:
             if pins is not None:
@@ -344,12 +419,13 @@ class StepRunner:
 
     def _write_layer(self, step: Path, dest: Path, before: snapshot.Snapshot | None,
                      exclude: Exclude, plan: list[mountplan.MountPoint],
-                     pins: snapshot.DirPins | None = None) -> LayerInfo:
+                     pins: snapshot.DirPins | None = None, *, mode: str = "") -> LayerInfo:
         opts = self._layer_opts
         with LayerWriter(dest, compression=opts.compression, level=opts.level,
                          docker_media_types=opts.docker_media_types,
                          mtime=opts.mtime) as writer:
-            if self.snapshot_mode == "overlay":
+            mode = mode or self.snapshot_mode
+            if mode == "overlay":
                 upper = step / "upper"
                 mountplan.add_kept_parents(upper, plan)
                 overlay_index.clear_new_dir_opaque(upper, self.rootfs)
@@ -360,7 +436,7 @@ class StepRunner:
                 snapshot.apply_upper(upper, self.rootfs)
                 return info
             assert before is not None
-            full = self.snapshot_mode == "full"
+            full = mode == "full"
             after = snapshot.take_snapshot(self.rootfs, full=full, exclude=exclude)
             if pins is not None:
                 pins.close()

@@ -286,3 +286,76 @@ def test_lower_hardlinks_are_copied_up_once_with_their_metadata(tmp_path: Path) 
     finally:
         roots.close()
     assert tool.read_bytes() == b"elf" and os.lstat(tool).st_nlink == 3  # lower untouched
+
+
+# three RUN steps on store roots: one on the base's layers, two on a stage that stacks on an
+# earlier stage still mounted for COPY --from
+STORE_ROOT_STEPS = """\
+ARG BASE
+FROM ${BASE} AS first
+RUN echo one > /one && rm /etc/group
+FROM first
+COPY --from=first /one /copied
+RUN cat /one /copied > /both && mkdir -p /d && echo z > /d/z
+RUN rm /d/z && test ! -e /etc/group && cat /both >> /one
+"""
+
+
+def test_run_steps_on_store_roots_take_overlay_snapshots(
+        tmp_path: Path, busybox_base: str, registry: Any) -> None:
+    host = registry.host
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(STORE_ROOT_STEPS)
+    out = io.StringIO()
+    opts = BuildOptions(context=str(ctx), destinations=[f"{host}/overlay/snap:1"], output=out,
+                        build_args={"BASE": busybox_base}, cache_dir=str(tmp_path / "store"),
+                        reproducible=True)
+    with build(opts) as result:
+        digest, mode = result.digest, result.record.snapshot_mode
+    log = out.getvalue()
+    assert "mounting 1 layer(s) from the layer store" in log
+    assert "on top of stage first (overlay)" in log
+    # the step overlays stack the store's layer dirs, not the stage overlay (that has no
+    # inodes index, so auto took the walk snapshotter)
+    assert mode == "overlay" and "walk snapshot" not in log
+    plain, _ = _build(ctx, STORE_ROOT_STEPS, busybox_base, f"{host}/overlay/snap:plain",
+                      reproducible=True)
+    assert digest == plain
+    fs = flatten(fetch_dir(f"{host}/overlay/snap:1", tmp_path / "img"))
+    assert "/etc/group" not in fs and "/d/z" not in fs and {"/both", "/copied"} <= set(fs)
+    assert fs["/one"].size == len(b"one\none\none\n")
+    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                if str(tmp_path) in line or "trustbuild-build-" in line]  # all unmounted
+
+
+# a file of a store layer copied up by a step (chmod: the stage's upper copy keeps its origin)
+# and linked, then written through its new name in a later step
+LINK_A_COPIED_UP_FILE = """\
+ARG BASE
+FROM ${BASE}
+RUN echo base > /f
+"""
+WRITE_THROUGH_COPIED_UP = """\
+ARG BASE
+FROM ${BASE}
+RUN chmod 600 /f && ln /f /g
+RUN echo more >> /g
+RUN test /f -ef /g && grep -q more /f
+"""
+
+
+def test_a_write_through_a_link_of_a_copied_up_file_keeps_the_names_linked(
+        tmp_path: Path, busybox_base: str, registry: Any) -> None:
+    host = registry.host
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    base = f"{host}/overlay/copied-base:1"
+    _build(ctx, LINK_A_COPIED_UP_FILE, busybox_base, base)
+    dest = f"{host}/overlay/copied:1"
+    digest, _ = _build(ctx, WRITE_THROUGH_COPIED_UP, base, dest, reproducible=True,
+                       cache_dir=str(tmp_path / "store"))
+    plain, _ = _build(ctx, WRITE_THROUGH_COPIED_UP, base, dest + "-plain", reproducible=True)
+    assert digest == plain
+    fs = flatten(fetch_dir(dest, tmp_path / "img"))
+    assert fs["/f"].sha256 == fs["/g"].sha256 and fs["/f"].size == len(b"base\nmore\n")
