@@ -359,3 +359,31 @@ def test_a_write_through_a_link_of_a_copied_up_file_keeps_the_names_linked(
     assert digest == plain
     fs = flatten(fetch_dir(dest, tmp_path / "img"))
     assert fs["/f"].sha256 == fs["/g"].sha256 and fs["/f"].size == len(b"base\nmore\n")
+
+
+# a step that binds the earlier stage it stacks on: that stage's overlay stays mounted, so the
+# step takes a walk snapshot (an indexed overlay cannot use its upper as a lower meanwhile)
+BIND_FROM_THE_STAGE_BELOW = """\
+ARG BASE
+FROM ${BASE} AS first
+RUN echo one > /one
+FROM first
+RUN --mount=type=bind,from=first,target=/mnt cat /mnt/one > /seen
+RUN echo two >> /seen
+"""
+
+
+def test_a_step_binding_the_stage_below_takes_a_walk_snapshot(
+        tmp_path: Path, busybox_base: str, registry: Any) -> None:
+    host = registry.host
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    dest = f"{host}/overlay/bind-below:1"
+    digest, log = _build(ctx, BIND_FROM_THE_STAGE_BELOW, busybox_base, dest, reproducible=True,
+                         cache_dir=str(tmp_path / "store"))
+    assert log.count("warning: walk snapshot: the stage's filesystem is in use") == 1
+    plain, _ = _build(ctx, BIND_FROM_THE_STAGE_BELOW, busybox_base, dest + "-plain",
+                      reproducible=True)
+    assert digest == plain
+    fs = flatten(fetch_dir(dest, tmp_path / "img"))
+    assert fs["/seen"].size == len(b"one\ntwo\n") and "/mnt/one" not in fs
