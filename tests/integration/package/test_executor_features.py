@@ -16,7 +16,6 @@ built once per session by trustbuild, run with bubblewrap as ``podman run --netw
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.executor import run_container
+from fixtures.executor import context_tar, run_container
 from fixtures.fake_sigstore import FakeSigstore, identity_token
 from fixtures.imagefs import fetch_dir, read_dir_image
 from fixtures.images import ARM64_BUSYBOX, write_busybox_index
@@ -38,16 +37,6 @@ from trustbuild.oci.descriptor import Platform
 pytestmark = [pytest.mark.slow, pytest.mark.privileged, pytest.mark.interop]
 EMAIL = "executor-ci@fake.test"
 ISSUER = "https://issuer.fake.test"
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tf:
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size, ti.mode = len(data), 0o644
-            tf.addfile(ti, io.BytesIO(data))
-    return raw.getvalue()
 
 
 def _image_files(ref: str, dest: Path) -> dict[str, tuple[bytes, int]]:
@@ -98,7 +87,7 @@ def test_keyless_with_the_ambient_ci_token(ci: str, executor_bundle: Path, regis
         ["--context", "tar://stdin", "--destination", image, "--keyless",
          "--sigstore-trust-config", "/sigstore/trust_config.json", "--attest", "provenance",
          "--digest-file", "/out/digest"],
-        stdin=_tar({"Dockerfile": f"FROM {busybox_base}\nCOPY app.txt /app.txt\n".encode(),
+        stdin=context_tar({"Dockerfile": f"FROM {busybox_base}\nCOPY app.txt /app.txt\n".encode(),
                     "app.txt": b"signed keyless in the executor\n"}),
         env={"HOME": "/root", **env}, binds={trust: "/sigstore", out: "/out"},
         tmp=tmp_path / "tmp")
@@ -125,7 +114,7 @@ def test_keyless_without_a_token_fails_before_building(executor_bundle: Path, re
         executor_bundle,
         ["--context", "tar://stdin", "--destination",
          f"{registry.host}/executor-keyless/no-token:1", "--keyless"],
-        stdin=_tar({"Dockerfile": f"FROM {busybox_base}\n".encode()}),
+        stdin=context_tar({"Dockerfile": f"FROM {busybox_base}\n".encode()}),
         env={"HOME": "/root", "GITLAB_CI": "true"}, binds={}, tmp=tmp_path / "tmp")
     err = r.stderr.decode(errors="replace").strip().splitlines()
     assert r.returncode != 0 and len(err) == 1, err
@@ -154,7 +143,7 @@ def test_secrets_from_a_file_and_the_environment(executor_bundle: Path, registry
         executor_bundle,
         ["--context", "tar://stdin", "--destination", image, "--digest-file", "/out/digest",
          "--secret", "id=npmrc,src=/secrets/npmrc", "--secret", "id=api,env=TB_API_KEY"],
-        stdin=_tar({"Dockerfile": dockerfile.encode()}),
+        stdin=context_tar({"Dockerfile": dockerfile.encode()}),
         env={"HOME": "/root", "TB_API_KEY": env_secret},
         binds={secrets: "/secrets", out: "/out"}, tmp=tmp_path / "tmp")
     log = _log(r)
@@ -199,7 +188,7 @@ def test_multi_platform_build_emulates_arm64(executor_bundle: Path, registry: An
         executor_bundle,
         ["--context", "tar://stdin", "--destination", image, "--build-arg", f"BASE={base}",
          "--custom-platform", "linux/amd64,linux/arm64", "--digest-file", "/out/digest"],
-        stdin=_tar({"Dockerfile": MULTI.encode()}), env={"HOME": "/root"},
+        stdin=context_tar({"Dockerfile": MULTI.encode()}), env={"HOME": "/root"},
         binds={out: "/out"}, tmp=tmp_path / "tmp")
     log = _log(r)
     assert r.returncode == 0, log[-4000:]
@@ -244,7 +233,7 @@ def test_rootless_inside_the_container(proc: str, executor_bundle: Path, registr
     r = run_container(
         executor_bundle,
         ["--context", "tar://stdin", "--destination", image, "--digest-file", "/out/digest"],
-        stdin=_tar({"Dockerfile": (f"FROM {busybox_base}\n"
+        stdin=context_tar({"Dockerfile": (f"FROM {busybox_base}\n"
                                    "COPY --chown=1000:1000 app.txt /srv/app.txt\n"
                                    "RUN id -u > /srv/uid && cat /proc/self/uid_map > /srv/map\n"
                                    "USER 1000\n").encode(),

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.executor import PASSWORD, run_container, skopeo_layout
+from fixtures.executor import PASSWORD, context_tar, run_container, skopeo_layout
 from fixtures.imagefs import fetch_dir, flatten, read_dir_image
 
 from trustbuild.cli.main import main
@@ -131,13 +131,7 @@ def _context_tar(base: str, port: int) -> bytes:
                        " && cat /greeting.txt /ran > /result.txt\nUSER 1000\n").encode(),
         "greeting.txt": b"built inside the executor\n",
     }
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tf:
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size, ti.mode = len(data), 0o644
-            tf.addfile(ti, io.BytesIO(data))
-    return raw.getvalue()
+    return context_tar(files)
 
 
 def _policy(path: Path, executor_repo: str, executor_key: str) -> Path:
