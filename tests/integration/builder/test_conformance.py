@@ -91,6 +91,16 @@ def buildah_root() -> Iterator[list[str]]:
         shutil.rmtree(d, ignore_errors=True)
 
 
+def buildah_bud(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a ``buildah bud`` command line; once more when runc under it failed to clone its
+    own binary ("sealing memfd copy: Device or resource busy"), a transient of the reference
+    tool seen under CI load. Any other failure, or the same one twice, is returned as is."""
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0 and "sealing memfd copy" in r.stderr:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return r
+
+
 def _buildah(flags: list[str], case: str, base: str, dest: str) -> None:
     cmd = [*flags, "bud", "--format", "docker", "--isolation", "chroot", "--tls-verify=false",
            "-t", f"localhost/conformance-{case}:1"]
@@ -98,7 +108,7 @@ def _buildah(flags: list[str], case: str, base: str, dest: str) -> None:
         cmd += ["--build-arg", a]
     if _target(case):
         cmd += ["--target", str(_target(case))]
-    r = subprocess.run([*cmd, str(CASE_DIRS[case])], capture_output=True, text=True, timeout=300)
+    r = buildah_bud([*cmd, str(CASE_DIRS[case])])
     assert r.returncode == 0, f"buildah bud failed for {case}: {r.stderr[-2000:]}"
     r = subprocess.run([*flags, "push", "--tls-verify=false", f"localhost/conformance-{case}:1",
                         f"docker://{dest}"], capture_output=True, text=True, timeout=300)

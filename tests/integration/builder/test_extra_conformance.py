@@ -25,7 +25,10 @@ from pathlib import Path
 
 import pytest
 from fixtures.imagefs import compare_images, fetch_dir
-from integration.builder.test_conformance import buildah_root  # noqa: F401  (fixture)
+from integration.builder.test_conformance import (
+    buildah_bud,
+    buildah_root,  # noqa: F401  (fixture)
+)
 
 from trustbuild.cli.main import main
 
@@ -76,7 +79,7 @@ def _buildah(flags: list[str], ctx: Path, args: list[str], target: str | None, t
         cmd += ["--target", target]
     if dockerfile is not None:
         cmd += ["-f", str(dockerfile)]
-    r = subprocess.run([*cmd, str(ctx)], capture_output=True, text=True, timeout=300)
+    r = buildah_bud([*cmd, str(ctx)])
     assert r.returncode == 0, f"buildah bud failed for {ctx.name}: {r.stderr[-2000:]}"
     r = subprocess.run([*flags, "push", "--tls-verify=false", tag, f"docker://{dest}"],
                        capture_output=True, text=True, timeout=300)
