@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bases import ROOT, WORK, log, push_busybox, push_debian, registry  # noqa: E402
-from run import WORKLOADS, prepare_context  # noqa: E402
+from run import CHANGED, WORKLOADS, prepare_context  # noqa: E402
 from tools import PYTHON, TB_TIMED, Tool, pin_code  # noqa: E402
 
 
@@ -32,11 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snapshot-mode", default="",
                    help="trustbuild --snapshot-mode (default: its own)")
     p.add_argument("--top", type=int, default=45, help="functions listed per table")
+    p.add_argument("--scenario", choices=["cold", "incremental"], default="cold",
+                   help="incremental: a cold build first (not profiled), then the workload's "
+                        "marker file changed and the next build profiled")
+    p.add_argument("--no-cache", action="store_true",
+                   help="without --cache --cache-dir (run.py builds with both, an empty store "
+                        "for a cold build)")
     p.add_argument("--code", default="HEAD", help="commit to profile (see run.py --code)")
     args = p.parse_args(argv)
     commit = pin_code(args.code)
     prof = WORK / f"profile-{args.workload}.prof"
-    report = ROOT / "bench" / "results" / f"profile-{args.workload}.txt"
+    suffix = "" if args.scenario == "cold" else f"-{args.scenario}"
+    report = ROOT / "bench" / "results" / f"profile-{args.workload}{suffix}.txt"
     with registry() as reg:
         base = (push_busybox if WORKLOADS[args.workload] == "busybox" else push_debian)(reg.host)
         ctx = prepare_context(args.workload)
@@ -45,16 +52,33 @@ def main(argv: list[str] | None = None) -> int:
                  "--build-arg", f"BASE={base}"]
         if args.snapshot_mode:
             argv2 += ["--snapshot-mode", args.snapshot_mode]
-        log("profiling: " + " ".join(argv2[3:]))
-        t0 = time.monotonic()
-        env = Tool("trustbuild", "trustbuild", "").env()
-        subprocess.run(argv2, check=True, stdout=subprocess.DEVNULL, env=env)
-        wall = time.monotonic() - t0
+        tool = Tool("trustbuild", "trustbuild", "")
+        tool.clear()
+        if not args.no_cache:
+            argv2 += ["--cache", "--cache-dir", str(tool.storage / "layer-store")]
+        marker = ctx / CHANGED[args.workload]
+        original = marker.read_bytes()
+        try:
+            if args.scenario == "incremental":
+                if args.no_cache:
+                    p.error("--scenario incremental needs the cache")
+                log("cold build first (not profiled)")
+                subprocess.run([str(PYTHON), *argv2[5:]], check=True, stdout=subprocess.DEVNULL,
+                               env=tool.env())
+                marker.write_bytes(original + b"# changed\n")
+            log("profiling: " + " ".join(argv2[3:]))
+            t0 = time.monotonic()
+            subprocess.run(argv2, check=True, stdout=subprocess.DEVNULL, env=tool.env())
+            wall = time.monotonic() - t0
+        finally:
+            marker.write_bytes(original)
+            tool.clear()
     out = io.StringIO()
-    out.write(f"# cProfile of one cold trustbuild build+push of {args.workload} "
+    out.write(f"# cProfile of one {args.scenario} trustbuild build+push of {args.workload} "
               f"at {commit[:12]} "
-              f"(snapshot mode {args.snapshot_mode or 'default'}), wall {wall:.1f}s under the "
-              "profiler\n\n## by cumulative time\n")
+              f"(snapshot mode {args.snapshot_mode or 'default'}"
+              f"{', no cache' if args.no_cache else ', --cache --cache-dir'}), "
+              f"wall {wall:.1f}s under the profiler\n\n## by cumulative time\n")
     st = pstats.Stats(str(prof), stream=out)
     st.strip_dirs().sort_stats("cumulative").print_stats(args.top)
     out.write("\n## by own time\n")

@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default HEAD), or 'worktree' for the live, possibly uncommitted tree")
     p.add_argument("--base", choices=["debian", "busybox"], default=None,
                    help="base image of every workload (default: Debian, as the targets assume)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="write results there instead of bench/results (experiments)")
     p.add_argument("--table-only", metavar="DATE",
                    help="only rewrite latest.md from bench/results/DATE-<workload>.json")
     args = p.parse_args(argv)
@@ -166,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         runs[w] = int(n)
     tools = [tool_by_name(t) for t in args.tools.split(",") if t]
     out_dir = WORK / "results-quick" if args.quick else ROOT / "bench" / "results"
+    if args.out:
+        out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp_results = WORK / "raw"
     tmp_results.mkdir(parents=True, exist_ok=True)

@@ -91,9 +91,16 @@ def write_paths_layer(settings: LayerSettings, rootfs: Path, paths: Iterable[str
     (the layer is the same as if they had been filled first), the rest after the layer.
     """
     canonical = set()
+    parents: dict[str, str] = {}  # container dir -> its canonical path (one resolve per dir)
     for p in paths:
-        host = secure_join(rootfs, clean_abs(p), follow_last=False)
-        canonical.add(container_path(rootfs, host))
+        path = clean_abs(p)
+        if path == "/":
+            continue
+        parent, name = posixpath.split(path)
+        real = parents.get(parent)
+        if real is None:
+            real = parents[parent] = container_path(rootfs, secure_join(rootfs, parent))
+        canonical.add(posixpath.join(real, name))
     wanted = sorted({clean_abs(p) for p in canonical} - {"/"})
     written: set[str] = set()
     with settings.writer() as w:

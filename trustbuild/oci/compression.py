@@ -105,6 +105,111 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+_READ_AHEAD_IN = 1 << 20  # compressed bytes read at a time
+_READ_AHEAD_OUT = 1 << 20  # largest decompressed piece handed over
+_READ_AHEAD_DEPTH = 8  # pieces decompressed ahead of the reader (bounded memory)
+
+
+class _GzipReadAhead(io.RawIOBase):
+    """Gzip decompressed on a thread while the caller consumes the output (zlib releases the
+    GIL: on two cores a layer's inflate overlaps with tar parsing and file writes).
+
+    Same stream semantics as :class:`gzip.GzipFile`: concatenated members, zero padding
+    between or after members, every member's CRC-32 and length checked (zlib's gzip mode),
+    a truncated stream is an EOFError and anything else after a member a BadGzipFile. Memory
+    is bounded: at most ``_READ_AHEAD_DEPTH`` pieces of ``_READ_AHEAD_OUT`` bytes wait.
+    """
+
+    def __init__(self, src: BinaryIO) -> None:
+        import queue
+        import threading
+
+        self._src = src
+        self._q: queue.Queue[bytes | BaseException | None] = queue.Queue(_READ_AHEAD_DEPTH)
+        self._stop = threading.Event()
+        self._buf = memoryview(b"")
+        self._done = False
+        self._thread = threading.Thread(target=self._produce, name="gunzip", daemon=True)
+        self._thread.start()
+
+    def readable(self) -> bool:
+        return True
+
+    def _put(self, item: bytes | BaseException | None) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            d = zlib.decompressobj(31)
+            started = True  # inside a member (the stream starts with one: magic detected)
+            while not self._stop.is_set():
+                data = self._src.read(_READ_AHEAD_IN)
+                if not data:
+                    if started:
+                        raise EOFError("Compressed file ended before the end-of-stream "
+                                       "marker was reached")
+                    break
+                more = False  # zlib may hold output back once a piece is full
+                while data or more:
+                    if not started:  # between members: zero padding, or the next member
+                        data = data.lstrip(b"\0")
+                        if not data:
+                            break
+                        if len(data) < 2:
+                            data += self._src.read(1)
+                        if data[:2] != _GZIP_MAGIC:
+                            raise gzip.BadGzipFile("Not a gzipped file "
+                                                   f"({data[:2]!r} after a member)")
+                        d, started = zlib.decompressobj(31), True
+                    out = d.decompress(data, _READ_AHEAD_OUT)
+                    data = d.unconsumed_tail
+                    more = len(out) == _READ_AHEAD_OUT and not d.eof
+                    if out and not self._put(out):
+                        return
+                    if d.eof:
+                        data, started, more = d.unused_data, False, False
+            self._put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, raised there
+            self._put(exc)
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        mv = memoryview(buf).cast("B")
+        while not self._buf:
+            if self._done:
+                return 0
+            item = self._q.get()
+            if item is None:
+                self._done = True
+                return 0
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            self._buf = memoryview(item)
+        n = min(len(mv), len(self._buf))
+        mv[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def close(self) -> None:
+        import queue
+
+        self._stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:  # unblock a producer waiting for room
+                self._q.get_nowait()
+        self._thread.join()
+        super().close()
+
+
 def _read_exact(stream: BinaryIO, n: int) -> bytes:
     out = b""
     while len(out) < n:
@@ -134,7 +239,7 @@ def open_decompressed(path_or_stream: Path | str | BinaryIO) -> Iterator[BinaryI
         src = io.BufferedReader(_Prefixed(head, raw), buffer_size=1 << 16)
         out: BinaryIO
         if kind == "gzip":
-            out = gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[assignment]
+            out = io.BufferedReader(_GzipReadAhead(src), buffer_size=1 << 16)
         elif kind == "zstd":
             out = zstandard.ZstdDecompressor().stream_reader(
                 src, read_across_frames=True, closefd=False)

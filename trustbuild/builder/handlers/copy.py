@@ -142,10 +142,18 @@ class Copier:
         self.touched.append(canon)
 
     def copy_entry(self, src: Path, dest: str, *, keep_owner: bool, rel: str | None,
-                   follow: bool = False) -> bool:
-        """Copy one file/dir/symlink (dirs recursively); returns False when all was ignored."""
+                   follow: bool = False, resolved: tuple[str, Path] | None = None) -> bool:
+        """Copy one file/dir/symlink (dirs recursively); returns False when all was ignored.
+
+        ``resolved``: (canonical container path, host path) of ``dest``, known when it is a
+        name in a directory this copy has just made sure is a real directory (no symlink to
+        resolve on the way again)."""
         st = os.stat(src) if follow else os.lstat(src)
-        canon, host = self._canon(dest)
+        if resolved is not None:
+            canon, host = resolved
+            self._check_protected(host)
+        else:
+            canon, host = self._canon(dest)
         uid, gid = self._owner(st, keep_owner, src)
         mode = stat.S_IMODE(st.st_mode) if self.chmod is None else self.chmod
         if stat.S_ISDIR(st.st_mode):
@@ -157,7 +165,8 @@ class Copier:
             if not existed:
                 os.mkdir(host)
             kept = [self.copy_entry(src / n, posixpath.join(canon, n), keep_owner=keep_owner,
-                                    rel=f"{rel}/{n}" if rel else (n if rel == "" else None))
+                                    rel=f"{rel}/{n}" if rel else (n if rel == "" else None),
+                                    resolved=(posixpath.join(canon, n), host / n))
                     for n in names]
             if self._ignored(rel) and not any(kept):
                 if not existed:
