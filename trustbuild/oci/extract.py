@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
 import stat
 import tarfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +163,97 @@ def _lstat(dfd: int, name: str) -> os.stat_result | None:
         return None
 
 
+_ASYNC_MAX_FILE = 1 << 20  # files up to this size are written by the writer threads
+_ASYNC_MAX_BUFFERED = 16 << 20  # file contents read ahead of the writers, at most
+_WRITERS = 2
+
+
+class _WriterFailed(Exception):
+    """A writer thread's OSError, for the reader to report with its entry."""
+
+    def __init__(self, rel: str, err: OSError) -> None:
+        super().__init__(rel)
+        self.rel, self.err = rel, err
+
+
+class _FileWriters:
+    """Small regular files created and written on threads while the tar is read.
+
+    Creating an inode costs far more kernel time than parsing its tar header; the writers do
+    it while the reader goes on. A directory's files always go to the same writer (two threads
+    creating in one directory only contend for its lock). Each task owns a ``dup`` of its
+    directory fd, so it writes where the reader resolved it even if that path changes later.
+    :meth:`wait` is the barrier the reader takes before anything that could see a file
+    still pending (removals, hardlinks, a path met again, directory metadata).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queues: list[queue.SimpleQueue[tuple[Callable[[], None], str, int, int] | None]] = [
+            queue.SimpleQueue() for _ in range(_WRITERS)]
+        self._threads = [threading.Thread(target=self._work, args=(q,), daemon=True,
+                                          name=f"extract-writer-{i}")
+                         for i, q in enumerate(self._queues)]
+        for t in self._threads:
+            t.start()
+        self.pending: set[str] = set()
+        self._buffered = 0
+        self._error: tuple[str, BaseException] | None = None
+
+    def _work(self, q: queue.SimpleQueue[tuple[Callable[[], None], str, int, int] | None]
+              ) -> None:
+        while (task := q.get()) is not None:
+            fn, rel, size, dfd = task
+            try:
+                with self._cond:
+                    failed = self._error is not None
+                if not failed:
+                    fn()
+            except BaseException as exc:  # noqa: BLE001 - raised by the reader (check/wait)
+                with self._cond:
+                    if self._error is None:
+                        self._error = (rel, exc)
+            finally:
+                os.close(dfd)
+                with self._cond:
+                    self.pending.discard(rel)
+                    self._buffered -= size
+                    self._cond.notify_all()
+
+    def submit(self, rel: str, parent: str, dfd: int, size: int, fn: Callable[[], None]) -> None:
+        """Run ``fn`` (which writes into the directory ``dfd``, a dup this pool closes)."""
+        with self._cond:
+            while self._buffered and self._buffered + size > _ASYNC_MAX_BUFFERED:
+                self._cond.wait()
+            self.pending.add(rel)
+            self._buffered += size
+        self._queues[hash(parent) % _WRITERS].put((fn, rel, size, dfd))
+
+    def check(self) -> None:
+        """Raise what a writer failed with (as the error of its entry)."""
+        with self._cond:
+            error = self._error
+        if error is not None:
+            rel, exc = error
+            if isinstance(exc, OSError):
+                raise _WriterFailed(rel, exc)
+            raise exc
+
+    def wait(self) -> None:
+        """Until every submitted file is written; then :meth:`check`."""
+        with self._cond:
+            while self.pending:
+                self._cond.wait()
+        self.check()
+
+    def close(self) -> None:
+        """Stop the threads after the tasks already queued (their fds are closed)."""
+        for q in self._queues:
+            q.put(None)
+        for t in self._threads:
+            t.join()
+
+
 class _Extractor:
     def __init__(self, rootfs: Path, what: str, *, allow_devices: bool, same_owner: bool,
                  whiteouts: bool, exclude: Callable[[str], bool] | None = None,
@@ -179,10 +272,26 @@ class _Extractor:
         self.layer_paths: set[str] = set()      # entries of this layer (not whiteouts)
         self.layer_ancestors: set[str] = set()  # their ancestors
         self.dir_meta: dict[str, tuple[int, int]] = {}
+        self.writers: _FileWriters | None = None  # started at the first small file
+        self._stats_lock = threading.Lock()
+
+    def _settle(self) -> None:
+        """Wait for the writer threads (before an operation that could meet a pending file)."""
+        if self.writers is not None and self.writers.pending:
+            self.writers.wait()
+
+    def close(self) -> None:
+        """Stop the writer threads and release the rootfs."""
+        try:
+            if self.writers is not None:
+                self.writers.close()
+        finally:
+            self.root.close()
 
     # -- removal --------------------------------------------------------------------------
 
     def _remove(self, dfd: int, name: str, st: os.stat_result) -> None:
+        self._settle()
         if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
             self.root.invalidate()
         if stat.S_ISDIR(st.st_mode):
@@ -252,6 +361,10 @@ class _Extractor:
         if not rel:
             self._meta_root(info)
             return
+        if self.writers is not None:
+            self.writers.check()
+            if rel in self.writers.pending or info.islnk():
+                self.writers.wait()  # the same path again, or a link to a file maybe pending
         if self._excluded(rel) or (info.islnk() and self._excluded(info.linkname)):
             self.stats.skipped.append(rel)
             return
@@ -274,6 +387,7 @@ class _Extractor:
             os.close(dfd)
 
     def _whiteout(self, rel: str, parent: str, base: str) -> None:
+        self._settle()
         self.stats.whiteouts += 1
         victim = base[len(WHITEOUT_PREFIX):]
         if victim in ("", ".", ".."):
@@ -314,7 +428,7 @@ class _Extractor:
         if old is not None:
             self._remove(dfd, base, old)
         if info.isreg():
-            self._file(dfd, base, info, tf)
+            self._file(dfd, rel, base, info, tf)
         elif info.issym():
             os.symlink(info.linkname, base, dir_fd=dfd)
             self._link_meta(dfd, base, info)
@@ -336,21 +450,51 @@ class _Extractor:
         else:
             raise _Unsafe(f"unsupported tar entry type {info.type!r}")
 
-    def _file(self, dfd: int, base: str, info: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
+    def _file(self, dfd: int, rel: str, base: str, info: tarfile.TarInfo,
+              tf: tarfile.TarFile) -> None:
+        src = tf.extractfile(info)
+        assert src is not None
+        self.stats.files += 1
+        if info.size <= _ASYNC_MAX_FILE:
+            data = src.read(info.size)
+            if len(data) != info.size:
+                raise tarfile.ReadError(f"unexpected end of data in {rel!r}")
+            self.stats.bytes += len(data)
+            if self.writers is None:
+                self.writers = _FileWriters()
+            task_fd = os.dup(dfd)
+            try:
+                self.writers.submit(rel, tarutil.split(rel)[0], task_fd, len(data),
+                                    lambda: self._write_file(task_fd, base, info, data))
+            except BaseException:
+                os.close(task_fd)
+                raise
+            return
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=dfd)
         try:
-            src = tf.extractfile(info)
-            assert src is not None
             while chunk := src.read(CHUNK):
                 _write_all(fd, chunk)
                 self.stats.bytes += len(chunk)
-            self._owner_xattrs(fd, info)
-            os.fchmod(fd, info.mode & 0o7777)
-            os.utime(fd, (info.mtime, info.mtime))
+            self._file_meta(fd, info)
         finally:
             os.close(fd)
-        self.stats.files += 1
+
+    def _write_file(self, dfd: int, base: str, info: tarfile.TarInfo, data: bytes) -> None:
+        """One small file (on a writer thread): created in ``dfd``, written, owner and mode."""
+        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=dfd)
+        try:
+            if data:
+                _write_all(fd, data)
+            self._file_meta(fd, info)
+        finally:
+            os.close(fd)
+
+    def _file_meta(self, fd: int, info: tarfile.TarInfo) -> None:
+        self._owner_xattrs(fd, info)
+        os.fchmod(fd, info.mode & 0o7777)
+        os.utime(fd, (info.mtime, info.mtime))
 
     def _hardlink(self, dfd: int, rel: str, base: str, info: tarfile.TarInfo) -> None:
         target = tarutil.clean_name(info.linkname)
@@ -407,7 +551,8 @@ class _Extractor:
                 os.setxattr(target, name, value.encode("utf-8", "surrogateescape"),
                             follow_symlinks=follow)
             except OSError:
-                self.stats.xattrs_skipped += 1
+                with self._stats_lock:  # writer threads count here too
+                    self.stats.xattrs_skipped += 1
 
     def _meta_root(self, info: tarfile.TarInfo) -> None:
         if info.isdir():
@@ -417,6 +562,9 @@ class _Extractor:
 
     def finish(self) -> None:
         """Apply directory modes and mtimes last (writing into a dir changes its mtime)."""
+        self._settle()
+        if self.writers is not None:
+            self.writers.check()
         self.root.invalidate()
         for rel in sorted(self.dir_meta, key=lambda r: -r.count("/")):
             mode, mtime = self.dir_meta[rel]
@@ -488,6 +636,9 @@ def extract_layer(blob: Path | BinaryIO, rootfs: Path, *, media_type: str | None
                 reader.drain()
             except (_Unsafe, UnsafePath) as exc:
                 raise BuildError(f"{name}: {_where(info)}{exc}") from None
+            except _WriterFailed as exc:
+                raise BuildError(f"{name}: entry {exc.rel!r}: "
+                                 f"{exc.err.strerror or exc.err}") from exc.err
             except OSError as exc:
                 if exc.errno is None:  # raised by a decompressor
                     raise StoreError(f"{name}: corrupt layer: {exc}") from exc
@@ -498,7 +649,7 @@ def extract_layer(blob: Path | BinaryIO, rootfs: Path, *, media_type: str | None
                 raise BuildError(f"{name}: {_where(info)}invalid entry: {exc}") from exc
             ex.stats.diff_id = reader.hasher.digest()
     finally:
-        ex.root.close()
+        ex.close()
     if diff_id is not None and ex.stats.diff_id != diff_id:
         raise DigestMismatch(f"{name}: uncompressed content has digest {ex.stats.diff_id}, "
                              f"expected diff_id {diff_id}")
