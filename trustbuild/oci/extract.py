@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import shutil
 import stat
 import tarfile
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from trustbuild._internal import idmap, tarutil
+from trustbuild._internal.dirworkers import DirWorkers, TaskFailed
 from trustbuild._internal.inroot import DIR_FLAGS, RootDir
 from trustbuild._internal.tarutil import OPAQUE_MARKER, WHITEOUT_PREFIX, XATTR_PREFIX
 from trustbuild.errors import BuildError, DigestMismatch, StoreError, UnsafePath
@@ -163,95 +163,7 @@ def _lstat(dfd: int, name: str) -> os.stat_result | None:
         return None
 
 
-_ASYNC_MAX_FILE = 1 << 20  # files up to this size are written by the writer threads
-_ASYNC_MAX_BUFFERED = 16 << 20  # file contents read ahead of the writers, at most
-_WRITERS = 2
-
-
-class _WriterFailed(Exception):
-    """A writer thread's OSError, for the reader to report with its entry."""
-
-    def __init__(self, rel: str, err: OSError) -> None:
-        super().__init__(rel)
-        self.rel, self.err = rel, err
-
-
-class _FileWriters:
-    """Small regular files created and written on threads while the tar is read.
-
-    Creating an inode costs far more kernel time than parsing its tar header; the writers do
-    it while the reader goes on. A directory's files always go to the same writer (two threads
-    creating in one directory only contend for its lock). Each task owns a ``dup`` of its
-    directory fd, so it writes where the reader resolved it even if that path changes later.
-    :meth:`wait` is the barrier the reader takes before anything that could see a file
-    still pending (removals, hardlinks, a path met again, directory metadata).
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._queues: list[queue.SimpleQueue[tuple[Callable[[], None], str, int, int] | None]] = [
-            queue.SimpleQueue() for _ in range(_WRITERS)]
-        self._threads = [threading.Thread(target=self._work, args=(q,), daemon=True,
-                                          name=f"extract-writer-{i}")
-                         for i, q in enumerate(self._queues)]
-        for t in self._threads:
-            t.start()
-        self.pending: set[str] = set()
-        self._buffered = 0
-        self._error: tuple[str, BaseException] | None = None
-
-    def _work(self, q: queue.SimpleQueue[tuple[Callable[[], None], str, int, int] | None]
-              ) -> None:
-        while (task := q.get()) is not None:
-            fn, rel, size, dfd = task
-            try:
-                with self._cond:
-                    failed = self._error is not None
-                if not failed:
-                    fn()
-            except BaseException as exc:  # noqa: BLE001 - raised by the reader (check/wait)
-                with self._cond:
-                    if self._error is None:
-                        self._error = (rel, exc)
-            finally:
-                os.close(dfd)
-                with self._cond:
-                    self.pending.discard(rel)
-                    self._buffered -= size
-                    self._cond.notify_all()
-
-    def submit(self, rel: str, parent: str, dfd: int, size: int, fn: Callable[[], None]) -> None:
-        """Run ``fn`` (which writes into the directory ``dfd``, a dup this pool closes)."""
-        with self._cond:
-            while self._buffered and self._buffered + size > _ASYNC_MAX_BUFFERED:
-                self._cond.wait()
-            self.pending.add(rel)
-            self._buffered += size
-        self._queues[hash(parent) % _WRITERS].put((fn, rel, size, dfd))
-
-    def check(self) -> None:
-        """Raise what a writer failed with (as the error of its entry)."""
-        with self._cond:
-            error = self._error
-        if error is not None:
-            rel, exc = error
-            if isinstance(exc, OSError):
-                raise _WriterFailed(rel, exc)
-            raise exc
-
-    def wait(self) -> None:
-        """Until every submitted file is written; then :meth:`check`."""
-        with self._cond:
-            while self.pending:
-                self._cond.wait()
-        self.check()
-
-    def close(self) -> None:
-        """Stop the threads after the tasks already queued (their fds are closed)."""
-        for q in self._queues:
-            q.put(None)
-        for t in self._threads:
-            t.join()
+_ASYNC_MAX_FILE = 1 << 20  # files up to this size are written on DirWorkers threads
 
 
 class _Extractor:
@@ -272,12 +184,12 @@ class _Extractor:
         self.layer_paths: set[str] = set()      # entries of this layer (not whiteouts)
         self.layer_ancestors: set[str] = set()  # their ancestors
         self.dir_meta: dict[str, tuple[int, int]] = {}
-        self.writers: _FileWriters | None = None  # started at the first small file
+        self.writers: DirWorkers | None = None  # small files; started at the first one
         self._stats_lock = threading.Lock()
 
     def _settle(self) -> None:
         """Wait for the writer threads (before an operation that could meet a pending file)."""
-        if self.writers is not None and self.writers.pending:
+        if self.writers is not None:
             self.writers.wait()
 
     def close(self) -> None:
@@ -363,7 +275,7 @@ class _Extractor:
             return
         if self.writers is not None:
             self.writers.check()
-            if rel in self.writers.pending or info.islnk():
+            if self.writers.busy(rel) or info.islnk():
                 self.writers.wait()  # the same path again, or a link to a file maybe pending
         if self._excluded(rel) or (info.islnk() and self._excluded(info.linkname)):
             self.stats.skipped.append(rel)
@@ -461,14 +373,11 @@ class _Extractor:
                 raise tarfile.ReadError(f"unexpected end of data in {rel!r}")
             self.stats.bytes += len(data)
             if self.writers is None:
-                self.writers = _FileWriters()
+                self.writers = DirWorkers(name="extract-writer")
             task_fd = os.dup(dfd)
-            try:
-                self.writers.submit(rel, tarutil.split(rel)[0], task_fd, len(data),
-                                    lambda: self._write_file(task_fd, base, info, data))
-            except BaseException:
-                os.close(task_fd)
-                raise
+            self.writers.submit(rel, tarutil.split(rel)[0],
+                                lambda: self._write_file(task_fd, base, info, data),
+                                size=len(data), cleanup=lambda: os.close(task_fd))
             return
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=dfd)
@@ -636,9 +545,11 @@ def extract_layer(blob: Path | BinaryIO, rootfs: Path, *, media_type: str | None
                 reader.drain()
             except (_Unsafe, UnsafePath) as exc:
                 raise BuildError(f"{name}: {_where(info)}{exc}") from None
-            except _WriterFailed as exc:
-                raise BuildError(f"{name}: entry {exc.rel!r}: "
-                                 f"{exc.err.strerror or exc.err}") from exc.err
+            except TaskFailed as exc:
+                err = exc.error
+                if not isinstance(err, OSError):
+                    raise err from None
+                raise BuildError(f"{name}: entry {exc.key!r}: {err.strerror or err}") from err
             except OSError as exc:
                 if exc.errno is None:  # raised by a decompressor
                     raise StoreError(f"{name}: corrupt layer: {exc}") from exc

@@ -8,6 +8,7 @@ import os
 import stat
 from pathlib import Path
 
+from trustbuild._internal.dirworkers import DirWorkers
 from trustbuild.builder.handlers.copy import Copier
 from trustbuild.builder.layers import LayerSettings, PendingFills, write_paths_layer
 
@@ -33,13 +34,15 @@ def _tree(src: Path) -> None:
         os.utime(p, (OLD, OLD), follow_symlinks=False)
 
 
-def _copy(src: Path, rootfs: Path, layers: Path, pending: PendingFills | None) -> str:
+def _copy(src: Path, rootfs: Path, layers: Path, pending: PendingFills | None,
+          creates: DirWorkers | None = None, names: tuple[str, ...] = ()) -> str:
     (rootfs / "app").mkdir(parents=True)
     os.utime(rootfs / "app", (OLD, OLD))
-    copier = Copier(rootfs, uid=None, gid=None, chmod=None, pending=pending)
-    for name in ("src", "src-gen", "src.d", "over"):
+    copier = Copier(rootfs, uid=None, gid=None, chmod=None, pending=pending, creates=creates)
+    for name in names or ("src", "src-gen", "src.d", "over"):
         copier.copy_dir_contents(src / name, f"/app/{name}", keep_owner=False, rel=None)
     copier.copy_dir_contents(src / "over", "/app/src", keep_owner=False, rel=None)
+    copier.finish()
     settings = LayerSettings(directory=layers, mtime=EPOCH)
     layer = write_paths_layer(settings, rootfs, copier.touched, pending=pending)
     return str(layer.diff_id) + " " + str(layer.descriptor.digest)
@@ -66,6 +69,32 @@ def test_filled_while_writing_gives_the_same_layer_and_rootfs(tmp_path: Path) ->
     assert _state(tmp_path / "b") == _state(tmp_path / "a")
     tool = tmp_path / "b" / "app" / "src" / "tool"
     assert stat.S_IMODE(os.lstat(tool).st_mode) == 0o4755
+    assert (tmp_path / "b" / "app" / "src" / "empty").read_text() == "replaced in the same step\n"
+
+
+def test_files_created_on_threads_give_the_same_layer_and_rootfs(tmp_path: Path) -> None:
+    src = tmp_path / "ctx"
+    _tree(src)
+    for d in range(12):  # many directories, as a source tree has
+        pkg = src / "pkgs" / f"p{d}"
+        pkg.mkdir(parents=True)
+        for f in range(25):
+            (pkg / f"m{f}.py").write_bytes(os.urandom(f * 37))
+            os.chmod(pkg / f"m{f}.py", 0o640 + f % 8)
+        os.chmod(pkg, 0o750)
+    for p in sorted(src.rglob("*"), reverse=True):
+        os.utime(p, (OLD, OLD), follow_symlinks=False)
+    names = ("src", "src-gen", "src.d", "over", "pkgs")
+    serial = _copy(src, tmp_path / "a", tmp_path / "la", None, names=names)
+    pending = PendingFills()
+    creates = DirWorkers()
+    try:
+        threaded = _copy(src, tmp_path / "b", tmp_path / "lb", pending, creates, names=names)
+    finally:
+        creates.close()
+    assert threaded == serial
+    assert not pending
+    assert _state(tmp_path / "b") == _state(tmp_path / "a")
     assert (tmp_path / "b" / "app" / "src" / "empty").read_text() == "replaced in the same step\n"
 
 

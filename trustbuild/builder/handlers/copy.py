@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustbuild._internal import idmap
+from trustbuild._internal.dirworkers import DirWorkers, TaskFailed
 from trustbuild.builder.commands import AddCmd, CopyCmd
 from trustbuild.builder.config import LayerRef
 from trustbuild.builder.handlers.fetch import fetch_url, is_archive, is_url
@@ -65,8 +66,13 @@ class Copier:
     def __init__(self, rootfs: Path, *, uid: int | None, gid: int | None, chmod: int | None,
                  ignore: object | None = None, mtime: int | None = None,
                  protect: Callable[[str], bool] | None = None,
-                 pending: PendingFills | None = None) -> None:
+                 pending: PendingFills | None = None,
+                 creates: DirWorkers | None = None) -> None:
         self.pending = pending
+        # with ``pending``: the empty files are created on these threads, and directory
+        # owners/modes/times are set in :meth:`finish` (a file created later changes its mtime)
+        self.creates = creates if pending is not None else None
+        self._dir_meta: list[tuple[Path, int, int, int, tuple[int, int]]] = []
         self.rootfs = rootfs
         self.protect = protect  # container mode: the ignore list (host paths never written)
         self.uid, self.gid, self.chmod = uid, gid, chmod
@@ -99,13 +105,31 @@ class Copier:
             raise BuildError(f"{host} is on container mode's ignore list (a mount point, the "
                              "kaniko dir or the executor's own files): nothing is written there")
 
+    def _settle(self) -> None:
+        """Wait until every file handed to the threads exists."""
+        if self.creates is not None:
+            self.creates.wait()
+
+    def finish(self) -> None:
+        """Wait for the files being created, then set the copied directories' owners, modes
+        and times (deepest first, as they were copied). Before anything reads the tree."""
+        self._settle()
+        metas, self._dir_meta = self._dir_meta, []
+        for host, uid, gid, mode, times in metas:
+            idmap.chown(host, uid, gid)
+            os.chmod(host, mode)
+            os.utime(host, ns=times)
+
     def mkdirs(self, path: str) -> None:
         """Create missing directories of ``path`` (owned by --chown, else root)."""
+        self._settle()  # a file still being created could be in the way
         self._check_protected(secure_join(self.rootfs, path))
         created = mkdir_all(self.rootfs, path, uid=self.uid or 0, gid=self.gid or 0)
         self.touched.extend(created)
 
     def _clear(self, host: Path, *, want_dir: bool) -> None:
+        if self.creates is not None and self.creates.busy(str(host)):
+            self._settle()
         try:
             st = os.lstat(host)
         except FileNotFoundError:
@@ -113,12 +137,14 @@ class Copier:
         if stat.S_ISDIR(st.st_mode):
             if want_dir:
                 return
+            self._settle()
             if self.pending:
                 self.pending.flush()  # a pending file may be inside
             import shutil
             shutil.rmtree(host)
         else:
             if self.pending is not None and self.pending.holds(st):
+                self._settle()  # no thread adds to the pending files while they are filled
                 self.pending.flush()
             os.unlink(host)
 
@@ -172,9 +198,12 @@ class Copier:
                 if not existed:
                     os.rmdir(host)
                 return False
-            idmap.chown(host, uid, gid)
-            os.chmod(host, mode)
-            os.utime(host, ns=self._times(st))
+            if self.creates is not None:
+                self._dir_meta.append((host, uid, gid, mode, self._times(st)))
+            else:
+                idmap.chown(host, uid, gid)
+                os.chmod(host, mode)
+                os.utime(host, ns=self._times(st))
             self.touched.append(canon)
             return True
         if self._ignored(rel):
@@ -185,8 +214,17 @@ class Copier:
             idmap.chown(host, uid, gid, follow_symlinks=False)
         elif stat.S_ISREG(st.st_mode):
             first = self._links.get((st.st_dev, st.st_ino)) if st.st_nlink > 1 else None
+            if first is not None:
+                self._settle()  # the first name may still be being created
             if first is not None and os.path.exists(first):
                 os.link(first, host)  # keep hardlinked files hardlinked, as buildah does
+                self.touched.append(canon)
+                return True
+            if self.creates is not None and self.pending is not None:
+                self.creates.submit(str(host), str(host.parent), self._create_pending(
+                    host, src, uid, gid, mode, self._times(st)))
+                if st.st_nlink > 1:
+                    self._links[(st.st_dev, st.st_ino)] = host
                 self.touched.append(canon)
                 return True
             if self.pending is not None:
@@ -213,6 +251,22 @@ class Copier:
         os.utime(host, ns=self._times(st), follow_symlinks=False)
         self.touched.append(canon)
         return True
+
+    def _create_pending(self, host: Path, src: Path, uid: int, gid: int, mode: int,
+                        times: tuple[int, int]) -> Callable[[], None]:
+        """The task that creates ``host`` empty, final owner/mode/times, content pending."""
+        pending = self.pending
+        assert pending is not None
+
+        def create() -> None:
+            with open(host, "xb"):
+                pass
+            pending.add(host, src)
+            idmap.chown(host, uid, gid)
+            os.chmod(host, mode)
+            os.utime(host, ns=times, follow_symlinks=False)
+
+        return create
 
     def _times(self, st: os.stat_result) -> tuple[int, int]:
         if self.mtime is not None:
@@ -384,23 +438,42 @@ def _copy(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd) -> None:
         # container mode (the rootfs is "/", the context inside it) copies as it goes: a
         # source could be a path the copy itself replaces
         pending = PendingFills() if ex.cfs is None else None
+        creates = DirWorkers(name="copy-create") if pending is not None else None
         copier = Copier(st.rootfs, uid=uid, gid=gid, chmod=chmod, ignore=ignore, mtime=forced,
-                        protect=ex.cfs.excluded if ex.cfs is not None else None, pending=pending)
-        with tempfile.TemporaryDirectory(dir=ex.work, prefix="add-") as tmpname:
-            tmp = Path(tmpname)
-            items = _sources(ex, st, ins, srcs, tmp=tmp)
-            if not items:
-                raise ex.error(ins, "no source files were specified")
-            existing = secure_join(st.rootfs, dest_abs)
-            to_dir = dir_syntax or existing.is_dir()
-            if (len(items) > 1 or len(srcs) > 1) and not to_dir:
-                raise ex.error(ins, f"when using {ins.keyword} with more than one source file, "
-                                    "the destination must be a directory and end with a /")
-            for item in items:
-                _copy_item(ex, ins, copier, item, dest_abs, to_dir=to_dir, add=add, tmp=tmp)
-            return write_paths_layer(ex.layers, st.rootfs, copier.touched, pending=pending)
+                        protect=ex.cfs.excluded if ex.cfs is not None else None, pending=pending,
+                        creates=creates)
+        try:
+            return _copy_all(ex, st, ins, copier, srcs, dest_abs, dir_syntax=dir_syntax, add=add)
+        except TaskFailed as exc:
+            err = exc.error
+            if isinstance(err, OSError):
+                raise ex.error(ins, f"cannot create {exc.key}: {err.strerror or err}") from err
+            raise err from None
+        finally:
+            if creates is not None:
+                creates.close()
 
     layer_step(ex, st, ins, rec, key=key, history=f"{text} # buildkit", produce=produce)
+
+
+def _copy_all(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd, copier: Copier,
+              srcs: list[str], dest_abs: str, *, dir_syntax: bool, add: bool) -> LayerRef:
+    """Copy every source into the stage, then write the layer of what was written."""
+    with tempfile.TemporaryDirectory(dir=ex.work, prefix="add-") as tmpname:
+        tmp = Path(tmpname)
+        items = _sources(ex, st, ins, srcs, tmp=tmp)
+        if not items:
+            raise ex.error(ins, "no source files were specified")
+        existing = secure_join(st.rootfs, dest_abs)
+        to_dir = dir_syntax or existing.is_dir()
+        if (len(items) > 1 or len(srcs) > 1) and not to_dir:
+            raise ex.error(ins, f"when using {ins.keyword} with more than one source file, "
+                                "the destination must be a directory and end with a /")
+        for item in items:
+            _copy_item(ex, ins, copier, item, dest_abs, to_dir=to_dir, add=add, tmp=tmp)
+        copier.finish()
+        return write_paths_layer(ex.layers, st.rootfs, copier.touched,
+                                 pending=copier.pending)
 
 
 def _copy_item(ex: StepContext, ins: CopyCmd | AddCmd, copier: Copier, item: _Source,
@@ -427,8 +500,9 @@ def _copy_item(ex: StepContext, ins: CopyCmd | AddCmd, copier: Copier, item: _So
         # buildah); a "./" entry sets the destination directory's owner and mode, as tar does
         copier.mkdirs(dest_abs)  # a new destination directory is owned like --chown
         plain = Copier(copier.rootfs, uid=None, gid=None, chmod=None, mtime=copier.mtime,
-                       protect=copier.protect, pending=copier.pending)
+                       protect=copier.protect, pending=copier.pending, creates=copier.creates)
         plain.copy_dir_contents(staging, dest_abs, keep_owner=True, rel=None)
+        plain.finish()
         if _has_root_entry(item.path):
             canon, host = plain._canon(dest_abs)
             st_root = os.stat(staging)
