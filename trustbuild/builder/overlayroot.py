@@ -334,6 +334,26 @@ class _StageLayers:
             self._detached.append(x)
         return True
 
+    def merge(self, upper: Path) -> bool:
+        from trustbuild.sandbox.snapshot import merge_upper
+
+        from trustbuild._internal.idmap import in_user_namespace
+
+        m = self.roots.mounts.get(self.rootfs)
+        if (m is None or in_user_namespace()  # user.overlay.* xattrs there: not merged here
+                or os.stat(upper).st_dev != os.stat(m.upper).st_dev):
+            return False
+        if not self.detach():
+            return False
+        try:
+            merge_upper(upper, m.upper)
+        except OSError as exc:
+            raise BuildError(f"cannot apply the step's changes to the stage filesystem: "
+                             f"{exc}") from exc
+        finally:
+            self.attach()
+        return True
+
     def attach(self) -> None:
         from trustbuild.sandbox import _linux
 

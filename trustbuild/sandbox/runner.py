@@ -66,6 +66,10 @@ class StageLayers(Protocol):
     def attach(self) -> None:
         """Mount again what :meth:`detach` unmounted."""
 
+    def merge(self, upper: Path) -> bool:
+        """Fold a step's overlay ``upper`` into the rootfs's own upper directory (unmounted
+        meanwhile) by renames; False (nothing changed) when that cannot be done here."""
+
 
 
 Exclude = Callable[[str], bool]
@@ -433,7 +437,10 @@ class StepRunner:
                                                  exclude=exclude)
                 write_overlay_upper(upper, writer, exclude=exclude)
                 info = writer.finish()
-                snapshot.apply_upper(upper, self.rootfs)
+                # renamed into the stage's upper (a copy through its overlay mount otherwise:
+                # an inode created per file)
+                if self.layers is None or not self.layers.merge(upper):
+                    snapshot.apply_upper(upper, self.rootfs)
                 return info
             assert before is not None
             full = mode == "full"

@@ -366,6 +366,72 @@ def _move(src: str, dst: str, st: os.stat_result, links: dict[int, str]) -> None
         links[st.st_ino] = dst
 
 
+_OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+def _strip_overlay_xattrs_tree(path: str, *, keep_opaque: bool) -> None:
+    """Remove the step overlay's bookkeeping (origin, impure, ...) from ``path`` and below;
+    with ``keep_opaque`` a directory keeps its opaque mark (it still hides lower content)."""
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        _strip_overlay_xattrs(path)
+        return
+    opaque = keep_opaque and _is_opaque(path)
+    _strip_overlay_xattrs(path)
+    if opaque:
+        os.setxattr(path, _OPAQUE_XATTR, b"y", follow_symlinks=False)
+    for name in os.listdir(path):
+        _strip_overlay_xattrs_tree(f"{path}/{name}", keep_opaque=True)
+
+
+def _is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, _OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def merge_upper(upper: Path, stage_upper: Path) -> None:
+    """Fold a RUN step's overlay upper into the upper directory of the stage's overlay (not
+    mounted meanwhile), by renames on one filesystem: the stage overlay then shows what
+    :func:`apply_upper` would have written through it, without copying any file.
+
+    Overlay rules, top down: a whiteout replaces whatever the stage upper had there and stays a
+    whiteout (it still hides the stage's lower layers); an opaque directory replaces the stage
+    upper's entry whole, keeping its opaque mark; another directory is merged into the stage
+    upper's directory (made when missing; made opaque when a non-directory was there, which
+    the step's overlay would have hidden); any other entry replaces the stage upper's. Only
+    root-mode (``trusted.overlay.*``) overlays are merged this way.
+    """
+
+    def walk(sdir: str, udir: str) -> None:
+        for name in sorted(os.listdir(sdir)):
+            sp, up = f"{sdir}/{name}", f"{udir}/{name}"
+            st = os.lstat(sp)
+            try:
+                ust: os.stat_result | None = os.lstat(up)
+            except FileNotFoundError:
+                ust = None
+            if stat.S_ISDIR(st.st_mode) and not _is_opaque(sp):
+                if ust is not None and stat.S_ISDIR(ust.st_mode):
+                    walk(sp, up)
+                else:
+                    if ust is not None:
+                        os.unlink(up)
+                    os.mkdir(up, 0o700)
+                    walk(sp, up)
+                    if ust is not None:
+                        os.setxattr(up, _OPAQUE_XATTR, b"y", follow_symlinks=False)
+                _copy_meta(sp, up, st)
+                continue
+            if ust is not None:
+                _remove(up)
+            os.rename(sp, up)
+            _strip_overlay_xattrs_tree(up, keep_opaque=True)
+
+    walk(str(upper), str(stage_upper))
+
+
 def apply_upper(upper: Path, rootfs: Path) -> None:
     """Make ``rootfs`` equal to the merged view: apply whiteouts, opaque dirs and new content."""
     links: dict[int, str] = {}

@@ -387,3 +387,49 @@ def test_a_step_binding_the_stage_below_takes_a_walk_snapshot(
     assert digest == plain
     fs = flatten(fetch_dir(dest, tmp_path / "img"))
     assert fs["/seen"].size == len(b"one\ntwo\n") and "/mnt/one" not in fs
+
+
+# each kind of change a step can make to what earlier steps of the stage wrote (and to the
+# base's layers below): the step's overlay upper is renamed into the stage's upper
+# (snapshot.merge_upper), not copied through the stage's overlay
+MERGE_PARENT = """\
+ARG BASE
+FROM ${BASE}
+RUN mkdir /low && echo l > /low/l && echo f > /lowfile
+"""
+MERGE_CASES = """\
+ARG BASE
+FROM ${BASE}
+RUN mkdir -p /a/dir /o && echo f > /a/dir/f && echo x > /x && echo w > /w && echo o > /o/old \
+ && rm /etc/group
+RUN rm -rf /o && mkdir /o && echo new > /o/new && rm /x && rm /w && mkdir /w && echo in > /w/in \
+ && rm -rf /a/dir && echo file > /a/dir && chmod 700 /a && echo more >> /etc/passwd \
+ && echo h > /h1 && ln /h1 /h2 && rm -rf /low && mkdir /low && echo n > /low/n \
+ && rm /lowfile && mkdir /lowfile && echo in > /lowfile/in
+RUN echo g > /etc/group && mkdir /x && echo y > /x/y && echo more >> /h2
+RUN test "$(ls /o)" = new && test ! -e /o/old && test -d /w && test "$(cat /w/in)" = in \
+ && test -f /a/dir && test "$(cat /a/dir)" = file && test /h1 -ef /h2 \
+ && test "$(cat /h1)" = "$(printf 'h\\nmore')" && test "$(ls /x)" = y \
+ && test "$(cat /etc/group)" = g && tail -1 /etc/passwd | grep -qx more \
+ && test "$(ls /low)" = n && test "$(ls /lowfile)" = in \
+ && ls -la /a /o /w /x /low /lowfile > /listing
+"""
+
+
+def test_step_changes_folded_into_the_stage_upper_give_the_same_image(
+        tmp_path: Path, busybox_base: str, registry: Any) -> None:
+    host = registry.host
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    parent = f"{host}/overlay/merge-parent:1"
+    _build(ctx, MERGE_PARENT, busybox_base, parent)
+    dest = f"{host}/overlay/merge:1"
+    digest, log = _build(ctx, MERGE_CASES, parent, dest, reproducible=True,
+                         cache_dir=str(tmp_path / "store"))
+    assert "walk snapshot" not in log
+    # the same steps on a stage extracted into a plain directory (applied through no overlay)
+    plain, _ = _build(ctx, MERGE_CASES, parent, dest + "-plain", reproducible=True)
+    assert digest == plain
+    fs = flatten(fetch_dir(dest, tmp_path / "img"))
+    assert "/o/old" not in fs and "/x/y" in fs and "/w/in" in fs and fs["/a/dir"].size == 5
+    assert "/low/l" not in fs and "/low/n" in fs and "/lowfile/in" in fs
