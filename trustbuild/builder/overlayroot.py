@@ -335,9 +335,8 @@ class _StageLayers:
         return True
 
     def merge(self, upper: Path) -> bool:
-        from trustbuild.sandbox.snapshot import merge_upper
-
         from trustbuild._internal.idmap import in_user_namespace
+        from trustbuild.sandbox.snapshot import merge_upper
 
         m = self.roots.mounts.get(self.rootfs)
         if (m is None or in_user_namespace()  # user.overlay.* xattrs there: not merged here

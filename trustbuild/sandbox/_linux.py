@@ -7,7 +7,6 @@ process (``trustbuild.sandbox.helper``) and by the overlay probe.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 __all__ = [
@@ -63,6 +62,8 @@ CAPABILITIES = {
 try:
     _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 except OSError:  # not glibc: ask the loader (slower: runs ldconfig)
+    import ctypes.util  # ~10 ms to import: only here, not in every RUN step's helper
+
     _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.unshare.argtypes = (ctypes.c_int,)
 _libc.mount.argtypes = (

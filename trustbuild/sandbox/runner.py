@@ -174,7 +174,9 @@ class StepRunner:
             cfg["nofile"] = nofile  # the limit the builder had before DirPins
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-P", "-s", "-m", "trustbuild.sandbox.helper",
+                # -S: no site (the helper is stdlib + trustbuild, found by PYTHONPATH): ~25 ms
+                # less start-up per RUN step than processing site-packages' .pth files
+                [sys.executable, "-S", "-P", "-m", "trustbuild.sandbox.helper",
                  "--config-fd", str(cfg_r), "--err-fd", str(err_w)],
                 pass_fds=(cfg_r, err_w), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, env=env, cwd="/", close_fds=True,
