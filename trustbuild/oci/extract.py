@@ -184,13 +184,26 @@ class _Extractor:
         self.layer_paths: set[str] = set()      # entries of this layer (not whiteouts)
         self.layer_ancestors: set[str] = set()  # their ancestors
         self.dir_meta: dict[str, tuple[int, int]] = {}
-        self.writers: DirWorkers | None = None  # small files; started at the first one
+        self.writers: DirWorkers | None = None  # small files, symlinks; started at the first
+        self.pending_links: set[str] = set()  # symlinks submitted since the last wait
         self._stats_lock = threading.Lock()
 
     def _settle(self) -> None:
         """Wait for the writer threads (before an operation that could meet a pending file)."""
         if self.writers is not None:
             self.writers.wait()
+            self.pending_links.clear()
+
+    def _through_pending_link(self, rel: str) -> bool:
+        """Whether a parent of ``rel`` (or a hardlink's target) may be a symlink not made yet."""
+        if not self.pending_links:
+            return False
+        parent = tarutil.split(rel)[0]
+        while parent:
+            if parent in self.pending_links:
+                return True
+            parent = tarutil.split(parent)[0]
+        return False
 
     def close(self) -> None:
         """Stop the writer threads and release the rootfs."""
@@ -275,8 +288,8 @@ class _Extractor:
             return
         if self.writers is not None:
             self.writers.check()
-            if self.writers.busy(rel) or info.islnk():
-                self.writers.wait()  # the same path again, or a link to a file maybe pending
+            if self.writers.busy(rel) or info.islnk() or self._through_pending_link(rel):
+                self._settle()  # the same path again, or a link to a file maybe pending
         if self._excluded(rel) or (info.islnk() and self._excluded(info.linkname)):
             self.stats.skipped.append(rel)
             return
@@ -342,8 +355,8 @@ class _Extractor:
         if info.isreg():
             self._file(dfd, rel, base, info, tf)
         elif info.issym():
-            os.symlink(info.linkname, base, dir_fd=dfd)
-            self._link_meta(dfd, base, info)
+            self._submit(dfd, rel, lambda fd: self._write_symlink(fd, base, info))
+            self.pending_links.add(rel)  # later entries must not resolve through it before
             self.stats.symlinks += 1
         elif info.islnk():
             self._hardlink(dfd, rel, base, info)
@@ -388,6 +401,18 @@ class _Extractor:
             self._file_meta(fd, info)
         finally:
             os.close(fd)
+
+    def _submit(self, dfd: int, rel: str, task: Callable[[int], None]) -> None:
+        """Run ``task(fd)`` on a writer thread with its own dup of the directory fd ``dfd``."""
+        if self.writers is None:
+            self.writers = DirWorkers(name="extract-writer")
+        task_fd = os.dup(dfd)
+        self.writers.submit(rel, tarutil.split(rel)[0], lambda: task(task_fd),
+                            cleanup=lambda: os.close(task_fd))
+
+    def _write_symlink(self, dfd: int, base: str, info: tarfile.TarInfo) -> None:
+        os.symlink(info.linkname, base, dir_fd=dfd)
+        self._link_meta(dfd, base, info)
 
     def _write_file(self, dfd: int, base: str, info: tarfile.TarInfo, data: bytes) -> None:
         """One small file (on a writer thread): created in ``dfd``, written, owner and mode."""

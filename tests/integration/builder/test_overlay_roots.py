@@ -391,7 +391,8 @@ def test_a_step_binding_the_stage_below_takes_a_walk_snapshot(
 
 # each kind of change a step can make to what earlier steps of the stage wrote (and to the
 # base's layers below): the step's overlay upper is renamed into the stage's upper
-# (snapshot.merge_upper), not copied through the stage's overlay
+# (snapshot.merge_upper; /bulk*: enough entries for that), not copied through the stage's
+# overlay
 MERGE_PARENT = """\
 ARG BASE
 FROM ${BASE}
@@ -401,12 +402,14 @@ MERGE_CASES = """\
 ARG BASE
 FROM ${BASE}
 RUN mkdir -p /a/dir /o && echo f > /a/dir/f && echo x > /x && echo w > /w && echo o > /o/old \
- && rm /etc/group
+ && rm /etc/group && mkdir /bulk1 && for i in $(seq 40); do echo $i > /bulk1/$i; done
 RUN rm -rf /o && mkdir /o && echo new > /o/new && rm /x && rm /w && mkdir /w && echo in > /w/in \
  && rm -rf /a/dir && echo file > /a/dir && chmod 700 /a && echo more >> /etc/passwd \
  && echo h > /h1 && ln /h1 /h2 && rm -rf /low && mkdir /low && echo n > /low/n \
- && rm /lowfile && mkdir /lowfile && echo in > /lowfile/in
-RUN echo g > /etc/group && mkdir /x && echo y > /x/y && echo more >> /h2
+ && rm /lowfile && mkdir /lowfile && echo in > /lowfile/in \
+ && mkdir /bulk2 && for i in $(seq 40); do echo $i > /bulk2/$i; done
+RUN echo g > /etc/group && mkdir /x && echo y > /x/y && echo more >> /h2 \
+ && mkdir /bulk3 && for i in $(seq 40); do echo $i > /bulk3/$i; done
 RUN test "$(ls /o)" = new && test ! -e /o/old && test -d /w && test "$(cat /w/in)" = in \
  && test -f /a/dir && test "$(cat /a/dir)" = file && test /h1 -ef /h2 \
  && test "$(cat /h1)" = "$(printf 'h\\nmore')" && test "$(ls /x)" = y \

@@ -92,3 +92,20 @@ def test_a_writer_failure_names_the_entry_and_stops(tmp_path, box, monkeypatch):
         extract_layer(blob, root)
     assert not [t for t in __import__("threading").enumerate()
                 if t.name.startswith("extract-writer")]
+
+
+def test_entries_through_a_symlink_made_just_before(tmp_path, box):  # noqa: F811
+    root, sentinel, untouched = box
+    blob = make_tar(
+        tmp_path / "l",
+        entry("usr", "dir"), entry("usr/lib", "dir"), entry("usr/lib/a", data=b"a"),
+        entry("lib", "sym", link="usr/lib"), entry("lib/b", data=b"b"),
+        entry("esc", "sym", link=str(sentinel)), entry("esc/c", data=b"c"),
+        entry("up", "sym", link="../../../.."), entry("up/d", "dir"), entry("up/d/e", data=b"e"))
+    extract_layer(blob, root)
+    assert (root / "usr" / "lib" / "b").read_bytes() == b"b"
+    assert os.readlink(root / "lib") == "usr/lib"
+    # an absolute or climbing target restarts at / stops at the rootfs: nothing lands outside
+    assert (root / str(sentinel).lstrip("/") / "c").read_bytes() == b"c"
+    assert (root / "d" / "e").read_bytes() == b"e"
+    assert untouched()
