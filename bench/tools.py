@@ -170,13 +170,23 @@ class Tool:
         flags = ["--root", str(self.storage / "root"), "--runroot", str(self.storage / "run"),
                  "--storage-driver", self.variant]
         env = self.env()
-        bud = measured(["buildah", *flags, "bud", "--isolation", "chroot", "--layers",
-                        "--tls-verify=false", "--build-arg", f"BASE={base}", "-t", ref, str(ctx)],
-                       env=env)
+        argv = ["buildah", *flags, "bud", "--isolation", "chroot", "--layers",
+                "--tls-verify=false", "--build-arg", f"BASE={base}", "-t", ref, str(ctx)]
+        retried = False
+        try:
+            bud = measured(argv, env=env)
+        except RuntimeError as exc:
+            # runc under buildah failing to clone its binary ("sealing memfd copy: Device or
+            # resource busy"), a transient of the reference tool: once more, the steps it had
+            # committed now cached (which can only flatter buildah), and the retry recorded
+            if "sealing memfd copy" not in str(exc):
+                raise
+            log("  buildah: runc memfd transient, building again")
+            bud, retried = measured(argv, env=env), True
         push = measured(["buildah", *flags, "push", "--tls-verify=false", ref], env=env)
         return {"wall": round(bud.wall + push.wall, 3), "build_wall": bud.wall,
                 "push_wall": push.wall, "max_rss_kb": max(bud.max_rss_kb, push.max_rss_kb),
-                "commands": [asdict(bud), asdict(push)]}
+                "commands": [asdict(bud), asdict(push)], "retried": retried}
 
 
 TOOLS = [
