@@ -156,8 +156,11 @@ def targets(summaries: list[dict[str, Any]], tool: str = "trustbuild") -> list[d
             s.get("median_peak_rss_mb")
         ref = (((by_workload.get(workload) or {}).get("tools", {}).get(REFERENCE) or {})
                .get(scen) or {}).get("median_wall_s")
+        wall = s.get("median_wall_s")
+        if what == "ratio" and value is not None and wall and ref:
+            value = wall / ref  # the verdict on the exact ratio, not the rounded one
         out.append({"workload": workload, "scenario": scen, "what": what, "limit": limit,
-                    "value": value, "wall_s": s.get("median_wall_s"), "buildah_s": ref,
+                    "value": value, "wall_s": wall, "buildah_s": ref,
                     "met": None if value is None else value <= limit})
     return out
 
@@ -170,7 +173,7 @@ def targets_markdown(summaries: list[dict[str, Any]]) -> str:
         if t["what"] == "ratio":
             name = f"{t['workload']} {scen} <= {t['limit']:.1f}x buildah-overlay"
             measured = "-" if t["value"] is None else (
-                f"{t['wall_s']:.2f} s vs {t['buildah_s']:.2f} s = **{t['value']:.2f}x**")
+                f"{t['wall_s']:.2f} s vs {t['buildah_s']:.2f} s = **{t['value']:.3f}x**")
         else:
             name = f"{t['workload']} peak RSS ({scen}) <= {t['limit']:.0f} MB"
             measured = "-" if t["value"] is None else f"**{t['value']:.0f} MB**"
