@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snapshot-mode", default="",
                    help="trustbuild --snapshot-mode (default: its own)")
     p.add_argument("--top", type=int, default=45, help="functions listed per table")
-    p.add_argument("--scenario", choices=["cold", "incremental"], default="cold",
-                   help="incremental: a cold build first (not profiled), then the workload's "
-                        "marker file changed and the next build profiled")
+    p.add_argument("--scenario", choices=["cold", "rebuild", "incremental"], default="cold",
+                   help="rebuild/incremental: a cold build first (not profiled), then (incremental)"
+                        " the workload's marker file changed, and the next build profiled")
     p.add_argument("--no-cache", action="store_true",
                    help="without --cache --cache-dir (run.py builds with both, an empty store "
                         "for a cold build)")
@@ -59,13 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         marker = ctx / CHANGED[args.workload]
         original = marker.read_bytes()
         try:
-            if args.scenario == "incremental":
+            if args.scenario != "cold":
                 if args.no_cache:
-                    p.error("--scenario incremental needs the cache")
+                    p.error(f"--scenario {args.scenario} needs the cache")
                 log("cold build first (not profiled)")
                 subprocess.run([str(PYTHON), *argv2[5:]], check=True, stdout=subprocess.DEVNULL,
                                env=tool.env())
-                marker.write_bytes(original + b"# changed\n")
+                if args.scenario == "incremental":
+                    marker.write_bytes(original + b"# changed\n")
             log("profiling: " + " ".join(argv2[3:]))
             t0 = time.monotonic()
             subprocess.run(argv2, check=True, stdout=subprocess.DEVNULL, env=tool.env())

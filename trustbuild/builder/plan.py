@@ -14,12 +14,14 @@ phases (builder.api: ``write_outputs``, ``put_tags``). Example::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import shutil
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +102,15 @@ class BuiltImage:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _start_context_digest(ctx: BuildContext) -> Future[str]:
+    """``ctx.digest()`` on a thread of its own."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="context-digest")
+    try:
+        return pool.submit(lambda: str(ctx.digest()))
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _now() -> str:
@@ -193,7 +204,8 @@ class BuildPlan:
 
     def __init__(self, options: BuildOptions, dockerfile: Dockerfile, stages: list[Stage],
                  record: BuildRecord, *, context: BuildContext, executor: Executor,
-                 work: Path) -> None:
+                 work: Path, context_digest: Future[str] | None = None) -> None:
+        self._context_digest = context_digest
         self.options = options
         self.dockerfile = dockerfile
         self.stages = stages
@@ -230,6 +242,7 @@ class BuildPlan:
             if self.mode == "chroot" and self.options.runner_factory is None:
                 check_foreign_runs(ex, self.stages)  # qemu-user for a foreign RUN, before any
             target = ex.run(self.stages)
+            self._finish_context_digest()
             created = rfc3339(ex.epoch if ex.epoch is not None else time.time())
             image = assemble(target.image, created=created, platform=ex.platform,
                              image_format=self.options.image_format, labels=self.options.labels)
@@ -256,9 +269,17 @@ class BuildPlan:
                           self.dockerfile, target.rootfs, work_dir=work,
                           materialize=lambda: ex.materialize(target), release=release)
 
+    def _finish_context_digest(self) -> None:
+        """Wait for the context digest (into the record); its error, if it failed."""
+        future, self._context_digest = self._context_digest, None
+        if future is not None:
+            self.record.context_digest = future.result()
+
     def close(self) -> None:
         """Release a plan that was not run: executor, context, work dir."""
         ex, self._executor = self._executor, None
+        with contextlib.suppress(Exception):
+            self._finish_context_digest()  # the thread reads the context: before it goes
         try:
             if ex is not None:
                 ex.close()
@@ -299,14 +320,17 @@ def prepare_platform(options: BuildOptions) -> BuildPlan:
         record.dockerfile_path = str(df_path)
         record.dockerfile_digest = str(Digest.of(text.encode()))
         record.context_source = ctx.source
-        record.context_digest = str(ctx.digest())
+        # hashed on a thread while the build starts (the base pull and unpack come first);
+        # needed by the provenance, after run(); COPY shares its per-file digests
+        context_digest = _start_context_digest(ctx)
         record.git_commit = ctx.git_commit
         df = parse_dockerfile(text, path=name)
         ex = Executor(options, df, ctx, record, work=work, mode=mode)
         stages = ex.plan()
         ex.check_secrets(stages)
         ex.resolve_externals(stages)
-        return BuildPlan(options, df, stages, record, context=ctx, executor=ex, work=work)
+        return BuildPlan(options, df, stages, record, context=ctx, executor=ex, work=work,
+                         context_digest=context_digest)
     except BaseException:
         try:
             if ex is not None:
