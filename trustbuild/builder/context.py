@@ -23,6 +23,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,10 @@ class BuildContext:
     ignore: IgnoreMatcher = field(default_factory=lambda: IgnoreMatcher([]))
     tempdir: Path | None = None  # removed by close()
     _digests: dict[str, str] = field(default_factory=dict, repr=False)  # file_digest memo
+    # held by digest() while it hashes every file (on a thread, see builder/plan.py): a
+    # file_digest miss waits for it instead of reading the same file a second time
+    _digesting: threading.RLock = field(default_factory=threading.RLock, repr=False,
+                                        compare=False)
 
     def __enter__(self) -> BuildContext:
         return self
@@ -119,6 +124,10 @@ class BuildContext:
         sticky), size the file size (0 otherwise) and detail the content sha256 (files) or the
         link target (symlinks). Owners and mtimes are left out: COPY does not keep them.
         """
+        with self._digesting:
+            return self._digest()
+
+    def _digest(self) -> str:
         lines = []
         for path in self.iter_included():
             st = path.lstat()
@@ -141,9 +150,13 @@ class BuildContext:
         """sha256 hex of a regular file's content, read once per build (the context is not
         expected to change while it is built)."""
         key = os.fspath(path)
-        if key not in self._digests:
-            self._digests[key] = _file_sha256(path)
-        return self._digests[key]
+        digest = self._digests.get(key)
+        if digest is None:
+            with self._digesting:
+                if key not in self._digests:
+                    self._digests[key] = _file_sha256(path)
+                digest = self._digests[key]
+        return digest
 
     # -- COPY / ADD sources ----------------------------------------------------------------
     def resolve_sources(self, pattern: str, *, line: int, path: str,
