@@ -30,6 +30,7 @@ import fcntl
 import os
 import shutil
 import stat
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,16 +100,31 @@ def _mount_volatile(target: Path, data: str) -> str:
     does not syncfs the host filesystem, about 0.2 s each time a RUN step detaches the stage;
     the upper is build scratch, never reused after a crash), else without; returns the options
     that worked."""
-    from trustbuild.sandbox import _linux
-
     try:
-        _linux.mount("overlay", str(target), "overlay", 0, data + ",volatile")
+        _mount_overlay(target, data + ",volatile")
         return data + ",volatile"
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise
-    _linux.mount("overlay", str(target), "overlay", 0, data)
+    _mount_overlay(target, data)
     return data
+
+
+def _mount_overlay(target: Path, data: str, *, busy_wait: float = 5.0) -> None:
+    """Mount an overlay, retrying EBUSY for a while: a copy of an overlay we unmounted, held by
+    the mount namespace of a RUN step that just ended, is released by the kernel shortly after
+    (its upper stays "in use" until then)."""
+    from trustbuild.sandbox import _linux
+
+    deadline = time.monotonic() + busy_wait
+    while True:
+        try:
+            _linux.mount("overlay", str(target), "overlay", 0, data)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def copy_up_hardlinks(root: Path) -> int:
@@ -354,7 +370,6 @@ class _StageLayers:
         return True
 
     def attach(self) -> None:
-        from trustbuild.sandbox import _linux
 
         while self._detached:
             x = self._detached.pop()
@@ -362,7 +377,7 @@ class _StageLayers:
                 if ",volatile" in x.data:  # the mark a volatile mount leaves refuses a remount
                     with contextlib.suppress(FileNotFoundError):
                         shutil.rmtree(x.upper.parent / "work" / "work" / "incompat")
-                _linux.mount("overlay", str(x.target), "overlay", 0, x.data)
+                _mount_overlay(x.target, x.data)
             except OSError as exc:
                 self.roots.mounts.pop(x.target, None)
                 raise BuildError(f"cannot mount the stage filesystem {x.target} again: "
