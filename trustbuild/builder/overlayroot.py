@@ -30,7 +30,6 @@ import fcntl
 import os
 import shutil
 import stat
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,21 +109,10 @@ def _mount_volatile(target: Path, data: str) -> str:
     return data
 
 
-def _mount_overlay(target: Path, data: str, *, busy_wait: float = 5.0) -> None:
-    """Mount an overlay, retrying EBUSY for a while: a copy of an overlay we unmounted, held by
-    the mount namespace of a RUN step that just ended, is released by the kernel shortly after
-    (its upper stays "in use" until then)."""
+def _mount_overlay(target: Path, data: str) -> None:
     from trustbuild.sandbox import _linux
 
-    deadline = time.monotonic() + busy_wait
-    while True:
-        try:
-            _linux.mount("overlay", str(target), "overlay", 0, data)
-            return
-        except OSError as exc:
-            if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.02)
+    _linux.mount_overlay(str(target), data)  # EBUSY retried: see its docstring
 
 
 def copy_up_hardlinks(root: Path) -> int:

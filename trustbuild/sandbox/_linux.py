@@ -104,6 +104,28 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
            f"mount {fstype or 'bind'} on", target)
 
 
+def mount_overlay(target: str, options: str, flags: int = 0, *, busy_wait: float = 5.0) -> None:
+    """mount(2) of an overlay, retrying EBUSY every 20 ms for up to ``busy_wait`` seconds.
+
+    EBUSY ("lowerdir is in-use as upperdir/workdir of another mount") is transient for a build:
+    a stage overlay the builder unmounted can still have a copy in the mount namespace of a RUN
+    step that just ended, which the kernel releases a moment after that step's last process
+    exits; until then the stage's upper stays "in use" and an indexed overlay refuses it.
+    """
+    import errno
+    import time
+
+    deadline = time.monotonic() + busy_wait
+    while True:
+        try:
+            mount("overlay", target, "overlay", flags, options)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 def umount2(target: str, flags: int = 0) -> None:
     """umount2(2)."""
     _check(_libc.umount2(_b(target), flags), "umount", target)

@@ -32,7 +32,6 @@ import signal
 import socket
 import struct
 import sys
-import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Protocol, cast
@@ -180,27 +179,13 @@ def _mount_overlay(ov: OverlayConfig, root: str) -> None:
     opts = (f"lowerdir={':'.join(ov['lower'])},upperdir={ov['upper']},workdir={ov['work']},"
             f"{redirect},index=on,nfs_export=off,metacopy=off")
     # volatile (Linux 5.10+): no syncfs of the host filesystem when the mount goes away (the
-    # upper is read once and thrown away; a sync costs ~0.2 s per step); older kernels: without.
-    # EBUSY ("lowerdir is in-use as upperdir/workdir of another mount") is transient here: the
-    # builder has unmounted the stage overlay whose upper is a lower of this step, but a copy of
-    # that mount in the namespace of the step before (a step that ran with the stage mounted,
-    # e.g. binding it) is released by the kernel shortly after that step's processes exit
-    deadline = time.monotonic() + _BUSY_WAIT
-    for options in (opts + ",volatile", opts):
-        while True:
-            try:
-                L.mount("overlay", root, "overlay", _SAFE, options)
-                return
-            except OSError as exc:
-                if exc.errno == errno.EBUSY and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                    continue
-                if exc.errno == errno.EINVAL and options.endswith(",volatile"):
-                    break  # a kernel without volatile
-                raise SetupError(f"mount overlay: {exc.strerror or exc}") from exc
-
-
-_BUSY_WAIT = 5.0  # seconds an overlay mount retries EBUSY (see _mount_overlay)
+    # upper is read once and thrown away; a sync costs ~0.2 s per step); older kernels: without
+    try:
+        L.mount_overlay(root, opts + ",volatile", _SAFE)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise SetupError(f"mount overlay: {exc.strerror or exc}") from exc
+        _do("mount overlay", L.mount_overlay, root, opts, _SAFE)
 
 
 def _stage_secrets(cfg: StepConfig) -> dict[str, str]:
