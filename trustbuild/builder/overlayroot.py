@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import shutil
@@ -92,27 +91,6 @@ def unpack_for_overlay(blob: Path, dest: Path, *, diff_id: str, what: str) -> in
             if name in dirnames:
                 dirnames.remove(name)
     return size
-
-
-def _mount_volatile(target: Path, data: str) -> str:
-    """Mount the overlay ``data`` on ``target`` with ``volatile`` (Linux 5.10+: unmounting it
-    does not syncfs the host filesystem, about 0.2 s each time a RUN step detaches the stage;
-    the upper is build scratch, never reused after a crash), else without; returns the options
-    that worked."""
-    try:
-        _mount_overlay(target, data + ",volatile")
-        return data + ",volatile"
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:
-            raise
-    _mount_overlay(target, data)
-    return data
-
-
-def _mount_overlay(target: Path, data: str) -> None:
-    from trustbuild.sandbox import _linux
-
-    _linux.mount_overlay(str(target), data)  # EBUSY retried: see its docstring
 
 
 def copy_up_hardlinks(root: Path) -> int:
@@ -263,8 +241,10 @@ class OverlayRoots:
             (links / str(i)).symlink_to(lower)
             names.append(str(links / str(i)))
         data = f"lowerdir={':'.join(names)},upperdir={upper},workdir={wdir}"
+        from trustbuild.sandbox import _linux
+
         try:
-            data = _mount_volatile(target, data)
+            data = _linux.mount_overlay(str(target), data)  # volatile where the kernel has it
         except OSError as exc:
             shutil.rmtree(base, ignore_errors=True)
             self.enabled = False  # this kernel or these privileges: extract from now on
@@ -358,6 +338,7 @@ class _StageLayers:
         return True
 
     def attach(self) -> None:
+        from trustbuild.sandbox import _linux
 
         while self._detached:
             x = self._detached.pop()
@@ -365,7 +346,7 @@ class _StageLayers:
                 if ",volatile" in x.data:  # the mark a volatile mount leaves refuses a remount
                     with contextlib.suppress(FileNotFoundError):
                         shutil.rmtree(x.upper.parent / "work" / "work" / "incompat")
-                _mount_overlay(x.target, x.data)
+                _linux.mount_overlay(str(x.target), x.data, volatile=False)  # x.data has it
             except OSError as exc:
                 self.roots.mounts.pop(x.target, None)
                 raise BuildError(f"cannot mount the stage filesystem {x.target} again: "

@@ -385,12 +385,8 @@ class _Extractor:
             if len(data) != info.size:
                 raise tarfile.ReadError(f"unexpected end of data in {rel!r}")
             self.stats.bytes += len(data)
-            if self.writers is None:
-                self.writers = DirWorkers(name="extract-writer")
-            task_fd = os.dup(dfd)
-            self.writers.submit(rel, tarutil.split(rel)[0],
-                                lambda: self._write_file(task_fd, base, info, data),
-                                size=len(data), cleanup=lambda: os.close(task_fd))
+            self._submit(dfd, rel, lambda fd: self._write_file(fd, base, info, data),
+                         size=len(data))
             return
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=dfd)
@@ -402,12 +398,13 @@ class _Extractor:
         finally:
             os.close(fd)
 
-    def _submit(self, dfd: int, rel: str, task: Callable[[int], None]) -> None:
-        """Run ``task(fd)`` on a writer thread with its own dup of the directory fd ``dfd``."""
+    def _submit(self, dfd: int, rel: str, task: Callable[[int], None], *, size: int = 0) -> None:
+        """Run ``task(fd)`` on a writer thread with its own dup of the directory fd ``dfd``
+        (``size``: bytes the task holds, for the read-ahead bound)."""
         if self.writers is None:
             self.writers = DirWorkers(name="extract-writer")
         task_fd = os.dup(dfd)
-        self.writers.submit(rel, tarutil.split(rel)[0], lambda: task(task_fd),
+        self.writers.submit(rel, tarutil.split(rel)[0], lambda: task(task_fd), size=size,
                             cleanup=lambda: os.close(task_fd))
 
     def _write_symlink(self, dfd: int, base: str, info: tarfile.TarInfo) -> None:

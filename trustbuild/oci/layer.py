@@ -25,7 +25,7 @@ import stat
 import sys
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -146,13 +146,7 @@ class LayerWriter:
         return info
 
     def _copy_stream(self, src: BinaryIO, size: int, what: str) -> None:
-        left = size
-        while left:
-            chunk = src.read(min(CHUNK, left))
-            if not chunk:
-                raise BuildError(f"layer {self.dest}: {what} shrank while it was being read "
-                                 f"({left} of {size} bytes missing)")
-            left -= len(chunk)
+        for chunk in _exact_chunks(src, size, f"layer {self.dest}: {what}"):
             self._write(chunk)
         pad = (-size) % _BLOCK
         if pad:
@@ -376,6 +370,19 @@ class LayerWriter:
             self.abort()
 
 
+def _exact_chunks(src: BinaryIO, size: int, what: str) -> Iterator[bytes]:
+    """``size`` bytes of ``src`` in chunks; a BuildError naming ``what`` if it ends sooner (a
+    file that shrank while it was read)."""
+    left = size
+    while left:
+        chunk = src.read(min(CHUNK, left))
+        if not chunk:
+            raise BuildError(f"{what} shrank while it was being read "
+                             f"({left} of {size} bytes missing)")
+        left -= len(chunk)
+        yield chunk
+
+
 def fill_file(source: Path, dest: Path, before: os.stat_result, *,
               header: Callable[[int], None] | None = None,
               sink: Callable[[bytes], None] | None = None, what: str = "") -> None:
@@ -399,13 +406,7 @@ def fill_file(source: Path, dest: Path, before: os.stat_result, *,
         with os.fdopen(fd, "wb", buffering=0) as fout:
             if header is not None:
                 header(size)
-            left = size
-            while left:
-                chunk = fin.read(min(CHUNK, left))
-                if not chunk:
-                    raise BuildError(f"{what or source} shrank while it was being read "
-                                     f"({left} of {size} bytes missing)")
-                left -= len(chunk)
+            for chunk in _exact_chunks(fin, size, what or str(source)):
                 with memoryview(chunk) as mv:
                     done = 0
                     while done < len(chunk):

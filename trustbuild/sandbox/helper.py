@@ -178,14 +178,7 @@ def _mount_overlay(ov: OverlayConfig, root: str) -> None:
     redirect = "userxattr" if in_user_namespace() else "redirect_dir=off"
     opts = (f"lowerdir={':'.join(ov['lower'])},upperdir={ov['upper']},workdir={ov['work']},"
             f"{redirect},index=on,nfs_export=off,metacopy=off")
-    # volatile (Linux 5.10+): no syncfs of the host filesystem when the mount goes away (the
-    # upper is read once and thrown away; a sync costs ~0.2 s per step); older kernels: without
-    try:
-        L.mount_overlay(root, opts + ",volatile", _SAFE)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:
-            raise SetupError(f"mount overlay: {exc.strerror or exc}") from exc
-        _do("mount overlay", L.mount_overlay, root, opts, _SAFE)
+    _do("mount overlay", L.mount_overlay, root, opts, _SAFE)  # volatile, EBUSY retried
 
 
 def _stage_secrets(cfg: StepConfig) -> dict[str, str]:
