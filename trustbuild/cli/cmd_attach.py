@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from trustbuild.cli.attached import add_image_flags, open_image
-from trustbuild.cli.common import read_input
+from trustbuild.cli.common import names_a_file, read_input
 from trustbuild.errors import UsageError
 
 __all__ = ["register"]
@@ -82,7 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _signature_text(value: str) -> str:
     """``--signature``: stdin, a file, or the base64 text itself."""
-    if value == "-" or Path(value).is_file():
+    if value == "-" or names_a_file(value):
         raw = read_input(value, "--signature", _MAX_SIGNATURE)
         try:
             return raw.decode("ascii")

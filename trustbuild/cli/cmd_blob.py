@@ -21,6 +21,7 @@ from trustbuild.cli.common import (
     add_keyless_sign_flags,
     add_keyless_verify_flags,
     keyless_from_args,
+    names_a_file,
     read_input,
 )
 from trustbuild.errors import UsageError, VerificationError
@@ -181,11 +182,12 @@ def _signature_value(value: str) -> bytes:
     """``--signature``: a file holding base64 (or raw DER), else the base64 text itself."""
     from trustbuild._internal.b64 import std_b64decode
 
-    raw = _read(value, "--signature") if Path(value).is_file() else value.encode()
+    is_file = names_a_file(value)
+    raw = _read(value, "--signature") if is_file else value.encode()
     try:
         return std_b64decode(raw)  # cosign: base64.StdEncoding (line breaks ignored)
     except ValueError:
-        if Path(value).is_file():
+        if is_file:
             return raw  # a raw signature file
         raise UsageError("--signature: neither a file nor base64") from None
 

@@ -200,6 +200,19 @@ def store_options(args: argparse.Namespace) -> StoreOptions:
     )
 
 
+def names_a_file(value: str) -> bool:
+    """Whether ``value`` is the path of a regular file; False for text no path can be.
+
+    Flags such as ``--signature`` take either a file or the base64 text itself, and base64 can
+    hold ``/`` and be longer than a file name may be (ENAMETOOLONG), which ``Path.is_file``
+    raises on rather than answering.
+    """
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def read_input(value: str, flag: str, limit: int) -> bytes:
     """The bytes of file ``value`` (``-`` = stdin), at most ``limit``; UsageError otherwise."""
     if value == "-":

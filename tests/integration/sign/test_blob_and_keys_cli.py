@@ -61,6 +61,36 @@ def _sigstore_js(bundle: Path, pub: Path, artifact: Path | None = None) -> dict[
 KINDS = sorted(KEY_TYPES)
 
 
+def test_verify_blob_takes_signature_text_longer_than_a_file_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An RSA-4096 signature is 684 base64 characters: past NAME_MAX when no ``/`` splits it.
+
+    ``--signature`` takes a file or the text itself (cosign's rule); text that cannot be a file
+    name is the signature, not an OSError. Whether the real signature holds a ``/`` is chance
+    (CI failed on one that did not), so a wrong signature of the same length without one makes
+    the case deterministic: it must be a verdict (exit 1), not a crash.
+    """
+    key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
+    pem = tmp_path / "rsa.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    prefix = tmp_path / "k"
+    assert main(["import-key-pair", "--key", str(pem), "--output-key-prefix", str(prefix)]) == 0
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"bits\n")
+    capsys.readouterr()
+    assert main(["sign-blob", "--key", str(prefix.with_suffix(".key")), str(blob)]) == 0
+    sig = capsys.readouterr().out.strip()
+    pub = str(prefix.with_suffix(".pub"))
+    assert main(["verify-blob", "--key", pub, "--signature", sig, str(blob)]) == 0
+    capsys.readouterr()
+    wrong = "A" * len(sig)
+    assert main(["verify-blob", "--key", pub, "--signature", wrong, str(blob)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Errno" not in err
+
+
 @pytest.mark.interop
 @pytest.mark.parametrize("kind", KINDS)
 def test_sign_blob_bundle_verifies_with_sigstore_js_and_trustbuild(
