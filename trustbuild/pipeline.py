@@ -26,13 +26,13 @@ from trustbuild.builder.options import BuildOptions
 from trustbuild.builder.plan import BuiltImage
 from trustbuild.errors import PolicyViolation, SigningError, UsageError
 from trustbuild.oci.reference import Reference
-from trustbuild.policy.gate import denial, executor_image_from_env, gate_plan
-from trustbuild.policy.model import Policy, load_policy
-from trustbuild.policy.report import Report
+from trustbuild.policy.executor_image import executor_image_from_env
 
 if TYPE_CHECKING:
     from trustbuild.builder.multiplatform import IndexPlan
     from trustbuild.builder.plan import BuildPlan
+    from trustbuild.policy.model import Policy
+    from trustbuild.policy.report import Report
     from trustbuild.sign.keys import SigningKey
 
 __all__ = ["SupplyChainOptions", "PipelineResult", "run", "check"]
@@ -122,6 +122,8 @@ def run(options: BuildOptions, chain: SupplyChainOptions, *,
 def check(options: BuildOptions, chain: SupplyChainOptions) -> Report:
     """``policy check``: prepare the build and run the gate, nothing more (no layer extracted,
     no RUN, nothing written); the report, denied or not."""
+    from trustbuild.policy.gate import gate_plan
+
     policy = _load_policy(options, chain, check_output=False)
     if policy is None:
         raise UsageError("policy check: --policy FILE is required")
@@ -143,6 +145,8 @@ def _load_policy(options: BuildOptions, chain: SupplyChainOptions, *,
     chain.executor_image = executor_image_from_env(chain.executor_image)
     if not chain.policy:
         return None
+    from trustbuild.policy.model import load_policy  # yaml, jsonschema: only with a policy
+
     policy = load_policy(chain.policy)
     b = policy.build
     if b.security_profile and b.security_profile != options.security_profile:
@@ -194,6 +198,8 @@ def _pin_executor(plan: BuildPlan | IndexPlan, chain: SupplyChainOptions) -> Non
 def _gate(plan: BuildPlan | IndexPlan, policy: Policy, chain: SupplyChainOptions,
           out: TextIO) -> Report:
     """Run the gate on the prepared plan; raise PolicyViolation on deny."""
+    from trustbuild.policy.gate import denial, gate_plan
+
     log = plan.options.log
     report = gate_plan(policy, plan, executor_image=chain.executor_image,
                        options=plan.options.store_options)

@@ -33,7 +33,6 @@ from typing import BinaryIO
 from trustbuild._internal.inroot import resolve_in_root
 from trustbuild.builder.dockerignore import IgnoreMatcher, component_regex, go_clean
 from trustbuild.errors import BuildError, ContextError, DockerfileError, StoreError, UnsafePath
-from trustbuild.oci.extract import extract_layer
 
 __all__ = [
     "BuildContext",
@@ -426,6 +425,8 @@ def _extract_tar(stream: BinaryIO, dest: Path) -> None:
     """Extract a (compressed) tar stream into ``dest`` with the layer extractor: nothing lands
     outside it, no entry goes through a symlink, no devices, FIFOs, owners or xattrs."""
     try:
+        from trustbuild.oci.extract import extract_layer  # a tar context only
+
         extract_layer(stream, dest, what="build context tar", allow_devices=False,
                       same_owner=False, whiteouts=False, follow_symlinks=False, fifos=False,
                       xattrs=False)

@@ -44,7 +44,6 @@ from trustbuild.builder.secretmounts import missing_message
 from trustbuild.builder.sshagent import SshAgents
 from trustbuild.errors import DockerfileError, TrustbuildError
 from trustbuild.oci.descriptor import Platform
-from trustbuild.sandbox.runner import StepRunner
 from trustbuild.sandbox.spec import Runner
 
 if TYPE_CHECKING:
@@ -674,6 +673,8 @@ class Executor:
         if st.runner is None:
             scratch = self.work / f"scratch-{st.key}"
             scratch.mkdir(exist_ok=True)
+            from trustbuild.sandbox.runner import StepRunner  # loaded when a step runs
+
             factory: Callable[..., Runner] = self.options.runner_factory or StepRunner
             extra: dict[str, tuple[str, ...]] = {}
             if self.cfs is not None:

@@ -33,7 +33,14 @@ from trustbuild.builder.outputs import (
     validate_destinations,
     write_oci_layout,
 )
-from trustbuild.builder.plan import BuildPlan, BuiltImage, preflight, prepare_platform, setup_log
+from trustbuild.builder.plan import (
+    BuildPlan,
+    BuiltImage,
+    preflight,
+    prepare_platform,
+    push_check_first,
+    setup_log,
+)
 from trustbuild.builder.record import BuildRecord
 from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Descriptor, Platform
@@ -242,8 +249,12 @@ def prepare_index(options: BuildOptions) -> IndexPlan:
         raise UsageError("a multi-platform build needs --mode chroot (container mode builds "
                          "in / of this container, one platform only)")
     setup_log(options)
-    preflight(options)
-    spool = Path(tempfile.mkdtemp(prefix="trustbuild-multi-", dir=options.work_dir))
+    checked = preflight(options)
+    try:
+        spool = Path(tempfile.mkdtemp(prefix="trustbuild-multi-", dir=options.work_dir))
+    except BaseException as exc:
+        push_check_first(checked, exc)
+        raise
     stdin_file: Path | None = None
     handles: list[BinaryIO] = []
     plans: list[BuildPlan] = []
@@ -257,12 +268,16 @@ def prepare_index(options: BuildOptions) -> IndexPlan:
             if stdin_file is not None and child_opts.stdin is not None:
                 handles.append(child_opts.stdin)
             plans.append(prepare_platform(child_opts))
-    except BaseException:
-        for plan in plans:
-            plan.close()
-        for h in handles:
-            h.close()
-        shutil.rmtree(spool, ignore_errors=True)
+        checked()
+    except BaseException as exc:
+        try:
+            for plan in plans:
+                plan.close()
+            for h in handles:
+                h.close()
+            shutil.rmtree(spool, ignore_errors=True)
+        finally:
+            push_check_first(checked, exc)
         raise
     return IndexPlan(options, plans, handles, spool)
 

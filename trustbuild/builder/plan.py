@@ -35,14 +35,15 @@ from trustbuild.builder.events import BuildLog
 from trustbuild.builder.executor import Executor
 from trustbuild.builder.options import BuildOptions, redact_build_args
 from trustbuild.builder.outputs import WrittenOutput, validate_destinations
-from trustbuild.builder.preflight import check_push_permissions, push_targets
+from trustbuild.builder.preflight import push_targets, start_push_check
 from trustbuild.builder.record import BuildRecord, ResolvedImage
 from trustbuild.errors import SandboxError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 from trustbuild.sandbox.profiles import resolve_profile
 
-__all__ = ["BuildPlan", "BuiltImage", "prepare_platform", "setup_log", "preflight"]
+__all__ = ["BuildPlan", "BuiltImage", "prepare_platform", "setup_log", "preflight",
+           "push_check_first"]
 
 
 @dataclass
@@ -126,17 +127,38 @@ def setup_log(options: BuildOptions) -> None:
     options.output = options.log.stream
 
 
-def preflight(options: BuildOptions) -> None:
+def preflight(options: BuildOptions) -> Callable[[], None]:
     """Kaniko's push permission check: every repository the build will push to accepts an
-    upload, before any context is read or image pulled (skipped by --skip-push-permission-check)."""
+    upload (skipped by --skip-push-permission-check). It runs on a thread while the context
+    is opened and the base images resolved; the returned function waits for it and raises its
+    error. Call it before anything is pulled, run or pushed (``prepare_*`` do)."""
     if options.skip_push_permission_check:
-        return
+        return _no_check
     targets = push_targets(options.destinations, no_push=options.no_push, cache=options.cache,
                            cache_repo=options.cache_repo, no_push_cache=options.no_push_cache)
-    if targets:
-        check_push_permissions(targets, options.store_options)
-        if options.log is not None:
+    if not targets:
+        return _no_check
+    wait = start_push_check(targets, options.store_options)
+    logged: list[bool] = []
+
+    def done() -> None:
+        wait()
+        if options.log is not None and not logged:
+            logged.append(True)
             options.log.event("push_check", repositories=targets, ok=True)
+
+    return done
+
+
+def _no_check() -> None:
+    return None
+
+
+def push_check_first(done: Callable[[], None], exc: BaseException) -> None:
+    """On a failed prepare: a refused push is the error to report (Kaniko checks it before
+    anything else), so wait for the check and raise its error; return if it passed."""
+    if isinstance(exc, Exception):
+        done()
 
 
 def _new_record(options: BuildOptions) -> BuildRecord:
@@ -307,12 +329,13 @@ def prepare_platform(options: BuildOptions) -> BuildPlan:
     setup_log(options)
     record = _new_record(options)
     _seccomp_digest(options, record)
-    preflight(options)
-    mode = record.mode = _resolve_mode(options)
-    work = _work_dir(options, mode)
+    checked = preflight(options)
     ctx: BuildContext | None = None
     ex: Executor | None = None
+    work: Path | None = None
     try:
+        mode = record.mode = _resolve_mode(options)
+        work = _work_dir(options, mode)
         ctx = open_context(options.context, sub_path=options.context_sub_path, stdin=options.stdin,
                            tmp_dir=work if mode == "container" else None)  # never wiped
         df_path, text = read_dockerfile(options.dockerfile, ctx, stdin=options.stdin)
@@ -329,14 +352,17 @@ def prepare_platform(options: BuildOptions) -> BuildPlan:
         stages = ex.plan()
         ex.check_secrets(stages)
         ex.resolve_externals(stages)
+        checked()
         return BuildPlan(options, df, stages, record, context=ctx, executor=ex, work=work,
                          context_digest=context_digest)
-    except BaseException:
+    except BaseException as exc:
         try:
             if ex is not None:
                 ex.close()
         finally:
             if ctx is not None:
                 ctx.close()
-            shutil.rmtree(work, ignore_errors=True)
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
+            push_check_first(checked, exc)
         raise

@@ -8,7 +8,6 @@ prepared build (builder.api.prepare) and raises :func:`denial` before the plan r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from trustbuild.builder.record import BuildRecord, ResolvedImage
 from trustbuild.errors import InvalidReference, PolicyViolation, TrustbuildError
 from trustbuild.oci.descriptor import Platform
 from trustbuild.oci.reference import Reference
+from trustbuild.policy.executor_image import EXECUTOR_ENV, executor_image_from_env
 from trustbuild.policy.model import Policy, Section, SignatureRule, repository_matches
 from trustbuild.policy.report import DENY, PASS, Check, Report
 from trustbuild.policy.rules import run_rules
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     from trustbuild.policy.verifier import ImageVerifier  # cryptography: loaded when a gate runs
 
 __all__ = ["GateInput", "run_gate", "gate_plan", "denial", "executor_image_from_env"]
-
-EXECUTOR_ENV = "TRUSTBUILD_EXECUTOR_IMAGE"
-
 
 @dataclass
 class GateInput:
@@ -47,11 +44,6 @@ class GateInput:
     options: StoreOptions
     # TARGETARCH, BUILDPLATFORM, ... of the platform built (builder.executor.predefined_args)
     platform_args: Mapping[str, str] = field(default_factory=dict)
-
-
-def executor_image_from_env(flag: str | None) -> str | None:
-    """``--executor-image`` wins over ``TRUSTBUILD_EXECUTOR_IMAGE``."""
-    return flag or os.environ.get(EXECUTOR_ENV) or None
 
 
 def run_gate(policy: Policy, inp: GateInput, *, verifier: ImageVerifier | None = None) -> Report:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from trustbuild.oci.descriptor import Platform
+
+if TYPE_CHECKING:
+    from trustbuild.registry.transport import Transport
 
 __all__ = ["StoreOptions", "RegistryTimeouts", "parse_limit"]
 
@@ -77,3 +80,16 @@ class StoreOptions:
     jobs: int = 4
     progress: bool = True
     timeouts: RegistryTimeouts = field(default_factory=RegistryTimeouts.from_env)
+    # the Transports of the registry stores opened with these options (and copies of them made
+    # by dataclasses.replace), one per registry and transport settings: one ping, one token
+    # cache and one connection pool per registry for a whole build (registry.store)
+    transports: dict[tuple[str, str], Transport] = field(default_factory=dict, compare=False,
+                                                         repr=False)
+
+    def transport_key(self) -> str:
+        """What a Transport takes from these options: stores whose options agree on it may
+        share one."""
+        return repr((tuple(self.insecure_registries), self.skip_tls_verify,
+                     tuple(self.skip_tls_verify_registries),
+                     sorted(self.registry_certificates.items()),
+                     sorted(self.registry_client_certs.items()), self.jobs, self.timeouts))

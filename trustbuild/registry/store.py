@@ -72,6 +72,21 @@ def _check_ref(ref: str, registry: str, repository: str) -> str:
     return ref
 
 
+_POOL_LOCK = threading.Lock()
+
+
+def shared_transport(registry: str, options: StoreOptions) -> Transport:
+    """The Transport that every store opened with ``options`` (default credentials and retries)
+    uses for ``registry``: one ping, one token cache, one connection pool. It lives as long as
+    ``options``."""
+    key = (registry, options.transport_key())
+    with _POOL_LOCK:
+        transport = options.transports.get(key)
+        if transport is None:
+            transport = options.transports[key] = Transport(registry, options=options)
+        return transport
+
+
 class RegistryStore:
     """One repository on a registry, e.g. ``RegistryStore("127.0.0.1:5000", "app", opts)``.
 
@@ -93,9 +108,12 @@ class RegistryStore:
         self.repository = repository
         self.options = options
         self.chunk_size = max(1, chunk_size)
-        self._owns_transport = transport is None
-        self.transport = transport or Transport(registry, options=options, credentials=credentials,
-                                                retry=retry)
+        pooled = transport is None and credentials is _UNSET and retry is DEFAULT_POLICY
+        self._owns_transport = transport is None and not pooled
+        if transport is None:
+            transport = shared_transport(registry, options) if pooled else Transport(
+                registry, options=options, credentials=credentials, retry=retry)
+        self.transport = transport
         self._mirrors = mirror_transports(registry, options, retry=retry)
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
@@ -121,7 +139,7 @@ class RegistryStore:
         self.transport.ping()
 
     def close(self) -> None:
-        """Release connections (a Transport passed in by the caller stays open)."""
+        """Release connections (a shared Transport, or one passed in by the caller, stays open)."""
         for t in self._mirrors:
             t.close()
         if self._owns_transport:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,25 @@ def test_read_only_destination_fails_before_any_step(tmp_path: Path, busybox_bas
         assert f"{ro.host}/kaniko/readonly" in events[0]["error"]
         scopes = ro.token_server.scopes()  # type: ignore[union-attr]
         assert "repository:kaniko/readonly:pull,push" in scopes
+
+
+def test_refused_push_is_the_error_even_when_the_base_is_missing_too(
+        tmp_path: Path, registry: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The check runs while the base is resolved (on a thread); a refused push still wins over
+    whatever else failed meanwhile, as when Kaniko checks first, and no work dir is left."""
+    _docker_config(tmp_path, monkeypatch, {})
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(work))  # where the build's work dir goes
+    with run_registry(token=True, anonymous_pull=True) as ro:
+        rc = main(["build", "-c", str(_ctx(tmp_path)),
+                   "--build-arg", f"BASE={registry.host}/no/such-base:1",
+                   "-d", f"{ro.host}/kaniko/readonly:1"])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert err.startswith("trustbuild: error: cannot push to ") and len(err.splitlines()) == 1, err
+    assert list(work.iterdir()) == []
 
 
 def test_skip_push_permission_check_goes_on_to_build(tmp_path: Path, busybox_base: str,
