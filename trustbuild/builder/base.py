@@ -24,10 +24,11 @@ from trustbuild.errors import InvalidManifest, NotFound, RegistryError, Trustbui
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.digest import Digest
 from trustbuild.oci.extract import extract_layer
-from trustbuild.oci.image import read_config_bytes, resolve_image
+from trustbuild.oci.image import MAX_CONFIG_BYTES, read_config_bytes, resolve_image
 from trustbuild.oci.manifest import Manifest
 from trustbuild.oci.reference import Reference
 from trustbuild.oci.store import Store
+from trustbuild.oci.verify import check_bytes
 from trustbuild.registry.options import StoreOptions
 from trustbuild.store.location import Location
 
@@ -99,7 +100,7 @@ class BaseImages:
         store = self._store(ref)
         try:
             img = resolve_image(store, ref.identifier, platform=plat)
-            config_raw = read_config_bytes(store, img.manifest)
+            config_raw = self._config_bytes(store, img.manifest)
         except (NotFound, RegistryError) as exc:
             raise BaseImageError(f"cannot pull base image {ref}: {exc}") from exc
         except OSError as exc:
@@ -110,6 +111,17 @@ class BaseImages:
         self._check_platform(resolved, plat)
         self._resolved[key] = resolved
         return resolved
+
+    def _config_bytes(self, store: Store, manifest: Manifest) -> bytes:
+        """The base's config blob, verified; kept in the layer store (when there is one) like
+        its layers, so a rebuild asks the registry for the manifest only."""
+        if self.layer_store is None or manifest.config.size > MAX_CONFIG_BYTES:
+            return read_config_bytes(store, manifest)  # (which refuses an oversized one)
+        path = self.layer_store.ensure(manifest.config, store)  # verified once per build
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        check_bytes(data, manifest.config, what=f"{path}: config {manifest.config.digest}")
+        return data
 
     def _check_platform(self, base: ResolvedBase, plat: Platform) -> None:
         try:

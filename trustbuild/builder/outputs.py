@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,35 +118,53 @@ def _put_layer(store: Store, ref: LayerRef,
         store.put_blob(ref.descriptor, source)
 
 
-def _put_blobs(store: Store, image: AssembledImage, log: BuildLog | None = None) -> None:
-    """Layers (present: skipped; on the same registry: mounted; else uploaded), then config.
+def _push_layer(store: Store, ref: LayerRef, log: BuildLog | None) -> None:
+    """One layer (present: skipped; on the same registry: mounted; else uploaded)."""
+    from trustbuild.registry.store import RegistryStore
+
+    if store.has_blob(ref.descriptor.digest):
+        return
+    if log is None:
+        _put_layer(store, ref, _layer_source(ref))
+        return
+    mount = _mount_source(store, ref)
+    if mount is not None and isinstance(store, RegistryStore):
+        outcome = store.push_blob(ref.descriptor, _layer_source(ref), mount_from=mount)
+        if outcome == "mounted":
+            log.mounted(str(ref.descriptor.digest), ref.descriptor.size, source=mount,
+                        where=store.describe())
+            return
+        # the registry would not mount it: it was uploaded (reported without a bar)
+        with log.blob("push", str(ref.descriptor.digest), ref.descriptor.size,
+                      where=store.describe()) as count:
+            count(ref.descriptor.size)
+        return
+    with log.blob("push", str(ref.descriptor.digest), ref.descriptor.size,
+                  where=store.describe()) as count:
+        _put_layer(store, ref, _counted(_layer_source(ref), count))
+
+
+def _put_blobs(store: Store, image: AssembledImage, log: BuildLog | None = None, *,
+               jobs: int = 1) -> None:
+    """Every layer (see :func:`_push_layer`) and the config; to a registry ``jobs`` at a time.
 
     A layer still in its origin (a base image or the cache repository) is downloaded only when
     it has to be uploaded: a build whose every step was cached uploads just the config.
     """
-    for ref in image.layers:
-        if store.has_blob(ref.descriptor.digest):
-            continue
-        if log is None:
-            _put_layer(store, ref, _layer_source(ref))
-            continue
-        mount = _mount_source(store, ref)
-        if mount is not None and hasattr(store, "stats"):
-            before = store.stats["mounted"]
-            _put_layer(store, ref, _layer_source(ref))
-            if store.stats["mounted"] > before:
-                log.mounted(str(ref.descriptor.digest), ref.descriptor.size, source=mount,
-                            where=store.describe())
-                continue
-            # the registry would not mount it: it was uploaded (reported without a bar)
-            with log.blob("push", str(ref.descriptor.digest), ref.descriptor.size,
-                          where=store.describe()) as count:
-                count(ref.descriptor.size)
-            continue
-        with log.blob("push", str(ref.descriptor.digest), ref.descriptor.size,
-                      where=store.describe()) as count:
-            _put_layer(store, ref, _counted(_layer_source(ref), count))
-    store.put_blob(image.config, _bytes_source(image.config_raw))
+    from trustbuild.registry.store import RegistryStore
+
+    tasks: list[Callable[[], None]] = [
+        *(lambda ref=ref: _push_layer(store, ref, log) for ref in image.layers),
+        lambda: store.put_blob(image.config, _bytes_source(image.config_raw))]
+    if jobs <= 1 or not isinstance(store, RegistryStore):  # files and tarballs: in order
+        for task in tasks:
+            task()
+        return
+    with ThreadPoolExecutor(max_workers=min(jobs, len(tasks)),
+                            thread_name_prefix="push") as pool:
+        futures = [pool.submit(task) for task in tasks]
+    for future in futures:  # every push has ended; the first failure, in layer order
+        future.result()
 
 
 def push_destinations(image: AssembledImage, refs: list[Reference], options: StoreOptions, *,
@@ -166,7 +185,7 @@ def push_destinations(image: AssembledImage, refs: list[Reference], options: Sto
             store, _ = open_store(Location("docker", group[0]), options, for_write=True)
             opened.append((store, group))
             print(f"pushing blobs to {store.describe()}", file=output)
-            _put_blobs(store, image, log)
+            _put_blobs(store, image, log, jobs=options.jobs)
         written = []
         for store, group in opened:
             tags = sorted({r.tag for r in group if r.tag})

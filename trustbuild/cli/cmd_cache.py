@@ -67,17 +67,20 @@ def run_warm(args: argparse.Namespace) -> int:
     plat = sopts.platform or Platform.host()
     bases = BaseImages(store_options=sopts, cache_dir=store.root / "tmp", platform=plat,
                        layer_store=store)
+    downloaded = there = 0
     try:
         for image in args.images:
-            before = store.fetched
-            resolved = bases.resolve(image, platform=plat)
+            resolved = bases.resolve(image, platform=plat)  # the config goes into the store too
+            fetched, reused = store.fetched, store.reused
             bases.fetch_layers(resolved)
+            downloaded += store.fetched - fetched
+            there += store.reused - reused
             print(json.dumps({"image": image, "digest": str(resolved.digest),
                               "layers": len(resolved.manifest.layers),
-                              "downloaded": store.fetched - before}))
+                              "downloaded": store.fetched - fetched}))
     finally:
         bases.close()
-    print(f"layer store {store.root}: {store.fetched} layer(s) downloaded, {store.reused} "
+    print(f"layer store {store.root}: {downloaded} layer(s) downloaded, {there} "
           "already there", file=sys.stderr)
     return 0
 

@@ -423,17 +423,23 @@ class RegistryStore:
     def put_blob(self, desc: Descriptor, source: BlobSource, *,
                  mount_from: str | None = None) -> None:
         """Upload unless present; mount from ``mount_from`` (same registry) when given."""
+        self.push_blob(desc, source, mount_from=mount_from)
+
+    def push_blob(self, desc: Descriptor, source: BlobSource, *,
+                  mount_from: str | None = None) -> str:
+        """:meth:`put_blob`, saying what happened: ``present``, ``mounted`` or ``uploaded``."""
         # HEAD with the push scope: one token serves the HEAD and the upload
         resp = self.transport.request("HEAD", self._blob_path(desc.digest), scopes=self._push,
                                       expect=(200, 404))
         resp.close()
         if resp.status_code == 200:
             self._count("present")
-            return
-        result = upload_blob(self.transport, self.repository, desc, source,
-                             mount_from=mount_from or self._mount_source,
-                             chunk_size=self.chunk_size)
-        self._count(str(result))
+            return "present"
+        result = str(upload_blob(self.transport, self.repository, desc, source,
+                                 mount_from=mount_from or self._mount_source,
+                                 chunk_size=self.chunk_size))
+        self._count(result)
+        return result
 
 
 class _RawReader:

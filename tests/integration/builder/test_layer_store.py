@@ -59,6 +59,12 @@ def test_warm_then_builds_download_no_base_layer(tmp_path: Path, busybox_base: s
         base_layers = layers[:-1]
         assert len(base_layers) == warm["layers"]
         assert _layer_gets(registry_proxy.log, [d.split(":")[1] for d in base_layers]) == []
+        # the base's config was kept by the warm too: only its manifest is asked for
+        base_repo = base.split("/", 1)[1].rsplit(":", 1)[0]
+        assert [p for m, p, _ in registry_proxy.log
+                if m == "GET" and p.startswith(f"/v2/{base_repo}/blobs/")] == []
+        assert any(m == "GET" and p.startswith(f"/v2/{base_repo}/manifests/")
+                   for m, p, _ in registry_proxy.log)
         # the RUN step needs the filesystem: the base, unpacked once, is its overlay lower dir
         unpacked = 1 if tag == "1" else 0
         assert f"mounting 1 layer(s) from the layer store ({unpacked} unpacked now)" in log
