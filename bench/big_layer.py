@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bases import ROOT, WORK, log, push_busybox, registry  # noqa: E402
-from tools import PYTHON, TB_TIMED, Tool, measured, pin_code  # noqa: E402
+from tools import TB_TIMED, Tool, measured, pin_code, tb_python  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                 (ctx / "Dockerfile").write_text(
                     "ARG BASE\nFROM ${BASE}\n"
                     f"RUN head -c {mib}m /dev/urandom > /big && ls -l /big\n")
-                cmd = measured([str(PYTHON), str(TB_TIMED), "build", "--context", str(ctx),
+                cmd = measured([tb_python(), str(TB_TIMED), "build", "--context", str(ctx),
                                 "--destination", f"{reg.host}/bench/big:{mib}",
                                 "--build-arg", f"BASE={base}", "--cache",
                                 "--cache-dir", str(tool.storage / "layer-store")],

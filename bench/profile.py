@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bases import ROOT, WORK, log, push_busybox, push_debian, registry  # noqa: E402
 from run import CHANGED, WORKLOADS, prepare_context  # noqa: E402
-from tools import PYTHON, TB_TIMED, Tool, pin_code  # noqa: E402
+from tools import TB_TIMED, Tool, pin_code, tb_python  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     with registry() as reg:
         base = (push_busybox if WORKLOADS[args.workload] == "busybox" else push_debian)(reg.host)
         ctx = prepare_context(args.workload)
-        argv2 = [str(PYTHON), "-m", "cProfile", "-o", str(prof), str(TB_TIMED), "build",
+        argv2 = [tb_python(), "-m", "cProfile", "-o", str(prof), str(TB_TIMED), "build",
                  "--context", str(ctx), "--destination", f"{reg.host}/bench/profile:latest",
                  "--build-arg", f"BASE={base}"]
         if args.snapshot_mode:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.no_cache:
                     p.error(f"--scenario {args.scenario} needs the cache")
                 log("cold build first (not profiled)")
-                subprocess.run([str(PYTHON), *argv2[5:]], check=True, stdout=subprocess.DEVNULL,
+                subprocess.run([tb_python(), *argv2[5:]], check=True, stdout=subprocess.DEVNULL,
                                env=tool.env())
                 if args.scenario == "incremental":
                     marker.write_bytes(original + b"# changed\n")

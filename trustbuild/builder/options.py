@@ -94,6 +94,9 @@ class BuildOptions:
     # --kaniko-dir, else $KANIKO_DIR: container mode's work dir (never snapshotted)
     kaniko_dir: Path = Path("/kaniko")
     ignore_var_run: bool = True  # --ignore-var-run: leave /var/run out (container mode)
+    # the work dir is renamed aside and deleted by a detached ``rm`` once the build is done,
+    # off the critical path (the CLI); False: deleted before close() returns (the API)
+    remove_work_dir_later: bool = False
     snapshot_mode: str = "auto"
     ignore_paths: list[str] = field(default_factory=list)  # --ignore-path
     # RUN --mount=type=secret / type=ssh: --secret values by id (held in memory only, never

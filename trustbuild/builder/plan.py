@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trustbuild import __version__
+from trustbuild._internal.removal import remove_later
 from trustbuild.builder.assemble import AssembledImage, assemble
 from trustbuild.builder.config import rfc3339
 from trustbuild.builder.context import BuildContext
@@ -62,6 +63,7 @@ class BuiltImage:
     children: list[BuiltImage] = field(default_factory=list)  # per platform, for an index
     materialize: Callable[[], None] | None = None  # fills rootfs_dir (a lazy target stage)
     release: Callable[[], None] | None = None  # closes the executor's stores and the context
+    remove_later: bool = False  # close(): the work dir goes to a detached rm (_internal.removal)
 
     @property
     def rootfs(self) -> Path:
@@ -95,7 +97,10 @@ class BuiltImage:
             except Exception:  # noqa: BLE001 - best effort on teardown
                 pass
         if self.work_dir is not None:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
+            if self.remove_later:
+                remove_later(self.work_dir)
+            else:
+                shutil.rmtree(self.work_dir, ignore_errors=True)
             self.work_dir = None
 
     def __enter__(self) -> BuiltImage:
@@ -289,7 +294,8 @@ class BuildPlan:
 
         return BuiltImage(str(image.descriptor.digest), image.descriptor, record, image,
                           self.dockerfile, target.rootfs, work_dir=work,
-                          materialize=lambda: ex.materialize(target), release=release)
+                          materialize=lambda: ex.materialize(target), release=release,
+                          remove_later=self.options.remove_work_dir_later)
 
     def _finish_context_digest(self) -> None:
         """Wait for the context digest (into the record); its error, if it failed."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -218,7 +219,11 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         kaniko_dir=args.kaniko_dir, ignore_var_run=args.ignore_var_run, cache=args.cache,
         cache_repo=args.cache_repo, cache_dir=cache_dir, cache_ttl=args.cache_ttl_seconds,
         no_push_cache=args.no_push_cache, cache_run_layers=args.cache_run_layers,
-        cache_copy_layers=args.cache_copy_layers, stdin=sys.stdin.buffer, output=sys.stderr)
+        cache_copy_layers=args.cache_copy_layers, stdin=sys.stdin.buffer, output=sys.stderr,
+        # the command is done when the image is; a detached rm deletes the work dir, unless
+        # this process or its parent is a PID namespace's init (a container's entrypoint): their
+        # exit would kill the rm and leave the dir half-deleted
+        remove_work_dir_later=1 not in (os.getpid(), os.getppid()))
 
 
 def supply_chain_from_args(args: argparse.Namespace) -> SupplyChainOptions:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.imagefs import compare_images, fetch_dir
+from fixtures.workdirs import settled_entries
 
 from trustbuild.cli.main import main
 
@@ -93,7 +94,7 @@ def test_case_built_rootless_equals_root(case: str, rootless_users: dict[str, ob
             assert res.stderr.strip().splitlines()[-1].startswith("trustbuild: error: ")
             continue
         assert res.returncode == 0, f"{kind} build of {case} failed: {res.stderr[-3000:]}"
-        assert list(tmp.iterdir()) == [], f"{kind} build of {case} left {list(tmp.iterdir())}"
+        assert settled_entries(tmp) == [], f"{kind} build of {case} left {settled_entries(tmp)}"
         diffs = compare_images(fetch_dir(dest, tmp_path / kind), root_dir)
         assert not diffs, (f"{case}: the {kind} rootless image differs from root's:\n"
                            + "\n".join(diffs[:40]))
@@ -160,7 +161,7 @@ def test_failed_rootless_build_leaves_no_temp_files(rootless_users: dict[str, ob
                    home=home, tmp=tmp)
     assert res.returncode != 0
     assert "exit code 3" in res.stderr.strip().splitlines()[-1]
-    assert list(tmp.iterdir()) == []
+    assert settled_entries(tmp) == []
 
 
 def test_no_user_namespaces_is_one_clear_error(rootless_users: dict[str, object],
@@ -186,7 +187,7 @@ def test_no_user_namespaces_is_one_clear_error(rootless_users: dict[str, object]
     assert lines[0].startswith("trustbuild: error: rootless build: cannot create a user "
                                "namespace")
     assert not (out / "layout").exists()
-    assert list(tmp.iterdir()) == []
+    assert settled_entries(tmp) == []
 
 
 def test_rootless_auto_snapshots_keep_hardlinks_linked(rootless_users: dict[str, object],
@@ -245,7 +246,7 @@ def test_sigterm_stops_a_rootless_build_and_cleans_up(rootless_users: dict[str, 
     assert proc.wait(timeout=120) == 143, "".join(lines) + rest
     assert "trustbuild: terminated" in rest
     assert "sha256:" not in rest  # the build inside stopped, it did not finish after sleep
-    assert list(tmp.iterdir()) == []
+    assert settled_entries(tmp) == []
 
 
 def test_unshare_runs_a_command_with_the_build_maps(rootless_users: dict[str, object]) -> None:
@@ -277,4 +278,4 @@ def test_single_map_cache_mount_owned_by_another_uid_is_one_clear_error(
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("trustbuild: error: ") and "cache mount" in last, res.stderr
     assert "uid=1000" in last and "Traceback" not in res.stderr
-    assert list(tmp.iterdir()) == []
+    assert settled_entries(tmp) == []

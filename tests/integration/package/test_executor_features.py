@@ -30,6 +30,7 @@ from fixtures.executor import context_tar, run_container
 from fixtures.fake_sigstore import FakeSigstore, identity_token
 from fixtures.imagefs import fetch_dir, read_dir_image
 from fixtures.images import ARM64_BUSYBOX, write_busybox_index
+from fixtures.workdirs import settled_entries
 
 from trustbuild.cli.main import main
 from trustbuild.oci.descriptor import Platform
@@ -258,7 +259,7 @@ def test_rootless_inside_the_container(proc: str, executor_bundle: Path, registr
     assert files["srv/app.txt"] == (b"rootless in the executor\n", 1000)
     assert files["srv/uid"][0] == b"0\n"
     assert files["srv/map"][0].split() == [b"0", b"1000", b"1"]  # the single-id map
-    assert {p.name for p in tmp.iterdir()} <= {"home"}  # the build's temp dirs are gone
+    assert set(settled_entries(tmp)) <= {"home"}  # the build's temp dirs are gone
 
 
 # ------------------------------------------------------------ the CI templates, run as CI runs them

@@ -29,6 +29,7 @@ from fixtures.fake_sigstore import FakeSigstore, identity_token
 from fixtures.imagefs import fetch_dir, read_dir_image
 from fixtures.rootless import RootlessUser
 from fixtures.wheel import ROOT, make_wheel_venv, venv_site_packages
+from fixtures.workdirs import settled_entries
 
 pytestmark = [pytest.mark.slow, pytest.mark.privileged,
               pytest.mark.skipif(os.geteuid() != 0, reason="makes users: needs root")]
@@ -116,7 +117,7 @@ def test_installed_wheel_rootless_secret_build_signed_keyless(
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-4000:]
     assert SECRET not in log and token.split(".")[1] not in log
-    assert list(tmp.iterdir()) == [], list(tmp.iterdir())
+    assert settled_entries(tmp) == [], settled_entries(tmp)
     assert len(fake.issued) == 1 and fake.bodies  # signed through the fake Fulcio and Rekor
     digest = (home / "digest").read_text().strip()
 
