@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -110,8 +111,17 @@ def measured(argv: list[str], *, env: dict[str, str], stdout_path: Path | None =
     try:
         with open(errfile, "wb") as err:
             t0 = time.monotonic()
-            proc = subprocess.run(["/usr/bin/time", "-v", "-o", str(tfile), *argv], env=env,
-                                  stdout=out, stderr=err, timeout=timeout, check=False)
+            proc = subprocess.Popen(["/usr/bin/time", "-v", "-o", str(tfile), *argv], env=env,
+                                    stdout=out, stderr=err)
+            # a blocking wait: subprocess.run(timeout=) polls with sleeps of up to 50 ms, which
+            # added 0-50 ms to every measured command (both tools: two commands per buildah
+            # build), so walls came in 50 ms steps
+            killer = threading.Timer(timeout, proc.kill)
+            killer.start()
+            try:
+                proc.wait()
+            finally:
+                killer.cancel()
             wall = time.monotonic() - t0
     finally:
         if stdout_path:
