@@ -334,8 +334,8 @@ def prepare_platform(options: BuildOptions) -> BuildPlan:
     validate_destinations(options.destinations)
     setup_log(options)
     record = _new_record(options)
-    _seccomp_digest(options, record)
-    checked = preflight(options)
+    checked = preflight(options)  # on its thread while the seccomp profile is compiled
+    _seccomp_digest(options, record)  # a bad profile is the error, whatever the check says
     ctx: BuildContext | None = None
     ex: Executor | None = None
     work: Path | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import platform as _platform
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,7 +37,7 @@ class Platform:
     @classmethod
     def host(cls) -> Platform:
         """This machine's platform."""
-        m = _platform.machine()
+        m = os.uname().machine  # what platform.machine() answers, without its import
         arch = _ARCH.get(m, m)
         return cls("linux", arch, "v8" if arch == "arm64" else None)
 
