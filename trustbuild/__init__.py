@@ -11,7 +11,7 @@ The public API (see docs/api.md) is importable from here; it loads on first use,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the RUN helper)
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "BuiltImage", "build", "sign", "verify", "attest",

@@ -17,8 +17,7 @@ See docs/sandbox.md and docs/seccomp.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the RUN helper)
 
 if TYPE_CHECKING:
     from trustbuild.sandbox.container import detect_container, kaniko_ignore_list
@@ -42,5 +41,7 @@ _WHERE = {
 
 def __getattr__(name: str) -> object:
     if name in _WHERE:
+        import importlib
+
         return getattr(importlib.import_module(f"trustbuild.sandbox.{_WHERE[name]}"), name)
     raise AttributeError(f"module 'trustbuild.sandbox' has no attribute {name!r}")

@@ -66,6 +66,7 @@ except OSError:  # not glibc: ask the loader (slower: runs ldconfig)
 
     _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.unshare.argtypes = (ctypes.c_int,)
+_libc.sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
 _libc.mount.argtypes = (
     ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p,
 )
@@ -90,6 +91,12 @@ def _check(res: int, what: str, path: str | None = None) -> None:
 
 def _b(s: str | None) -> bytes | None:
     return None if s is None else os.fsencode(s)
+
+
+def sethostname(name: str) -> None:
+    """sethostname(2) (what socket.sethostname does, without importing socket)."""
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)), "sethostname")
 
 
 def unshare(flags: int) -> None:

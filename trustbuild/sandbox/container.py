@@ -8,6 +8,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from trustbuild.sandbox.mountinfo import mount_points, mount_table
+
 __all__ = ["detect_container", "container_hints", "kaniko_ignore_list", "mount_points",
            "mount_table", "IgnoreList", "unprotected_executor_files"]
 
@@ -38,35 +40,6 @@ def container_hints(*, root: str = "/", environ: Mapping[str, str] | None = None
 def detect_container() -> bool:
     """True inside a container: /.dockerenv, /run/.containerenv, $container, or cgroup hints."""
     return bool(container_hints())
-
-
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo octal.
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and len(field[i + 1:i + 4]) == 3 and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def mount_table(mountinfo: str = "/proc/self/mountinfo") -> list[tuple[str, list[str]]]:
-    """``(mount point, per-mount options)`` of every mount of this namespace, in mount order."""
-    try:
-        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return []
-    return [(_unescape(fields[4]), fields[5].split(","))
-            for fields in (line.split() for line in lines) if len(fields) > 5]
-
-
-def mount_points(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
-    """Every mount point of this mount namespace, as absolute paths."""
-    return [point for point, _ in mount_table(mountinfo)]
 
 
 def kaniko_ignore_list(*, extra: tuple[str, ...] | list[str] = (),

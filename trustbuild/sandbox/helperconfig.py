@@ -1,6 +1,7 @@
-"""The JSON configuration StepRunner writes to the sandbox helper's ``--config-fd``.
+"""The configuration StepRunner writes to the sandbox helper's ``--config-fd`` (``marshal``
+of plain dicts, lists, strings and numbers).
 
-Only ``typing`` is imported: the helper process loads this and must start fast.
+Types only: the helper imports this under ``TYPE_CHECKING``, never at run time.
 """
 
 from __future__ import annotations

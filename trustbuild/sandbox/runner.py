@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
-import json
+import marshal
 import os
 import shutil
 import subprocess
@@ -205,7 +205,8 @@ class StepRunner:
         os.close(cfg_r)
         os.close(err_w)
         self._err_fd = err_r
-        data = json.dumps(cfg).encode()
+        # marshal: the helper is this interpreter (sys.executable), and marshal is built in
+        data = marshal.dumps(dict(cfg))
         try:
             with open(cfg_w, "wb") as f:
                 f.write(data)

@@ -58,3 +58,16 @@ def test_help_and_unknown_commands_still_list_every_command() -> None:
                           text=True, timeout=120, check=False,
                           env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3])))
     assert proc.returncode == 2 and "sign-blob" in proc.stderr and "public-key" in proc.stderr
+
+
+def test_the_run_helper_starts_with_only_what_a_step_needs() -> None:
+    """Every RUN step starts ``python -S -P -m trustbuild.sandbox.helper``; what it imports is
+    paid once per step (29 times in bench w3), so typing, json/re, pathlib and socket stay out."""
+    probe = ("import sys, trustbuild.sandbox.helper; "
+             "print(' '.join(sorted(m for m in ('typing', 'json', 're', 'pathlib', 'socket', "
+             "'base64', 'ctypes') if m in sys.modules)))")
+    proc = subprocess.run([sys.executable, "-S", "-P", "-c", probe], capture_output=True,
+                          text=True, timeout=120, check=False,
+                          env={"PYTHONPATH": str(Path(__file__).resolve().parents[3])})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ctypes"]  # the syscalls (mount, unshare, pivot_root, ...)
