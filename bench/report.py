@@ -37,12 +37,15 @@ def summarize(workload: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
             if res is None:
                 continue
             t = tools.setdefault(run["tool"], {}).setdefault(scen, {"walls": [], "rss": [],
-                                                                     "errors": 0, "cached": []})
+                                                                     "errors": 0, "cached": [],
+                                                                     "removal": []})
             if "error" in res:
                 t["errors"] += 1
                 continue
             t["walls"].append(res["wall"])
             t["rss"].append(res["max_rss_kb"] / 1024)
+            if res.get("removal_after_s") is not None:
+                t["removal"].append(res["removal_after_s"])
             if "cached_steps" in res:
                 t["cached"].append(res["cached_steps"])
                 t["fs_steps"] = max(t.get("fs_steps", 0), res.get("fs_steps", 0))
@@ -54,6 +57,8 @@ def summarize(workload: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
                                "errors": t["errors"],
                                "median_peak_rss_mb": _median(t["rss"]),
                                "max_peak_rss_mb": round(max(t["rss"]), 1) if t["rss"] else None}
+            if t["removal"]:
+                out[tool][scen]["median_removal_after_s"] = _median(t["removal"])
             if t["cached"]:
                 out[tool][scen]["cached_steps"] = max(t["cached"])
                 out[tool][scen]["fs_steps"] = t.get("fs_steps", 0)
@@ -132,6 +137,11 @@ def markdown(summaries: list[dict[str, Any]], *, meta: dict[str, Any]) -> str:
                 if scen != "cold" and tool.startswith("trustbuild") and s.get("cached_steps") == 0:
                     notes.append(f"{summ['workload']} {tool} {scen}: `--cache` on, but no step "
                                  "was a cache hit: full rebuild")
+            removal = (scens.get("cold") or {}).get("median_removal_after_s")
+            if removal is not None:
+                notes.append(f"{summ['workload']} {tool} cold: its work dir, left to a detached "
+                             f"rm, was gone a median {removal:.2f} s after the command returned "
+                             "(untimed; the bench waits for it before the next build)")
             rss = _fmt((scens.get("cold") or {}).get("median_peak_rss_mb"))
             lines.append(f"| {summ['workload']} | {tool} | " + " | ".join(cells) + f" | {rss} |")
         st = summ.get("trustbuild_run_steps")
