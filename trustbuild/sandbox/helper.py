@@ -492,11 +492,14 @@ def _probe(cfg: ProbeConfig, err_fd: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: parse the two fd numbers, read the config, run."""
+    """Entry point: ``--config-fd N --err-fd M`` runs one step (or probe) and exits with its
+    code; ``--server-fd N`` serves a whole stage's steps (:func:`_serve`)."""
     args = sys.argv[1:] if argv is None else argv
     opts = dict(zip(args[::2], args[1::2], strict=False))
+    if "--server-fd" in opts:
+        _serve(int(opts["--server-fd"]))
+        return
     cfg_fd, err_fd = int(opts["--config-fd"]), int(opts["--err-fd"])
-    os.set_inheritable(err_fd, False)
     chunks = []
     while True:
         chunk = os.read(cfg_fd, 65536)
@@ -504,8 +507,14 @@ def main(argv: list[str] | None = None) -> None:
             break
         chunks.append(chunk)
     os.close(cfg_fd)
+    _start(b"".join(chunks), err_fd)
+
+
+def _start(raw: bytes, err_fd: int) -> None:
+    """Run the step (or probe) configured by ``raw``; never returns."""
+    os.set_inheritable(err_fd, False)
     try:  # written by StepRunner, our parent (marshal: built in, where json imports re & co.)
-        cfg: HelperConfig = marshal.loads(b"".join(chunks))
+        cfg: HelperConfig = marshal.loads(raw)
     except (ValueError, EOFError, TypeError) as exc:
         _fail(err_fd, f"bad helper configuration: {exc}")
     if cfg.get("nofile"):  # the builder raised its own soft limit to pin directories
@@ -522,6 +531,67 @@ def main(argv: list[str] | None = None) -> None:
         _run_container(cfg, err_fd)
     else:
         _run_chroot(cfg, err_fd)
+    os._exit(SETUP_FAILED)
+
+
+def _recv_exact(sock_fd: int, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        chunk = os.read(sock_fd, min(n - got, 1 << 20))
+        if not chunk:
+            raise EOFError("the builder closed the helper socket")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _serve(sock_fd: int) -> None:
+    """The stage's helper server: one interpreter for all of a stage's RUN steps.
+
+    Starting this module costs a step 30-40 ms of interpreter start-up and imports; the server
+    pays it once and forks a child per step, which then does exactly what a helper started for
+    that step does (:func:`_start`). Per step, StepRunner sends an 8-byte length with two file
+    descriptors (the step's output pipe and its error pipe), then the marshalled config; the
+    server answers the child's pid (8 bytes), and its exit code (4 bytes, 128+N for signal N)
+    once it has ended. The server is single-threaded, so forking it is safe; it dies with the
+    builder (PDEATHSIG), and each child with it. EOF on the socket ends it.
+    """
+    import socket  # once per stage
+
+    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    sock = socket.socket(fileno=sock_fd)
+    while True:
+        try:
+            head, fds, _, _ = socket.recv_fds(sock, 8, 2)
+            if not head:
+                return
+            head += _recv_exact(sock_fd, 8 - len(head)) if len(head) < 8 else b""
+            raw = _recv_exact(sock_fd, int.from_bytes(head, "big"))
+        except (OSError, EOFError):
+            return
+        if len(fds) != 2:
+            return
+        out_fd, err_fd = fds
+        pid = os.fork()
+        if pid == 0:
+            try:
+                sock.close()
+                os.dup2(out_fd, 1)
+                os.dup2(out_fd, 2)
+                os.close(out_fd)
+                _start(raw, err_fd)
+            finally:
+                os._exit(SETUP_FAILED)
+        os.close(out_fd)
+        os.close(err_fd)
+        try:
+            sock.sendall(pid.to_bytes(8, "big"))
+            _, status = os.waitpid(pid, 0)
+            code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else \
+                os.WEXITSTATUS(status)
+            sock.sendall(code.to_bytes(4, "big"))
+        except OSError:
+            return
 
 
 if __name__ == "__main__":

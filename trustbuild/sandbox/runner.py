@@ -20,6 +20,8 @@ import contextlib
 import marshal
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import BinaryIO, Protocol, TextIO
 
 from trustbuild._internal.seccomp import compile_bpf, load_profile
 from trustbuild.errors import SandboxError
@@ -127,6 +129,109 @@ def _masked(spec: RunSpec) -> list[str]:
     return sorted(out, key=len, reverse=True)
 
 
+# -S: no site (the helper is stdlib + trustbuild, found by PYTHONPATH): ~25 ms less start-up
+# than processing site-packages' .pth files
+_HELPER = (sys.executable, "-S", "-P", "-m", "trustbuild.sandbox.helper")
+
+
+def _helper_env() -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", DEFAULT_PATH), "PYTHONPATH": _PKG_PARENT,
+            "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise SandboxError("the sandbox helper server ended unexpectedly")
+        data += chunk
+    return data
+
+
+class _ServedStep:
+    """A step forked by the :class:`_HelperServer`, with the part of ``Popen`` StepRunner
+    uses: ``stdout``, ``wait``, ``terminate``, ``kill``."""
+
+    def __init__(self, server: _HelperServer, pid: int, stdout: BinaryIO) -> None:
+        self._server = server
+        self.pid = pid
+        self.stdout: BinaryIO | None = stdout
+        self.returncode: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The step's exit code (128+N: signal N), from the server once it has reaped it."""
+        if self.returncode is None:
+            self._server.sock.settimeout(timeout)
+            try:
+                self.returncode = int.from_bytes(_recv_exact(self._server.sock, 4), "big")
+            except TimeoutError:
+                raise subprocess.TimeoutExpired(list(_HELPER), timeout or 0) from None
+            finally:
+                self._server.sock.settimeout(None)
+            if self.stdout is not None:
+                self.stdout.close()
+                self.stdout = None
+        return self.returncode
+
+    def _signal(self, sig: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, sig)  # reaped only once the server has said so: still ours
+
+    def terminate(self) -> None:
+        """SIGTERM: the helper SIGKILLs the step and reaps what it left, then exits."""
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL the helper (the step dies with it: PDEATHSIG)."""
+        self._signal(signal.SIGKILL)
+
+
+class _HelperServer:
+    """One helper interpreter per stage (``helper --server-fd``) that forks each step's helper
+    (trustbuild.sandbox.helper._serve), so a RUN step does not start Python."""
+
+    def __init__(self) -> None:
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.proc = subprocess.Popen(
+                [*_HELPER, "--server-fd", str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env=_helper_env(), cwd="/", close_fds=True)
+        except OSError as exc:
+            self.sock.close()
+            raise SandboxError(f"cannot start the sandbox helper: {exc.strerror}") from exc
+        finally:
+            theirs.close()
+
+    def start(self, cfg: HelperConfig) -> tuple[_ServedStep, int]:
+        """Fork a helper for ``cfg``; the step and the read end of its error pipe."""
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        data = marshal.dumps(dict(cfg))
+        try:
+            socket.send_fds(self.sock, [len(data).to_bytes(8, "big")], [out_w, err_w])
+            self.sock.sendall(data)
+            pid = int.from_bytes(_recv_exact(self.sock, 8), "big")
+        except (OSError, SandboxError) as exc:
+            for fd in (out_r, err_r):
+                os.close(fd)
+            raise SandboxError(f"cannot start the step in the sandbox helper: {exc}") from exc
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        return _ServedStep(self, pid, os.fdopen(out_r, "rb")), err_r
+
+    def close(self) -> None:
+        """End the server (EOF on its socket); SIGKILL if it does not go."""
+        self.sock.close()
+        try:
+            self.proc.wait(timeout=_KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 class StepRunner:
     """Runs RUN steps in ``rootfs`` (chroot mode) or in "/" (container mode)."""
 
@@ -166,7 +271,8 @@ class StepRunner:
         scratch.mkdir(parents=True, exist_ok=True)
         self._tmp: Path | None = Path(tempfile.mkdtemp(prefix="sandbox-", dir=scratch))
         self._steps = 0
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | _ServedStep | None = None
+        self._server: _HelperServer | None = None
         self.layers = layers if mode == "chroot" and snapshot_mode in ("auto", "overlay") else None
         if self.layers is not None and not self._layers_indexed():
             self.layers = None
@@ -182,21 +288,28 @@ class StepRunner:
 
     # -- helper process -----------------------------------------------------------------
 
+    def _start(self, cfg: HelperConfig) -> subprocess.Popen[bytes] | _ServedStep:
+        """A step's helper: forked by the stage's helper server (started on the first step),
+        or a helper process of its own with ``TRUSTBUILD_HELPER_SERVER=0``."""
+        if os.environ.get("TRUSTBUILD_HELPER_SERVER", "1") == "0":
+            return self._spawn(cfg)
+        if self._server is None:
+            self._server = _HelperServer()
+        if (nofile := snapshot.step_nofile()) is not None:
+            cfg["nofile"] = nofile  # the limit the builder had before DirPins
+        step, self._err_fd = self._server.start(cfg)
+        return step
+
     def _spawn(self, cfg: HelperConfig) -> subprocess.Popen[bytes]:
         cfg_r, cfg_w = os.pipe()
         err_r, err_w = os.pipe()
-        env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), "PYTHONPATH": _PKG_PARENT,
-               "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
         if (nofile := snapshot.step_nofile()) is not None:
             cfg["nofile"] = nofile  # the limit the builder had before DirPins
         try:
             proc = subprocess.Popen(
-                # -S: no site (the helper is stdlib + trustbuild, found by PYTHONPATH): ~25 ms
-                # less start-up per RUN step than processing site-packages' .pth files
-                [sys.executable, "-S", "-P", "-m", "trustbuild.sandbox.helper",
-                 "--config-fd", str(cfg_r), "--err-fd", str(err_w)],
+                [*_HELPER, "--config-fd", str(cfg_r), "--err-fd", str(err_w)],
                 pass_fds=(cfg_r, err_w), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, env=env, cwd="/", close_fds=True,
+                stderr=subprocess.STDOUT, env=_helper_env(), cwd="/", close_fds=True,
             )
         except OSError as exc:
             for fd in (cfg_r, cfg_w, err_r, err_w):
@@ -321,7 +434,7 @@ class StepRunner:
         }
         return profile, cfg
 
-    def _stream(self, proc: subprocess.Popen[bytes], label: str,
+    def _stream(self, proc: subprocess.Popen[bytes] | _ServedStep, label: str,
                 masked: Sequence[str] = ()) -> list[str]:
         tail: collections.deque[str] = collections.deque(maxlen=_TAIL)
         assert proc.stdout is not None
@@ -407,7 +520,7 @@ class StepRunner:
                     created = mountplan.create_in_rootfs(self.rootfs, plan)
                 for w in warnings:
                     self.output.write(f"{spec.label} | warning: {w}\n")
-                self._proc = self._spawn(cfg)
+                self._proc = self._start(cfg)
                 tail = self._stream(self._proc, spec.label, _masked(spec))
                 code = self._proc.wait()
                 error = self._read_error()
@@ -493,6 +606,9 @@ class StepRunner:
     def close(self) -> None:
         """Kill a running step and remove every temp dir (mounts die with the helper)."""
         self._kill()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
