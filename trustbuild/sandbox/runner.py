@@ -174,9 +174,24 @@ class _ServedStep:
                 self.stdout = None
         return self.returncode
 
+    def _reaped(self) -> bool:
+        """Whether the server has reported the exit (read then) or is gone (the child with it)."""
+        if self.returncode is not None:
+            return True
+        try:
+            ready = self._server.sock.recv(4, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        if len(ready) == 4:
+            self.wait()
+            return True
+        return not ready  # EOF: the server (and with it the child) is gone
+
     def _signal(self, sig: int) -> None:
-        if self.returncode is None:
-            os.kill(self.pid, sig)  # reaped only once the server has said so: still ours
+        if not self._reaped():
+            os.kill(self.pid, sig)  # not reaped: the pid is still this step's helper
 
     def terminate(self) -> None:
         """SIGTERM: the helper SIGKILLs the step and reaps what it left, then exits."""
