@@ -169,7 +169,12 @@ class Tool:
 
     def build(self, *, ctx: Path, ref: str, base: str, cache: bool,
               result_dir: Path, tag: str) -> dict[str, Any]:
-        """One build + push; returns wall, peak RSS, the commands, and trustbuild's record."""
+        """One build + push; returns wall, peak RSS, the commands, and trustbuild's record.
+
+        Starts with ``sync`` (untimed): the previous build's dirty pages are written back now,
+        not during this one (each tool's cold build wrote hundreds of MB that the kernel was
+        still flushing while the next tool built)."""
+        os.sync()
         if self.kind == "trustbuild":
             return self._trustbuild(ctx=ctx, ref=ref, base=base, cache=cache,
                                     result_dir=result_dir, tag=tag)
