@@ -13,26 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.procs import processes_with
 
 pytestmark = [pytest.mark.slow, pytest.mark.privileged,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _processes_with(word: str) -> list[int]:
-    """Processes with ``word`` in their command line (the step's shell and its sleep)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if word.encode() in f.read():
-                    out.append(int(entry))
-        except OSError:
-            continue
-    return out
 
 
 def _mounts() -> set[str]:
@@ -68,7 +54,7 @@ def test_a_cancelled_build_leaves_nothing_behind(sig: int, code: int, word: str,
                 break
         else:
             pytest.fail("the build ended before the step started:\n" + "\n".join(seen[-20:]))
-        assert _processes_with(seconds)  # the step is running
+        assert processes_with(seconds)  # the step is running
         proc.send_signal(sig)
         rest = proc.stderr.read().decode(errors="replace").splitlines()
         rc = proc.wait()
@@ -80,4 +66,4 @@ def test_a_cancelled_build_leaves_nothing_behind(sig: int, code: int, word: str,
     assert rest == [f"trustbuild: {word}"]
     assert list(tmpdir.iterdir()) == []
     assert _mounts() <= before
-    assert _processes_with(seconds) == []
+    assert processes_with(seconds) == []

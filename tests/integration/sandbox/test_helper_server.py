@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fixtures.procs import processes
 
 from trustbuild.sandbox import RunSpec, StepRunner
 
@@ -22,18 +23,7 @@ STEPS = [("echo one > /one; cat /one", 0), ("test -f /one && echo still", 0),
 
 
 def _servers() -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"trustbuild.sandbox.helper" in argv and b"--server-fd" in argv:
-            found.append(int(entry))
-    return found
+    return processes(lambda argv: b"trustbuild.sandbox.helper" in argv and b"--server-fd" in argv)
 
 
 def _run_all(rootfs: Path, scratch: Path, layers: Path) -> tuple[list[tuple[int, list[str]]],
