@@ -250,15 +250,12 @@ def prepare_index(options: BuildOptions) -> IndexPlan:
                          "in / of this container, one platform only)")
     setup_log(options)
     checked = preflight(options)
-    try:
-        spool = Path(tempfile.mkdtemp(prefix="trustbuild-multi-", dir=options.work_dir))
-    except BaseException as exc:
-        push_check_first(checked, exc)
-        raise
+    spool: Path | None = None
     stdin_file: Path | None = None
     handles: list[BinaryIO] = []
     plans: list[BuildPlan] = []
     try:
+        spool = Path(tempfile.mkdtemp(prefix="trustbuild-multi-", dir=options.work_dir))
         if _uses_stdin(options) and options.stdin is not None:
             stdin_file = spool / "stdin"
             with open(stdin_file, "wb") as f:
@@ -275,7 +272,8 @@ def prepare_index(options: BuildOptions) -> IndexPlan:
                 plan.close()
             for h in handles:
                 h.close()
-            shutil.rmtree(spool, ignore_errors=True)
+            if spool is not None:
+                shutil.rmtree(spool, ignore_errors=True)
         finally:
             push_check_first(checked, exc)
         raise
