@@ -144,12 +144,13 @@ def preflight(options: BuildOptions) -> Callable[[], None]:
     if not targets:
         return _no_check
     wait = start_push_check(targets, options.store_options)
-    logged: list[bool] = []
+    logged = False
 
     def done() -> None:
+        nonlocal logged
         wait()
         if options.log is not None and not logged:
-            logged.append(True)
+            logged = True
             options.log.event("push_check", repositories=targets, ok=True)
 
     return done

@@ -306,20 +306,18 @@ class StepRunner:
     def _start(self, cfg: HelperConfig) -> subprocess.Popen[bytes] | _ServedStep:
         """A step's helper: forked by the stage's helper server (started on the first step),
         or a helper process of its own with ``TRUSTBUILD_HELPER_SERVER=0``."""
+        if (nofile := snapshot.step_nofile()) is not None:
+            cfg["nofile"] = nofile  # the limit the builder had before DirPins
         if os.environ.get("TRUSTBUILD_HELPER_SERVER", "1") == "0":
             return self._spawn(cfg)
         if self._server is None:
             self._server = _HelperServer()
-        if (nofile := snapshot.step_nofile()) is not None:
-            cfg["nofile"] = nofile  # the limit the builder had before DirPins
         step, self._err_fd = self._server.start(cfg)
         return step
 
     def _spawn(self, cfg: HelperConfig) -> subprocess.Popen[bytes]:
         cfg_r, cfg_w = os.pipe()
         err_r, err_w = os.pipe()
-        if (nofile := snapshot.step_nofile()) is not None:
-            cfg["nofile"] = nofile  # the limit the builder had before DirPins
         try:
             proc = subprocess.Popen(
                 [*_HELPER, "--config-fd", str(cfg_r), "--err-fd", str(err_w)],
