@@ -108,29 +108,25 @@ def _mount_source(store: Store, ref: LayerRef) -> str | None:
     return None
 
 
-def _put_layer(store: Store, ref: LayerRef,
-               source: Callable[[], AbstractContextManager[BinaryIO]]) -> None:
-    from trustbuild.registry.store import RegistryStore
-
-    if isinstance(store, RegistryStore):
-        store.put_blob(ref.descriptor, source, mount_from=_mount_source(store, ref))
-    else:
-        store.put_blob(ref.descriptor, source)
-
-
 def _push_layer(store: Store, ref: LayerRef, log: BuildLog | None) -> None:
     """One layer (present: skipped; on the same registry: mounted; else uploaded)."""
     from trustbuild.registry.store import RegistryStore
 
     if store.has_blob(ref.descriptor.digest):
         return
-    if log is None:
-        _put_layer(store, ref, _layer_source(ref))
-        return
     mount = _mount_source(store, ref)
-    if mount is not None and isinstance(store, RegistryStore):
-        outcome = store.push_blob(ref.descriptor, _layer_source(ref), mount_from=mount)
-        if outcome == "mounted":
+
+    def put(source: Callable[[], AbstractContextManager[BinaryIO]]) -> str:
+        if isinstance(store, RegistryStore):  # has_blob has just seen it missing: no 2nd HEAD
+            return store.push_blob(ref.descriptor, source, mount_from=mount, absent=True)
+        store.put_blob(ref.descriptor, source)
+        return "uploaded"
+
+    if log is None:
+        put(_layer_source(ref))
+        return
+    if mount is not None:
+        if put(_layer_source(ref)) == "mounted":
             log.mounted(str(ref.descriptor.digest), ref.descriptor.size, source=mount,
                         where=store.describe())
             return
@@ -141,7 +137,7 @@ def _push_layer(store: Store, ref: LayerRef, log: BuildLog | None) -> None:
         return
     with log.blob("push", str(ref.descriptor.digest), ref.descriptor.size,
                   where=store.describe()) as count:
-        _put_layer(store, ref, _counted(_layer_source(ref), count))
+        put(_counted(_layer_source(ref), count))
 
 
 def _put_blobs(store: Store, image: AssembledImage, log: BuildLog | None = None, *,

@@ -426,15 +426,17 @@ class RegistryStore:
         self.push_blob(desc, source, mount_from=mount_from)
 
     def push_blob(self, desc: Descriptor, source: BlobSource, *,
-                  mount_from: str | None = None) -> str:
-        """:meth:`put_blob`, saying what happened: ``present``, ``mounted`` or ``uploaded``."""
-        # HEAD with the push scope: one token serves the HEAD and the upload
-        resp = self.transport.request("HEAD", self._blob_path(desc.digest), scopes=self._push,
-                                      expect=(200, 404))
-        resp.close()
-        if resp.status_code == 200:
-            self._count("present")
-            return "present"
+                  mount_from: str | None = None, absent: bool = False) -> str:
+        """:meth:`put_blob`, saying what happened: ``present``, ``mounted`` or ``uploaded``.
+        ``absent``: the caller has just seen the blob missing (no HEAD here)."""
+        if not absent:
+            # HEAD with the push scope: one token serves the HEAD and the upload
+            resp = self.transport.request("HEAD", self._blob_path(desc.digest),
+                                          scopes=self._push, expect=(200, 404))
+            resp.close()
+            if resp.status_code == 200:
+                self._count("present")
+                return "present"
         result = str(upload_blob(self.transport, self.repository, desc, source,
                                  mount_from=mount_from or self._mount_source,
                                  chunk_size=self.chunk_size))
