@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from trustbuild._internal.secrets import redact_text
+from trustbuild._internal.topdir import fresh_name
 from trustbuild.builder.base import BaseImages, ResolvedBase, extract_image
 from trustbuild.builder.cache import LayerCache, cache_repo_for
 from trustbuild.builder.cachekey import CacheKeySpec, SourceHasher, root_key, step_key
@@ -187,7 +188,7 @@ class Executor:
     def new_rootfs(self, label: str) -> Path:
         """An empty directory for a stage or an image's filesystem."""
         self._n_rootfs += 1
-        path = self.work / f"rootfs-{self._n_rootfs:02d}-{label}"
+        path = self.work / fresh_name(f"rootfs-{self._n_rootfs:02d}-{label}")
         path.mkdir(parents=True)
         path.chmod(0o755)
         return path
@@ -515,7 +516,8 @@ class Executor:
                 st.runner = None
             if self.cfs is not None and self._uses.get(stage.index):
                 # later stages start FROM it or COPY --from it: keep it before "/" is wiped
-                self.saved[stage.index] = self.cfs.save(self.work / f"stage-{stage.index:02d}")
+                saved = self.work / fresh_name(f"stage-{stage.index:02d}")
+                self.saved[stage.index] = self.cfs.save(saved)
                 st.rootfs = self.saved[stage.index].root
             last = st
         assert last is not None
@@ -671,7 +673,7 @@ class Executor:
     def runner_for(self, st: StageRun) -> Runner:
         """The stage's RUN runner (created on first RUN)."""
         if st.runner is None:
-            scratch = self.work / f"scratch-{st.key}"
+            scratch = self.work / fresh_name(f"scratch-{st.key}")
             scratch.mkdir(exist_ok=True)
             from trustbuild.sandbox.runner import StepRunner  # loaded when a step runs
 

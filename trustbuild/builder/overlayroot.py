@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trustbuild._internal.topdir import fresh_name, mark_top_dir
 from trustbuild.builder.config import LayerRef, ensure_local
 from trustbuild.errors import BuildError, TrustbuildError
 from trustbuild.oci.digest import Digest
@@ -159,6 +160,7 @@ class OverlayRoots:
             return self._held[hex_]
         root = self.store.root / "unpacked"
         root.mkdir(mode=0o700, exist_ok=True)  # setuid files of images: for root's eyes only
+        mark_top_dir(root)  # each unpacked layer in a block group of its own (_internal.topdir)
         dest = root / hex_
         for _ in range(10):  # a prune may remove the entry between unpacking and locking it
             if not (dest / ".complete").exists():
@@ -229,7 +231,7 @@ class OverlayRoots:
             raise OverlayUnavailable(f"{len(lowers)} lower directories")
 
         self._n += 1
-        base = self.work / f"overlay-{self._n:02d}"
+        base = self.work / fresh_name(f"overlay-{self._n:02d}")
         upper, wdir, links = base / "upper", base / "work", base / "l"
         for d in (upper, wdir, links):
             d.mkdir(parents=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from trustbuild import __version__
 from trustbuild._internal.removal import remove_later
+from trustbuild._internal.topdir import mark_top_dir
 from trustbuild.builder.assemble import AssembledImage, assemble
 from trustbuild.builder.config import rfc3339
 from trustbuild.builder.context import BuildContext
@@ -222,7 +223,9 @@ def _work_dir(options: BuildOptions, mode: str) -> Path:
         except OSError as exc:
             raise SandboxError(f"cannot create the kaniko dir {parent}: {exc.strerror}; "
                                "give a writable one with --kaniko-dir") from None
-    return Path(tempfile.mkdtemp(prefix="trustbuild-build-", dir=parent))
+    work = Path(tempfile.mkdtemp(prefix="trustbuild-build-", dir=parent))
+    mark_top_dir(work)  # its trees away from the last build's, just removed (_internal.topdir)
+    return work
 
 
 class BuildPlan:
