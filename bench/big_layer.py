@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bases import ROOT, WORK, log, push_busybox, registry  # noqa: E402
+from bases import ROOT, WORK, emptying_trash, log, push_busybox, registry  # noqa: E402
 from tools import TB_TIMED, Tool, measured, pin_code, tb_python  # noqa: E402
 
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     tool = Tool("trustbuild", "trustbuild", "")
     rows = []
     WORK.mkdir(parents=True, exist_ok=True)
-    with registry() as reg:
+    with registry() as reg, emptying_trash():
         base = push_busybox(reg.host)
         for mib in sizes:
             tool.clear()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bases import ROOT, WORK, log, push_busybox, push_debian, registry  # noqa: E402
+from bases import ROOT, WORK, emptying_trash, log, push_busybox, push_debian, registry  # noqa: E402
 from run import CHANGED, WORKLOADS, prepare_context  # noqa: E402
 from tools import TB_TIMED, Tool, pin_code, tb_python  # noqa: E402
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     prof = WORK / f"profile-{args.workload}.prof"
     suffix = "" if args.scenario == "cold" else f"-{args.scenario}"
     report = ROOT / "bench" / "results" / f"profile-{args.workload}{suffix}.txt"
-    with registry() as reg:
+    with registry() as reg, emptying_trash():
         base = (push_busybox if WORKLOADS[args.workload] == "busybox" else push_debian)(reg.host)
         ctx = prepare_context(args.workload)
         argv2 = [tb_python(), "-m", "cProfile", "-o", str(prof), str(TB_TIMED), "build",

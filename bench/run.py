@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bases import ROOT, WORK, log, push_busybox, push_debian, registry  # noqa: E402
+from bases import ROOT, WORK, emptying_trash, log, push_busybox, push_debian, registry  # noqa: E402
 from report import markdown, summarize  # noqa: E402
 from tools import TOOLS, Tool, compile_bytecode, pin_code, tool_by_name  # noqa: E402
 
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     day = dt.date.today().isoformat()
     summaries = []
     t0 = time.monotonic()
-    with registry() as reg:
+    with registry() as reg, emptying_trash():
         bases: dict[str, str] = {}
         log(f"registry on {reg.host}; building base images")
         if "busybox" in base_of.values():

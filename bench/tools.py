@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bases import ROOT, WORK, clear_buildah_storage, log
+from bases import ROOT, WORK, clear_buildah_storage, discard, log
 
 # the checkout's venv, else the interpreter running the bench (a worktree without its own venv)
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -165,7 +165,7 @@ class Tool:
         """Empty local storage and caches (before a cold build)."""
         if self.kind == "buildah":
             clear_buildah_storage(self.storage / "root", self.storage / "run")
-        shutil.rmtree(self.storage, ignore_errors=True)
+        discard(self.storage)  # deleted after the last build (bases.discard says why)
 
     def build(self, *, ctx: Path, ref: str, base: str, cache: bool,
               result_dir: Path, tag: str) -> dict[str, Any]:
