@@ -199,10 +199,11 @@ def main(argv: list[str] | None = None) -> int:
                    "summary": summ, "runs": results}
             (out_dir / f"{day}-{w}.json").write_text(json.dumps(doc, indent=1) + "\n")
             log(f"{w}: wrote {out_dir / f'{day}-{w}.json'}")
-    table = markdown(summaries, meta=meta)
-    (out_dir / "latest.md").write_text(table)
-    print(table)
-    log(f"done in {time.monotonic() - t0:.0f}s; table in {out_dir / 'latest.md'}")
+        table = markdown(summaries, meta=meta)
+        (out_dir / "latest.md").write_text(table)
+        print(table)
+        log(f"done in {time.monotonic() - t0:.0f}s; table in {out_dir / 'latest.md'}; "
+            "deleting the tools' storage")
     return 0
 
 
