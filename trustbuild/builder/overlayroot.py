@@ -160,7 +160,6 @@ class OverlayRoots:
             return self._held[hex_]
         root = self.store.root / "unpacked"
         root.mkdir(mode=0o700, exist_ok=True)  # setuid files of images: for root's eyes only
-        mark_top_dir(root)  # each unpacked layer in a block group of its own (_internal.topdir)
         dest = root / hex_
         for _ in range(10):  # a prune may remove the entry between unpacking and locking it
             if not (dest / ".complete").exists():
@@ -186,6 +185,7 @@ class OverlayRoots:
                 return
             tmp = root / f".tmp-{os.getpid()}-{hex_[:16]}"
             shutil.rmtree(tmp, ignore_errors=True)
+            mark_top_dir(root)  # the new tree in block groups of its own (_internal.topdir)
             (tmp / "fs").mkdir(parents=True)
             try:
                 blob = ensure_local(layer)

@@ -39,6 +39,7 @@ from trustbuild.sandbox.mountinfo import mount_table
 # is imported (no typing, json, pathlib, socket or base64: ~40 ms of a 70 ms step here).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable
     from types import FrameType
     from typing import Protocol
@@ -534,12 +535,14 @@ def _start(raw: bytes, err_fd: int) -> None:
     os._exit(SETUP_FAILED)
 
 
-def _recv_exact(sock_fd: int, n: int) -> bytes:
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    """Exactly ``n`` bytes from ``sock`` (both ends of the helper server's socket);
+    EOFError if the other end closed it first."""
     chunks, got = [], 0
     while got < n:
-        chunk = os.read(sock_fd, min(n - got, 1 << 20))
+        chunk = sock.recv(min(n - got, 1 << 20))
         if not chunk:
-            raise EOFError("the builder closed the helper socket")
+            raise EOFError("the other end of the helper socket closed it")
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
@@ -565,8 +568,8 @@ def _serve(sock_fd: int) -> None:
             head, fds, _, _ = socket.recv_fds(sock, 8, 2)
             if not head:
                 return
-            head += _recv_exact(sock_fd, 8 - len(head)) if len(head) < 8 else b""
-            raw = _recv_exact(sock_fd, int.from_bytes(head, "big"))
+            head += recv_exact(sock, 8 - len(head)) if len(head) < 8 else b""
+            raw = recv_exact(sock, int.from_bytes(head, "big"))
         except (OSError, EOFError):
             return
         if len(fds) != 2:

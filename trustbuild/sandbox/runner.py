@@ -36,7 +36,7 @@ from trustbuild.errors import SandboxError
 from trustbuild.oci.layer import LayerInfo, LayerWriter, write_overlay_upper
 from trustbuild.sandbox import mountplan, overlay_index, snapshot
 from trustbuild.sandbox.container import detect_container, kaniko_ignore_list
-from trustbuild.sandbox.helper import PROBE_NO_INDEX
+from trustbuild.sandbox.helper import PROBE_NO_INDEX, recv_exact
 from trustbuild.sandbox.helperconfig import HelperConfig, StepConfig
 from trustbuild.sandbox.paths import DEFAULT_PATH, find_executable
 from trustbuild.sandbox.profiles import SecurityProfile, resolve_profile
@@ -140,13 +140,10 @@ def _helper_env() -> dict[str, str]:
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise SandboxError("the sandbox helper server ended unexpectedly")
-        data += chunk
-    return data
+    try:
+        return recv_exact(sock, n)
+    except EOFError:
+        raise SandboxError("the sandbox helper server ended unexpectedly") from None
 
 
 class _ServedStep:
