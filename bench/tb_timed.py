@@ -69,6 +69,6 @@ def _install() -> None:
 
 if __name__ == "__main__":
     _install()
-    from trustbuild.cli.main import main
+    from trustbuild.cli.main import exit_now, main
 
-    sys.exit(main(sys.argv[1:]))
+    exit_now(main(sys.argv[1:]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from trustbuild.cli.main import run
 
-from trustbuild.cli.main import main
-
-sys.exit(main())
+run()

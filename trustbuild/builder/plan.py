@@ -183,9 +183,12 @@ def _seccomp_digest(options: BuildOptions, record: BuildRecord) -> None:
     """Check the security profile before anything runs and record its seccomp digest.
 
     A seccomp profile in force always has a digest (the provenance names it): one that
-    cannot be read, parsed or digested fails the build here.
+    cannot be read, parsed or digested fails the build here. Compiling it with libseccomp waits
+    for the first RUN step (the runner does it before the step starts), so a build whose steps
+    all come from the cache does not pay for it.
     """
-    prof = resolve_profile(options.security_profile, seccomp=options.seccomp_profile)
+    prof = resolve_profile(options.security_profile, seccomp=options.seccomp_profile,
+                           compile_check=False)
     path = prof.seccomp_path
     asked = options.seccomp_profile
     if not path:

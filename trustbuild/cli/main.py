@@ -9,8 +9,10 @@ SIGTERM unwinds exactly like Ctrl-C, so every clean-up (temp dirs, sandbox proce
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -21,7 +23,7 @@ from typing import NoReturn
 from trustbuild import __version__
 from trustbuild.errors import TrustbuildError
 
-__all__ = ["main", "build_parser", "Parser", "Terminated"]
+__all__ = ["main", "run", "exit_now", "build_parser", "Parser", "Terminated"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -144,5 +146,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def exit_now(code: int) -> NoReturn:
+    """Exit with ``code`` without tearing the interpreter down, once the command is done.
+
+    Freeing every module and object of a finished command took 50-100 ms, a fifth of a
+    no-change rebuild. The ``atexit`` handlers still run and stdout/stderr are flushed first;
+    while any non-daemon thread is still alive, or a profiler or tracer (cProfile, coverage)
+    waits for the normal exit, this is a plain ``sys.exit``.
+    """
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()) \
+            or sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
+    atexit._run_exitfuncs()  # logging.shutdown, temp-dir finalizers, ...
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe: let the normal exit report it
+        sys.exit(code)
+    os._exit(code)
+
+
+def run() -> NoReturn:
+    """The console script: :func:`main` with the command-line arguments, then :func:`exit_now`."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -66,12 +66,14 @@ def _all_caps() -> list[str]:
 
 
 def resolve_profile(name: str, *, seccomp: str | None = None,
-                    network: str | None = None) -> SecurityProfile:
+                    network: str | None = None, compile_check: bool = True) -> SecurityProfile:
     """The security profile ``name``, with the seccomp profile and network optionally overridden.
 
     ``seccomp`` is a path, a profile name in ``seccomp/`` (``build-default``), ``unconfined``,
     or None for the profile's default. ``network`` is ``host``, ``none`` or None.
-    Raises SandboxError for an unknown profile, network mode or an invalid seccomp profile.
+    Raises SandboxError for an unknown profile, network mode or an invalid seccomp profile;
+    with ``compile_check`` also for one libseccomp refuses (a 20-50 ms compile, done once per
+    process; without it the profile is only read, checked and digested).
     """
     if name not in PROFILES:
         raise SandboxError(
@@ -97,7 +99,7 @@ def resolve_profile(name: str, *, seccomp: str | None = None,
         prof = load_profile(chosen)
         # Compile once here so a profile libseccomp rejects fails before anything runs.
         key = (prof.digest, tuple(caps), nnp)
-        if key not in _COMPILED:
+        if compile_check and key not in _COMPILED:
             from trustbuild._internal.seccomp import compile_filter
 
             compile_filter(prof, capabilities=caps, no_new_privs=nnp)

@@ -44,13 +44,34 @@ def test_an_unreadable_profile_fails_before_the_build(tmp_path: Path) -> None:
 
 
 def test_a_profile_in_force_without_a_digest_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_digest(name: str, *, seccomp: str | None = None) -> SecurityProfile:
+    def no_digest(name: str, *, seccomp: str | None = None,
+                  compile_check: bool = True) -> SecurityProfile:
         return SecurityProfile(name=name, capabilities=[], seccomp_path="/p/custom.json",
                                seccomp_digest="")
 
     monkeypatch.setattr(plan, "resolve_profile", no_digest)
     with pytest.raises(SandboxError, match="no digest to record in the provenance"):
         _record(BuildOptions(seccomp_profile="/p/custom.json"))
+
+
+def test_libseccomp_compiles_the_profile_at_the_first_run_step_not_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preparing a build reads and digests the profile; compiling it (20-50 ms, which a fully
+    cached rebuild never needs) is the runner's, before its first step."""
+    import trustbuild._internal.seccomp as seccomp
+    from trustbuild.sandbox.profiles import resolve_profile
+
+    custom = tmp_path / "custom.json"  # not compiled before in this process
+    custom.write_bytes(SHIPPED.read_bytes() + b"\n")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise SandboxError(f"seccomp profile {custom}: libseccomp refused it")
+
+    monkeypatch.setattr(seccomp, "compile_filter", refuse)
+    record = _record(BuildOptions(seccomp_profile=str(custom)))
+    assert record.seccomp_profile_digest.startswith("sha256:")
+    with pytest.raises(SandboxError, match="libseccomp refused it"):
+        resolve_profile("baseline", seccomp=str(custom))  # what the runner calls per step
 
 
 def test_the_builder_does_not_run_without_the_sandbox() -> None:

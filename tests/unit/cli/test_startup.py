@@ -71,3 +71,50 @@ def test_the_run_helper_starts_with_only_what_a_step_needs() -> None:
                           env={"PYTHONPATH": str(Path(__file__).resolve().parents[3])})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["ctypes"]  # the syscalls (mount, unshare, pivot_root, ...)
+
+
+_EXIT_PROBE = """
+import atexit, sys, threading, time
+from pathlib import Path
+from trustbuild.cli.main import exit_now
+out = Path(sys.argv[1])
+atexit.register(lambda: (out / "atexit").write_text("ran"))
+if sys.argv[2] == "thread":
+    def late() -> None:
+        time.sleep(0.3)
+        (out / "thread").write_text("finished")
+    threading.Thread(target=late).start()
+sys.stdout.write("unflushed output")  # no newline: still in the buffer of a pipe
+exit_now(3)
+"""
+
+
+def test_exit_now_runs_atexit_flushes_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", _EXIT_PROBE, str(tmp_path), "-"],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3])))
+    assert proc.returncode == 3
+    assert proc.stdout == "unflushed output"
+    assert (tmp_path / "atexit").read_text() == "ran"
+
+
+def test_exit_now_waits_for_a_running_thread(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", _EXIT_PROBE, str(tmp_path), "thread"],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3])))
+    assert proc.returncode == 3
+    assert (tmp_path / "thread").read_text() == "finished"  # not cut short by os._exit
+    assert (tmp_path / "atexit").read_text() == "ran"
+
+
+
+def test_exit_now_leaves_a_profile_to_be_written(tmp_path: Path) -> None:
+    """``python -m cProfile -o F`` writes F after the script returns: exit normally for it."""
+    script = tmp_path / "probe.py"
+    script.write_text("from trustbuild.cli.main import exit_now\nexit_now(0)\n")
+    out = tmp_path / "probe.prof"
+    proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), str(script)],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3])))
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 0
