@@ -24,7 +24,7 @@ from pathlib import Path
 from trustbuild.errors import UsageError
 from trustbuild.policy.model import Policy
 from trustbuild.policy.render.manifest import Manifest, warnings_of
-from trustbuild.policy.render.options import RenderOptions, Unrenderable
+from trustbuild.policy.render.options import RenderOptions
 from trustbuild.policy.render.output import dump_yaml, file_name_for, write_dir
 
 __all__ = ["FORMATS", "RenderOptions", "render", "render_to", "dump_yaml", "write_dir",
@@ -111,14 +111,7 @@ def render(policy: Policy, formats: Sequence[str], options: RenderOptions, *,
                     skipped.append(f"{fmt}: needs {', '.join(need)}")
                 continue
             raise UsageError(f"policy render --format {fmt}: pass {', '.join(need)}")
-        try:
-            out = _renderer(fmt)(policy, options)
-        except Unrenderable as exc:
-            if "all" not in formats:
-                raise
-            if skipped is not None:
-                skipped.append(f"{fmt}: {exc}")
-            continue
+        out = _renderer(fmt)(policy, options)
         if warnings is not None:
             warnings.extend(dict.fromkeys(f"{fmt}: {w}" for d in out for w in warnings_of(d)))
         docs.extend(out)

@@ -8,11 +8,7 @@ from dataclasses import dataclass
 from trustbuild.errors import PolicyError, UsageError
 from trustbuild.policy.model import Policy
 
-__all__ = ["RenderOptions", "Unrenderable", "dns_name", "require_deploy", "require_options"]
-
-
-class Unrenderable(PolicyError):
-    """The target can express none of what the policy requires (``all`` skips it)."""
+__all__ = ["RenderOptions", "dns_name", "require_deploy", "require_options"]
 
 
 @dataclass(frozen=True)
