@@ -21,6 +21,25 @@ pytestmark = [pytest.mark.slow, pytest.mark.privileged,
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...); [] if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _state(pid: int) -> str:
+    fields = _stat(pid)
+    return fields[0] if fields else ""
+
+
+def _parent(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[1]) if len(fields) > 1 else 0
+
+
 def _mounts() -> set[str]:
     with open("/proc/self/mountinfo") as f:
         return {line.split()[4] for line in f}
@@ -67,3 +86,54 @@ def test_a_cancelled_build_leaves_nothing_behind(sig: int, code: int, word: str,
     assert list(tmpdir.iterdir()) == []
     assert _mounts() <= before
     assert processes_with(seconds) == []
+
+
+def test_a_killed_build_takes_its_step_and_mounts_with_it(tmp_path: Path,
+                                                           busybox_base: str) -> None:
+    """SIGKILL (an OOM kill, a CI runner's hard timeout) cannot be caught: the step's processes
+    die with the builder (the helper server and each step's helper have PDEATHSIG) and its mounts
+    with its private mount namespace. Only the work dir under $TMPDIR stays: nothing is left to
+    remove it."""
+    import time
+
+    seconds = str(4000 + os.getpid() % 1000)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM {busybox_base}\nRUN echo one > /one\nRUN sleep {seconds} & echo started; wait\n")
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONPATH=str(ROOT))
+    before = _mounts()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trustbuild", "build", "--context", str(ctx), "--no-push",
+         "--insecure-registry", busybox_base.split("/")[0]],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    assert proc.stderr is not None
+    seen = []
+    try:
+        for raw in proc.stderr:
+            seen.append(raw.decode(errors="replace").rstrip("\n"))
+            if seen[-1].endswith("| started"):
+                break
+        else:
+            pytest.fail("the build ended before the step started:\n" + "\n".join(seen[-20:]))
+        assert processes_with(seconds)
+        helpers = [pid for pid in processes_with("trustbuild.sandbox.helper")
+                   if _parent(pid) == proc.pid]
+        assert helpers  # the stage's helper server
+        proc.kill()
+        assert proc.wait() == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    def left() -> list[int]:  # running, not exited and waiting for its new parent to reap it
+        return [pid for pid in [*processes_with(seconds), *helpers] if _state(pid) not in "Z"]
+
+    deadline = time.monotonic() + 10
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left() == []
+    assert _mounts() <= before
+    assert [p.name.split("-")[0] for p in tmpdir.iterdir()] == ["trustbuild"]  # the work dir
