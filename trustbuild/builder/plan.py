@@ -28,6 +28,8 @@ from pathlib import Path
 from trustbuild import __version__
 from trustbuild._internal.removal import remove_later
 from trustbuild._internal.topdir import mark_top_dir
+from trustbuild._internal.workdir import make_work_dir
+from trustbuild._internal.workdir import release as release_work_dir
 from trustbuild.builder.assemble import AssembledImage, assemble
 from trustbuild.builder.config import rfc3339
 from trustbuild.builder.context import BuildContext
@@ -39,7 +41,7 @@ from trustbuild.builder.options import BuildOptions, redact_build_args
 from trustbuild.builder.outputs import WrittenOutput, validate_destinations
 from trustbuild.builder.preflight import push_targets, start_push_check
 from trustbuild.builder.record import BuildRecord, ResolvedImage
-from trustbuild.errors import SandboxError
+from trustbuild.errors import BuildError, SandboxError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.digest import Digest
 from trustbuild.sandbox.profiles import resolve_profile
@@ -102,6 +104,7 @@ class BuiltImage:
                 remove_later(self.work_dir)
             else:
                 shutil.rmtree(self.work_dir, ignore_errors=True)
+            release_work_dir(self.work_dir)
             self.work_dir = None
 
     def __enter__(self) -> BuiltImage:
@@ -226,7 +229,12 @@ def _work_dir(options: BuildOptions, mode: str) -> Path:
         except OSError as exc:
             raise SandboxError(f"cannot create the kaniko dir {parent}: {exc.strerror}; "
                                "give a writable one with --kaniko-dir") from None
-    work = Path(tempfile.mkdtemp(prefix="trustbuild-build-", dir=parent))
+    try:
+        work = make_work_dir(parent)  # and a killed build's left-overs go (_internal.workdir)
+    except OSError as exc:
+        hint = "--kaniko-dir" if mode == "container" and options.work_dir is None else "TMPDIR"
+        raise BuildError(f"cannot create a work dir in {parent or tempfile.gettempdir()}: "
+                         f"{exc.strerror or exc}; give a writable one with {hint}") from None
     mark_top_dir(work)  # its trees away from the last build's, just removed (_internal.topdir)
     return work
 
@@ -324,6 +332,7 @@ class BuildPlan:
                 self.context = None
             if ex is not None:
                 shutil.rmtree(self.work, ignore_errors=True)
+                release_work_dir(self.work)
 
     def __enter__(self) -> BuildPlan:
         return self
@@ -377,5 +386,6 @@ def prepare_platform(options: BuildOptions) -> BuildPlan:
                 ctx.close()
             if work is not None:
                 shutil.rmtree(work, ignore_errors=True)
+                release_work_dir(work)
             push_check_first(checked, exc)
         raise
