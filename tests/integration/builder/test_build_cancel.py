@@ -45,6 +45,23 @@ def _mounts() -> set[str]:
         return {line.split()[4] for line in f}
 
 
+def _build_until_step_starts(ctx: Path, env: dict[str, str], base: str,
+                             *extra: str) -> subprocess.Popen[bytes]:
+    """Start ``trustbuild build`` of ``ctx`` and return once its step printed ``started``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trustbuild", "build", "--context", str(ctx), "--no-push",
+         *extra, "--insecure-registry", base.split("/")[0]],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ctx.parent)
+    assert proc.stderr is not None
+    seen = []
+    for raw in proc.stderr:
+        seen.append(raw.decode(errors="replace").rstrip("\n"))
+        if seen[-1].endswith("| started"):
+            return proc
+    proc.wait()
+    pytest.fail("the build ended before the step started:\n" + "\n".join(seen[-20:]))
+
+
 @pytest.mark.parametrize(("sig", "code", "word"), [
     (signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
 @pytest.mark.parametrize("mode", ["overlay", "walk"])
@@ -60,19 +77,9 @@ def test_a_cancelled_build_leaves_nothing_behind(sig: int, code: int, word: str,
     tmpdir.mkdir()
     env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONPATH=str(ROOT))
     before = _mounts()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "trustbuild", "build", "--context", str(ctx), "--no-push",
-         "--snapshot-mode", mode, "--insecure-registry", busybox_base.split("/")[0]],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    proc = _build_until_step_starts(ctx, env, busybox_base, "--snapshot-mode", mode)
     assert proc.stderr is not None
-    seen = []
     try:
-        for raw in proc.stderr:
-            seen.append(raw.decode(errors="replace").rstrip("\n"))
-            if seen[-1].endswith("| started"):
-                break
-        else:
-            pytest.fail("the build ended before the step started:\n" + "\n".join(seen[-20:]))
         assert processes_with(seconds)  # the step is running
         proc.send_signal(sig)
         rest = proc.stderr.read().decode(errors="replace").splitlines()
@@ -81,7 +88,7 @@ def test_a_cancelled_build_leaves_nothing_behind(sig: int, code: int, word: str,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert rc == code, seen + rest
+    assert rc == code, rest
     assert rest == [f"trustbuild: {word}"]
     assert list(tmpdir.iterdir()) == []
     assert _mounts() <= before
@@ -105,19 +112,8 @@ def test_a_killed_build_takes_its_step_and_mounts_with_it(tmp_path: Path,
     tmpdir.mkdir()
     env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONPATH=str(ROOT))
     before = _mounts()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "trustbuild", "build", "--context", str(ctx), "--no-push",
-         "--insecure-registry", busybox_base.split("/")[0]],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
-    assert proc.stderr is not None
-    seen = []
+    proc = _build_until_step_starts(ctx, env, busybox_base)
     try:
-        for raw in proc.stderr:
-            seen.append(raw.decode(errors="replace").rstrip("\n"))
-            if seen[-1].endswith("| started"):
-                break
-        else:
-            pytest.fail("the build ended before the step started:\n" + "\n".join(seen[-20:]))
         assert processes_with(seconds)
         helpers = [pid for pid in processes_with("trustbuild.sandbox.helper")
                    if _parent(pid) == proc.pid]
