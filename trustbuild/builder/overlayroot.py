@@ -184,7 +184,11 @@ class OverlayRoots:
             if (dest / ".complete").exists():
                 return
             tmp = root / f".tmp-{os.getpid()}-{hex_[:16]}"
-            shutil.rmtree(tmp, ignore_errors=True)
+            # with this lock held nobody else unpacks the layer: a temp tree of it is a killed
+            # build's (a prune's temp names start with .tmp-prune- and are the prune's)
+            for stale in root.glob(f".tmp-*-{hex_[:16]}"):
+                if not stale.name.startswith(".tmp-prune-"):
+                    shutil.rmtree(stale, ignore_errors=True)
             mark_top_dir(root)  # the new tree in block groups of its own (_internal.topdir)
             (tmp / "fs").mkdir(parents=True)
             try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,31 @@ def test_base_layers_are_unpacked_once_and_mounted_read_only(
     assert "/etc/group" not in fs and "/d/x" not in fs and "/seen" in fs
     assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
                 if str(tmp_path) in line or "trustbuild-build-" in line]  # all unmounted
+
+
+def test_a_killed_unpack_is_cleaned_up_by_the_next_one(
+        tmp_path: Path, busybox_base: str, registry: Any) -> None:
+    """A build killed while unpacking a layer leaves ``unpacked/.tmp-PID-HEX``; the next build
+    that unpacks the same layer (it holds the layer's unpacking lock) removes it. A prune's
+    temporary entry (``.tmp-prune-``) is the prune's own and stays."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    store = tmp_path / "store"
+    dockerfile = "ARG BASE\nFROM ${BASE}\nRUN echo one > /one\n"
+    _build(ctx, dockerfile, busybox_base, f"{registry.host}/overlay/killed:1",
+           cache_dir=str(store))
+    (entry,) = (store / "unpacked").iterdir()
+    shutil.rmtree(entry)  # as if it had never completed
+    killed = store / "unpacked" / f".tmp-424242-{entry.name[:16]}"
+    (killed / "fs" / "usr").mkdir(parents=True)
+    pruning = store / "unpacked" / f".tmp-prune-424243-{entry.name[:16]}"
+    pruning.mkdir()
+    _, log = _build(ctx, dockerfile, busybox_base, f"{registry.host}/overlay/killed:2",
+                    cache_dir=str(store))
+    assert "(1 unpacked now)" in log
+    assert not killed.exists()
+    assert pruning.is_dir()
+    assert (entry / ".complete").is_file()
 
 
 MULTI_STAGE = """\
