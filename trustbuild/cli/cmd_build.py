@@ -221,9 +221,26 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         no_push_cache=args.no_push_cache, cache_run_layers=args.cache_run_layers,
         cache_copy_layers=args.cache_copy_layers, stdin=sys.stdin.buffer, output=sys.stderr,
         # the command is done when the image is; a detached rm deletes the work dir, unless
-        # this process or its parent is a PID namespace's init (a container's entrypoint): their
-        # exit would kill the rm and leave the dir half-deleted
-        remove_work_dir_later=1 not in (os.getpid(), os.getppid()))
+        # a PID namespace's init (a container's entrypoint) is this process, its parent or
+        # its grandparent (a rootless build's outer process under bwrap/tini): their exit
+        # would kill the rm and leave the dir half-deleted
+        remove_work_dir_later=not _init_is_near())
+
+
+def _init_is_near() -> bool:
+    """Whether pid 1 is this process, its parent or its grandparent."""
+    pid = os.getpid()
+    for _ in range(3):
+        if pid == 1:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return pid == 1
+        if pid == 0:
+            return False
+    return False
 
 
 def supply_chain_from_args(args: argparse.Namespace) -> SupplyChainOptions:
