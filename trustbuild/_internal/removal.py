@@ -5,6 +5,11 @@ removal took 0.8-1.5 s after the image was pushed and tagged, time a CI job spen
 nothing. :func:`remove_later` renames the directory aside (one rename, so the name is free and
 no later build sees a half-deleted tree under it) and hands it to a detached
 ``rm -rf --one-file-system`` (it never crosses into a file system still mounted below it).
+
+Not when pid 1 is this process, its parent or its grandparent (a container's entrypoint, or
+the outer process of a rootless build under bwrap or tini): the PID namespace, and the ``rm``
+with it, ends when pid 1 exits, which would leave the renamed tree behind. Then the directory
+is deleted before :func:`remove_later` returns.
 """
 
 from __future__ import annotations
@@ -14,26 +19,57 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["remove_later", "TRASH_PREFIX"]
+__all__ = ["remove_later", "start_rm", "init_is_near", "TRASH_PREFIX"]
 
 TRASH_PREFIX = ".trustbuild-removing-"
 
 
 def remove_later(path: Path) -> None:
-    """Delete ``path`` in a detached process that outlives this one; synchronously when it
-    cannot be renamed aside or ``rm`` is not there."""
-    rm = shutil.which("rm")
+    """Delete ``path`` in a detached process that outlives this one; synchronously when pid 1
+    is near (see the module), it cannot be renamed aside or ``rm`` is not there."""
     trash = path.with_name(f"{TRASH_PREFIX}{path.name}")
     try:
-        if rm is None:
-            raise OSError("no rm")
+        if init_is_near():
+            raise OSError("pid 1 would take a detached rm with it")
         os.rename(path, trash)
     except OSError:
         shutil.rmtree(path, ignore_errors=True)
         return
+    start_rm(trash)
+
+
+def start_rm(trash: Path) -> None:
+    """A detached ``rm -rf --one-file-system`` of ``trash``; synchronous when pid 1 is near or
+    it cannot start."""
+    rm = shutil.which("rm")
     try:
+        if rm is None or init_is_near():
+            raise OSError("no rm, or pid 1 would take it along")
         subprocess.Popen([rm, "-rf", "--one-file-system", "--", str(trash)],  # noqa: S603
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     except OSError:
         shutil.rmtree(trash, ignore_errors=True)
+
+
+def init_is_near() -> bool:
+    """Whether pid 1 is this process, its parent or its grandparent."""
+    pid = os.getpid()
+    for _ in range(3):
+        if pid == 1:
+            return True
+        ppid = parent_pid(pid)
+        if ppid is None:
+            return False
+        pid = ppid
+    return False
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of ``pid`` from ``/proc/PID/stat``; None when it is gone or has none (0)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return ppid or None

@@ -9,22 +9,27 @@ dies, however it dies. A new work dir sweeps its siblings: one of ours (same use
 directory, not a symlink) whose owner lock it can take has no live build and goes to a detached
 ``rm`` (:func:`trustbuild._internal.removal.remove_later`). A dir without the owner file (an
 older trustbuild's, or one whose owner has not locked it yet) is left alone: the file appears
-only once it is locked (written under another name, locked, then renamed).
+only once it is locked (written under another name, locked, then renamed). A
+``.trustbuild-removing-trustbuild-build-*`` dir more than an hour old is a detached ``rm`` that
+was killed (a container or a CI job's cgroup ending); the sweep starts a new one on it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
-from trustbuild._internal.removal import remove_later
+from trustbuild._internal.removal import TRASH_PREFIX, remove_later, start_rm
 
-__all__ = ["PREFIX", "OWNER", "make_work_dir", "release", "sweep_stale"]
+__all__ = ["PREFIX", "OWNER", "make_work_dir", "release", "remove_work_dir", "sweep_stale"]
 
 PREFIX = "trustbuild-build-"
 OWNER = ".trustbuild-owner"
+TRASH_MAX_AGE = 3600.0  # seconds: a removal that has not touched its top dir for this long died
 _held: dict[str, int] = {}  # work dir -> fd of its locked owner file
 
 
@@ -46,6 +51,15 @@ def make_work_dir(parent: str | Path | None) -> Path:
     return work
 
 
+def remove_work_dir(work: Path, *, later: bool = False) -> None:
+    """Delete ``work`` (now, or by a detached ``rm`` when ``later``), then drop its lock."""
+    if later:
+        remove_later(work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    release(work)
+
+
 def release(work: Path) -> None:
     """Drop the lock of ``work`` (after it was removed or renamed aside); no-op if not held."""
     fd = _held.pop(str(work), None)
@@ -54,8 +68,9 @@ def release(work: Path) -> None:
 
 
 def sweep_stale(parent: Path, *, keep: Path | None = None) -> list[Path]:
-    """Hand every work dir in ``parent`` whose owner is gone to a detached ``rm``; returns
-    them. Never raises: a dir it cannot judge or rename is left where it is."""
+    """Hand every work dir in ``parent`` whose owner is gone, and every removal that died, to
+    a detached ``rm``; returns them. Never raises: a dir it cannot judge or rename is left
+    where it is."""
     removed: list[Path] = []
     try:
         entries = list(os.scandir(parent))
@@ -63,11 +78,18 @@ def sweep_stale(parent: Path, *, keep: Path | None = None) -> list[Path]:
         return removed
     uid = os.geteuid()
     for entry in entries:
-        if not entry.name.startswith(PREFIX) or (keep is not None and entry.name == keep.name):
+        trash = entry.name.startswith(TRASH_PREFIX + PREFIX)
+        if not (trash or entry.name.startswith(PREFIX)) or \
+                (keep is not None and entry.name == keep.name):
             continue
         try:
-            if not entry.is_dir(follow_symlinks=False) or \
-                    entry.stat(follow_symlinks=False).st_uid != uid:
+            st = entry.stat(follow_symlinks=False)
+            if not entry.is_dir(follow_symlinks=False) or st.st_uid != uid:
+                continue
+            if trash:
+                if time.time() - st.st_mtime > TRASH_MAX_AGE:
+                    start_rm(Path(entry.path))
+                    removed.append(Path(entry.path))
                 continue
             fd = os.open(os.path.join(entry.path, OWNER),
                          os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)

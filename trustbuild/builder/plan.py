@@ -26,10 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trustbuild import __version__
-from trustbuild._internal.removal import remove_later
 from trustbuild._internal.topdir import mark_top_dir
-from trustbuild._internal.workdir import make_work_dir
-from trustbuild._internal.workdir import release as release_work_dir
+from trustbuild._internal.workdir import make_work_dir, remove_work_dir
 from trustbuild.builder.assemble import AssembledImage, assemble
 from trustbuild.builder.config import rfc3339
 from trustbuild.builder.context import BuildContext
@@ -100,11 +98,7 @@ class BuiltImage:
             except Exception:  # noqa: BLE001 - best effort on teardown
                 pass
         if self.work_dir is not None:
-            if self.remove_later:
-                remove_later(self.work_dir)
-            else:
-                shutil.rmtree(self.work_dir, ignore_errors=True)
-            release_work_dir(self.work_dir)
+            remove_work_dir(self.work_dir, later=self.remove_later)
             self.work_dir = None
 
     def __enter__(self) -> BuiltImage:
@@ -331,8 +325,7 @@ class BuildPlan:
                 self.context.close()
                 self.context = None
             if ex is not None:
-                shutil.rmtree(self.work, ignore_errors=True)
-                release_work_dir(self.work)
+                remove_work_dir(self.work)
 
     def __enter__(self) -> BuildPlan:
         return self
@@ -385,7 +378,6 @@ def prepare_platform(options: BuildOptions) -> BuildPlan:
             if ctx is not None:
                 ctx.close()
             if work is not None:
-                shutil.rmtree(work, ignore_errors=True)
-                release_work_dir(work)
+                remove_work_dir(work)
             push_check_first(checked, exc)
         raise

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -220,27 +219,9 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         cache_repo=args.cache_repo, cache_dir=cache_dir, cache_ttl=args.cache_ttl_seconds,
         no_push_cache=args.no_push_cache, cache_run_layers=args.cache_run_layers,
         cache_copy_layers=args.cache_copy_layers, stdin=sys.stdin.buffer, output=sys.stderr,
-        # the command is done when the image is; a detached rm deletes the work dir, unless
-        # a PID namespace's init (a container's entrypoint) is this process, its parent or
-        # its grandparent (a rootless build's outer process under bwrap/tini): their exit
-        # would kill the rm and leave the dir half-deleted
-        remove_work_dir_later=not _init_is_near())
-
-
-def _init_is_near() -> bool:
-    """Whether pid 1 is this process, its parent or its grandparent."""
-    pid = os.getpid()
-    for _ in range(3):
-        if pid == 1:
-            return True
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-                pid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            return pid == 1
-        if pid == 0:
-            return False
-    return False
+        # the command is done when the image is; a detached rm deletes the work dir (at once
+        # when pid 1 is near: _internal.removal)
+        remove_work_dir_later=True)
 
 
 def supply_chain_from_args(args: argparse.Namespace) -> SupplyChainOptions:
