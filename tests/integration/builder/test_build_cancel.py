@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fixtures.procs import processes_with
+from fixtures.procs import parent_of, processes_with, stat_fields
 
 pytestmark = [pytest.mark.slow, pytest.mark.privileged,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
@@ -21,23 +21,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.privileged,
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _stat(pid: int) -> list[str]:
-    """The fields of /proc/PID/stat after the command name (state, ppid, ...); [] if gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
-
-
 def _state(pid: int) -> str:
-    fields = _stat(pid)
+    fields = stat_fields(pid)
     return fields[0] if fields else ""
-
-
-def _parent(pid: int) -> int:
-    fields = _stat(pid)
-    return int(fields[1]) if len(fields) > 1 else 0
 
 
 def _mounts() -> set[str]:
@@ -116,7 +102,7 @@ def test_a_killed_build_takes_its_step_and_mounts_with_it(tmp_path: Path,
     try:
         assert processes_with(seconds)
         helpers = [pid for pid in processes_with("trustbuild.sandbox.helper")
-                   if _parent(pid) == proc.pid]
+                   if parent_of(pid) == proc.pid]
         assert helpers  # the stage's helper server
         proc.kill()
         assert proc.wait() == -signal.SIGKILL

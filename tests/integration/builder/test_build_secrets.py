@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from fixtures.imagefs import fetch_dir, flatten, read_dir_image
+from fixtures.procs import children_of
 
 from trustbuild.cli.main import main
 
@@ -225,21 +226,10 @@ def test_secrets_never_leave_the_step(mode: str, tmp_path: Path, busybox_base: s
     assert _image_files(tmp_path / "again")["/hash"] == hexd(file_secret)
 
 
-def _build_agents() -> list[str]:
+def _build_agents() -> list[int]:
     """ssh-agents this process started for --ssh key files and that still run."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError):
-            continue
-        if int(ppid) == os.getpid() and cmd and cmd[0].endswith(b"ssh-agent") \
-                and any(b"/ssh-agent-" in c for c in cmd):
-            out.append(entry.name)
-    return out
+    return children_of(os.getpid(), lambda argv: argv[0].endswith(b"ssh-agent")
+                       and any(b"/ssh-agent-" in c for c in argv))
 
 
 def _image_files(layout: Path, digest: str = "") -> dict[str, bytes]:
