@@ -18,7 +18,7 @@ imports it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
 from trustbuild.builder.api import prepare, put_tags, write_outputs
@@ -132,7 +132,7 @@ def check(options: BuildOptions, chain: SupplyChainOptions) -> Report:
         with prepare(options) as plan:
             _pin_executor(plan, chain)
             return gate_plan(policy, plan, executor_image=chain.executor_image,
-                             options=options.store_options)
+                             options=options.store_options).report
     finally:
         if options.log is not None:
             options.log.close()
@@ -201,8 +201,13 @@ def _gate(plan: BuildPlan | IndexPlan, policy: Policy, chain: SupplyChainOptions
     from trustbuild.policy.gate import denial, gate_plan
 
     log = plan.options.log
-    report = gate_plan(policy, plan, executor_image=chain.executor_image,
-                       options=plan.options.store_options)
+    verdict = gate_plan(policy, plan, executor_image=chain.executor_image,
+                        options=plan.options.store_options)
+    for one, mine in zip(plan.plans, verdict.per_platform, strict=True):
+        one.record.policy_digest = policy.digest
+        one.record.policy_decision = mine.decision
+        one.record.policy_report = [asdict(c) for c in mine.checks]
+    report = verdict.report
     report.write_text(out)
     if report.denied:
         exc = denial(policy, report)

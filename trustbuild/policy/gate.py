@@ -3,17 +3,18 @@ any layer is extracted or any RUN executes.
 
 It checks allowed repositories, base image signatures and attestations, the executor image, and
 the Dockerfile rules, and returns a Report. trustbuild.pipeline calls :func:`gate_plan` on the
-prepared build (builder.api.prepare) and raises :func:`denial` before the plan runs.
+prepared build (builder.api.prepare), records the verdict in each platform's BuildRecord and raises
+:func:`denial` before the plan runs. The gate itself writes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from trustbuild.builder.executor import predefined_args
-from trustbuild.builder.record import BuildRecord, ResolvedImage
+from trustbuild.builder.record import ResolvedImage
 from trustbuild.errors import InvalidReference, PolicyViolation, TrustbuildError
 from trustbuild.oci.descriptor import Platform
 from trustbuild.oci.reference import Reference
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from trustbuild.builder.plan import BuildPlan
     from trustbuild.policy.verifier import ImageVerifier  # cryptography: loaded when a gate runs
 
-__all__ = ["GateInput", "run_gate", "gate_plan", "denial", "executor_image_from_env"]
+__all__ = ["GateInput", "PlanVerdict", "run_gate", "gate_plan", "denial", "executor_image_from_env"]
 
 @dataclass
 class GateInput:
@@ -183,18 +184,27 @@ def _check_executor(
         report.add(Check("executor", PASS, f"executor {ref.name} is from {ex.image}", executor))
 
 
+@dataclass(frozen=True)
+class PlanVerdict:
+    """The gate's answer for a prepared build: one report over every platform (each check
+    once) and each platform's own, in the order of ``plan.plans``."""
+
+    report: Report
+    per_platform: list[Report]
+
+
 def gate_plan(
     policy: Policy,
     plan: BuildPlan | IndexPlan,
     *,
     executor_image: str | None,
     options: StoreOptions | None = None,
-) -> Report:
+) -> PlanVerdict:
     """Evaluate ``policy`` against a prepared build (builder.api.prepare: every image pinned by
-    digest, nothing run); records the verdict in each platform's BuildRecord and returns one
-    report (a multi-platform plan: every platform's checks, each once). Never raises for a
+    digest, nothing run). Writes nothing (the pipeline records the verdict). Never raises for a
     denial: see :func:`denial`."""
     merged = Report(policy.name, policy.digest)
+    per_platform = []
     for one in plan.plans:
         opts = one.options
         report = run_gate(
@@ -210,14 +220,11 @@ def gate_plan(
                 predefined_args(opts.target_platform(), Platform.host()),
             ),
         )
-        record: BuildRecord = one.record
-        record.policy_digest = policy.digest
-        record.policy_decision = report.decision
-        record.policy_report = [asdict(c) for c in report.checks]
+        per_platform.append(report)
         for check in report.checks:
             if check not in merged.checks:
                 merged.add(check)
-    return merged
+    return PlanVerdict(merged, per_platform)
 
 
 def denial(policy: Policy, report: Report) -> PolicyViolation:

@@ -184,7 +184,10 @@ def test_repointed_tag_after_the_gate_changes_nothing(registry: Any, busybox_bas
     opts = BuildOptions(context=str(_context(tmp_path, base, listener.port)),
                         destinations=[f"{registry.host}/gate/moved:1"])
     with prepare(opts) as plan:
-        assert gate_plan(load_policy(policy), plan, executor_image=None).decision == "allow"
+        verdict = gate_plan(load_policy(policy), plan, executor_image=None)
+        assert verdict.report.decision == "allow"
+        assert [r.decision for r in verdict.per_platform] == ["allow"]
+        assert plan.record.policy_decision is None  # the gate writes nothing; the pipeline does
         _copy(pushed_image[0], base)  # an attacker re-points the tag after the gate
         built = plan.run()
     with built:
