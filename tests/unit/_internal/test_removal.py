@@ -11,18 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.workdirs import gone
 
 from trustbuild._internal.removal import TRASH_PREFIX, init_is_near, remove_later
 from trustbuild._internal.workdir import PREFIX, make_work_dir, remove_work_dir, sweep_stale
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _gone(path: Path, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not path.exists()
 
 
 def _fds_into(path: Path) -> list[str]:
@@ -51,7 +45,7 @@ def test_remove_work_dir_deletes_it_and_drops_its_lock(tmp_path: Path, later: bo
     remove_work_dir(work, later=later)
     assert not work.exists()  # now, or renamed aside at once
     assert _fds_into(work) == []
-    assert _gone(tmp_path / f"{TRASH_PREFIX}{work.name}")
+    assert gone(tmp_path / f"{TRASH_PREFIX}{work.name}")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -66,7 +60,7 @@ def test_the_sweep_restarts_a_removal_that_died(tmp_path: Path) -> None:
     other.mkdir()
     os.utime(other, (two_hours_ago, two_hours_ago))
     assert sweep_stale(tmp_path) == [dead]
-    assert _gone(dead)
+    assert gone(dead)
     assert running.is_dir() and other.is_dir()
 
 

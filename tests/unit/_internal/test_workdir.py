@@ -6,19 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from fixtures.workdirs import gone
 
 from trustbuild._internal.workdir import OWNER, PREFIX, make_work_dir, release, sweep_stale
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _gone(path: Path, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not path.exists()
 
 
 def _killed_builds_dir(parent: Path) -> Path:
@@ -40,7 +34,7 @@ def test_a_killed_builds_work_dir_is_removed_by_the_next_build(tmp_path: Path) -
     assert (stale / "rootfs").is_dir()
     mine = make_work_dir(tmp_path)
     try:
-        assert _gone(stale)
+        assert gone(stale)
         assert mine.is_dir() and (mine / OWNER).is_file()
     finally:
         release(mine)
@@ -56,7 +50,7 @@ def test_a_live_builds_work_dir_is_left_alone(tmp_path: Path) -> None:
         release(second)
     release(first)  # first now has no owner: the next sweep takes it (and second)
     assert sorted(sweep_stale(tmp_path)) == sorted([first, second])
-    assert _gone(first) and _gone(second)
+    assert gone(first) and gone(second)
 
 
 def test_dirs_without_an_owner_or_not_ours_are_left_alone(tmp_path: Path) -> None:
