@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 from trustbuild._internal.secrets import redact_text
 from trustbuild._internal.users import StepUser, resolve_user
 from trustbuild.builder.commands import NetworkMode, RunCmd
-from trustbuild.builder.config import DEFAULT_PATH, LayerRef
+from trustbuild.builder.config import LayerRef
 from trustbuild.builder.handlers.meta import shell_of
 from trustbuild.builder.mounts import SECRET_TYPES, sandbox_mounts
 from trustbuild.builder.secretmounts import StepSecrets, step_secrets
 from trustbuild.builder.steps import layer_step
 from trustbuild.errors import BuildError, DockerfileError
+from trustbuild.sandbox.paths import DEFAULT_PATH
 from trustbuild.sandbox.spec import RunSpec
 
 if TYPE_CHECKING:
