@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol, TextIO
 
 from trustbuild._internal.seccomp import compile_bpf, load_profile
+from trustbuild._internal.secrets import REDACTED
 from trustbuild.errors import SandboxError
 from trustbuild.oci.layer import LayerInfo, LayerWriter, write_overlay_upper
 from trustbuild.sandbox import mountplan, overlay_index, snapshot
@@ -451,7 +452,7 @@ class StepRunner:
         for raw in iter(lambda: proc.stdout.readline(65536), b""):  # type: ignore[union-attr]
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             for value in masked:
-                line = line.replace(value, "****")
+                line = line.replace(value, REDACTED)
             tail.append(line)
             self.output.write(f"{label} | {line}\n")
             self.output.flush()
