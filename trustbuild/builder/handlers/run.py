@@ -113,7 +113,7 @@ def _run(ex: StepContext, st: StageRun, ins: RunCmd, extra: list[tuple[str, str,
                    label=f"{ex.path}:{ins.line} RUN",
                    security_profile=ex.options.security_profile,
                    seccomp_profile=ex.options.seccomp_profile,
-                   network=None if network in (None, "default") else network,
+                   network=None if network is None or network == "default" else network,
                    extra_mounts=[*extra, *secrets.mounts], secrets=secrets.files,
                    secret_env=secrets.env,
                    # Docker's VOLUME rule: changes a RUN makes inside a declared volume are
