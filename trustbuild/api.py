@@ -28,6 +28,7 @@ from trustbuild.errors import UsageError
 from trustbuild.oci.descriptor import Descriptor
 from trustbuild.oci.store import Store
 from trustbuild.registry.options import StoreOptions
+from trustbuild.sandbox.spec import ProfileName
 from trustbuild.sign.keys import SigningKey, VerifyingKey, load_signing_key, load_verifying_key
 from trustbuild.sign.sign import SignResult
 from trustbuild.sign.verify import VerifyResult
@@ -56,7 +57,7 @@ def build(context: str | Path = ".", *, dockerfile: str = "Dockerfile",
           target: str | None = None, oci_layout_path: str | None = None,
           tar_path: str | None = None, no_push: bool = False, policy: str | None = None,
           sign_key: str | None = None, attest: Sequence[str] = (),
-          security_profile: str = "baseline", store_options: StoreOptions | None = None,
+          security_profile: ProfileName = "baseline", store_options: StoreOptions | None = None,
           **options: object) -> BuiltImage:
     """Build ``context`` (a directory, ``tar://FILE`` or a git URL) like ``trustbuild build``.
 

@@ -29,6 +29,7 @@ from trustbuild.oci.reference import Reference
 from trustbuild.policy.executor_image import executor_image_from_env
 
 if TYPE_CHECKING:
+    from trustbuild.attest.sbom import SbomFormat
     from trustbuild.builder.multiplatform import IndexPlan
     from trustbuild.builder.plan import BuildPlan
     from trustbuild.policy.model import Policy
@@ -51,7 +52,7 @@ class SupplyChainOptions:
     identity_token: str | None = field(default=None, repr=False)  # --identity-token (a secret)
     sigstore_trust_config: str | None = None  # --sigstore-trust-config (private Sigstore)
     attest: list[str] = field(default_factory=list)  # provenance, sbom
-    sbom_format: str = "spdx"  # spdx | cyclonedx
+    sbom_format: SbomFormat = "spdx"  # spdx | cyclonedx
     builder_id: str | None = None  # builder.id in provenance
     executor_image: str | None = None  # REF@DIGEST this build runs in (policy, provenance)
 

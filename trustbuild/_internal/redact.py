@@ -4,17 +4,19 @@
 
 Registry upload URLs carry opaque state (``_state``), pre-signed storage URLs carry signatures,
 and a user may type ``https://user:pass@host``. Only query parameters known to be harmless are
-kept; every other value becomes ``REDACTED``.
+kept; every other value becomes the one redaction marker, ``<redacted>``
+(``trustbuild._internal.secrets.REDACTED``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
+
+from trustbuild._internal.secrets import REDACTED
 
 __all__ = ["redact_url", "redact_headers", "excerpt", "REDACTED"]
 
-REDACTED = "REDACTED"
 _SAFE_PARAMS = frozenset({"mount", "from", "digest", "n", "last", "service", "scope",
                           "artifactType", "ns"})
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie",
@@ -35,9 +37,14 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, v if k in _SAFE_PARAMS else REDACTED) for k, v in pairs],
-                          safe=":/,")
+        # urlencode's quoting, but the marker is shown as it is (not as %3Credacted%3E)
+        query = "&".join(
+            f"{_quote(k)}={_quote(v) if k in _SAFE_PARAMS else REDACTED}" for k, v in pairs)
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _quote(text: str) -> str:
+    return quote_plus(text, safe=":/,")
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -17,6 +17,7 @@ import re
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Literal
 
 from trustbuild import __version__
 from trustbuild._internal.jsontypes import JSONObject
@@ -28,8 +29,10 @@ from trustbuild.oci.store import Store
 
 __all__ = [
     "SBOM_FORMATS", "sbom_document", "spdx_document", "cyclonedx_document", "sbom_predicate_type",
-    "sbom_of_image",
+    "sbom_of_image", "SbomFormat",
 ]
+
+SbomFormat = Literal["spdx", "spdxjson", "cyclonedx"]  # --sbom-format (spdxjson: cosign's name)
 
 SBOM_FORMATS = {"spdx": SPDX_DOCUMENT, "spdxjson": SPDX_DOCUMENT, "cyclonedx": CYCLONEDX_BOM}
 _NAMESPACE_BASE = "https://trustbuild.dev/spdx"

@@ -19,11 +19,11 @@ from trustbuild._internal.jsontypes import LoadedObject, LoadedValue
 from trustbuild.builder.imageconfig import ImageConfig
 from trustbuild.errors import InvalidManifest
 from trustbuild.oci.descriptor import Descriptor, Platform
+from trustbuild.sandbox.paths import DEFAULT_PATH
 
-__all__ = ["BlobOrigin", "ImageState", "LayerRef", "rfc3339", "DEFAULT_PATH", "HISTORY_COMMENT",
+__all__ = ["BlobOrigin", "ImageState", "LayerRef", "rfc3339", "HISTORY_COMMENT",
            "ensure_local"]
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
 
 

@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from trustbuild._internal.inroot import resolve_in_root
+from trustbuild._internal.secrets import REDACTED
 from trustbuild.builder.dockerignore import IgnoreMatcher, component_regex, go_clean
 from trustbuild.errors import BuildError, ContextError, DockerfileError, StoreError, UnsafePath
 
@@ -483,7 +484,7 @@ def parse_git_url(spec: str) -> GitSource | None:
 
 
 def _redact(url: str) -> str:
-    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1***@", url)
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", rf"\1{REDACTED}@", url)
 
 
 def _transport(url: str) -> str:

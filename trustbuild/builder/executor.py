@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from trustbuild._internal.secrets import redact_text
 from trustbuild._internal.topdir import fresh_name
@@ -38,7 +38,7 @@ from trustbuild.builder.layers import LayerSettings
 from trustbuild.builder.layerstore import LayerStore
 from trustbuild.builder.mounts import SECRET_TYPES, MountSpec, mount_from_refs, number_ssh_targets
 from trustbuild.builder.mounts import parse_mount as parse_mount_value
-from trustbuild.builder.options import BuildOptions
+from trustbuild.builder.options import BuildOptions, ExecMode
 from trustbuild.builder.overlayroot import OverlayRoots, OverlayUnavailable
 from trustbuild.builder.record import BuildRecord, ResolvedImage, StepRecord
 from trustbuild.builder.secretmounts import missing_message
@@ -52,8 +52,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ExecMode", "Executor", "StageRun", "Runner", "predefined_args"]
 
-#: "chroot": stages in the work dir, RUN sandboxed; "container": Kaniko's way, the stage is "/"
-ExecMode = Literal["chroot", "container"]
 
 
 def predefined_args(target: Platform, build: Platform) -> dict[str, str]:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Literal, TextIO
 
 from trustbuild._internal.secrets import REDACTED, is_secret_name
 from trustbuild.oci.descriptor import Platform
@@ -22,10 +22,18 @@ from trustbuild.registry.options import StoreOptions
 
 if TYPE_CHECKING:
     from trustbuild.builder.events import BuildLog
-    from trustbuild.sandbox.spec import Runner
+    from trustbuild.oci.compression import Compression
+    from trustbuild.sandbox.spec import ProfileName, Runner, SnapshotMode
 
 __all__ = ["BuildOptions", "is_secret_name", "redact_build_args", "parse_build_args",
-           "source_date_epoch"]
+           "source_date_epoch", "BuildMode", "ExecMode", "ImageFormat", "LogFormat"]
+
+#: --mode: "auto" resolves to an ExecMode (``container_fs.resolve_mode``)
+BuildMode = Literal["auto", "chroot", "container"]
+#: "chroot": stages in the work dir, RUN sandboxed; "container": Kaniko's way, the stage is "/"
+ExecMode = Literal["chroot", "container"]
+ImageFormat = Literal["oci", "docker"]  # --image-format
+LogFormat = Literal["text", "json"]  # --log-format (the CLI maps Kaniko's "color" to "text")
 
 
 def redact_build_args(args: Mapping[str, str]) -> dict[str, str]:
@@ -78,18 +86,18 @@ class BuildOptions:
     source_date_epoch: int | None = None  # SOURCE_DATE_EPOCH
     platform: Platform | None = None  # --custom-platform (default: this machine)
     platforms: list[Platform] = field(default_factory=list)  # --custom-platform A,B: an index
-    compression: str = "gzip"  # --compression gzip|zstd
+    compression: Compression = "gzip"  # --compression gzip|zstd
     compression_level: int | None = None  # --compression-level
-    image_format: str = "oci"  # --image-format oci|docker
+    image_format: ImageFormat = "oci"  # --image-format oci|docker
     store_options: StoreOptions = field(default_factory=StoreOptions)
-    log_format: str = "text"  # --log-format text|json
+    log_format: LogFormat = "text"  # --log-format text|json
     log_timestamp: bool = False  # --log-timestamp
     verbose: int = 0
     skip_push_permission_check: bool = False  # --skip-push-permission-check
     # consumed by the sandbox (RUN)
-    security_profile: str = "baseline"
+    security_profile: ProfileName = "baseline"
     seccomp_profile: str | None = None
-    mode: str = "auto"  # auto | chroot | container (Kaniko's way: build in "/")
+    mode: BuildMode = "auto"  # auto | chroot | container (Kaniko's way: build in "/")
     force: bool = False  # --force: container mode even where no container is detected
     # --kaniko-dir, else $KANIKO_DIR: container mode's work dir (never snapshotted)
     kaniko_dir: Path = Path("/kaniko")
@@ -97,7 +105,7 @@ class BuildOptions:
     # the work dir is renamed aside and deleted by a detached ``rm`` once the build is done,
     # off the critical path (the CLI); False: deleted before close() returns (the API)
     remove_work_dir_later: bool = False
-    snapshot_mode: str = "auto"
+    snapshot_mode: SnapshotMode = "auto"
     ignore_paths: list[str] = field(default_factory=list)  # --ignore-path
     # RUN --mount=type=secret / type=ssh: --secret values by id (held in memory only, never
     # printed) and --ssh agent sockets or key files by id

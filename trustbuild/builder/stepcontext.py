@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from trustbuild.builder.record import StepRecord
     from trustbuild.builder.sshagent import SshAgents
     from trustbuild.errors import DockerfileError
-    from trustbuild.sandbox.spec import Runner
+    from trustbuild.sandbox.spec import ProfileName, Runner
 
 __all__ = ["StepContext", "StepOptions"]
 
@@ -37,7 +37,7 @@ class StepOptions(Protocol):
     @property
     def secrets(self) -> Mapping[str, bytes]: ...
     @property
-    def security_profile(self) -> str: ...
+    def security_profile(self) -> ProfileName: ...
     @property
     def seccomp_profile(self) -> str | None: ...
     @property

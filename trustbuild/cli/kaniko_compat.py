@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from trustbuild.errors import UsageError
+from trustbuild.sandbox.spec import SnapshotMode
 
 __all__ = ["add_kaniko_flags", "apply_kaniko_flags", "parse_go_bool", "parse_go_duration",
            "pflag_bools", "registry_client_certs", "registry_maps", "REFUSED", "SNAPSHOT_MODES",
@@ -25,11 +26,12 @@ __all__ = ["add_kaniko_flags", "apply_kaniko_flags", "parse_go_bool", "parse_go_
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
-SNAPSHOT_MODES = {"auto": "auto", "overlay": "overlay", "walk": "walk", "full": "full",
-                  # Kaniko's modes: full hashes contents (trustbuild's full); redo (mtime, size,
-                  # mode, owner) and time (mtime) are metadata walks (trustbuild's walk, which
-                  # also looks at ctime/inode, so it never misses a change they catch)
-                  "redo": "walk", "time": "walk"}
+SNAPSHOT_MODES: dict[str, SnapshotMode] = {
+    "auto": "auto", "overlay": "overlay", "walk": "walk", "full": "full",
+    # Kaniko's modes: full hashes contents (trustbuild's full); redo (mtime, size, mode, owner)
+    # and time (mtime) are metadata walks (trustbuild's walk, which also looks at ctime/inode,
+    # so it never misses a change they catch)
+    "redo": "walk", "time": "walk"}
 
 VERBOSITY_LEVELS = {"trace": 2, "debug": 1, "info": 0, "warn": 0, "warning": 0, "error": 0,
                     "fatal": 0, "panic": 0}

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Literal, Protocol, get_args
 
 import zstandard
 
@@ -29,12 +29,14 @@ from trustbuild.errors import StoreError, UsageError
 from trustbuild.oci.mediatype import MediaType
 
 __all__ = [
-    "COMPRESSIONS", "WRITABLE", "detect", "open_decompressed", "media_type_for",
+    "COMPRESSIONS", "WRITABLE", "Compression", "detect", "open_decompressed", "media_type_for",
     "compression_of_media_type", "Compressor", "new_compressor", "DECOMPRESS_ERRORS",
 ]
 
 COMPRESSIONS = ("gzip", "zstd", "bzip2", "xz", "none")
-WRITABLE = ("gzip", "zstd", "none")
+#: what LayerWriter writes (the CLI offers gzip and zstd)
+Compression = Literal["gzip", "zstd", "none"]
+WRITABLE: tuple[Compression, ...] = get_args(Compression)
 MAGIC_LEN = 6
 
 _DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"

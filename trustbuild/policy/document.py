@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Required, TypedDict
 
+from trustbuild.sandbox.spec import ProfileName, StepNetwork
+
 __all__ = ["PolicyDocument", "SpecDoc", "MetadataDoc", "ImagesDoc", "ExecutorDoc",
            "DockerfileDoc", "BuildDoc", "OutputDoc", "SignatureDoc", "AttestationDoc",
            "KeylessDoc", "PKIDoc", "SignedIdentityDoc"]
@@ -71,7 +73,7 @@ class ImagesDoc(TypedDict, total=False):
     requireDigest: bool
     signatures: list[SignatureDoc]
     attestations: list[AttestationDoc]
-    securityProfile: str
+    securityProfile: ProfileName
 
 
 class ExecutorDoc(TypedDict, total=False):
@@ -90,9 +92,9 @@ class DockerfileDoc(TypedDict, total=False):
 class BuildDoc(TypedDict, total=False):
     """``spec.build``."""
 
-    securityProfile: str
+    securityProfile: ProfileName  # the schema's enums
     seccompProfile: str
-    network: str
+    network: StepNetwork
 
 
 class OutputDoc(TypedDict, total=False):

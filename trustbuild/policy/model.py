@@ -30,6 +30,7 @@ from trustbuild.policy.document import (
     PolicyDocument,
     SignatureDoc,
 )
+from trustbuild.sandbox.spec import ProfileName, StepNetwork
 from trustbuild.sign.identity import SignedIdentity
 
 if TYPE_CHECKING:  # jsonschema, yaml and cryptography load only when a policy is parsed
@@ -121,9 +122,9 @@ class ExecutorSection:
 class BuildSection:
     """Sandbox settings the policy imposes."""
 
-    security_profile: str | None = None
+    security_profile: ProfileName | None = None
     seccomp_profile: str | None = None
-    network: str | None = None
+    network: StepNetwork | None = None
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,11 @@ the result carries the seccomp profile's digest for the BuildRecord.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import get_args
 
 from trustbuild._internal.seccomp import load_profile
 from trustbuild.errors import SandboxError
+from trustbuild.sandbox.spec import ProfileName
 
 __all__ = ["SecurityProfile", "resolve_profile", "PROFILES", "DOCKER_DEFAULT_CAPS",
            "RESTRICTED_CAPS"]
@@ -35,7 +37,7 @@ DOCKER_DEFAULT_CAPS = (
 #: What a root step needs to manage files in its own rootfs (see docs/sandbox.md).
 RESTRICTED_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETUID", "SETGID", "SETFCAP")
 
-PROFILES = ("privileged", "baseline", "restricted")
+PROFILES: tuple[ProfileName, ...] = get_args(ProfileName)
 _COMPILED: set[tuple[str, tuple[str, ...], bool]] = set()  # profiles libseccomp accepted
 DEFAULT_SECCOMP = "build-default"
 

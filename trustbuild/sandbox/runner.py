@@ -29,9 +29,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, TextIO
+from typing import BinaryIO, Protocol, TextIO, TypeGuard, get_args
 
 from trustbuild._internal.seccomp import compile_bpf, load_profile
+from trustbuild._internal.secrets import REDACTED
 from trustbuild.errors import SandboxError
 from trustbuild.oci.layer import LayerInfo, LayerWriter, write_overlay_upper
 from trustbuild.sandbox import mountplan, overlay_index, snapshot
@@ -40,11 +41,11 @@ from trustbuild.sandbox.helper import PROBE_NO_INDEX, recv_exact
 from trustbuild.sandbox.helperconfig import HelperConfig, StepConfig
 from trustbuild.sandbox.paths import DEFAULT_PATH, find_executable
 from trustbuild.sandbox.profiles import SecurityProfile, resolve_profile
-from trustbuild.sandbox.spec import RunResult, RunSpec
+from trustbuild.sandbox.spec import RunResult, RunSpec, SnapshotMode, Snapshotter
 
 __all__ = ["StepRunner", "StageLayers", "SNAPSHOT_MODES", "MODES"]
 
-SNAPSHOT_MODES = ("auto", "overlay", "walk", "full")
+SNAPSHOT_MODES: tuple[SnapshotMode, ...] = get_args(SnapshotMode)
 MODES = ("chroot", "container")
 _TAIL = 20
 _KILL_GRACE = 10.0  # seconds the helper gets to kill and reap a step before SIGKILL
@@ -244,6 +245,10 @@ class _HelperServer:
             self.proc.wait()
 
 
+def _is_snapshot_mode(name: str) -> TypeGuard[SnapshotMode]:
+    return name in SNAPSHOT_MODES
+
+
 class StepRunner:
     """Runs RUN steps in ``rootfs`` (chroot mode) or in "/" (container mode)."""
 
@@ -253,7 +258,7 @@ class StepRunner:
                  docker_media_types: bool = False, output: TextIO | None = None,
                  force: bool = False, protect: Sequence[str] = (),
                  layers: StageLayers | None = None) -> None:
-        if snapshot_mode not in SNAPSHOT_MODES:
+        if not _is_snapshot_mode(snapshot_mode):
             raise SandboxError(f"unknown snapshot mode {snapshot_mode!r}: use one of "
                                f"{', '.join(SNAPSHOT_MODES)}")
         if mode not in MODES:
@@ -288,15 +293,18 @@ class StepRunner:
         self.layers = layers if mode == "chroot" and snapshot_mode in ("auto", "overlay") else None
         if self.layers is not None and not self._layers_indexed():
             self.layers = None
+        resolved: Snapshotter
         if snapshot_mode == "auto":
             # auto wants the inodes index (hardlinks stay linked, as in walk mode)
-            snapshot_mode = ("overlay" if mode == "chroot" and self._overlay_works(indexed=True)
-                             else "walk")
+            resolved = ("overlay" if mode == "chroot" and self._overlay_works(indexed=True)
+                        else "walk")
         elif snapshot_mode == "overlay" and not self._overlay_works():
             self.close()
             raise SandboxError("--snapshot-mode overlay: this kernel or scratch filesystem "
                                "cannot mount overlayfs here; use --snapshot-mode walk")
-        self.snapshot_mode = snapshot_mode
+        else:
+            resolved = snapshot_mode
+        self.snapshot_mode: Snapshotter = resolved
 
     # -- helper process -----------------------------------------------------------------
 
@@ -451,7 +459,7 @@ class StepRunner:
         for raw in iter(lambda: proc.stdout.readline(65536), b""):  # type: ignore[union-attr]
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             for value in masked:
-                line = line.replace(value, "****")
+                line = line.replace(value, REDACTED)
             tail.append(line)
             self.output.write(f"{label} | {line}\n")
             self.output.flush()

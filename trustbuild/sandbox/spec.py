@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from trustbuild._internal.users import ROOT, StepUser
 
@@ -14,7 +14,14 @@ if TYPE_CHECKING:
     from trustbuild.oci.layer import LayerInfo
     from trustbuild.sandbox.profiles import SecurityProfile
 
-__all__ = ["RunSpec", "RunResult", "Runner", "SecretFile", "StepUser"]
+__all__ = ["RunSpec", "RunResult", "Runner", "SecretFile", "StepUser", "ProfileName",
+           "StepNetwork", "SnapshotMode", "Snapshotter"]
+
+# the sandbox's mode names (the runtime checks: profiles.resolve_profile, StepRunner)
+ProfileName = Literal["privileged", "baseline", "restricted"]  # --security-profile
+StepNetwork = Literal["host", "none"]  # a step's network, over its profile's default
+SnapshotMode = Literal["auto", "overlay", "walk", "full"]  # --snapshot-mode
+Snapshotter = Literal["overlay", "walk", "full"]  # what a runner resolved "auto" to
 
 
 @dataclass(frozen=True)
@@ -39,9 +46,9 @@ class RunSpec:
     # to its home
     user: StepUser = ROOT
     label: str = "RUN"  # output prefix, e.g. "[2/5] RUN echo hi"
-    security_profile: str = "baseline"  # privileged | baseline | restricted
+    security_profile: ProfileName = "baseline"
     seccomp_profile: str | None = None  # path, name in seccomp/, "unconfined", None = default
-    network: str | None = None  # "host" | "none" | None = profile default
+    network: StepNetwork | None = None  # None: the profile's default
     # (host_path, target) read-only binds, or (host_path, target, mode) with mode "ro", "rw"
     # (read-write bind) or "tmpfs" (host_path: "" or "size=BYTES"); targets never reach the layer
     extra_mounts: Sequence[tuple[str, ...]] = ()
@@ -72,7 +79,7 @@ class RunResult:
 class Runner(Protocol):
     """What RUN needs of a sandbox: :class:`trustbuild.sandbox.StepRunner` is one."""
 
-    snapshot_mode: str  # the snapshotter it resolved "auto" to: overlay | walk | full
+    snapshot_mode: Snapshotter  # the snapshotter it resolved "auto" to
 
     def run(self, spec: RunSpec, layer_dest: Path) -> RunResult:
         """Run one step; on exit code 0 its diff is written to ``layer_dest``."""

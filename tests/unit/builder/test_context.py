@@ -307,10 +307,10 @@ def test_git_context_errors(git_repo: tuple[Path, str, str], private_tmp: Path) 
     ("https://host/r.git#v1.0:docker", "https://host/r.git", "v1.0", None, "docker",
      "https://host/r.git#v1.0:docker"),
     ("https://user:tok@host/r.git#main", "https://user:tok@host/r.git", "main", None, None,
-     "https://***@host/r.git#main"),
+     "https://<redacted>@host/r.git#main"),
     ("git@github.com:acme/p.git#dev", "git@github.com:acme/p.git", "dev", None, None,
      "git@github.com:acme/p.git#dev"),
-    ("ssh://git@host/r.git", "ssh://git@host/r.git", None, None, None, "ssh://***@host/r.git"),
+    ("ssh://git@host/r.git", "ssh://git@host/r.git", None, None, None, "ssh://<redacted>@host/r.git"),
     ("git+file:///srv/r#main", "file:///srv/r", "main", None, None, "git+file:///srv/r#main"),
 ])
 def test_parse_git_url(spec: str, url: str, ref: str | None, commit: str | None,

@@ -4,13 +4,21 @@
 - tar reading for extraction: ``oci/extract.py`` (``oci/archive.py`` reads a docker-archive as
   a store, it extracts nothing);
 - USER lookups in /etc/passwd and /etc/group: ``_internal/users.py``;
-- picking a platform's manifest from an index: ``oci/image.py``.
+- picking a platform's manifest from an index: ``oci/image.py``;
+- the default PATH of a step and of a new image: ``sandbox/paths.py`` ``DEFAULT_PATH``;
+- DSSE's pre-authentication encoding: ``sign/bundle.py`` ``pae`` (``attest/dsse.py``'s
+  ``Envelope.pae`` calls it);
+- the redaction marker ``<redacted>``: ``_internal/secrets.py`` ``REDACTED`` (URLs, headers,
+  build args, env, git URLs and masked step output all use it);
+- the keyless policy and verification engine: ``sign/trust.py`` ``KeylessPolicy``,
+  ``sign/keyless_verify.py`` ``verify_keyless``.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[3] / "trustbuild"
@@ -33,12 +41,30 @@ def test_one_tar_extractor() -> None:
     assert _files_matching(r"\.extractfile\(") == {"oci/extract.py"}
 
 
+def _code_constants(path: Path) -> list[str | bytes]:
+    """String and bytes constants of ``path``'s code (docstrings and other bare strings, and
+    the names listed in ``__all__``, left out)."""
+    tree = ast.parse(path.read_text())
+    skip = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            skip.update(id(n) for n in ast.walk(node.value))
+    return [n.value for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str | bytes)
+            and id(n) not in skip]
+
+
 def _code_strings(path: Path) -> list[str]:
     """String constants of ``path``'s code (docstrings and other bare strings left out)."""
-    tree = ast.parse(path.read_text())
-    bare = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
-    return [n.value for n in ast.walk(tree)
-            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in bare]
+    return [s for s in _code_constants(path) if isinstance(s, str)]
+
+
+def _files_with_constant(test: Callable[[str], bool]) -> set[str]:
+    """Files with a code constant (str, or bytes read as latin-1) ``test`` accepts."""
+    return {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+            if any(test(c.decode("latin-1") if isinstance(c, bytes) else c)
+                   for c in _code_constants(p))}
 
 
 def test_one_user_resolver() -> None:
@@ -51,3 +77,26 @@ def test_one_user_resolver() -> None:
 
 def test_one_platform_picker() -> None:
     assert _files_matching(r"\.select\((platform|want|plat)") == {"oci/image.py"}
+
+
+def test_one_default_path() -> None:
+    assert _files_matching(r"^\s*DEFAULT_PATH\s*(:[^=\n]*)?=") == {"sandbox/paths.py"}
+    assert _files_with_constant(lambda s: "/usr/local/sbin:/usr/local/bin" in s) == {
+        "sandbox/paths.py"}
+
+
+def test_one_pae() -> None:
+    assert _files_matching(r"^def pae\(") == {"sign/bundle.py"}
+    assert _files_matching(r"^[ \t]+def pae\(") <= {"attest/dsse.py"}  # Envelope.pae: a wrapper
+    assert _files_with_constant(lambda s: s.startswith("DSSEv1")) == {"sign/bundle.py"}
+
+
+def test_one_redaction_marker() -> None:
+    assert _files_matching(r"^\s*_?REDACTED\s*(:[^=\n]*)?=") == {"_internal/secrets.py"}
+    assert _files_with_constant(lambda s: "<redacted>" in s.lower()) == {"_internal/secrets.py"}
+    assert _files_with_constant(lambda s: s == "REDACTED" or "***" in s) == set()
+
+
+def test_one_keyless_policy_and_engine() -> None:
+    assert _files_matching(r"^\s*class KeylessPolicy\b") == {"sign/trust.py"}
+    assert _files_matching(r"def verify_keyless\(") == {"sign/keyless_verify.py"}

@@ -15,10 +15,10 @@ def test_redact_url_hides_state_signatures_and_passwords() -> None:
            "&X-Amz-Signature=sig")
     out = redact_url(url)
     assert "pw" not in out and "abc" not in out and "=sig" not in out
-    assert out.startswith("https://user:REDACTED@h:5000/v2/r/blobs/uploads/u?")
+    assert out.startswith("https://user:<redacted>@h:5000/v2/r/blobs/uploads/u?")
     assert "digest=sha256:00" in out
     assert redact_headers({"Authorization": "Bearer x", "Accept": "a"}) == {
-        "Authorization": "REDACTED", "Accept": "a"}
+        "Authorization": "<redacted>", "Accept": "a"}
 
 
 def test_retry_after_forms() -> None:
@@ -64,7 +64,7 @@ def test_error_message_is_one_line_with_registry_message() -> None:
     body = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
     err = error_from_response(
         _response(401, body, "https://h/v2/r/manifests/t?_state=s", "Unauthorized"), method="GET")
-    assert str(err) == ("GET https://h/v2/r/manifests/t?_state=REDACTED: "
+    assert str(err) == ("GET https://h/v2/r/manifests/t?_state=<redacted>: "
                         "401 unauthorized: authentication required")
     assert not err.temporary
     busy = error_from_response(

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 from trustbuild._internal.secrets import redact_text
 from trustbuild._internal.users import StepUser, resolve_user
 from trustbuild.builder.commands import NetworkMode, RunCmd
-from trustbuild.builder.config import DEFAULT_PATH, LayerRef
+from trustbuild.builder.config import LayerRef
 from trustbuild.builder.handlers.meta import shell_of
 from trustbuild.builder.mounts import SECRET_TYPES, sandbox_mounts
 from trustbuild.builder.secretmounts import StepSecrets, step_secrets
 from trustbuild.builder.steps import layer_step
 from trustbuild.errors import BuildError, DockerfileError
+from trustbuild.sandbox.paths import DEFAULT_PATH
 from trustbuild.sandbox.spec import RunSpec
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def _run(ex: StepContext, st: StageRun, ins: RunCmd, extra: list[tuple[str, str,
                    label=f"{ex.path}:{ins.line} RUN",
                    security_profile=ex.options.security_profile,
                    seccomp_profile=ex.options.seccomp_profile,
-                   network=None if network in (None, "default") else network,
+                   network=None if network is None or network == "default" else network,
                    extra_mounts=[*extra, *secrets.mounts], secrets=secrets.files,
                    secret_env=secrets.env,
                    # Docker's VOLUME rule: changes a RUN makes inside a declared volume are
