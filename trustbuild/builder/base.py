@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from trustbuild._internal.jsontypes import LoadedObject
 from trustbuild.builder.config import ImageState, LayerRef, ensure_local
+from trustbuild.builder.configfile import diff_ids_of
 from trustbuild.errors import InvalidManifest, NotFound, RegistryError, TrustbuildError
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.digest import Digest
@@ -191,12 +192,9 @@ class BaseImages:
         """The base image as an :class:`ImageState`; its layers are fetched into the blob cache
         only when something needs their bytes (``ensure_local``: extraction, a push elsewhere)."""
         paths = [self.layer_path(desc) for desc in base.manifest.layers]
-        rootfs = base.config().get("rootfs")
-        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-        if not isinstance(diff_ids, list):
-            diff_ids = []
+        diff_ids = diff_ids_of(base.config(), what=str(base.reference))
         origin = _BaseOrigin(self, base)
-        layers = [LayerRef(d, str(diff_ids[i]) if i < len(diff_ids) else "", p, origin)
+        layers = [LayerRef(d, diff_ids[i] if i < len(diff_ids) else "", p, origin)
                   for i, (d, p) in enumerate(zip(base.manifest.layers, paths, strict=True))]
         return ImageState.from_config(base.config_raw, layers, what=str(base.reference))
 

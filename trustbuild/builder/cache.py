@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from trustbuild.builder.cachekey import chain_step
 from trustbuild.builder.config import LayerRef, ensure_local, rfc3339
-from trustbuild.errors import NotFound, TrustbuildError, UsageError
+from trustbuild.builder.configfile import ConfigFile, RootFS, diff_ids_of
+from trustbuild.errors import InvalidManifest, NotFound, TrustbuildError, UsageError
 from trustbuild.oci.descriptor import Descriptor, Platform
 from trustbuild.oci.manifest import Manifest, dump_json, load_json, parse_manifest
 from trustbuild.oci.mediatype import MediaType
@@ -165,9 +166,12 @@ class LayerCache:
             cfg_raw = f.read()
             f.read()
         check_bytes(cfg_raw, m.config, what="cache entry config")
-        rootfs = load_json(cfg_raw, what="cache config").get("rootfs")
-        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-        return str(diff_ids[0]) if isinstance(diff_ids, list) and len(diff_ids) == 1 else ""
+        doc = load_json(cfg_raw, what="cache config")
+        try:
+            diff_ids = diff_ids_of(doc, what="cache config")
+        except InvalidManifest:
+            return ""  # a miss, as an entry without one diff_id is
+        return diff_ids[0] if len(diff_ids) == 1 else ""
 
     def put(self, key: str, layer: LayerRef | None) -> LayerRef | None:
         """Store the step's ``layer`` (None: no layer) under ``key``; failures are warnings.
@@ -176,10 +180,9 @@ class LayerCache:
         a push to the same registry mounts it instead of uploading it again.
         """
         diff_ids = [layer.diff_id] if layer is not None else []
-        config = dump_json({
-            "architecture": self.platform.architecture, "os": self.platform.os,
-            "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        })
+        config = dump_json(ConfigFile(  # {"architecture", "os", "config": {}, "rootfs"}
+            architecture=self.platform.architecture, os=self.platform.os,
+            rootfs=RootFS(type="layers", diff_ids=diff_ids)).to_json())
         cdesc = Descriptor.for_bytes(MediaType.OCI_CONFIG, config)
         annotations = {CREATED_ANNOTATION: rfc3339(int(time.time()))}
         manifest: dict[str, object] = {"schemaVersion": 2,

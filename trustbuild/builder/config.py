@@ -1,9 +1,10 @@
 """The image being built: its config JSON (Docker/OCI shape), history and layers.
 
 :class:`ImageState` is what every instruction handler mutates: ``config`` is the image config
-document (``architecture``, ``os``, ``rootfs``, ``history``), ``runtime`` its typed ``config``
-object (:class:`~trustbuild.builder.imageconfig.ImageConfig`: Env, Cmd, ...), ``layers`` the
-layer blobs in order with their diff_ids.
+document as a type (:class:`~trustbuild.builder.configfile.ConfigFile`: ``architecture``,
+``os``, ``rootfs``, ``history``, ...), ``runtime`` its ``config`` object
+(:class:`~trustbuild.builder.imageconfig.ImageConfig`: Env, Cmd, ...), ``layers`` the layer
+blobs in order with their diff_ids.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from trustbuild._internal.jsontypes import LoadedObject, LoadedValue
+from trustbuild._internal.jsontypes import LoadedObject
+from trustbuild.builder.configfile import ConfigFile, History, RootFS, diff_ids_of
 from trustbuild.builder.imageconfig import ImageConfig
 from trustbuild.errors import InvalidManifest
 from trustbuild.oci.descriptor import Descriptor, Platform
@@ -81,55 +83,60 @@ def ensure_local(layer: LayerRef) -> Path:
 class ImageState:
     """Config + layers of a stage as it is built.
 
-    ``config`` is the config document without its ``config`` object, which is ``runtime``.
+    ``config`` is the typed config document (:class:`~trustbuild.builder.configfile.ConfigFile`);
+    ``runtime`` is its ``config`` object.
     """
 
-    config: LoadedObject
-    runtime: ImageConfig = field(default_factory=ImageConfig)
+    config: ConfigFile
     layers: list[LayerRef] = field(default_factory=list)
     stage_env: dict[str, str] = field(default_factory=dict)  # ENV set by this stage, in order
     inherited_env: dict[str, str] | None = None  # Env before the stage's first ENV
 
+    @property
+    def runtime(self) -> ImageConfig:
+        """The runtime config (``Env``, ``Cmd``, ...)."""
+        return self.config.config
+
+    @runtime.setter
+    def runtime(self, value: ImageConfig) -> None:
+        self.config.config = value
+
     @classmethod
     def scratch(cls, platform: Platform) -> ImageState:
         """An empty image for ``platform`` (FROM scratch)."""
-        cfg: LoadedObject = {"architecture": platform.architecture, "os": platform.os}
-        if platform.variant:
-            cfg["variant"] = platform.variant
-        cfg["rootfs"] = {"type": "layers", "diff_ids": []}
-        cfg["history"] = []
-        return cls(cfg, ImageConfig(env=[f"PATH={DEFAULT_PATH}"]))
+        cfg = ConfigFile(architecture=platform.architecture, os=platform.os,
+                         variant=platform.variant or None,
+                         config=ImageConfig(env=[f"PATH={DEFAULT_PATH}"]),
+                         rootfs=RootFS(type="layers", diff_ids=[]))
+        cfg.history = []  # written as []
+        return cls(cfg)
 
     @classmethod
     def from_config(cls, raw: bytes, layers: list[LayerRef], *, what: str) -> ImageState:
         """A base image's state from its config bytes (checked against its layer count)."""
         try:
-            cfg = json.loads(raw)
+            doc = json.loads(raw)
         except ValueError as exc:
             raise InvalidManifest(f"{what}: config is not valid JSON ({exc})") from None
         except RecursionError:
             raise InvalidManifest(f"{what}: config JSON nested too deeply") from None
-        if not isinstance(cfg, dict):
+        if not isinstance(doc, dict):
             raise InvalidManifest(f"{what}: config must be a JSON object")
-        rootfs = cfg.get("rootfs") or {}
-        diff_ids = (rootfs.get("diff_ids") if isinstance(rootfs, dict) else None) or []
-        if not isinstance(diff_ids, list):
-            raise InvalidManifest(f"{what}: config rootfs.diff_ids must be a list")
+        diff_ids = diff_ids_of(doc, what=what)
         if len(diff_ids) != len(layers):
             raise InvalidManifest(f"{what}: config lists {len(diff_ids)} diff_ids for "
                                   f"{len(layers)} layers")
-        runtime = ImageConfig.from_json(cfg.pop("config", None), what=what)
-        if not isinstance(cfg.get("history", []), list):
-            raise InvalidManifest(f"{what}: config history must be a list")
-        cfg.setdefault("history", [])
+        cfg = ConfigFile.from_json(doc, what=what)
+        cfg.config = cfg.config  # written even when the base had none (as ``{}``)
+        cfg.history = cfg.history  # likewise ``[]``
         for key in ("container_config", "container", "docker_version", "id", "parent"):
-            cfg.pop(key, None)
-        return cls(cfg, runtime, list(layers))
+            cfg.drop(key)
+        return cls(cfg, list(layers))
 
     def clone(self) -> ImageState:
         """A deep copy (for FROM an earlier stage)."""
         # stage_env starts empty
-        return ImageState(copy.deepcopy(self.config), self.runtime.clone(), list(self.layers))
+        return ImageState(copy.deepcopy(self.config), list(self.layers))
 
     # ---- environment
     def env(self) -> dict[str, str]:
@@ -147,44 +154,40 @@ class ImageState:
         self.runtime.env = [f"{k}={v}" for k, v in env.items()]
 
     # ---- history and layers
-    def history(self) -> list[LoadedValue]:
+    def history(self) -> list[History]:
         """The history entries (the document's own list: appending adds an entry)."""
-        entries = self.config.setdefault("history", [])
-        if not isinstance(entries, list):
-            entries = self.config["history"] = []
-        return entries
+        return self.config.history
 
     def add_history(self, created_by: str, *, created: str, empty_layer: bool,
                     comment: str = HISTORY_COMMENT) -> None:
         """Append a history entry (``empty_layer`` for metadata-only instructions)."""
-        h: LoadedObject = {"created": created, "created_by": created_by}
-        if comment:
-            h["comment"] = comment
-        if empty_layer:
-            h["empty_layer"] = True
-        self.history().append(h)
+        self.config.history.append(History(created=created, created_by=created_by,
+                                           comment=comment or None,
+                                           empty_layer=True if empty_layer else None))
 
     def add_layer(self, layer: LayerRef) -> None:
         """Append a layer and its diff_id."""
         self.layers.append(layer)
-        rootfs = self.config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
-        if not isinstance(rootfs, dict):
-            rootfs = self.config["rootfs"] = {"type": "layers", "diff_ids": []}
-        diff_ids = rootfs.setdefault("diff_ids", [])
-        if not isinstance(diff_ids, list):
-            diff_ids = rootfs["diff_ids"] = []
-        diff_ids.append(layer.diff_id)
-        rootfs["type"] = "layers"
+        rootfs = self.config.rootfs
+        if rootfs is None:
+            rootfs = self.config.rootfs = RootFS(type="layers", diff_ids=[])
+        if rootfs.diff_ids is None:
+            rootfs.diff_ids = []
+        rootfs.diff_ids.append(layer.diff_id)
+        rootfs.type = "layers"
 
     def finalize(self, *, created: str, platform: Platform) -> LoadedObject:
         """The config document to write: ``created`` set, empty fields dropped, keys ordered."""
         cfg = copy.deepcopy(self.config)
-        cfg["created"] = created
-        cfg.setdefault("architecture", platform.architecture)
-        cfg.setdefault("os", platform.os)
-        cfg["config"] = self.runtime.to_json()
+        cfg.created = created
+        if "architecture" not in cfg.order:
+            cfg.architecture = platform.architecture
+        if "os" not in cfg.order:
+            cfg.os = platform.os
+        doc = cfg.to_json()
+        doc["config"] = cfg.config.to_json()
         order = ["created", "author", "architecture", "variant", "os", "config", "rootfs",
                  "history"]
-        out = {k: cfg[k] for k in order if k in cfg}
-        out.update({k: v for k, v in cfg.items() if k not in out})
+        out = {k: doc[k] for k in order if k in doc}
+        out.update({k: v for k, v in doc.items() if k not in out})
         return out

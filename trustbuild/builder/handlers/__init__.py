@@ -107,8 +107,7 @@ def dispatch(ex: StepContext, st: StageRun, cmd: AnyCommand) -> None:
     if cmd.keyword not in LAYER_STEPS:  # filesystem steps move the chain in steps.layer_step
         hist = st.image.history()[n_hist:]
         st.chain = chain_step(st.chain, cmd.keyword,
-                              *[str(h.get("created_by", "")) if isinstance(h, dict) else ""
-                                for h in hist])
+                              *[h.created_by or "" for h in hist])
     for rec in ex.record_steps()[n_steps:]:
         rec.started = rec.started or started
         rec.finished = time.time()

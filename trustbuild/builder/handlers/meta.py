@@ -256,5 +256,5 @@ def handle_onbuild(ex: StepContext, st: StageRun, ins: OnbuildCmd) -> None:
 
 def handle_maintainer(ex: StepContext, st: StageRun, ins: MaintainerCmd) -> None:
     """MAINTAINER name (deprecated; sets ``author``)."""
-    st.image.config["author"] = ins.maintainer
+    st.image.config.author = ins.maintainer
     _meta(ex, st, ins, f"MAINTAINER {ins.maintainer}")
