@@ -17,7 +17,7 @@ from trustbuild.attest.bundle import BUNDLE_MEDIA_TYPES, dsse_bundle
 from trustbuild.attest.dsse import IN_TOTO_PAYLOAD_TYPE, Envelope
 from trustbuild.attest.statement import Statement, Subject
 from trustbuild.errors import SigningError, VerificationError
-from trustbuild.sign.blob import load_blob_bundle, sha256_file
+from trustbuild.sign.blob import MAX_BLOB_BUNDLE_BYTES, load_blob_bundle, sha256_file
 from trustbuild.sign.bundle import key_hint
 from trustbuild.sign.keys import SigningKey, VerifyingKey
 
@@ -101,7 +101,8 @@ def verify_blob_attestation_keyless(blob: Path, raw: bytes, policy: KeylessPolic
     from trustbuild.sign.bundle import verify_keyless_dsse_bundle
 
     try:
-        vb = verify_keyless_dsse_bundle(raw, policy, trust)
+        vb = verify_keyless_dsse_bundle(raw, policy, trust,
+                                        max_bytes=MAX_BLOB_BUNDLE_BYTES)
     except VerificationError as err:
         raise VerificationError(f"{name}: {err}") from None
     return _blob_statement_of(blob, vb.payload_type, vb.payload, predicate_type, name), vb

@@ -162,16 +162,19 @@ class _Keyless:
 
 
 def _keyless_bundle_check(raw: bytes, kl: _Keyless, *, subject: Digest,
-                          predicate_type: str | None, source: str) -> AttestationCheck:
-    """A keyless attestation bundle through the one keyless engine (:mod:`trustbuild.sign`)."""
+                          predicate_type: str | None, source: str, max_bytes: int
+                          ) -> AttestationCheck:
+    """A keyless attestation bundle through the one keyless engine (:mod:`trustbuild.sign`),
+    bounded by the attestation limit like a key-based one."""
     from trustbuild.sign.bundle import verify_keyless_dsse_bundle
 
     try:
-        vb = verify_keyless_dsse_bundle(raw, kl.policy, kl.trust)
+        vb = verify_keyless_dsse_bundle(raw, kl.policy, kl.trust, max_bytes=max_bytes)
     except VerificationError as exc:
         return AttestationCheck(source, False, f"keyless: {exc}")
     return _statement_check(vb.payload_type, vb.payload, subject=subject,
-                            predicate_type=predicate_type, signer=vb.signer, source=source)
+                            predicate_type=predicate_type, signer=vb.signer, source=source,
+                            max_bytes=max_bytes)
 
 
 def _keyless_layer_check(layer: CosignLayer, env: Envelope, kl: _Keyless, *, subject: Digest,
@@ -244,7 +247,8 @@ def _bundle_check(ref: BundleReferrer, kl: _Keyless | None, common: _Common) -> 
         return AttestationCheck(source, False, ref.error or "unreadable")
     if kl is not None and not common.keys:
         return _keyless_bundle_check(ref.bundle, kl, subject=common.subject,
-                                     predicate_type=common.predicate_type, source=source)
+                                     predicate_type=common.predicate_type, source=source,
+                                     max_bytes=common.max_bytes)
     try:
         env, _material = envelope_from_bundle(ref.bundle, max_bytes=common.max_bytes)
     except TrustbuildError as exc:

@@ -112,12 +112,16 @@ def _b64(value: object, field: str) -> bytes:
         raise VerificationError(f"bundle: {field} is not valid base64: {exc}") from None
 
 
-def parse_bundle(raw: bytes) -> dict[str, object]:
-    """Parse and shape-check a bundle JSON (bounded); VerificationError naming the defect."""
-    if len(raw) > MAX_BUNDLE_BYTES:
-        raise VerificationError(f"bundle is {len(raw)} bytes (more than {MAX_BUNDLE_BYTES})")
+def parse_bundle(raw: bytes, *, max_bytes: int = MAX_BUNDLE_BYTES) -> dict[str, object]:
+    """Parse and shape-check a bundle JSON of at most ``max_bytes``; VerificationError naming
+    the defect. Image signature bundles are small (the default); an attestation bundle carries
+    its whole predicate, so its reader passes the attestation limit (``--max-attestation-size``).
+    """
+    if len(raw) > max_bytes:
+        raise VerificationError(f"bundle is {len(raw)} bytes (more than the {max_bytes} "
+                                "allowed)")
     doc: dict[str, object] = load_object(raw, what="bundle", error=VerificationError,
-                                         max_bytes=MAX_BUNDLE_BYTES)
+                                         max_bytes=max_bytes)
     if doc.get("mediaType") not in BUNDLE_TYPES:
         raise VerificationError(f"bundle mediaType {doc.get('mediaType')!r} is not a v0.2/v0.3 "
                                 "bundle")
@@ -208,9 +212,11 @@ def verify_dsse_bundle(raw: bytes, keys: list[VerifyingKey]) -> VerifiedBundle:
     raise VerificationError("bundle: DSSE signature does not verify with any given key")
 
 
-def verify_keyless_dsse_bundle(raw: bytes, policy: KeylessPolicy, trust: TrustRoots
-                               ) -> VerifiedBundle:
+def verify_keyless_dsse_bundle(raw: bytes, policy: KeylessPolicy, trust: TrustRoots, *,
+                               max_bytes: int = MAX_BUNDLE_BYTES) -> VerifiedBundle:
     """Check a certificate-based DSSE bundle offline (image signatures and attestations alike).
+
+    ``max_bytes`` bounds the bundle (:func:`parse_bundle`): attestations pass their own limit.
 
     The DSSE signature must verify with the Fulcio certificate; the rest (signing time from the
     Rekor SET or RFC 3161 timestamps, chain, SCT, inclusion proof, checkpoint, the entry logging
@@ -225,7 +231,7 @@ def verify_keyless_dsse_bundle(raw: bytes, policy: KeylessPolicy, trust: TrustRo
         verify_keyless,
     )
 
-    doc = parse_bundle(raw)
+    doc = parse_bundle(raw, max_bytes=max_bytes)
     payload, ptype, sig_b64, sig = _envelope(doc)
     vm = material(doc)
     chain = certificates_from_bundle(vm)

@@ -4,9 +4,12 @@ configured CA roots and names a required subject (email or hostname), with no Re
 As in containers/image (``signature/pki_verify.go``): the leaf comes from the layer annotation
 ``dev.sigstore.cosign/certificate``; the annotation ``dev.sigstore.cosign/chain`` contributes its
 certificates except the last (the root, which must come from the configuration) as
-intermediates, next to the configured ones; the leaf must chain to a configured root now, carry
-the codeSigning extended key usage, and hold ``subjectEmail`` among its SAN emails and/or
-match ``subjectHostname`` (SAN DNS names, ``*.`` wildcards for one label, or IP addresses).
+intermediates, next to the configured ones; the leaf must chain to a configured root now (any
+configured certificate is an anchor), be usable for code signing by Go's ``x509.Verify`` rule
+with ``KeyUsages: [codeSigning]`` (no extended key usage extension at all, or one listing
+codeSigning or anyExtendedKeyUsage: containers/image's recorded ``pki-cert`` has none), and hold
+``subjectEmail`` among its SAN emails and/or match ``subjectHostname`` (SAN DNS names, ``*.``
+wildcards for one label, or IP addresses).
 
 Example::
 

@@ -4,6 +4,7 @@ bundle referrers, against the real registry; the bundle is checked by sigstore-j
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,58 @@ def test_large_spdx_sbom_attestation_verifies(registry: Any, tmp_path: Path, key
     res = subprocess.run(["node", str(JS / "verify_bundle.js"), str(tmp_path / "b.json"),
                           str(pub)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_large_keyless_spdx_bundle_verifies(registry: Any, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A keyless (Fulcio + Rekor) attestation bundle over 4 MiB is read under the same limit as a
+    key-based one (``--max-attestation-size``, 64 MiB by default), not refused at 4 MiB."""
+    from fixtures.fake_sigstore import FakeSigstore, identity_token
+
+    email, issuer = "ci@fake.test", "https://issuer.fake.test"
+    image, digest = _push(registry, "attest/large-keyless", b"large keyless\n")
+    sbom = _spdx(tmp_path, 15000)
+    assert sbom.stat().st_size > 4 * 1024 * 1024  # the bundle is ~4/3 of that: > 6 MiB
+    with FakeSigstore() as fake:
+        config, root = fake.write_trust_files(tmp_path)
+        assert main(["attest", "--keyless", "--identity-token", identity_token(email, issuer),
+                     "--sigstore-trust-config", str(config), "--predicate", str(sbom),
+                     "--type", SPDX, "--bundle", image]) == 0
+    keyless = ["--certificate-identity", email, "--certificate-oidc-issuer", issuer,
+               "--trusted-root", str(root)]
+
+    def verify(*extra: str) -> tuple[int, dict[str, Any]]:
+        capsys.readouterr()
+        rc = main(["verify-attestation", *keyless, "--type", SPDX, "--output", "json", *extra,
+                   image])
+        return rc, json.loads(capsys.readouterr().out)
+
+    rc, out = verify()
+    bundles = [c for c in out["attestations"] if c["source"].startswith("bundle referrer")]
+    assert len(bundles) == 1, out
+    assert bundles[0]["verified"] and bundles[0]["signer"].startswith(email), bundles
+    assert rc == 0 and all(c["verified"] for c in out["attestations"]), out
+    # the same limit, the same one-line refusal as for a key-based bundle
+    rc, out = verify("--max-attestation-size", "4MiB")
+    assert rc == 1
+    assert out["attestations"] and all("more than the 4194304" in c["reason"]
+                                       for c in out["attestations"]), out
+    # sigstore-js verifies the large keyless bundle too
+    from trustbuild.oci.digest import Digest
+    from trustbuild.registry.options import StoreOptions
+    from trustbuild.registry.store import RegistryStore
+    from trustbuild.sign.attach import read_bundle_referrers
+
+    if shutil.which("node") is None or not (JS / "node_modules/@sigstore/verify").is_dir():
+        pytest.skip("node or tests/js/node_modules missing (run .ci/setup.sh)")
+    store = RegistryStore(registry.host, "attest/large-keyless", StoreOptions())
+    [br] = read_bundle_referrers(store, Digest.parse(digest), limit=64 * 1024 * 1024)
+    assert br.bundle is not None and len(br.bundle) > 4 * 1024 * 1024
+    (tmp_path / "b.json").write_bytes(br.bundle)
+    res = subprocess.run(["node", str(JS / "verify_keyless.js"), str(tmp_path / "b.json"),
+                          str(root), email, issuer], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1])["content"] == "dsseEnvelope"
 
 
 def test_bad_size_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

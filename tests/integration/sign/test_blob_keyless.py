@@ -206,6 +206,27 @@ def test_attest_blob_keyless_verifies_with_sigstore_js_and_trustbuild(
     assert "not about app.bin" in _err_line(capsys)
 
 
+def test_verify_blob_attestation_keyless_reads_a_bundle_over_4_mib(
+        tmp_path: Path, sigstore: tuple[FakeSigstore, Path, Path],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A keyless blob attestation bundle is read up to the same 64 MiB as a key-based one."""
+    _fake, config, root = sigstore
+    blob = tmp_path / "app.bin"
+    blob.write_bytes(b"app")
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps({"packages": [{"name": f"p{i}", "pad": "x" * 300}
+                                             for i in range(15000)]}))
+    bundle = tmp_path / "att.sigstore.json"
+    assert main(["attest-blob", "--keyless", "--identity-token", identity_token(EMAIL, ISSUER),
+                 "--sigstore-trust-config", str(config), "--predicate", str(pred), "--type",
+                 "https://example.com/big/v1", "--bundle", str(bundle), str(blob)]) == 0
+    assert bundle.stat().st_size > 4 * 1024 * 1024
+    capsys.readouterr()
+    assert main(["verify-blob-attestation", *_verify_flags(root), "--bundle", str(bundle),
+                 str(blob)]) == 0, capsys.readouterr().err
+    assert f"Signed by {EMAIL}" in capsys.readouterr().err
+
+
 def test_fulcio_and_rekor_url_override_the_trust_config(
         tmp_path: Path, sigstore: tuple[FakeSigstore, Path, Path],
         capsys: pytest.CaptureFixture[str]) -> None:

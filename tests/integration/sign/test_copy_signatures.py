@@ -106,6 +106,61 @@ def test_copy_carries_signatures_attestations_and_bundles(
         ["bundle", "simple-signing"]
 
 
+def _has_tag(ref: str) -> bool:
+    res = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+                         capture_output=True, timeout=60)
+    return res.returncode == 0
+
+
+def test_copy_carries_the_sbom_and_only_sbom_carries_nothing_else(
+        registry: Any, keys: tuple[Path, Path, Path, Path], tmp_path: Path,
+        capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """The ``.sbom`` tag (cosign attach sbom) travels with a copy; ``--only sbom`` takes it alone
+    and ``--only sig,att`` leaves it behind, as cosign copy --only does."""
+    key, _pub, _key_b, _pub_b = keys
+    host = registry.host
+    src, digest = push_test_image(host, "copysbom/src", "v1")
+    tag = digest.replace(":", "-")
+    sbom = tmp_path / "bom.spdx.json"
+    data = b'{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"copied"}\n'
+    sbom.write_bytes(data)
+    pred = tmp_path / "pred.json"
+    pred.write_text('{"k": "v"}')
+    assert main(["attach", "sbom", "--sbom", str(sbom), src]) == 0
+    assert main(["sign", "--key", str(key), src]) == 0
+    assert main(["attest", "--key", str(key), "--predicate", str(pred), src]) == 0
+
+    def downloaded(ref: str) -> bytes:
+        capsysbinary.readouterr()
+        assert main(["download", "sbom", ref]) == 0
+        return capsysbinary.readouterr().out
+
+    # all attachments (the default): the .sbom manifest arrives byte for byte
+    assert main(["copy", "-q", src, f"{host}/copysbom/all:v1"]) == 0
+    assert _raw(f"{host}/copysbom/all:{tag}.sbom") == _raw(f"{host}/copysbom/src:{tag}.sbom")
+    assert downloaded(f"{host}/copysbom/all:v1") == data
+    # --only sbom: the image and its SBOM, no signatures or attestations
+    dst = f"{host}/copysbom/sbom-only"
+    assert main(["copy", "-q", "--only", "sbom", src, f"{dst}:v1"]) == 0
+    assert downloaded(f"{dst}:v1") == data
+    assert _has_tag(f"{dst}:v1")
+    assert not _has_tag(f"{dst}:{tag}.sig") and not _has_tag(f"{dst}:{tag}.att")
+    # --only sig,att: everything but the SBOM
+    dst = f"{host}/copysbom/no-sbom"
+    assert main(["copy", "-q", "--only", "sig,att", src, f"{dst}:v1"]) == 0
+    assert _has_tag(f"{dst}:{tag}.sig") and _has_tag(f"{dst}:{tag}.att")
+    assert not _has_tag(f"{dst}:{tag}.sbom")
+    capsysbinary.readouterr()
+    assert main(["download", "sbom", f"{dst}:v1"]) != 0
+    # to an OCI layout, --only sbom
+    layout = tmp_path / "layout"
+    assert main(["copy", "-q", "--only", "sbom", src, f"oci:{layout}:v1"]) == 0
+    assert downloaded(f"oci:{layout}:v1") == data
+    tags = [m.get("annotations", {}).get("org.opencontainers.image.ref.name")
+            for m in json.loads((layout / "index.json").read_text())["manifests"]]
+    assert f"{tag}.sbom" in tags and f"{tag}.sig" not in tags and f"{tag}.att" not in tags
+
+
 def test_copy_flag_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["copy", "--only", "sig,bogus", "a.example/x:1", "b.example/y:1"])
