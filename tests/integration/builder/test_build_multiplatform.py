@@ -127,15 +127,16 @@ def test_index_of_two_platforms_signed_and_attested(base: str, registry: Any, tm
                      "--type", "spdxjson"]) == 0, digest
 
 
+@pytest.mark.parametrize("flag", ["--custom-platform", "--platform"])
 @pytest.mark.parametrize("value, msg", [
     ("linux/amd64,,linux/arm64", "empty platform"),
     ("linux/amd64,linux/amd64", "listed twice"),
 ])
-def test_bad_platform_lists_are_one_line_errors(value: str, msg: str, tmp_path: Path,
+def test_bad_platform_lists_are_one_line_errors(flag: str, value: str, msg: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     assert main(["build", "--context", str(tmp_path), "--no-push", "--oci-layout-path",
-                 str(tmp_path / "o"), "--custom-platform", value]) == 2
+                 str(tmp_path / "o"), flag, value]) == 2
     err = capsys.readouterr().err
     assert msg in err and len(err.strip().splitlines()) == 1
 
@@ -159,17 +160,19 @@ def test_one_foreign_platform_with_a_native_build_stage(base: str, registry: Any
 def test_cached_native_stage_keeps_each_platforms_args(base: str, registry: Any,
                                                        tmp_path: Path) -> None:
     """With --cache the $BUILDPLATFORM stage is the same image for every platform, but its RUN
-    saw another TARGETARCH: no platform may get another one's layer."""
+    saw another TARGETARCH: no platform may get another one's layer. The second build spells
+    the list as buildah/podman/buildx do (--platform): the same index."""
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(DOCKERFILE)
     (ctx / "marker").write_text("m\n")
     dest = f"{registry.host}/multi/cached:1"
-    for _ in range(2):
+    for flag in ("--custom-platform", "--platform"):
         assert main(["build", "--context", str(ctx), "--destination", dest, "--build-arg",
-                     f"BASE={base}", "--custom-platform", "linux/amd64,linux/arm64",
-                     "--cache"]) == 0
+                     f"BASE={base}", flag, "linux/amd64,linux/arm64", "--cache"]) == 0
         raw = json.loads(_skopeo("--raw", f"docker://{dest}"))
+        assert raw["mediaType"] == "application/vnd.oci.image.index.v1+json", flag
+        assert [m["platform"]["architecture"] for m in raw["manifests"]] == ["amd64", "arm64"]
         for m in raw["manifests"]:
             arch = m["platform"]["architecture"]
             fs = _files(fetch_dir(f"{dest.rsplit(':', 1)[0]}@{m['digest']}", tmp_path / arch))
