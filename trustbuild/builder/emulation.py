@@ -78,7 +78,7 @@ def ensure_emulation(platform: Platform) -> None:
     qarch = _QEMU.get(platform.architecture, platform.architecture)
     if _handler(qarch) is not None:
         return
-    if os.geteuid() == 0:
+    if _machine_root():
         _register(qarch)
         if _handler(qarch) is not None:
             return
@@ -88,8 +88,17 @@ def ensure_emulation(platform: Platform) -> None:
             "binfmt-support (apt-get install qemu-user-static binfmt-support)")
     raise EmulationError(
         f"RUN for {platform} needs qemu-user emulation and no binfmt_misc handler for {qarch} "
-        "(with the F flag) is registered; as root run `apt-get install qemu-user-static "
-        "binfmt-support` (or build as root, which registers it)")
+        "(with the F flag) is registered; a rootless build cannot register binfmt_misc "
+        "handlers: ask root to run `apt-get install qemu-user-static binfmt-support` (or "
+        "build as root, which registers it)")
+
+
+def _machine_root() -> bool:
+    """Root that may register binfmt_misc handlers: not a non-root user, nor the uid 0 a
+    rootless build has inside the user namespace it re-executed itself in."""
+    from trustbuild.sandbox import userns
+
+    return os.geteuid() == 0 and not os.environ.get(userns.MODE_ENV)
 
 
 def check_foreign_runs(executor: Executor, stages: Sequence[Stage]) -> None:

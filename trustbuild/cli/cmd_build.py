@@ -20,6 +20,7 @@ from trustbuild.errors import UsageError
 
 if TYPE_CHECKING:
     from trustbuild.builder.options import BuildOptions
+    from trustbuild.oci.descriptor import Platform
     from trustbuild.pipeline import SupplyChainOptions
 
 __all__ = ["register", "run", "options_from_args", "supply_chain_from_args", "secret_options"]
@@ -53,6 +54,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="platform to build for (base images are picked from indexes for it; "
                         "default: this machine); a comma list builds each and pushes one "
                         "image index (foreign RUN steps run under qemu-user-static)")
+    g.add_argument("--platform", dest="build_platform", metavar="OS/ARCH[/VARIANT][,...]",
+                   help="the same as --custom-platform (buildah's, podman's and docker "
+                        "buildx's name)")
 
     o = p.add_argument_group("outputs")
     o.add_argument("--destination", "-d", action="append", default=[], metavar="REF",
@@ -181,12 +185,11 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
                          "--oci-layout-path")
     sopts = store_options(args)
     from trustbuild.builder.layerstore import default_cache_dir
-    from trustbuild.builder.multiplatform import parse_platforms
 
     cache_dir = args.cache_dir or (str(default_cache_dir()) if args.cache else None)
     if args.no_cache_dir:
         cache_dir = None
-    platforms = parse_platforms(args.custom_platform) if args.custom_platform else []
+    platforms = _platforms(args)
     platform = platforms[0] if platforms else None
     sopts.platform = platform
     sopts.skip_tls_verify_registries = tuple(args.skip_tls_verify_registry)
@@ -222,6 +225,19 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         # the command is done when the image is; a detached rm deletes the work dir (at once
         # when pid 1 is near: _internal.removal)
         remove_work_dir_later=True)
+
+
+def _platforms(args: argparse.Namespace) -> list[Platform]:
+    """The platform list of --custom-platform or --platform (both: only if they are equal)."""
+    from trustbuild.builder.multiplatform import parse_platforms
+
+    custom = parse_platforms(args.custom_platform) if args.custom_platform else None
+    other = (parse_platforms(args.build_platform, flag="--platform")
+             if args.build_platform else None)
+    if custom is not None and other is not None and custom != other:
+        raise UsageError(f"--platform {args.build_platform!r} and --custom-platform "
+                         f"{args.custom_platform!r} differ: give one of them")
+    return custom or other or []
 
 
 def supply_chain_from_args(args: argparse.Namespace) -> SupplyChainOptions:

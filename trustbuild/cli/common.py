@@ -107,7 +107,7 @@ def keyless_from_args(args: argparse.Namespace) -> tuple[KeylessPolicy | None,
 
 def add_registry_flags(p: argparse.ArgumentParser, *, pull_flags: bool = True) -> None:
     """Registry transport flags (Kaniko/skopeo names); ``pull_flags`` adds --platform and --jobs
-    (``build`` has its own --custom-platform)."""
+    (``build`` has its own --custom-platform / --platform, which take a list)."""
     g = p.add_argument_group("registry access")
     g.add_argument(
         "--insecure-registry",

@@ -83,11 +83,14 @@ def test_index_of_two_platforms_signed_and_attested(base: str, registry: Any, tm
     key, pub = generate_key_pair(str(tmp_path / "k"), password=PASSWORD)
     monkeypatch.setenv("TRUSTBUILD_PASSWORD", PASSWORD.decode())
     dest = f"{registry.host}/multi/app:1"
+    dest2 = f"{registry.host}/multi/mirror:2"  # every destination gets the one index
     digest_file = tmp_path / "digest"
+    names_file = tmp_path / "names"
     layout = tmp_path / "layout"
-    assert main(["build", "--context", str(ctx), "--destination", dest, "--build-arg",
-                 f"BASE={base}", "--custom-platform", "linux/amd64,linux/arm64",
+    assert main(["build", "--context", str(ctx), "--destination", dest, "--destination", dest2,
+                 "--build-arg", f"BASE={base}", "--custom-platform", "linux/amd64,linux/arm64",
                  "--digest-file", str(digest_file), "--oci-layout-path", str(layout),
+                 "--image-name-with-digest-file", str(names_file),
                  "--sign-key", str(key), "--attest", "provenance,sbom",
                  "--log-format", "json"]) == 0
     index_digest = digest_file.read_text().strip()
@@ -105,6 +108,9 @@ def test_index_of_two_platforms_signed_and_attested(base: str, registry: Any, tm
     assert set(plats) == {"amd64", "arm64"}
     assert all(m["platform"]["os"] == "linux" for m in raw["manifests"])
     assert json.loads(_skopeo("--raw", f"oci:{layout}:1")) == raw  # the layout's tag: the index
+    assert _skopeo("--raw", f"docker://{dest2}") == raw_text  # the same index bytes, same digest
+    assert names_file.read_text().split() == [f"{d.rsplit(':', 1)[0]}@{index_digest}"
+                                              for d in (dest, dest2)]
 
     expect = {"amd64": "x86_64", "arm64": "aarch64"}
     for arch, machine in expect.items():
@@ -117,25 +123,29 @@ def test_index_of_two_platforms_signed_and_attested(base: str, registry: Any, tm
         assert fs["/platforms"].strip() == f"linux/{arch} linux/amd64"
         assert "/marker" in fs
 
-    name = dest.rsplit(":", 1)[0]
-    for digest in (index_digest, *plats.values()):
-        assert main(["verify", f"{name}@{digest}", "--key", str(pub)]) == 0, digest
-        assert main(["verify-attestation", f"{name}@{digest}", "--key", str(pub),
-                     "--type", "slsaprovenance"]) == 0, digest
-    for digest in plats.values():
-        assert main(["verify-attestation", f"{name}@{digest}", "--key", str(pub),
-                     "--type", "spdxjson"]) == 0, digest
+    for name in (dest.rsplit(":", 1)[0], dest2.rsplit(":", 1)[0]):
+        for digest in plats.values():  # each platform's manifest was pushed to both
+            cfg = json.loads(_skopeo("--config", f"docker://{name}@{digest}"))
+            assert cfg["architecture"] in plats, name
+        for digest in (index_digest, *plats.values()):
+            assert main(["verify", f"{name}@{digest}", "--key", str(pub)]) == 0, (name, digest)
+            assert main(["verify-attestation", f"{name}@{digest}", "--key", str(pub),
+                         "--type", "slsaprovenance"]) == 0, (name, digest)
+        for digest in plats.values():
+            assert main(["verify-attestation", f"{name}@{digest}", "--key", str(pub),
+                         "--type", "spdxjson"]) == 0, (name, digest)
 
 
+@pytest.mark.parametrize("flag", ["--custom-platform", "--platform"])
 @pytest.mark.parametrize("value, msg", [
     ("linux/amd64,,linux/arm64", "empty platform"),
     ("linux/amd64,linux/amd64", "listed twice"),
 ])
-def test_bad_platform_lists_are_one_line_errors(value: str, msg: str, tmp_path: Path,
+def test_bad_platform_lists_are_one_line_errors(flag: str, value: str, msg: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     assert main(["build", "--context", str(tmp_path), "--no-push", "--oci-layout-path",
-                 str(tmp_path / "o"), "--custom-platform", value]) == 2
+                 str(tmp_path / "o"), flag, value]) == 2
     err = capsys.readouterr().err
     assert msg in err and len(err.strip().splitlines()) == 1
 
@@ -159,17 +169,19 @@ def test_one_foreign_platform_with_a_native_build_stage(base: str, registry: Any
 def test_cached_native_stage_keeps_each_platforms_args(base: str, registry: Any,
                                                        tmp_path: Path) -> None:
     """With --cache the $BUILDPLATFORM stage is the same image for every platform, but its RUN
-    saw another TARGETARCH: no platform may get another one's layer."""
+    saw another TARGETARCH: no platform may get another one's layer. The second build spells
+    the list as buildah/podman/buildx do (--platform): the same index."""
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(DOCKERFILE)
     (ctx / "marker").write_text("m\n")
     dest = f"{registry.host}/multi/cached:1"
-    for _ in range(2):
+    for flag in ("--custom-platform", "--platform"):
         assert main(["build", "--context", str(ctx), "--destination", dest, "--build-arg",
-                     f"BASE={base}", "--custom-platform", "linux/amd64,linux/arm64",
-                     "--cache"]) == 0
+                     f"BASE={base}", flag, "linux/amd64,linux/arm64", "--cache"]) == 0
         raw = json.loads(_skopeo("--raw", f"docker://{dest}"))
+        assert raw["mediaType"] == "application/vnd.oci.image.index.v1+json", flag
+        assert [m["platform"]["architecture"] for m in raw["manifests"]] == ["amd64", "arm64"]
         for m in raw["manifests"]:
             arch = m["platform"]["architecture"]
             fs = _files(fetch_dir(f"{dest.rsplit(':', 1)[0]}@{m['digest']}", tmp_path / arch))

@@ -127,6 +127,32 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+def _key_secrets(key: Path) -> list[bytes]:
+    """What of an OpenSSH private key file must not leak: each line of its PEM body, the key
+    blob the body decodes to, and the ed25519 private seed inside that blob."""
+    body = [line for line in key.read_bytes().splitlines()
+            if line and not line.startswith(b"-----")]
+    blob = base64.b64decode(b"".join(body))
+    magic = b"openssh-key-v1\0"
+    assert blob.startswith(magic), blob[:20]
+
+    def strings(data: bytes, at: int, count: int) -> tuple[list[bytes], int]:
+        out = []
+        for _ in range(count):
+            n = int.from_bytes(data[at:at + 4], "big")
+            out.append(data[at + 4:at + 4 + n])
+            at += 4 + n
+        return out, at
+
+    # cipher, kdf, kdf options (none: not encrypted), key count, public key, private section
+    _, at = strings(blob, len(magic), 3)
+    (_, private), _ = strings(blob, at + 4, 2)
+    # two check words, key type, public key, private key (seed + public key)
+    (kind, _, priv), _ = strings(private, 8, 3)
+    assert kind == b"ssh-ed25519" and len(priv) == 64, kind
+    return [*body, blob, priv[:32]]
+
+
 def _provenance(storage: Path, digest: str) -> list[dict[str, Any]]:
     found = []
     for data in _tree(storage).values():
@@ -167,7 +193,8 @@ def test_secrets_never_leave_the_step(mode: str, tmp_path: Path, busybox_base: s
     common = ["build", "--context", str(ctx), "--build-arg", f"BASE={busybox_base}",
               "--secret", f"id=tok,src={secret_file}", "--secret", "id=envtok,env=TB_TEST_ENVTOK",
               "--ssh", "default", "--ssh", f"deploy={key}", "--snapshot-mode", mode,
-              "--cache", "--cache-repo", f"{host}/secrets-cache/{mode}"]
+              "--cache", "--cache-repo", f"{host}/secrets-cache/{mode}",
+              "--cache-dir", str(tmp_path / "store")]
     capsys.readouterr()
     rc = main([*common, "--destination", ref, "--oci-layout-path", str(out / "layout"),
                "--tar-path", str(out / "image.tar"), "--digest-file", str(out / "digest"),
@@ -212,9 +239,12 @@ def test_secrets_never_leave_the_step(mode: str, tmp_path: Path, busybox_base: s
     ext = provs[0]["predicate"]["buildDefinition"]["externalParameters"]
     assert [s["id"] for s in ext["secrets"]] == ["tok", "envtok", "absent"]
 
+    store = _tree(tmp_path / "store")  # the local layer store --cache keeps
+    assert any(hexd(file_secret) in piece for data in store.values() for piece in _decoded(data)),\
+        "the RUN layers are not in the local layer store"
     everything = {"stdout": log.out.encode(), "stderr": log.err.encode(),
-                  **_tree(out), **_tree(registry.storage), **_tree(pushed)}
-    assert _leaks([file_secret, env_secret.encode()], everything) == []
+                  **_tree(out), **_tree(registry.storage), **_tree(pushed), **store}
+    assert _leaks([file_secret, env_secret.encode(), *_key_secrets(key)], everything) == []
 
     # the cache key holds ids, not values: other values reuse every cached RUN layer
     secret_file.write_bytes(b"tb-other-" + secrets.token_hex(8).encode())

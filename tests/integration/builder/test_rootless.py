@@ -279,3 +279,49 @@ def test_single_map_cache_mount_owned_by_another_uid_is_one_clear_error(
     assert last.startswith("trustbuild: error: ") and "cache mount" in last, res.stderr
     assert "uid=1000" in last and "Traceback" not in res.stderr
     assert settled_entries(tmp) == []
+
+
+def _run_step_view(layout: Path) -> dict[str, str]:
+    """The files the probe's RUN step wrote (the last layer of the layout's image)."""
+    import json
+    import tarfile
+
+    blob = layout / "blobs" / "sha256"
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((blob / index["manifests"][0]["digest"].split(":")[1]).read_bytes())
+    with tarfile.open(blob / manifest["layers"][-1]["digest"].split(":")[1]) as tf:
+        return {i.name: tf.extractfile(i).read().decode()  # type: ignore[union-attr]
+                for i in tf if i.isreg()}
+
+
+def test_rootless_run_sandbox_has_the_profiles_of_root(rootless_users: dict[str, object],
+                                                       busybox_base: str,
+                                                       tmp_path: Path) -> None:
+    """A RUN step's capabilities, no_new_privs, seccomp mode and network under ``baseline`` and
+    ``restricted`` are the same built rootless (subordinate ids) as built by root."""
+    user = rootless_users["subuid"]
+    ctx = _write_context(user, f"FROM {busybox_base}\n"
+                               "RUN grep -E '^(CapBnd|CapEff|CapPrm|NoNewPrivs|Seccomp):' "
+                               "/proc/self/status > /status"
+                               " && sed -n '3,$p' /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"
+                               " > /net\n")
+    home, tmp = _homes(user)
+    seen: dict[str, dict[str, str]] = {}
+    for profile in ("baseline", "restricted"):
+        out = user.workdir("out-")  # type: ignore[attr-defined]
+        argv = ["build", "--context", str(ctx), "--no-push", "--security-profile", profile]
+        res = user.run([*argv, "--oci-layout-path", str(out / "l")],  # type: ignore[attr-defined]
+                       home=home, tmp=tmp)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert main([*argv, "--oci-layout-path", str(tmp_path / profile)]) == 0
+        rootless, root = _run_step_view(out / "l"), _run_step_view(tmp_path / profile)
+        assert rootless == root, f"{profile}: rootless {rootless} != root {root}"
+        seen[profile] = dict(line.split(":\t") for line in root["status"].splitlines())
+        seen[profile]["net"] = root["net"]
+    for status in seen.values():
+        assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "2"), status  # filter mode
+        assert status["CapEff"] == status["CapBnd"], status  # the step runs as root in the image
+    # restricted: CHOWN DAC_OVERRIDE FOWNER FSETID SETGID SETUID SETFCAP and no network
+    assert seen["restricted"]["CapBnd"] == "00000000800000db", seen["restricted"]
+    assert seen["restricted"]["net"].split() == ["lo"], seen["restricted"]
+    assert int(seen["baseline"]["CapBnd"], 16) > int(seen["restricted"]["CapBnd"], 16)

@@ -246,3 +246,32 @@ def test_json_log_format_and_color() -> None:
 def test_dockerfile_url_is_refused_with_the_way() -> None:
     with pytest.raises(UsageError, match="--dockerfile - < FILE"):
         options_from_args(_parse("-d", "r.example/a:1", "-f", "https://example.com/Dockerfile"))
+
+
+@pytest.mark.parametrize("argv", [
+    ["--platform", "linux/amd64,linux/arm64"],
+    ["--custom-platform", "linux/amd64,linux/arm64"],
+    ["--platform", "linux/amd64,linux/arm64/v8", "--custom-platform", "linux/amd64, linux/arm64"],
+])
+def test_platform_is_custom_platform(argv: list[str]) -> None:
+    """buildah/podman/buildx spell it --platform: the same list, the same index build."""
+    opts = options_from_args(_parse("-d", "r.example/a:1", *argv))
+    assert [str(p) for p in opts.platforms] == ["linux/amd64", "linux/arm64"]
+    assert str(opts.platform) == "linux/amd64"
+    one = options_from_args(_parse("-d", "r.example/a:1", "--platform", "linux/arm64"))
+    assert str(one.platform) == "linux/arm64" and one.platforms == []
+    assert str(one.store_options.platform) == "linux/arm64"
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--platform", "linux/amd64,,linux/arm64"], "--platform 'linux/amd64,,linux/arm64': empty"),
+    (["--platform", "linux/arm64,linux/arm64"], "listed twice"),
+    (["--platform", "arm64"], "invalid platform 'arm64'"),
+    (["--platform", "linux/arm64", "--custom-platform", "linux/amd64"],
+     "--platform 'linux/arm64' and --custom-platform 'linux/amd64' differ"),
+    (["--platform", "linux/arm64", "--customPlatform", "linux/amd64,linux/arm64"], "differ"),
+])
+def test_bad_platform_is_a_usage_error(argv: list[str], msg: str) -> None:
+    with pytest.raises(UsageError, match=msg) as exc:
+        options_from_args(_parse("-d", "r.example/a:1", *argv))
+    assert "\n" not in str(exc.value)
