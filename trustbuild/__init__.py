@@ -14,11 +14,11 @@ from __future__ import annotations
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the RUN helper)
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "BuiltImage", "build", "sign", "verify", "attest",
+__all__ = ["__version__", "BuildResult", "build", "sign", "verify", "attest",
            "verify_attestation"]
 
 if TYPE_CHECKING:
-    from trustbuild.api import BuiltImage, attest, build, sign, verify, verify_attestation
+    from trustbuild.api import BuildResult, attest, build, sign, verify, verify_attestation
 
 
 def __getattr__(name: str) -> object:

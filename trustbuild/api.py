@@ -35,13 +35,13 @@ from trustbuild.sign.verify import VerifyResult
 from trustbuild.store.location import Location, parse_location
 from trustbuild.store.open import open_store
 
-__all__ = ["BuiltImage", "build", "sign", "verify", "attest", "verify_attestation"]
+__all__ = ["BuildResult", "build", "sign", "verify", "attest", "verify_attestation"]
 
 KeyArg = str | Path
 
 
 @dataclass(frozen=True)
-class BuiltImage:
+class BuildResult:
     """What :func:`build` produced: the manifest digest, where it was written, the record."""
 
     digest: str  # sha256:... of the manifest
@@ -58,7 +58,7 @@ def build(context: str | Path = ".", *, dockerfile: str = "Dockerfile",
           tar_path: str | None = None, no_push: bool = False, policy: str | None = None,
           sign_key: str | None = None, attest: Sequence[str] = (),
           security_profile: ProfileName = "baseline", store_options: StoreOptions | None = None,
-          **options: object) -> BuiltImage:
+          **options: object) -> BuildResult:
     """Build ``context`` (a directory, ``tar://FILE`` or a git URL) like ``trustbuild build``.
 
     ``destinations`` are pushed unless ``no_push`` (then the first one only names the image, as
@@ -91,7 +91,7 @@ def build(context: str | Path = ".", *, dockerfile: str = "Dockerfile",
             raise TypeError(f"build() got an unexpected keyword argument {name!r}")
     with run_pipeline(opts, chain) as result:
         built = result.built
-        return BuiltImage(digest=built.digest, descriptor=built.descriptor,
+        return BuildResult(digest=built.digest, descriptor=built.descriptor,
                           outputs=[o.location for o in built.outputs], record=built.record,
                           signed=list(result.signed), attested=list(result.attested))
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_public_api_is_importable_from_the_package() -> None:
-    for name in ("build", "sign", "verify", "attest", "verify_attestation", "BuiltImage"):
+    for name in ("build", "sign", "verify", "attest", "verify_attestation", "BuildResult"):
         assert callable(getattr(trustbuild, name))
     with pytest.raises(AttributeError):
         trustbuild.no_such_thing  # noqa: B018
