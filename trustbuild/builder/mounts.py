@@ -44,7 +44,7 @@ from trustbuild.errors import BuildError
 if TYPE_CHECKING:
     from trustbuild.builder.commands import Command
     from trustbuild.builder.executor import StageRun
-    from trustbuild.builder.stepcontext import StepContext
+    from trustbuild.builder.stepcontext import RunContext
 
 __all__ = ["CacheSharing", "MountSpec", "MountType", "parse_mount", "mount_from_refs",
            "number_ssh_targets", "sandbox_mounts", "resolve_target", "SECRET_TYPES"]
@@ -202,7 +202,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _filtered_copy(ex: StepContext, src: Path, dst: Path, *, rw: bool) -> None:
+def _filtered_copy(ex: RunContext, src: Path, dst: Path, *, rw: bool) -> None:
     """The context directory ``src`` as .dockerignore leaves it (hardlinks when read-only)."""
     dst.mkdir()
     shutil.copystat(src, dst)
@@ -219,7 +219,7 @@ def _filtered_copy(ex: StepContext, src: Path, dst: Path, *, rw: bool) -> None:
             (shutil.copy2 if rw else _link_or_copy)(path, out)
 
 
-def _bind_source(ex: StepContext, st: StageRun, ins: Command, spec: MountSpec,
+def _bind_source(ex: RunContext, st: StageRun, ins: Command, spec: MountSpec,
                  tmp: Path) -> Path:
     """The host path a bind shows; a copy when it is rw or .dockerignore filters it."""
     if spec.from_:
@@ -251,7 +251,7 @@ def _copy_regular(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _cache_dir(ex: StepContext, spec: MountSpec, target: str, locks: ExitStack) -> Path:
+def _cache_dir(ex: RunContext, spec: MountSpec, target: str, locks: ExitStack) -> Path:
     """The cache mount's directory, locked as ``sharing`` says until ``locks`` closes."""
     key = spec.id or target
     name = hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -289,7 +289,7 @@ def _cache_dir(ex: StepContext, spec: MountSpec, target: str, locks: ExitStack) 
     return path
 
 
-def resolve_target(ex: StepContext, st: StageRun, ins: Command, target: str,
+def resolve_target(ex: RunContext, st: StageRun, ins: Command, target: str,
                    workdir: str) -> str:
     """The absolute target inside the rootfs (symlinks on the way followed inside it, as
     BuildKit does); never ``/`` nor a path outside the image."""
@@ -303,7 +303,7 @@ def resolve_target(ex: StepContext, st: StageRun, ins: Command, target: str,
     return path
 
 
-def sandbox_mounts(ex: StepContext, st: StageRun, ins: Command, specs: list[MountSpec],
+def sandbox_mounts(ex: RunContext, st: StageRun, ins: Command, specs: list[MountSpec],
                    workdir: str, tmp: Path, locks: ExitStack) -> list[tuple[str, str, str]]:
     """``(source, target, mode)`` tuples for ``RunSpec.extra_mounts``.
 

@@ -20,7 +20,7 @@ from trustbuild.sandbox.spec import SecretFile
 if TYPE_CHECKING:
     from trustbuild.builder.commands import Command
     from trustbuild.builder.executor import StageRun
-    from trustbuild.builder.stepcontext import StepContext
+    from trustbuild.builder.stepcontext import RunContext
 
 __all__ = ["StepSecrets", "step_secrets", "missing_message"]
 
@@ -56,7 +56,7 @@ def missing_message(spec: MountSpec) -> str:
             f"(uses $SSH_AUTH_SOCK) or --ssh {spec.id}=SOCKET|KEYFILE")
 
 
-def step_secrets(ex: StepContext, st: StageRun, ins: Command, specs: list[MountSpec],
+def step_secrets(ex: RunContext, st: StageRun, ins: Command, specs: list[MountSpec],
                  workdir: str) -> StepSecrets:
     """Resolve the step's secret/ssh mounts (a missing optional one is simply not mounted)."""
     out = StepSecrets()
@@ -72,7 +72,7 @@ def step_secrets(ex: StepContext, st: StageRun, ins: Command, specs: list[MountS
     return out
 
 
-def _add_secret(ex: StepContext, st: StageRun, ins: Command, spec: MountSpec, workdir: str,
+def _add_secret(ex: RunContext, st: StageRun, ins: Command, spec: MountSpec, workdir: str,
                 out: StepSecrets) -> None:
     value = ex.options.secrets.get(spec.id)
     if value is None and spec.required:
@@ -89,7 +89,7 @@ def _add_secret(ex: StepContext, st: StageRun, ins: Command, spec: MountSpec, wo
         out.env[spec.env] = value.decode("utf-8", "surrogateescape")
 
 
-def _add_ssh(ex: StepContext, st: StageRun, ins: Command, spec: MountSpec, workdir: str,
+def _add_ssh(ex: RunContext, st: StageRun, ins: Command, spec: MountSpec, workdir: str,
              out: StepSecrets) -> None:
     try:
         upstream = ex.ssh_agents.socket_for(spec.id)

@@ -1,9 +1,13 @@
-"""What an instruction handler may use: :class:`StepContext`, a narrow view of the executor.
+"""What an instruction handler may use: narrow views of the executor, one per kind of handler.
 
-Handlers (``trustbuild.builder.handlers``) get the build's step-level services through this
-Protocol instead of the whole ``Executor``: locating errors, recording steps, the step cache,
-the build context, other stages' filesystems, the stage's runner. ``Executor`` implements it;
-mypy checks that handlers use nothing else.
+Handlers (``trustbuild.builder.handlers``) get the build's step-level services through these
+Protocols instead of the whole ``Executor``. :class:`LayerStepContext` is what every step that
+may produce a layer needs (errors, step records, the step cache, the layer settings;
+``steps.layer_step``); the metadata handlers add the stage's variables
+(:class:`MetaContext`), RUN adds its runner, mounts and ssh agents (:class:`RunContext`), COPY
+and ADD add the build context and other stages' filesystems (:class:`CopyContext`); the
+dispatcher sees all of them (:class:`StepContext`). ``Executor`` implements them; mypy checks
+that each handler uses nothing beyond its own.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ if TYPE_CHECKING:
     from trustbuild.errors import DockerfileError
     from trustbuild.sandbox.spec import ProfileName, Runner
 
-__all__ = ["StepContext", "StepOptions"]
+__all__ = ["StepContext", "StepOptions", "LayerStepContext", "MetaContext", "RunContext",
+           "CopyContext"]
 
 
 class StepOptions(Protocol):
@@ -50,8 +55,8 @@ class StepOptions(Protocol):
     def output(self) -> TextIO: ...
 
 
-class StepContext(Protocol):
-    """The executor as handlers see it."""
+class LayerStepContext(Protocol):
+    """What a step that may produce a layer needs (``steps.layer_step`` and every handler)."""
 
     @property
     def path(self) -> str:
@@ -61,23 +66,11 @@ class StepContext(Protocol):
     @property
     def options(self) -> StepOptions: ...
     @property
-    def work(self) -> Path: ...
-    @property
-    def ctx(self) -> BuildContext: ...
-    @property
     def layers(self) -> LayerSettings: ...
     @property
     def cache(self) -> LayerCache | None: ...
     @property
-    def hasher(self) -> SourceHasher: ...
-    @property
     def cfs(self) -> ContainerFS | None: ...
-    @property
-    def epoch(self) -> int | None: ...
-    @property
-    def ssh_agents(self) -> SshAgents: ...
-    @property
-    def layer_store(self) -> LayerStore | None: ...
 
     def error(self, cmd: Command, message: str) -> DockerfileError:
         """A DockerfileError naming ``Dockerfile:LINE INSTRUCTION``."""
@@ -87,16 +80,8 @@ class StepContext(Protocol):
         """Timestamp for history entries."""
         ...
 
-    def record_steps(self) -> list[StepRecord]:
-        """The build record's steps so far."""
-        ...
-
     def step(self, st: StageRun, cmd: Command, text: str) -> StepRecord:
         """A step record appended to the build record."""
-        ...
-
-    def expander(self, st: StageRun) -> Expander:
-        """The stage's variables, for ``commands.expand_command``."""
         ...
 
     def cache_key(self, st: StageRun, cmd: str, spec: CacheKeySpec) -> str | None:
@@ -107,6 +92,53 @@ class StepContext(Protocol):
         """Whether steps of kind ``cmd`` are looked up and stored."""
         ...
 
+    def materialize(self, st: StageRun) -> None:
+        """Extract the stage's layers into its rootfs (once)."""
+        ...
+
+
+class MetaContext(LayerStepContext, Protocol):
+    """ARG, ENV, LABEL, WORKDIR, VOLUME and the other metadata handlers."""
+
+    def expander(self, st: StageRun) -> Expander:
+        """The stage's variables, for ``commands.expand_command``."""
+        ...
+
+
+class _StageSources(Protocol):
+    """The build context and other stages' filesystems (RUN bind mounts, COPY --from)."""
+
+    @property
+    def work(self) -> Path: ...
+    @property
+    def ctx(self) -> BuildContext: ...
+
+    def source_root(self, st: StageRun, cmd: Command, ref: str) -> Path:
+        """The filesystem ``--from=ref`` reads."""
+        ...
+
+
+class RunContext(LayerStepContext, _StageSources, Protocol):
+    """RUN: the stage's runner, its mounts (cache mounts in the layer store) and ssh agents."""
+
+    @property
+    def layer_store(self) -> LayerStore | None: ...
+    @property
+    def ssh_agents(self) -> SshAgents: ...
+
+    def runner_for(self, st: StageRun) -> Runner:
+        """The stage's RUN runner."""
+        ...
+
+
+class CopyContext(LayerStepContext, _StageSources, Protocol):
+    """COPY and ADD: sources, their content keys and the timestamps they get."""
+
+    @property
+    def hasher(self) -> SourceHasher: ...
+    @property
+    def epoch(self) -> int | None: ...
+
     def source_key(self, st: StageRun, ref: str) -> str:
         """What ``COPY --from=ref`` reads, for a key."""
         ...
@@ -115,14 +147,10 @@ class StepContext(Protocol):
         """The ``--from`` value of ``cmd`` as planned."""
         ...
 
-    def source_root(self, st: StageRun, cmd: Command, ref: str) -> Path:
-        """The filesystem ``--from=ref`` reads."""
-        ...
 
-    def materialize(self, st: StageRun) -> None:
-        """Extract the stage's layers into its rootfs (once)."""
-        ...
+class StepContext(MetaContext, RunContext, CopyContext, Protocol):
+    """The executor as the dispatcher sees it: every handler's view, and the build record."""
 
-    def runner_for(self, st: StageRun) -> Runner:
-        """The stage's RUN runner."""
+    def record_steps(self) -> list[StepRecord]:
+        """The build record's steps so far."""
         ...

@@ -23,14 +23,14 @@ from trustbuild.oci.extract import extract_layer
 if TYPE_CHECKING:
     from trustbuild.builder.commands import Command
     from trustbuild.builder.executor import StageRun
-    from trustbuild.builder.stepcontext import StepContext
+    from trustbuild.builder.stepcontext import LayerStepContext
 
 __all__ = ["layer_step", "LAYER_STEPS"]
 
 LAYER_STEPS = frozenset({"RUN", "COPY", "ADD", "WORKDIR", "VOLUME"})
 
 
-def layer_step(ex: StepContext, st: StageRun, ins: Command, rec: StepRecord, *,
+def layer_step(ex: LayerStepContext, st: StageRun, ins: Command, rec: StepRecord, *,
                key: str | None, history: str,
                produce: Callable[[], LayerRef | None]) -> None:
     """Take the step from the cache under ``key`` or run ``produce`` on the materialised rootfs.

@@ -35,7 +35,7 @@ from trustbuild.oci.extract import extract_layer, iter_layer_entries
 
 if TYPE_CHECKING:
     from trustbuild.builder.executor import StageRun
-    from trustbuild.builder.stepcontext import StepContext
+    from trustbuild.builder.stepcontext import CopyContext
 
 __all__ = ["handle_copy", "handle_add", "Copier"]
 
@@ -286,7 +286,7 @@ class Copier:
                             rel=child_rel)
 
 
-def _glob_root(ex: StepContext, ins: CopyCmd | AddCmd, root: Path, pattern: str
+def _glob_root(ex: CopyContext, ins: CopyCmd | AddCmd, root: Path, pattern: str
                ) -> list[tuple[Path, str]]:
     """(host path, name) of what ``pattern`` matches in another stage's/image's rootfs.
 
@@ -330,7 +330,7 @@ def _from_ref(ins: CopyCmd | AddCmd) -> str:
     return ins.from_ if isinstance(ins, CopyCmd) else ""
 
 
-def _cache_key(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd, srcs: list[str], *,
+def _cache_key(ex: CopyContext, st: StageRun, ins: CopyCmd | AddCmd, srcs: list[str], *,
                spec: dict[str, object]) -> str | None:
     """The step's key: ``spec`` plus what every source holds (None: cannot be keyed)."""
     if ex.cache is None:
@@ -358,7 +358,7 @@ def _cache_key(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd, srcs: list[
     return ex.cache_key(st, ins.keyword, {**spec, "sources": sources})
 
 
-def _sources(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd, words: list[str], *,
+def _sources(ex: CopyContext, st: StageRun, ins: CopyCmd | AddCmd, words: list[str], *,
              tmp: Path) -> list[_Source]:
     out: list[_Source] = []
     from_ref = _from_ref(ins)
@@ -399,7 +399,7 @@ def _unsupported(ins: CopyCmd | AddCmd) -> list[str]:
     return [flag for flag in ("parents", "exclude", "keep-git-dir", "unpack") if given.get(flag)]
 
 
-def _copy(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd) -> None:
+def _copy(ex: CopyContext, st: StageRun, ins: CopyCmd | AddCmd) -> None:
     for flag in _unsupported(ins):
         raise ex.error(ins, f"{ins.keyword} --{flag} is not supported by trustbuild")
     add = isinstance(ins, AddCmd)
@@ -456,7 +456,7 @@ def _copy(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd) -> None:
     layer_step(ex, st, ins, rec, key=key, history=f"{text} # buildkit", produce=produce)
 
 
-def _copy_all(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd, copier: Copier,
+def _copy_all(ex: CopyContext, st: StageRun, ins: CopyCmd | AddCmd, copier: Copier,
               srcs: list[str], dest_abs: str, *, dir_syntax: bool, add: bool) -> LayerRef:
     """Copy every source into the stage, then write the layer of what was written."""
     with tempfile.TemporaryDirectory(dir=ex.work, prefix="add-") as tmpname:
@@ -476,7 +476,7 @@ def _copy_all(ex: StepContext, st: StageRun, ins: CopyCmd | AddCmd, copier: Copi
                                  pending=copier.pending)
 
 
-def _copy_item(ex: StepContext, ins: CopyCmd | AddCmd, copier: Copier, item: _Source,
+def _copy_item(ex: CopyContext, ins: CopyCmd | AddCmd, copier: Copier, item: _Source,
                dest_abs: str, *, to_dir: bool, add: bool, tmp: Path) -> None:
     if item.data is not None:
         target = posixpath.join(dest_abs, item.name) if to_dir else dest_abs
@@ -527,11 +527,11 @@ def _has_root_entry(archive: Path) -> bool:
     return False
 
 
-def handle_copy(ex: StepContext, st: StageRun, ins: CopyCmd) -> None:
+def handle_copy(ex: CopyContext, st: StageRun, ins: CopyCmd) -> None:
     """COPY [--from] [--chown] [--chmod] [--link] src... dest."""
     _copy(ex, st, ins)
 
 
-def handle_add(ex: StepContext, st: StageRun, ins: AddCmd) -> None:
+def handle_add(ex: CopyContext, st: StageRun, ins: AddCmd) -> None:
     """ADD: COPY plus URLs and local tar archives (unpacked)."""
     _copy(ex, st, ins)

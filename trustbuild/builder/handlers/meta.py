@@ -36,7 +36,7 @@ from trustbuild.errors import TrustbuildError
 
 if TYPE_CHECKING:
     from trustbuild.builder.executor import StageRun
-    from trustbuild.builder.stepcontext import StepContext
+    from trustbuild.builder.stepcontext import MetaContext
 
 __all__ = ["handle_arg", "handle_env", "handle_label", "handle_expose", "handle_workdir",
            "handle_user", "handle_volume", "handle_stopsignal", "handle_healthcheck",
@@ -57,12 +57,12 @@ def json_list(values: list[str]) -> str:
     return "[" + " ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
 
 
-def _meta(ex: StepContext, st: StageRun, ins: Command, created_by: str) -> None:
+def _meta(ex: MetaContext, st: StageRun, ins: Command, created_by: str) -> None:
     ex.step(st, ins, created_by)
     st.image.add_history(created_by, created=ex.created(), empty_layer=True)
 
 
-def handle_arg(ex: StepContext, st: StageRun, ins: ArgCmd) -> None:
+def handle_arg(ex: MetaContext, st: StageRun, ins: ArgCmd) -> None:
     """ARG NAME[=default]: --build-arg wins, then the default, then the global ARG value.
 
     The name is expanded too (``ARG ${PREFIX}_VERSION=1``), as Docker does.
@@ -73,14 +73,14 @@ def handle_arg(ex: StepContext, st: StageRun, ins: ArgCmd) -> None:
     _meta(ex, st, ins, ins.original)  # as written: never a --build-arg value
 
 
-def handle_env(ex: StepContext, st: StageRun, ins: EnvCmd) -> None:
+def handle_env(ex: MetaContext, st: StageRun, ins: EnvCmd) -> None:
     """ENV k=v ...: every value expanded against the variables as they were before it."""
     for k, v in ins.pairs:
         st.image.set_env(k, v)
     _meta(ex, st, ins, "ENV " + " ".join(f"{k}={v}" for k, v in ins.pairs))
 
 
-def handle_label(ex: StepContext, st: StageRun, ins: LabelCmd) -> None:
+def handle_label(ex: MetaContext, st: StageRun, ins: LabelCmd) -> None:
     """LABEL k=v ..."""
     labels = st.image.runtime.labels or {}
     for k, v in ins.pairs:
@@ -89,7 +89,7 @@ def handle_label(ex: StepContext, st: StageRun, ins: LabelCmd) -> None:
     _meta(ex, st, ins, "LABEL " + " ".join(f"{k}={v}" for k, v in ins.pairs))
 
 
-def handle_expose(ex: StepContext, st: StageRun, ins: ExposeCmd) -> None:
+def handle_expose(ex: MetaContext, st: StageRun, ins: ExposeCmd) -> None:
     """EXPOSE port[/proto] and ranges."""
     ports = dict(st.image.runtime.exposed_ports or {})
     added = []
@@ -119,7 +119,7 @@ def _user_ids(st: StageRun) -> tuple[int, int]:
         return 0, 0
 
 
-def handle_workdir(ex: StepContext, st: StageRun, ins: WorkdirCmd) -> None:
+def handle_workdir(ex: MetaContext, st: StageRun, ins: WorkdirCmd) -> None:
     """WORKDIR: relative to the previous one; created (owned by USER) when missing."""
     if not ins.path:
         raise ex.error(ins, "WORKDIR requires a non-empty path")
@@ -137,7 +137,7 @@ def handle_workdir(ex: StepContext, st: StageRun, ins: WorkdirCmd) -> None:
     layer_step(ex, st, ins, rec, key=key, history=text, produce=produce)
 
 
-def handle_user(ex: StepContext, st: StageRun, ins: UserCmd) -> None:
+def handle_user(ex: MetaContext, st: StageRun, ins: UserCmd) -> None:
     """USER name|uid[:group|gid] (kept as written; resolved when a RUN needs it)."""
     st.image.runtime.user = ins.user
     _meta(ex, st, ins, f"USER {ins.user}")
@@ -157,7 +157,7 @@ def _run_follows(st: StageRun, ins: Command) -> bool:
     return not rest or any(other.keyword == "RUN" for other in rest)
 
 
-def handle_volume(ex: StepContext, st: StageRun, ins: VolumeCmd) -> None:
+def handle_volume(ex: MetaContext, st: StageRun, ins: VolumeCmd) -> None:
     """VOLUME ["/a", "/b"] or VOLUME /a /b.
 
     Missing volume directories are created (root, 0755, symlinks resolved inside the rootfs) in
@@ -200,13 +200,13 @@ def handle_volume(ex: StepContext, st: StageRun, ins: VolumeCmd) -> None:
     layer_step(ex, st, ins, rec, key=key, history=text, produce=produce)
 
 
-def handle_stopsignal(ex: StepContext, st: StageRun, ins: StopsignalCmd) -> None:
+def handle_stopsignal(ex: MetaContext, st: StageRun, ins: StopsignalCmd) -> None:
     """STOPSIGNAL signal."""
     st.image.runtime.stop_signal = ins.signal
     _meta(ex, st, ins, f"STOPSIGNAL {ins.signal}")
 
 
-def handle_healthcheck(ex: StepContext, st: StageRun, ins: HealthcheckCmd) -> None:
+def handle_healthcheck(ex: MetaContext, st: StageRun, ins: HealthcheckCmd) -> None:
     """HEALTHCHECK [options] CMD ... | NONE (durations in nanoseconds, as Docker stores them)."""
     st.image.runtime.healthcheck = ins.health
     test = list(ins.health.test)
@@ -217,7 +217,7 @@ def handle_healthcheck(ex: StepContext, st: StageRun, ins: HealthcheckCmd) -> No
     _meta(ex, st, ins, text)
 
 
-def handle_shell(ex: StepContext, st: StageRun, ins: ShellCmd) -> None:
+def handle_shell(ex: MetaContext, st: StageRun, ins: ShellCmd) -> None:
     """SHELL ["exe", "arg"]."""
     st.image.runtime.shell = list(ins.shell)
     _meta(ex, st, ins, "SHELL " + json_list(list(ins.shell)))
@@ -229,7 +229,7 @@ def _command(st: StageRun, ins: CmdCmd | EntrypointCmd) -> list[str]:
     return shell_of(st) + [ins.args[0]] if ins.args else []
 
 
-def handle_entrypoint(ex: StepContext, st: StageRun, ins: EntrypointCmd) -> None:
+def handle_entrypoint(ex: MetaContext, st: StageRun, ins: EntrypointCmd) -> None:
     """ENTRYPOINT: shell form wrapped with SHELL; resets a CMD inherited from the base."""
     cmd = _command(st, ins)
     st.image.runtime.entrypoint = cmd or None
@@ -238,7 +238,7 @@ def handle_entrypoint(ex: StepContext, st: StageRun, ins: EntrypointCmd) -> None
     _meta(ex, st, ins, "ENTRYPOINT " + json_list(cmd))
 
 
-def handle_cmd(ex: StepContext, st: StageRun, ins: CmdCmd) -> None:
+def handle_cmd(ex: MetaContext, st: StageRun, ins: CmdCmd) -> None:
     """CMD: shell form wrapped with SHELL."""
     cmd = _command(st, ins)
     st.image.runtime.cmd = cmd
@@ -246,7 +246,7 @@ def handle_cmd(ex: StepContext, st: StageRun, ins: CmdCmd) -> None:
     _meta(ex, st, ins, "CMD " + json_list(cmd))
 
 
-def handle_onbuild(ex: StepContext, st: StageRun, ins: OnbuildCmd) -> None:
+def handle_onbuild(ex: MetaContext, st: StageRun, ins: OnbuildCmd) -> None:
     """ONBUILD INSTRUCTION: recorded in the config for images built FROM this one."""
     triggers = list(st.image.runtime.on_build or [])
     triggers.append(ins.expression)
@@ -254,7 +254,7 @@ def handle_onbuild(ex: StepContext, st: StageRun, ins: OnbuildCmd) -> None:
     _meta(ex, st, ins, f"ONBUILD {ins.expression}")
 
 
-def handle_maintainer(ex: StepContext, st: StageRun, ins: MaintainerCmd) -> None:
+def handle_maintainer(ex: MetaContext, st: StageRun, ins: MaintainerCmd) -> None:
     """MAINTAINER name (deprecated; sets ``author``)."""
     st.image.config.author = ins.maintainer
     _meta(ex, st, ins, f"MAINTAINER {ins.maintainer}")

@@ -24,7 +24,7 @@ from trustbuild.sandbox.spec import RunSpec
 
 if TYPE_CHECKING:
     from trustbuild.builder.executor import StageRun
-    from trustbuild.builder.stepcontext import StepContext
+    from trustbuild.builder.stepcontext import RunContext
 
 __all__ = ["handle_run", "run_argv"]
 
@@ -47,7 +47,7 @@ def run_argv(st: StageRun, ins: RunCmd) -> list[str]:
     return shell + [script]
 
 
-def _history_text(ex: StepContext, st: StageRun, argv: list[str]) -> str:
+def _history_text(ex: RunContext, st: StageRun, argv: list[str]) -> str:
     args = {k: v for k, v in st.args.items() if v is not None and k not in st.image.env()}
     prefix = ""
     if args:
@@ -56,7 +56,7 @@ def _history_text(ex: StepContext, st: StageRun, argv: list[str]) -> str:
     return redact_text(f"RUN {prefix}{body} # buildkit", values=ex.options.build_args)
 
 
-def handle_run(ex: StepContext, st: StageRun, ins: RunCmd) -> None:
+def handle_run(ex: RunContext, st: StageRun, ins: RunCmd) -> None:
     """RUN: fails the build with ``Dockerfile:LINE RUN ...: exit code N`` on a non-zero exit."""
     mounts = list(ins.mounts)
     if ins.security is not None:
@@ -106,7 +106,7 @@ def handle_run(ex: StepContext, st: StageRun, ins: RunCmd) -> None:
     layer_step(ex, st, ins, rec, key=key, history=text, produce=produce)
 
 
-def _run(ex: StepContext, st: StageRun, ins: RunCmd, extra: list[tuple[str, str, str]],
+def _run(ex: RunContext, st: StageRun, ins: RunCmd, extra: list[tuple[str, str, str]],
          secrets: StepSecrets, *, argv: list[str], env: dict[str, str], user: StepUser,
          workdir: str, network: NetworkMode | None) -> LayerRef | None:
     spec = RunSpec(argv=argv, env=env, workdir=workdir, user=user,
