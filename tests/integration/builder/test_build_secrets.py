@@ -46,6 +46,8 @@ RUN --mount=type=ssh test -S /run/buildkit/ssh_agent.0 \
  && test "$SSH_AUTH_SOCK" = /run/buildkit/ssh_agent.0 \
  && stat -c %a:%u /run/buildkit/ssh_agent.0 > /sshstat
 RUN --mount=type=ssh,id=deploy,target=/agent,mode=0666 test -S /agent && stat -c %a /agent > /ssh2
+RUN --mount=type=ssh,id=sock,uid=1,gid=2,mode=0640 test -S /run/buildkit/ssh_agent.0 \
+ && stat -c %a:%u:%g /run/buildkit/ssh_agent.0 > /ssh3
 """
 
 
@@ -192,7 +194,8 @@ def test_secrets_never_leave_the_step(mode: str, tmp_path: Path, busybox_base: s
     out.mkdir()
     common = ["build", "--context", str(ctx), "--build-arg", f"BASE={busybox_base}",
               "--secret", f"id=tok,src={secret_file}", "--secret", "id=envtok,env=TB_TEST_ENVTOK",
-              "--ssh", "default", "--ssh", f"deploy={key}", "--snapshot-mode", mode,
+              "--ssh", "default", "--ssh", f"deploy={key}", "--ssh", f"sock={agent}",
+              "--snapshot-mode", mode,
               "--cache", "--cache-repo", f"{host}/secrets-cache/{mode}",
               "--cache-dir", str(tmp_path / "store")]
     capsys.readouterr()
@@ -221,6 +224,7 @@ def test_secrets_never_leave_the_step(mode: str, tmp_path: Path, busybox_base: s
     assert layer_files["/gone"] == b"gone\n"
     assert layer_files["/sshstat"] == b"600:0\n"
     assert layer_files["/ssh2"] == b"666\n"
+    assert layer_files["/ssh3"] == b"640:1:2\n"  # --ssh ID=SOCKET; the mount's uid/gid/mode
     for target in ("/run/secrets/tok", "/etc/envtok", "/run/secrets/absent", "/agent",
                    "/run/buildkit/ssh_agent.0"):
         assert target not in files, target
@@ -233,7 +237,8 @@ def test_secrets_never_leave_the_step(mode: str, tmp_path: Path, busybox_base: s
                                  {"id": "envtok", "optional": False},
                                  {"id": "absent", "optional": True}]
     assert record["ssh"] == [{"id": "default", "optional": True},
-                             {"id": "deploy", "optional": True}]
+                             {"id": "deploy", "optional": True},
+                             {"id": "sock", "optional": True}]
     provs = _provenance(registry.storage, digest)
     assert provs, "no provenance attestation found in the registry"
     ext = provs[0]["predicate"]["buildDefinition"]["externalParameters"]
@@ -252,7 +257,7 @@ def test_secrets_never_leave_the_step(mode: str, tmp_path: Path, busybox_base: s
     capsys.readouterr()
     assert main([*common, "--no-push", "--oci-layout-path", str(tmp_path / "again")]) == 0
     err = capsys.readouterr().err
-    assert err.count("RUN: cache hit") == 8, err[-3000:]
+    assert err.count("RUN: cache hit") == 9, err[-3000:]
     assert _image_files(tmp_path / "again")["/hash"] == hexd(file_secret)
 
 
