@@ -21,6 +21,7 @@ that keep a base image's config byte-for-byte what it was:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -49,7 +50,7 @@ def _opt_strings(value: LoadedValue, what: str, *, message: str = "a list of str
     return [v for v in value if isinstance(v, str)]
 
 
-class _Ordered:
+class _Ordered(ABC):
     """Shared by the three types: setting a modelled field (even to None) adds its key to
     ``order`` when it is not there yet, so it is written (last, as a new dict key would be)."""
 
@@ -70,8 +71,9 @@ class _Ordered:
                 self.order.append(key)
         self.order.extend(k for k in self.extra if k not in self.order)
 
-    def _value(self, key: str) -> LoadedValue:  # pragma: no cover - each type has its own
-        raise NotImplementedError
+    @abstractmethod
+    def _value(self, key: str) -> LoadedValue:
+        """The JSON value written for ``key`` (a modelled field, or one kept in ``extra``)."""
 
     def to_json(self) -> LoadedObject:
         """The object as written: the keys in ``order`` (a None field is written as null)."""
