@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["remove_later", "start_rm", "init_is_near", "TRASH_PREFIX"]
+__all__ = ["remove_later", "restart_removal", "init_is_near", "TRASH_PREFIX"]
 
 TRASH_PREFIX = ".trustbuild-removing-"
 
@@ -27,24 +27,33 @@ TRASH_PREFIX = ".trustbuild-removing-"
 def remove_later(path: Path) -> None:
     """Delete ``path`` in a detached process that outlives this one; synchronously when pid 1
     is near (see the module), it cannot be renamed aside or ``rm`` is not there."""
+    if init_is_near():
+        shutil.rmtree(path, ignore_errors=True)
+        return
     trash = path.with_name(f"{TRASH_PREFIX}{path.name}")
     try:
-        if init_is_near():
-            raise OSError("pid 1 would take a detached rm with it")
         os.rename(path, trash)
     except OSError:
         shutil.rmtree(path, ignore_errors=True)
         return
-    start_rm(trash)
+    _spawn_rm(trash)
 
 
-def start_rm(trash: Path) -> None:
-    """A detached ``rm -rf --one-file-system`` of ``trash``; synchronous when pid 1 is near or
-    it cannot start."""
+def restart_removal(trash: Path) -> None:
+    """Delete ``trash``, a dir already renamed aside whose ``rm`` died: as :func:`remove_later`
+    does, without the rename."""
+    if init_is_near():
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        _spawn_rm(trash)
+
+
+def _spawn_rm(trash: Path) -> None:
+    """A detached ``rm -rf --one-file-system`` of ``trash``; synchronous if it cannot start."""
     rm = shutil.which("rm")
     try:
-        if rm is None or init_is_near():
-            raise OSError("no rm, or pid 1 would take it along")
+        if rm is None:
+            raise OSError("no rm")
         subprocess.Popen([rm, "-rf", "--one-file-system", "--", str(trash)],  # noqa: S603
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)

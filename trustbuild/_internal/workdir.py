@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trustbuild._internal.removal import TRASH_PREFIX, remove_later, start_rm
+from trustbuild._internal.removal import TRASH_PREFIX, remove_later, restart_removal
 
 __all__ = ["PREFIX", "OWNER", "make_work_dir", "release", "remove_work_dir", "sweep_stale"]
 
@@ -88,7 +88,7 @@ def sweep_stale(parent: Path, *, keep: Path | None = None) -> list[Path]:
                 continue
             if trash:
                 if time.time() - st.st_mtime > TRASH_MAX_AGE:
-                    start_rm(Path(entry.path))
+                    restart_removal(Path(entry.path))
                     removed.append(Path(entry.path))
                 continue
             fd = os.open(os.path.join(entry.path, OWNER),
