@@ -116,7 +116,7 @@ def resolve_mode(options: BuildOptions, scratch: Path) -> str:
         ok, why = _PROBES[key]
         if ok:
             return "chroot"
-        if os.environ.get(userns.MODE_ENV) and not options.force:
+        if userns.inside() and not options.force:
             # a rootless build: / is the machine's, never Kaniko's way here
             hint = ("; in a container /proc must not be masked: Kubernetes procMount: "
                     "Unmasked, docker/podman --security-opt systempaths=unconfined"
@@ -137,7 +137,7 @@ def resolve_mode(options: BuildOptions, scratch: Path) -> str:
         print(f"[info] the RUN sandbox cannot start here ({why}); building in / of this "
               "container as Kaniko does (--mode container)", file=options.output)
         return "container"
-    if os.environ.get(userns.MODE_ENV):
+    if userns.inside():
         raise SandboxError("--mode container rewrites / as root and a rootless build is not "
                            "root of the machine: use --mode chroot (docs/rootless.md)")
     if options.snapshot_mode == "overlay":

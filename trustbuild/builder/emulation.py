@@ -98,7 +98,7 @@ def _machine_root() -> bool:
     rootless build has inside the user namespace it re-executed itself in."""
     from trustbuild.sandbox import userns
 
-    return os.geteuid() == 0 and not os.environ.get(userns.MODE_ENV)
+    return os.geteuid() == 0 and not userns.inside()
 
 
 def check_foreign_runs(executor: Executor, stages: Sequence[Stage]) -> None:

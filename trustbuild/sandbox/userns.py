@@ -96,6 +96,12 @@ def plan_maps(uid: int, gid: int, *, subuid: Path = Path("/etc/subuid"),
     return IdMaps("single", ((0, uid, 1),), ((0, gid, 1),))
 
 
+def inside() -> bool:
+    """Whether this process is a rootless build re-executed in its user namespace (uid 0 there,
+    not root of the machine)."""
+    return bool(os.environ.get(MODE_ENV))
+
+
 def needed() -> bool:
     """Whether a build must enter a user namespace first (it is not run by root)."""
     return os.geteuid() != 0
