@@ -4,7 +4,8 @@
 
 - ``https://host/path/ctx.tar.gz`` (a path ending in ``.tar``, ``.tar.gz``, ``.tgz``, ...; other
   ``https://`` URLs are git repositories). ``#sha256:HEX`` after the URL checks the download.
-  TLS is verified (``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` name extra CAs).
+  TLS is verified against certifi's CA bundle, or the bundle ``REQUESTS_CA_BUNDLE`` or
+  ``CURL_CA_BUNDLE`` names; ``HTTPS_PROXY``/``NO_PROXY`` apply.
 - ``s3://bucket/key`` (``pip install 'trustbuild[s3]'``): AWS credentials from the environment
   as the AWS SDK finds them; ``S3_ENDPOINT`` and ``S3_FORCE_PATH_STYLE=true`` as in Kaniko.
 - ``gs://bucket/object`` (``trustbuild[gcs]``): application default credentials;
@@ -123,11 +124,15 @@ def _read_chunks(stream: _Readable) -> Iterator[bytes]:
 
 
 def _fetch_https(url: str, sink: _Sink) -> None:
-    import requests
+    import urllib3
+
+    from trustbuild.registry.httpclient import HttpClient, environ_proxy
 
     try:
-        with requests.get(url, stream=True, timeout=_TIMEOUT,
-                          headers={"Accept-Encoding": "identity"}) as resp:
+        ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        with HttpClient().request("GET", url, stream=True, timeout=_TIMEOUT,
+                                  proxy=environ_proxy(url), verify=ca or True,
+                                  headers={"Accept-Encoding": "identity"}) as resp:
             if resp.status_code != 200:
                 raise ContextError(f"build context {sink.what}: HTTP {resp.status_code} "
                                    f"{resp.reason}")
@@ -137,7 +142,7 @@ def _fetch_https(url: str, sink: _Sink) -> None:
             if length and length.isdigit() and sink.size != int(length):
                 raise ContextError(f"build context {sink.what}: got {sink.size} of {length} "
                                    "bytes (truncated download)")
-    except requests.RequestException as exc:
+    except urllib3.exceptions.HTTPError as exc:
         raise ContextError(f"build context {sink.what}: {type(exc).__name__}: "
                            f"{_first_line(exc)}") from None
 

@@ -16,12 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-import requests
-
 from trustbuild._internal.redact import redact_url
 from trustbuild.errors import RegistryError
 from trustbuild.registry.challenge import Challenge, merge_scopes
 from trustbuild.registry.credentials import Credentials
+from trustbuild.registry.httpclient import Response, basic_auth
 from trustbuild.registry.response import error_from_response, read_limited
 
 __all__ = ["Authenticator"]
@@ -35,7 +34,7 @@ class Authenticator:
 
     def __init__(self, host: str, *, credentials: Credentials | None = None,
                  lookup: Callable[[], Credentials | None] | None = None,
-                 send: Callable[..., requests.Response]) -> None:
+                 send: Callable[..., Response]) -> None:
         """``send(method, url, **kw)`` performs one request with the transport's TLS settings.
 
         ``lookup`` (e.g. a docker config.json search) is called at most once, and only when the
@@ -68,7 +67,7 @@ class Authenticator:
             creds = self.credentials
             if creds is None or creds.is_token:
                 return {}
-            basic = requests.auth._basic_auth_str(creds.username, creds.password)
+            basic = basic_auth(creds.username, creds.password)
             return {"Authorization": basic}
         if ch.scheme == "bearer":
             return {"Authorization": f"Bearer {self.token(tuple(scopes))}"}
@@ -113,7 +112,7 @@ class Authenticator:
         if creds is not None and creds.is_token:
             form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
                     "service": ch.service, "client_id": "trustbuild", "scope": " ".join(scopes)}
-            resp = self._send("POST", ch.realm, data=form)
+            resp = self._send("POST", ch.realm, form=form)
         else:
             params: list[tuple[str, str]] = []
             if ch.service:

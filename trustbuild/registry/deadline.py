@@ -14,10 +14,10 @@ Time is counted only while trustbuild waits for bytes, never while it processes 
 consumer (layer extraction on a busy host) is never blamed on the registry. A tripped limit is
 a one-line, non-retried :class:`SlowRegistry` error naming the registry and the limit.
 
-The meter sits in the HTTP response object of our own urllib3 connection classes (installed on
-the Transport's session by :func:`metered_adapter`), so it covers every byte ``http.client``
-reads, whatever the buffering; the limits of the request being sent come from a thread-local
-set around it (:func:`metering`).
+The meter sits in the HTTP response object of our own urllib3 connection classes (the pools of
+:data:`METERED_POOLS`, which a Transport's HTTP client uses), so it covers every byte
+``http.client`` reads, whatever the buffering; the limits of the request being sent come from a
+thread-local set around it (:func:`metering`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import urllib3
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -43,7 +41,7 @@ from trustbuild.registry.options import RegistryTimeouts
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["SlowRegistry", "Limits", "metering", "metered_adapter", "limits_for"]
+__all__ = ["SlowRegistry", "Limits", "metering", "METERED_POOLS", "limits_for"]
 
 
 class SlowRegistry(RegistryError):
@@ -211,24 +209,5 @@ class _TLSPool(HTTPSConnectionPool):
     ConnectionCls = _TLSConnection
 
 
-_POOLS = {"http": _Pool, "https": _TLSPool}
-
-
-class _MeteredAdapter(HTTPAdapter):
-    """requests adapter whose connections create metered responses."""
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
-                         **pool_kwargs: object) -> None:
-        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
-        self.poolmanager.pool_classes_by_scheme = _POOLS
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: object) -> urllib3.ProxyManager:
-        manager: urllib3.ProxyManager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if not proxy.lower().startswith("socks"):
-            manager.pool_classes_by_scheme = _POOLS
-        return manager
-
-
-def metered_adapter(*, pool_connections: int, pool_maxsize: int) -> HTTPAdapter:
-    """An adapter for a Transport's session (see the module docstring)."""
-    return _MeteredAdapter(pool_connections=pool_connections, pool_maxsize=pool_maxsize)
+METERED_POOLS: dict[str, type] = {"http": _Pool, "https": _TLSPool}
+"""urllib3 pool classes by scheme whose connections create metered responses."""

@@ -6,11 +6,12 @@ import errno
 import json
 import ssl
 
-import requests
+import urllib3
 
 from trustbuild._internal.redact import redact_url
 from trustbuild._internal.retry import parse_retry_after
 from trustbuild.errors import RegistryError
+from trustbuild.registry.httpclient import Response
 
 __all__ = ["read_limited", "error_from_response", "connection_error", "ERROR_BODY_LIMIT",
            "TEMPORARY_STATUSES"]
@@ -19,17 +20,17 @@ ERROR_BODY_LIMIT = 64 * 1024
 TEMPORARY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
-def read_limited(resp: requests.Response, limit: int) -> bytes:
+def read_limited(resp: Response, limit: int) -> bytes:
     """At most ``limit`` bytes of the body (works for streamed and non-streamed responses)."""
-    if not resp.raw or getattr(resp, "_content_consumed", False):
-        return (resp.content or b"")[:limit]
+    if resp.consumed:
+        return resp.content[:limit]
     out = bytearray()
     try:
         for chunk in resp.iter_content(64 * 1024):
             out += chunk
             if len(out) >= limit:
                 break
-    except (requests.RequestException, OSError):
+    except (urllib3.exceptions.HTTPError, OSError):
         pass
     return bytes(out[:limit])
 
@@ -57,10 +58,10 @@ def _registry_message(body: bytes) -> str:
     return line[:200]
 
 
-def error_from_response(resp: requests.Response, *, method: str | None = None,
+def error_from_response(resp: Response, *, method: str | None = None,
                         hint: str = "") -> RegistryError:
     """``GET https://host/v2/repo/manifests/tag: 401 unauthorized: <registry message>``."""
-    method = method or (resp.request.method if resp.request is not None else "") or "GET"
+    method = method or resp.method or "GET"
     url = redact_url(resp.url or "")
     body = read_limited(resp, ERROR_BODY_LIMIT)
     message = _registry_message(body) if method != "HEAD" else ""
@@ -99,7 +100,7 @@ def connection_error(host: str, exc: BaseException) -> RegistryError:
     """``cannot reach registry HOST: connection refused`` (or timed out, TLS failure, ...)."""
     root = _root_cause(exc)
     temporary = True
-    if isinstance(exc, requests.exceptions.SSLError) or isinstance(root, ssl.SSLError):
+    if isinstance(exc, urllib3.exceptions.SSLError) or isinstance(root, ssl.SSLError):
         detail = str(getattr(root, "reason", "") or root).split("(_ssl")[0].strip()
         if "CERTIFICATE_VERIFY_FAILED" in str(root) or "certificate verify failed" in str(root):
             detail = "TLS certificate verify failed"
@@ -109,14 +110,16 @@ def connection_error(host: str, exc: BaseException) -> RegistryError:
     if (isinstance(root, ConnectionRefusedError)
             or getattr(root, "errno", None) == errno.ECONNREFUSED):
         detail = "connection refused"
-    elif isinstance(exc, (requests.exceptions.Timeout,)) or isinstance(root, TimeoutError):
+    elif isinstance(exc, urllib3.exceptions.TimeoutError) and not isinstance(
+            exc, urllib3.exceptions.NewConnectionError) or isinstance(root, TimeoutError):
         detail = "timed out"
     elif "Name or service not known" in str(root) or "nodename nor servname" in str(root) \
             or "Temporary failure in name resolution" in str(root):
         detail = "host name does not resolve"
     elif isinstance(root, ConnectionResetError):
         detail = "connection reset"
-    elif isinstance(exc, requests.exceptions.ChunkedEncodingError):
+    elif isinstance(exc, urllib3.exceptions.ProtocolError) and \
+            str(exc).startswith(("Connection broken", "Response ended prematurely")):
         detail = "connection closed in the middle of a response"
     else:
         detail = str(root).splitlines()[0][:200] if str(root) else type(root).__name__

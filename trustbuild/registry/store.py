@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 from urllib.parse import urljoin
 
-import requests
 import urllib3
 
 from trustbuild._internal.retry import DEFAULT_POLICY, RetryPolicy, retry_call
@@ -39,6 +38,7 @@ from trustbuild.oci.verify import VerifyingReader, check_bytes, copy_verified_to
 from trustbuild.registry import referrers as _ref
 from trustbuild.registry.challenge import repository_scope
 from trustbuild.registry.credentials import Credentials
+from trustbuild.registry.httpclient import Response
 from trustbuild.registry.mirror import mirror_transports
 from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.response import connection_error, read_limited
@@ -296,7 +296,7 @@ class RegistryStore:
                     return tags
                 obj = load_json(read_limited(resp, MAX_MANIFEST_BYTES + 1),
                                 what=f"tag list of {self.describe()}")
-                next_link = resp.links.get("next", {}).get("url")
+                next_link = resp.link("next")
                 base = resp.url
             finally:
                 resp.close()
@@ -327,7 +327,7 @@ class RegistryStore:
                     fallback = _ref.fallback_referrers(self, digest)
                     return _ref.filter_referrers(fallback, artifact_type)
                 raw = read_limited(resp, MAX_MANIFEST_BYTES + 1)
-                next_link = resp.links.get("next", {}).get("url")
+                next_link = resp.link("next")
                 url = urljoin(resp.url, next_link) if next_link else None
                 params = None  # the next link carries its own query
             finally:
@@ -355,7 +355,7 @@ class RegistryStore:
         return resp.status_code == 200
 
     def _get_blob(self, transport: Transport, desc: Descriptor, *,
-                  retry: bool = True) -> requests.Response:
+                  retry: bool = True) -> Response:
         """GET the blob; redirects (e.g. to object storage) are followed without credentials."""
         resp = transport.request("GET", self._blob_path(desc.digest), scopes=self._pull,
                                  expect=(200, 404, *_REDIRECTS), stream=True, retry=retry,
@@ -447,7 +447,7 @@ class RegistryStore:
 class _RawReader:
     """``resp.raw`` with transport failures turned into temporary one-line RegistryErrors."""
 
-    def __init__(self, resp: requests.Response, host: str, what: str) -> None:
+    def __init__(self, resp: Response, host: str, what: str) -> None:
         self._resp = resp
         self._host = host
         self._what = what
@@ -457,7 +457,7 @@ class _RawReader:
         """Read up to ``n`` undecoded bytes."""
         try:
             data: bytes = self._resp.raw.read(n if n >= 0 else None, decode_content=False)
-        except (OSError, requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
             expected = self._resp.headers.get("Content-Length", "?")
             if _is_incomplete(exc):
                 raise RegistryError(f"{self._what}: registry {self._host} closed the connection "

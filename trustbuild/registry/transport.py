@@ -19,9 +19,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol
 from urllib.parse import urlsplit
 
-import requests
 import urllib3
-from requests.utils import get_environ_proxies
 
 from trustbuild._internal.retry import DEFAULT_POLICY, RetryPolicy, retry_call
 from trustbuild.errors import RegistryError, UsageError
@@ -29,7 +27,8 @@ from trustbuild.oci.reference import DEFAULT_REGISTRY, is_loopback_registry
 from trustbuild.registry.auth import Authenticator
 from trustbuild.registry.challenge import parse_challenge
 from trustbuild.registry.credentials import Credentials, resolve_credentials
-from trustbuild.registry.deadline import limits_for, metered_adapter, metering
+from trustbuild.registry.deadline import METERED_POOLS, limits_for, metering
+from trustbuild.registry.httpclient import HttpClient, Response, environ_proxy
 from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.response import connection_error, error_from_response, read_limited
 
@@ -41,7 +40,7 @@ _TIMEOUT = (30.0, 300.0)
 _HTTP_TO_HTTPS = "client sent an http request to an https server"
 
 class Readable(Protocol):
-    """A request body stream (requests reads it; ``len``/``tell`` give a Content-Length)."""
+    """A request body stream (sent with the ``Content-Length`` its caller gives)."""
 
     def read(self, n: int = -1, /) -> bytes:
         """Up to ``n`` bytes (all that is left by default)."""
@@ -99,13 +98,9 @@ class Transport:
             self.host, self.options.insecure_registries) or _host_matches(
             registry, self.options.insecure_registries)
         self.scheme = "http" if plain and not self._ca and not self._client_cert else "https"
-        self.session = requests.Session()
-        adapter = metered_adapter(pool_connections=4,
-                                  pool_maxsize=max(4, self.options.jobs + 2))
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers["User-Agent"] = USER_AGENT
-        self.session.trust_env = False  # no netrc credentials; proxies are set per request
+        self.http = HttpClient(pool_classes=METERED_POOLS, num_pools=4,
+                               maxsize=max(4, self.options.jobs + 2),
+                               headers={"User-Agent": USER_AGENT})
         self._skip_verify = self.options.skip_tls_verify or _host_matches(
             self.host, self.options.skip_tls_verify_registries) or _host_matches(
             registry, self.options.skip_tls_verify_registries)
@@ -142,9 +137,9 @@ class Transport:
 
     def _send_raw(self, method: str, url: str, *, blob: bool | None = None,
                   headers: Mapping[str, str] | None = None, params: Params = None,
-                  data: bytes | Readable | Mapping[str, str] | None = None,
+                  data: bytes | Readable | None = None, form: Mapping[str, str] | None = None,
                   auth: tuple[str, str] | None = None, stream: bool = False,
-                  allow_redirects: bool = True) -> requests.Response:
+                  allow_redirects: bool = True) -> Response:
         """One HTTP exchange; connection failures become RegistryError (temporary).
 
         The response is metered (:mod:`trustbuild.registry.deadline`) with the blob deadline
@@ -155,8 +150,8 @@ class Transport:
         if blob is None:
             blob = (method == "GET" and "/blobs/" in split.path
                     and "/blobs/uploads" not in split.path)
-        # proxies from HTTP(S)_PROXY/NO_PROXY, never for loopback; no netrc (trust_env is off)
-        proxies = {} if is_loopback_registry(netloc) else get_environ_proxies(url)
+        # a proxy from HTTP(S)_PROXY/NO_PROXY, never for loopback; no netrc
+        proxy = None if is_loopback_registry(netloc) else environ_proxy(url)
         cert = None
         if self._client_cert and url.startswith("https://") and \
                 split.hostname == urlsplit(f"https://{self.host}/").hostname:
@@ -164,16 +159,16 @@ class Transport:
         limits = limits_for(self.options.timeouts, netloc or self.host, method, url, blob=blob)
         try:
             with metering(limits):
-                return self.session.request(
-                    method, url, params=params, data=data, headers=headers, auth=auth,
-                    timeout=_TIMEOUT, allow_redirects=allow_redirects, proxies=proxies,
+                return self.http.request(
+                    method, url, params=params, body=data, form=form, headers=headers,
+                    auth=auth, timeout=_TIMEOUT, allow_redirects=allow_redirects, proxy=proxy,
                     stream=stream, verify=self._verify(url), cert=cert)
-        except (requests.RequestException, OSError) as exc:
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise connection_error(netloc or self.host, exc) from exc
 
     def close(self) -> None:
         """Release pooled connections."""
-        self.session.close()
+        self.http.close()
 
     # ------------------------------------------------------------------ ping
 
@@ -213,7 +208,7 @@ class Transport:
                 expect: Collection[int] = (200,),
                 headers: Mapping[str, str] | None = None, params: Params = None, body: Body = None,
                 stream: bool = False, retry: bool = True,
-                allow_redirects: bool = True) -> requests.Response:
+                allow_redirects: bool = True) -> Response:
         """Send with auth and retries; the response if its status is in ``expect``.
 
         Every other status raises a one-line RegistryError (``METHOD URL: STATUS code: message``).
@@ -221,7 +216,7 @@ class Transport:
         """
         self.ping()
 
-        def attempt() -> requests.Response:
+        def attempt() -> Response:
             return self._request_once(method, self.url(path), scopes=tuple(scopes), expect=expect,
                                       headers=dict(headers or {}), params=params, body=body,
                                       stream=stream, allow_redirects=allow_redirects)
@@ -240,7 +235,7 @@ class Transport:
     def _request_once(self, method: str, url: str, *, scopes: tuple[str, ...],
                       expect: Collection[int], headers: dict[str, str], params: Params,
                       body: Body,
-                      stream: bool, allow_redirects: bool) -> requests.Response:
+                      stream: bool, allow_redirects: bool) -> Response:
         for auth_round in range(2):
             hdrs = {**headers, **self.auth.headers(scopes)}
             with self._open_body(body) as data:
@@ -261,10 +256,10 @@ class Transport:
         raise err
 
     def fetch_unauthenticated(self, url: str, *, expect: Collection[int],
-                              headers: Mapping[str, str] | None = None) -> requests.Response:
+                              headers: Mapping[str, str] | None = None) -> Response:
         """Streamed GET of a redirect target (object storage): no registry credentials sent."""
 
-        def attempt() -> requests.Response:
+        def attempt() -> Response:
             resp = self._send_raw("GET", url, blob=True, headers=dict(headers or {}),
                                   stream=True, allow_redirects=False)
             if resp.status_code in expect:

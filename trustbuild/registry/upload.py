@@ -35,8 +35,7 @@ class UploadResult(str):
 class _Window:
     """At most ``length`` bytes of ``stream`` from its current position, with a known length.
 
-    requests sends it with ``Content-Length`` (never chunked transfer encoding) because it has
-    ``len`` and ``tell``.
+    The upload gives its ``Content-Length``, so it is never sent with chunked transfer encoding.
     """
 
     def __init__(self, stream: BinaryIO, length: int, *, what: str = "blob", start: int = 0,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import requests
+import io
+
+import urllib3
 
 from trustbuild._internal.redact import redact_headers, redact_url
 from trustbuild._internal.retry import RetryPolicy, parse_retry_after, retry_call
 from trustbuild.errors import RegistryError
+from trustbuild.registry.httpclient import Response
 from trustbuild.registry.response import error_from_response
 
 
@@ -53,11 +56,10 @@ def test_retry_call_backs_off_and_stops() -> None:
     assert len(calls) == 1
 
 
-def _response(status: int, body: bytes, url: str, reason: str) -> requests.Response:
-    r = requests.Response()
-    r.status_code, r._content, r.url, r.reason = status, body, url, reason
-    r.headers["Retry-After"] = "2"
-    return r
+def _response(status: int, body: bytes, url: str, reason: str) -> Response:
+    raw = urllib3.HTTPResponse(body=io.BytesIO(body), headers={"Retry-After": "2"},
+                               status=status, reason=reason, preload_content=False)
+    return Response(raw, method="GET", url=url)
 
 
 def test_error_message_is_one_line_with_registry_message() -> None:
