@@ -79,7 +79,8 @@ def error_from_response(resp: Response, *, method: str | None = None,
                          retry_after=parse_retry_after(resp.headers.get("Retry-After")))
 
 
-def _root_cause(exc: BaseException) -> BaseException:
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception behind ``exc`` (``reason``, cause, context or first argument)."""
     seen = set()
     cur: BaseException | None = exc
     last = exc
@@ -98,7 +99,7 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 def connection_error(host: str, exc: BaseException) -> RegistryError:
     """``cannot reach registry HOST: connection refused`` (or timed out, TLS failure, ...)."""
-    root = _root_cause(exc)
+    root = root_cause(exc)
     temporary = True
     if isinstance(exc, urllib3.exceptions.SSLError) or isinstance(root, ssl.SSLError):
         detail = str(getattr(root, "reason", "") or root).split("(_ssl")[0].strip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -109,6 +110,28 @@ def test_add_url_checksum_mismatch_pushes_nothing(tmp_path: Path, busybox_base: 
     with pytest.raises(DockerfileError, match=r"Dockerfile:3 ADD.*digest"):
         build(_opts(ctx, busybox_base, f"{host}/features/badsum:1"))
     assert not tag_exists(host, "features/badsum", "1")
+
+
+def test_add_url_failures_are_one_line_without_the_query(tmp_path: Path, busybox_base: str,
+                                                        registry: object,
+                                                        http_files: tuple[str, Path]) -> None:
+    url, _www = http_files
+    host = registry.host  # type: ignore[attr-defined]
+    ctx = _ctx(tmp_path, f"ARG BASE\nFROM $BASE\nADD {url}/missing.bin?sig=s3cr3t /p\n")
+    with pytest.raises(DockerfileError, match=r"Dockerfile:3 ADD .*/missing.bin\?sig=<redacted>: "
+                       r"HTTP 404") as err:
+        build(_opts(ctx, busybox_base, f"{host}/features/missing:1"))
+    # the query appears once: in the instruction as written, which prefixes every step error
+    assert str(err.value).count("s3cr3t") == 1 and "\n" not in str(err.value)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    (tmp_path / "b").mkdir()
+    ctx = _ctx(tmp_path / "b", f"ARG BASE\nFROM $BASE\nADD http://127.0.0.1:{closed}/x /p\n")
+    with pytest.raises(DockerfileError, match=r"Dockerfile:3 ADD .* /p: ADD http://127.0.0.1:"
+                       r"\d+/x: cannot download \(\[Errno 111\] Connection refused\)"):
+        build(_opts(ctx, busybox_base, f"{host}/features/missing:1"))
+    assert not tag_exists(host, "features/missing", "1")
 
 
 def test_onbuild_triggers_run_in_child_build(tmp_path: Path, busybox_base: str,

@@ -11,7 +11,10 @@
 - the redaction marker ``<redacted>``: ``_internal/secrets.py`` ``REDACTED`` (URLs, headers,
   build args, env, git URLs and masked step output all use it);
 - the keyless policy and verification engine: ``sign/trust.py`` ``KeylessPolicy``,
-  ``sign/keyless_verify.py`` ``verify_keyless``.
+  ``sign/keyless_verify.py`` ``verify_keyless``;
+- the HTTP client (pools, TLS, proxies, redirects): ``registry/httpclient.py`` on urllib3; no
+  ``requests``, ``urllib.request`` or ``http.client`` connections elsewhere (sigstore brings its
+  own for Fulcio and Rekor).
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ def test_one_in_root_resolver() -> None:
     assert _files_matching(r"^\s*_?MAX_(SYM)?LINKS\s*=") == {"_internal/inroot.py"}
     assert _files_matching(r"def (secure_join|resolve_in_root)\(") <= {
         "_internal/inroot.py", "builder/rootfs.py"}  # secure_join: a one-line wrapper
+
+
+def test_one_http_client() -> None:
+    assert _files_matching(r"^\s*(import requests|from requests\b|import urllib\.request|"
+                           r"from urllib(\.request)? import (request|urlopen))") == set()
+    assert _files_matching(r"urllib3\.(PoolManager|ProxyManager)\(|\bHTTPS?Connection\(") \
+        == {"registry/httpclient.py"}
 
 
 def test_one_tar_extractor() -> None:

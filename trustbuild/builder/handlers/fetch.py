@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import posixpath
 import tarfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
+from trustbuild._internal.redact import redact_url
 from trustbuild.errors import BuildError, DigestMismatch
 from trustbuild.oci.compression import open_decompressed
 from trustbuild.oci.digest import CHUNK, Digest, Hasher
@@ -28,26 +27,39 @@ def fetch_url(url: str, dest_dir: Path, *, checksum: str | None = None,
     """Download ``url`` into ``dest_dir``; returns (path, file name from the URL path).
 
     With ``checksum`` (``sha256:<hex>``) the content must match or DigestMismatch is raised.
+    Proxies come from ``HTTP(S)_PROXY``/``NO_PROXY``; messages show the URL without its query.
     """
+    import urllib3
+
+    from trustbuild.registry.httpclient import HttpClient, environ_proxy
+    from trustbuild.registry.response import root_cause
+
     want = Digest.parse(checksum) if checksum else None
-    name = posixpath.basename(urllib.parse.urlparse(url).path) or "download"
+    split = urllib.parse.urlsplit(url)
+    name = posixpath.basename(split.path) or "download"
     dest = dest_dir / f"url-{len(list(dest_dir.iterdir()))}-{name}"
     h = Hasher(want.algorithm if want else "sha256")
+    shown = redact_url(url)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, open(dest, "wb") as out:
-            while chunk := resp.read(CHUNK):
-                h.update(chunk)
-                if h.size > _MAX_DOWNLOAD:
-                    raise BuildError(f"ADD {url}: larger than {_MAX_DOWNLOAD} bytes")
-                out.write(chunk)
-    except urllib.error.HTTPError as exc:
-        raise BuildError(f"ADD {url}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise BuildError(f"ADD {url}: cannot download ({reason})") from None
+        with HttpClient().request("GET", url, stream=True, timeout=(timeout, timeout),
+                                  proxy=environ_proxy(url),
+                                  headers={"Accept-Encoding": "identity"}) as resp:
+            if resp.status_code != 200:
+                raise BuildError(f"ADD {shown}: HTTP {resp.status_code} {resp.reason}")
+            with open(dest, "wb") as out:
+                for chunk in resp.iter_content(CHUNK):
+                    h.update(chunk)
+                    if h.size > _MAX_DOWNLOAD:
+                        raise BuildError(f"ADD {shown}: larger than {_MAX_DOWNLOAD} bytes")
+                    out.write(chunk)
+    except urllib3.exceptions.HTTPError as exc:
+        root = root_cause(exc)
+        detail = str(root).splitlines()[0] if str(root) else type(root).__name__
+        raise BuildError(f"ADD {shown}: cannot download ({redact_url(detail)})") from None
     if want is not None and h.digest() != want:
         dest.unlink()
-        raise DigestMismatch(f"ADD {url}: content has digest {h.digest()}, --checksum says {want}")
+        raise DigestMismatch(f"ADD {shown}: content has digest {h.digest()}, --checksum says "
+                             f"{want}")
     return dest, name
 
 
