@@ -21,13 +21,11 @@ the field); ``compile_filter`` turns it into a ``pyseccomp.SyscallFilter`` ready
 
 from __future__ import annotations
 
-import ctypes.util
 import errno
 import hashlib
 import importlib
 import json
 import os
-import platform
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -209,7 +207,7 @@ def _is_uint(v: object) -> bool:
 
 
 def _native() -> tuple[str, str]:
-    machine = platform.machine()
+    machine = os.uname().machine  # what platform.machine() answers, without importing it
     if machine not in _NATIVE:
         raise SandboxError(f"seccomp: unsupported machine {machine!r}")
     return _NATIVE[machine]
@@ -223,7 +221,7 @@ def _kernel_at_least(version: str) -> bool:
             out.append(int(digits or 0))
         return tuple(out)
 
-    return parts(platform.release()) >= parts(version)
+    return parts(os.uname().release) >= parts(version)
 
 
 def _applies(rule: SyscallRule, goarch: str, caps: set[str]) -> bool:
@@ -283,6 +281,8 @@ def _pyseccomp() -> ModuleType:
     if not os.path.isfile(lib):
         raise SandboxError(f"TRUSTBUILD_LIBSECCOMP={lib}: no such file; point it at "
                            "libseccomp.so.2 or unset it")
+    import ctypes.util  # only here: the profile checks of every build need no ctypes
+
     find = ctypes.util.find_library
     ctypes.util.find_library = lambda name: lib if name == "seccomp" else find(name)
     try:

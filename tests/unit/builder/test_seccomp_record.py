@@ -1,4 +1,5 @@
-"""The build record's seccomp digest: always the profile in force, never silently missing."""
+"""The build record: its seccomp digest (always the profile in force, never silently missing)
+and its invocation id."""
 
 from __future__ import annotations
 
@@ -82,3 +83,13 @@ def test_the_builder_does_not_run_without_the_sandbox() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "refused"
+
+
+def test_each_record_gets_a_fresh_version_4_uuid() -> None:
+    import uuid
+
+    ids = [plan._new_record(BuildOptions()).invocation_id for _ in range(200)]
+    assert len(set(ids)) == 200
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
