@@ -11,8 +11,11 @@ sniffing). This module keeps the behaviour trustbuild relied on:
 - **proxies** from ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` and ``NO_PROXY`` (host
   suffixes, ``host:port``, IP addresses and CIDR ranges, ``*``), as ``requests`` read them;
   credentials in the proxy URL are sent as ``Proxy-Authorization``;
-- **redirects** followed up to 30 hops as ``requests`` follows them: 303 (and 301/302 after a
-  POST) become a GET without a body, and ``Authorization`` is dropped when the host changes;
+- **redirects** followed up to 30 hops: 303, and 301/302 after anything but GET or HEAD, become
+  a GET without a body (Go's ``net/http`` rule); a 307/308 is followed with the same body only
+  when it is bytes (a stream already sent is returned as the answer). ``Authorization`` is
+  dropped when the host, port or scheme changes (except http to https on default ports), as
+  ``requests`` drops it;
 - **responses**: read whole unless streamed; :class:`Response` offers what callers used.
 
 No retries here (``trustbuild._internal.retry`` retries whole requests); every failure is a
@@ -161,6 +164,21 @@ def environ_proxy(url: str) -> str | None:
     return env.get(f"{split.scheme}_proxy") or env.get("all_proxy")
 
 
+def _strips_auth(old: str, new: str) -> bool:
+    """``requests``' rule: credentials do not follow a redirect to another host, port or
+    scheme, except from http to https on the default ports."""
+    a, b = urlsplit(old), urlsplit(new)
+    if a.hostname != b.hostname:
+        return True
+    if a.scheme == "http" and a.port in (80, None) and b.scheme == "https" \
+            and b.port in (443, None):
+        return False
+    defaults = {"http": 80, "https": 443}
+    a_port = a.port or defaults.get(a.scheme)
+    b_port = b.port or defaults.get(b.scheme)
+    return a.scheme != b.scheme or a_port != b_port
+
+
 class HttpClient:
     """Pooled HTTP(S) to any host, with per-request TLS settings (thread-safe)."""
 
@@ -237,19 +255,21 @@ class HttpClient:
             resp = self._send_once(method, url, hdrs, body, stream=stream, verify=verify,
                                    cert=cert, proxy=proxy, timeout=timeout)
             location = resp.headers.get("Location")
-            if not allow_redirects or resp.status_code not in _REDIRECT_STATUSES \
-                    or not location:
+            status = resp.status_code
+            to_get = status == 303 and method != "HEAD" or \
+                status in (301, 302) and method not in ("GET", "HEAD")
+            if not allow_redirects or status not in _REDIRECT_STATUSES or not location or \
+                    not to_get and body is not None and not isinstance(body, bytes | str):
                 if not stream:
                     resp.content  # noqa: B018 - read the body now, as requests did
                 return resp
             resp.close()
             target = urljoin(url, location)
-            if resp.status_code == 303 and method != "HEAD" or \
-                    resp.status_code in (301, 302) and method == "POST":
+            if to_get:
                 method, body = "GET", None
                 hdrs = {k: v for k, v in hdrs.items()
                         if k.lower() not in ("content-length", "content-type")}
-            if urlsplit(target).hostname != urlsplit(url).hostname:
+            if _strips_auth(url, target):
                 hdrs = {k: v for k, v in hdrs.items() if k.lower() != "authorization"}
             url = target
         raise TooManyRedirects(f"{method} {url}: more than {_MAX_REDIRECTS} redirects")

@@ -4,6 +4,7 @@ environment, redirects as requests followed them, Link headers."""
 from __future__ import annotations
 
 import base64
+import io
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -132,6 +133,33 @@ def test_redirects_drop_credentials_on_another_host_and_303_becomes_get(
 
     resp = client.request("GET", f"http://127.0.0.1:{first.port}/start", allow_redirects=False)
     assert resp.status_code == 307 and resp.headers["Location"].endswith("/blob")
+
+
+def test_redirect_rules_for_ports_bodies_and_methods(servers: tuple[_Server, _Server]) -> None:
+    first, second = servers
+    first.answer = lambda h: (
+        (307, {"Location": f"http://127.0.0.1:{second.port}/other-port"}, b"")
+        if h.path == "/port" else
+        (302, {"Location": "/landed"}, b"") if h.path == "/put-302" else
+        (307, {"Location": "/again"}, b"") if h.path == "/put-307" else (200, {}, b"first"))
+    client = HttpClient()
+    client.request("GET", f"http://127.0.0.1:{first.port}/port",
+                   headers={"Authorization": "Bearer secret"})
+    assert second.seen[0]["auth"] is None  # same host, another port: no credentials
+
+    resp = client.request("PUT", f"http://127.0.0.1:{first.port}/put-302", body=b"data",
+                          headers={"Authorization": "Bearer secret"})
+    assert resp.method == "GET" and resp.content == b"first"
+    assert first.seen[-1] == {"method": "GET", "path": "/landed", "auth": "Bearer secret",
+                              "proxy_auth": None, "body": ""}
+
+    resp = client.request("PUT", f"http://127.0.0.1:{first.port}/put-307", body=b"data")
+    assert first.seen[-1]["path"] == "/again" and first.seen[-1]["body"] == "data"
+    sent = len(first.seen)
+    stream = io.BytesIO(b"streamed")  # read once: a 307 is the answer, not a second PUT
+    resp = client.request("PUT", f"http://127.0.0.1:{first.port}/put-307", body=stream,
+                          headers={"Content-Length": "8"})
+    assert resp.status_code == 307 and len(first.seen) == sent + 1
 
 
 def test_link_header_and_streamed_body(servers: tuple[_Server, _Server]) -> None:
