@@ -124,9 +124,7 @@ def _read_chunks(stream: _Readable) -> Iterator[bytes]:
 
 
 def _fetch_https(url: str, sink: _Sink) -> None:
-    import urllib3
-
-    from trustbuild.registry.httpclient import HttpClient, environ_proxy
+    from trustbuild.registry.httpclient import HTTP_ERRORS, HttpClient, environ_proxy
 
     try:
         ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
@@ -142,7 +140,7 @@ def _fetch_https(url: str, sink: _Sink) -> None:
             if length and length.isdigit() and sink.size != int(length):
                 raise ContextError(f"build context {sink.what}: got {sink.size} of {length} "
                                    "bytes (truncated download)")
-    except urllib3.exceptions.HTTPError as exc:
+    except HTTP_ERRORS as exc:
         raise ContextError(f"build context {sink.what}: {type(exc).__name__}: "
                            f"{_first_line(exc)}") from None
 

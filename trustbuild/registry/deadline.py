@@ -14,10 +14,10 @@ Time is counted only while trustbuild waits for bytes, never while it processes 
 consumer (layer extraction on a busy host) is never blamed on the registry. A tripped limit is
 a one-line, non-retried :class:`SlowRegistry` error naming the registry and the limit.
 
-The meter sits in the HTTP response object of our own urllib3 connection classes (the pools of
-:data:`METERED_POOLS`, which a Transport's HTTP client uses), so it covers every byte
-``http.client`` reads, whatever the buffering; the limits of the request being sent come from a
-thread-local set around it (:func:`metering`).
+The meter sits in the ``http.client`` response class of the HTTP client's connections
+(:class:`MeteredResponse`), so it covers every byte ``http.client`` reads, whatever the
+buffering; the limits of the request being sent come from a thread-local set around it
+(:func:`metering`).
 """
 
 from __future__ import annotations
@@ -32,16 +32,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
 from trustbuild.errors import RegistryError
 from trustbuild.registry.options import RegistryTimeouts
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["SlowRegistry", "Limits", "metering", "METERED_POOLS", "limits_for"]
+__all__ = ["SlowRegistry", "Limits", "metering", "MeteredResponse", "limits_for"]
 
 
 class SlowRegistry(RegistryError):
@@ -135,7 +132,7 @@ class _MeteredRaw(io.RawIOBase):
     def __init__(self, sock: socket.socket, meter: _Meter) -> None:
         super().__init__()
         self._sock = sock
-        # holds a reference that keeps the socket open after HTTPConnection.close() (as
+        # holds a reference that keeps the socket open after the connection closes (as
         # http.client's own reader does); reads go to the socket itself, because a SocketIO
         # refuses to read again after one timeout
         self._ref = sock.makefile("rb", buffering=0)
@@ -180,7 +177,7 @@ class _MeteredRaw(io.RawIOBase):
             super().close()
 
 
-class _MeteredResponse(http.client.HTTPResponse):
+class MeteredResponse(http.client.HTTPResponse):
     """``http.client`` response reading through a meter when limits are set for this thread."""
 
     def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
@@ -191,23 +188,3 @@ class _MeteredResponse(http.client.HTTPResponse):
             plain = self.fp
             self.fp = io.BufferedReader(_MeteredRaw(sock, _Meter(limits)))
             plain.close()  # nothing was read from it yet
-
-
-class _Connection(HTTPConnection):
-    response_class = _MeteredResponse
-
-
-class _TLSConnection(HTTPSConnection):
-    response_class = _MeteredResponse
-
-
-class _Pool(HTTPConnectionPool):
-    ConnectionCls = _Connection
-
-
-class _TLSPool(HTTPSConnectionPool):
-    ConnectionCls = _TLSConnection
-
-
-METERED_POOLS: dict[str, type] = {"http": _Pool, "https": _TLSPool}
-"""urllib3 pool classes by scheme whose connections create metered responses."""

@@ -1,52 +1,67 @@
-"""HTTP exchanges on urllib3: connection pools, TLS settings, proxies, redirects, responses.
+"""HTTP exchanges on ``http.client``: connection pools, TLS, proxies, redirects, responses.
 
-The registry transport (and the remote build context) used ``requests`` on top of urllib3.
-Importing ``requests`` (with ``charset_normalizer``, ``idna``, ``http.cookiejar`` and
-``urllib.request``) took ~25 ms and each request ~0.5 ms of session machinery, a tenth of a
-no-change rebuild, for features trustbuild does not use (cookies, netrc, hooks, content
-sniffing). This module keeps the behaviour trustbuild relied on:
+The registry transport used ``requests`` on top of urllib3. Importing the two (with
+``charset_normalizer``, ``idna``, ``http.cookiejar``, ``urllib.request`` and urllib3's own
+modules) took ~45 ms and each request ~0.5 ms of their machinery, a fifth of a no-change
+rebuild, for features trustbuild does not use (cookies, netrc, hooks, content sniffing, retry
+policies: ``trustbuild._internal.retry`` retries whole requests). The standard library's
+``http.client`` speaks HTTP/1.1 (keep-alive, chunked bodies, CONNECT tunnels) and ``ssl``
+verifies certificates and host names; this module adds what the callers relied on:
 
-- **TLS**: certifi's CA bundle by default (what ``requests`` used), a CA file, or no
-  verification; a client certificate for mutual TLS;
+- **connection pools**: idle keep-alive connections per host, TLS settings and proxy, at most
+  ``maxsize`` kept; one the server has closed is dropped before reuse, and a request that finds
+  its reused connection closed before any answer (and whose body can be sent again) is sent
+  once more on a new one, as Go's ``net/http`` does;
+- **TLS** 1.2 or later: certifi's CA bundle by default (what ``requests`` used), a CA file, or
+  no verification; a client certificate for mutual TLS;
 - **proxies** from ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` and ``NO_PROXY`` (host
   suffixes, ``host:port``, IP addresses and CIDR ranges, ``*``), as ``requests`` read them;
-  credentials in the proxy URL are sent as ``Proxy-Authorization``;
+  credentials in the proxy URL are sent as ``Proxy-Authorization``; an ``https://`` target goes
+  through a CONNECT tunnel, a plain one is forwarded;
 - **redirects** followed up to 30 hops: 303, and 301/302 after anything but GET or HEAD, become
   a GET without a body (Go's ``net/http`` rule); a 307/308 is followed with the same body only
   when it is bytes (a stream already sent is returned as the answer). ``Authorization`` is
   dropped when the host, port or scheme changes (except http to https on default ports), as
   ``requests`` drops it;
-- **responses**: read whole unless streamed; :class:`Response` offers what callers used.
+- **timeouts**: one for connecting, one for each read; a response is read whole unless
+  streamed.
 
-No retries here (``trustbuild._internal.retry`` retries whole requests); every failure is a
-urllib3 ``HTTPError`` or an ``OSError``.
+Every failure is one of :data:`HTTP_ERRORS` (``OSError``, which includes TLS errors and
+timeouts, or ``http.client.HTTPException``).
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
+import select
+import socket
+import ssl
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
-
-import urllib3
-from urllib3.util.retry import Retry
+from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 from trustbuild.errors import UsageError
+from trustbuild.registry.deadline import MeteredResponse
 
-__all__ = ["Response", "HttpClient", "TooManyRedirects", "basic_auth", "environ_proxy"]
+__all__ = ["Response", "HttpClient", "TooManyRedirects", "HTTP_ERRORS", "basic_auth",
+           "environ_proxy"]
 
 _MAX_REDIRECTS = 30
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_NO_RETRIES = Retry(total=False, redirect=False)
 _CHUNK = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class TooManyRedirects(urllib3.exceptions.HTTPError):
+class TooManyRedirects(http.client.HTTPException):
     """More than 30 redirects for one request."""
+
+
+HTTP_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)
+"""What a request or a response read can raise besides a registry's own errors."""
 
 
 def basic_auth(username: str, password: str) -> str:
@@ -56,9 +71,12 @@ def basic_auth(username: str, password: str) -> str:
 
 
 class Response:
-    """One HTTP response: the urllib3 response, its final URL and the request method."""
+    """One HTTP response: status, headers, body, its final URL and the request method."""
 
-    def __init__(self, raw: urllib3.BaseHTTPResponse, *, method: str, url: str) -> None:
+    def __init__(self, raw: http.client.HTTPResponse, *, method: str, url: str,
+                 done: Any = None) -> None:
+        """``done(reusable)`` is called once, when the body has been read or the response
+        closed (``reusable``: the connection may carry another request)."""
         self.raw = raw
         self.method = method
         self.url = url
@@ -66,13 +84,23 @@ class Response:
         self.reason = raw.reason or ""
         self.headers = raw.headers
         self._content: bytes | None = None
+        self._done = done
+
+    def _finish(self, reusable: bool) -> None:
+        done, self._done = self._done, None
+        if done is not None:
+            done(reusable and self.raw.isclosed() and not self.raw.will_close)
 
     @property
     def content(self) -> bytes:
-        """The whole body (read now unless it already was), content-encoding decoded."""
+        """The whole body (read now unless it already was)."""
         if self._content is None:
-            self._content = self.raw.read(decode_content=True)
-            self.raw.release_conn()
+            try:
+                self._content = self.raw.read()
+            except BaseException:
+                self._finish(False)
+                raise
+            self._finish(True)
         return self._content
 
     @property
@@ -84,13 +112,25 @@ class Response:
         """The body parsed as JSON."""
         return json.loads(self.content)
 
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes of the body (all that is left by default); b"" at its end."""
+        try:
+            data = self.raw.read(None if n < 0 else n)
+        except BaseException:
+            self._finish(False)
+            raise
+        if self.raw.isclosed():
+            self._finish(True)
+        return data
+
     def iter_content(self, chunk_size: int = _CHUNK) -> Iterator[bytes]:
-        """The body in chunks of up to ``chunk_size`` bytes, content-encoding decoded."""
+        """The body in chunks of up to ``chunk_size`` bytes."""
         if self._content is not None:
             for i in range(0, len(self._content), chunk_size):
                 yield self._content[i:i + chunk_size]
             return
-        yield from self.raw.stream(chunk_size, decode_content=True)
+        while chunk := self.read(chunk_size):
+            yield chunk
 
     def link(self, rel: str) -> str | None:
         """The URL of the ``Link`` header entry with ``rel`` (RFC 8288), as sent (relative or
@@ -108,10 +148,11 @@ class Response:
         return None
 
     def close(self) -> None:
-        """Release the connection (closed first if the body was not read to its end)."""
-        if self._content is None:
+        """Release the connection (closed if the body was not read to its end)."""
+        if not self.raw.isclosed():
             self.raw.close()
-        self.raw.release_conn()
+            self._finish(False)
+        self._finish(True)
 
     def __enter__(self) -> Response:
         return self
@@ -179,54 +220,113 @@ def _strips_auth(old: str, new: str) -> bool:
     return a.scheme != b.scheme or a_port != b_port
 
 
+class _Connection(http.client.HTTPConnection):
+    """A plain connection: metered responses, separate connect and read timeouts, and a host
+    name handed to the resolver as bytes (as a ``str`` it loads the ``idna`` codec)."""
+
+    response_class = MeteredResponse
+
+    def __init__(self, host: str, port: int | None, *, timeout: tuple[float, float]) -> None:
+        super().__init__(host, port, timeout=timeout[0], blocksize=_CHUNK)
+        self._read_timeout = timeout[1]
+        self._create_connection = _create_connection
+
+    def connect(self) -> None:
+        super().connect()
+        assert self.sock is not None
+        self.sock.settimeout(self._read_timeout)
+
+
+class _TLSConnection(http.client.HTTPSConnection):
+    """:class:`_Connection` over TLS."""
+
+    response_class = MeteredResponse
+
+    def __init__(self, host: str, port: int | None, *, timeout: tuple[float, float],
+                 context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=timeout[0], blocksize=_CHUNK, context=context)
+        self._read_timeout = timeout[1]
+        self._create_connection = _create_connection
+
+    def connect(self) -> None:
+        super().connect()
+        assert self.sock is not None
+        self.sock.settimeout(self._read_timeout)
+
+
+def _create_connection(address: tuple[str, int], *args: Any, **kw: Any) -> socket.socket:
+    host, port = address
+    name: str | bytes = host.encode("ascii") if host.isascii() else host
+    return socket.create_connection((name, port), *args, **kw)  # type: ignore[arg-type]
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """True if an idle connection can no longer carry a request (the server closed it)."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)  # an idle connection has nothing to read unless it was closed
+
+
+def _proxy_url(proxy: str) -> str:
+    """``HTTP_PROXY=host:port`` means ``http://host:port``, as curl and requests read it."""
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+_PoolKey = tuple[str, str, int, str | None, int]
+_CONTEXTS: dict[tuple[bool | str, tuple[str, str] | None], ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
 class HttpClient:
     """Pooled HTTP(S) to any host, with per-request TLS settings (thread-safe)."""
 
-    def __init__(self, *, pool_classes: Mapping[str, type] | None = None, num_pools: int = 4,
-                 maxsize: int = 4, headers: Mapping[str, str] | None = None) -> None:
-        """``pool_classes``: urllib3 connection pool classes by scheme (the metered ones of
-        :mod:`trustbuild.registry.deadline`); ``headers``: sent with every request."""
-        self._pool_classes = dict(pool_classes or {})
+    def __init__(self, *, num_pools: int = 4, maxsize: int = 4,
+                 headers: Mapping[str, str] | None = None) -> None:
+        """Keep at most ``maxsize`` idle connections per host (and ``num_pools`` hosts);
+        ``headers`` are sent with every request."""
         self._num_pools = num_pools
         self._maxsize = maxsize
         self.headers = dict(headers or {})
-        self._direct = self._manager(urllib3.PoolManager(num_pools=num_pools, maxsize=maxsize))
-        self._proxied: dict[str, urllib3.PoolManager] = {}
+        self._idle: dict[_PoolKey, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
 
-    def _manager(self, manager: urllib3.PoolManager) -> urllib3.PoolManager:
-        if self._pool_classes:
-            manager.pool_classes_by_scheme = {**manager.pool_classes_by_scheme,
-                                              **self._pool_classes}
-        return manager
-
-    def _proxy_manager(self, proxy: str) -> urllib3.PoolManager:
-        with self._lock:
-            manager = self._proxied.get(proxy)
-            if manager is None:
-                split = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-                if split.scheme.startswith("socks"):
-                    raise UsageError(f"proxy {split.scheme}://{split.hostname}: SOCKS proxies "
-                                     "are not supported; use an HTTP(S) proxy")
-                headers = {}
-                if split.username:
-                    from urllib.parse import unquote
-
-                    headers["Proxy-Authorization"] = basic_auth(unquote(split.username),
-                                                                unquote(split.password or ""))
-                netloc = split.netloc.rpartition("@")[2]
-                manager = self._manager(urllib3.ProxyManager(
-                    f"{split.scheme}://{netloc}", proxy_headers=headers,
-                    num_pools=self._num_pools, maxsize=self._maxsize))
-                self._proxied[proxy] = manager
-            return manager
-
     def close(self) -> None:
-        """Close every pooled connection (the client stays usable)."""
+        """Close every idle connection (the client stays usable)."""
         with self._lock:
-            managers = [self._direct, *self._proxied.values()]
-        for manager in managers:
-            manager.clear()
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
+    def _context(self, verify: bool | str, cert: tuple[str, str] | None) -> ssl.SSLContext:
+        """The TLS settings for ``verify`` and ``cert``, made once per process (loading a CA
+        bundle takes milliseconds)."""
+        key = (verify, cert)
+        with _CONTEXTS_LOCK:
+            ctx = _CONTEXTS.get(key)
+        if ctx is not None:
+            return ctx
+        if verify is False:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        else:
+            if verify is True:
+                import certifi
+
+                verify = certifi.where()
+            ctx = ssl.create_default_context(cafile=verify)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_alpn_protocols(["http/1.1"])
+        if cert is not None:
+            ctx.load_cert_chain(cert[0], cert[1])
+        with _CONTEXTS_LOCK:
+            return _CONTEXTS.setdefault(key, ctx)
 
     def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
                 params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
@@ -278,25 +378,81 @@ class HttpClient:
                    stream: bool, verify: bool | str, cert: tuple[str, str] | None,
                    proxy: str | None, timeout: tuple[float, float]) -> Response:
         split = urlsplit(url)
-        pool_kwargs: dict[str, Any] = {}
-        if split.scheme == "https":
-            if verify is False:
-                pool_kwargs.update(cert_reqs="CERT_NONE", ca_certs=None)
-            else:
-                if verify is True:
-                    import certifi
+        scheme = split.scheme
+        if scheme not in _DEFAULT_PORTS or not split.hostname:
+            raise http.client.InvalidURL(f"not an http(s) URL: {url}")
+        host, port = split.hostname, split.port or _DEFAULT_PORTS[scheme]
+        context = self._context(verify, cert) if scheme == "https" else None
+        key: _PoolKey = (scheme, host, port, proxy, id(context))
+        target = (split.path or "/") + (f"?{split.query}" if split.query else "")
+        hdrs = dict(headers)
+        if proxy and scheme == "http":
+            target = url  # a forwarding proxy gets the whole URL
+            hdrs.update(self._proxy_headers(proxy))
+        if isinstance(body, str):
+            body = body.encode()
+        resendable = body is None or isinstance(body, bytes)
+        while True:
+            conn, reused = self._checkout(key, host, port, proxy, context, timeout)
+            try:
+                conn.request(method, target, body=body, headers=hdrs)
+                raw = conn.getresponse()
+            except BaseException as exc:
+                conn.close()
+                if reused and resendable and isinstance(
+                        exc, (http.client.RemoteDisconnected, ConnectionResetError,
+                              BrokenPipeError)):
+                    continue  # the server closed the idle connection: once more, on a new one
+                raise
+            break
 
-                    verify = certifi.where()
-                pool_kwargs.update(cert_reqs="CERT_REQUIRED", ca_certs=verify)
-            if cert is not None:
-                pool_kwargs.update(cert_file=cert[0], key_file=cert[1])
-        manager = self._proxy_manager(proxy) if proxy else self._direct
-        pool = manager.connection_from_url(url, pool_kwargs=pool_kwargs)
-        # through a forwarding proxy (plain http) the request line carries the whole URL
-        target = url if proxy and split.scheme == "http" else \
-            (split.path or "/") + (f"?{split.query}" if split.query else "")
-        raw = pool.urlopen(method, target, body=body, headers=dict(headers), redirect=False,
-                           assert_same_host=False, preload_content=False,
-                           decode_content=False, retries=_NO_RETRIES,
-                           timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
-        return Response(raw, method=method, url=url)
+        def done(reusable: bool) -> None:
+            self._checkin(key, conn, reusable)
+
+        return Response(raw, method=method, url=url, done=done)
+
+    def _proxy_headers(self, proxy: str) -> dict[str, str]:
+        split = urlsplit(_proxy_url(proxy))
+        if not split.username:
+            return {}
+        return {"Proxy-Authorization": basic_auth(unquote(split.username),
+                                                  unquote(split.password or ""))}
+
+    def _checkout(self, key: _PoolKey, host: str, port: int, proxy: str | None,
+                  context: ssl.SSLContext | None, timeout: tuple[float, float]
+                  ) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            idle = self._idle.get(key) or []
+            while idle:
+                conn = idle.pop()
+                if not _dropped(conn):
+                    return conn, True
+                conn.close()
+        if proxy:
+            split = urlsplit(_proxy_url(proxy))
+            if split.scheme != "http" or not split.hostname:
+                raise UsageError(f"proxy {split.scheme}://{split.hostname}: only http:// "
+                                 "proxies are supported")
+            via = (split.hostname, split.port or 80)
+            if context is None:
+                return _Connection(*via, timeout=timeout), False
+            tunnel = _TLSConnection(*via, timeout=timeout, context=context)
+            tunnel.set_tunnel(host, port, headers=self._proxy_headers(proxy))
+            return tunnel, False
+        if context is None:
+            return _Connection(host, port, timeout=timeout), False
+        return _TLSConnection(host, port, timeout=timeout, context=context), False
+
+    def _checkin(self, key: _PoolKey, conn: http.client.HTTPConnection, reusable: bool) -> None:
+        if not reusable:
+            conn.close()
+            return
+        with self._lock:
+            if key not in self._idle and len(self._idle) >= self._num_pools:
+                for old in self._idle.pop(next(iter(self._idle))):
+                    old.close()
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self._maxsize:
+                idle.append(conn)
+                return
+        conn.close()

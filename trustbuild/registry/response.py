@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import errno
+import http.client
 import json
 import ssl
-
-import urllib3
 
 from trustbuild._internal.redact import redact_url
 from trustbuild._internal.retry import parse_retry_after
 from trustbuild.errors import RegistryError
-from trustbuild.registry.httpclient import Response
+from trustbuild.registry.httpclient import HTTP_ERRORS, Response
 
 __all__ = ["read_limited", "error_from_response", "connection_error", "ERROR_BODY_LIMIT",
            "TEMPORARY_STATUSES"]
@@ -30,7 +29,7 @@ def read_limited(resp: Response, limit: int) -> bytes:
             out += chunk
             if len(out) >= limit:
                 break
-    except (urllib3.exceptions.HTTPError, OSError):
+    except HTTP_ERRORS:
         pass
     return bytes(out[:limit])
 
@@ -101,7 +100,7 @@ def connection_error(host: str, exc: BaseException) -> RegistryError:
     """``cannot reach registry HOST: connection refused`` (or timed out, TLS failure, ...)."""
     root = root_cause(exc)
     temporary = True
-    if isinstance(exc, urllib3.exceptions.SSLError) or isinstance(root, ssl.SSLError):
+    if isinstance(root, ssl.SSLError):
         detail = str(getattr(root, "reason", "") or root).split("(_ssl")[0].strip()
         if "CERTIFICATE_VERIFY_FAILED" in str(root) or "certificate verify failed" in str(root):
             detail = "TLS certificate verify failed"
@@ -111,16 +110,14 @@ def connection_error(host: str, exc: BaseException) -> RegistryError:
     if (isinstance(root, ConnectionRefusedError)
             or getattr(root, "errno", None) == errno.ECONNREFUSED):
         detail = "connection refused"
-    elif isinstance(exc, urllib3.exceptions.TimeoutError) and not isinstance(
-            exc, urllib3.exceptions.NewConnectionError) or isinstance(root, TimeoutError):
+    elif isinstance(root, TimeoutError):
         detail = "timed out"
     elif "Name or service not known" in str(root) or "nodename nor servname" in str(root) \
             or "Temporary failure in name resolution" in str(root):
         detail = "host name does not resolve"
     elif isinstance(root, ConnectionResetError):
         detail = "connection reset"
-    elif isinstance(exc, urllib3.exceptions.ProtocolError) and \
-            str(exc).startswith(("Connection broken", "Response ended prematurely")):
+    elif isinstance(root, http.client.IncompleteRead):
         detail = "connection closed in the middle of a response"
     else:
         detail = str(root).splitlines()[0][:200] if str(root) else type(root).__name__

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 from urllib.parse import urljoin
 
-import urllib3
-
 from trustbuild._internal.retry import DEFAULT_POLICY, RetryPolicy, retry_call
 from trustbuild.errors import (
     DigestMismatch,
@@ -38,7 +36,7 @@ from trustbuild.oci.verify import VerifyingReader, check_bytes, copy_verified_to
 from trustbuild.registry import referrers as _ref
 from trustbuild.registry.challenge import repository_scope
 from trustbuild.registry.credentials import Credentials
-from trustbuild.registry.httpclient import Response
+from trustbuild.registry.httpclient import HTTP_ERRORS, Response
 from trustbuild.registry.mirror import mirror_transports
 from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.response import connection_error, read_limited
@@ -456,8 +454,8 @@ class _RawReader:
     def read(self, n: int = -1) -> bytes:
         """Read up to ``n`` undecoded bytes."""
         try:
-            data: bytes = self._resp.raw.read(n if n >= 0 else None, decode_content=False)
-        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            data = self._resp.read(n)
+        except HTTP_ERRORS as exc:
             expected = self._resp.headers.get("Content-Length", "?")
             if _is_incomplete(exc):
                 raise RegistryError(f"{self._what}: registry {self._host} closed the connection "
@@ -477,7 +475,7 @@ def _is_incomplete(exc: BaseException) -> bool:
     for _ in range(5):
         if cur is None:
             return False
-        if isinstance(cur, (http.client.IncompleteRead, urllib3.exceptions.IncompleteRead)):
+        if isinstance(cur, http.client.IncompleteRead):
             return True
         cur = cur.__context__ or (cur.args[1] if len(cur.args) > 1
                                   and isinstance(cur.args[1], BaseException) else None)

@@ -13,13 +13,10 @@ from __future__ import annotations
 import enum
 import os
 import threading
-import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol
 from urllib.parse import urlsplit
-
-import urllib3
 
 from trustbuild._internal.retry import DEFAULT_POLICY, RetryPolicy, retry_call
 from trustbuild.errors import RegistryError, UsageError
@@ -27,8 +24,8 @@ from trustbuild.oci.reference import DEFAULT_REGISTRY, is_loopback_registry
 from trustbuild.registry.auth import Authenticator
 from trustbuild.registry.challenge import parse_challenge
 from trustbuild.registry.credentials import Credentials, resolve_credentials
-from trustbuild.registry.deadline import METERED_POOLS, limits_for, metering
-from trustbuild.registry.httpclient import HttpClient, Response, environ_proxy
+from trustbuild.registry.deadline import limits_for, metering
+from trustbuild.registry.httpclient import HTTP_ERRORS, HttpClient, Response, environ_proxy
 from trustbuild.registry.options import StoreOptions
 from trustbuild.registry.response import connection_error, error_from_response, read_limited
 
@@ -98,14 +95,11 @@ class Transport:
             self.host, self.options.insecure_registries) or _host_matches(
             registry, self.options.insecure_registries)
         self.scheme = "http" if plain and not self._ca and not self._client_cert else "https"
-        self.http = HttpClient(pool_classes=METERED_POOLS, num_pools=4,
-                               maxsize=max(4, self.options.jobs + 2),
+        self.http = HttpClient(num_pools=4, maxsize=max(4, self.options.jobs + 2),
                                headers={"User-Agent": USER_AGENT})
         self._skip_verify = self.options.skip_tls_verify or _host_matches(
             self.host, self.options.skip_tls_verify_registries) or _host_matches(
             registry, self.options.skip_tls_verify_registries)
-        if self._skip_verify:  # the user asked for it; do not warn on every request
-            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
         if credentials is _UNSET:
             self.auth = Authenticator(registry, lookup=lambda: resolve_credentials(registry),
                                       send=self._send_raw)
@@ -163,7 +157,7 @@ class Transport:
                     method, url, params=params, body=data, form=form, headers=headers,
                     auth=auth, timeout=_TIMEOUT, allow_redirects=allow_redirects, proxy=proxy,
                     stream=stream, verify=self._verify(url), cert=cert)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+        except HTTP_ERRORS as exc:
             raise connection_error(netloc or self.host, exc) from exc
 
     def close(self) -> None:

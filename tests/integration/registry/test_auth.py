@@ -204,3 +204,63 @@ def test_parallel_pushes_share_one_token(token_registry: RegistryServer) -> None
     # tokens are cached per scope set: a few concurrent first fetches at most, not one per blob
     fetches = [r for r in ts.requests if r["scopes"] == ["repository:tok/parallel:pull,push"]]
     assert 1 <= len(fetches) <= 4
+
+
+def test_https_registry_through_a_connect_proxy(tls_registry: RegistryServer,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``HTTPS_PROXY``: a CONNECT tunnel (with the proxy's credentials) to the real TLS
+    registry, under a host name only the proxy can reach; TLS and basic auth inside it."""
+    import socket
+    import threading
+
+    port = int(tls_registry.host.rsplit(":", 1)[1])
+    seen: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            b.close()
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += client.recv(4096)
+            seen.append(head)
+            upstream = socket.create_connection(("127.0.0.1", port))
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    for k in ("https_proxy", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://bob:pw@127.0.0.1:{listener.getsockname()[1]}")
+    host = f"registry.invalid:{port}"  # does not resolve: only the proxy knows the way
+    try:
+        creds = Credentials(tls_registry.username or "", tls_registry.password or "")
+        # the test CA names 127.0.0.1/localhost, not registry.invalid
+        with pytest.raises(RegistryError, match="certificate verify failed"):
+            RegistryStore(host, "auth/proxied", StoreOptions(
+                registry_certificates={host: str(tls_registry.ca_path)}),
+                credentials=creds).transport.ping()
+        store = RegistryStore(host, "auth/proxied", StoreOptions(skip_tls_verify=True),
+                              credentials=creds)
+        blob = b"through the tunnel"
+        desc = Descriptor.for_bytes("application/octet-stream", blob)
+        store.put_blob(desc, _opener(blob))
+        assert store.has_blob(desc.digest)
+    finally:
+        listener.close()
+    assert seen and all(h.startswith(f"CONNECT {host} HTTP/1.".encode()) for h in seen)
+    expected = base64.b64encode(b"bob:pw")
+    assert all(b"Proxy-Authorization: Basic " + expected in h for h in seen)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
 import io
-
-import urllib3
 
 from trustbuild._internal.redact import redact_headers, redact_url
 from trustbuild._internal.retry import RetryPolicy, parse_retry_after, retry_call
@@ -57,8 +56,15 @@ def test_retry_call_backs_off_and_stops() -> None:
 
 
 def _response(status: int, body: bytes, url: str, reason: str) -> Response:
-    raw = urllib3.HTTPResponse(body=io.BytesIO(body), headers={"Retry-After": "2"},
-                               status=status, reason=reason, preload_content=False)
+    wire = (f"HTTP/1.1 {status} {reason}\r\nRetry-After: 2\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    class _Socket:
+        def makefile(self, *args: object, **kw: object) -> io.BytesIO:
+            return io.BytesIO(wire)
+
+    raw = http.client.HTTPResponse(_Socket(), method="GET")  # type: ignore[arg-type]
+    raw.begin()
     return Response(raw, method="GET", url=url)
 
 

@@ -29,9 +29,7 @@ def fetch_url(url: str, dest_dir: Path, *, checksum: str | None = None,
     With ``checksum`` (``sha256:<hex>``) the content must match or DigestMismatch is raised.
     Proxies come from ``HTTP(S)_PROXY``/``NO_PROXY``; messages show the URL without its query.
     """
-    import urllib3
-
-    from trustbuild.registry.httpclient import HttpClient, environ_proxy
+    from trustbuild.registry.httpclient import HTTP_ERRORS, HttpClient, environ_proxy
     from trustbuild.registry.response import root_cause
 
     want = Digest.parse(checksum) if checksum else None
@@ -52,7 +50,7 @@ def fetch_url(url: str, dest_dir: Path, *, checksum: str | None = None,
                     if h.size > _MAX_DOWNLOAD:
                         raise BuildError(f"ADD {shown}: larger than {_MAX_DOWNLOAD} bytes")
                     out.write(chunk)
-    except urllib3.exceptions.HTTPError as exc:
+    except HTTP_ERRORS as exc:
         root = root_cause(exc)
         detail = str(root).splitlines()[0] if str(root) else type(root).__name__
         raise BuildError(f"ADD {shown}: cannot download ({redact_url(detail)})") from None
