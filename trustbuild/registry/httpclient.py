@@ -220,38 +220,40 @@ def _strips_auth(old: str, new: str) -> bool:
     return a.scheme != b.scheme or a_port != b_port
 
 
-class _Connection(http.client.HTTPConnection):
-    """A plain connection: metered responses, separate connect and read timeouts, and a host
-    name handed to the resolver as bytes (as a ``str`` it loads the ``idna`` codec)."""
+class _Tuned:
+    """What both connection kinds add to ``http.client``: metered responses, a read timeout
+    apart from the connect timeout, and a host name handed to the resolver as bytes (as a
+    ``str`` it loads the ``idna`` codec)."""
 
-    response_class = MeteredResponse
+    response_class: type[http.client.HTTPResponse] = MeteredResponse
+    sock: socket.socket | None
+    _read_timeout: float
 
-    def __init__(self, host: str, port: int | None, *, timeout: tuple[float, float]) -> None:
-        super().__init__(host, port, timeout=timeout[0], blocksize=_CHUNK)
+    def _tune(self, timeout: tuple[float, float]) -> None:
         self._read_timeout = timeout[1]
         self._create_connection = _create_connection
 
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         assert self.sock is not None
         self.sock.settimeout(self._read_timeout)
 
 
-class _TLSConnection(http.client.HTTPSConnection):
-    """:class:`_Connection` over TLS."""
+class _Connection(_Tuned, http.client.HTTPConnection):
+    """A plain connection."""
 
-    response_class = MeteredResponse
+    def __init__(self, host: str, port: int | None, *, timeout: tuple[float, float]) -> None:
+        super().__init__(host, port, timeout=timeout[0], blocksize=_CHUNK)
+        self._tune(timeout)
+
+
+class _TLSConnection(_Tuned, http.client.HTTPSConnection):
+    """A connection over TLS."""
 
     def __init__(self, host: str, port: int | None, *, timeout: tuple[float, float],
                  context: ssl.SSLContext) -> None:
         super().__init__(host, port, timeout=timeout[0], blocksize=_CHUNK, context=context)
-        self._read_timeout = timeout[1]
-        self._create_connection = _create_connection
-
-    def connect(self) -> None:
-        super().connect()
-        assert self.sock is not None
-        self.sock.settimeout(self._read_timeout)
+        self._tune(timeout)
 
 
 def _create_connection(address: tuple[str, int], *args: Any, **kw: Any) -> socket.socket:
