@@ -162,8 +162,10 @@ class Response:
 
 
 def _no_proxy_match(host: str, port: int | None, entries: str) -> bool:
-    """``NO_PROXY`` semantics of ``requests``: ``*``, host suffixes (``.example.com`` or
-    ``example.com``), ``host:port``, and for IP addresses an exact address or a CIDR range."""
+    """``NO_PROXY`` entries as ``requests`` takes them: ``*``, host suffixes (``.example.com``
+    or ``example.com``; matched at a dot, so ``ample.com`` does not cover ``example.com``, which
+    ``requests`` let through), ``host:port``, and for IP addresses an exact address or a CIDR
+    range."""
     import ipaddress
 
     names = [e.strip() for e in entries.replace(" ", "").split(",") if e.strip()]
