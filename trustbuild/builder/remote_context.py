@@ -124,13 +124,11 @@ def _read_chunks(stream: _Readable) -> Iterator[bytes]:
 
 
 def _fetch_https(url: str, sink: _Sink) -> None:
-    from trustbuild.registry.httpclient import HTTP_ERRORS, HttpClient, environ_proxy
+    from trustbuild.registry.httpclient import HTTP_ERRORS, download
 
     try:
         ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        with HttpClient().request("GET", url, stream=True, timeout=_TIMEOUT,
-                                  proxy=environ_proxy(url), verify=ca or True,
-                                  headers={"Accept-Encoding": "identity"}) as resp:
+        with download(url, timeout=_TIMEOUT, verify=ca or True) as resp:
             if resp.status_code != 200:
                 raise ContextError(f"build context {sink.what}: HTTP {resp.status_code} "
                                    f"{resp.reason}")

@@ -48,7 +48,7 @@ from trustbuild.errors import UsageError
 from trustbuild.registry.deadline import MeteredResponse
 
 __all__ = ["Response", "HttpClient", "TooManyRedirects", "HTTP_ERRORS", "basic_auth",
-           "environ_proxy"]
+           "environ_proxy", "download"]
 
 _MAX_REDIRECTS = 30
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -460,3 +460,10 @@ class HttpClient:
                 idle.append(conn)
                 return
         conn.close()
+
+
+def download(url: str, *, timeout: tuple[float, float], verify: bool | str = True) -> Response:
+    """A one-off streamed GET of ``url`` (a build context, an ``ADD`` source) through the
+    environment's proxy; close the response (``with``)."""
+    return HttpClient().request("GET", url, stream=True, timeout=timeout, verify=verify,
+                                proxy=environ_proxy(url))

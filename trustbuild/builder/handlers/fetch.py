@@ -29,7 +29,7 @@ def fetch_url(url: str, dest_dir: Path, *, checksum: str | None = None,
     With ``checksum`` (``sha256:<hex>``) the content must match or DigestMismatch is raised.
     Proxies come from ``HTTP(S)_PROXY``/``NO_PROXY``; messages show the URL without its query.
     """
-    from trustbuild.registry.httpclient import HTTP_ERRORS, HttpClient, environ_proxy
+    from trustbuild.registry.httpclient import HTTP_ERRORS, download
     from trustbuild.registry.response import root_cause
 
     want = Digest.parse(checksum) if checksum else None
@@ -39,9 +39,7 @@ def fetch_url(url: str, dest_dir: Path, *, checksum: str | None = None,
     h = Hasher(want.algorithm if want else "sha256")
     shown = redact_url(url)
     try:
-        with HttpClient().request("GET", url, stream=True, timeout=(timeout, timeout),
-                                  proxy=environ_proxy(url),
-                                  headers={"Accept-Encoding": "identity"}) as resp:
+        with download(url, timeout=(timeout, timeout)) as resp:
             if resp.status_code != 200:
                 raise BuildError(f"ADD {shown}: HTTP {resp.status_code} {resp.reason}")
             with open(dest, "wb") as out:
